@@ -1,0 +1,77 @@
+// The rowguard command line. Thin: parse arguments, call the toolkit, print results and errors.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.ts';
+import { applyPlan, driftOf, planGeneration } from '../migrations/write.ts';
+import { formatProblems } from '../validate/index.ts';
+
+const USAGE = `rowguard — row-level security that lives in PostgreSQL
+
+Usage:
+  rowguard generate [--check] [--config FILE] [--policies DIR] [--sql DIR] [--migrations DIR]
+      Compile policies/*.ts into sql/*.sql (reviewable) and migrations/*.sql (node-pg-migrate).
+      --check writes nothing and exits 1 when the committed files differ from the policies.
+  rowguard demo
+      Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data
+      and show what each persona sees.
+  rowguard help
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'generate':
+      return generate(rest);
+    case 'demo': {
+      const { runDemo } = await import('./demo.ts');
+      return runDemo(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`rowguard: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function generate(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      check: { type: 'boolean', default: false },
+      config: { type: 'string' },
+      policies: { type: 'string' },
+      sql: { type: 'string' },
+      migrations: { type: 'string' },
+    },
+    strict: true,
+  });
+  const config = loadConfig(process.cwd(), { policies: values.policies, sql: values.sql, migrations: values.migrations }, values.config);
+  const plan = await planGeneration(config);
+  if (plan.problems.length > 0) {
+    process.stderr.write(`rowguard generate: ${plan.problems.length} problem(s); nothing was written.\n\n${formatProblems(plan.problems)}\n`);
+    return 1;
+  }
+  if (values.check) {
+    const drift = driftOf(config, plan);
+    const lines = [
+      ...drift.changed.map((p) => `  changed: ${p}`),
+      ...drift.missing.map((p) => `  missing: ${p}`),
+      ...drift.stale.map((p) => `  stale:   ${p} (no policy produces it any more)`),
+    ];
+    if (lines.length > 0) {
+      process.stderr.write(`rowguard generate --check: the generated files are out of date:\n${lines.join('\n')}\nRun \`rowguard generate\` and commit the result.\n`);
+      return 1;
+    }
+    process.stdout.write(`rowguard generate --check: ${plan.files.length} files up to date (${plan.models.map((m) => m.model.schema).join(', ')}).\n`);
+    return 0;
+  }
+  const { written, removed } = applyPlan(config, plan);
+  for (const p of written) process.stdout.write(`  wrote   ${p}\n`);
+  for (const p of removed) process.stdout.write(`  removed ${p}\n`);
+  process.stdout.write(`rowguard generate: ${plan.models.length} model(s), ${written.length} file(s) written, ${plan.files.length - written.length} unchanged.\n`);
+  return 0;
+}

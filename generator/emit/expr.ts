@@ -1,0 +1,192 @@
+// Expressions → SQL. One case per node kind; the `satisfies` table makes a missing kind a compile error.
+//
+// Shapes matter for speed as much as for meaning:
+// - everything about the acting user (facts, the identity) is printed as `(select f())`, which
+//   PostgreSQL plans as an InitPlan evaluated once per statement instead of once per row;
+// - set membership is `x = any((select f())::T[])`: the cast turns the sub-select into an array
+//   expression (without it, `= any((select …))` is the subquery form and fails to type-check),
+//   and an index on x can drive the scan from the array.
+import type { Expr, ExprKind, ModelNode, QueryNode } from '../model/nodes.ts';
+import { elementOf, TypeResolver, UNKNOWN } from '../model/types.ts';
+import { ident, literal, qualified } from '../sql/print.ts';
+import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
+
+export interface ExprContext {
+  readonly model: ModelNode;
+  readonly types: TypeResolver;
+  /** How the policy's own row is printed: `"contacts"` in a policy, `d` in a view; '' for bare names. */
+  readonly rowQualifier?: string;
+  /** Raw-SQL reasons met while printing, so the statement can say so in a comment. */
+  readonly rawReasons: string[];
+}
+
+export function exprContext(model: ModelNode, rowQualifier?: string): ExprContext {
+  return { model, types: new TypeResolver(model), rawReasons: [], ...(rowQualifier !== undefined ? { rowQualifier } : {}) };
+}
+
+export function sessionUserSql(schema: string): string {
+  return `(select ${qualified(schema, 'current_user_id')}())`;
+}
+
+export function factCallSql(schema: string, name: string): string {
+  return `(select ${qualified(schema, name)}())`;
+}
+
+type Printers = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>, ctx: ExprContext) => string };
+
+const printers = {
+  column: (e, ctx) => {
+    const q = scopeQualifier(e.scope, ctx);
+    return q ? `${q}.${ident(e.column)}` : ident(e.column);
+  },
+  'unknown-column': (e) => `/* unknown column ${e.table}.${e.column} */ NULL`,
+  literal: (e) => (e.type && e.value !== null ? `${literal(e.value)}::${e.type}` : literal(e.value)),
+  'session-user': (_e, ctx) => sessionUserSql(ctx.model.schema),
+  fact: (e, ctx) => factCallSql(ctx.model.schema, e.name),
+  compare: (e, ctx) => `${operand(e.left, ctx)} ${e.op} ${operand(e.right, ctx)}`,
+  'distinct-from': (e, ctx) => `${operand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${operand(e.right, ctx)}`,
+  'in-set': (e, ctx) => {
+    const setType = ctx.types.of(e.set);
+    const cast = setType === UNKNOWN ? '' : `::${setType}`;
+    const set = printExpr(e.set, ctx);
+    return `${operand(e.item, ctx)} = any(${needsParens(e.set) ? `(${set})` : set}${cast})`;
+  },
+  'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
+  and: (e, ctx) => joinBool('AND', e.items, ctx),
+  or: (e, ctx) => joinBool('OR', e.items, ctx),
+  not: (e, ctx) => `NOT ${operand(e.item, ctx)}`,
+  exists: (e, ctx) => `EXISTS (${printQuery(e.query, ctx, '1')})`,
+  'array-of': (e, ctx) => `ARRAY(${printQuery(e.query, ctx)})`,
+  'scalar-of': (e, ctx) => `(${printQuery(e.query, ctx)} LIMIT 1)`,
+  array: (e, ctx) => {
+    const type = e.type ?? elementOf(ctx.types.of(e));
+    return `ARRAY[${e.items.map((i) => printExpr(i, ctx)).join(', ')}]${type === UNKNOWN ? '' : `::${type}[]`}`;
+  },
+  'set-union': (e, ctx) => {
+    const type = ctx.types.of(e);
+    const cast = type === UNKNOWN ? '' : `::${type}`;
+    return e.items.map((i) => `${needsParens(i) ? `(${printExpr(i, ctx)})` : printExpr(i, ctx)}${cast}`).join(' || ');
+  },
+  'hierarchy-set': (e, ctx) => {
+    const fn = qualified(ctx.model.schema, hierarchyFunctionName(e.hierarchy, e.direction));
+    const call = `${fn}(${printExpr(e.of, ctx)}, ${e.includeSelf ? 'true' : 'false'})`;
+    return dependsOnRow(e.of) ? call : `(select ${call})`;
+  },
+  case: (e, ctx) =>
+    `CASE ${e.branches.map((b) => `WHEN ${printExpr(b.when, ctx)} THEN ${printExpr(b.then, ctx)}`).join(' ')} ELSE ${printExpr(e.else, ctx)} END`,
+  coalesce: (e, ctx) => `coalesce(${e.items.map((i) => printExpr(i, ctx)).join(', ')})`,
+  'array-position': (e, ctx) => `array_position(ARRAY[${e.array.map((l) => literal(l)).join(', ')}]::text[], ${printExpr(e.item, ctx)})`,
+  raw: (e, ctx) => {
+    ctx.rawReasons.push(e.reason);
+    return `(${e.sql})`;
+  },
+} satisfies Printers as Printers;
+
+export function printExpr(e: Expr, ctx: ExprContext): string {
+  return (printers[e.kind] as (e: Expr, ctx: ExprContext) => string)(e, ctx);
+}
+
+export function hierarchyFunctionName(hierarchy: string, direction: 'descendants' | 'ancestors'): string {
+  return `${hierarchy}_${direction}`;
+}
+
+function scopeQualifier(scope: string, ctx: ExprContext): string {
+  if (scope === OLD_SCOPE) return 'OLD';
+  if (scope === NEW_SCOPE) return 'NEW';
+  if (scope === ROW_SCOPE) {
+    if (ctx.rowQualifier === undefined) throw new Error('internal: a row column was printed where no row is in scope');
+    return ctx.rowQualifier; // '' prints bare column names (CHECK constraints)
+  }
+  return ident(scope);
+}
+
+function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string {
+  const select = selectList ?? (q.select ? printExpr(q.select, ctx) : '1');
+  const where = q.where ? ` WHERE ${printExpr(q.where, ctx)}` : '';
+  return `SELECT ${q.distinct ? 'DISTINCT ' : ''}${select} FROM ${qualified(ctx.model.schema, q.table)} AS ${ident(q.scope)}${where}`;
+}
+
+const ATOMIC: ReadonlySet<ExprKind> = new Set<ExprKind>([
+  'column', 'unknown-column', 'literal', 'session-user', 'fact', 'scalar-of', 'array', 'hierarchy-set', 'coalesce', 'array-position', 'raw', 'exists', 'array-of', 'case',
+]);
+
+function needsParens(e: Expr): boolean {
+  return !ATOMIC.has(e.kind);
+}
+
+function operand(e: Expr, ctx: ExprContext): string {
+  const s = printExpr(e, ctx);
+  return needsParens(e) ? `(${s})` : s;
+}
+
+function joinBool(op: 'AND' | 'OR', items: readonly Expr[], ctx: ExprContext): string {
+  if (items.length === 0) return op === 'AND' ? 'true' : 'false';
+  const parts = items.map((i) => operand(i, ctx));
+  const flat = parts.join(` ${op} `);
+  if (flat.length <= 100 && !flat.includes('\n')) return flat;
+  // One operand a line, operator first, nested lines indented: readable in sql/ and in \d+.
+  return parts.map((p, i) => `${i === 0 ? '' : `${op} `}${p.replaceAll('\n', '\n  ')}`).join('\n');
+}
+
+/** Does the expression read the policy's row (or OLD/NEW)? Row-independent parts can be InitPlans. */
+export function dependsOnRow(e: Expr): boolean {
+  let found = false;
+  visit(e, (n) => {
+    if (n.kind === 'column' && (n.scope === ROW_SCOPE || n.scope === OLD_SCOPE || n.scope === NEW_SCOPE)) found = true;
+  });
+  return found;
+}
+
+/** Depth-first walk over an expression and the expressions inside its queries. */
+export function visit(e: Expr, fn: (n: Expr) => void): void {
+  fn(e);
+  const sub = (x: Expr | undefined) => x && visit(x, fn);
+  const q = (query: QueryNode) => {
+    sub(query.where);
+    sub(query.select);
+  };
+  switch (e.kind) {
+    case 'compare':
+    case 'distinct-from':
+      sub(e.left);
+      sub(e.right);
+      break;
+    case 'in-set':
+      sub(e.item);
+      sub(e.set);
+      break;
+    case 'is-null':
+      sub(e.expr);
+      break;
+    case 'and':
+    case 'or':
+    case 'coalesce':
+    case 'set-union':
+    case 'array':
+      e.items.forEach(sub);
+      break;
+    case 'not':
+      sub(e.item);
+      break;
+    case 'exists':
+    case 'array-of':
+    case 'scalar-of':
+      q(e.query);
+      break;
+    case 'hierarchy-set':
+      sub(e.of);
+      break;
+    case 'case':
+      e.branches.forEach((b) => {
+        sub(b.when);
+        sub(b.then);
+      });
+      sub(e.else);
+      break;
+    case 'array-position':
+      sub(e.item);
+      break;
+    default:
+      break;
+  }
+}

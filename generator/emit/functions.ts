@@ -1,0 +1,227 @@
+// Generated functions: the session pair, one function per fact, and the hierarchy walkers.
+//
+// All are plpgsql (their plans are cached per backend; SQL-language helpers behind InitPlans were
+// measured re-planning on every statement), SECURITY DEFINER owned by the BYPASSRLS definer role
+// (so a lookup is never filtered by the very policies it serves), and pin search_path so a caller
+// cannot redirect the names they use.
+import type { FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
+import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
+import { exprContext, printExpr } from './expr.ts';
+import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
+import { statement, type Section, type Statement } from './statement.ts';
+
+export interface FunctionSpec {
+  readonly schema: string;
+  readonly name: string;
+  /** e.g. [['root', 'bigint']] */
+  readonly args: readonly (readonly [string, string])[];
+  readonly returns: string;
+  readonly volatility: 'STABLE' | 'VOLATILE';
+  readonly securityDefiner: boolean;
+  readonly body: string;
+  readonly comment?: string;
+  /** Roles given EXECUTE; everyone else is refused. */
+  readonly grantTo: readonly string[];
+}
+
+export function signature(spec: Pick<FunctionSpec, 'schema' | 'name' | 'args'>): string {
+  return `${qualified(spec.schema, spec.name)}(${spec.args.map(([, t]) => t).join(', ')})`;
+}
+
+export function createFunction(spec: FunctionSpec): Statement {
+  const sig = signature(spec);
+  const up = [
+    `CREATE FUNCTION ${qualified(spec.schema, spec.name)}(${spec.args.map(([n, t]) => `${ident(n)} ${t}`).join(', ')}) RETURNS ${spec.returns}`,
+    `  LANGUAGE plpgsql ${spec.volatility}${spec.securityDefiner ? ' SECURITY DEFINER' : ''}`,
+    '  SET search_path = pg_catalog, pg_temp',
+    `AS ${dollarQuote(spec.body)};`,
+    ...(spec.securityDefiner ? [`ALTER FUNCTION ${sig} OWNER TO ${ident(DEFINER_ROLE)};`] : []),
+    `REVOKE ALL ON FUNCTION ${sig} FROM PUBLIC;`,
+    ...(spec.grantTo.length > 0 ? [`GRANT EXECUTE ON FUNCTION ${sig} TO ${spec.grantTo.map(ident).join(', ')};`] : []),
+    ...(spec.comment ? [`COMMENT ON FUNCTION ${sig} IS ${literal(spec.comment)};`] : []),
+  ].join('\n');
+  return statement(`function ${spec.schema}.${spec.name}`, up, `DROP FUNCTION ${sig};`);
+}
+
+/** The custom settings that carry the identity. Only set_session writes them, signed. */
+export function identitySettings(schema: string): { user: string; token: string } {
+  return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token` };
+}
+
+const READERS = [APP_ROLE, REPORTING_ROLE];
+
+export function sessionSection(model: ModelNode): Section {
+  const identity = model.identity;
+  if (!identity) return { title: 'Session', statements: [] };
+  const { schema } = model;
+  const settings = identitySettings(schema);
+  const idType = identity.type;
+
+  const currentUser = createFunction({
+    schema,
+    name: 'current_user_id',
+    args: [],
+    returns: idType,
+    volatility: 'STABLE',
+    securityDefiner: true,
+    grantTo: READERS,
+    comment: `The acting ${identity.table}.${identity.column} set by ${schema}.set_session in this transaction, or NULL (no identity: no rows).`,
+    body: [
+      'DECLARE',
+      // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
+      // later transactions; both mean "no identity".
+      `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
+      'BEGIN',
+      '  IF claimed IS NULL THEN',
+      '    RETURN NULL;',
+      '  END IF;',
+      '  -- A value set with set_config() by anything but set_session carries no valid signature.',
+      `  IF current_setting(${literal(settings.token)}, true) IS DISTINCT FROM ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, claimed) THEN`,
+      '    RETURN NULL;',
+      '  END IF;',
+      `  RETURN claimed::${idType};`,
+      'END',
+    ].join('\n'),
+  });
+
+  const establish = createFunction({
+    schema,
+    name: 'establish_session',
+    args: [[identity.argument, idType]],
+    returns: 'void',
+    volatility: 'VOLATILE',
+    securityDefiner: true,
+    grantTo: [APP_ROLE],
+    comment: `Internal: records a verified identity for this transaction. Call ${schema}.set_session instead.`,
+    body: [
+      'BEGIN',
+      `  IF NOT EXISTS (SELECT 1 FROM ${qualified(schema, identity.table)} AS u WHERE u.${ident(identity.column)} = $1) THEN`,
+      `    RAISE EXCEPTION '${schema}.set_session: no ${identity.table} row with ${identity.column} = %', $1`,
+      `      USING ERRCODE = 'invalid_authorization_specification',`,
+      `            HINT = 'Pass the ${identity.column} of an existing row of ${schema}.${identity.table}.';`,
+      '  END IF;',
+      '  -- is_local = true: the identity ends with the transaction and never reaches the next user',
+      '  -- of a pooled connection.',
+      `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
+      `  PERFORM set_config(${literal(settings.token)}, ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, $1::text), true);`,
+      'END',
+    ].join('\n'),
+  });
+
+  const setSession = createFunction({
+    schema,
+    name: 'set_session',
+    args: [[identity.argument, idType]],
+    returns: 'void',
+    volatility: 'VOLATILE',
+    // Invoker rights, so the checks below see the caller's role rather than the definer's.
+    securityDefiner: false,
+    grantTo: [APP_ROLE],
+    comment: `Sets who is acting for the rest of the current transaction. Raises for an unknown id and for roles that bypass row-level security.`,
+    body: [
+      'BEGIN',
+      '  IF $1 IS NULL THEN',
+      `    RAISE EXCEPTION '${schema}.set_session: the ${identity.argument} must not be NULL'`,
+      `      USING ERRCODE = 'null_value_not_allowed',`,
+      `            HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';`,
+      '  END IF;',
+      '  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls)) THEN',
+      `    RAISE EXCEPTION '${schema}.set_session: role % bypasses row-level security, so no identity would be enforced', current_user`,
+      `      USING ERRCODE = 'insufficient_privilege',`,
+      `            HINT = 'Run SET ROLE ${APP_ROLE} first (or connect as a login role that is a member of ${APP_ROLE}, not a superuser).';`,
+      '  END IF;',
+      `  PERFORM ${qualified(schema, 'establish_session')}($1);`,
+      'END',
+    ].join('\n'),
+  });
+
+  return { title: 'Session: who is acting', statements: [currentUser, establish, setSession] };
+}
+
+export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
+  return {
+    title: 'Facts: values about the acting user, computed once per statement',
+    statements: model.facts.map((f) => factFunction(model, f, factTypes.get(f.name) ?? f.type)),
+  };
+}
+
+function factFunction(model: ModelNode, fact: FactNode, type: string): Statement {
+  const ctx = exprContext(model);
+  const expr = printExpr(fact.expr, ctx);
+  const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
+  return createFunction({
+    schema: model.schema,
+    name: fact.name,
+    args: [],
+    returns: type,
+    volatility: 'STABLE',
+    securityDefiner: true,
+    grantTo: READERS,
+    ...(fact.description ? { comment: fact.description } : {}),
+    body: ['BEGIN', ...raw, `  RETURN ${expr};`, 'END'].join('\n'),
+  });
+}
+
+export function hierarchySection(model: ModelNode, nodeType: (h: HierarchyNode) => string): Section {
+  const statements: Statement[] = [];
+  for (const h of model.hierarchies) {
+    const type = nodeType(h);
+    const table = qualified(model.schema, h.table);
+    const child = ident(h.child);
+    const parent = ident(h.parent);
+    const walk = (direction: 'descendants' | 'ancestors') => {
+      // UNION (not UNION ALL) drops rows already found, so a cycle in the data ends the walk.
+      const [from, to] = direction === 'descendants' ? [parent, child] : [child, parent];
+      return createFunction({
+        schema: model.schema,
+        name: `${h.name}_${direction}`,
+        args: [['node', type], ['include_self', 'boolean']],
+        returns: `${type}[]`,
+        volatility: 'STABLE',
+        securityDefiner: true,
+        grantTo: READERS,
+        comment: `Every node ${direction === 'descendants' ? 'below' : 'above'} the given one in ${h.name} (${h.table}.${h.child} -> ${h.parent}), at any depth; cycles in the data terminate.`,
+        body: [
+          'BEGIN',
+          '  IF $1 IS NULL THEN',
+          `    RETURN '{}'::${type}[];`,
+          '  END IF;',
+          '  RETURN ARRAY(',
+          '    WITH RECURSIVE walk(node) AS (',
+          `      SELECT e.${to} FROM ${table} AS e WHERE e.${from} = $1 AND e.${to} IS NOT NULL`,
+          '      UNION',
+          `      SELECT e.${to} FROM ${table} AS e JOIN walk AS w ON e.${from} = w.node WHERE e.${to} IS NOT NULL`,
+          '    )',
+          '    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1',
+          '    UNION',
+          '    SELECT $1 WHERE $2',
+          '  );',
+          'END',
+        ].join('\n'),
+      });
+    };
+    statements.push(walk('descendants'), walk('ancestors'));
+    statements.push(
+      statement(
+        `view ${model.schema}.${h.name}`,
+        [
+          `-- Every (ancestor, descendant) pair of ${h.name} with its distance; a path array stops cycles.`,
+          `-- security_invoker: the caller's own row-level security on ${h.table} applies.`,
+          `CREATE VIEW ${qualified(model.schema, h.name)} WITH (security_invoker = true) AS`,
+          `WITH RECURSIVE walk(ancestor_id, descendant_id, depth, path) AS (`,
+          `  SELECT e.${parent}, e.${child}, 1, ARRAY[e.${parent}, e.${child}]`,
+          `  FROM ${table} AS e WHERE e.${parent} IS NOT NULL AND e.${child} IS NOT NULL`,
+          '  UNION ALL',
+          `  SELECT w.ancestor_id, e.${child}, w.depth + 1, w.path || e.${child}`,
+          `  FROM walk AS w JOIN ${table} AS e ON e.${parent} = w.descendant_id`,
+          `  WHERE e.${child} IS NOT NULL AND e.${child} <> ALL (w.path)`,
+          ')',
+          'SELECT walk.ancestor_id, walk.descendant_id, walk.depth FROM walk;',
+          `GRANT SELECT ON ${qualified(model.schema, h.name)} TO ${READERS.map(ident).join(', ')};`,
+        ].join('\n'),
+        `DROP VIEW ${qualified(model.schema, h.name)};`,
+      ),
+    );
+  }
+  return { title: 'Hierarchies: walkers computed per statement, and closure views', statements };
+}

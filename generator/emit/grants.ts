@@ -1,0 +1,91 @@
+// Table privileges: the commands the rules need, and nothing else. Without a GRANT a command is
+// refused before RLS is even consulted, which is the clearest answer for commands no rule allows.
+import type { Expr, ModelNode } from '../model/nodes.ts';
+import { COMMANDS } from '../model/nodes.ts';
+import { byCodePoint, ident, identifierBytes, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
+import { dependsOnRow, visit } from './expr.ts';
+import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
+import { statement, type Section, type Statement } from './statement.ts';
+import { ROW_SCOPE } from '../dsl/model.ts';
+import { createHash } from 'node:crypto';
+
+export function grantsSection(model: ModelNode): Section {
+  const statements: Statement[] = [];
+  const updatedByRules = new Set(model.writeRules.flatMap((r) => (r.alsoUpdate ? [r.alsoUpdate.table] : [])));
+  for (const table of model.tables) {
+    const name = qualified(model.schema, table.name);
+    const commands = COMMANDS.filter((c) => model.policies.some((p) => p.table === table.name && p.mode === 'permissive' && (p.command === c || p.command === 'all')));
+    const lines: string[] = [`GRANT SELECT${updatedByRules.has(table.name) ? ', UPDATE' : ''} ON ${name} TO ${ident(DEFINER_ROLE)};`];
+    if (commands.length > 0) lines.push(`GRANT ${commands.map((c) => c.toUpperCase()).join(', ')} ON ${name} TO ${ident(APP_ROLE)};`);
+    if (commands.includes('select')) lines.push(`GRANT SELECT ON ${name} TO ${ident(REPORTING_ROLE)};`);
+    statements.push(statement(`grants ${model.schema}.${table.name}`, lines.join('\n'), `REVOKE ALL ON ${name} FROM ${[APP_ROLE, REPORTING_ROLE, DEFINER_ROLE].map(ident).join(', ')};`));
+  }
+  return { title: 'Privileges', statements };
+}
+
+/**
+ * Indexes for the columns rules filter on: every column of a policy's row compared with `=` or
+ * `= any(...)` against a value that does not depend on the row (an index can drive those arms),
+ * and every foreign key column (joins and the reference checks of deletes).
+ */
+export function indexesSection(model: ModelNode): Section {
+  const wanted = new Map<string, Set<string>>();
+  const want = (table: string, column: string) => {
+    if (!wanted.has(table)) wanted.set(table, new Set());
+    wanted.get(table)!.add(column);
+  };
+  for (const p of model.policies) {
+    for (const e of [p.using, p.check]) if (e) indexableColumns(e).forEach((c) => want(p.table, c));
+  }
+  for (const t of model.tables) for (const c of t.columns) if (c.references) want(t.name, c.name);
+  for (const t of model.tables) for (const i of t.indexes) want(t.name, i.columns.join(','));
+
+  const statements: Statement[] = [];
+  for (const table of [...wanted.keys()].sort(byCodePoint)) {
+    const def = model.tables.find((t) => t.name === table);
+    if (!def) continue;
+    const covered = new Set<string>([def.primaryKey[0] ?? '', ...def.columns.filter((c) => c.unique).map((c) => c.name)]);
+    for (const key of [...wanted.get(table)!].sort(byCodePoint)) {
+      const columns = key.split(',');
+      if (columns.length === 1 && covered.has(columns[0]!)) continue;
+      const name = indexName(table, columns);
+      statements.push(
+        statement(
+          `index ${model.schema}.${name}`,
+          `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, table)} (${columns.map(ident).join(', ')});`,
+          `DROP INDEX ${qualified(model.schema, name)};`,
+        ),
+      );
+    }
+  }
+  return { title: 'Indexes for the columns the rules filter on', statements };
+}
+
+export function indexName(table: string, columns: readonly string[]): string {
+  const plain = `${table}_${columns.join('_')}_idx`;
+  if (identifierBytes(plain) <= MAX_IDENTIFIER_BYTES) return plain;
+  const hash = createHash('sha256').update(plain).digest('hex').slice(0, 8);
+  return `${table.slice(0, 40)}_${hash}_idx`;
+}
+
+function indexableColumns(e: Expr): string[] {
+  const out: string[] = [];
+  visit(e, (n) => {
+    if (n.kind === 'compare' && n.op === '=') {
+      const col = rowColumn(n.left) ?? rowColumn(n.right);
+      const other = rowColumn(n.left) ? n.right : n.left;
+      // A comparison with a constant (a flag, a status) selects too much of the table to be worth an index.
+      if (col && other.kind !== 'literal' && !dependsOnRow(other)) out.push(col);
+    }
+    if (n.kind === 'in-set') {
+      const col = rowColumn(n.item);
+      if (col && !dependsOnRow(n.set)) out.push(col);
+    }
+  });
+  return out;
+}
+
+function rowColumn(e: Expr): string | undefined {
+  return e.kind === 'column' && e.scope === ROW_SCOPE ? e.column : undefined;
+}
+

@@ -1,0 +1,46 @@
+// Masked views (Oracle VPD's column masking with ALL_ROWS): every row, with the columns of rows
+// the caller may not see replaced. Such a view must read rows the caller's RLS hides, so it runs
+// with its owner's rights (the BYPASSRLS definer) and filters by the caller's identity itself:
+// no identity, no rows. security_barrier keeps a caller's own WHERE functions from running
+// before that filter. CASE expressions make it non-updatable, so a placeholder cannot be written.
+// Visibility is the table's own SELECT policy predicate, re-printed here; an EXISTS in it over
+// another table is evaluated with the owner's rights (no RLS on that table), so masked views suit
+// tables whose policies rest on facts and columns, as generated models do.
+import type { MaskedViewNode, ModelNode } from '../model/nodes.ts';
+import { ident, literal, qualified } from '../sql/print.ts';
+import { exprContext, printExpr, sessionUserSql } from './expr.ts';
+import { visibilityExpr } from './policies.ts';
+import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
+import { statement, type Section } from './statement.ts';
+
+export function viewsSection(model: ModelNode): Section {
+  return { title: 'Secured views', statements: model.maskedViews.map((v) => maskedView(model, v)) };
+}
+
+function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof statement> {
+  const table = model.tables.find((t) => t.name === view.table)!;
+  const alias = 'd';
+  const ctx = exprContext(model, alias);
+  const visible = `(${printExpr(visibilityExpr(model, view.table, 'select'), ctx)})`;
+  const columns = table.columns.map((c) => {
+    if (view.keep.includes(c.name)) return `  ${alias}.${ident(c.name)}`;
+    const mask = view.masks.find((m) => m.column === c.name);
+    const replacement = mask ? `${printExpr(mask.value, ctx)}::${c.type}` : `NULL::${c.type}`;
+    return `  CASE WHEN ${alias}.rg_visible THEN ${alias}.${ident(c.name)} ELSE ${replacement} END AS ${ident(c.name)}`;
+  });
+  columns.push(`  NOT ${alias}.rg_visible AS ${ident(view.flagColumn)}`);
+  const name = qualified(model.schema, view.name);
+  const up = [
+    `-- ${view.origin.path}${view.description ? `: ${view.description}` : ''}`,
+    `CREATE VIEW ${name} WITH (security_barrier = true) AS`,
+    'SELECT',
+    columns.join(',\n'),
+    `FROM (SELECT ${alias}.*, ${visible} AS rg_visible FROM ${qualified(model.schema, view.table)} AS ${alias}) AS ${alias}`,
+    `WHERE ${sessionUserSql(model.schema)} IS NOT NULL`,
+    `  AND (${alias}.rg_visible OR coalesce(${printExpr(view.showMaskedWhen, exprContext(model))}, false));`,
+    `ALTER VIEW ${name} OWNER TO ${ident(DEFINER_ROLE)};`,
+    `GRANT SELECT ON ${name} TO ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
+    ...(view.description ? [`COMMENT ON VIEW ${name} IS ${literal(view.description)};`] : []),
+  ].join('\n');
+  return statement(`view ${model.schema}.${view.name}`, up, `DROP VIEW ${name};`);
+}

@@ -1,0 +1,217 @@
+// Validation collects every problem at once, each with the file, the path inside the model and a fix.
+import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
+import { comparable, TypeResolver, UNKNOWN } from '../model/types.ts';
+import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
+import { visit } from '../emit/expr.ts';
+import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
+import { indexName } from '../emit/grants.ts';
+import { constraintName } from '../emit/tables.ts';
+
+export interface ValidatedModel {
+  readonly model: ModelNode;
+  /** Every fact's type, declared or inferred. */
+  readonly factTypes: ReadonlyMap<string, SqlType>;
+}
+
+export class ValidationError extends Error {
+  constructor(readonly problems: readonly Problem[]) {
+    super(`${problems.length} problem${problems.length === 1 ? '' : 's'} in the policy definitions`);
+  }
+}
+
+/** Names the generator itself creates in each model schema; facts and rules may not take them. */
+const RESERVED_FUNCTIONS = ['current_user_id', 'set_session', 'establish_session'];
+
+export function validateModel(model: ModelNode): { result?: ValidatedModel; problems: Problem[] } {
+  const problems: Problem[] = model.buildProblems.map((p) => ({ ...p, file: model.file }));
+  const add = (path: string, code: string, message: string, fix: string) => problems.push({ code, file: model.file, path, message, fix });
+  const types = new TypeResolver(model);
+
+  const checkName = (path: string, what: string, name: string) => {
+    if (identifierBytes(name) > MAX_IDENTIFIER_BYTES) {
+      add(path, 'name-too-long', `${what} "${name}" is ${identifierBytes(name)} bytes; PostgreSQL keeps only the first ${MAX_IDENTIFIER_BYTES}`, `shorten it to ${MAX_IDENTIFIER_BYTES} bytes or fewer`);
+    }
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) {
+      add(path, 'bad-name', `${what} "${name}" is not a lower-case SQL identifier`, 'use lower case letters, digits and underscores, starting with a letter');
+    }
+  };
+
+  checkName('model', 'schema name', model.schema);
+
+  // ---- tables
+  const tableNames = new Set(model.tables.map((t) => t.name));
+  for (const t of model.tables) {
+    const at = `tables.${t.name}`;
+    checkName(at, 'table name', t.name);
+    if (t.columns.length === 0) add(at, 'no-columns', `table "${t.name}" declares no columns`, 'declare its columns');
+    if (t.primaryKey.length === 0) add(at, 'no-primary-key', `table "${t.name}" has no primary key`, "mark a column with .primaryKey() or pass { primaryKey: ['a', 'b'] }");
+    for (const k of t.primaryKey) if (!t.columns.some((c) => c.name === k)) add(at, 'unknown-column', `primary key column "${k}" is not a column of "${t.name}"`, 'name declared columns only');
+    for (const c of t.columns) {
+      checkName(`${at}.${c.name}`, 'column name', c.name);
+      if (!c.references) continue;
+      if (!tableNames.has(c.references.table)) {
+        add(`${at}.${c.name}`, 'unknown-table', `column "${c.name}" references table "${c.references.table}", which this model does not declare`, 'declare the referenced table in the same model');
+        continue;
+      }
+      const target = model.tables.find((x) => x.name === c.references!.table)!;
+      const targetCol = c.references.column || target.primaryKey[0];
+      const targetDef = target.columns.find((x) => x.name === targetCol);
+      if (!targetDef) add(`${at}.${c.name}`, 'unknown-column', `column "${c.name}" references "${c.references.table}.${targetCol ?? '?'}", which does not exist`, 'reference a declared key column');
+      else if (!comparable(targetDef.type, c.type)) add(`${at}.${c.name}`, 'type-mismatch', `column "${c.name}" is ${c.type} but references ${c.references.table}.${targetCol} of type ${targetDef.type}`, 'give both columns the same type');
+      checkName(`${at}.${c.name}`, 'foreign key constraint name', constraintName(t.name, c.name, 'fkey'));
+    }
+    for (const check of t.checks) checkExpr(`${at}.checks.${check.name}`, check.condition, { row: true });
+  }
+
+  // ---- identity
+  if (!model.identity && (model.policies.length > 0 || model.facts.length > 0)) {
+    add('identity', 'no-identity', 'the model has rules but no identity', 'call m.identity(users) so set_session knows which table holds the users');
+  }
+
+  // ---- hierarchies
+  const hierarchyNames = new Set<string>();
+  for (const h of model.hierarchies) {
+    const at = h.origin.path;
+    if (hierarchyNames.has(h.name)) add(at, 'duplicate-name', `hierarchy "${h.name}" is declared twice`, 'give each hierarchy its own name');
+    hierarchyNames.add(h.name);
+    checkName(at, 'hierarchy name', h.name);
+    checkName(at, 'hierarchy function name', `${h.name}_descendants`);
+    if (!comparable(types.columnType(h.table, h.child), types.columnType(h.table, h.parent))) {
+      add(at, 'type-mismatch', `hierarchy "${h.name}": ${h.child} and ${h.parent} have different types`, 'child and parent must hold the same kind of id');
+    }
+  }
+
+  // ---- facts
+  const factNames = new Set<string>();
+  const functionNames = new Set<string>(RESERVED_FUNCTIONS);
+  for (const h of model.hierarchies) functionNames.add(`${h.name}_descendants`).add(`${h.name}_ancestors`);
+  for (const f of model.facts) {
+    const at = f.origin.path;
+    checkName(at, 'fact name', f.name);
+    if (factNames.has(f.name)) add(at, 'duplicate-name', `fact "${f.name}" is declared twice`, 'give each fact its own name');
+    if (functionNames.has(f.name)) add(at, 'reserved-name', `fact "${f.name}" would replace the generated function of the same name`, 'choose another name');
+    factNames.add(f.name);
+    functionNames.add(f.name);
+    checkExpr(at, f.expr, { row: false });
+    if (types.factType(f.name) === UNKNOWN) add(at, 'unknown-type', `the type of fact "${f.name}" cannot be inferred`, "pass { type: 'bigint[]' } (or the right type) to m.fact");
+  }
+  const cyclic = factCycle(model);
+  if (cyclic) add(`facts.${cyclic[0]}`, 'fact-cycle', `facts depend on each other in a cycle: ${cyclic.join(' -> ')}`, 'break the cycle; a fact may only use facts declared without it');
+
+  // ---- policies
+  const policyNames = new Set<string>();
+  for (const p of model.policies) {
+    const at = p.origin.path;
+    checkName(at, 'policy name', p.name);
+    const key = `${p.table}\u0000${p.name}`;
+    if (policyNames.has(key)) add(at, 'duplicate-policy', `two policies on "${p.table}" are named "${p.name}"`, 'give every policy of a table its own name');
+    policyNames.add(key);
+    if (p.command === 'select' && p.check) add(at, 'check-on-select', `policy "${p.name}" is FOR SELECT but has a WITH CHECK clause; SELECT never writes a row`, 'move the condition into using, or make the policy FOR INSERT/UPDATE');
+    if (p.command === 'delete' && p.check) add(at, 'check-on-delete', `policy "${p.name}" is FOR DELETE but has a WITH CHECK clause; DELETE writes no new row`, 'move the condition into using');
+    if (p.command === 'insert' && p.using) add(at, 'using-on-insert', `policy "${p.name}" is FOR INSERT but has a USING clause; INSERT reads no existing row`, 'move the condition into check');
+    if (!p.using && !p.check) add(at, 'empty-policy', `policy "${p.name}" has neither using nor check`, 'give it a condition');
+    for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true });
+  }
+
+  // ---- guards, write rules, views
+  for (const g of model.guards) {
+    checkName(g.origin.path, 'guard name', g.name);
+    if (functionNames.has(g.name)) add(g.origin.path, 'duplicate-name', `"${g.name}" is already the name of a generated function`, 'choose another name');
+    functionNames.add(g.name);
+    checkExpr(g.origin.path, g.when, { row: false, oldNew: true });
+  }
+  for (const r of model.writeRules) {
+    checkName(r.origin.path, 'write rule name', r.name);
+    if (functionNames.has(r.name)) add(r.origin.path, 'duplicate-name', `"${r.name}" is already the name of a generated function`, 'choose another name');
+    functionNames.add(r.name);
+    if (r.when) checkExpr(r.origin.path, r.when, { row: false, oldNew: true });
+    for (const s of r.set) checkExpr(r.origin.path, s.value, { row: false, oldNew: true });
+    if (r.alsoUpdate) {
+      for (const s of r.alsoUpdate.set) checkExpr(r.origin.path, s.value, { row: false, oldNew: true, extraScope: r.alsoUpdate.scope });
+      checkExpr(r.origin.path, r.alsoUpdate.where, { row: false, oldNew: true, extraScope: r.alsoUpdate.scope });
+    }
+  }
+  for (const v of model.maskedViews) {
+    checkName(v.origin.path, 'view name', v.name);
+    if (!model.policies.some((p) => p.table === v.table && (p.command === 'select' || p.command === 'all'))) {
+      add(v.origin.path, 'no-select-policy', `masked view "${v.name}" masks rows of "${v.table}", which has no SELECT policy to decide who sees what`, `add m.policy(${v.table}, …, { for: 'select', … })`);
+    }
+    checkExpr(v.origin.path, v.showMaskedWhen, { row: false });
+  }
+  for (const t of model.tables) for (const c of t.columns) if (c.references) checkName(`tables.${t.name}.${c.name}`, 'index name', indexName(t.name, [c.name]));
+
+  function checkExpr(path: string, root: Expr, allowed: { row: boolean; oldNew?: boolean; extraScope?: string }): void {
+    visit(root, (e) => {
+      switch (e.kind) {
+        case 'column':
+          if ((e.scope === ROW_SCOPE && !allowed.row) || ((e.scope === OLD_SCOPE || e.scope === NEW_SCOPE) && !allowed.oldNew)) {
+            add(path, 'row-out-of-scope', `column "${e.table}.${e.column}" of the ${e.scope} row is used where there is no such row`, allowed.row ? 'use the row argument of this callback' : 'a fact is about the acting user: it cannot read the policy row; move that part into the policy');
+          }
+          break;
+        case 'fact':
+          if (!model.facts.some((f) => f.name === e.name)) add(path, 'unknown-fact', `fact "${e.name}" is not declared`, 'declare it with m.fact(...) before using it');
+          break;
+        case 'hierarchy-set':
+          if (!model.hierarchies.some((h) => h.name === e.hierarchy)) add(path, 'unknown-hierarchy', `hierarchy "${e.hierarchy}" is not declared`, 'declare it with m.hierarchy(...)');
+          break;
+        case 'session-user':
+          if (!model.identity) add(path, 'no-identity', 'the condition uses the acting user, but the model has no identity', 'call m.identity(users)');
+          break;
+        case 'in-set': {
+          const setType = types.of(e.set);
+          if (setType !== UNKNOWN && !setType.endsWith('[]')) add(path, 'not-a-set', `"in" needs a set (an array), but got a value of type ${setType}`, 'use eq() for a single value, or arrayOf()/a hierarchy/a set fact');
+          else if (setType !== UNKNOWN && !comparable(types.of(e.item), setType.slice(0, -2))) add(path, 'type-mismatch', `a ${types.of(e.item)} value is tested for membership in a set of ${setType}`, 'compare values of the same type');
+          break;
+        }
+        case 'compare':
+          if (!comparable(types.of(e.left), types.of(e.right))) add(path, 'type-mismatch', `comparing ${types.of(e.left)} with ${types.of(e.right)}`, 'compare values of the same type');
+          break;
+        case 'raw':
+          if (!e.reason.trim()) add(path, 'raw-without-reason', 'raw SQL needs a reason, printed beside it in the generated SQL', "raw('…', { type, reason: 'why the DSL cannot say this' })");
+          break;
+        default:
+          break;
+      }
+    });
+  }
+
+  if (problems.length > 0) return { problems };
+  const factTypes = new Map(model.facts.map((f) => [f.name, types.factType(f.name)] as const));
+  return { result: { model, factTypes }, problems };
+}
+
+function factCycle(model: ModelNode): string[] | undefined {
+  const deps = new Map(model.facts.map((f) => {
+    const uses: string[] = [];
+    visit(f.expr, (e) => {
+      if (e.kind === 'fact') uses.push(e.name);
+    });
+    return [f.name, uses] as const;
+  }));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const walk = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const d of deps.get(name) ?? []) {
+      const found = walk(d);
+      if (found) return found;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const f of model.facts) {
+    const found = walk(f.name);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export function formatProblems(problems: readonly Problem[]): string {
+  return problems
+    .map((p) => `${p.file ?? '<unknown file>'}: ${p.path}: ${p.message} [${p.code}]\n    fix: ${p.fix}`)
+    .join('\n');
+}

@@ -1,0 +1,102 @@
+// Per-file test databases and the way tests act: as app_user with <schema>.set_session(id),
+// exactly as the contract's example does. Owners and superusers skip RLS, so no assertion about
+// what a user sees is ever made on the superuser connection.
+import { randomBytes } from 'node:crypto';
+import postgres, { type Sql, type TransactionSql } from 'postgres';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { withDatabase } from '../../generator/db/server.ts';
+
+export type Tx = TransactionSql<Record<string, never>>;
+
+export interface TestDatabase {
+  /** Superuser connection: loads fixtures, never used to check what a user sees. */
+  readonly admin: Sql;
+  readonly url: string;
+  readonly name: string;
+  /** Runs `fn` in a transaction as app_user acting as `userId` (none when null), then rolls back. */
+  as<T>(schema: string, userId: string | number | null, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Like `as`, but commits. */
+  asCommitted<T>(schema: string, userId: string | number | null, fn: (tx: Tx) => Promise<T>): Promise<T>;
+}
+
+class Rollback extends Error {
+  constructor(readonly value: unknown) {
+    super('rollback');
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = inject('serverUrl');
+  const template = inject('templateDb');
+  const name = `rowguard_test_${randomBytes(6).toString('hex')}`;
+  const maintenance = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  try {
+    await maintenance.unsafe(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  } finally {
+    await maintenance.end();
+  }
+  const url = withDatabase(serverUrl, name);
+  const admin = postgres(url, { max: 4, onnotice: () => {} });
+
+  const run = async <T>(schema: string, userId: string | number | null, fn: (tx: Tx) => Promise<T>, commit: boolean): Promise<T> => {
+    try {
+      return (await admin.begin(async (tx) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        if (userId !== null) await tx.unsafe(`SELECT ${schema}.set_session($1)`, [userId]);
+        const value = await fn(tx as unknown as Tx);
+        if (!commit) throw new Rollback(value);
+        return value;
+      })) as T;
+    } catch (error) {
+      if (error instanceof Rollback) return error.value as T;
+      throw error;
+    }
+  };
+
+  return {
+    admin,
+    url,
+    name,
+    as: (schema, userId, fn) => run(schema, userId, fn, false),
+    asCommitted: (schema, userId, fn) => run(schema, userId, fn, true),
+  };
+}
+
+export async function dropTestDatabase(db: TestDatabase): Promise<void> {
+  await db.admin.end();
+  const maintenance = postgres(inject('serverUrl'), { max: 1, onnotice: () => {} });
+  try {
+    await maintenance.unsafe(`DROP DATABASE IF EXISTS ${db.name} WITH (FORCE)`);
+  } finally {
+    await maintenance.end();
+  }
+}
+
+/** beforeAll/afterAll wiring: `const db = useTestDatabase(async (admin) => load fixtures)`. */
+export function useTestDatabase(load?: (admin: Sql) => Promise<void>): { readonly current: TestDatabase } {
+  const holder: { current: TestDatabase } = { current: undefined as unknown as TestDatabase };
+  beforeAll(async () => {
+    holder.current = await createTestDatabase();
+    if (load) await load(holder.current.admin);
+  });
+  afterAll(async () => {
+    if (holder.current) await dropTestDatabase(holder.current);
+  });
+  return holder;
+}
+
+/** The ids a query returns, as numbers, sorted. */
+export async function ids(tx: Tx, query: string, params: unknown[] = []): Promise<number[]> {
+  const rows = await tx.unsafe(query, params as never[]);
+  return rows.map((r) => Number((r as { id: unknown }).id)).sort((a, b) => a - b);
+}
+
+/** Expect the promise to fail with the given SQLSTATE; returns the error for further checks. */
+export async function sqlState(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+  return undefined;
+}
