@@ -649,17 +649,17 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((("contacts"."is_private" = true)
-        AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
-      OR (("contacts"."is_private" IS DISTINCT FROM true)
-        AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
-      OR (("contacts"."is_private" IS DISTINCT FROM true)
-        AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-        AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
-      OR (("contacts"."is_private" IS DISTINCT FROM true)
-        AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
-      OR (("contacts"."is_private" IS DISTINCT FROM true)
-        AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    (("contacts"."is_private" = true)
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
+    OR (("contacts"."is_private" IS DISTINCT FROM true)
+      AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+    OR (("contacts"."is_private" IS DISTINCT FROM true)
+      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
+      AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
+    OR (("contacts"."is_private" IS DISTINCT FROM true)
+      AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
+    OR (("contacts"."is_private" IS DISTINCT FROM true)
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
   );

@@ -32,9 +32,9 @@ export interface TableHandle<C extends Columns> {
   readonly columns: C;
 }
 
-export interface TableOptions {
+export interface TableOptions<C extends Columns = Columns> {
   /** Named CHECK constraints over the row. */
-  readonly checks?: Record<string, (row: Row<Columns>) => E>;
+  readonly checks?: Record<string, (row: Row<C>) => E>;
   /** Extra indexes (policy columns get theirs automatically). */
   readonly indexes?: readonly { readonly columns: readonly string[] }[];
   /** A composite primary key; single-column keys use `.primaryKey()` on the column. */
@@ -69,7 +69,7 @@ export interface HierarchyHandle {
 export interface FactHandle extends E {}
 
 export interface ModelBuilder {
-  table<C extends Columns>(name: string, columns: C, options?: TableOptions): TableHandle<C>;
+  table<C extends Columns>(name: string, columns: C, options?: TableOptions<C>): TableHandle<C>;
   /** Who can act: `set_session(<argument>)` takes a value of this column and refuses unknown ones. */
   identity(table: TableHandle<Columns>, options?: { column?: string; argument?: string }): void;
   /** The acting user's id, or NULL when no identity is set. */
@@ -209,7 +209,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
         tables.set(name, { kind: 'table', name, columns: cols, primaryKey: pk, checks: [], indexes: opts.indexes ?? [], origin: { path } });
         const checks = Object.entries(opts.checks ?? {}).map(([checkName, fn]) => ({
           name: checkName,
-          condition: within(`tables.${name}.checks.${checkName}`, () => fn(rowOf(name, ROW_SCOPE)).node),
+          condition: within(`tables.${name}.checks.${checkName}`, () => fn(rowOf(name, ROW_SCOPE) as never).node),
         }));
         tables.set(name, { ...tables.get(name)!, checks });
       });

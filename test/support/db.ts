@@ -88,7 +88,7 @@ export function useTestDatabase(load?: (admin: Sql) => Promise<void>): { readonl
 /** The ids a query returns, as numbers, sorted. */
 export async function ids(tx: Tx, query: string, params: unknown[] = []): Promise<number[]> {
   const rows = await tx.unsafe(query, params as never[]);
-  return rows.map((r) => Number((r as { id: unknown }).id)).sort((a, b) => a - b);
+  return rows.map((r) => Number((r as unknown as { id: unknown }).id)).sort((a, b) => a - b);
 }
 
 /** Expect the promise to fail with the given SQLSTATE; returns the error for further checks. */

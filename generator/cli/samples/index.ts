@@ -1,0 +1,5 @@
+// Every model's sample data, in the order `npm start` shows them.
+import type { Sample } from './sample.ts';
+import { smartofficeSample } from './smartoffice.ts';
+
+export const samples: readonly Sample[] = [smartofficeSample];
