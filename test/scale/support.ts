@@ -65,8 +65,9 @@ export async function waitFor(what: string, probe: () => Promise<boolean>, ms = 
   for (;;) {
     try {
       if (await probe()) return;
-    } catch {
-      // not up yet
+    } catch (error) {
+      // Not up yet, unless the thing we wait for is gone.
+      if (/exited/.test((error as Error).message)) throw error;
     }
     if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
