@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ident } from '../../generator/sql/print.ts';
 import { sqlState, useTestDatabase } from '../support/db.ts';
-import { loadSamples, models, personasOf, tableSql, unknownId } from '../support/models.ts';
+import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
 
 const db = useTestDatabase(loadSamples);
 
@@ -86,6 +86,37 @@ for (const model of models) {
       } finally {
         a.release();
         b.release();
+      }
+    });
+
+    it('a prepared statement, generic plan or not, answers for the identity of each execution', async () => {
+      const personas = personasOf(model.schema);
+      // The sample's main table: its personas see different rows by construction.
+      const table = model.tables.find((t) => t.name === sampleOf(model.schema)?.table);
+      if (!table) return;
+      const q = `SELECT count(*)::int AS n FROM ${tableSql(model, table.name)}`;
+      const expected = new Map<string, number>();
+      for (const id of personas) expected.set(String(id), await db.current.as(model.schema, id, async (tx) => (await tx.unsafe(q))[0]!.n as number));
+      expect(new Set(expected.values()).size, 'personas that see different row counts').toBeGreaterThan(1);
+      const conn = await db.current.admin.reserve();
+      try {
+        for (const mode of ['force_generic_plan', 'force_custom_plan', 'auto']) {
+          await conn.unsafe(`SET plan_cache_mode = ${mode}`);
+          await conn.unsafe(`PREPARE rg_probe AS ${q}`);
+          for (const id of [...personas, ...personas].reverse()) {
+            await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+            await conn.unsafe(`SELECT ${S}.set_session($1)`, [id]);
+            expect((await conn.unsafe('EXECUTE rg_probe'))[0]!.n, `${mode} as ${id}`).toBe(expected.get(String(id)));
+            await conn.unsafe('COMMIT');
+          }
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          expect((await conn.unsafe('EXECUTE rg_probe'))[0]!.n, `${mode} with no identity`).toBe(0);
+          await conn.unsafe('COMMIT');
+          await conn.unsafe('DEALLOCATE rg_probe');
+        }
+      } finally {
+        await conn.unsafe('RESET plan_cache_mode').catch(() => {});
+        conn.release();
       }
     });
 

@@ -133,6 +133,19 @@ for (const model of models) {
       }
     });
 
+    it('a leaky function over any view of the schema only sees the rows the view returns', async () => {
+      const views = (await db.current.admin`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${model.schema} AND c.relkind IN ('v', 'm') ORDER BY 1`).map((r) => r.relname as string);
+      for (const view of views) {
+        for (const persona of personasOf(model.schema)) {
+          notices = [];
+          const n = await as(model.schema, persona, async (tx) => (await tx.unsafe(`SELECT count(*)::int AS n FROM ${tableSql(model, view)} AS v WHERE public.rg_peek(to_jsonb(v)::text)`))[0]!.n as number);
+          const all = await as(model.schema, persona, async (tx) => (await tx.unsafe(`SELECT count(*)::int AS n FROM ${tableSql(model, view)}`))[0]!.n as number);
+          expect(n).toBe(all);
+          expect(notices.filter((m) => m.startsWith('peek:')).length, `${view} as ${persona}`).toBe(all);
+        }
+      }
+    });
+
     it('UPDATE/DELETE … RETURNING on hidden rows return and change nothing', async () => {
       for (const t of found) {
         const name = tableSql(model, t.table.name);
