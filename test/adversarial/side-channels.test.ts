@@ -215,6 +215,16 @@ for (const model of models) {
       }
     });
 
+    it('column statistics (pg_stats most common values, histograms) of the tables are hidden', async () => {
+      await db.current.admin.unsafe(`ANALYZE ${model.tables.map((t) => tableSql(model, t.name)).join(', ')}`);
+      const [{ n: gathered }] = (await db.current.admin`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = ${model.schema}`) as unknown as [{ n: number }];
+      expect(gathered).toBeGreaterThan(0);
+      for (const persona of personasOf(model.schema).slice(0, 3)) {
+        const n = await as(model.schema, persona, async (tx) => (await tx.unsafe(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = $1`, [model.schema]))[0]!.n);
+        expect(n, `pg_stats rows visible to ${persona}`).toBe(0);
+      }
+    });
+
     it('aggregates and keyed lookups count visible rows only; sequences are not readable', async () => {
       for (const t of found) {
         const name = tableSql(model, t.table.name);
