@@ -29,6 +29,15 @@ beforeAll(async () => {
   try {
     // The application's login: a member of app_user, never a superuser.
     await admin.unsafe(`CREATE ROLE ${LOGIN} LOGIN PASSWORD 'pooled' IN ROLE app_user`);
+    // The control: the naive design rowguard avoids, an unsigned session-level setting.
+    await admin.unsafe(`
+      CREATE SCHEMA naive;
+      GRANT USAGE ON SCHEMA naive TO app_user;
+      CREATE TABLE naive.notes (id int PRIMARY KEY, owner text NOT NULL);
+      INSERT INTO naive.notes VALUES (1, 'a'), (2, 'b'), (3, 'c');
+      ALTER TABLE naive.notes ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY notes_owner ON naive.notes FOR SELECT TO app_user USING (owner = current_setting('naive.user', true));
+      GRANT SELECT ON naive.notes TO app_user;`);
   } finally {
     await admin.end();
   }
@@ -166,5 +175,32 @@ describe(`PgBouncer, transaction pooling: ${CLIENTS} clients × ${TRANSACTIONS_P
     // The pool really was shared: 32 clients on at most 4 server connections.
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(POOL);
+  });
+
+  it('control: the same pool leaks with a naive session-level identity, and the harness sees it', async () => {
+    const leaks = await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, n) => {
+        const random = seeded(5000 + n);
+        const sql = postgres(bouncerUrl(), { max: 1, prepare: false, onnotice: () => {} });
+        let leaked = 0;
+        try {
+          for (let i = 0; i < 30; i++) {
+            const owner = random() < 0.5 ? ['a', 'b', 'c'][Math.floor(random() * 3)] : undefined;
+            const rows = await sql.begin(async (tx) => {
+              await tx.unsafe('SET LOCAL ROLE app_user');
+              if (owner) await tx.unsafe(`SELECT set_config('naive.user', $1, false)`, [owner]);
+              return (await tx.unsafe('SELECT id FROM naive.notes')).length;
+            });
+            if (!owner && rows > 0) leaked++;
+          }
+        } finally {
+          await sql.end();
+        }
+        return leaked;
+      }),
+    );
+    const total = leaks.reduce((a, b) => a + b, 0);
+    console.log(`control: ${total} transactions without identity saw another client's rows under the naive design`);
+    expect(total).toBeGreaterThan(0);
   });
 });
