@@ -75,10 +75,13 @@ async function targets(model: ModelNode): Promise<Target[]> {
   return out;
 }
 
-/** Text values of hidden rows that no visible row also has: finding one in output is a leak. */
+/**
+ * Text values of hidden rows that appear nowhere in the visible rows, not even inside a longer
+ * value ('Acme East' hidden, 'Acme East Retail' visible): finding one in any output is a leak.
+ */
 function secrets(t: Target): string[] {
-  const shown = new Set([...t.visible.values()].flatMap((r) => Object.values(r).map(String)));
-  return [...t.hidden.values()].flatMap((r) => Object.values(r).filter((v): v is string => typeof v === 'string' && v.length >= 4 && !shown.has(v)));
+  const shown = [...t.visible.values()].flatMap((r) => Object.values(r).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))));
+  return [...t.hidden.values()].flatMap((r) => Object.values(r).filter((v): v is string => typeof v === 'string' && v.length >= 4 && !shown.some((x) => x.includes(v))));
 }
 
 function savepointed(tx: Tx) {
