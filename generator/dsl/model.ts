@@ -271,7 +271,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     },
 
     policy(table, name, spec) {
-      const tname = tableName(table, `policy "${name}"`);
+      const tname = within(`policies "${name}"`, () => tableName(table, `policy "${name}"`));
       const key = `${tname}.${spec.for}`;
       const index = policyCounts.get(key) ?? 0;
       policyCounts.set(key, index + 1);
@@ -294,7 +294,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     },
 
     guardColumns(table, name, spec) {
-      const tname = tableName(table, `column guard "${name}"`);
+      const tname = within(`guards "${name}"`, () => tableName(table, `column guard "${name}"`));
       within(`${tname}.guards "${name}"`, () => {
         const cols = specs.get(tname) ?? {};
         for (const c of spec.columns) if (!(c in cols)) problem('unknown-column', `table "${tname}" has no column "${c}"`, `use one of: ${Object.keys(cols).join(', ')}`);
@@ -304,7 +304,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     },
 
     onWrite(table, name, spec) {
-      const tname = tableName(table, `write rule "${name}"`);
+      const tname = within(`onWrite "${name}"`, () => tableName(table, `write rule "${name}"`));
       within(`${tname}.onWrite "${name}"`, () => {
         const oldRow = rowOf(tname, OLD_SCOPE) as never;
         const newRow = rowOf(tname, NEW_SCOPE) as never;

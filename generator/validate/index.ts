@@ -145,7 +145,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
       switch (e.kind) {
         case 'column':
           if ((e.scope === ROW_SCOPE && !allowed.row) || ((e.scope === OLD_SCOPE || e.scope === NEW_SCOPE) && !allowed.oldNew)) {
-            add(path, 'row-out-of-scope', `column "${e.table}.${e.column}" of the ${e.scope} row is used where there is no such row`, allowed.row ? 'use the row argument of this callback' : 'a fact is about the acting user: it cannot read the policy row; move that part into the policy');
+            add(path, 'row-out-of-scope', `column "${e.table}.${e.column}" of the ${e.scope === ROW_SCOPE ? 'policy' : e.scope} row is used where there is no such row`, allowed.row ? 'use the row argument of this callback' : 'a fact is about the acting user: it cannot read the policy row; move that part into the policy');
           }
           break;
         case 'fact':

@@ -1,0 +1,237 @@
+// Identity and bypass: the identity lives exactly as long as the transaction on the connection
+// that set it, only set_session can set it, and the application path never runs as a role that
+// skips row-level security.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { describe, expect, it } from 'vitest';
+import { ident } from '../../generator/sql/print.ts';
+import { sqlState, useTestDatabase } from '../support/db.ts';
+import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
+
+const db = useTestDatabase(loadSamples);
+
+for (const model of models) {
+  const S = ident(model.schema);
+  const persona = personasOf(model.schema)[0];
+  const setting = `rowguard.${model.schema}_user_id`;
+  const someTable = tableSql(model, model.tables[0]!.name);
+
+  describe.runIf(model.identity && persona !== undefined)(`${model.schema}: identity`, () => {
+    const whoAmI = `SELECT ${S}.current_user_id()::text AS id`;
+
+    it('is gone after COMMIT and after ROLLBACK on the same connection, and after ROLLBACK TO SAVEPOINT', async () => {
+      const conn = await db.current.admin.reserve();
+      try {
+        for (const end of ['COMMIT', 'ROLLBACK']) {
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          expect((await conn.unsafe(whoAmI))[0]!.id).toBe(String(persona));
+          await conn.unsafe(end);
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          expect((await conn.unsafe(whoAmI))[0]!.id, `after ${end}`).toBeNull();
+          // On a reused connection the setting reads '' rather than NULL: still nobody.
+          expect((await conn.unsafe(`SELECT current_setting($1, true) AS v`, [setting]))[0]!.v).toBe('');
+          await conn.unsafe('ROLLBACK');
+        }
+        await conn.unsafe('BEGIN; SET LOCAL ROLE app_user; SAVEPOINT s');
+        await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        await conn.unsafe('ROLLBACK TO SAVEPOINT s');
+        expect((await conn.unsafe(whoAmI))[0]!.id).toBeNull();
+        await conn.unsafe('ROLLBACK');
+      } finally {
+        conn.release();
+      }
+    });
+
+    it("'' and NULL settings, and a session-level SET, are no identity", async () => {
+      for (const value of ['', ' ', String(persona)]) {
+        for (const local of [true, false]) {
+          const conn = await db.current.admin.reserve();
+          try {
+            await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+            await conn.unsafe(`SELECT set_config($1, $2, ${local})`, [setting, value]);
+            expect((await conn.unsafe(whoAmI))[0]!.id, JSON.stringify({ value, local })).toBeNull();
+            await conn.unsafe('COMMIT');
+            await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+            expect((await conn.unsafe(whoAmI))[0]!.id).toBeNull();
+            await conn.unsafe('ROLLBACK');
+          } finally {
+            await conn.unsafe('RESET ALL').catch(() => {});
+            conn.release();
+          }
+        }
+      }
+    });
+
+    it('never crosses connections, and a copied signature does not replay elsewhere or later', async () => {
+      const a = await db.current.admin.reserve();
+      const b = await db.current.admin.reserve();
+      try {
+        await a.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        await a.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        const [stolen] = await a.unsafe(`SELECT current_setting($1) AS id, current_setting($2) AS token`, [setting, `rowguard.${model.schema}_token`]);
+        await b.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        expect((await b.unsafe(whoAmI))[0]!.id).toBeNull();
+        // Same values on another backend: the signature binds pid and transaction start.
+        await b.unsafe(`SELECT set_config($1, $2, true), set_config($3, $4, true)`, [setting, stolen!.id, `rowguard.${model.schema}_token`, stolen!.token]);
+        expect((await b.unsafe(whoAmI))[0]!.id).toBeNull();
+        expect((await b.unsafe(`SELECT count(*)::int AS n FROM ${someTable}`).catch(() => [{ n: 0 }]))[0]!.n).toBe(0);
+        await b.unsafe('ROLLBACK');
+        await a.unsafe('COMMIT');
+        // Same backend, a later transaction.
+        await a.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        await a.unsafe(`SELECT set_config($1, $2, true), set_config($3, $4, true)`, [setting, stolen!.id, `rowguard.${model.schema}_token`, stolen!.token]);
+        expect((await a.unsafe(whoAmI))[0]!.id).toBeNull();
+        await a.unsafe('ROLLBACK');
+      } finally {
+        a.release();
+        b.release();
+      }
+    });
+
+    it('a prepared statement, generic plan or not, answers for the identity of each execution', async () => {
+      const personas = personasOf(model.schema);
+      // The sample's main table: its personas see different rows by construction.
+      const table = model.tables.find((t) => t.name === sampleOf(model.schema)?.table);
+      if (!table) return;
+      const q = `SELECT count(*)::int AS n FROM ${tableSql(model, table.name)}`;
+      const expected = new Map<string, number>();
+      for (const id of personas) expected.set(String(id), await db.current.as(model.schema, id, async (tx) => (await tx.unsafe(q))[0]!.n as number));
+      expect(new Set(expected.values()).size, 'personas that see different row counts').toBeGreaterThan(1);
+      const conn = await db.current.admin.reserve();
+      try {
+        for (const mode of ['force_generic_plan', 'force_custom_plan', 'auto']) {
+          await conn.unsafe(`SET plan_cache_mode = ${mode}`);
+          await conn.unsafe(`PREPARE rg_probe AS ${q}`);
+          for (const id of [...personas, ...personas].reverse()) {
+            await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+            await conn.unsafe(`SELECT ${S}.set_session($1)`, [id]);
+            expect((await conn.unsafe('EXECUTE rg_probe'))[0]!.n, `${mode} as ${id}`).toBe(expected.get(String(id)));
+            await conn.unsafe('COMMIT');
+          }
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          expect((await conn.unsafe('EXECUTE rg_probe'))[0]!.n, `${mode} with no identity`).toBe(0);
+          await conn.unsafe('COMMIT');
+          await conn.unsafe('DEALLOCATE rg_probe');
+        }
+      } finally {
+        await conn.unsafe('RESET plan_cache_mode').catch(() => {});
+        conn.release();
+      }
+    });
+
+    it('refuses an unknown id (28000) and NULL (22004)', async () => {
+      expect(await sqlState(db.current.as(model.schema, unknownId(model), async () => undefined))).toBe('28000');
+      expect(await sqlState(db.current.as(model.schema, null, (tx) => tx.unsafe(`SELECT ${S}.set_session(NULL)`)))).toBe('22004');
+    });
+
+    it('refuses an identity of the wrong type', async () => {
+      const numeric = /int|numeric/.test(model.identity!.type);
+      const wrong = numeric ? [`'not-a-number'`, `1.5::numeric`, `true`, `'11'::bytea`, `now()`] : [`42::bigint`, `true`, `now()`, `'{}'::jsonb`];
+      for (const arg of wrong) {
+        const state = await sqlState(db.current.as(model.schema, null, (tx) => tx.unsafe(`SELECT ${S}.set_session(${arg})`)));
+        // 22P02 bad text for the type; 42883 no set_session takes that type.
+        expect(['22P02', '42883'], `set_session(${arg})`).toContain(state);
+      }
+    });
+
+    it('an identity of one model opens no table of another', async () => {
+      for (const other of models.filter((m) => m.schema !== model.schema)) {
+        await db.current.as(model.schema, persona!, async (tx) => {
+          for (const t of other.tables) {
+            const n = await tx.unsafe(`SELECT count(*)::int AS n FROM ${tableSql(other, t.name)}`).then((r) => r[0]!.n as number, (e: { code?: string }) => (e.code === '42501' ? 0 : -1));
+            expect(n, `${other.schema}.${t.name}`).toBe(0);
+          }
+        });
+      }
+    });
+  });
+
+  describe.runIf(model.identity && persona !== undefined)(`${model.schema}: bypass`, () => {
+    it('set_session refuses a superuser and a BYPASSRLS role (42501)', async () => {
+      expect(await sqlState(db.current.admin.begin((tx) => tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!])))).toBe('42501');
+      const role = `rg_bypass_${randomBytes(4).toString('hex')}`;
+      await db.current.admin.unsafe(`CREATE ROLE ${role} NOLOGIN BYPASSRLS; GRANT app_user TO ${role}`);
+      try {
+        const state = await sqlState(db.current.admin.begin(async (tx) => {
+          await tx.unsafe(`SET LOCAL ROLE ${role}`);
+          await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        }));
+        expect(state).toBe('42501');
+      } finally {
+        await db.current.admin.unsafe(`DROP ROLE ${role}`);
+      }
+    });
+
+    it('app_user and reporting_user are not superusers, do not bypass RLS, own nothing and cannot become a role that does', async () => {
+      const roles = await db.current.admin`
+        SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcanlogin,
+               EXISTS (SELECT 1 FROM pg_roles s WHERE (s.rolsuper OR s.rolbypassrls) AND s.rolname <> r.rolname AND pg_has_role(r.oid, s.oid, 'MEMBER')) AS reaches_bypass
+        FROM pg_roles r WHERE r.rolname IN ('app_user', 'reporting_user') ORDER BY 1`;
+      expect(roles.map((r) => ({ ...r }))).toEqual([
+        { rolname: 'app_user', rolsuper: false, rolbypassrls: false, rolcanlogin: false, reaches_bypass: false },
+        { rolname: 'reporting_user', rolsuper: false, rolbypassrls: false, rolcanlogin: false, reaches_bypass: false },
+      ]);
+      const owned = await db.current.admin`
+        SELECT c.oid::regclass::text AS name FROM pg_class c WHERE pg_get_userbyid(c.relowner) IN ('app_user', 'reporting_user')
+        UNION ALL SELECT p.oid::regprocedure::text FROM pg_proc p WHERE pg_get_userbyid(p.proowner) IN ('app_user', 'reporting_user')
+        UNION ALL SELECT n.nspname FROM pg_namespace n WHERE pg_get_userbyid(n.nspowner) IN ('app_user', 'reporting_user')`;
+      expect(owned.map((r) => r.name)).toEqual([]);
+      // The application's own login (a member of app_user, not a superuser session that could
+      // SET ROLE anywhere) cannot become the definer or read the signing key.
+      const login = `rg_app_${randomBytes(4).toString('hex')}`;
+      await db.current.admin.unsafe(`CREATE ROLE ${login} LOGIN PASSWORD 'pw' IN ROLE app_user`);
+      const url = new URL(db.current.url);
+      url.username = login;
+      url.password = 'pw';
+      const app = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      try {
+        expect(await sqlState(app.begin((tx) => tx.unsafe('SET LOCAL ROLE rowguard_definer')))).toBe('42501');
+        expect(await sqlState(app.begin((tx) => tx.unsafe('SET LOCAL ROLE postgres')))).toBe('42501');
+        expect(await sqlState(app.begin((tx) => tx.unsafe('SELECT * FROM rowguard.session_key')))).toBe('42501');
+        // Acting through the login works like SET ROLE app_user.
+        const n = await app.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          return (await tx.unsafe(`SELECT ${S}.current_user_id()::text AS id`))[0]!.id;
+        });
+        expect(n).toBe(String(persona));
+      } finally {
+        await app.end();
+        await db.current.admin.unsafe(`DROP ROLE ${login}`);
+      }
+    });
+
+    it('every table has RLS enabled and forced; every view filters by the caller', async () => {
+      const tables = await db.current.admin`
+        SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${model.schema} AND c.relkind IN ('r', 'p') ORDER BY 1`;
+      expect(tables.length).toBe(model.tables.length);
+      for (const t of tables) expect({ ...t }).toEqual({ relname: t.relname, relrowsecurity: true, relforcerowsecurity: true });
+      // A view runs with its owner's rights unless security_invoker; the only other safe shape is a
+      // security_barrier view owned by the definer that filters by the identity itself (masked views).
+      const views = await db.current.admin`
+        SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, coalesce(c.reloptions, '{}') AS options
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${model.schema} AND c.relkind IN ('v', 'm')`;
+      for (const v of views) {
+        const options = v.options as string[];
+        const invoker = options.includes('security_invoker=true');
+        const masked = v.owner === 'rowguard_definer' && options.includes('security_barrier=true');
+        expect(invoker || masked, `view ${v.relname} (owner ${v.owner}, ${options.join(',')})`).toBe(true);
+      }
+    });
+
+    it('SECURITY DEFINER functions are owned by rowguard_definer and pin search_path', async () => {
+      const fns = await db.current.admin`
+        SELECT p.oid::regprocedure::text AS sig, pg_get_userbyid(p.proowner) AS owner, coalesce(p.proconfig, '{}') AS config
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN (${model.schema}, 'rowguard') AND p.prosecdef`;
+      expect(fns.length).toBeGreaterThan(0);
+      for (const f of fns) {
+        expect(f.owner, f.sig).toBe('rowguard_definer');
+        expect((f.config as string[]).some((c) => c.startsWith('search_path=')), f.sig).toBe(true);
+      }
+      const definer = await db.current.admin`SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'rowguard_definer'`;
+      expect({ ...definer[0] }).toEqual({ rolcanlogin: false, rolsuper: false });
+    });
+  });
+}
