@@ -98,6 +98,12 @@ export interface ModelBuilder {
       description?: string;
     },
   ): void;
+  /**
+   * "Every row of `table` when `condition` holds" (an administrator's bypass), for the policies of
+   * that table. Printed as a range on the primary key that an index drives, instead of a bare
+   * boolean OR'd into the predicate, which would turn every user's query into a sequential scan.
+   */
+  everyRowWhen(table: TableHandle<Columns>, condition: E): E;
   /** A view of every row of `table` where rows the caller may not see are shown masked. */
   maskedView<C extends Columns>(
     name: string,
@@ -334,6 +340,11 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
           origin: { path },
         });
       });
+    },
+
+    everyRowWhen(table, condition) {
+      const tname = tableName(table, 'everyRowWhen()');
+      return new E({ kind: 'every-row-when', table: tname, when: condition.node });
     },
 
     maskedView(name, spec) {

@@ -35,7 +35,9 @@ function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof s
     `CREATE VIEW ${name} WITH (security_barrier = true) AS`,
     'SELECT',
     columns.join(',\n'),
-    `FROM (SELECT ${alias}.*, ${visible} AS rg_visible FROM ${qualified(model.schema, view.table)} AS ${alias}) AS ${alias}`,
+    // coalesce: a policy arm such as `x = any(NULL)` is NULL rather than false, and a NULL here
+    // would print `restricted` as NULL instead of true on a placeholder.
+    `FROM (SELECT ${alias}.*, coalesce(${visible}, false) AS rg_visible FROM ${qualified(model.schema, view.table)} AS ${alias}) AS ${alias}`,
     `WHERE ${sessionUserSql(model.schema)} IS NOT NULL`,
     `  AND (${alias}.rg_visible OR coalesce(${printExpr(view.showMaskedWhen, exprContext(model))}, false));`,
     `ALTER VIEW ${name} OWNER TO ${ident(DEFINER_ROLE)};`,

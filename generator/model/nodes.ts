@@ -75,7 +75,10 @@ export type Expr =
   | { readonly kind: 'case'; readonly branches: readonly { readonly when: Expr; readonly then: Expr }[]; readonly else: Expr }
   | { readonly kind: 'coalesce'; readonly items: readonly Expr[] }
   | { readonly kind: 'array-position'; readonly array: readonly string[]; readonly item: Expr }
-  | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string };
+  | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string }
+  /** "Every row of `table` when `when` holds", printed as `pk >= (SELECT CASE WHEN … THEN <min> END)`:
+   *  an index range condition on the primary key instead of a bare boolean OR'd into the policy. */
+  | { readonly kind: 'every-row-when'; readonly table: string; readonly when: Expr };
 
 export type ExprKind = Expr['kind'];
 
