@@ -814,15 +814,20 @@ SELECT
   d."group_number",
   d."group_member_number",
   NOT d.rg_visible AS "restricted"
-FROM (SELECT d.*, coalesce(((d."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END))
-OR (d."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
-OR ((d."clerk_id" IS NULL)
-  AND (d."access_id" IS NULL)
-  AND (d."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END)))
-OR (d."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
-OR (d."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
-OR (d."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
-OR (d."access_id" = any((select "collect"."my_principal_ids"())::text[]))), false) AS rg_visible FROM "collect"."debtors" AS d) AS d
+FROM (
+  SELECT d.*, coalesce((
+    (d."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END))
+    OR (d."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
+    OR ((d."clerk_id" IS NULL)
+      AND (d."access_id" IS NULL)
+      AND (d."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END)))
+    OR (d."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
+    OR (d."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
+    OR (d."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
+    OR (d."access_id" = any((select "collect"."my_principal_ids"())::text[]))
+  ), false) AS rg_visible
+  FROM "collect"."debtors" AS d
+) AS d
 WHERE (select "collect"."current_user_id"()) IS NOT NULL
   AND (d.rg_visible OR coalesce((select "collect"."i_see_placeholders"()), false));
 ALTER VIEW "collect"."debtor_directory" OWNER TO "rowguard_definer";
