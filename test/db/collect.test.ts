@@ -132,9 +132,16 @@ describe('collect: who sees which debtor', () => {
   });
 });
 
+interface DirectoryRow {
+  readonly id: number;
+  readonly name: string | null;
+  readonly restricted: boolean;
+  readonly [column: string]: unknown;
+}
+
 describe('collect: the debtor directory (strict and non-strict)', () => {
   const directory = (operator: string) =>
-    as(operator, async (tx) => (await tx`SELECT * FROM collect.debtor_directory ORDER BY id`).map((r) => ({ ...r, id: Number(r.id) })));
+    as(operator, async (tx) => (await tx`SELECT * FROM collect.debtor_directory ORDER BY id`).map((r) => ({ ...r, id: Number(r.id) }) as DirectoryRow));
 
   it('has the columns of debtors plus restricted', async () => {
     const columns = await as('admin', async (tx) =>
