@@ -31,14 +31,14 @@ describe('everyRowWhen', () => {
         '  FOR SELECT',
         '  TO "app_user", "reporting_user"',
         '  USING (',
-        `    ("docs"."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END))`,
+        `    ("docs"."id" BETWEEN (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '9223372036854775807'::bigint END))`,
         '    OR ("docs"."owner_id" = (select "docs"."current_user_id"()))',
         '  );',
       ].join('\n'),
     );
   });
 
-  it('uses the least value of a text key', () => {
+  it('uses only the least value of a text key, which has no greatest one', () => {
     expect(compiled(docsModel('text')).get('policy docs.docs.docs_select')).toContain(`"docs"."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN ''::text END)`);
   });
 
@@ -78,7 +78,7 @@ describe('maskedView', () => {
         '  NOT d.rg_visible AS "restricted"',
         'FROM (',
         '  SELECT d.*, coalesce((',
-        `    (d."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END))`,
+        `    (d."id" BETWEEN (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '9223372036854775807'::bigint END))`,
         '    OR (d."owner_id" = (select "docs"."current_user_id"()))',
         '  ), false) AS rg_visible',
         '  FROM "docs"."docs" AS d',
