@@ -95,6 +95,9 @@ CREATE INDEX "debtors_sales_id_idx" ON "collect"."debtors" ("sales_id");
 
 CREATE INDEX "operators_client_id_idx" ON "collect"."operators" ("client_id");
 
+CREATE INDEX "debtors_open_accounts_idx" ON "collect"."debtors" ("id")
+  WHERE ("clerk_id" IS NULL) AND ("access_id" IS NULL);
+
 -- ======================================================================
 -- Row-level security: enabled and forced, so the owner is filtered too
 -- ======================================================================

@@ -33,7 +33,8 @@ export interface TableNode {
   readonly columns: readonly ColumnNode[];
   readonly primaryKey: readonly string[];
   readonly checks: readonly { readonly name: string; readonly condition: Expr }[];
-  readonly indexes: readonly { readonly columns: readonly string[]; readonly where?: Expr }[];
+  /** Extra indexes; with `where` a partial index (its predicate reads only the row's columns). */
+  readonly indexes: readonly { readonly columns: readonly string[]; readonly where?: Expr; readonly name?: string }[];
   readonly origin: Origin;
 }
 

@@ -4,7 +4,7 @@ import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.t
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
-import { indexName } from '../emit/grants.ts';
+import { indexName, partialIndexName } from '../emit/grants.ts';
 import { constraintName } from '../emit/tables.ts';
 
 export interface ValidatedModel {
@@ -61,6 +61,19 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
       checkName(`${at}.${c.name}`, 'foreign key constraint name', constraintName(t.name, c.name, 'fkey'));
     }
     for (const check of t.checks) checkExpr(`${at}.checks.${check.name}`, check.condition, { row: true, rowTable: t.name });
+    t.indexes.forEach((index, i) => {
+      const ip = `${at}.indexes[${i}]`;
+      for (const c of index.columns) if (!t.columns.some((x) => x.name === c)) add(ip, 'unknown-column', `index column "${c}" is not a column of "${t.name}"`, `use one of: ${t.columns.map((x) => x.name).join(', ')}`);
+      if (!index.where) return;
+      checkName(ip, 'index name', partialIndexName(t.name, index));
+      checkExpr(ip, index.where, { row: true, rowTable: t.name });
+      // PostgreSQL requires an index predicate to be immutable: it may read the row, not the session.
+      visit(index.where, (e) => {
+        if (['session-user', 'fact', 'exists', 'array-of', 'scalar-of', 'hierarchy-set', 'every-row-when'].includes(e.kind)) {
+          add(ip, 'index-predicate-not-immutable', `the partial index predicate of "${t.name}" uses ${e.kind}, which depends on the session or other rows`, "write the predicate over the row's own columns and constants only");
+        }
+      });
+    });
   }
 
   // ---- identity

@@ -1,6 +1,7 @@
-// everyRowWhen and the masked view: the exact SQL of a small model, and the validation errors.
+// DSL additions made for the Collect! model — everyRowWhen, the masked view, partial indexes:
+// the exact SQL of small models, and the validation errors for misuse.
 import { describe, expect, it } from 'vitest';
-import { defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { and, defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import type { ModelNode } from '../../generator/model/nodes.ts';
 import { validateModel } from '../../generator/validate/index.ts';
@@ -89,5 +90,37 @@ describe('maskedView', () => {
         'GRANT SELECT ON "docs"."doc_directory" TO "app_user", "reporting_user";',
       ].join('\n'),
     );
+  });
+});
+
+describe('partial indexes', () => {
+  const withIndex = (where: Parameters<typeof defineModel>[1]) => defineModel('docs', where);
+
+  it('prints CREATE INDEX … WHERE over the row\'s own columns', () => {
+    const model = withIndex((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const docs = m.table(
+        'docs',
+        { id: t.bigint().primaryKey(), owner_id: t.bigint(), archived: t.boolean() },
+        { indexes: [{ columns: ['id'], where: (d) => and(d.owner_id.isNull(), d.archived.isNotTrue()) }] },
+      );
+      m.identity(users);
+      m.policy(docs, 'docs_select', { for: 'select', using: (d) => d.owner_id.eq(m.me) });
+    });
+    expect(compiled(model).get('index docs.docs_id_partial_idx')).toBe(
+      'CREATE INDEX "docs_id_partial_idx" ON "docs"."docs" ("id")\n  WHERE ("owner_id" IS NULL) AND ("archived" IS DISTINCT FROM true);',
+    );
+  });
+
+  it('refuses a predicate that depends on the session, and unknown columns', () => {
+    const model = withIndex((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      m.table('docs', { id: t.bigint().primaryKey(), owner_id: t.bigint() }, { indexes: [{ columns: ['nope'], where: (d) => d.owner_id.eq(m.me) }] });
+      m.identity(users);
+    });
+    expect(validateModel(model).problems.map((p) => [p.code, p.path])).toEqual([
+      ['unknown-column', 'tables.docs.indexes[0]'],
+      ['index-predicate-not-immutable', 'tables.docs.indexes[0]'],
+    ]);
   });
 });
