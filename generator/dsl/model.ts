@@ -35,8 +35,9 @@ export interface TableHandle<C extends Columns> {
 export interface TableOptions<C extends Columns = Columns> {
   /** Named CHECK constraints over the row. */
   readonly checks?: Record<string, (row: Row<C>) => E>;
-  /** Extra indexes (policy columns get theirs automatically). */
-  readonly indexes?: readonly { readonly columns: readonly string[] }[];
+  /** Extra indexes (policy columns get theirs automatically). With `where`, a partial index: give a
+   *  policy arm such as "no clerk and no access" its own index, so its scan needs no Filter. */
+  readonly indexes?: readonly { readonly columns: readonly string[]; readonly where?: (row: Row<C>) => E; readonly name?: string }[];
   /** A composite primary key; single-column keys use `.primaryKey()` on the column. */
   readonly primaryKey?: readonly string[];
 }
@@ -98,6 +99,12 @@ export interface ModelBuilder {
       description?: string;
     },
   ): void;
+  /**
+   * "Every row of `table` when `condition` holds" (an administrator's bypass), for the policies of
+   * that table. Printed as a range on the primary key that an index drives, instead of a bare
+   * boolean OR'd into the predicate, which would turn every user's query into a sequential scan.
+   */
+  everyRowWhen(table: TableHandle<Columns>, condition: E): E;
   /** A view of every row of `table` where rows the caller may not see are shown masked. */
   maskedView<C extends Columns>(
     name: string,
@@ -206,12 +213,17 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
         });
         const pk = opts.primaryKey ?? Object.entries(columns).filter(([, s]) => s.data.primaryKey).map(([n]) => n);
         // Register before running check callbacks so they can read the row.
-        tables.set(name, { kind: 'table', name, columns: cols, primaryKey: pk, checks: [], indexes: opts.indexes ?? [], origin: { path } });
+        tables.set(name, { kind: 'table', name, columns: cols, primaryKey: pk, checks: [], indexes: [], origin: { path } });
         const checks = Object.entries(opts.checks ?? {}).map(([checkName, fn]) => ({
           name: checkName,
           condition: within(`tables.${name}.checks.${checkName}`, () => fn(rowOf(name, ROW_SCOPE) as never).node),
         }));
-        tables.set(name, { ...tables.get(name)!, checks });
+        const indexes = (opts.indexes ?? []).map((index, i) => ({
+          columns: index.columns,
+          ...(index.name ? { name: index.name } : {}),
+          ...(index.where ? { where: within(`tables.${name}.indexes[${i}]`, () => index.where!(rowOf(name, ROW_SCOPE) as never).node) } : {}),
+        }));
+        tables.set(name, { ...tables.get(name)!, checks, indexes });
       });
       return { name, columns };
     },
@@ -334,6 +346,11 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
           origin: { path },
         });
       });
+    },
+
+    everyRowWhen(table, condition) {
+      const tname = tableName(table, 'everyRowWhen()');
+      return new E({ kind: 'every-row-when', table: tname, when: condition.node });
     },
 
     maskedView(name, spec) {

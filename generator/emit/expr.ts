@@ -7,7 +7,7 @@
 //   expression (without it, `= any((select …))` is the subquery form and fails to type-check),
 //   and an index on x can drive the scan from the array.
 import type { Expr, ExprKind, ModelNode, QueryNode } from '../model/nodes.ts';
-import { elementOf, TypeResolver, UNKNOWN } from '../model/types.ts';
+import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 
@@ -80,6 +80,23 @@ const printers = {
     ctx.rawReasons.push(e.reason);
     return `(${e.sql})`;
   },
+  // Why not `OR (select bypass())`: a bare boolean arm has no index condition, so the whole OR
+  // loses its BitmapOr and every user pays a sequential scan. A range on the primary key is an
+  // index condition; when the condition is false the bounds are NULL and the index scan of this
+  // arm returns nothing at once, when true it covers every row. Both bounds where the type has a
+  // greatest value: the planner then estimates the arm as a narrow range (see typeMaximum).
+  'every-row-when': (e, ctx) => {
+    const table = ctx.model.tables.find((t) => t.name === e.table);
+    const key = table?.primaryKey[0];
+    const type = key === undefined ? UNKNOWN : ctx.types.columnType(e.table, key);
+    const minimum = typeMinimum(type);
+    if (key === undefined || minimum === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
+    const column = printExpr({ kind: 'column', scope: ROW_SCOPE, table: e.table, column: key }, ctx);
+    const when = printExpr(e.when, ctx);
+    const maximum = typeMaximum(type);
+    if (maximum === undefined) return `${column} >= (SELECT CASE WHEN ${when} THEN ${minimum} END)`;
+    return `${column} BETWEEN (SELECT CASE WHEN ${when} THEN ${minimum} END) AND (SELECT CASE WHEN ${when} THEN ${maximum} END)`;
+  },
 } satisfies Printers as Printers;
 
 export function printExpr(e: Expr, ctx: ExprContext): string {
@@ -133,6 +150,7 @@ export function dependsOnRow(e: Expr): boolean {
   let found = false;
   visit(e, (n) => {
     if (n.kind === 'column' && (n.scope === ROW_SCOPE || n.scope === OLD_SCOPE || n.scope === NEW_SCOPE)) found = true;
+    if (n.kind === 'every-row-when') found = true;
   });
   return found;
 }
@@ -185,6 +203,9 @@ export function visit(e: Expr, fn: (n: Expr) => void): void {
       break;
     case 'array-position':
       sub(e.item);
+      break;
+    case 'every-row-when':
+      sub(e.when);
       break;
     default:
       break;

@@ -3,7 +3,7 @@
 import type { Expr, ModelNode } from '../model/nodes.ts';
 import { COMMANDS } from '../model/nodes.ts';
 import { byCodePoint, ident, identifierBytes, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
-import { dependsOnRow, visit } from './expr.ts';
+import { dependsOnRow, exprContext, printExpr, visit } from './expr.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
@@ -38,7 +38,7 @@ export function indexesSection(model: ModelNode): Section {
     for (const e of [p.using, p.check]) if (e) indexableColumns(e).forEach((c) => want(p.table, c));
   }
   for (const t of model.tables) for (const c of t.columns) if (c.references) want(t.name, c.name);
-  for (const t of model.tables) for (const i of t.indexes) want(t.name, i.columns.join(','));
+  for (const t of model.tables) for (const i of t.indexes) if (!i.where) want(t.name, i.columns.join(','));
 
   const statements: Statement[] = [];
   for (const table of [...wanted.keys()].sort(byCodePoint)) {
@@ -58,7 +58,33 @@ export function indexesSection(model: ModelNode): Section {
       );
     }
   }
+  statements.push(...partialIndexes(model));
   return { title: 'Indexes for the columns the rules filter on', statements };
+}
+
+/** Declared partial indexes, in table then name order. */
+function partialIndexes(model: ModelNode): Statement[] {
+  const out: { name: string; statement: Statement }[] = [];
+  for (const t of model.tables) {
+    for (const i of t.indexes) {
+      if (!i.where) continue;
+      const name = partialIndexName(t.name, i);
+      const where = printExpr(i.where, exprContext(model, ''));
+      out.push({
+        name: `${t.name}\u0000${name}`,
+        statement: statement(
+          `index ${model.schema}.${name}`,
+          `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, t.name)} (${i.columns.map(ident).join(', ')})\n  WHERE ${where};`,
+          `DROP INDEX ${qualified(model.schema, name)};`,
+        ),
+      });
+    }
+  }
+  return out.sort((a, b) => byCodePoint(a.name, b.name)).map((x) => x.statement);
+}
+
+export function partialIndexName(table: string, index: { readonly columns: readonly string[]; readonly name?: string }): string {
+  return index.name ?? indexName(table, [...index.columns, 'partial']);
 }
 
 export function indexName(table: string, columns: readonly string[]): string {

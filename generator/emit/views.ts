@@ -7,7 +7,7 @@
 // another table is evaluated with the owner's rights (no RLS on that table), so masked views suit
 // tables whose policies rest on facts and columns, as generated models do.
 import type { MaskedViewNode, ModelNode } from '../model/nodes.ts';
-import { ident, literal, qualified } from '../sql/print.ts';
+import { ident, indent, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserSql } from './expr.ts';
 import { visibilityExpr } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
@@ -21,7 +21,7 @@ function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof s
   const table = model.tables.find((t) => t.name === view.table)!;
   const alias = 'd';
   const ctx = exprContext(model, alias);
-  const visible = `(${printExpr(visibilityExpr(model, view.table, 'select'), ctx)})`;
+  const visible = printExpr(visibilityExpr(model, view.table, 'select'), ctx);
   const columns = table.columns.map((c) => {
     if (view.keep.includes(c.name)) return `  ${alias}.${ident(c.name)}`;
     const mask = view.masks.find((m) => m.column === c.name);
@@ -35,7 +35,14 @@ function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof s
     `CREATE VIEW ${name} WITH (security_barrier = true) AS`,
     'SELECT',
     columns.join(',\n'),
-    `FROM (SELECT ${alias}.*, ${visible} AS rg_visible FROM ${qualified(model.schema, view.table)} AS ${alias}) AS ${alias}`,
+    // coalesce: a policy arm such as `x = any(NULL)` is NULL rather than false, and a NULL here
+    // would print `restricted` as NULL instead of true on a placeholder.
+    'FROM (',
+    `  SELECT ${alias}.*, coalesce((`,
+    indent(visible, '    '),
+    '  ), false) AS rg_visible',
+    `  FROM ${qualified(model.schema, view.table)} AS ${alias}`,
+    `) AS ${alias}`,
     `WHERE ${sessionUserSql(model.schema)} IS NOT NULL`,
     `  AND (${alias}.rg_visible OR coalesce(${printExpr(view.showMaskedWhen, exprContext(model))}, false));`,
     `ALTER VIEW ${name} OWNER TO ${ident(DEFINER_ROLE)};`,

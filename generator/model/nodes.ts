@@ -33,7 +33,8 @@ export interface TableNode {
   readonly columns: readonly ColumnNode[];
   readonly primaryKey: readonly string[];
   readonly checks: readonly { readonly name: string; readonly condition: Expr }[];
-  readonly indexes: readonly { readonly columns: readonly string[]; readonly where?: Expr }[];
+  /** Extra indexes; with `where` a partial index (its predicate reads only the row's columns). */
+  readonly indexes: readonly { readonly columns: readonly string[]; readonly where?: Expr; readonly name?: string }[];
   readonly origin: Origin;
 }
 
@@ -75,7 +76,10 @@ export type Expr =
   | { readonly kind: 'case'; readonly branches: readonly { readonly when: Expr; readonly then: Expr }[]; readonly else: Expr }
   | { readonly kind: 'coalesce'; readonly items: readonly Expr[] }
   | { readonly kind: 'array-position'; readonly array: readonly string[]; readonly item: Expr }
-  | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string };
+  | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string }
+  /** "Every row of `table` when `when` holds", printed as `pk >= (SELECT CASE WHEN … THEN <min> END)`:
+   *  an index range condition on the primary key instead of a bare boolean OR'd into the policy. */
+  | { readonly kind: 'every-row-when'; readonly table: string; readonly when: Expr };
 
 export type ExprKind = Expr['kind'];
 

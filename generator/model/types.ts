@@ -74,6 +74,8 @@ export class TypeResolver {
         return 'integer';
       case 'raw':
         return e.type;
+      case 'every-row-when':
+        return 'boolean';
     }
   }
 }
@@ -100,4 +102,36 @@ function family(t: SqlType): string {
   if (/^(bigint|integer|smallint|numeric.*)$/.test(t)) return 'number';
   if (/^(text|varchar.*|character.*)$/.test(t)) return 'text';
   return t;
+}
+
+/**
+ * The least value of a type, as SQL: `everyRowWhen` compares the primary key with it, so the
+ * comparison holds for every row. Types without one (boolean, arrays, …) cannot key that shape.
+ */
+export function typeMinimum(type: SqlType): string | undefined {
+  if (type === 'bigint') return "'-9223372036854775808'::bigint";
+  if (type === 'integer') return "'-2147483648'::integer";
+  if (type === 'smallint') return "'-32768'::smallint";
+  // The empty string sorts first in every collation.
+  if (type === 'text' || /^(varchar|character varying)/.test(type)) return `''::${type}`;
+  if (type === 'date' || type === 'timestamptz' || type === 'timestamp') return `'-infinity'::${type}`;
+  if (type === 'numeric' || type.startsWith('numeric(')) return "'-Infinity'::numeric";
+  if (type === 'uuid') return "'00000000-0000-0000-0000-000000000000'::uuid";
+  return undefined;
+}
+
+/**
+ * The greatest value of a type, as SQL, where there is one (text has none). With both bounds,
+ * `everyRowWhen` prints `pk BETWEEN lo AND hi`, which the planner estimates as a narrow range
+ * (0.5% of rows) while the bounds are unknown; a lone `pk >= lo` is estimated at a third of the
+ * table, enough to push every restricted user's query to a sequential scan.
+ */
+export function typeMaximum(type: SqlType): string | undefined {
+  if (type === 'bigint') return "'9223372036854775807'::bigint";
+  if (type === 'integer') return "'2147483647'::integer";
+  if (type === 'smallint') return "'32767'::smallint";
+  if (type === 'date' || type === 'timestamptz' || type === 'timestamp') return `'infinity'::${type}`;
+  if (type === 'numeric' || type.startsWith('numeric(')) return "'Infinity'::numeric";
+  if (type === 'uuid') return "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid";
+  return undefined;
 }

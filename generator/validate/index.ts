@@ -1,10 +1,10 @@
 // Validation collects every problem at once, each with the file, the path inside the model and a fix.
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
-import { comparable, TypeResolver, UNKNOWN } from '../model/types.ts';
+import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
-import { indexName } from '../emit/grants.ts';
+import { indexName, partialIndexName } from '../emit/grants.ts';
 import { constraintName } from '../emit/tables.ts';
 
 export interface ValidatedModel {
@@ -60,7 +60,20 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
       else if (!comparable(targetDef.type, c.type)) add(`${at}.${c.name}`, 'type-mismatch', `column "${c.name}" is ${c.type} but references ${c.references.table}.${targetCol} of type ${targetDef.type}`, 'give both columns the same type');
       checkName(`${at}.${c.name}`, 'foreign key constraint name', constraintName(t.name, c.name, 'fkey'));
     }
-    for (const check of t.checks) checkExpr(`${at}.checks.${check.name}`, check.condition, { row: true });
+    for (const check of t.checks) checkExpr(`${at}.checks.${check.name}`, check.condition, { row: true, rowTable: t.name });
+    t.indexes.forEach((index, i) => {
+      const ip = `${at}.indexes[${i}]`;
+      for (const c of index.columns) if (!t.columns.some((x) => x.name === c)) add(ip, 'unknown-column', `index column "${c}" is not a column of "${t.name}"`, `use one of: ${t.columns.map((x) => x.name).join(', ')}`);
+      if (!index.where) return;
+      checkName(ip, 'index name', partialIndexName(t.name, index));
+      checkExpr(ip, index.where, { row: true, rowTable: t.name });
+      // PostgreSQL requires an index predicate to be immutable: it may read the row, not the session.
+      visit(index.where, (e) => {
+        if (['session-user', 'fact', 'exists', 'array-of', 'scalar-of', 'hierarchy-set', 'every-row-when'].includes(e.kind)) {
+          add(ip, 'index-predicate-not-immutable', `the partial index predicate of "${t.name}" uses ${e.kind}, which depends on the session or other rows`, "write the predicate over the row's own columns and constants only");
+        }
+      });
+    });
   }
 
   // ---- identity
@@ -110,7 +123,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     if (p.command === 'delete' && p.check) add(at, 'check-on-delete', `policy "${p.name}" is FOR DELETE but has a WITH CHECK clause; DELETE writes no new row`, 'move the condition into using');
     if (p.command === 'insert' && p.using) add(at, 'using-on-insert', `policy "${p.name}" is FOR INSERT but has a USING clause; INSERT reads no existing row`, 'move the condition into check');
     if (!p.using && !p.check) add(at, 'empty-policy', `policy "${p.name}" has neither using nor check`, 'give it a condition');
-    for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true });
+    for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true, rowTable: p.table });
   }
 
   // ---- guards, write rules, views
@@ -140,7 +153,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   }
   for (const t of model.tables) for (const c of t.columns) if (c.references) checkName(`tables.${t.name}.${c.name}`, 'index name', indexName(t.name, [c.name]));
 
-  function checkExpr(path: string, root: Expr, allowed: { row: boolean; oldNew?: boolean; extraScope?: string }): void {
+  function checkExpr(path: string, root: Expr, allowed: { row: boolean; oldNew?: boolean; extraScope?: string; rowTable?: string }): void {
     visit(root, (e) => {
       switch (e.kind) {
         case 'column':
@@ -166,6 +179,23 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
         case 'compare':
           if (!comparable(types.of(e.left), types.of(e.right))) add(path, 'type-mismatch', `comparing ${types.of(e.left)} with ${types.of(e.right)}`, 'compare values of the same type');
           break;
+        case 'every-row-when': {
+          if (!allowed.row) {
+            add(path, 'row-out-of-scope', `everyRowWhen(${e.table}, …) reads the row's primary key, but there is no row here`, `use it in a policy of "${e.table}"; a fact can hold the condition itself`);
+          } else if (allowed.rowTable !== undefined && allowed.rowTable !== e.table) {
+            add(path, 'wrong-table', `everyRowWhen(${e.table}, …) is used in a rule of "${allowed.rowTable}"`, `pass the table the rule is on: m.everyRowWhen(${allowed.rowTable}, …)`);
+          }
+          const table = model.tables.find((t) => t.name === e.table);
+          const key = table?.primaryKey[0];
+          if (table && key !== undefined) {
+            const type = types.columnType(e.table, key);
+            if (type !== UNKNOWN && typeMinimum(type) === undefined) {
+              add(path, 'no-key-minimum', `everyRowWhen(${e.table}, …) needs a primary key type with a least value, but "${e.table}.${key}" is ${type}`, 'key the table by bigint, integer, text, date, timestamptz, numeric or uuid, or write the bypass as its own policy');
+            }
+          }
+          if (types.of(e.when) !== 'boolean' && types.of(e.when) !== UNKNOWN) add(path, 'type-mismatch', `everyRowWhen needs a boolean condition, got ${types.of(e.when)}`, 'pass a boolean fact or condition');
+          break;
+        }
         case 'raw':
           if (!e.reason.trim()) add(path, 'raw-without-reason', 'raw SQL needs a reason, printed beside it in the generated SQL', "raw('…', { type, reason: 'why the DSL cannot say this' })");
           break;

@@ -1,5 +1,6 @@
 // Every model's sample data, in the order `npm start` shows them.
 import type { Sample } from './sample.ts';
+import { collectSample } from './collect.ts';
 import { smartofficeSample } from './smartoffice.ts';
 
-export const samples: readonly Sample[] = [smartofficeSample];
+export const samples: readonly Sample[] = [smartofficeSample, collectSample];

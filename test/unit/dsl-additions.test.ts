@@ -1,0 +1,126 @@
+// DSL additions made for the Collect! model — everyRowWhen, the masked view, partial indexes:
+// the exact SQL of small models, and the validation errors for misuse.
+import { describe, expect, it } from 'vitest';
+import { and, defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { compileModel } from '../../generator/emit/index.ts';
+import type { ModelNode } from '../../generator/model/nodes.ts';
+import { validateModel } from '../../generator/validate/index.ts';
+
+function compiled(model: ModelNode): Map<string, string> {
+  const { result, problems } = validateModel(model);
+  expect(problems).toEqual([]);
+  return new Map(compileModel(result!).flatMap((s) => s.statements.map((st) => [st.id, st.up] as const)));
+}
+
+const docsModel = (keyType: 'bigint' | 'text' | 'boolean' = 'bigint') =>
+  defineModel('docs', (m) => {
+    const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean() });
+    const docs = m.table('docs', { id: t[keyType]().primaryKey(), owner_id: t.bigint(), title: t.text(), body: t.text() });
+    m.identity(users);
+    const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin.isTrue() }))));
+    m.policy(docs, 'docs_select', { for: 'select', using: (d) => or(m.everyRowWhen(docs, admin), d.owner_id.eq(m.me)) });
+    m.maskedView('doc_directory', { table: docs, keep: ['id'], masks: { title: 'hidden' }, showMaskedWhen: admin.not() });
+  });
+
+describe('everyRowWhen', () => {
+  it('prints a range on the primary key that is NULL (no rows) unless the condition holds', () => {
+    expect(compiled(docsModel()).get('policy docs.docs.docs_select')).toBe(
+      [
+        '-- docs.select[0] "docs_select"',
+        'CREATE POLICY "docs_select" ON "docs"."docs"',
+        '  AS PERMISSIVE',
+        '  FOR SELECT',
+        '  TO "app_user", "reporting_user"',
+        '  USING (',
+        `    ("docs"."id" BETWEEN (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '9223372036854775807'::bigint END))`,
+        '    OR ("docs"."owner_id" = (select "docs"."current_user_id"()))',
+        '  );',
+      ].join('\n'),
+    );
+  });
+
+  it('uses only the least value of a text key, which has no greatest one', () => {
+    expect(compiled(docsModel('text')).get('policy docs.docs.docs_select')).toContain(`"docs"."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN ''::text END)`);
+  });
+
+  it('is refused on a key type without a least value, outside a row, and on another table', () => {
+    const { problems } = validateModel(docsModel('boolean'));
+    expect(problems.map((p) => [p.code, p.path])).toEqual([['no-key-minimum', 'docs.select[0] "docs_select"']]);
+    expect(problems[0]!.message).toContain('"docs.id" is boolean');
+
+    const misuse = defineModel('misuse', (m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const docs = m.table('docs', { id: t.bigint().primaryKey() });
+      m.identity(users);
+      m.fact('everything', m.everyRowWhen(docs, m.me.isNotNull()), { type: 'boolean' });
+      m.policy(users, 'users_select', { for: 'select', using: () => m.everyRowWhen(docs, m.me.isNotNull()) });
+      m.policy(docs, 'docs_select', { for: 'select', using: () => m.everyRowWhen(docs, m.me) });
+    });
+    const found = validateModel(misuse).problems.map((p) => [p.code, p.path]);
+    expect(found).toEqual([
+      ['row-out-of-scope', 'facts.everything'],
+      ['wrong-table', 'users.select[0] "users_select"'],
+      ['type-mismatch', 'docs.select[0] "docs_select"'],
+    ]);
+  });
+});
+
+describe('maskedView', () => {
+  it('prints kept columns as they are, masks and NULLs the rest, and never yields a NULL flag', () => {
+    expect(compiled(docsModel()).get('view docs.doc_directory')).toBe(
+      [
+        '-- views.doc_directory',
+        'CREATE VIEW "docs"."doc_directory" WITH (security_barrier = true) AS',
+        'SELECT',
+        '  d."id",',
+        '  CASE WHEN d.rg_visible THEN d."owner_id" ELSE NULL::bigint END AS "owner_id",',
+        `  CASE WHEN d.rg_visible THEN d."title" ELSE 'hidden'::text END AS "title",`,
+        '  CASE WHEN d.rg_visible THEN d."body" ELSE NULL::text END AS "body",',
+        '  NOT d.rg_visible AS "restricted"',
+        'FROM (',
+        '  SELECT d.*, coalesce((',
+        `    (d."id" BETWEEN (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '9223372036854775807'::bigint END))`,
+        '    OR (d."owner_id" = (select "docs"."current_user_id"()))',
+        '  ), false) AS rg_visible',
+        '  FROM "docs"."docs" AS d',
+        ') AS d',
+        'WHERE (select "docs"."current_user_id"()) IS NOT NULL',
+        `  AND (d.rg_visible OR coalesce(NOT (select "docs"."i_am_admin"()), false));`,
+        'ALTER VIEW "docs"."doc_directory" OWNER TO "rowguard_definer";',
+        'GRANT SELECT ON "docs"."doc_directory" TO "app_user", "reporting_user";',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('partial indexes', () => {
+  const withIndex = (where: Parameters<typeof defineModel>[1]) => defineModel('docs', where);
+
+  it('prints CREATE INDEX … WHERE over the row\'s own columns', () => {
+    const model = withIndex((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const docs = m.table(
+        'docs',
+        { id: t.bigint().primaryKey(), owner_id: t.bigint(), archived: t.boolean() },
+        { indexes: [{ columns: ['id'], where: (d) => and(d.owner_id.isNull(), d.archived.isNotTrue()) }] },
+      );
+      m.identity(users);
+      m.policy(docs, 'docs_select', { for: 'select', using: (d) => d.owner_id.eq(m.me) });
+    });
+    expect(compiled(model).get('index docs.docs_id_partial_idx')).toBe(
+      'CREATE INDEX "docs_id_partial_idx" ON "docs"."docs" ("id")\n  WHERE ("owner_id" IS NULL) AND ("archived" IS DISTINCT FROM true);',
+    );
+  });
+
+  it('refuses a predicate that depends on the session, and unknown columns', () => {
+    const model = withIndex((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      m.table('docs', { id: t.bigint().primaryKey(), owner_id: t.bigint() }, { indexes: [{ columns: ['nope'], where: (d) => d.owner_id.eq(m.me) }] });
+      m.identity(users);
+    });
+    expect(validateModel(model).problems.map((p) => [p.code, p.path])).toEqual([
+      ['unknown-column', 'tables.docs.indexes[0]'],
+      ['index-predicate-not-immutable', 'tables.docs.indexes[0]'],
+    ]);
+  });
+});
