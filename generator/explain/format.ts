@@ -1,0 +1,96 @@
+// The text form of an Explanation, for a terminal: the verdict first, then for each stage the
+// policies considered — for a granted stage the arm that admits the row, for a refused one every
+// arm with the conditions that failed, their SQL and the values they read.
+import type { ArmResult, ConditionResult, Explanation, FactValue, PolicyResult, StageResult, Truth } from './explain.ts';
+
+const MARK = { true: '✓', false: '✗', null: '∅' } as const;
+
+export function formatExplanation(x: Explanation): string {
+  const out: string[] = [x.summary, ''];
+  if (x.row === null) return out.join('\n');
+  out.push(`The row: ${Object.entries(x.row).map(([c, v]) => `${c} = ${show(v)}`).join(', ')}`);
+  out.push(`PostgreSQL, asked as the user (SELECT … WHERE ${Object.keys(x.key).join(', ')}): the row is ${x.visibleToUser ? 'visible' : 'not visible'}.`);
+  if (!x.privileges.ok) out.push(`app_user lacks the ${x.privileges.missing.join(', ')} privilege on ${x.schema}.${x.table}: PostgreSQL refuses the statement before any policy is looked at.`);
+  if (!x.rowSecurityEnabled) out.push(`Row-level security is not enabled on ${x.schema}.${x.table}: every row is reachable (fix: ALTER TABLE … ENABLE ROW LEVEL SECURITY).`);
+  const facts = new Map(x.facts.map((f) => [f.name, f]));
+  for (const stage of x.stages) out.push('', ...formatStage(stage, facts));
+  out.push('', 'Facts about the user (computed once per statement):');
+  for (const f of x.facts) out.push(`  ${f.name} = ${f.value ?? 'NULL'}${f.description ? `   — ${f.description}` : ''}`);
+  if (x.warnings.length > 0) {
+    out.push('', 'Warnings:');
+    for (const w of x.warnings) out.push(`  ! ${w}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function formatStage(stage: StageResult, facts: ReadonlyMap<string, FactValue>): string[] {
+  const title = `${stage.command.toUpperCase()} ${stage.clause === 'using' ? 'USING' : 'WITH CHECK'}: ${stage.admitted ? 'admitted' : 'refused'} — ${stage.why}.`;
+  const out = [title];
+  if (stage.policies.length === 0 && stage.unknownInstalled.length === 0) {
+    out.push(`  No ${stage.command.toUpperCase()} policy exists for this table; PostgreSQL then admits no row.`);
+  }
+  for (const p of stage.policies) out.push(...formatPolicy(p, stage.admitted, facts));
+  for (const u of stage.unknownInstalled) {
+    out.push(`  ${u.admits ? MARK.true : MARK.false} ${u.name} (${u.mode}, installed in the database but not in the policy files): ${u.admits ? 'admits' : 'refuses'}`, `      ${u.sql}`);
+  }
+  return out;
+}
+
+function formatPolicy(p: PolicyResult, stageAdmitted: boolean, facts: ReadonlyMap<string, FactValue>): string[] {
+  const verb = p.admits ? (p.mode === 'permissive' ? 'grants' : 'allows') : p.mode === 'permissive' ? 'does not grant' : 'refuses';
+  const out = [`  ${p.admits ? MARK.true : MARK.false} policy ${p.name} (${p.mode}, FOR ${p.policyCommand.toUpperCase()}) ${verb}${p.description ? ` — ${p.description}` : ''}`];
+  out.push(`      declared in ${p.origin}`);
+  if (p.admits) {
+    // Show the arm(s) that admit the row; the others do not matter for the verdict.
+    p.arms.forEach((arm, i) => {
+      if (arm.result === true) out.push(...formatArm(arm, i, p.arms.length, false, facts));
+    });
+    return out;
+  }
+  if (stageAdmitted && p.mode === 'permissive') {
+    out.push('      (another permissive policy admits the row)');
+    return out;
+  }
+  p.arms.forEach((arm, i) => out.push(...formatArm(arm, i, p.arms.length, true, facts)));
+  return out;
+}
+
+function formatArm(arm: ArmResult, index: number, count: number, showFailures: boolean, facts: ReadonlyMap<string, FactValue>): string[] {
+  const label = count === 1 ? 'condition' : `arm ${index + 1} of ${count}`;
+  const out: string[] = [];
+  if (!showFailures) {
+    out.push(`      ${MARK.true} ${label}: ${arm.conditions.map((c) => c.words).join('; and ')}`);
+    return out;
+  }
+  const failed = arm.conditions.filter((c) => c.result !== true);
+  out.push(`      ${MARK[String(arm.result) as keyof typeof MARK]} ${label}: ${failed.length} of ${arm.conditions.length} condition(s) fail`);
+  for (const c of arm.conditions) {
+    if (c.result === true) {
+      out.push(`          ${MARK.true} ${c.words}`);
+      continue;
+    }
+    out.push(...formatFailed(c, facts));
+  }
+  return out;
+}
+
+function formatFailed(c: ConditionResult, facts: ReadonlyMap<string, FactValue>): string[] {
+  const out = [`          ${MARK[String(c.result) as keyof typeof MARK]} ${c.words}   ${truthWord(c.result)}`];
+  out.push(`              SQL:  ${c.sql.replaceAll('\n', '\n                    ')}`);
+  const values = [
+    ...c.columns.map((col) => `row.${col.name} = ${show(col.value)}`),
+    ...(c.usesMe ? [`me = ${facts.get('me')?.value ?? 'NULL'}`] : []),
+    ...c.facts.map((f) => `${f} = ${facts.get(f)?.value ?? 'NULL'}`),
+  ];
+  if (values.length > 0) out.push(`              with: ${values.join(', ')}`);
+  return out;
+}
+
+function truthWord(t: Truth): string {
+  return t === null ? '(NULL: counts as false)' : t ? '' : '(false)';
+}
+
+function show(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  return typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
+}
