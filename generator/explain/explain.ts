@@ -305,7 +305,9 @@ async function privilegesMissing(tx: Tx, target: string, command: ExplainCommand
   const needed = command === 'select' ? ['SELECT'] : ['SELECT', command.toUpperCase()];
   const missing: string[] = [];
   for (const privilege of needed) {
-    const [r] = await tx.unsafe(`SELECT pg_catalog.has_any_column_privilege($1, $2::regclass, $3) AS ok`, [APP_ROLE, target, privilege]);
+    // SELECT and UPDATE may be granted per column; DELETE only per table.
+    const fn = privilege === 'DELETE' ? 'has_table_privilege' : 'has_any_column_privilege';
+    const [r] = await tx.unsafe(`SELECT pg_catalog.${fn}($1, $2::regclass, $3) AS ok`, [APP_ROLE, target, privilege]);
     if (!r?.ok) missing.push(privilege);
   }
   return missing;
