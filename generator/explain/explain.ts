@@ -17,6 +17,7 @@ import type { ModelNode, TableNode } from '../model/nodes.ts';
 import { APP_ROLE, DEFINER_ROLE } from '../emit/roles.ts';
 import { factCallSql, sessionUserSql } from '../emit/expr.ts';
 import { ident, qualified } from '../sql/print.ts';
+import { TypeResolver } from '../model/types.ts';
 import { planCommand, type ExplainCommand, type StagePlan } from './plan.ts';
 
 /** Three-valued: a condition that is NULL does not admit the row. */
@@ -192,7 +193,9 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
       warnings,
     };
   }
-  const row = JSON.parse(rowText) as Record<string, unknown>;
+  const stored = JSON.parse(rowText) as Record<string, unknown>;
+  // jsonb orders keys by length; show them in the table's column order.
+  const row = Object.fromEntries(table.columns.filter((c) => c.name in stored).map((c) => [c.name, stored[c.name]]));
 
   // One statement, so every condition and fact sees the same snapshot and the same identity.
   const columns: string[] = [];
@@ -204,7 +207,8 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
   const stageInstalled = stagePlans.map((s) => installedFor(installed, s).map((p) => ({ policy: p, col: add(p.text) })));
   const factNames = [...new Set(stagePlans.flatMap((s) => s.policies.flatMap((p) => p.arms.flatMap((a) => a.conditions.flatMap((c) => c.facts)))))];
   const meCol = add(`${sessionUserSql(model.schema)}::text`);
-  const factCols = factNames.map((f) => add(`${factCallSql(model.schema, f)}::text`));
+  const types = new TypeResolver(model);
+  const factCols = factNames.map((f) => add(factDisplaySql(model.schema, f, types.factType(f))));
   const values = (
     await tx.unsafe(`SELECT ${columns.join(',\n       ')}\n  FROM jsonb_populate_record(NULL::${target}, $1::text::jsonb) AS ${ident(table.name)}`, [rowText])
   )[0] as Record<string, unknown>;
@@ -281,6 +285,13 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
     facts,
     warnings,
   };
+}
+
+/** A fact's value as text; sets are shown sorted (their order means nothing and varies). */
+function factDisplaySql(schema: string, name: string, type: string): string {
+  const call = factCallSql(schema, name);
+  if (!type.endsWith('[]')) return `${call}::text`;
+  return `CASE WHEN ${call} IS NULL THEN NULL ELSE coalesce((SELECT array_agg(v ORDER BY v) FROM unnest(${call}) AS v), '{}')::text END`;
 }
 
 /** Reads below must see every row: use the connection's role if it skips RLS, else rowguard_definer. */
