@@ -17,7 +17,7 @@ Usage:
       With DATABASE_URL: may user U do that to the row, which policy grants it, or which conditions
       of each policy failed (with their SQL and the facts they read). Exit 0 allowed, 1 denied.
       A composite key is --id a,b (key order) or --id col=a,col2=b.
-  rowguard report [--out report.html] [--users N] [--no-data]
+  rowguard report [--out report.html] [--users N]
       With DATABASE_URL: a self-contained HTML page with each model's hierarchies, each table's
       policies in plain language and a persona × table matrix of visible rows.
   rowguard help

@@ -14,7 +14,8 @@
 //   row" is PostgreSQL's own answer. Nothing is written; the transaction is rolled back.
 import type { Sql, TransactionSql } from 'postgres';
 import type { ModelNode, TableNode } from '../model/nodes.ts';
-import { APP_ROLE, DEFINER_ROLE } from '../emit/roles.ts';
+import { APP_ROLE } from '../emit/roles.ts';
+import { actAsBypassRole, BypassUnavailable } from '../db/bypass.ts';
 import { factCallSql, sessionUserSql } from '../emit/expr.ts';
 import { ident, qualified } from '../sql/print.ts';
 import { TypeResolver } from '../model/types.ts';
@@ -149,7 +150,11 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
   const identity = model.identity!;
 
   // 1. As a role that skips row-level security: the row, the user's label, the catalog facts.
-  await readAsBypassRole(tx);
+  try {
+    await actAsBypassRole(tx, 'explain reads the row whether or not the user can see it');
+  } catch (error) {
+    throw error instanceof BypassUnavailable ? new ExplainError(error.message) : error;
+  }
   const rls = (await tx.unsafe(`SELECT c.relrowsecurity AS on FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)`, [target]))[0]?.on as boolean | undefined;
   if (rls === undefined) throw new ExplainError(`table ${model.schema}.${table.name} does not exist in this database; apply the migrations first`);
   const rowText = (await tx.unsafe(`SELECT to_jsonb(t)::text AS row FROM ${target} AS t WHERE ${keyWhere}`, keyValues))[0]?.row as string | undefined;
@@ -292,24 +297,6 @@ function factDisplaySql(schema: string, name: string, type: string): string {
   const call = factCallSql(schema, name);
   if (!type.endsWith('[]')) return `${call}::text`;
   return `CASE WHEN ${call} IS NULL THEN NULL ELSE coalesce((SELECT array_agg(v ORDER BY v) FROM unnest(${call}) AS v), '{}')::text END`;
-}
-
-/** Reads below must see every row: use the connection's role if it skips RLS, else rowguard_definer. */
-async function readAsBypassRole(tx: Tx): Promise<void> {
-  const [me] = await tx.unsafe(
-    `SELECT r.rolsuper OR r.rolbypassrls AS bypass,
-            CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1) THEN pg_catalog.pg_has_role(current_user, $1, 'MEMBER') ELSE false END AS definer
-       FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
-    [DEFINER_ROLE],
-  );
-  if (me?.bypass) return;
-  if (me?.definer) {
-    await tx.unsafe(`SET LOCAL ROLE ${ident(DEFINER_ROLE)}`);
-    return;
-  }
-  throw new ExplainError(
-    `explain reads the row whether or not the user can see it, so DATABASE_URL must connect as a superuser, a BYPASSRLS role or a member of ${DEFINER_ROLE} (GRANT ${DEFINER_ROLE} TO <your role>)`,
-  );
 }
 
 async function privilegesMissing(tx: Tx, target: string, command: ExplainCommand): Promise<string[]> {
