@@ -55,6 +55,8 @@ export interface PolicyReport {
   readonly description?: string;
   readonly using?: ClauseReport;
   readonly check?: ClauseReport;
+  /** WITH CHECK is the same predicate as USING. */
+  readonly checkSameAsUsing?: boolean;
 }
 
 export interface TableReport {
@@ -151,7 +153,8 @@ function policyReport(model: ModelNode, p: PolicyNode): PolicyReport {
   const clause = (e: PolicyNode['using']): ClauseReport | undefined =>
     e && { arms: armsOf(model, p.table, e).map((a) => a.conditions.map((c) => c.words)), sql: printExpr(e, exprContext(model, ident(p.table))) };
   const using = clause(p.using);
-  const check = clause(p.check);
+  const same = p.using !== undefined && p.check !== undefined && JSON.stringify(p.using) === JSON.stringify(p.check);
+  const check = same ? undefined : clause(p.check);
   return {
     name: p.name,
     command: p.command,
@@ -159,6 +162,7 @@ function policyReport(model: ModelNode, p: PolicyNode): PolicyReport {
     ...(p.description ? { description: p.description } : {}),
     ...(using ? { using } : {}),
     ...(check ? { check } : {}),
+    ...(same ? { checkSameAsUsing: true } : {}),
   };
 }
 

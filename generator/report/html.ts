@@ -106,6 +106,7 @@ function renderPolicy(p: PolicyReport): string {
 ${p.description ? `<p class="desc">${esc(p.description)}</p>` : ''}
 ${p.using ? renderClause(p.command === 'select' || p.command === 'delete' ? 'A row qualifies when' : 'An existing row qualifies when', p.using) : ''}
 ${p.check ? renderClause('A new or changed row is accepted when', p.check) : ''}
+${p.checkSameAsUsing ? '<p class="clause">A new or changed row is accepted under the same conditions.</p>' : ''}
 </div>`;
 }
 
