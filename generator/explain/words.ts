@@ -39,9 +39,12 @@ const words = {
   and: (e) => (e.items.length === 0 ? 'always' : e.items.map(part).join(' and ')),
   or: (e) => (e.items.length === 0 ? 'never' : `either ${e.items.map(part).join(', or ')}`),
   not: (e) => `not ${part(e.item)}`,
-  exists: (e) => `there is a ${e.query.table} row${whereWords(e.query)}`,
+  exists: (e) => `there is ${article(e.query.table)} ${e.query.table} row${whereWords(e.query)}`,
   'array-of': (e) => `every ${selectWords(e.query)} of ${e.query.table} rows${whereWords(e.query)}`,
-  'scalar-of': (e) => `the ${selectWords(e.query)} of the ${e.query.table} row${whereWords(e.query)}`,
+  'scalar-of': (e) =>
+    !e.query.select || e.query.select.kind === 'column'
+      ? `the ${selectWords(e.query)} of the ${e.query.table} row${whereWords(e.query)}`
+      : `whether ${selectWords(e.query)}, for the ${e.query.table} row${whereWords(e.query)}`,
   array: (e) => `[${e.items.map(describeExpr).join(', ')}]`,
   'set-union': (e) => e.items.map(part).join(' together with '),
   'hierarchy-set': (e) => {
@@ -49,9 +52,9 @@ const words = {
     return `${e.includeSelf ? `${part(e.of)} and ` : ''}every node ${rel} ${part(e.of)} in ${e.hierarchy}`;
   },
   case: (e) => {
-    const branches = e.branches.map((b) => `${part(b.then)} if ${part(b.when)}`).join(', else ');
-    const otherwise = e.else.kind === 'literal' && e.else.value === null ? 'nothing' : part(e.else);
-    return `${branches}, otherwise ${otherwise}`;
+    const branches = e.branches.map((b) => `if ${describeExpr(b.when)}: ${describeExpr(b.then)}`).join('; else ');
+    const otherwise = e.else.kind === 'literal' && e.else.value === null ? 'NULL' : describeExpr(e.else);
+    return `${branches}; otherwise ${otherwise}`;
   },
   coalesce: (e) => `the first non-NULL of ${e.items.map(part).join(', ')}`,
   'array-position': (e) => `the rank of ${part(e.item)} in [${e.array.join(', ')}]`,
@@ -68,6 +71,10 @@ const BARE: ReadonlySet<ExprKind> = new Set<ExprKind>(['column', 'unknown-column
 function part(e: Expr): string {
   const s = describeExpr(e);
   return BARE.has(e.kind) || e.kind === 'exists' || e.kind === 'array-of' || e.kind === 'scalar-of' ? s : `(${s})`;
+}
+
+function article(word: string): string {
+  return /^[aeiou]/i.test(word) ? 'an' : 'a';
 }
 
 function whereWords(q: QueryNode): string {
