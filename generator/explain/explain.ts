@@ -157,10 +157,18 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
   }
   const rls = (await tx.unsafe(`SELECT c.relrowsecurity AS on FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)`, [target]))[0]?.on as boolean | undefined;
   if (rls === undefined) throw new ExplainError(`table ${model.schema}.${table.name} does not exist in this database; apply the migrations first`);
-  const rowText = (await tx.unsafe(`SELECT to_jsonb(t)::text AS row FROM ${target} AS t WHERE ${keyWhere}`, keyValues))[0]?.row as string | undefined;
-  const userRow = (await tx.unsafe(`SELECT to_jsonb(u) AS u FROM ${qualified(model.schema, identity.table)} AS u WHERE ${ident(identity.column)} = $1`, [request.user]))[0]?.u as
-    | Record<string, unknown>
-    | undefined;
+  // One round trip for the row, the acting user's row and app_user's table privileges.
+  const n = keyValues.length;
+  const needed = request.command === 'select' ? ['SELECT'] : ['SELECT', request.command.toUpperCase()];
+  const [facts0] = await tx.unsafe(
+    `SELECT (SELECT to_jsonb(t)::text FROM ${target} AS t WHERE ${keyWhere}) AS row,
+            (SELECT to_jsonb(u) FROM ${qualified(model.schema, identity.table)} AS u WHERE ${ident(identity.column)} = $${n + 1}) AS "user",
+            ARRAY[${needed.map((p) => `pg_catalog.${privilegeFunction(p)}($${n + 2}, $${n + 3}::regclass, '${p}')`).join(', ')}] AS privileges`,
+    [...keyValues, request.user, APP_ROLE, target],
+  );
+  const rowText = (facts0!.row as string | null) ?? undefined;
+  const userRow = (facts0!.user as Record<string, unknown> | null) ?? undefined;
+  const missingPrivileges = needed.filter((_, i) => !(facts0!.privileges as boolean[])[i]);
   const installed = (
     await tx.unsafe(
       `SELECT policyname AS name, permissive = 'PERMISSIVE' AS permissive, cmd, qual, with_check AS "withCheck"
@@ -170,7 +178,6 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
       [model.schema, table.name, APP_ROLE],
     )
   ).map((r) => r as unknown as InstalledPolicy);
-  const missingPrivileges = await privilegesMissing(tx, target, request.command);
   await tx.unsafe('RESET ROLE');
 
   const user = { id: request.user, ...(typeof userRow?.name === 'string' ? { label: userRow.name } : {}) };
@@ -180,7 +187,12 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
   const warnings = installedDrift(stagePlans, installed, model, table.name);
 
   // 2. As the user.
-  await tx.unsafe(`SET LOCAL ROLE ${ident(APP_ROLE)}`);
+  try {
+    await tx.unsafe(`SET LOCAL ROLE ${ident(APP_ROLE)}`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42501') throw error;
+    throw new ExplainError(`explain acts as ${APP_ROLE}, but the role of DATABASE_URL may not SET ROLE ${APP_ROLE}: GRANT ${APP_ROLE} TO <your role>`);
+  }
   await tx.unsafe(`SELECT ${qualified(model.schema, 'set_session')}($1)`, [request.user]);
   const visibleToUser = (await tx.unsafe(`SELECT count(*)::int AS n FROM ${target} WHERE ${keyWhere}`, keyValues))[0]!.n > 0;
 
@@ -299,16 +311,9 @@ function factDisplaySql(schema: string, name: string, type: string): string {
   return `CASE WHEN ${call} IS NULL THEN NULL ELSE coalesce((SELECT array_agg(v ORDER BY v) FROM unnest(${call}) AS v), '{}')::text END`;
 }
 
-async function privilegesMissing(tx: Tx, target: string, command: ExplainCommand): Promise<string[]> {
-  const needed = command === 'select' ? ['SELECT'] : ['SELECT', command.toUpperCase()];
-  const missing: string[] = [];
-  for (const privilege of needed) {
-    // SELECT and UPDATE may be granted per column; DELETE only per table.
-    const fn = privilege === 'DELETE' ? 'has_table_privilege' : 'has_any_column_privilege';
-    const [r] = await tx.unsafe(`SELECT pg_catalog.${fn}($1, $2::regclass, $3) AS ok`, [APP_ROLE, target, privilege]);
-    if (!r?.ok) missing.push(privilege);
-  }
-  return missing;
+/** SELECT and UPDATE may be granted per column; DELETE only per table. */
+function privilegeFunction(privilege: string): string {
+  return privilege === 'DELETE' ? 'has_table_privilege' : 'has_any_column_privilege';
 }
 
 function installedFor(installed: readonly InstalledPolicy[], stage: StagePlan): (InstalledPolicy & { text: string })[] {

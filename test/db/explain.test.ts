@@ -1,6 +1,7 @@
 // `rowguard explain` on the SmartOffice sample: what it says, in words and as data.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { loadModels } from '../../generator/load.ts';
@@ -145,6 +146,36 @@ describe('explain: mistakes and drift', () => {
       await admin.unsafe(`ALTER POLICY contacts_select ON smartoffice.contacts USING (${qual})`);
     }
     expect((await explain({ user: '11', table: 'contacts', id: '101' })).warnings).toEqual([]);
+  });
+});
+
+describe('explain: the connecting role', () => {
+  it('works for a role that is only a member of rowguard_definer and app_user; refuses others with the GRANT to run', async () => {
+    const admin = db.current.admin;
+    const role = `rg_explainer_${db.current.name.slice(-12)}`;
+    const weak = `${role}_weak`;
+    await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'x' NOSUPERUSER NOBYPASSRLS; GRANT rowguard_definer, app_user TO ${role}`);
+    await admin.unsafe(`CREATE ROLE ${weak} LOGIN PASSWORD 'x' NOSUPERUSER NOBYPASSRLS; GRANT app_user TO ${weak}`);
+    const connect = (user: string) => {
+      const url = new URL(db.current.url);
+      url.username = user;
+      url.password = 'x';
+      return postgres(url.toString(), { max: 1, onnotice: () => {} });
+    };
+    const member = connect(role);
+    const other = connect(weak);
+    try {
+      const x = await explainRow(member, models, { schema: 'smartoffice', table: 'contacts', user: '11', id: '104', command: 'select' });
+      expect(x.allowed).toBe(true);
+      expect(x.row).toMatchObject({ id: 104, private_owner_id: 11 });
+      await expect(explainRow(other, models, { schema: 'smartoffice', table: 'contacts', user: '11', id: '104', command: 'select' })).rejects.toThrow(
+        /must connect as a superuser, a BYPASSRLS role or a member of rowguard_definer/,
+      );
+    } finally {
+      await member.end();
+      await other.end();
+      await admin.unsafe(`DROP ROLE ${role}; DROP ROLE ${weak}`);
+    }
   });
 });
 
