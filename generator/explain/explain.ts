@@ -29,8 +29,8 @@ export interface ExplainRequest {
   readonly table: string;
   /** The identity value passed to set_session. */
   readonly user: string;
-  /** `--id`: the key value, or for a composite key `a,b` in key order or `col=a,col2=b`. */
-  readonly id: string;
+  /** `--id`: the key value, or for a composite key `a,b` in key order or `col=a,col2=b`; or the key by column. */
+  readonly id: string | Readonly<Record<string, string>>;
   readonly command: ExplainCommand;
 }
 
@@ -339,12 +339,15 @@ function installedDrift(stages: readonly StagePlan[], installed: readonly Instal
   return warnings;
 }
 
-export function parseKey(table: TableNode, id: string): Record<string, string> {
+export function parseKey(table: TableNode, id: string | Readonly<Record<string, string>>): Record<string, string> {
   const pk = table.primaryKey;
   if (pk.length === 0) throw new ExplainError(`table ${table.name} has no primary key, so --id cannot name a row`);
-  const parts = pk.length === 1 && !id.includes('=') ? [id] : id.split(',');
-  if (parts.every((p) => p.includes('='))) {
-    const byName = Object.fromEntries(parts.map((p) => [p.slice(0, p.indexOf('=')).trim(), p.slice(p.indexOf('=') + 1)]));
+  // A single key's value is taken whole (it may contain commas), with or without its column name.
+  if (typeof id === 'string' && pk.length === 1) return { [pk[0]!]: id.startsWith(`${pk[0]}=`) ? id.slice(pk[0]!.length + 1) : id };
+  const parts = typeof id === 'string' ? id.split(',') : Object.entries(id).map(([c, v]) => `${c}=${v}`);
+  if (typeof id !== 'string' || parts.every((p) => p.includes('='))) {
+    const byName: Record<string, string> =
+      typeof id === 'string' ? Object.fromEntries(parts.map((p) => [p.slice(0, p.indexOf('=')).trim(), p.slice(p.indexOf('=') + 1)])) : { ...id };
     const missing = pk.filter((c) => !(c in byName));
     const extra = Object.keys(byName).filter((c) => !pk.includes(c));
     if (missing.length > 0 || extra.length > 0) throw new ExplainError(`--id for ${table.name} needs exactly its key columns ${pk.join(', ')} (as ${pk.map((c) => `${c}=…`).join(',')})`);
