@@ -162,6 +162,9 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
   const needed = request.command === 'select' ? ['SELECT'] : ['SELECT', request.command.toUpperCase()];
   const [facts0] = await tx.unsafe(
     `SELECT (SELECT to_jsonb(t)::text FROM ${target} AS t WHERE ${keyWhere}) AS row,
+            -- for display: numbers JavaScript cannot hold exactly (bigint ids) become strings
+            (SELECT jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' AND length(e.value::text) > 15 THEN to_jsonb(e.value::text) ELSE e.value END)::text
+               FROM ${target} AS t, jsonb_each(to_jsonb(t)) AS e WHERE ${keyColumns.map((c, i) => `t.${ident(c)} = $${i + 1}`).join(' AND ')}) AS shown,
             (SELECT to_jsonb(u) FROM ${qualified(model.schema, identity.table)} AS u WHERE ${ident(identity.column)} = $${n + 1}) AS "user",
             ARRAY[${needed.map((p) => `pg_catalog.${privilegeFunction(p)}($${n + 2}, $${n + 3}::regclass, '${p}')`).join(', ')}] AS privileges`,
     [...keyValues, request.user, APP_ROLE, target],
@@ -194,7 +197,8 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
     throw new ExplainError(`explain acts as ${APP_ROLE}, but the role of DATABASE_URL may not SET ROLE ${APP_ROLE}: GRANT ${APP_ROLE} TO <your role>`);
   }
   await tx.unsafe(`SELECT ${qualified(model.schema, 'set_session')}($1)`, [request.user]);
-  const visibleToUser = (await tx.unsafe(`SELECT count(*)::int AS n FROM ${target} WHERE ${keyWhere}`, keyValues))[0]!.n > 0;
+  // Without the SELECT privilege the query itself fails (42501): nothing is visible.
+  const visibleToUser = !missingPrivileges.includes('SELECT') && (await tx.unsafe(`SELECT count(*)::int AS n FROM ${target} WHERE ${keyWhere}`, keyValues))[0]!.n > 0;
 
   const base = { schema: model.schema, table: table.name, command: request.command, user, key, rowSecurityEnabled: rls, visibleToUser };
   const privileges = { ok: missingPrivileges.length === 0, missing: missingPrivileges };
@@ -210,7 +214,7 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
       warnings,
     };
   }
-  const stored = JSON.parse(rowText) as Record<string, unknown>;
+  const stored = JSON.parse(facts0!.shown as string) as Record<string, unknown>;
   // jsonb orders keys by length; show them in the table's column order.
   const row = Object.fromEntries(table.columns.filter((c) => c.name in stored).map((c) => [c.name, stored[c.name]]));
 

@@ -24,7 +24,7 @@ export interface ReportOptions {
 export interface TreeNode {
   readonly id: string;
   readonly label?: string;
-  /** Nodes below at any depth (from the closure view). */
+  /** Distinct nodes below at any depth (from the closure view). */
   readonly below: number;
   readonly children: readonly TreeNode[];
 }
@@ -69,8 +69,8 @@ export interface TableReport {
 export interface Persona {
   readonly id: string;
   readonly label: string;
-  /** Visible rows per table, as the persona. */
-  readonly visible: Readonly<Record<string, number>>;
+  /** Visible rows per table, as the persona; null where app_user has no SELECT privilege. */
+  readonly visible: Readonly<Record<string, number | null>>;
 }
 
 export interface ModelReport {
@@ -168,7 +168,7 @@ function policyReport(model: ModelNode, p: PolicyNode): PolicyReport {
 
 async function collectHierarchy(tx: Tx, model: ModelNode, h: ModelNode['hierarchies'][number], maxNodes: number): Promise<HierarchyReport> {
   const pairs = await tx.unsafe(
-    `SELECT ancestor_id::text AS ancestor, count(*)::int AS below,
+    `SELECT ancestor_id::text AS ancestor, count(DISTINCT descendant_id)::int AS below,
             array_agg(descendant_id::text ORDER BY descendant_id) FILTER (WHERE depth = 1) AS children
        FROM ${qualified(model.schema, h.name)} GROUP BY ancestor_id`,
   );
@@ -201,21 +201,23 @@ async function collectHierarchy(tx: Tx, model: ModelNode, h: ModelNode['hierarch
       if (r.label) labels.set(r.id as string, r.label as string);
     }
   }
+  // A node with two parents (an edge table can make a DAG) is drawn under each; the path guard
+  // stops a cycle that hangs below a root.
   let budget = maxNodes;
   const drawn = new Set<string>();
-  const build = (id: string): TreeNode => {
+  const build = (id: string, path: ReadonlySet<string>): TreeNode => {
     drawn.add(id);
     budget--;
     const kids: TreeNode[] = [];
     for (const k of children.get(id) ?? []) {
-      if (budget <= 0 || drawn.has(k)) continue;
-      kids.push(build(k));
+      if (budget <= 0 || path.has(k)) continue;
+      kids.push(build(k, new Set([...path, k])));
     }
     return { id, ...(labels.has(id) ? { label: labels.get(id)! } : {}), below: below.get(id) ?? 0, children: kids };
   };
   const rootIds = [...nodes].filter((n) => !hasParent.has(n)).sort(naturalOrder);
   const roots: TreeNode[] = [];
-  for (const r of rootIds) if (budget > 0) roots.push(build(r));
+  for (const r of rootIds) if (budget > 0) roots.push(build(r, new Set([r])));
   // Reachable from a root but not drawn: cut by the limit. Unreachable: on (or hanging from) a cycle.
   const reachable = new Set<string>();
   const walk = (id: string) => {
@@ -254,7 +256,13 @@ async function collectPersonas(
   const source = useSample
     ? `the personas of the ${model.schema} sample (generator/cli/samples)`
     : `the first ${chosen.length} ${identity.table} by ${identity.column}${options.users === undefined ? ` (at most ${DEFAULT_USERS}; --users N for more)` : ''}`;
-  const counts = tables.map((t) => `(SELECT count(*)::int FROM ${qualified(model.schema, t)}) AS ${ident(t)}`).join(', ');
+  // PostgreSQL checks privileges on every table a statement names, so only readable tables are counted.
+  const readable = new Set<string>();
+  for (const t of tables) {
+    const [r] = await sql.unsafe(`SELECT pg_catalog.has_table_privilege($1, $2::regclass, 'SELECT') AS ok`, [APP_ROLE, qualified(model.schema, t)]);
+    if (r!.ok) readable.add(t);
+  }
+  const counts = ['1 AS "?"', ...tables.filter((t) => readable.has(t)).map((t) => `(SELECT count(*)::int FROM ${qualified(model.schema, t)}) AS ${ident(t)}`)].join(', ');
   const personas: Persona[] = [];
   for (const p of chosen) {
     const visible = await readOnly(sql, async (tx) => {
@@ -262,7 +270,7 @@ async function collectPersonas(
       await tx.unsafe(`SELECT ${qualified(model.schema, 'set_session')}($1)`, [p.id]);
       return (await tx.unsafe(`SELECT ${counts}`))[0] as Record<string, number>;
     });
-    personas.push({ ...p, visible });
+    personas.push({ ...p, visible: Object.fromEntries(tables.map((t) => [t, readable.has(t) ? visible[t]! : null])) });
   }
   return { personas, source };
 }

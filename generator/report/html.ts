@@ -54,7 +54,8 @@ function renderMatrix(m: ModelReport): string {
     .map((p) => {
       const cells = m.tables
         .map((t) => {
-          const n = p.visible[t.name] ?? 0;
+          const n = p.visible[t.name];
+          if (n === null || n === undefined) return `<td class="zero" title="app_user has no SELECT privilege on ${attr(t.name)}">—</td>`;
           const share = t.rows === 0 ? 0 : n / t.rows;
           const style = n === 0 ? '' : ` style="background: rgba(37, 99, 235, ${(0.08 + 0.5 * share).toFixed(2)})"`;
           return `<td class="${n === 0 ? 'zero' : 'some'}${t.name === m.mainTable ? ' main' : ''}"${style} title="${attr(`${p.label} sees ${n} of ${t.rows} ${t.name} rows`)}">${n}</td>`;

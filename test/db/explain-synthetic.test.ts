@@ -9,6 +9,7 @@ import { explainRow } from '../../generator/explain/explain.ts';
 import { formatExplanation } from '../../generator/explain/format.ts';
 import { EXPLAIN_COMMANDS } from '../../generator/explain/plan.ts';
 import { validateModel } from '../../generator/validate/index.ts';
+import { collectReport, type TreeNode } from '../../generator/report/collect.ts';
 import { checkAgreement } from '../support/agreement.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -22,6 +23,8 @@ const model = {
       archived: t.boolean().default(false),
       secret: t.boolean().default(false),
     });
+    const groupMembers = m.table('group_members', { member_id: t.text().notNull(), group_id: t.text().notNull() }, { primaryKey: ['member_id', 'group_id'] });
+    m.hierarchy('group_tree', { table: groupMembers, child: 'member_id', parent: 'group_id' });
     m.identity(users);
     const myTeam = m.fact('my_team', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team }))), { description: "The acting user's team." });
     m.policy(docs, 'docs_team_reads', { for: 'select', description: 'My team reads its documents.', using: (d) => d.team.eq(myTeam) });
@@ -48,12 +51,21 @@ const db = useTestDatabase(async (admin) => {
     INSERT INTO rg_synthetic.users VALUES (1, 'a', 'Ana'), (2, 'a', 'Ben'), (3, 'b', 'Cy');
     INSERT INTO rg_synthetic.docs (id, team, owner_id, archived, secret) VALUES
       (10, 'a', 1, false, false), (11, 'a', 2, false, true), (12, 'b', 1, false, false),
-      (13, 'a', 1, true, false), (14, 'b', 3, false, false), (15, 'a', 3, true, true);`);
+      (13, 'a', 1, true, false), (14, 'b', 3, false, false), (15, 'a', 3, true, true),
+      (9007199254740993, 'a', 2, false, false);
+    -- u1 is in g2 and g3, both in g1 (a DAG); c1 and c2 contain each other (a cycle).
+    INSERT INTO rg_synthetic.group_members VALUES ('g2', 'g1'), ('g3', 'g1'), ('u1', 'g2'), ('u1', 'g3'), ('c1', 'c2'), ('c2', 'c1');`);
 });
-const explain = (user: number, id: number, command: 'select' | 'update' | 'delete') =>
+const explain = (user: number, id: number | string, command: 'select' | 'update' | 'delete') =>
   explainRow(db.current.admin, [model], { schema: 'rg_synthetic', table: 'docs', user: String(user), id: String(id), command });
 
 describe('explain: restrictive and FOR ALL policies, failing WITH CHECK', () => {
+  it('a bigint id beyond JavaScript numbers is evaluated and shown exactly', async () => {
+    const x = await explain(1, '9007199254740993', 'select');
+    expect(x.allowed).toBe(true);
+    expect(x.row).toMatchObject({ id: '9007199254740993', owner_id: 2 });
+  });
+
   for (const command of EXPLAIN_COMMANDS) {
     it(`${command.toUpperCase()}: agrees with PostgreSQL for every user × row`, async () => {
       const run = await checkAgreement(db.current, [model], model, [1, 2, 3], command, () => 100);
@@ -95,5 +107,24 @@ describe('explain: restrictive and FOR ALL policies, failing WITH CHECK', () => 
     expect(x.allowed).toBe(false);
     expect(x.stages[1]!.grantedBy).toEqual(['docs_team_deletes']);
     expect(x.stages[1]!.refusedBy).toEqual(['docs_delete_own_only']);
+  });
+});
+
+describe('report: an edge-table hierarchy', () => {
+  const outline = (n: TreeNode): string => `${n.id}[${n.below}]${n.children.length > 0 ? `(${n.children.map(outline).join(', ')})` : ''}`;
+  it('draws a node with two parents under each, counts distinct nodes below, lists a cycle', async () => {
+    const data = await collectReport(db.current.admin, [model], []);
+    const tree = data.models[0]!.hierarchies[0]!;
+    expect(tree.roots.map(outline)).toEqual(['g1[3](g2[1](u1[0]), g3[1](u1[0]))']);
+    expect(tree.onCycles).toEqual(['c1', 'c2']);
+    expect(tree.nodeCount).toBe(6);
+    // No sample: the first users stand in for personas, counted as app_user.
+    expect(data.models[0]!.personas.map((p) => [p.id, p.visible.docs])).toEqual([
+      ['1', 4], // team a: 10, 11 and the big id; own 12 in team b; archived 13 hidden
+      ['2', 3],
+      ['3', 2],
+    ]);
+    // group_members has no policy, hence no grant to app_user: no count, not an error.
+    expect(data.models[0]!.personas[0]!.visible.group_members).toBeNull();
   });
 });
