@@ -2,6 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import { isModel } from './dsl/model.ts';
 import type { ModelNode, Problem } from './model/nodes.ts';
 
@@ -35,12 +36,16 @@ export async function loadModels(root: string, policiesDir: string): Promise<Loa
     const shown = relative(root, file);
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      // tsImport loads the file as an ES module whatever the surrounding package.json says, so a
+      // project without "type": "module" can keep its policies in plain .ts files.
+      mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
     } catch (error) {
       problems.push({ code: 'load-failed', file: shown, path: '-', message: `could not load: ${(error as Error).message}`, fix: 'fix the error in the file (it is imported as an ES module)' });
       continue;
     }
-    const value = mod.default;
+    // A file compiled as CommonJS (no "type": "module" nearby) arrives with its default export
+    // one level down.
+    const value = isModel(mod.default) ? mod.default : (mod.default as { default?: unknown } | undefined)?.default;
     if (!isModel(value)) {
       problems.push({ code: 'no-model', file: shown, path: '-', message: 'the file has no default export made by defineModel()', fix: "end the file with `export default defineModel('schema', (m) => { … })`; helper modules start with _" });
       continue;

@@ -1,0 +1,182 @@
+// The exact SQL of small cases, stated inline next to the DSL that produces it.
+import { describe, expect, it } from 'vitest';
+import { and, arrayOf, defineModel, exists, not, or, raw, scalarOf, t, when } from '../../generator/dsl/index.ts';
+import { compileModel } from '../../generator/emit/index.ts';
+import { renderMigration, renderScript } from '../../generator/migrations/render.ts';
+import { dollarQuote, ident, literal } from '../../generator/sql/print.ts';
+import { validateModel } from '../../generator/validate/index.ts';
+
+function compile(build: Parameters<typeof defineModel>[1]) {
+  const { result, problems } = validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' });
+  expect(problems).toEqual([]);
+  const sections = compileModel(result!);
+  const byId = new Map(sections.flatMap((s) => s.statements).map((s) => [s.id, s]));
+  return { sections, up: (id: string) => byId.get(id)?.up, down: (id: string) => byId.get(id)?.down };
+}
+
+const crm = (extra: (m: Parameters<Parameters<typeof defineModel>[1]>[0], tables: ReturnType<typeof baseTables>) => void) => (m: Parameters<Parameters<typeof defineModel>[1]>[0]) => {
+  const tables = baseTables(m);
+  m.identity(tables.users);
+  extra(m, tables);
+};
+
+function baseTables(m: Parameters<Parameters<typeof defineModel>[1]>[0]) {
+  const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), is_manager: t.boolean().default(false) });
+  const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint().notNull().references('users'), team_id: t.bigint(), name: t.text() });
+  return { users, deals };
+}
+
+describe('printing', () => {
+  it('quotes identifiers and literals', () => {
+    expect(ident('a"b')).toBe('"a""b"');
+    expect(literal("O'Brien")).toBe("'O''Brien'");
+    expect(literal(null)).toBe('NULL');
+    expect(literal(true)).toBe('true');
+  });
+  it('dollar-quotes with a tag absent from the body', () => {
+    expect(dollarQuote('select 1')).toBe('$rg$\nselect 1\n$rg$');
+    expect(dollarQuote('select $rg$x$rg$')).toBe('$rg1$\nselect $rg$x$rg$\n$rg1$');
+  });
+});
+
+describe('policies', () => {
+  it('a policy on the acting user prints an InitPlan, not a per-row call', () => {
+    const { up } = compile(crm((m, { deals }) => m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.owner_id.eq(m.me) })));
+    expect(up('policy crm.deals.deals_select')).toBe(
+      [
+        '-- deals.select[0] "deals_select"',
+        'CREATE POLICY "deals_select" ON "crm"."deals"',
+        '  AS PERMISSIVE',
+        '  FOR SELECT',
+        '  TO "app_user", "reporting_user"',
+        '  USING (',
+        '    "deals"."owner_id" = (select "crm"."current_user_id"())',
+        '  );',
+      ].join('\n'),
+    );
+  });
+
+  it('set membership in a fact is `= any((select f())::T[])` and the fact is a definer function', () => {
+    const { up } = compile(
+      crm((m, { users, deals }) => {
+        const teammates = m.fact('teammate_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.eq(scalarOf(m.from(users, (me) => ({ where: me.id.eq(m.me), select: me.team_id })))), select: u.id }))));
+        m.policy(deals, 'deals_team', { for: 'select', using: (d) => d.owner_id.in(teammates), restrictive: true, description: 'Deals of my team.' });
+      }),
+    );
+    expect(up('policy crm.deals.deals_team')).toBe(
+      [
+        '-- deals.select[0] "deals_team": Deals of my team.',
+        'CREATE POLICY "deals_team" ON "crm"."deals"',
+        '  AS RESTRICTIVE',
+        '  FOR SELECT',
+        '  TO "app_user", "reporting_user"',
+        '  USING (',
+        '    "deals"."owner_id" = any((select "crm"."teammate_ids"())::bigint[])',
+        '  );',
+        `COMMENT ON POLICY "deals_team" ON "crm"."deals" IS 'Deals of my team.';`,
+      ].join('\n'),
+    );
+    expect(up('function crm.teammate_ids')).toBe(
+      [
+        'CREATE FUNCTION "crm"."teammate_ids"() RETURNS bigint[]',
+        '  LANGUAGE plpgsql STABLE SECURITY DEFINER',
+        '  SET search_path = pg_catalog, pg_temp',
+        'AS $rg$',
+        'BEGIN',
+        '  RETURN ARRAY(SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" = (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = (select "crm"."current_user_id"()) LIMIT 1));',
+        'END',
+        '$rg$;',
+        'ALTER FUNCTION "crm"."teammate_ids"() OWNER TO "rowguard_definer";',
+        'REVOKE ALL ON FUNCTION "crm"."teammate_ids"() FROM PUBLIC;',
+        'GRANT EXECUTE ON FUNCTION "crm"."teammate_ids"() TO "app_user", "reporting_user";',
+      ].join('\n'),
+    );
+  });
+
+  it('update policies carry USING and WITH CHECK; boolean logic is flattened and parenthesised', () => {
+    const { up } = compile(
+      crm((m, { deals }) =>
+        m.policy(deals, 'deals_update', {
+          for: 'update',
+          using: (d) => or(d.owner_id.eq(m.me), or(d.team_id.isNull(), not(d.name.eq('locked')))),
+          check: (d) => and(d.owner_id.eq(m.me), d.name.isNotNull()),
+        }),
+      ),
+    );
+    expect(up('policy crm.deals.deals_update')).toBe(
+      [
+        '-- deals.update[0] "deals_update"',
+        'CREATE POLICY "deals_update" ON "crm"."deals"',
+        '  AS PERMISSIVE',
+        '  FOR UPDATE',
+        '  TO "app_user"',
+        '  USING (',
+        // Over 100 characters: one operand a line.
+        '    ("deals"."owner_id" = (select "crm"."current_user_id"()))',
+        '    OR ("deals"."team_id" IS NULL)',
+        `    OR (NOT ("deals"."name" = 'locked'))`,
+        '  )',
+        '  WITH CHECK (',
+        '    ("deals"."owner_id" = (select "crm"."current_user_id"())) AND ("deals"."name" IS NOT NULL)',
+        '  );',
+      ].join('\n'),
+    );
+  });
+
+  it('exists over another table aliases the inner table so the policy row stays reachable', () => {
+    const { up } = compile(crm((m, { users, deals }) => m.policy(deals, 'deals_manager', { for: 'delete', using: (d) => exists(m.from(users, (u) => ({ where: and(u.id.eq(d.owner_id), u.is_manager.isTrue()) }))) })));
+    expect(up('policy crm.deals.deals_manager')).toContain(
+      'EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = "deals"."owner_id") AND ("q1"."is_manager" = true))',
+    );
+  });
+
+  it('raw SQL is pasted in parentheses and flagged with its reason', () => {
+    const { up } = compile(crm((m, { deals }) => m.policy(deals, 'deals_weekday', { for: 'select', using: (d) => and(d.owner_id.eq(m.me), raw('extract(dow from now()) < 6', { type: 'boolean', reason: 'office hours only' })) })));
+    expect(up('policy crm.deals.deals_weekday')).toContain('-- raw SQL (escape hatch): office hours only');
+    expect(up('policy crm.deals.deals_weekday')).toContain('AND (extract(dow from now()) < 6)');
+  });
+
+  it('a conditional fact is NULL when its condition fails, so `= (select f())` matches nothing', () => {
+    const { up } = compile(
+      crm((m, { users, deals }) => {
+        const managedTeam = m.fact('managed_team_id', when(exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u.is_manager.isTrue()) }))), scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id })))));
+        m.policy(deals, 'deals_managed', { for: 'select', using: (d) => d.team_id.eq(managedTeam) });
+      }),
+    );
+    expect(up('function crm.managed_team_id')).toContain(
+      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = (select "crm"."current_user_id"())) AND ("q1"."is_manager" = true)) THEN (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = (select "crm"."current_user_id"()) LIMIT 1) ELSE NULL END;',
+    );
+  });
+});
+
+describe('tables, grants and indexes', () => {
+  it('creates tables with foreign keys added afterwards, forced RLS, grants per command and indexes for policy columns', () => {
+    const { up, down } = compile(crm((m, { deals }) => m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.team_id.eq(m.me) })));
+    expect(up('table crm.deals')).toBe(
+      ['CREATE TABLE "crm"."deals" (', '  "id" bigint,', '  "owner_id" bigint NOT NULL,', '  "team_id" bigint,', '  "name" text,', '  PRIMARY KEY ("id")', ');'].join('\n'),
+    );
+    expect(up('foreign key crm.deals.owner_id')).toBe(
+      'ALTER TABLE "crm"."deals"\n  ADD CONSTRAINT "deals_owner_id_fkey" FOREIGN KEY ("owner_id") REFERENCES "crm"."users" ("id");',
+    );
+    expect(up('rls crm.deals')).toBe('ALTER TABLE "crm"."deals" ENABLE ROW LEVEL SECURITY;\nALTER TABLE "crm"."deals" FORCE ROW LEVEL SECURITY;');
+    expect(up('grants crm.deals')).toBe(
+      'GRANT SELECT ON "crm"."deals" TO "rowguard_definer";\nGRANT SELECT ON "crm"."deals" TO "app_user";\nGRANT SELECT ON "crm"."deals" TO "reporting_user";',
+    );
+    expect(up('grants crm.users')).toBe('GRANT SELECT ON "crm"."users" TO "rowguard_definer";');
+    expect(up('index crm.deals_team_id_idx')).toBe('CREATE INDEX "deals_team_id_idx" ON "crm"."deals" ("team_id");');
+    expect(up('index crm.deals_owner_id_idx')).toBe('CREATE INDEX "deals_owner_id_idx" ON "crm"."deals" ("owner_id");');
+    expect(down('index crm.deals_team_id_idx')).toBe('DROP INDEX "crm"."deals_team_id_idx";');
+  });
+
+  it('renders a migration whose down reverses every up in reverse order, with no timestamps', () => {
+    const { sections } = compile(crm((m, { deals }) => m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.owner_id.eq(m.me) })));
+    const text = renderMigration({ title: 'crm', source: 'policies/crm.ts' }, sections);
+    const up = text.slice(text.indexOf('-- Up Migration'), text.indexOf('-- Down Migration'));
+    const down = text.slice(text.indexOf('-- Down Migration'));
+    expect(up.indexOf('CREATE SCHEMA "crm"')).toBeLessThan(up.indexOf('CREATE POLICY'));
+    expect(down.indexOf('DROP POLICY "deals_select"')).toBeLessThan(down.indexOf('DROP TABLE "crm"."deals"'));
+    expect(down.indexOf('DROP TABLE "crm"."deals"')).toBeLessThan(down.indexOf('DROP SCHEMA "crm"'));
+    expect(text).not.toMatch(/\d{4}-\d{2}-\d{2}/);
+    expect(renderScript({ title: 'crm' }, sections)).toBe(renderScript({ title: 'crm' }, compile(crm((m, { deals }) => m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.owner_id.eq(m.me) }))).sections));
+  });
+});
