@@ -28,6 +28,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'generate':
       return generate(rest);
+    case 'demo': {
+      const { runDemo } = await import('./demo.ts');
+      return runDemo(rest);
+    }
     case 'explain': {
       const { runExplain } = await import('./explain.ts');
       return runExplain(rest);
@@ -35,10 +39,6 @@ export async function main(argv: string[]): Promise<number> {
     case 'report': {
       const { runReport } = await import('./report.ts');
       return runReport(rest);
-    }
-    case 'demo': {
-      const { runDemo } = await import('./demo.ts');
-      return runDemo(rest);
     }
     case undefined:
     case 'help':
