@@ -11,7 +11,10 @@ export function formatExplanation(x: Explanation): string {
   out.push(`The row: ${Object.entries(x.row).map(([c, v]) => `${c} = ${show(v)}`).join(', ')}`);
   out.push(`PostgreSQL, asked as the user (SELECT … WHERE ${Object.keys(x.key).join(', ')}): the row is ${x.visibleToUser ? 'visible' : 'not visible'}.`);
   if (!x.privileges.ok) out.push(`app_user lacks the ${x.privileges.missing.join(', ')} privilege on ${x.schema}.${x.table}: PostgreSQL refuses the statement before any policy is looked at.`);
-  if (!x.rowSecurityEnabled) out.push(`Row-level security is not enabled on ${x.schema}.${x.table}: every row is reachable (fix: ALTER TABLE … ENABLE ROW LEVEL SECURITY).`);
+  if (!x.rowSecurityEnabled) {
+    out.push(`Row-level security is not enabled on ${x.schema}.${x.table}: PostgreSQL applies none of its policies and every row is reachable (fix: ALTER TABLE ${x.schema}.${x.table} ENABLE ROW LEVEL SECURITY, or apply the migrations).`);
+    return out.join('\n') + '\n';
+  }
   const facts = new Map(x.facts.map((f) => [f.name, f]));
   const shown = new Set<string>();
   let refusedAt: StageResult | undefined;

@@ -71,7 +71,8 @@ function renderMatrix(m: ModelReport): string {
 ${rows}
 </tbody>
 </table></div>
-<p class="note">Personas: ${esc(m.personaSource)}. Each count is <code>SELECT count(*)</code> run as <code>app_user</code> after <code>set_session</code> — what PostgreSQL itself enforces.</p>`;
+<p class="note">Personas: ${esc(m.personaSource)}. Each count is <code>SELECT count(*)</code> run as <code>app_user</code> after <code>set_session</code> — what PostgreSQL itself enforces.
+Why a persona sees or misses a row: <code>rowguard explain --schema ${esc(m.schema)} --user ${esc(m.personas[0]!.id)} --table ${esc(m.mainTable ?? m.tables[0]?.name ?? 'TABLE')} --id ID</code>.</p>`;
 }
 
 function renderHierarchy(h: HierarchyReport): string {

@@ -102,6 +102,20 @@ describe('explain: restrictive and FOR ALL policies, failing WITH CHECK', () => 
     expect(text).toContain('✗ secret is not true (false or NULL)   (false)');
   });
 
+  it('a table with row-level security off: every row is reachable, and explain says why', async () => {
+    await db.current.admin.unsafe('ALTER TABLE rg_synthetic.docs DISABLE ROW LEVEL SECURITY');
+    try {
+      const x = await explain(3, 13, 'select');
+      expect(x.rowSecurityEnabled).toBe(false);
+      expect(x.visibleToUser).toBe(true);
+      expect(x.allowed).toBe(true);
+      expect(x.summary).toBe('ALLOWED: user 3 (Cy) may SELECT rg_synthetic.docs row id = 13: row-level security is not enabled on the table.');
+      expect(formatExplanation(x)).toContain('Row-level security is not enabled on rg_synthetic.docs');
+    } finally {
+      await db.current.admin.unsafe('ALTER TABLE rg_synthetic.docs ENABLE ROW LEVEL SECURITY');
+    }
+  });
+
   it('a restrictive DELETE policy: a team member may not delete a document someone else owns', async () => {
     const x = await explain(2, 10, 'delete');
     expect(x.allowed).toBe(false);
