@@ -64,6 +64,8 @@ export interface TableReport {
   readonly rows: number;
   readonly rowSecurity: boolean;
   readonly policies: readonly PolicyReport[];
+  /** Triggers and views that also shape access to the table: column guards, write rules, masked views. */
+  readonly alsoEnforced: readonly { readonly kind: 'column guard' | 'write rule' | 'masked view'; readonly name: string; readonly text: string }[];
 }
 
 export interface Persona {
@@ -133,6 +135,21 @@ async function collectModel(sql: Sql, model: ModelNode, sample: Sample | undefin
   const tables: TableReport[] = installed.tables.map((t) => ({
     ...t,
     policies: model.policies.filter((p) => p.table === t.name).map((p) => policyReport(model, p)),
+    alsoEnforced: [
+      ...model.guards
+        .filter((g) => g.table === t.name)
+        .map((g) => ({ kind: 'column guard' as const, name: g.name, text: `${g.columns.join(', ')} may ${g.when.kind === 'literal' && g.when.value === true ? 'never change' : `not change when ${describeExpr(g.when)}`}: "${g.message}"` })),
+      ...model.writeRules
+        .filter((r) => r.table === t.name)
+        .map((r) => ({
+          kind: 'write rule' as const,
+          name: r.name,
+          text: `${r.description ?? 'derives values of the written row'} (on ${r.events.join(' and ')}${r.when ? `, when ${describeExpr(r.when)}` : ''})`,
+        })),
+      ...model.maskedViews
+        .filter((v) => v.table === t.name)
+        .map((v) => ({ kind: 'masked view' as const, name: v.name, text: v.description ?? `every row, with the ones the caller may not see masked (flag column ${v.flagColumn})` })),
+    ],
   }));
   const { personas, source } = await collectPersonas(sql, model, sample, options, tables.map((t) => t.name));
   return {

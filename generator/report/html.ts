@@ -99,6 +99,7 @@ function renderTable(t: TableReport): string {
   return `<article class="table" id="table-${attr(t.name)}">
 <h4><code>${esc(t.name)}</code> <span class="badge ${t.rowSecurity ? 'ok' : 'bad'}">${t.rowSecurity ? 'row-level security on' : 'row-level security OFF'}</span> <span class="meta">${t.rows} row${t.rows === 1 ? '' : 's'}</span></h4>
 ${t.policies.length === 0 ? '<p class="note">No policy: nobody acting as app_user reads or writes a row.</p>' : t.policies.map(renderPolicy).join('\n')}
+${t.alsoEnforced.length === 0 ? '' : `<div class="also"><p class="clause">Also enforced:</p><ul>${t.alsoEnforced.map((a) => `<li><span class="kind">${esc(a.kind)}</span> <b>${esc(a.name)}</b>: ${esc(a.text)}</li>`).join('')}</ul></div>`}
 </article>`;
 }
 
@@ -182,4 +183,8 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
 dl.facts dt { margin-top: 8px; }
 dl.facts dd { margin: 2px 0 0 20px; }
 .words { color: var(--muted); font-size: 13px; }
+.also { border-top: 1px dashed var(--line); padding-top: 6px; }
+.also ul { margin: 2px 0; padding-left: 20px; }
+.also b { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
+.kind { font-size: 11px; font-weight: 600; color: #7c3aed; text-transform: uppercase; }
 `;

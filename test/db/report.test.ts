@@ -63,6 +63,16 @@ describe('report: the data', () => {
     expect(select.using!.arms).toHaveLength(6);
     expect(select.using!.arms[4]).toEqual(['is_private is not true (false or NULL)', 'office_id is one of enterprise_office_ids']);
     expect(select.using!.sql).toContain('"contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])');
+    const update = contacts.policies.find((p) => p.name === 'contacts_update')!;
+    expect(update.checkSameAsUsing).toBe(true);
+    const links = data.models.find((m) => m.schema === 'smartoffice')!.tables.find((t) => t.name === 'user_links')!;
+    expect(links.alsoEnforced).toEqual([
+      {
+        kind: 'column guard',
+        name: 'user_links_parties_fixed',
+        text: 'sharer_id, receiver_id may never change: "the parties of a user link cannot change; delete the link and request a new one"',
+      },
+    ]);
   });
 
   it('--users N: the first N users instead of the personas', async () => {
