@@ -234,55 +234,7 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
     await tx.unsafe(`SELECT ${columns.join(',\n       ')}\n  FROM jsonb_populate_record(NULL::${target}, $1::text::jsonb) AS ${ident(table.name)}`, [rowText])
   )[0] as Record<string, unknown>;
 
-  const stages: StageResult[] = stagePlans.map((stage, si) => {
-    const policies: PolicyResult[] = stage.policies.map((p, pi) => {
-      const arms: ArmResult[] = p.arms.map((arm, ai) => {
-        const conditions = arm.conditions.map((c, ci) => ({
-          sql: c.sql,
-          words: c.words,
-          result: values[conditionCols[si]![pi]![ai]![ci]!] as Truth,
-          facts: c.facts,
-          columns: c.columns.map((name) => ({ name, value: row[name] ?? null })),
-          usesMe: c.usesMe,
-        }));
-        return { result: and3(conditions.map((c) => c.result)), conditions };
-      });
-      const inst = stageInstalled[si]!.find((x) => x.policy.name === p.policy.name);
-      return {
-        name: p.policy.name,
-        mode: p.policy.mode,
-        policyCommand: p.policy.command,
-        ...(p.policy.description ? { description: p.policy.description } : {}),
-        origin: `${model.file} ${p.policy.origin.path}`,
-        admits: or3(arms.map((a) => a.result)) === true,
-        arms,
-        ...(inst ? { installed: { admits: values[inst.col] === true, sql: inst.policy.text } } : {}),
-      };
-    });
-    const known = new Set(stage.policies.map((p) => p.policy.name));
-    const unknownInstalled = stageInstalled[si]!.filter((x) => !known.has(x.policy.name)).map((x) => ({
-      name: x.policy.name,
-      mode: x.policy.permissive ? ('permissive' as const) : ('restrictive' as const),
-      admits: values[x.col] === true,
-      sql: x.policy.text,
-    }));
-    const enforced = stageInstalled[si]!.map((x) => ({ name: x.policy.name, permissive: x.policy.permissive, admits: values[x.col] === true }));
-    const grantedBy = enforced.filter((x) => x.permissive && x.admits).map((x) => x.name);
-    const refusedBy = enforced.filter((x) => !x.permissive && !x.admits).map((x) => x.name);
-    const modelAdmitted = policies.some((p) => p.mode === 'permissive' && p.admits) && policies.every((p) => p.mode === 'permissive' || p.admits);
-    const admitted = grantedBy.length > 0 && refusedBy.length === 0;
-    if (modelAdmitted !== admitted) {
-      warnings.push(
-        `${stage.command.toUpperCase()} ${stage.clause.toUpperCase()}: the policies installed in the database ${admitted ? 'admit' : 'refuse'} the row but ${model.file} ${modelAdmitted ? 'admits' : 'refuses'} it; the database is not migrated to the current policies (run the migrations)`,
-      );
-    }
-    for (const p of policies) {
-      if (p.installed && p.installed.admits !== p.admits) {
-        warnings.push(`policy ${p.name}: installed version ${p.installed.admits ? 'admits' : 'refuses'} the row, ${model.file} ${p.admits ? 'admits' : 'refuses'} it (run the migrations)`);
-      }
-    }
-    return { command: stage.command, clause: stage.clause, why: stage.why, admitted, grantedBy, refusedBy, policies, unknownInstalled };
-  });
+  const stages = stagePlans.map((stage, si) => judgeStage(model, stage, conditionCols[si]!, stageInstalled[si]!, values, row, warnings));
 
   const facts: FactValue[] = [
     { name: 'me', description: `the acting user (${identity.table}.${identity.column} given to set_session)`, value: values[meCol] as string | null },
@@ -306,6 +258,65 @@ async function explainInTransaction(tx: Tx, model: ModelNode, table: TableNode, 
     facts,
     warnings,
   };
+}
+
+/** One stage's verdict from the installed policies, and the model's policies cut into arms to explain it. */
+function judgeStage(
+  model: ModelNode,
+  stage: StagePlan,
+  conditionCols: readonly (readonly (readonly string[])[])[],
+  installedCols: readonly { policy: InstalledPolicy & { text: string }; col: string }[],
+  values: Record<string, unknown>,
+  row: Record<string, unknown>,
+  warnings: string[],
+): StageResult {
+  const policies: PolicyResult[] = stage.policies.map((p, pi) => {
+    const arms: ArmResult[] = p.arms.map((arm, ai) => {
+      const conditions = arm.conditions.map((c, ci) => ({
+        sql: c.sql,
+        words: c.words,
+        result: values[conditionCols[pi]![ai]![ci]!] as Truth,
+        facts: c.facts,
+        columns: c.columns.map((name) => ({ name, value: row[name] ?? null })),
+        usesMe: c.usesMe,
+      }));
+      return { result: and3(conditions.map((c) => c.result)), conditions };
+    });
+    const inst = installedCols.find((x) => x.policy.name === p.policy.name);
+    return {
+      name: p.policy.name,
+      mode: p.policy.mode,
+      policyCommand: p.policy.command,
+      ...(p.policy.description ? { description: p.policy.description } : {}),
+      origin: `${model.file} ${p.policy.origin.path}`,
+      admits: or3(arms.map((a) => a.result)) === true,
+      arms,
+      ...(inst ? { installed: { admits: values[inst.col] === true, sql: inst.policy.text } } : {}),
+    };
+  });
+  const known = new Set(stage.policies.map((p) => p.policy.name));
+  const unknownInstalled = installedCols.filter((x) => !known.has(x.policy.name)).map((x) => ({
+    name: x.policy.name,
+    mode: x.policy.permissive ? ('permissive' as const) : ('restrictive' as const),
+    admits: values[x.col] === true,
+    sql: x.policy.text,
+  }));
+  const enforced = installedCols.map((x) => ({ name: x.policy.name, permissive: x.policy.permissive, admits: values[x.col] === true }));
+  const grantedBy = enforced.filter((x) => x.permissive && x.admits).map((x) => x.name);
+  const refusedBy = enforced.filter((x) => !x.permissive && !x.admits).map((x) => x.name);
+  const modelAdmitted = policies.some((p) => p.mode === 'permissive' && p.admits) && policies.every((p) => p.mode === 'permissive' || p.admits);
+  const admitted = grantedBy.length > 0 && refusedBy.length === 0;
+  if (modelAdmitted !== admitted) {
+    warnings.push(
+      `${stage.command.toUpperCase()} ${stage.clause.toUpperCase()}: the policies installed in the database ${admitted ? 'admit' : 'refuse'} the row but ${model.file} ${modelAdmitted ? 'admits' : 'refuses'} it; the database is not migrated to the current policies (run the migrations)`,
+    );
+  }
+  for (const p of policies) {
+    if (p.installed && p.installed.admits !== p.admits) {
+      warnings.push(`policy ${p.name}: installed version ${p.installed.admits ? 'admits' : 'refuses'} the row, ${model.file} ${p.admits ? 'admits' : 'refuses'} it (run the migrations)`);
+    }
+  }
+  return { command: stage.command, clause: stage.clause, why: stage.why, admitted, grantedBy, refusedBy, policies, unknownInstalled };
 }
 
 /** A fact's value as text; sets are shown sorted (their order means nothing and varies). */
