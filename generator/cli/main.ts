@@ -13,6 +13,13 @@ Usage:
   rowguard demo
       Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data
       and show what each persona sees.
+  rowguard explain --schema S --user U --table T --id ID [--command select|update|delete] [--json]
+      With DATABASE_URL: may user U do that to the row, which policy grants it, or which conditions
+      of each policy failed (with their SQL and the facts they read). Exit 0 allowed, 1 denied.
+      A composite key is --id a,b (key order) or --id col=a,col2=b.
+  rowguard report [--out report.html] [--users N]
+      With DATABASE_URL: a self-contained HTML page with each model's hierarchies, each table's
+      policies in plain language and a persona × table matrix of visible rows.
   rowguard help
 `;
 
@@ -24,6 +31,14 @@ export async function main(argv: string[]): Promise<number> {
     case 'demo': {
       const { runDemo } = await import('./demo.ts');
       return runDemo(rest);
+    }
+    case 'explain': {
+      const { runExplain } = await import('./explain.ts');
+      return runExplain(rest);
+    }
+    case 'report': {
+      const { runReport } = await import('./report.ts');
+      return runReport(rest);
     }
     case undefined:
     case 'help':

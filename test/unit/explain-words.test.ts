@@ -1,0 +1,51 @@
+// Conditions in words, and the OR-arm / AND-condition cut explain and the report share.
+import { describe, expect, it } from 'vitest';
+import { loadModels } from '../../generator/load.ts';
+import { describeExpr } from '../../generator/explain/words.ts';
+import { planCommand } from '../../generator/explain/plan.ts';
+
+const { models } = await loadModels(process.cwd(), 'policies');
+const so = models.find((m) => m.schema === 'smartoffice')!;
+const fact = (name: string) => describeExpr(so.facts.find((f) => f.name === name)!.expr);
+
+describe('describeExpr', () => {
+  it('reads facts as sentences', () => {
+    expect(fact('my_office_id')).toBe('the users.office_id of the users row where users.id is me (the acting user)');
+    expect(fact('i_am_admin')).toBe('whether users.is_admin is true, for the users row where users.id is me (the acting user)');
+    expect(fact('enterprise_office_ids')).toBe('if i_have_enterprise_view: my_office_id and every node below my_office_id in office_tree; otherwise NULL');
+    expect(fact('my_open_office_id')).toBe(
+      'if there is an offices row where (offices.id is my_office_id) and (offices.office_security is false): my_office_id; otherwise NULL',
+    );
+    expect(fact('unassigned_contacts_in_my_office')).toBe(
+      'every contacts.id of contacts rows where (contacts.office_id is my_office_id) and (contacts.is_private is not true (false or NULL)) and (not there is a contact_assignments row where contact_assignments.contact_id is contacts.id)',
+    );
+  });
+  it('edge cases of the logic', () => {
+    expect(describeExpr({ kind: 'and', items: [] })).toBe('always');
+    expect(describeExpr({ kind: 'or', items: [] })).toBe('never');
+    expect(describeExpr({ kind: 'is-null', negated: false, expr: { kind: 'fact', name: 'f' } })).toBe('f is NULL');
+    expect(describeExpr({ kind: 'compare', op: '>=', left: { kind: 'fact', name: 'a' }, right: { kind: 'literal', value: 3 } })).toBe('a is at least 3');
+  });
+});
+
+describe('planCommand', () => {
+  it('cuts each policy into OR arms of AND conditions, printed as the policy prints them', () => {
+    const [select] = planCommand(so, 'contacts', 'select');
+    const arms = select!.policies[0]!.arms;
+    expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 3, 2, 2, 2]);
+    expect(arms[2]!.conditions.map((c) => c.sql)).toEqual([
+      '"contacts"."is_private" IS DISTINCT FROM true',
+      '"contacts"."office_id" = (select "smartoffice"."my_office_id"())',
+      '"contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])',
+    ]);
+    expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_id'], ['contacts_assigned_to_me_or_my_agents']]);
+  });
+  it('UPDATE checks SELECT and UPDATE USING on the row and UPDATE WITH CHECK on the new row', () => {
+    expect(planCommand(so, 'contacts', 'update').map((s) => [s.command, s.clause, s.policies.map((p) => p.policy.name)])).toEqual([
+      ['select', 'using', ['contacts_select']],
+      ['update', 'using', ['contacts_update']],
+      ['update', 'check', ['contacts_update']],
+    ]);
+    expect(planCommand(so, 'users', 'delete').map((s) => s.policies.length)).toEqual([1, 0]);
+  });
+});
