@@ -59,6 +59,7 @@ const words = {
   coalesce: (e) => `the first non-NULL of ${e.items.map(part).join(', ')}`,
   'array-position': (e) => `the rank of ${part(e.item)} in [${e.array.join(', ')}]`,
   raw: (e) => `raw SQL (${e.reason}): ${e.sql}`,
+  'every-row-when': (e) => `every row, when ${describeExpr(e.when)}`,
 } satisfies Words as Words;
 
 export function describeExpr(e: Expr): string {
