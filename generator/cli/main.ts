@@ -10,6 +10,9 @@ Usage:
   rowguard generate [--check] [--config FILE] [--policies DIR] [--sql DIR] [--migrations DIR]
       Compile policies/*.ts into sql/*.sql (reviewable) and migrations/*.sql (node-pg-migrate).
       --check writes nothing and exits 1 when the committed files differ from the policies.
+      Committed migrations are never rewritten: a policy change adds a new migration, computed from
+      the snapshot in migrations/.rowguard/<schema>.json. --accept-manual records table changes
+      rowguard refused (and you wrote by hand) without emitting them.
   rowguard demo
       Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data
       and show what each persona sees.
@@ -46,11 +49,12 @@ async function generate(args: string[]): Promise<number> {
       policies: { type: 'string' },
       sql: { type: 'string' },
       migrations: { type: 'string' },
+      'accept-manual': { type: 'boolean', default: false },
     },
     strict: true,
   });
   const config = loadConfig(process.cwd(), { policies: values.policies, sql: values.sql, migrations: values.migrations }, values.config);
-  const plan = await planGeneration(config);
+  const plan = await planGeneration(config, { acceptManual: values['accept-manual'] });
   if (plan.problems.length > 0) {
     process.stderr.write(`rowguard generate: ${plan.problems.length} problem(s); nothing was written.\n\n${formatProblems(plan.problems)}\n`);
     return 1;
@@ -59,7 +63,8 @@ async function generate(args: string[]): Promise<number> {
     const drift = driftOf(config, plan);
     const lines = [
       ...drift.changed.map((p) => `  changed: ${p}`),
-      ...drift.missing.map((p) => `  missing: ${p}`),
+      ...drift.pending.map((p) => `  pending: ${p} (the policies changed since the last generated migration)`),
+      ...drift.missing.filter((p) => !drift.pending.includes(p)).map((p) => `  missing: ${p}`),
       ...drift.stale.map((p) => `  stale:   ${p} (no policy produces it any more)`),
     ];
     if (lines.length > 0) {
