@@ -13,6 +13,12 @@ Usage:
       Committed migrations are never rewritten: a policy change adds a new migration, computed from
       the snapshot in migrations/.rowguard/<schema>.json. --accept-manual records table changes
       rowguard refused (and you wrote by hand) without emitting them.
+  rowguard lint [--json] [--schema S]... [--role R]...
+      Inspect the live database at DATABASE_URL: RLS not enabled/forced, unprotected tables in
+      secured schemas, application/reporting roles that skip RLS or own tables, owner-rights views,
+      SECURITY DEFINER functions without search_path, per-row function calls in policies, and
+      policy columns without an index. Exit 0: no errors (warnings allowed); 1: errors; 2: could
+      not run. --json prints the findings as JSON; --role replaces app_user/reporting_user.
   rowguard demo
       Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data
       and show what each persona sees.
@@ -24,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'generate':
       return generate(rest);
+    case 'lint': {
+      const { lint } = await import('./lint.ts');
+      return lint(rest);
+    }
     case 'demo': {
       const { runDemo } = await import('./demo.ts');
       return runDemo(rest);

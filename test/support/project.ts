@@ -36,9 +36,14 @@ export class TempProject {
     writeFileSync(join(this.root, 'policies', `${name}.ts`), source);
   }
 
-  async cli(...args: string[]): Promise<CliResult> {
+  cli(...args: string[]): Promise<CliResult> {
+    return this.cliWithEnv({}, ...args);
+  }
+
+  /** Runs the CLI with extra environment variables (an empty value unsets one). */
+  async cliWithEnv(env: Record<string, string>, ...args: string[]): Promise<CliResult> {
     try {
-      const { stdout, stderr } = await run(process.execPath, [join(REPO, 'bin/rowguard.js'), ...args], { cwd: this.root, env: { ...process.env, NO_COLOR: '1' } });
+      const { stdout, stderr } = await run(process.execPath, [join(REPO, 'bin/rowguard.js'), ...args], { cwd: this.root, env: { ...process.env, NO_COLOR: '1', ...env } });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const e = error as { code?: number; stdout?: string; stderr?: string };
