@@ -231,7 +231,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
       code: 'policy-column-unindexed',
       severity: 'warning',
       object: `column ${key}`,
-      message: `policies ${[...names].sort().join(', ')} match ${column} against a per-statement value, but no index starts with it: every query reads the whole table`,
+      message: `polic${names.size === 1 ? 'y' : 'ies'} ${[...names].sort().join(', ')} match ${column} against a per-statement value, but no index starts with it: every query reads the whole table`,
       fix: `CREATE INDEX ON ${qualified(schema, table)} (${ident(column)});`,
     });
   }

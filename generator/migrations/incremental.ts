@@ -73,6 +73,26 @@ export class MigrationNumbers {
   }
 }
 
+/** Snapshots of models whose policy file is gone: their schema is still in every database. */
+export function orphanedSnapshots(root: string, migrationsDir: string, names: readonly string[]): Problem[] {
+  const dir = resolve(root, migrationsDir, SNAPSHOT_DIR);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && !names.includes(f.slice(0, -'.json'.length)))
+    .sort()
+    .map((f) => {
+      const name = f.slice(0, -'.json'.length);
+      const path = join(migrationsDir, SNAPSHOT_DIR, f);
+      return {
+        code: 'model-removed',
+        file: path,
+        path: `model ${name}`,
+        message: `${path} records model "${name}", but no policy file defines it any more; rowguard never drops a schema with its tables (their rows would be lost)`,
+        fix: `restore the policy file that defines "${name}"; or drop schema ${name} in a hand-written migration and delete ${path}`,
+      };
+    });
+}
+
 export function planUnit(root: string, migrationsDir: string, unit: MigrationUnit, numbers: MigrationNumbers, options: IncrementalOptions = {}): UnitPlan {
   const abs = (p: string) => resolve(root, p);
   const snapPath = snapshotPath(migrationsDir, unit.name);

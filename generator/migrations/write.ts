@@ -9,7 +9,7 @@ import { loadModels } from '../load.ts';
 import type { Problem } from '../model/nodes.ts';
 import { byCodePoint } from '../sql/print.ts';
 import { validateModel, type ValidatedModel } from '../validate/index.ts';
-import { MigrationNumbers, planUnit, type IncrementalOptions, type MigrationUnit } from './incremental.ts';
+import { MigrationNumbers, orphanedSnapshots, planUnit, type IncrementalOptions, type MigrationUnit } from './incremental.ts';
 import { GENERATED_MARK, renderScript } from './render.ts';
 
 export const CORE_NAME = 'rowguard_core';
@@ -66,6 +66,7 @@ export function planFiles(
     files.push({ path: join(config.sql, `${v.model.schema}.sql`), content: renderScript(header, sections) });
     units.push({ name: v.model.schema, header, sections });
   }
+  problems.push(...orphanedSnapshots(config.root, config.migrations, units.map((u) => u.name)));
   for (const unit of units) {
     const planned = planUnit(config.root, config.migrations, unit, numbers, options);
     files.push(...planned.files);

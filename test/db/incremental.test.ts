@@ -216,6 +216,29 @@ describe('incremental migrations', () => {
     expect(result.stderr).toContain('the primary key of "inc"."teams" changed');
     expect(result.stderr).toContain('fix:');
     expect(project.migrations()).toEqual(before);
+
+    // The user writes the primary key change by hand; --accept-manual records the new state and
+    // emits everything else.
+    const accepted = await project.cli('generate', '--accept-manual');
+    expect(accepted.code).toBe(0);
+    const added = project.migrations().filter((f) => !before.includes(f));
+    expect(added).toHaveLength(1);
+    const sql = project.read(`migrations/${added[0]}`);
+    expect(sql).toContain('written by hand, not here: table inc.teams');
+    expect(sql).toContain('ALTER TABLE "inc"."teams" ADD COLUMN "region" text NOT NULL;');
+    expect(sql).not.toContain('PRIMARY KEY');
+    expect((await project.cli('generate', '--check')).code).toBe(0);
+  });
+
+  it('a model whose policy file is gone is refused, not dropped', async () => {
+    const { renameSync } = await import('node:fs');
+    renameSync(`${project.root}/policies/inc.ts`, `${project.root}/policies/_inc.ts`);
+    project.writePolicy('other', model().replace("defineModel('inc'", "defineModel('other'"));
+    const before = project.migrations();
+    const result = await project.cli('generate');
+    expect(project.migrations()).toEqual(before);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('no policy file defines it any more');
   });
 });
 
