@@ -82,11 +82,14 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
   }
   for (const s of next) if (!oldById.has(s.id)) changes.push({ kind: 'added', id: s.id });
 
+  const rebuildAlso = (id: string) => {
+    rebuild.add(id);
+    if (nextById.has(id) && !changes.some((c) => c.id === id)) changes.push({ kind: 'rebuilt', id });
+  };
   // A column type cannot change under a view or policy that reads it.
   for (const s of old) {
-    if (!IN_PLACE.has(kindOf(s.id)) && [...tablesReadAround].some((t) => s.up.includes(`ON ${t}`) || s.up.includes(`FROM ${t}`) || s.up.includes(`JOIN ${t}`))) {
-      rebuild.add(s.id);
-    }
+    if (rebuild.has(s.id) || IN_PLACE.has(kindOf(s.id))) continue;
+    if ([...tablesReadAround].some((t) => s.up.includes(`ON ${t}`) || s.up.includes(`FROM ${t}`) || s.up.includes(`JOIN ${t}`))) rebuildAlso(s.id);
   }
   // Whatever names a re-created function or view is re-created with it, until nothing more is.
   for (let grew = true; grew; ) {
@@ -95,8 +98,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
     for (const s of old) {
       if (rebuild.has(s.id) || IN_PLACE.has(kindOf(s.id))) continue;
       if (names.some((n) => s.up.includes(n))) {
-        rebuild.add(s.id);
-        if (nextById.has(s.id) && !changes.some((c) => c.id === s.id)) changes.push({ kind: 'rebuilt', id: s.id });
+        rebuildAlso(s.id);
         grew = true;
       }
     }
