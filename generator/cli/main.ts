@@ -73,7 +73,7 @@ async function generate(args: string[]): Promise<number> {
     const drift = driftOf(config, plan);
     const lines = [
       ...drift.changed.map((p) => `  changed: ${p}`),
-      ...drift.pending.map((p) => `  pending: ${p} (the policies changed since the last generated migration)`),
+      ...drift.pending.map((p) => `  pending: ${p} (a migration the current policies need: run \`rowguard generate\`)`),
       ...drift.missing.filter((p) => !drift.pending.includes(p)).map((p) => `  missing: ${p}`),
       ...drift.stale.map((p) => `  stale:   ${p} (no policy produces it any more)`),
     ];
