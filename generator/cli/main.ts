@@ -10,6 +10,15 @@ Usage:
   rowguard generate [--check] [--config FILE] [--policies DIR] [--sql DIR] [--migrations DIR]
       Compile policies/*.ts into sql/*.sql (reviewable) and migrations/*.sql (node-pg-migrate).
       --check writes nothing and exits 1 when the committed files differ from the policies.
+      Committed migrations are never rewritten: a policy change adds a new migration, computed from
+      the snapshot in migrations/.rowguard/<schema>.json. --accept-manual records table changes
+      rowguard refused (and you wrote by hand) without emitting them.
+  rowguard lint [--json] [--schema S]... [--role R]...
+      Inspect the live database at DATABASE_URL: RLS not enabled/forced, unprotected tables in
+      secured schemas, application/reporting roles that skip RLS or own tables, owner-rights views,
+      SECURITY DEFINER functions without search_path, per-row function calls in policies, and
+      policy columns without an index. Exit 0: no errors (warnings allowed); 1: errors; 2: could
+      not run. --json prints the findings as JSON; --role replaces app_user/reporting_user.
   rowguard demo
       Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data
       and show what each persona sees.
@@ -28,6 +37,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'generate':
       return generate(rest);
+    case 'lint': {
+      const { lint } = await import('./lint.ts');
+      return lint(rest);
+    }
     case 'demo': {
       const { runDemo } = await import('./demo.ts');
       return runDemo(rest);
@@ -61,11 +74,12 @@ async function generate(args: string[]): Promise<number> {
       policies: { type: 'string' },
       sql: { type: 'string' },
       migrations: { type: 'string' },
+      'accept-manual': { type: 'boolean', default: false },
     },
     strict: true,
   });
   const config = loadConfig(process.cwd(), { policies: values.policies, sql: values.sql, migrations: values.migrations }, values.config);
-  const plan = await planGeneration(config);
+  const plan = await planGeneration(config, { acceptManual: values['accept-manual'] });
   if (plan.problems.length > 0) {
     process.stderr.write(`rowguard generate: ${plan.problems.length} problem(s); nothing was written.\n\n${formatProblems(plan.problems)}\n`);
     return 1;
@@ -74,7 +88,8 @@ async function generate(args: string[]): Promise<number> {
     const drift = driftOf(config, plan);
     const lines = [
       ...drift.changed.map((p) => `  changed: ${p}`),
-      ...drift.missing.map((p) => `  missing: ${p}`),
+      ...drift.pending.map((p) => `  pending: ${p} (a migration the current policies need: run \`rowguard generate\`)`),
+      ...drift.missing.filter((p) => !drift.pending.includes(p)).map((p) => `  missing: ${p}`),
       ...drift.stale.map((p) => `  stale:   ${p} (no policy produces it any more)`),
     ];
     if (lines.length > 0) {

@@ -9,7 +9,8 @@ import { loadModels } from '../load.ts';
 import type { Problem } from '../model/nodes.ts';
 import { byCodePoint } from '../sql/print.ts';
 import { validateModel, type ValidatedModel } from '../validate/index.ts';
-import { GENERATED_MARK, renderMigration, renderScript } from './render.ts';
+import { MigrationNumbers, orphanedSnapshots, planUnit, type IncrementalOptions, type MigrationUnit } from './incremental.ts';
+import { GENERATED_MARK, renderScript } from './render.ts';
 
 export const CORE_NAME = 'rowguard_core';
 
@@ -17,6 +18,8 @@ export interface PlannedFile {
   /** Relative to the project root. */
   readonly path: string;
   readonly content: string;
+  /** A migration that does not exist yet: the policies changed and no migration was generated. */
+  readonly pending?: boolean;
 }
 
 export interface GenerationPlan {
@@ -27,7 +30,7 @@ export interface GenerationPlan {
   readonly models: ValidatedModel[];
 }
 
-export async function planGeneration(config: RowguardConfig): Promise<GenerationPlan> {
+export async function planGeneration(config: RowguardConfig, options: IncrementalOptions = {}): Promise<GenerationPlan> {
   const loaded = await loadModels(config.root, config.policies);
   const problems: Problem[] = [...loaded.problems];
   const models: ValidatedModel[] = [];
@@ -37,22 +40,37 @@ export async function planGeneration(config: RowguardConfig): Promise<Generation
     if (result) models.push(result);
   }
   if (problems.length > 0) return { problems, files: [], stale: [], models };
-  return { problems, ...planFiles(config, models), models };
+  const planned = planFiles(config, models, options);
+  return { problems: planned.problems, files: planned.files, stale: planned.stale, models };
 }
 
 /** The files for already validated models (also used by tests on models built in memory). */
-export function planFiles(config: RowguardConfig, models: readonly ValidatedModel[]): { files: PlannedFile[]; stale: string[] } {
+export function planFiles(
+  config: RowguardConfig,
+  models: readonly ValidatedModel[],
+  options: IncrementalOptions = {},
+): { files: PlannedFile[]; stale: string[]; problems: Problem[] } {
   const sorted = [...models].sort((a, b) => byCodePoint(a.model.schema, b.model.schema));
   const files: PlannedFile[] = [];
+  const problems: Problem[] = [];
   const core = coreSections();
-  files.push({ path: join(config.sql, `${CORE_NAME}.sql`), content: renderScript({ title: 'rowguard core: roles and identity signing' }, core) });
-  const migrationNames = assignMigrationNames(resolve(config.root, config.migrations), [CORE_NAME, ...sorted.map((m) => m.model.schema)]);
-  files.push({ path: join(config.migrations, migrationNames.get(CORE_NAME)!), content: renderMigration({ title: 'rowguard core: roles and identity signing' }, core) });
+  const coreHeader = { title: 'rowguard core: roles and identity signing' };
+  files.push({ path: join(config.sql, `${CORE_NAME}.sql`), content: renderScript(coreHeader, core) });
+  // Migrations: a new unit gets its first migration, a changed one a new incremental migration
+  // (incremental.ts); committed migration files are never rewritten.
+  const numbers = new MigrationNumbers(resolve(config.root, config.migrations));
+  const units: MigrationUnit[] = [{ name: CORE_NAME, header: coreHeader, sections: core }];
   for (const v of sorted) {
     const sections = compileModel(v);
     const header = { title: `rowguard model "${v.model.schema}"${v.model.description ? `: ${v.model.description}` : ''}`, source: v.model.file };
     files.push({ path: join(config.sql, `${v.model.schema}.sql`), content: renderScript(header, sections) });
-    files.push({ path: join(config.migrations, migrationNames.get(v.model.schema)!), content: renderMigration(header, sections) });
+    units.push({ name: v.model.schema, header, sections });
+  }
+  problems.push(...orphanedSnapshots(config.root, config.migrations, units.map((u) => u.name)));
+  for (const unit of units) {
+    const planned = planUnit(config.root, config.migrations, unit, numbers, options);
+    files.push(...planned.files);
+    problems.push(...planned.problems);
   }
   const produced = new Set(files.map((f) => f.path));
   const sqlDir = resolve(config.root, config.sql);
@@ -62,27 +80,15 @@ export function planFiles(config: RowguardConfig, models: readonly ValidatedMode
         .map((f) => join(config.sql, f))
         .filter((p) => !produced.has(p) && readFileSync(resolve(config.root, p), 'utf8').includes(GENERATED_MARK))
     : [];
-  return { files, stale };
-}
-
-/**
- * A model keeps the migration file it already has (found by its `_<name>.sql` suffix); a new model
- * gets the next number after the highest one present, so existing files never move.
- */
-function assignMigrationNames(dir: string, names: readonly string[]): Map<string, string> {
-  const existing = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+_.+\.sql$/.test(f)) : [];
-  let next = existing.reduce((max, f) => Math.max(max, Number(/^(\d+)/.exec(f)![1])), 0) + 1;
-  const result = new Map<string, string>();
-  for (const name of names) {
-    const found = existing.find((f) => f.replace(/^\d+_/, '') === `${name}.sql`);
-    result.set(name, found ?? `${String(next++).padStart(4, '0')}_${name}.sql`);
-  }
-  return result;
+  if (problems.length > 0) return { files: [], stale: [], problems };
+  return { files, stale, problems };
 }
 
 export interface Drift {
   readonly changed: string[];
   readonly missing: string[];
+  /** New migrations the current policies need (listed in `missing` too). */
+  readonly pending: string[];
   readonly stale: string[];
 }
 
@@ -94,7 +100,8 @@ export function driftOf(config: RowguardConfig, plan: GenerationPlan): Drift {
     if (!existsSync(abs)) missing.push(f.path);
     else if (readFileSync(abs, 'utf8') !== f.content) changed.push(f.path);
   }
-  return { changed, missing, stale: plan.stale };
+  const pending = plan.files.filter((f) => f.pending && missing.includes(f.path)).map((f) => f.path);
+  return { changed, missing, pending, stale: plan.stale };
 }
 
 /** Writes only files whose bytes differ; returns what it wrote and removed. */

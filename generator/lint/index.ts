@@ -1,0 +1,250 @@
+// `rowguard lint`: inspects a live database for the ways row-level security silently fails to
+// protect (or to perform), whoever created the objects. Read-only: catalog queries only.
+import type { Sql } from 'postgres';
+import { APP_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
+import { ident, qualified } from '../sql/print.ts';
+import { functionCalls, matchedColumns } from './predicates.ts';
+
+export type Severity = 'error' | 'warning';
+
+export interface Finding {
+  readonly code: string;
+  readonly severity: Severity;
+  /** The object, e.g. `table smartoffice.contacts` or `role alice`. */
+  readonly object: string;
+  readonly message: string;
+  readonly fix: string;
+}
+
+export interface LintOptions {
+  /** Only objects in these schemas (roles are still checked, their table ownership only there). */
+  readonly schemas?: readonly string[];
+  /** The application and reporting group roles; their members are checked too. */
+  readonly roles?: readonly string[];
+}
+
+const SYSTEM_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'`;
+/** Objects that belong to an extension are the extension's business. */
+const NOT_EXTENSION = (classTable: string, oid: string) =>
+  `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${classTable}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
+
+export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise<Finding[]> {
+  const schemas = options.schemas && options.schemas.length > 0 ? [...options.schemas] : null;
+  const inScope = (schema: string) => schemas === null || schemas.includes(schema);
+  const findings: Finding[] = [];
+  const add = (f: Finding) => findings.push(f);
+
+  const tables = await sql<{ schema: string; name: string; rls: boolean; forced: boolean; policies: number; owner: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+           (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies, pg_get_userbyid(c.relowner) AS owner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND ${sql.unsafe(SYSTEM_SCHEMAS)} AND ${sql.unsafe(NOT_EXTENSION('pg_class', 'c.oid'))}
+    ORDER BY 1, 2`;
+  const securedSchemas = new Set(tables.filter((t) => t.rls || t.policies > 0).map((t) => t.schema));
+
+  // 1. Policies that are not enforced, and tables of a secured schema without RLS.
+  for (const t of tables) {
+    if (!inScope(t.schema)) continue;
+    const name = qualified(t.schema, t.name);
+    const object = `table ${t.schema}.${t.name}`;
+    if (t.policies > 0 && !t.rls) {
+      add({
+        code: 'rls-disabled',
+        severity: 'error',
+        object,
+        message: `has ${t.policies} polic${t.policies === 1 ? 'y' : 'ies'} but row-level security is not enabled, so none of them applies: every role with a grant sees every row`,
+        fix: `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+      });
+    } else if (t.rls && !t.forced) {
+      add({
+        code: 'rls-not-forced',
+        severity: 'warning',
+        object,
+        message: `row-level security is enabled but not forced: its owner (${t.owner}) skips every policy`,
+        fix: `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+      });
+    } else if (!t.rls && securedSchemas.has(t.schema)) {
+      add({
+        code: 'table-without-rls',
+        severity: 'error',
+        object,
+        message: `schema ${t.schema} protects its tables with row-level security, but this one has none: every role with a grant sees every row`,
+        fix: `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${name} FORCE ROW LEVEL SECURITY; then add policies (with no policy, RLS denies every row)`,
+      });
+    }
+  }
+
+  // 2. Application and reporting roles (and every role that can act as one) must not skip RLS.
+  const groups = [...(options.roles ?? [APP_ROLE, REPORTING_ROLE])];
+  const roles = await sql<{ name: string; via: string; superuser: boolean; bypassrls: boolean }[]>`
+    WITH RECURSIVE members(oid, via) AS (
+      SELECT r.oid, r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(${groups})
+      UNION
+      SELECT m.member, members.via FROM pg_auth_members m JOIN members ON m.roleid = members.oid
+    )
+    SELECT r.rolname AS name, min(members.via) AS via, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls
+    FROM members JOIN pg_roles r ON r.oid = members.oid
+    GROUP BY r.rolname, r.rolsuper, r.rolbypassrls ORDER BY 1`;
+  for (const r of roles) {
+    const as = r.name === r.via ? 'an application/reporting role' : `a member of ${r.via}`;
+    if (r.superuser) {
+      add({
+        code: 'role-superuser',
+        severity: 'error',
+        object: `role ${r.name}`,
+        message: `${as} is a superuser: superusers skip every row-level security policy`,
+        fix: `ALTER ROLE ${ident(r.name)} NOSUPERUSER; (use a separate role to run migrations)`,
+      });
+    }
+    if (r.bypassrls) {
+      add({
+        code: 'role-bypassrls',
+        severity: 'error',
+        object: `role ${r.name}`,
+        message: `${as} has BYPASSRLS: it skips every row-level security policy`,
+        fix: `ALTER ROLE ${ident(r.name)} NOBYPASSRLS;`,
+      });
+    }
+    const owned = tables.filter((t) => t.owner === r.name && inScope(t.schema));
+    if (owned.length > 0) {
+      add({
+        code: 'role-owns-tables',
+        severity: 'error',
+        object: `role ${r.name}`,
+        message: `${as} owns ${owned.map((t) => `${t.schema}.${t.name}`).join(', ')}: an owner skips the policies of tables not FORCEd, and can disable or drop them`,
+        fix: owned.map((t) => `ALTER TABLE ${qualified(t.schema, t.name)} OWNER TO <migration role>;`).join(' '),
+      });
+    }
+  }
+
+  // 3. Views over RLS tables that run with their owner's rights and do not filter by the caller.
+  const views = await sql<{ schema: string; name: string; kind: string; owner: string; ownerBypasses: boolean; invoker: boolean; definition: string; tables: string[] }[]>`
+    SELECT n.nspname AS schema, v.relname AS name, v.relkind::text AS kind, o.rolname AS owner,
+           (o.rolsuper OR o.rolbypassrls) AS "ownerBypasses",
+           EXISTS (SELECT 1 FROM unnest(v.reloptions) opt WHERE lower(opt) ~ '^security_invoker=(true|on|yes|1)$') AS invoker,
+           pg_get_viewdef(v.oid) AS definition,
+           array_agg(DISTINCT tn.nspname || '.' || t.relname ORDER BY tn.nspname || '.' || t.relname) AS tables
+    FROM pg_class v
+    JOIN pg_namespace n ON n.oid = v.relnamespace
+    JOIN pg_roles o ON o.oid = v.relowner
+    JOIN pg_rewrite rw ON rw.ev_class = v.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+    JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid AND t.relrowsecurity
+    JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    WHERE v.relkind IN ('v', 'm') AND ${sql.unsafe(SYSTEM_SCHEMAS)}
+    GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2`;
+  for (const v of views) {
+    if (!inScope(v.schema) || v.invoker) continue;
+    const object = `${v.kind === 'm' ? 'materialized view' : 'view'} ${v.schema}.${v.name}`;
+    const name = qualified(v.schema, v.name);
+    if (v.kind === 'm') {
+      add({
+        code: 'matview-over-rls',
+        severity: 'error',
+        object,
+        message: `stores rows of ${v.tables.join(', ')} as its owner (${v.owner}) saw them at refresh time; readers get them without the tables' policies`,
+        fix: `drop it, or revoke SELECT on it from application roles and expose it through a view that filters by the caller`,
+      });
+      continue;
+    }
+    // Masked views run as the definer on purpose and filter by the caller's identity themselves.
+    if (/\bcurrent_user_id\(\)/.test(v.definition)) continue;
+    add({
+      code: 'view-owner-rights',
+      severity: v.ownerBypasses ? 'error' : 'warning',
+      object,
+      message: `reads ${v.tables.join(', ')} with its owner's rights (${v.owner}${v.ownerBypasses ? ', which skips row-level security' : ''}), not the caller's, and does not filter by the caller's identity`,
+      fix: `ALTER VIEW ${name} SET (security_invoker = true);`,
+    });
+  }
+
+  // 4. SECURITY DEFINER functions must pin search_path, or a caller can redirect their names.
+  const definers = await sql<{ schema: string; name: string; args: string }[]>`
+    SELECT n.nspname AS schema, p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.prosecdef AND ${sql.unsafe(SYSTEM_SCHEMAS)} AND ${sql.unsafe(NOT_EXTENSION('pg_proc', 'p.oid'))}
+      AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
+    ORDER BY 1, 2, 3`;
+  for (const f of definers) {
+    if (!inScope(f.schema)) continue;
+    add({
+      code: 'definer-search-path',
+      severity: 'error',
+      object: `function ${f.schema}.${f.name}(${f.args})`,
+      message: 'is SECURITY DEFINER without a fixed search_path: a caller can create objects that shadow the names it uses and run code with its owner\'s rights',
+      fix: `ALTER FUNCTION ${qualified(f.schema, f.name)}(${f.args}) SET search_path = pg_catalog, pg_temp; (and schema-qualify the names in its body)`,
+    });
+  }
+
+  // 5 and 6. Policy predicates: per-row function calls, and matched columns without an index.
+  const policies = await sql<{ schema: string; table: string; name: string; qual: string | null; check: string | null }[]>`
+    SELECT schemaname AS schema, tablename AS "table", policyname AS name, qual, with_check AS "check"
+    FROM pg_policies ORDER BY 1, 2, 3`;
+  const userFunctions = new Set(
+    (
+      await sql<{ name: string }[]>`
+        SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE ${sql.unsafe(SYSTEM_SCHEMAS)}`
+    ).map((r) => r.name),
+  );
+  const indexed = await sql<{ schema: string; table: string; column: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS "table", a.attname AS "column"
+    FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]`;
+  const leading = new Set(indexed.map((r) => `${r.schema}.${r.table}.${r.column}`));
+  const columns = await sql<{ schema: string; table: string; column: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS "table", a.attname AS "column"
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${sql.unsafe(SYSTEM_SCHEMAS)}`;
+  const existing = new Set(columns.map((r) => `${r.schema}.${r.table}.${r.column}`));
+  const unindexed = new Map<string, Set<string>>();
+  for (const p of policies) {
+    if (!inScope(p.schema)) continue;
+    const object = `policy ${p.name} on ${p.schema}.${p.table}`;
+    const text = [p.qual, p.check].filter((x): x is string => x !== null).join(' AND ');
+    const perRow = new Set<string>();
+    for (const call of functionCalls(text)) {
+      if (call.wrapped) continue;
+      const isUser = call.schema ? call.schema !== 'pg_catalog' : userFunctions.has(call.name);
+      if (isUser) perRow.add(call.name);
+    }
+    for (const fn of perRow) {
+      add({
+        code: 'policy-per-row-call',
+        severity: 'warning',
+        object,
+        message: `calls ${fn}() for every row it checks; a value that does not depend on the row can be computed once per statement`,
+        fix: `write (select ${fn}(…)) instead of ${fn}(…) in the predicate (PostgreSQL then runs it once, as an InitPlan)`,
+      });
+    }
+    for (const column of matchedColumns(text)) {
+      const key = `${p.schema}.${p.table}.${column}`;
+      if (!existing.has(key) || leading.has(key)) continue;
+      if (!unindexed.has(key)) unindexed.set(key, new Set());
+      unindexed.get(key)!.add(p.name);
+    }
+  }
+  for (const [key, names] of [...unindexed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const [schema, table, column] = key.split('.') as [string, string, string];
+    add({
+      code: 'policy-column-unindexed',
+      severity: 'warning',
+      object: `column ${key}`,
+      message: `polic${names.size === 1 ? 'y' : 'ies'} ${[...names].sort().join(', ')} match ${column} against a per-statement value, but no index starts with it: every query reads the whole table`,
+      fix: `CREATE INDEX ON ${qualified(schema, table)} (${ident(column)});`,
+    });
+  }
+  return findings;
+}
+
+export function hasErrors(findings: readonly Finding[]): boolean {
+  return findings.some((f) => f.severity === 'error');
+}
+
+export function formatFindings(findings: readonly Finding[]): string {
+  if (findings.length === 0) return 'rowguard lint: no findings.\n';
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const lines = findings.map((f) => `${f.severity.toUpperCase().padEnd(7)} ${f.object}: ${f.message} [${f.code}]\n        fix: ${f.fix}`);
+  return `${lines.join('\n')}\n\nrowguard lint: ${errors} error(s), ${findings.length - errors} warning(s).\n`;
+}

@@ -1,0 +1,145 @@
+// The step from the last generated state (a snapshot) to the current one, computed without a
+// database. Statements are compared by meaning: their stable id and the SQL text they run, so a
+// policy whose predicate changed under the same name is re-created, and one that only moved in
+// the file is left alone.
+//
+// A statement whose SQL changed is dropped with its old `down` and created with its new `up`.
+// Dropping a function or view fails while policies, views or triggers still use it, so every
+// statement that names a re-created function or view is re-created around it (transitively).
+// Tables are never dropped and re-created: their changes become ALTER TABLE (alter-table.ts).
+import { qualified } from '../sql/print.ts';
+import type { Section, Statement } from '../emit/statement.ts';
+import { alterTable, type AlterStep } from './alter-table.ts';
+
+export interface Change {
+  readonly kind: 'added' | 'changed' | 'removed' | 'rebuilt';
+  readonly id: string;
+}
+
+export interface Refusal {
+  readonly id: string;
+  readonly message: string;
+  readonly fix: string;
+}
+
+export interface StateDiff {
+  readonly changes: Change[];
+  /** The migration: drops (old definitions), table ALTERs, creates (new definitions). */
+  readonly sections: Section[];
+  readonly refusals: Refusal[];
+}
+
+/** Kinds whose objects hold data or contain everything else: altered in place, never re-created. */
+const IN_PLACE = new Set(['table', 'schema']);
+/** Kinds other statements can depend on by name. */
+const REFERENCED = new Set(['function', 'view']);
+
+const kindOf = (id: string) => id.slice(0, id.indexOf(' '));
+
+/** `function s.name` → `"s"."name"`, the way every emitter prints it. */
+function objectName(id: string): string {
+  const [schema, ...rest] = id.slice(id.indexOf(' ') + 1).split('.');
+  return qualified(schema!, rest.join('.'));
+}
+
+export function flatten(sections: readonly Section[]): Statement[] {
+  return sections.flatMap((s) => s.statements);
+}
+
+export function diffStates(before: readonly Section[], after: readonly Section[]): StateDiff {
+  const old = flatten(before);
+  const next = flatten(after);
+  const oldById = new Map(old.map((s) => [s.id, s]));
+  const nextById = new Map(next.map((s) => [s.id, s]));
+  const refusals: Refusal[] = [];
+  const changes: Change[] = [];
+
+  const rebuild = new Set<string>();
+  const alters = new Map<string, AlterStep[]>();
+  const tablesReadAround = new Set<string>();
+
+  for (const s of old) {
+    const now = nextById.get(s.id);
+    if (now && now.up === s.up && now.down === s.down) continue;
+    changes.push({ kind: now ? 'changed' : 'removed', id: s.id });
+    const kind = kindOf(s.id);
+    if (!IN_PLACE.has(kind)) {
+      rebuild.add(s.id);
+    } else if (!now) {
+      refusals.push({
+        id: s.id,
+        message: `${s.id} was removed from the model; rowguard never drops a ${kind} in a generated migration (its rows would be lost)`,
+        fix: `keep it in the model, or drop it in a hand-written migration (${s.down}) and run \`rowguard generate --accept-manual\` to record the new state`,
+      });
+    } else if (kind === 'table') {
+      const alter = alterTable(s.up, now.up);
+      for (const r of alter.refusals) refusals.push({ id: s.id, ...r });
+      alters.set(s.id, alter.steps);
+      if (alter.typeChanged) tablesReadAround.add(objectName(s.id));
+    } else {
+      refusals.push({ id: s.id, message: `the definition of ${s.id} changed`, fix: 'write the change by hand in a migration and run `rowguard generate --accept-manual` to record the new state' });
+    }
+  }
+  for (const s of next) if (!oldById.has(s.id)) changes.push({ kind: 'added', id: s.id });
+
+  const rebuildAlso = (id: string) => {
+    rebuild.add(id);
+    if (nextById.has(id) && !changes.some((c) => c.id === id)) changes.push({ kind: 'rebuilt', id });
+  };
+  // A column type cannot change under a view or policy that reads it.
+  for (const s of old) {
+    if (rebuild.has(s.id) || IN_PLACE.has(kindOf(s.id))) continue;
+    if ([...tablesReadAround].some((t) => s.up.includes(`ON ${t}`) || s.up.includes(`FROM ${t}`) || s.up.includes(`JOIN ${t}`))) rebuildAlso(s.id);
+  }
+  // Whatever names a re-created function or view is re-created with it, until nothing more is.
+  for (let grew = true; grew; ) {
+    grew = false;
+    const names = [...rebuild].filter((id) => REFERENCED.has(kindOf(id))).map(objectName);
+    for (const s of old) {
+      if (rebuild.has(s.id) || IN_PLACE.has(kindOf(s.id))) continue;
+      if (names.some((n) => s.up.includes(n))) {
+        rebuildAlso(s.id);
+        grew = true;
+      }
+    }
+  }
+
+  const drops: Statement[] = [...old]
+    .reverse()
+    .filter((s) => rebuild.has(s.id))
+    .map((s) => ({ id: s.id, up: s.down, down: s.up, comment: `${nextById.has(s.id) ? 'drop the old definition' : 'removed'}: ${s.id}` }));
+  const altered: Statement[] = next
+    .filter((s) => (alters.get(s.id)?.length ?? 0) > 0)
+    .map((s) => {
+      const steps = alters.get(s.id)!;
+      return { id: s.id, up: steps.map((a) => a.up).join('\n'), down: [...steps].reverse().map((a) => a.down).join('\n'), comment: `altered in place: ${s.id}` };
+    });
+  const creates: Statement[] = next
+    .filter((s) => rebuild.has(s.id) || !oldById.has(s.id))
+    .map((s) => ({ id: s.id, up: s.up, down: s.down, comment: `${oldById.has(s.id) ? 'new definition' : 'added'}: ${s.id}${s.comment ? ` (${s.comment})` : ''}` }));
+
+  const sections: Section[] = [
+    { title: 'Drop what changed or was removed (old definitions, dependents first)', statements: drops },
+    { title: 'Alter tables in place (tables are never dropped and re-created)', statements: altered },
+    { title: 'Create what changed or was added (new definitions)', statements: creates },
+  ].filter((s) => s.statements.length > 0);
+  const order = (c: Change) => ['removed', 'changed', 'added', 'rebuilt'].indexOf(c.kind);
+  changes.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { changes, sections, refusals };
+}
+
+/** A short, file-name-safe description of the changes, e.g. `change_policy_contacts_select_and_2_more`. */
+export function describeChanges(changes: readonly Change[]): string {
+  const primary = changes.filter((c) => c.kind !== 'rebuilt');
+  const first = primary[0] ?? changes[0];
+  if (!first) return 'no_changes';
+  const verb = { added: 'add', changed: 'change', removed: 'drop', rebuilt: 'rebuild' }[first.kind];
+  const name = first.id.slice(first.id.indexOf(' ') + 1).split('.').slice(1).join('_') || first.id;
+  const base = `${verb}_${kindOf(first.id).replaceAll(' ', '_')}_${name}`
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/_+/g, '_')
+    .slice(0, 48)
+    .replace(/_$/, '');
+  return primary.length > 1 ? `${base}_and_${primary.length - 1}_more` : base;
+}

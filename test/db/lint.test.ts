@@ -1,0 +1,131 @@
+// `rowguard lint` on a real database: the migrated models lint clean; then each finding is
+// provoked by breaking the database on purpose, and where the break leaks rows that is shown as
+// app_user too.
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { functionCalls, matchedColumns } from '../../generator/lint/predicates.ts';
+import { hasErrors, lintDatabase, type Finding } from '../../generator/lint/index.ts';
+import { ids, useTestDatabase } from '../support/db.ts';
+import { TempProject } from '../support/project.ts';
+
+const db = useTestDatabase();
+const suffix = randomBytes(4).toString('hex');
+const alice = `lint_alice_${suffix}`;
+const bob = `lint_bob_${suffix}`;
+
+afterAll(async () => {
+  // Roles are cluster-wide: leave none behind for other test files.
+  await db.current.admin.unsafe(`DROP OWNED BY ${bob}; DROP ROLE IF EXISTS ${alice}; DROP ROLE IF EXISTS ${bob}`).catch(() => {});
+});
+
+const lint = (schemas?: string[]) => lintDatabase(db.current.admin, { schemas });
+const find = (findings: Finding[], code: string, object: string) => findings.find((f) => f.code === code && f.object === object);
+
+describe('policy predicates as PostgreSQL prints them', () => {
+  it('finds calls and whether a sub-select wraps them', () => {
+    const text = "((office_id = ( SELECT s.my_office_id() AS my_office_id)) OR (lower(name) = s.label(id, 'x(y)')) OR (id = ANY (( SELECT s.ids() AS ids)::bigint[])))";
+    expect(functionCalls(text)).toEqual([
+      { name: 's.my_office_id', schema: 's', wrapped: true },
+      { name: 'lower', schema: undefined, wrapped: false },
+      { name: 's.label', schema: 's', wrapped: false },
+      { name: 's.ids', schema: 's', wrapped: true },
+    ]);
+    expect(matchedColumns(text).sort()).toEqual(['id', 'office_id']);
+  });
+});
+
+describe('rowguard lint', () => {
+  it('a database migrated from the models lints clean', async () => {
+    const findings = await lint();
+    expect(findings).toEqual([]);
+  });
+
+  it('reports each way RLS is defeated, with a fix, and errors make the exit code non-zero', async () => {
+    const admin = db.current.admin;
+    await admin.unsafe(`
+      INSERT INTO smartoffice.offices (id, name) VALUES (1, 'HQ');
+      INSERT INTO smartoffice.users (id, office_id) VALUES (10, 1);
+      INSERT INTO smartoffice.proxies VALUES (10, 10);
+      INSERT INTO smartoffice.contacts (id, office_id) VALUES (100, 1);
+      -- 1. policies without RLS, RLS not forced, and an unprotected table in a secured schema
+      ALTER TABLE smartoffice.proxies DISABLE ROW LEVEL SECURITY;
+      ALTER TABLE smartoffice.private_proxies NO FORCE ROW LEVEL SECURITY;
+      CREATE TABLE smartoffice.audit_log (id bigint PRIMARY KEY, note text);
+      -- 2. roles that act as app_user / reporting_user but skip RLS or own tables
+      CREATE ROLE ${alice} LOGIN BYPASSRLS IN ROLE app_user;
+      CREATE ROLE ${bob} LOGIN IN ROLE reporting_user;
+      ALTER TABLE smartoffice.shared_contacts OWNER TO ${bob};
+      -- 3. a view over an RLS table with the (superuser) owner's rights, and one that filters
+      CREATE VIEW smartoffice.all_contacts AS SELECT id, name FROM smartoffice.contacts;
+      GRANT SELECT ON smartoffice.all_contacts TO app_user;
+      CREATE VIEW smartoffice.my_contacts AS SELECT c.id FROM smartoffice.contacts c
+        WHERE c.private_owner_id = (SELECT smartoffice.current_user_id());
+      -- 4. a SECURITY DEFINER function without search_path
+      CREATE FUNCTION smartoffice.count_contacts() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+        AS 'SELECT count(*) FROM smartoffice.contacts';
+      -- 5 and 6. a per-row call, and a matched column without an index
+      CREATE POLICY per_row ON smartoffice.contacts FOR SELECT TO app_user USING (office_id = smartoffice.my_office_id());
+      CREATE POLICY by_phone ON smartoffice.contacts FOR SELECT TO app_user USING (phone = (SELECT smartoffice.current_user_id()::text));
+    `);
+
+    // The breaks are real: app_user with no identity reads every proxy and, through the view, every contact.
+    const leaked = await db.current.as('smartoffice', null, async (tx) => [await ids(tx, 'SELECT proxy_id AS id FROM smartoffice.proxies'), await ids(tx, 'SELECT id FROM smartoffice.all_contacts')]);
+    expect(leaked).toEqual([[10], [100]]);
+
+    const findings = await lint();
+    const expected: [string, string, Finding['severity']][] = [
+      ['rls-disabled', 'table smartoffice.proxies', 'error'],
+      ['rls-not-forced', 'table smartoffice.private_proxies', 'warning'],
+      ['table-without-rls', 'table smartoffice.audit_log', 'error'],
+      ['role-bypassrls', `role ${alice}`, 'error'],
+      ['role-owns-tables', `role ${bob}`, 'error'],
+      ['view-owner-rights', 'view smartoffice.all_contacts', 'error'],
+      ['definer-search-path', 'function smartoffice.count_contacts()', 'error'],
+      ['policy-per-row-call', 'policy per_row on smartoffice.contacts', 'warning'],
+      ['policy-column-unindexed', 'column smartoffice.contacts.phone', 'warning'],
+    ];
+    for (const [code, object, severity] of expected) {
+      const f = find(findings, code, object);
+      expect(f, `${code} on ${object}`).toBeDefined();
+      expect(f!.severity).toBe(severity);
+      expect(f!.fix.length).toBeGreaterThan(10);
+    }
+    expect(find(findings, 'view-owner-rights', 'view smartoffice.my_contacts')).toBeUndefined();
+    expect(findings).toHaveLength(expected.length);
+    expect(find(findings, 'rls-disabled', 'table smartoffice.proxies')!.fix).toContain('ENABLE ROW LEVEL SECURITY');
+    expect(find(findings, 'view-owner-rights', 'view smartoffice.all_contacts')!.fix).toBe('ALTER VIEW "smartoffice"."all_contacts" SET (security_invoker = true);');
+    expect(hasErrors(findings)).toBe(true);
+
+    // --schema limits the objects (roles stay checked: they act in every schema).
+    const core = await lint(['rowguard']);
+    expect(core.map((f) => f.code).sort()).toEqual(['role-bypassrls']);
+
+    // The command line: text, --json, exit codes.
+    const project = new TempProject();
+    try {
+      const env = { DATABASE_URL: db.current.url };
+      const text = await project.cliWithEnv(env, 'lint');
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain('ERROR   table smartoffice.proxies');
+      expect(text.stdout).toContain('fix: ALTER TABLE "smartoffice"."proxies" ENABLE ROW LEVEL SECURITY;');
+      const json = await project.cliWithEnv(env, 'lint', '--json');
+      expect(json.code).toBe(1);
+      const report = JSON.parse(json.stdout) as { errors: number; warnings: number; findings: Finding[] };
+      expect([report.errors, report.warnings]).toEqual([6, 3]);
+
+      // Fixing what lint says brings it back to clean.
+      for (const f of findings.filter((x) => ['rls-disabled', 'rls-not-forced', 'view-owner-rights'].includes(x.code))) await db.current.admin.unsafe(f.fix);
+      await db.current.admin.unsafe(`
+        DROP TABLE smartoffice.audit_log; DROP VIEW smartoffice.all_contacts, smartoffice.my_contacts;
+        DROP POLICY per_row ON smartoffice.contacts; DROP POLICY by_phone ON smartoffice.contacts;
+        ALTER TABLE smartoffice.shared_contacts OWNER TO CURRENT_USER; DROP ROLE ${alice}; DROP ROLE ${bob};
+        DROP FUNCTION smartoffice.count_contacts();`);
+      const clean = await project.cliWithEnv(env, 'lint', '--json');
+      expect(JSON.parse(clean.stdout)).toEqual({ errors: 0, warnings: 0, findings: [] });
+      expect(clean.code).toBe(0);
+      expect((await project.cliWithEnv({ DATABASE_URL: '' }, 'lint')).code).toBe(2);
+    } finally {
+      project.remove();
+    }
+  });
+});

@@ -1,0 +1,110 @@
+// The snapshot diff and ALTER TABLE planning, as exact SQL (no database needed; the DB tests in
+// test/db/incremental.test.ts apply the results).
+import { describe, expect, it } from 'vitest';
+import { statement, type Section } from '../../generator/emit/statement.ts';
+import { alterTable } from '../../generator/migrations/alter-table.ts';
+import { describeChanges, diffStates } from '../../generator/migrations/diff.ts';
+
+const table = (lines: string[]) => `CREATE TABLE "s"."t" (\n${lines.map((l) => `  ${l}`).join(',\n')}\n);`;
+const fn = (name: string, body: string) => statement(`function s.${name}`, `CREATE FUNCTION "s"."${name}"() ${body};`, `DROP FUNCTION "s"."${name}"();`);
+const policy = (name: string, using: string) => statement(`policy s.t.${name}`, `CREATE POLICY "${name}" ON "s"."t" USING (${using});`, `DROP POLICY "${name}" ON "s"."t";`);
+const tableStmt = (lines: string[]) => statement('table s.t', table(lines), 'DROP TABLE "s"."t";');
+const state = (...statements: ReturnType<typeof statement>[]): Section[] => [{ title: 'all', statements }];
+const ids = (s: Section | undefined) => s?.statements.map((x) => x.id);
+
+describe('alterTable', () => {
+  const base = ['"id" bigint', '"name" text', '"n" integer NOT NULL DEFAULT 0', 'PRIMARY KEY ("id")', 'CONSTRAINT "t_n_positive" CHECK ("n" >= 0)'];
+
+  it('adds and drops columns and named checks, with the reverse for down', () => {
+    const after = ['"id" bigint', '"n" integer NOT NULL DEFAULT 0', '"label" text DEFAULT \'x\'', 'PRIMARY KEY ("id")', 'CONSTRAINT "t_n_positive" CHECK ("n" > 0)'];
+    const alter = alterTable(table(base), table(after));
+    expect(alter.refusals).toEqual([]);
+    expect(alter.steps).toEqual([
+      { up: 'ALTER TABLE "s"."t" DROP CONSTRAINT "t_n_positive";', down: 'ALTER TABLE "s"."t" ADD CONSTRAINT "t_n_positive" CHECK ("n" >= 0);' },
+      { up: 'ALTER TABLE "s"."t" DROP COLUMN "name";', down: 'ALTER TABLE "s"."t" ADD COLUMN "name" text;' },
+      { up: 'ALTER TABLE "s"."t" ADD COLUMN "label" text DEFAULT \'x\';', down: 'ALTER TABLE "s"."t" DROP COLUMN "label";' },
+      { up: 'ALTER TABLE "s"."t" ADD CONSTRAINT "t_n_positive" CHECK ("n" > 0);', down: 'ALTER TABLE "s"."t" DROP CONSTRAINT "t_n_positive";' },
+    ]);
+  });
+
+  it('changes a column type, default and nullability in place', () => {
+    const after = ['"id" bigint', '"name" text NOT NULL', '"n" bigint DEFAULT 1', 'PRIMARY KEY ("id")', 'CONSTRAINT "t_n_positive" CHECK ("n" >= 0)'];
+    const alter = alterTable(table(base), table(after));
+    expect(alter.typeChanged).toBe(true);
+    expect(alter.steps.map((s) => s.up)).toEqual([
+      'ALTER TABLE "s"."t" ALTER COLUMN "name" SET NOT NULL;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" TYPE bigint USING "n"::bigint;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" SET DEFAULT 1;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" DROP NOT NULL;',
+    ]);
+    expect(alter.steps.map((s) => s.down)).toEqual([
+      'ALTER TABLE "s"."t" ALTER COLUMN "name" DROP NOT NULL;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" TYPE integer USING "n"::integer;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" SET DEFAULT 0;',
+      'ALTER TABLE "s"."t" ALTER COLUMN "n" SET NOT NULL;',
+    ]);
+  });
+
+  it('refuses primary key and inline constraint changes, saying what to write by hand', () => {
+    const after = ['"id" bigint', '"name" text UNIQUE', '"n" integer NOT NULL DEFAULT 0', 'PRIMARY KEY ("id", "n")', 'CONSTRAINT "t_n_positive" CHECK ("n" >= 0)'];
+    const alter = alterTable(table(base), table(after));
+    expect(alter.refusals.map((r) => r.message)).toEqual([
+      'the primary key of "s"."t" changed from "PRIMARY KEY ("id")" to "PRIMARY KEY ("id", "n")"',
+      'column "name" of "s"."t" changed its inline UNIQUE/CHECK ("text" → "text UNIQUE")',
+    ]);
+    expect(alter.refusals[0]!.fix).toContain('ALTER TABLE "s"."t" DROP CONSTRAINT');
+  });
+});
+
+describe('diffStates', () => {
+  const t = tableStmt(['"id" bigint', '"team" bigint', 'PRIMARY KEY ("id")']);
+  const myTeam = fn('my_team', 'RETURNS bigint AS $$ v1 $$');
+  const other = fn('other', 'RETURNS bigint AS $$ (select "s"."my_team"()) $$');
+  const p = policy('p', '"team" = (select "s"."my_team"())');
+  const q = policy('q', 'true');
+
+  it('an unchanged state is no change', () => {
+    expect(diffStates(state(t, myTeam, p, q), state(t, myTeam, p, q))).toEqual({ changes: [], sections: [], refusals: [] });
+  });
+
+  it('a changed function is dropped after, and created before, everything that names it', () => {
+    const myTeam2 = fn('my_team', 'RETURNS bigint AS $$ v2 $$');
+    const diff = diffStates(state(t, myTeam, other, p, q), state(t, myTeam2, other, p, q));
+    expect(diff.changes).toEqual([
+      { kind: 'changed', id: 'function s.my_team' },
+      { kind: 'rebuilt', id: 'function s.other' },
+      { kind: 'rebuilt', id: 'policy s.t.p' },
+    ]);
+    expect(diff.sections.map((s) => [s.title, ids(s)])).toEqual([
+      ['Drop what changed or was removed (old definitions, dependents first)', ['policy s.t.p', 'function s.other', 'function s.my_team']],
+      ['Create what changed or was added (new definitions)', ['function s.my_team', 'function s.other', 'policy s.t.p']],
+    ]);
+    expect(diff.sections[0]!.statements[2]!.up).toBe('DROP FUNCTION "s"."my_team"();');
+    expect(diff.sections[0]!.statements[2]!.down).toBe(myTeam.up);
+    expect(describeChanges(diff.changes)).toBe('change_function_my_team');
+  });
+
+  it('same name, new predicate: re-created; new name, same predicate: dropped and added', () => {
+    const changed = diffStates(state(t, p), state(t, policy('p', '"team" IS NULL')));
+    expect(changed.changes).toEqual([{ kind: 'changed', id: 'policy s.t.p' }]);
+    const renamed = diffStates(state(t, p), state(t, policy('p2', '"team" = (select "s"."my_team"())')));
+    expect(renamed.changes).toEqual([
+      { kind: 'removed', id: 'policy s.t.p' },
+      { kind: 'added', id: 'policy s.t.p2' },
+    ]);
+    expect(describeChanges(renamed.changes)).toBe('drop_policy_t_p_and_1_more');
+  });
+
+  it('a column type change re-creates what reads the table around the ALTER', () => {
+    const t2 = tableStmt(['"id" bigint', '"team" integer', 'PRIMARY KEY ("id")']);
+    const diff = diffStates(state(t, p, q), state(t2, p, q));
+    expect(diff.sections.map(ids)).toEqual([['policy s.t.q', 'policy s.t.p'], ['table s.t'], ['policy s.t.p', 'policy s.t.q']]);
+    expect(diff.changes.map((c) => `${c.kind} ${c.id}`)).toEqual(['changed table s.t', 'rebuilt policy s.t.p', 'rebuilt policy s.t.q']);
+  });
+
+  it('a removed table is refused, never dropped', () => {
+    const diff = diffStates(state(t, q), state());
+    expect(diff.refusals.map((r) => r.id)).toEqual(['table s.t']);
+    expect(diff.refusals[0]!.fix).toContain('--accept-manual');
+  });
+});
