@@ -208,6 +208,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
             ...(d.references ? { references: { table: d.references.table, column: d.references.column ?? '', ...(d.references.onDelete ? { onDelete: d.references.onDelete } : {}) } } : {}),
             ...(d.oneOf ? { oneOf: d.oneOf } : {}),
             ...(d.unique ? { unique: true } : {}),
+            ...(d.identity ? { identity: true } : {}),
           };
           return col;
         });

@@ -25,6 +25,7 @@ export interface ColumnNode {
   /** Allowed values, printed as a CHECK constraint. */
   readonly oneOf?: readonly (string | number)[];
   readonly unique?: boolean;
+  readonly identity?: boolean;
 }
 
 export interface TableNode {

@@ -1,0 +1,198 @@
+// Guidewire PolicyCenter (seed 001): security zones derived from group membership, internal vs
+// external users, the "View All Users" bypass, a column external users may not change, and
+// "find and view" vs "select for action" for producer codes.
+// The contract is ../shared/reference-models.md, section "policycenter".
+import { and, arrayOf, defineModel, exists, not, or, scalarOf, t, when, type E, type RowOf } from '../generator/dsl/index.ts';
+
+export default defineModel(
+  'policycenter',
+  (m) => {
+    // ------------------------------------------------------------------ tables
+    const zones = m.table('security_zones', { id: t.bigint().primaryKey(), name: t.text() });
+    const organizations = m.table('organizations', {
+      id: t.bigint().primaryKey(),
+      name: t.text(),
+      security_zone_id: t.bigint().references(zones),
+      is_external: t.boolean().default(false),
+    });
+    const groups = m.table('groups', {
+      id: t.bigint().primaryKey(),
+      organization_id: t.bigint().notNull().references(organizations),
+      name: t.text(),
+      security_zone_id: t.bigint().references(zones),
+    });
+    const users = m.table('users', {
+      id: t.bigint().primaryKey(),
+      organization_id: t.bigint().notNull().references(organizations),
+      name: t.text(),
+      is_external: t.boolean().default(false),
+      view_all_users: t.boolean().default(false),
+      producer_code_security: t.boolean().default(false),
+    });
+    const groupMembers = m.table(
+      'group_members',
+      { group_id: t.bigint().notNull().references(groups), user_id: t.bigint().notNull().references(users) },
+      { primaryKey: ['group_id', 'user_id'] },
+    );
+    const producerCodes = m.table('producer_codes', {
+      id: t.bigint().primaryKey(),
+      organization_id: t.bigint().notNull().references(organizations),
+      code: t.text(),
+    });
+    const producerCodeMembers = m.table('producer_code_members', {
+      // The contract gives this link table no key (either side may be NULL); a surrogate key the
+      // database fills in keeps inserts of (producer_code_id, user_id, group_id) working.
+      id: t.bigint().generatedIdentity().primaryKey(),
+      producer_code_id: t.bigint().notNull().references(producerCodes),
+      user_id: t.bigint().references(users),
+      group_id: t.bigint().references(groups),
+    });
+    const accounts = m.table('accounts', {
+      id: t.bigint().primaryKey(),
+      name: t.text(),
+      producer_code_id: t.bigint().notNull().references(producerCodes),
+      created_by: t.bigint().notNull().references(users),
+    });
+
+    m.identity(users);
+    const me = m.me;
+
+    // ------------------------------------------------------------------ facts about the acting user
+    const myFlag = (name: string, flag: 'is_external' | 'view_all_users' | 'producer_code_security') =>
+      m.fact(name, coalesceFalse(scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u[flag].isTrue() })))), { type: 'boolean' });
+    const coalesceFalse = (e: E) => when(e, true, false);
+    const iAmExternal = myFlag('i_am_external', 'is_external');
+    const iAmInternal = m.fact('i_am_internal', and(me.isNotNull(), not(iAmExternal)), { type: 'boolean' });
+    const iViewAll = m.fact('i_view_all', and(iAmInternal, myFlag('i_have_view_all_users', 'view_all_users')), {
+      type: 'boolean',
+      description: '"View All Users": internal users only (ignored for external users).',
+    });
+    const iUseProducerCodeSecurity = myFlag('i_use_producer_code_security', 'producer_code_security');
+    const myOrg = m.fact('my_organization_id', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.organization_id }))));
+    const myExternalOrg = m.fact('my_external_organization_id', when(iAmExternal, myOrg), {
+      description: "An external user's own organization, the only one they ever see; NULL for internal users.",
+    });
+    const myGroups = m.fact('my_group_ids', arrayOf(m.from(groupMembers, (gm) => ({ where: gm.user_id.eq(me), select: gm.group_id }))));
+    const myGroupsIfInternal = m.fact('my_group_ids_if_internal', when(iAmInternal, myGroups));
+    const myZones = m.fact(
+      'my_zone_ids',
+      when(iAmInternal, arrayOf(m.from(groups, (g) => ({ where: and(g.id.in(myGroups), g.security_zone_id.isNotNull()), select: g.security_zone_id, distinct: true })))),
+      { description: 'zones(U): the zones of every group I belong to (internal users only).' },
+    );
+    const zoneOrgs = m.fact('organization_ids_in_my_zones', arrayOf(m.from(organizations, (o) => ({ where: o.security_zone_id.in(myZones), select: o.id }))));
+
+    // ------------------------------------------------------------------ organizations and groups
+    type OrgRow = RowOf<typeof organizations>;
+    type GroupRow = RowOf<typeof groups>;
+    const orgVisible = (o: OrgRow) =>
+      or(m.everyRowWhen(organizations, iViewAll), o.id.eq(myOrg), o.security_zone_id.in(myZones));
+    const groupVisible = (g: GroupRow) =>
+      or(m.everyRowWhen(groups, iViewAll), g.security_zone_id.in(myZones), g.id.in(myGroupsIfInternal), g.organization_id.eq(myExternalOrg));
+
+    m.policy(organizations, 'organizations_select', {
+      for: 'select',
+      description: 'View All Users; my own organization; organizations whose zone is one of mine (external users: their own only).',
+      using: orgVisible,
+    });
+    m.policy(organizations, 'organizations_update', {
+      for: 'update',
+      description: 'Internal users update the organizations they see; external users only their own.',
+      using: orgVisible,
+      check: orgVisible,
+    });
+    m.policy(groups, 'groups_select', {
+      for: 'select',
+      description: 'View All Users; groups whose zone is one of mine; groups I belong to; an external user: the groups of their organization.',
+      using: groupVisible,
+    });
+    m.policy(groups, 'groups_update', {
+      for: 'update',
+      description: 'Internal users update the groups they see; external users only the groups of their organization.',
+      using: groupVisible,
+      check: groupVisible,
+    });
+    for (const table of [organizations, groups]) {
+      m.guardColumns(table as typeof groups, `${table.name}_zone_fixed_for_external`, {
+        columns: ['security_zone_id'],
+        when: () => iAmExternal,
+        message: `external users may not change the security zone of ${table.name}`,
+      });
+    }
+
+    // ------------------------------------------------------------------ users, zones, memberships
+    m.policy(users, 'users_select', {
+      for: 'select',
+      description: 'View All Users; myself; users of organizations in my zones; an external user: the users of their organization.',
+      using: (u) => or(m.everyRowWhen(users, iViewAll), u.id.eq(me), u.organization_id.in(zoneOrgs), u.organization_id.eq(myExternalOrg)),
+    });
+    m.policy(zones, 'security_zones_select', { for: 'select', description: 'Zone names are visible to every identified user.', using: () => me.isNotNull() });
+    m.policy(groupMembers, 'group_members_select', {
+      for: 'select',
+      description: 'Memberships of the groups I can see (the EXISTS runs under the groups policy), and my own.',
+      using: (gm) => or(gm.user_id.eq(me), exists(m.from(groups, (g) => ({ where: g.id.eq(gm.group_id) })))),
+    });
+
+    // ------------------------------------------------------------------ producer codes: see vs use
+    type CodeRow = RowOf<typeof producerCodes>;
+    /** "Find and view": the same rule as the policy, with the bypass as a plain flag (a fact is computed once). */
+    const codeVisibleIn = (p: CodeRow, viewAll: E) => or(viewAll, p.organization_id.in(zoneOrgs), p.organization_id.eq(myExternalOrg));
+    m.policy(producerCodes, 'producer_codes_select', {
+      for: 'select',
+      description: 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.',
+      using: (p) => codeVisibleIn(p, m.everyRowWhen(producerCodes, iViewAll)),
+    });
+    const visibleCodes = m.fact('visible_producer_code_ids', arrayOf(m.from(producerCodes, (p) => ({ where: codeVisibleIn(p, iViewAll), select: p.id }))), {
+      description: 'Producer codes I can find and view.',
+    });
+    const usableCodes = m.fact(
+      'usable_producer_code_ids',
+      arrayOf(
+        m.from(producerCodes, (p) => ({
+          where: and(
+            p.id.in(visibleCodes),
+            or(
+              not(iUseProducerCodeSecurity),
+              exists(m.from(producerCodeMembers, (pm) => ({ where: and(pm.producer_code_id.eq(p.id), or(pm.user_id.eq(me), pm.group_id.in(myGroups))) }))),
+            ),
+          ),
+          select: p.id,
+        })),
+      ),
+      { description: 'Producer codes I may select for action: visible, and with producer code security on, linked to me or one of my groups.' },
+    );
+    m.policy(producerCodeMembers, 'producer_code_members_select', {
+      for: 'select',
+      description: 'Links of the producer codes I can see.',
+      using: (pm) => pm.producer_code_id.in(visibleCodes),
+    });
+
+    // ------------------------------------------------------------------ accounts
+    m.policy(accounts, 'accounts_select', {
+      for: 'select',
+      description: 'Accounts whose producer code I can see.',
+      using: (a) => a.producer_code_id.in(visibleCodes),
+    });
+    m.policy(accounts, 'accounts_insert', {
+      for: 'insert',
+      description: 'Select for action: the producer code must be one I may use, not merely see.',
+      check: (a) => a.producer_code_id.in(usableCodes),
+    });
+    m.policy(accounts, 'accounts_update', {
+      for: 'update',
+      description: 'Accounts I can see, kept on codes I can see.',
+      using: (a) => a.producer_code_id.in(visibleCodes),
+      check: (a) => a.producer_code_id.in(visibleCodes),
+    });
+    m.policy(accounts, 'accounts_delete', {
+      for: 'delete',
+      description: 'Deleting is an action: only accounts on producer codes I may use.',
+      using: (a) => a.producer_code_id.in(usableCodes),
+    });
+    m.guardColumns(accounts, 'accounts_producer_code_usable', {
+      columns: ['producer_code_id'],
+      when: (_old, row) => not(row.producer_code_id.in(usableCodes)),
+      message: 'an account can only be moved to a producer code you may use (see vs. select for action)',
+    });
+  },
+  { description: 'PolicyCenter: security zones, external users, view vs use-for-action' },
+);

@@ -1,0 +1,151 @@
+// The PolicyCenter contract, rule by rule, as app_user with policycenter.set_session.
+import { describe, expect, it } from 'vitest';
+import { policycenterSample } from '../../generator/cli/samples/policycenter.ts';
+import { ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+
+const db = useTestDatabase(async (admin) => {
+  await admin.unsafe(policycenterSample.sql);
+});
+const as = <T>(user: number | null, fn: (tx: Tx) => Promise<T>) => db.current.as('policycenter', user, fn);
+const sel = (table: string) => `SELECT id FROM policycenter.${table} ORDER BY id`;
+
+describe('policycenter: visibility by zones', () => {
+  for (const persona of policycenterSample.personas) {
+    it(`${persona.name} (user ${persona.id}) sees organizations ${JSON.stringify(persona.sees)}`, async () => {
+      expect(await as(persona.id as number, (tx) => ids(tx, sel('organizations')))).toEqual([...persona.sees]);
+    });
+  }
+
+  const cases: [string, number, string, number[]][] = [
+    ['internal: groups in my zones and the groups I belong to', 1, 'groups', [100]],
+    ['internal: a group without a zone is visible to its members only', 7, 'groups', [103]],
+    ['internal: users of organizations in my zones, and myself', 1, 'users', [1, 2, 3, 5, 7]],
+    ['internal with no zones: only myself', 6, 'users', [6]],
+    ['internal: producer codes of organizations in my zones', 1, 'producer_codes', [1000, 1003, 1004]],
+    ['internal: my own organization does not reveal its codes without its zone', 2, 'producer_codes', [1002]],
+    ['View All Users: every group', 3, 'groups', [100, 101, 102, 103]],
+    ['View All Users: every user', 3, 'users', [1, 2, 3, 4, 5, 6, 7, 8]],
+    ['View All Users: every producer code', 3, 'producer_codes', [1000, 1001, 1002, 1003, 1004]],
+    ['external: the groups of my organization only', 4, 'groups', [101]],
+    ['external: the users of my organization only', 4, 'users', [4]],
+    ['external: the producer codes of my organization only', 4, 'producer_codes', [1001]],
+    ['accounts follow the producer codes one can see', 1, 'accounts', [5000, 5003]],
+    ['accounts: external', 4, 'accounts', [5001]],
+    ['accounts: no zones, no accounts', 7, 'accounts', []],
+  ];
+  for (const [name, user, table, expected] of cases) {
+    it(`${name} (user ${user}, ${table})`, async () => {
+      expect(await as(user, (tx) => ids(tx, sel(table)))).toEqual(expected);
+    });
+  }
+
+  it('zone changes take effect in the next statement of the same transaction', async () => {
+    await db.current.admin.begin(async (tx) => {
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      await tx`SELECT policycenter.set_session(1)`;
+      expect(await ids(tx as never, sel('organizations'))).toEqual([10]);
+      await tx.unsafe('RESET ROLE');
+      await tx`INSERT INTO policycenter.group_members VALUES (102, 1)`; // Ivan joins the Central team
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      expect(await ids(tx as never, sel('organizations'))).toEqual([10, 12]);
+      await tx.unsafe('RESET ROLE');
+      await tx`UPDATE policycenter.groups SET security_zone_id = 2 WHERE id = 102`; // the group moves to West
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      expect(await ids(tx as never, sel('organizations'))).toEqual([10, 11]);
+      throw new Rollback();
+    }).catch(ignoreRollback);
+  });
+
+  it('no identity: nothing in any table', async () => {
+    for (const table of ['security_zones', 'organizations', 'groups', 'users', 'group_members', 'producer_codes', 'producer_code_members', 'accounts']) {
+      expect(await as(null, async (tx) => (await tx.unsafe(`SELECT count(*)::int AS n FROM policycenter.${table}`))[0]!.n), table).toBe(0);
+    }
+  });
+
+  it('an unknown user id is refused', async () => {
+    expect(await sqlState(as(999, async () => 0))).toBe('28000');
+  });
+});
+
+describe('policycenter: writes', () => {
+  it('internal users update the organizations and groups they see, nothing else', async () => {
+    await as(1, async (tx) => {
+      expect((await tx`UPDATE policycenter.organizations SET name = 'x' WHERE id IN (10, 12)`).count).toBe(1);
+      expect((await tx`UPDATE policycenter.groups SET name = 'x'`).count).toBe(1);
+      expect((await tx`UPDATE policycenter.groups SET security_zone_id = 3 WHERE id = 100`).count).toBe(1);
+    });
+  });
+
+  it('external users update their own organization and its groups only', async () => {
+    await as(4, async (tx) => {
+      expect((await tx`UPDATE policycenter.organizations SET name = 'x'`).count).toBe(1);
+      expect((await tx`UPDATE policycenter.groups SET name = 'x'`).count).toBe(1);
+    });
+  });
+
+  it('external users can never change security_zone_id: the UPDATE fails and nothing changes', async () => {
+    expect(await sqlState(as(4, (tx) => tx`UPDATE policycenter.organizations SET security_zone_id = 1 WHERE id = 11`))).toBe('42501');
+    expect(await sqlState(as(4, (tx) => tx`UPDATE policycenter.groups SET security_zone_id = NULL WHERE id = 101`))).toBe('42501');
+    const [org] = await db.current.admin`SELECT security_zone_id FROM policycenter.organizations WHERE id = 11`;
+    const [group] = await db.current.admin`SELECT security_zone_id FROM policycenter.groups WHERE id = 101`;
+    expect([Number(org!.security_zone_id), Number(group!.security_zone_id)]).toEqual([2, 2]);
+    // Setting it to the value it already has is not a change.
+    expect(await as(4, async (tx) => (await tx`UPDATE policycenter.organizations SET security_zone_id = 2 WHERE id = 11`).count)).toBe(1);
+  });
+
+  const insert = (tx: Tx, code: number) => tx`INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (6000, 'New', ${code}, 1)`;
+  it('accounts: a visible producer code may be used when producer code security is off', async () => {
+    expect(await as(1, async (tx) => (await insert(tx, 1004)).count)).toBe(1);
+  });
+  it('accounts: a producer code one cannot see is refused', async () => {
+    expect(await sqlState(as(1, (tx) => insert(tx, 1002)))).toBe('42501');
+    expect(await sqlState(as(4, (tx) => insert(tx, 1000)))).toBe('42501');
+  });
+  it('accounts: with producer code security, the code must be linked to the user or one of their groups', async () => {
+    expect(await as(5, async (tx) => (await insert(tx, 1000)).count)).toBe(1); // linked to Paul
+    expect(await as(5, async (tx) => (await insert(tx, 1003)).count)).toBe(1); // linked to his group
+    expect(await as(5, (tx) => ids(tx, 'SELECT id FROM policycenter.producer_codes WHERE id = 1004'))).toEqual([1004]); // sees it…
+    expect(await sqlState(as(5, (tx) => insert(tx, 1004)))).toBe('42501'); // …but may not use it
+  });
+  it('accounts: an account cannot be moved to a code one may see but not use', async () => {
+    expect(await sqlState(as(5, (tx) => tx`UPDATE policycenter.accounts SET producer_code_id = 1004 WHERE id = 5000`))).toBe('42501');
+    expect(await as(5, async (tx) => (await tx`UPDATE policycenter.accounts SET name = 'renamed' WHERE id = 5000`).count)).toBe(1);
+  });
+  it('accounts: deleting is an action, so it needs a code one may use', async () => {
+    expect(await as(5, async (tx) => (await tx`DELETE FROM policycenter.accounts WHERE id = 5000`).count)).toBe(1);
+    await db.current.admin`UPDATE policycenter.accounts SET producer_code_id = 1004 WHERE id = 5003`;
+    try {
+      expect(await as(5, async (tx) => (await tx`DELETE FROM policycenter.accounts WHERE id = 5003`).count)).toBe(0);
+      expect(await as(1, async (tx) => (await tx`DELETE FROM policycenter.accounts WHERE id = 5003`).count)).toBe(1);
+    } finally {
+      await db.current.admin`UPDATE policycenter.accounts SET producer_code_id = 1003 WHERE id = 5003`;
+    }
+  });
+  it('no identity: no writes', async () => {
+    expect(await as(null, async (tx) => (await tx`UPDATE policycenter.organizations SET name = 'x'`).count)).toBe(0);
+    expect(await sqlState(as(null, (tx) => insert(tx, 1000)))).toBe('42501');
+  });
+});
+
+describe('policycenter: index plans for ordinary users', () => {
+  it('the View All Users arm does not force a sequential scan on everyone', async () => {
+    await db.current.admin.begin(async (tx) => {
+      // Many zones, each holding a small share of the organizations, as in a real carrier.
+      await tx`INSERT INTO policycenter.security_zones (id, name) SELECT g, 'zone ' || g FROM generate_series(100, 2099) g`;
+      await tx`INSERT INTO policycenter.organizations (id, name, security_zone_id) SELECT g, 'org ' || g, 100 + g % 2000 FROM generate_series(100000, 120000) g`;
+      await tx`INSERT INTO policycenter.producer_codes (id, organization_id, code) SELECT g, 100000 + g % 20000, 'P' || g FROM generate_series(200000, 240000) g`;
+      await tx`ANALYZE policycenter.organizations`;
+      await tx`ANALYZE policycenter.producer_codes`;
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      await tx`SELECT policycenter.set_session(6)`;
+      const plan = (await tx.unsafe('EXPLAIN SELECT * FROM policycenter.organizations')).map((r) => r['QUERY PLAN']).join('\n');
+      expect(plan).not.toContain('Seq Scan');
+      throw new Rollback();
+    }).catch(ignoreRollback);
+  });
+});
+
+class Rollback extends Error {}
+function ignoreRollback(error: unknown): void {
+  if (!(error instanceof Rollback)) throw error;
+}
