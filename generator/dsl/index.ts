@@ -4,3 +4,5 @@ export type { Columns, ModelBuilder, PolicySpec, QuerySpec, Row, RowOf, TableHan
 export { t, ColumnSpec } from './columns.ts';
 export { E, and, or, not, when, coalesce, union, array, rank, exists, arrayOf, scalarOf, lit, raw } from './expr.ts';
 export type { Value } from './expr.ts';
+export { rightsMatrix } from './rights.ts';
+export type { RightsMatrix, RightsMatrixSpec, RightsTable, ScopeRule } from './rights.ts';

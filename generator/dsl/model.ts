@@ -8,6 +8,8 @@ import type {
   FactNode,
   HierarchyNode,
   MaskedViewNode,
+  MembershipFunctionNode,
+  SeedNode,
   ModelNode,
   PolicyNode,
   Problem,
@@ -105,6 +107,10 @@ export interface ModelBuilder {
    * boolean OR'd into the predicate, which would turn every user's query into a sequential scan.
    */
   everyRowWhen(table: TableHandle<Columns>, condition: E): E;
+  /** Rows the migration inserts (and the down migration deletes again), e.g. predefined roles. */
+  seed<C extends Columns>(table: TableHandle<C>, rows: readonly Partial<Record<keyof C & string, string | number | boolean | null>>[]): void;
+  /** `<schema>.<name>(<argument> <type>) returns boolean`: whether the value is in `set` (a set fact). */
+  membershipFunction(name: string, spec: { argument: string; type: SqlType; set: E; description?: string }): void;
   /** A view of every row of `table` where rows the caller may not see are shown masked. */
   maskedView<C extends Columns>(
     name: string,
@@ -135,6 +141,8 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
   const guards: ColumnGuardNode[] = [];
   const writeRules: WriteRuleNode[] = [];
   const maskedViews: MaskedViewNode[] = [];
+  const seeds: SeedNode[] = [];
+  const membershipFunctions: MembershipFunctionNode[] = [];
   const problems: Problem[] = [];
   let identity: ModelNode['identity'];
   let path = 'model';
@@ -349,6 +357,27 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
       });
     },
 
+    seed(table, rows) {
+      const tname = tableName(table as TableHandle<Columns>, 'seed()');
+      within(`seeds.${tname}`, () => {
+        const cols = specs.get(tname) ?? {};
+        for (const row of rows) for (const c of Object.keys(row)) if (!(c in cols)) problem('unknown-column', `table "${tname}" has no column "${c}"`, `use one of: ${Object.keys(cols).join(', ')}`);
+        seeds.push({ kind: 'seed', table: tname, rows: rows as SeedNode['rows'], origin: { path } });
+      });
+    },
+
+    membershipFunction(name, spec) {
+      membershipFunctions.push({
+        kind: 'membership-function',
+        name,
+        argument: spec.argument,
+        type: spec.type,
+        set: spec.set.node,
+        ...(spec.description ? { description: spec.description } : {}),
+        origin: { path: `functions.${name}` },
+      });
+    },
+
     everyRowWhen(table, condition) {
       const tname = tableName(table, 'everyRowWhen()');
       return new E({ kind: 'every-row-when', table: tname, when: condition.node });
@@ -390,6 +419,8 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     guards,
     writeRules,
     maskedViews,
+    seeds,
+    membershipFunctions,
     buildProblems: problems,
   };
   return deepFreeze(model);

@@ -7,6 +7,7 @@ import { policiesSection } from './policies.ts';
 import { rlsSection, schemaSection, tablesSection } from './tables.ts';
 import { triggersSection } from './triggers.ts';
 import { viewsSection } from './views.ts';
+import { membershipFunctionsSection, seedsSection } from './seeds.ts';
 import type { Section } from './statement.ts';
 
 export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
@@ -15,6 +16,7 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     schemaSection(model),
     tablesSection(model),
     indexesSection(model),
+    seedsSection(model),
     rlsSection(model),
     // Grants come before functions and views: ALTER … OWNER TO the definer checks nothing, but
     // views and functions owned by it must be able to read the tables from their first use.
@@ -22,6 +24,7 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     sessionSection(model),
     hierarchySection(model, nodeType),
     factsSection(model, factTypes),
+    membershipFunctionsSection(model, factTypes),
     triggersSection(model),
     policiesSection(model),
     viewsSection(model),

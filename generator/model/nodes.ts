@@ -164,6 +164,26 @@ export interface MaskedViewNode {
   readonly origin: Origin;
 }
 
+/** Rows a migration ships (reference data such as predefined roles). */
+export interface SeedNode {
+  readonly kind: 'seed';
+  readonly table: string;
+  readonly rows: readonly Readonly<Record<string, string | number | boolean | null>>[];
+  readonly origin: Origin;
+}
+
+/** `<schema>.<name>(value) returns boolean`: is the value in a per-user set fact? For applications
+ *  to ask questions such as "may I bulk-update?" with the same identity the policies use. */
+export interface MembershipFunctionNode {
+  readonly kind: 'membership-function';
+  readonly name: string;
+  readonly argument: string;
+  readonly type: SqlType;
+  readonly set: Expr;
+  readonly description?: string;
+  readonly origin: Origin;
+}
+
 export interface IdentityNode {
   readonly table: string;
   readonly column: string;
@@ -185,6 +205,8 @@ export interface ModelNode {
   readonly guards: readonly ColumnGuardNode[];
   readonly writeRules: readonly WriteRuleNode[];
   readonly maskedViews: readonly MaskedViewNode[];
+  readonly seeds: readonly SeedNode[];
+  readonly membershipFunctions: readonly MembershipFunctionNode[];
   /** Problems the DSL noticed while building (unknown names); validation reports them with the rest. */
   readonly buildProblems: readonly Problem[];
 }

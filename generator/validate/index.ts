@@ -151,6 +151,20 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     }
     checkExpr(v.origin.path, v.showMaskedWhen, { row: false });
   }
+  for (const f of model.membershipFunctions) {
+    checkName(f.origin.path, 'function name', f.name);
+    if (functionNames.has(f.name)) add(f.origin.path, 'duplicate-name', `"${f.name}" is already the name of a generated function`, 'choose another name');
+    functionNames.add(f.name);
+    checkExpr(f.origin.path, f.set, { row: false });
+    const setType = types.of(f.set);
+    if (setType !== UNKNOWN && !setType.endsWith('[]')) add(f.origin.path, 'not-a-set', `membership function "${f.name}" needs a set, got ${setType}`, 'pass a set fact (an array)');
+  }
+  for (const s of model.seeds) {
+    const table = model.tables.find((t) => t.name === s.table);
+    if (table && s.rows.some((r) => table.primaryKey.some((k) => !(k in r) && !table.columns.find((c) => c.name === k)?.identity))) {
+      add(s.origin.path, 'seed-without-key', `every seed row of "${s.table}" must give its primary key (${table.primaryKey.join(', ')})`, 'add the key columns to each row, so the down migration can delete exactly these rows');
+    }
+  }
   for (const t of model.tables) for (const c of t.columns) if (c.references) checkName(`tables.${t.name}.${c.name}`, 'index name', indexName(t.name, [c.name]));
 
   function checkExpr(path: string, root: Expr, allowed: { row: boolean; oldNew?: boolean; extraScope?: string; rowTable?: string }): void {
