@@ -1,0 +1,34 @@
+// withSession for postgres.js.
+import type { Sql, TransactionSql } from 'postgres';
+import { setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
+
+type AnySql = Sql<Record<string, unknown>> | TransactionSql<Record<string, unknown>>;
+const active = new WeakMap<object, Identity>();
+
+/**
+ * Runs `fn` in one transaction acting as `identity`: BEGIN, `<schema>.set_session(id)`, `fn`,
+ * COMMIT — or ROLLBACK when `fn` throws (the error is rethrown). The identity is transaction-local,
+ * so nothing reaches the next user of the pooled connection. Inside another withSession the call
+ * runs in a savepoint, and the outer identity is back afterwards.
+ */
+export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: TransactionSql<Record<string, unknown>>) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+  const outer = active.get(sql);
+  if (outer && 'savepoint' in sql) {
+    const tx = sql as TransactionSql<Record<string, unknown>>;
+    try {
+      return (await tx.savepoint(async (sp) => {
+        await sp.unsafe(setSessionSql(identity), [identity.id as never]);
+        active.set(sp, identity);
+        return fn(sp);
+      })) as T;
+    } finally {
+      await tx.unsafe(setSessionSql(outer), [outer.id as never]);
+    }
+  }
+  return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {
+    if (options.role) await tx.unsafe(setRoleSql(options.role));
+    await tx.unsafe(setSessionSql(identity), [identity.id as never]);
+    active.set(tx, identity);
+    return fn(tx);
+  })) as T;
+}
