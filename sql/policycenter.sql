@@ -207,6 +207,17 @@ GRANT SELECT ON "policycenter"."accounts" TO "reporting_user";
 -- Session: who is acting
 -- ======================================================================
 
+-- Which LOGIN role acts as which users row when it connects directly (a BI tool, psql).
+-- Nobody reads it but the definer-owned current_user_id(): RLS on, forced, and no policy.
+CREATE TABLE "policycenter"."login_bindings" (
+  "role_name" name PRIMARY KEY,
+  "user_id" bigint NOT NULL REFERENCES "policycenter"."users" ("id") ON DELETE CASCADE
+);
+ALTER TABLE "policycenter"."login_bindings" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "policycenter"."login_bindings" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "policycenter"."login_bindings" FROM PUBLIC;
+GRANT SELECT ON "policycenter"."login_bindings" TO "rowguard_definer";
+
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
@@ -214,14 +225,13 @@ AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.policycenter_user_id', true), '');
 BEGIN
-  IF claimed IS NULL THEN
-    RETURN NULL;
+  -- A value set with set_config() by anything but set_session carries no valid signature,
+  -- and counts for nothing.
+  IF claimed IS NOT NULL AND current_setting('rowguard.policycenter_token', true) IS NOT DISTINCT FROM "rowguard"."session_token"('policycenter', claimed) THEN
+    RETURN claimed::bigint;
   END IF;
-  -- A value set with set_config() by anything but set_session carries no valid signature.
-  IF current_setting('rowguard.policycenter_token', true) IS DISTINCT FROM "rowguard"."session_token"('policycenter', claimed) THEN
-    RETURN NULL;
-  END IF;
-  RETURN claimed::bigint;
+  -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.
+  RETURN (SELECT b."user_id" FROM "policycenter"."login_bindings" AS b WHERE b."role_name" = session_user);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."current_user_id"() OWNER TO "rowguard_definer";
@@ -255,6 +265,11 @@ CREATE FUNCTION "policycenter"."set_session"("user_id" bigint) RETURNS void
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
+  IF NOT pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') THEN
+    RAISE EXCEPTION 'policycenter.set_session: role % may not assert an identity', current_user
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Only members of app_user may call set_session. A reporting login acts as the user a DBA bound it to with policycenter.bind_login.';
+  END IF;
   IF $1 IS NULL THEN
     RAISE EXCEPTION 'policycenter.set_session: the user_id must not be NULL'
       USING ERRCODE = 'null_value_not_allowed',
@@ -269,8 +284,47 @@ BEGIN
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."set_session"(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "policycenter"."set_session"(bigint) TO "app_user";
+GRANT EXECUTE ON FUNCTION "policycenter"."set_session"(bigint) TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."set_session"(bigint) IS 'Sets who is acting for the rest of the current transaction. Raises for an unknown id and for roles that bypass row-level security.';
+
+CREATE FUNCTION "policycenter"."bind_login"("role_name" text, "user_id" bigint) RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+DECLARE
+  r pg_catalog.pg_roles;
+BEGIN
+  SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = $1;
+  IF NOT FOUND OR NOT r.rolcanlogin THEN
+    RAISE EXCEPTION 'policycenter.bind_login: % is not an existing LOGIN role', $1 USING ERRCODE = 'undefined_object', HINT = 'CREATE ROLE … LOGIN PASSWORD … first.';
+  END IF;
+  IF r.rolsuper OR r.rolbypassrls OR pg_catalog.pg_has_role($1, 'app_user', 'MEMBER') THEN
+    RAISE EXCEPTION 'policycenter.bind_login: % bypasses row-level security or may assert identities (app_user)', $1
+      USING ERRCODE = 'insufficient_privilege', HINT = 'Bind a plain LOGIN role: not a superuser, not BYPASSRLS, not a member of app_user.';
+  END IF;
+  BEGIN
+    INSERT INTO "policycenter"."login_bindings" ("role_name", "user_id") VALUES ($1, $2)
+      ON CONFLICT ("role_name") DO UPDATE SET "user_id" = EXCLUDED."user_id";
+  EXCEPTION WHEN foreign_key_violation THEN
+    RAISE EXCEPTION 'policycenter.bind_login: no users row with id = %', $2 USING ERRCODE = 'invalid_authorization_specification';
+  END;
+  EXECUTE pg_catalog.format('GRANT reporting_user TO %I', $1);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."bind_login"(text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."bind_login"(text, bigint) IS 'DBA: lets LOGIN role role_name connect directly and see exactly what users user_id sees.';
+
+CREATE FUNCTION "policycenter"."unbind_login"("role_name" text) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  DELETE FROM "policycenter"."login_bindings" AS b WHERE b."role_name" = $1;
+  RETURN FOUND;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."unbind_login"(text) FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."unbind_login"(text) IS 'DBA: removes the binding of a reporting login; it then sees nothing in this model. Returns whether a binding existed.';
 
 -- ======================================================================
 -- Facts: values about the acting user, computed once per statement

@@ -72,14 +72,13 @@ export function sessionSection(model: ModelNode): Section {
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
       'BEGIN',
-      '  IF claimed IS NULL THEN',
-      '    RETURN NULL;',
+      '  -- A value set with set_config() by anything but set_session carries no valid signature,',
+      '  -- and counts for nothing.',
+      `  IF claimed IS NOT NULL AND current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, claimed) THEN`,
+      `    RETURN claimed::${idType};`,
       '  END IF;',
-      '  -- A value set with set_config() by anything but set_session carries no valid signature.',
-      `  IF current_setting(${literal(settings.token)}, true) IS DISTINCT FROM ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, claimed) THEN`,
-      '    RETURN NULL;',
-      '  END IF;',
-      `  RETURN claimed::${idType};`,
+      '  -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.',
+      `  RETURN (SELECT b.${ident('user_id')} FROM ${qualified(schema, LOGIN_BINDINGS)} AS b WHERE b.${ident('role_name')} = session_user);`,
       'END',
     ].join('\n'),
   });
@@ -116,10 +115,16 @@ export function sessionSection(model: ModelNode): Section {
     volatility: 'VOLATILE',
     // Invoker rights, so the checks below see the caller's role rather than the definer's.
     securityDefiner: false,
-    grantTo: [APP_ROLE],
+    // Reporting roles may call it only to be told, clearly, that they cannot.
+    grantTo: [APP_ROLE, REPORTING_ROLE],
     comment: `Sets who is acting for the rest of the current transaction. Raises for an unknown id and for roles that bypass row-level security.`,
     body: [
       'BEGIN',
+      `  IF NOT pg_catalog.pg_has_role(current_user, ${literal(APP_ROLE)}, 'MEMBER') THEN`,
+      `    RAISE EXCEPTION '${schema}.set_session: role % may not assert an identity', current_user`,
+      `      USING ERRCODE = 'insufficient_privilege',`,
+      `            DETAIL = 'Only members of ${APP_ROLE} may call set_session. A reporting login acts as the user a DBA bound it to with ${schema}.bind_login.';`,
+      '  END IF;',
       '  IF $1 IS NULL THEN',
       `    RAISE EXCEPTION '${schema}.set_session: the ${identity.argument} must not be NULL'`,
       `      USING ERRCODE = 'null_value_not_allowed',`,
@@ -135,7 +140,88 @@ export function sessionSection(model: ModelNode): Section {
     ].join('\n'),
   });
 
-  return { title: 'Session: who is acting', statements: [currentUser, establish, setSession] };
+  return { title: 'Session: who is acting', statements: [loginBindings(model), currentUser, establish, setSession, bindLogin(model), unbindLogin(model)] };
+}
+
+/** Direct-login reporting roles bound to a model user by a DBA. */
+export const LOGIN_BINDINGS = 'login_bindings';
+
+function loginBindings(model: ModelNode): Statement {
+  const identity = model.identity!;
+  const table = qualified(model.schema, LOGIN_BINDINGS);
+  return statement(
+    `table ${model.schema}.${LOGIN_BINDINGS}`,
+    [
+      `-- Which LOGIN role acts as which ${identity.table} row when it connects directly (a BI tool, psql).`,
+      `-- Nobody reads it but the definer-owned current_user_id(): RLS on, forced, and no policy.`,
+      `CREATE TABLE ${table} (`,
+      `  ${ident('role_name')} name PRIMARY KEY,`,
+      `  ${ident('user_id')} ${identity.type} NOT NULL REFERENCES ${qualified(model.schema, identity.table)} (${ident(identity.column)}) ON DELETE CASCADE`,
+      ');',
+      `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY;`,
+      `ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;`,
+      `REVOKE ALL ON ${table} FROM PUBLIC;`,
+      `GRANT SELECT ON ${table} TO ${ident(DEFINER_ROLE)};`,
+    ].join('\n'),
+    `DROP TABLE ${table};`,
+  );
+}
+
+function bindLogin(model: ModelNode): Statement {
+  const identity = model.identity!;
+  const table = qualified(model.schema, LOGIN_BINDINGS);
+  return createFunction({
+    schema: model.schema,
+    name: 'bind_login',
+    args: [['role_name', 'text'], [identity.argument, identity.type]],
+    returns: 'void',
+    volatility: 'VOLATILE',
+    // Invoker rights: granting reporting_user needs the DBA's own privileges. No EXECUTE for anyone
+    // else; the function's owner and superusers run it.
+    securityDefiner: false,
+    grantTo: [],
+    comment: `DBA: lets LOGIN role role_name connect directly and see exactly what ${identity.table} ${identity.argument} sees.`,
+    body: [
+      'DECLARE',
+      '  r pg_catalog.pg_roles;',
+      'BEGIN',
+      '  SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = $1;',
+      '  IF NOT FOUND OR NOT r.rolcanlogin THEN',
+      `    RAISE EXCEPTION '${model.schema}.bind_login: % is not an existing LOGIN role', $1 USING ERRCODE = 'undefined_object', HINT = 'CREATE ROLE … LOGIN PASSWORD … first.';`,
+      '  END IF;',
+      `  IF r.rolsuper OR r.rolbypassrls OR pg_catalog.pg_has_role($1, ${literal(APP_ROLE)}, 'MEMBER') THEN`,
+      `    RAISE EXCEPTION '${model.schema}.bind_login: % bypasses row-level security or may assert identities (${APP_ROLE})', $1`,
+      `      USING ERRCODE = 'insufficient_privilege', HINT = 'Bind a plain LOGIN role: not a superuser, not BYPASSRLS, not a member of ${APP_ROLE}.';`,
+      '  END IF;',
+      '  BEGIN',
+      `    INSERT INTO ${table} (${ident('role_name')}, ${ident('user_id')}) VALUES ($1, $2)`,
+      `      ON CONFLICT (${ident('role_name')}) DO UPDATE SET ${ident('user_id')} = EXCLUDED.${ident('user_id')};`,
+      '  EXCEPTION WHEN foreign_key_violation THEN',
+      `    RAISE EXCEPTION '${model.schema}.bind_login: no ${identity.table} row with ${identity.column} = %', $2 USING ERRCODE = 'invalid_authorization_specification';`,
+      '  END;',
+      `  EXECUTE pg_catalog.format('GRANT ${REPORTING_ROLE} TO %I', $1);`,
+      'END',
+    ].join('\n'),
+  });
+}
+
+function unbindLogin(model: ModelNode): Statement {
+  return createFunction({
+    schema: model.schema,
+    name: 'unbind_login',
+    args: [['role_name', 'text']],
+    returns: 'boolean',
+    volatility: 'VOLATILE',
+    securityDefiner: false,
+    grantTo: [],
+    comment: 'DBA: removes the binding of a reporting login; it then sees nothing in this model. Returns whether a binding existed.',
+    body: [
+      'BEGIN',
+      `  DELETE FROM ${qualified(model.schema, LOGIN_BINDINGS)} AS b WHERE b.${ident('role_name')} = $1;`,
+      '  RETURN FOUND;',
+      'END',
+    ].join('\n'),
+  });
 }
 
 export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {

@@ -20,7 +20,7 @@ export class ValidationError extends Error {
 }
 
 /** Names the generator itself creates in each model schema; facts and rules may not take them. */
-const RESERVED_FUNCTIONS = ['current_user_id', 'set_session', 'establish_session'];
+const RESERVED_FUNCTIONS = ['current_user_id', 'set_session', 'establish_session', 'bind_login', 'unbind_login'];
 
 export function validateModel(model: ModelNode): { result?: ValidatedModel; problems: Problem[] } {
   const problems: Problem[] = model.buildProblems.map((p) => ({ ...p, file: model.file }));
@@ -43,6 +43,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   for (const t of model.tables) {
     const at = `tables.${t.name}`;
     checkName(at, 'table name', t.name);
+    if (t.name === 'login_bindings') add(at, 'reserved-name', 'table name "login_bindings" is used by rowguard for reporting logins', 'rename the table');
     if (t.columns.length === 0) add(at, 'no-columns', `table "${t.name}" declares no columns`, 'declare its columns');
     if (t.primaryKey.length === 0) add(at, 'no-primary-key', `table "${t.name}" has no primary key`, "mark a column with .primaryKey() or pass { primaryKey: ['a', 'b'] }");
     for (const k of t.primaryKey) if (!t.columns.some((c) => c.name === k)) add(at, 'unknown-column', `primary key column "${k}" is not a column of "${t.name}"`, 'name declared columns only');
