@@ -182,6 +182,7 @@ CREATE FUNCTION "policycenter"."bind_login"("role_name" text, "user_id" bigint) 
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 DECLARE
   r pg_catalog.pg_roles;
 BEGIN
@@ -210,6 +211,7 @@ CREATE FUNCTION "policycenter"."unbind_login"("role_name" text) RETURNS boolean
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 BEGIN
   DELETE FROM "policycenter"."login_bindings" AS b WHERE b."role_name" = $1;
   RETURN FOUND;

@@ -227,6 +227,7 @@ CREATE FUNCTION "superoffice"."bind_login"("role_name" text, "user_id" bigint) R
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 DECLARE
   r pg_catalog.pg_roles;
 BEGIN
@@ -255,6 +256,7 @@ CREATE FUNCTION "superoffice"."unbind_login"("role_name" text) RETURNS boolean
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 BEGIN
   DELETE FROM "superoffice"."login_bindings" AS b WHERE b."role_name" = $1;
   RETURN FOUND;

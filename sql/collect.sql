@@ -229,6 +229,7 @@ CREATE FUNCTION "collect"."bind_login"("role_name" text, "operator_id" text) RET
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 DECLARE
   r pg_catalog.pg_roles;
 BEGIN
@@ -256,6 +257,7 @@ CREATE FUNCTION "collect"."unbind_login"("role_name" text) RETURNS boolean
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 BEGIN
   DELETE FROM "collect"."login_bindings" AS b WHERE b."role_name" = $1;
   RETURN FOUND;

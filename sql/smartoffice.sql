@@ -296,6 +296,7 @@ CREATE FUNCTION "smartoffice"."bind_login"("role_name" text, "user_id" bigint) R
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 DECLARE
   r pg_catalog.pg_roles;
 BEGIN
@@ -323,6 +324,7 @@ CREATE FUNCTION "smartoffice"."unbind_login"("role_name" text) RETURNS boolean
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+#variable_conflict use_column
 BEGIN
   DELETE FROM "smartoffice"."login_bindings" AS b WHERE b."role_name" = $1;
   RETURN FOUND;

@@ -182,6 +182,8 @@ function bindLogin(model: ModelNode): Statement {
     grantTo: [],
     comment: `DBA: lets LOGIN role role_name connect directly and see exactly what ${identity.table} ${identity.argument} sees.`,
     body: [
+      // The arguments share names with the table's columns; in SQL statements the columns win.
+      '#variable_conflict use_column',
       'DECLARE',
       '  r pg_catalog.pg_roles;',
       'BEGIN',
@@ -216,6 +218,7 @@ function unbindLogin(model: ModelNode): Statement {
     grantTo: [],
     comment: 'DBA: removes the binding of a reporting login; it then sees nothing in this model. Returns whether a binding existed.',
     body: [
+      '#variable_conflict use_column',
       'BEGIN',
       `  DELETE FROM ${qualified(model.schema, LOGIN_BINDINGS)} AS b WHERE b.${ident('role_name')} = $1;`,
       '  RETURN FOUND;',
