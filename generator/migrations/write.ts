@@ -10,6 +10,7 @@ import type { Problem } from '../model/nodes.ts';
 import { byCodePoint } from '../sql/print.ts';
 import { validateModel, type ValidatedModel } from '../validate/index.ts';
 import { MigrationNumbers, orphanedSnapshots, planUnit, type IncrementalOptions, type MigrationUnit } from './incremental.ts';
+import { renderTypesModule } from '../typescript/module.ts';
 import { GENERATED_MARK, renderScript } from './render.ts';
 
 export const CORE_NAME = 'rowguard_core';
@@ -72,6 +73,7 @@ export function planFiles(
     files.push(...planned.files);
     problems.push(...planned.problems);
   }
+  files.push({ path: config.generated, content: renderTypesModule(sorted.map((v) => v.model)) });
   const produced = new Set(files.map((f) => f.path));
   const sqlDir = resolve(config.root, config.sql);
   const stale = existsSync(sqlDir)
