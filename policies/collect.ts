@@ -222,6 +222,22 @@ export default defineModel(
       description: 'Operators with Security off.',
       using: () => m.everyRowWhen(teamMembers, securityOff),
     });
+
+    m.reportingView('debtors_report', {
+      table: debtors,
+      description: 'For BI tools: the debtors the caller may see, with their client and the client above it.',
+      columns: (d) => ({
+        id: d.id,
+        file_number: d.file_number,
+        name: d.name,
+        owing: d.owing,
+        last_worked: d.last_worked,
+        operator_id: d.operator_id,
+        client_id: d.client_id,
+        client_name: scalarOf(m.from(clients, (c) => ({ where: c.id.eq(d.client_id), select: c.name }))),
+        parent_client_name: scalarOf(m.from(clients, (c) => ({ where: c.id.eq(scalarOf(m.from(clients, (x) => ({ where: x.id.eq(d.client_id), select: x.owned_by })))), select: c.name }))),
+      }),
+    });
   },
   { description: 'Collect!: account access control with nested teams, a client hierarchy, and strict and non-strict operators' },
 );

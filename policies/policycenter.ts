@@ -188,6 +188,19 @@ export default defineModel(
       description: 'Deleting is an action: only accounts on producer codes I may use.',
       using: (a) => a.producer_code_id.in(usableCodes),
     });
+    m.reportingView('accounts_report', {
+      table: accounts,
+      description: 'For BI tools: the accounts the caller may see, with producer code, its organization and the creator.',
+      columns: (a) => ({
+        id: a.id,
+        name: a.name,
+        producer_code: scalarOf(m.from(producerCodes, (p) => ({ where: p.id.eq(a.producer_code_id), select: p.code }))),
+        organization_name: scalarOf(
+          m.from(organizations, (o) => ({ where: o.id.eq(scalarOf(m.from(producerCodes, (p) => ({ where: p.id.eq(a.producer_code_id), select: p.organization_id })))), select: o.name })),
+        ),
+        created_by_name: scalarOf(m.from(users, (u) => ({ where: u.id.eq(a.created_by), select: u.name }))),
+      }),
+    });
     m.guardColumns(accounts, 'accounts_producer_code_usable', {
       columns: ['producer_code_id'],
       when: (_old, row) => not(row.producer_code_id.in(usableCodes)),

@@ -292,6 +292,20 @@ export default defineModel(
       description: 'The sharer of an active link shares contacts assigned to them.',
       check: (s) => and(s.link_id.in(activeLinksIShare), s.contact_id.in(contactsAssignedToMe)),
     });
+    m.reportingView('contacts_report', {
+      table: contacts,
+      description: 'For BI tools: the contacts the caller may see, with office and assignees.',
+      columns: (c) => ({
+        id: c.id,
+        name: c.name,
+        phone: c.phone,
+        is_private: c.is_private,
+        office_id: c.office_id,
+        office_name: scalarOf(m.from(offices, (o) => ({ where: o.id.eq(c.office_id), select: o.name }))),
+        parent_office_name: scalarOf(m.from(offices, (o) => ({ where: o.id.eq(scalarOf(m.from(offices, (x) => ({ where: x.id.eq(c.office_id), select: x.parent_id })))), select: o.name }))),
+        assignees: arrayOf(m.from(users, (u) => ({ where: exists(m.from(contactAssignments, (a) => ({ where: and(a.contact_id.eq(c.id), a.user_id.eq(u.id)) }))), select: u.name }))),
+      }),
+    });
     m.policy(sharedContacts, 'shared_contacts_delete', { for: 'delete', description: 'The sharer stops sharing.', using: (s) => s.link_id.in(linksIShare) });
   },
   { description: 'SmartOffice: office, proxy, private and enterprise security with record sharing' },

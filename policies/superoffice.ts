@@ -160,6 +160,17 @@ export default defineModel(
       set: myFunctions,
       description: 'Whether the acting user\'s role has this functional right, e.g. superoffice.can(\'export\').',
     });
+    m.reportingView('companies_report', {
+      table: companies,
+      description: 'For BI tools: the companies the caller may read, with owner and group names.',
+      columns: (c) => ({
+        id: c.id,
+        name: c.name,
+        published: c.published!,
+        owner_name: scalarOf(m.from(users, (u) => ({ where: u.id.eq(c.owner_id!), select: u.name }))),
+        group_name: scalarOf(m.from(userGroups, (g) => ({ where: g.id.eq(c.group_id!), select: g.name }))),
+      }),
+    });
   },
   { description: 'SuperOffice: a data-driven role × scope × rights matrix' },
 );

@@ -6,6 +6,7 @@ export interface CollectDatabase {
   'collect.clients': { id: string; owned_by: string | null; name: string | null; };
   'collect.debtor_directory': { id: string | null; file_number: string | null; client_id: string | null; name: string | null; address: string | null; phone: string | null; operator_id: string | null; sales_id: string | null; clerk_id: string | null; access_id: string | null; last_worked: Date | null; owing: string | null; group_number: string | null; group_member_number: string | null; restricted: boolean; };
   'collect.debtors': { id: string; file_number: string | null; client_id: string | null; name: string | null; address: string | null; phone: string | null; operator_id: string | null; sales_id: string | null; clerk_id: string | null; access_id: string | null; last_worked: Date | null; owing: string | null; group_number: string | null; group_member_number: string | null; };
+  'collect.debtors_report': { id: string | null; file_number: string | null; name: string | null; owing: string | null; last_worked: Date | null; operator_id: string | null; client_id: string | null; client_name: string | null; parent_client_name: string | null; };
   'collect.operators': { id: string; name: string | null; security: boolean | null; strict: boolean | null; locked_out: boolean | null; client_id: string | null; apply_to_client_accounts: boolean | null; kind: string | null; };
   'collect.team_members': { team_id: string; member_id: string; };
   'collect.team_tree': { ancestor_id: string; descendant_id: string; depth: number; };
@@ -18,6 +19,7 @@ export type CollectIdentity = { readonly schema: 'collect'; readonly id: string 
 /** Tables and views of the "policycenter" model: PolicyCenter: security zones, external users, view vs use-for-action. */
 export interface PolicycenterDatabase {
   'policycenter.accounts': { id: string; name: string | null; producer_code_id: string; created_by: string; };
+  'policycenter.accounts_report': { id: string | null; name: string | null; producer_code: string | null; organization_name: string | null; created_by_name: string | null; };
   'policycenter.group_members': { group_id: string; user_id: string; };
   'policycenter.groups': { id: string; organization_id: string; name: string | null; security_zone_id: string | null; };
   'policycenter.organizations': { id: string; name: string | null; security_zone_id: string | null; is_external: boolean | null; };
@@ -34,6 +36,7 @@ export type PolicycenterIdentity = { readonly schema: 'policycenter'; readonly i
 export interface SmartofficeDatabase {
   'smartoffice.contact_assignments': { contact_id: string; user_id: string; };
   'smartoffice.contacts': { id: string; office_id: string; name: string | null; phone: string | null; is_private: boolean | null; private_owner_id: string | null; };
+  'smartoffice.contacts_report': { id: string | null; name: string | null; phone: string | null; is_private: boolean | null; office_id: string | null; office_name: string | null; parent_office_name: string | null; assignees: string[] | null; };
   'smartoffice.office_tree': { ancestor_id: string; descendant_id: string; depth: number; };
   'smartoffice.offices': { id: string; parent_id: string | null; name: string | null; office_security: boolean; };
   'smartoffice.private_proxies': { owner_id: string; proxy_id: string; };
@@ -49,6 +52,7 @@ export type SmartofficeIdentity = { readonly schema: 'smartoffice'; readonly id:
 /** Tables and views of the "superoffice" model: SuperOffice: a data-driven role × scope × rights matrix. */
 export interface SuperofficeDatabase {
   'superoffice.companies': { id: string; name: string | null; owner_id: string; group_id: string; published: boolean | null; };
+  'superoffice.companies_report': { id: string | null; name: string | null; published: boolean | null; owner_name: string | null; group_name: string | null; };
   'superoffice.contacts': { id: string; company_id: string | null; name: string | null; owner_id: string; group_id: string; published: boolean | null; };
   'superoffice.projects': { id: string; name: string | null; owner_id: string; group_id: string; published: boolean | null; };
   'superoffice.role_functions': { role_id: string; function_name: string; };

@@ -926,3 +926,20 @@ WHERE (select "collect"."current_user_id"()) IS NOT NULL
 ALTER VIEW "collect"."debtor_directory" OWNER TO "rowguard_definer";
 GRANT SELECT ON "collect"."debtor_directory" TO "app_user", "reporting_user";
 COMMENT ON VIEW "collect"."debtor_directory" IS 'Every debtor I see (restricted = false); with Security on and Strict off also every other debtor as a placeholder (restricted = true): routing columns only, name N/A. Read-only.';
+
+-- views.debtors_report: For BI tools: the debtors the caller may see, with their client and the client above it.
+-- security_invoker: the caller's row-level security applies to debtors and to every sub-select.
+CREATE VIEW "collect"."debtors_report" WITH (security_invoker = true) AS
+SELECT
+  "debtors"."id" AS "id",
+  "debtors"."file_number" AS "file_number",
+  "debtors"."name" AS "name",
+  "debtors"."owing" AS "owing",
+  "debtors"."last_worked" AS "last_worked",
+  "debtors"."operator_id" AS "operator_id",
+  "debtors"."client_id" AS "client_id",
+  (SELECT "q9"."name" FROM "collect"."clients" AS "q9" WHERE "q9"."id" = "debtors"."client_id" LIMIT 1) AS "client_name",
+  (SELECT "q10"."name" FROM "collect"."clients" AS "q10" WHERE "q10"."id" = (SELECT "q11"."owned_by" FROM "collect"."clients" AS "q11" WHERE "q11"."id" = "debtors"."client_id" LIMIT 1) LIMIT 1) AS "parent_client_name"
+FROM "collect"."debtors" AS "debtors";
+GRANT SELECT ON "collect"."debtors_report" TO "app_user", "reporting_user";
+COMMENT ON VIEW "collect"."debtors_report" IS 'For BI tools: the debtors the caller may see, with their client and the client above it.';

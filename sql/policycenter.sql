@@ -770,3 +770,20 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
     "accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[])
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';
+
+-- ======================================================================
+-- Secured views
+-- ======================================================================
+
+-- views.accounts_report: For BI tools: the accounts the caller may see, with producer code, its organization and the creator.
+-- security_invoker: the caller's row-level security applies to accounts and to every sub-select.
+CREATE VIEW "policycenter"."accounts_report" WITH (security_invoker = true) AS
+SELECT
+  "accounts"."id" AS "id",
+  "accounts"."name" AS "name",
+  (SELECT "q12"."code" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
+  (SELECT "q13"."name" FROM "policycenter"."organizations" AS "q13" WHERE "q13"."id" = (SELECT "q14"."organization_id" FROM "policycenter"."producer_codes" AS "q14" WHERE "q14"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
+  (SELECT "q15"."name" FROM "policycenter"."users" AS "q15" WHERE "q15"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
+FROM "policycenter"."accounts" AS "accounts";
+GRANT SELECT ON "policycenter"."accounts_report" TO "app_user", "reporting_user";
+COMMENT ON VIEW "policycenter"."accounts_report" IS 'For BI tools: the accounts the caller may see, with producer code, its organization and the creator.';

@@ -1075,3 +1075,23 @@ CREATE POLICY "shared_contacts_delete" ON "smartoffice"."shared_contacts"
     "shared_contacts"."link_id" = any((select "smartoffice"."link_ids_i_share"())::bigint[])
   );
 COMMENT ON POLICY "shared_contacts_delete" ON "smartoffice"."shared_contacts" IS 'The sharer stops sharing.';
+
+-- ======================================================================
+-- Secured views
+-- ======================================================================
+
+-- views.contacts_report: For BI tools: the contacts the caller may see, with office and assignees.
+-- security_invoker: the caller's row-level security applies to contacts and to every sub-select.
+CREATE VIEW "smartoffice"."contacts_report" WITH (security_invoker = true) AS
+SELECT
+  "contacts"."id" AS "id",
+  "contacts"."name" AS "name",
+  "contacts"."phone" AS "phone",
+  "contacts"."is_private" AS "is_private",
+  "contacts"."office_id" AS "office_id",
+  (SELECT "q26"."name" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
+  (SELECT "q27"."name" FROM "smartoffice"."offices" AS "q27" WHERE "q27"."id" = (SELECT "q28"."parent_id" FROM "smartoffice"."offices" AS "q28" WHERE "q28"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
+  ARRAY(SELECT "q29"."name" FROM "smartoffice"."users" AS "q29" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q30" WHERE ("q30"."contact_id" = "contacts"."id") AND ("q30"."user_id" = "q29"."id"))) AS "assignees"
+FROM "smartoffice"."contacts" AS "contacts";
+GRANT SELECT ON "smartoffice"."contacts_report" TO "app_user", "reporting_user";
+COMMENT ON VIEW "smartoffice"."contacts_report" IS 'For BI tools: the contacts the caller may see, with office and assignees.';

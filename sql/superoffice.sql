@@ -1432,3 +1432,20 @@ CREATE POLICY "user_secondary_groups_select" ON "superoffice"."user_secondary_gr
     "user_secondary_groups"."user_id" = (select "superoffice"."current_user_id"())
   );
 COMMENT ON POLICY "user_secondary_groups_select" ON "superoffice"."user_secondary_groups" IS 'My own secondary groups.';
+
+-- ======================================================================
+-- Secured views
+-- ======================================================================
+
+-- views.companies_report: For BI tools: the companies the caller may read, with owner and group names.
+-- security_invoker: the caller's row-level security applies to companies and to every sub-select.
+CREATE VIEW "superoffice"."companies_report" WITH (security_invoker = true) AS
+SELECT
+  "companies"."id" AS "id",
+  "companies"."name" AS "name",
+  "companies"."published" AS "published",
+  (SELECT "q22"."name" FROM "superoffice"."users" AS "q22" WHERE "q22"."id" = "companies"."owner_id" LIMIT 1) AS "owner_name",
+  (SELECT "q23"."name" FROM "superoffice"."user_groups" AS "q23" WHERE "q23"."id" = "companies"."group_id" LIMIT 1) AS "group_name"
+FROM "superoffice"."companies" AS "companies";
+GRANT SELECT ON "superoffice"."companies_report" TO "app_user", "reporting_user";
+COMMENT ON VIEW "superoffice"."companies_report" IS 'For BI tools: the companies the caller may read, with owner and group names.';

@@ -10,6 +10,7 @@ import type {
   MaskedViewNode,
   MembershipFunctionNode,
   SeedNode,
+  ReportingViewNode,
   ModelNode,
   PolicyNode,
   Problem,
@@ -107,6 +108,8 @@ export interface ModelBuilder {
    * boolean OR'd into the predicate, which would turn every user's query into a sequential scan.
    */
   everyRowWhen(table: TableHandle<Columns>, condition: E): E;
+  /** A security_invoker view for BI tools: `columns(row)` names each output column's expression. */
+  reportingView<C extends Columns>(name: string, spec: { table: TableHandle<C>; columns: (row: Row<C>) => Record<string, E>; description?: string }): void;
   /** Rows the migration inserts (and the down migration deletes again), e.g. predefined roles. */
   seed<C extends Columns>(table: TableHandle<C>, rows: readonly Partial<Record<keyof C & string, string | number | boolean | null>>[]): void;
   /** `<schema>.<name>(<argument> <type>) returns boolean`: whether the value is in `set` (a set fact). */
@@ -142,6 +145,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
   const writeRules: WriteRuleNode[] = [];
   const maskedViews: MaskedViewNode[] = [];
   const seeds: SeedNode[] = [];
+  const reportingViews: ReportingViewNode[] = [];
   const membershipFunctions: MembershipFunctionNode[] = [];
   const problems: Problem[] = [];
   let identity: ModelNode['identity'];
@@ -357,6 +361,14 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
       });
     },
 
+    reportingView(name, spec) {
+      const tname = tableName(spec.table as TableHandle<Columns>, `reporting view "${name}"`);
+      within(`views.${name}`, () => {
+        const columns = Object.entries(spec.columns(rowOf(tname, ROW_SCOPE) as never)).map(([column, value]) => ({ name: column, value: value.node }));
+        reportingViews.push({ kind: 'reporting-view', name, table: tname, columns, ...(spec.description ? { description: spec.description } : {}), origin: { path } });
+      });
+    },
+
     seed(table, rows) {
       const tname = tableName(table as TableHandle<Columns>, 'seed()');
       within(`seeds.${tname}`, () => {
@@ -420,6 +432,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     writeRules,
     maskedViews,
     seeds,
+    reportingViews,
     membershipFunctions,
     buildProblems: problems,
   };

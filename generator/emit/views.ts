@@ -6,7 +6,7 @@
 // Visibility is the table's own SELECT policy predicate, re-printed here; an EXISTS in it over
 // another table is evaluated with the owner's rights (no RLS on that table), so masked views suit
 // tables whose policies rest on facts and columns, as generated models do.
-import type { MaskedViewNode, ModelNode } from '../model/nodes.ts';
+import type { MaskedViewNode, ModelNode, ReportingViewNode } from '../model/nodes.ts';
 import { ident, indent, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserSql } from './expr.ts';
 import { visibilityExpr } from './policies.ts';
@@ -14,7 +14,24 @@ import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
 export function viewsSection(model: ModelNode): Section {
-  return { title: 'Secured views', statements: model.maskedViews.map((v) => maskedView(model, v)) };
+  return { title: 'Secured views', statements: [...model.maskedViews.map((v) => maskedView(model, v)), ...model.reportingViews.map((v) => reportingView(model, v))] };
+}
+
+function reportingView(model: ModelNode, view: ReportingViewNode): ReturnType<typeof statement> {
+  const ctx = exprContext(model, ident(view.table));
+  const name = qualified(model.schema, view.name);
+  const up = [
+    `-- ${view.origin.path}${view.description ? `: ${view.description}` : ''}`,
+    `-- security_invoker: the caller's row-level security applies to ${view.table} and to every sub-select.`,
+    `CREATE VIEW ${name} WITH (security_invoker = true) AS`,
+    'SELECT',
+    view.columns.map((c) => `  ${printExpr(c.value, ctx)} AS ${ident(c.name)}`).join(',\n'),
+    `FROM ${qualified(model.schema, view.table)} AS ${ident(view.table)};`,
+    ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),
+    `GRANT SELECT ON ${name} TO ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
+    ...(view.description ? [`COMMENT ON VIEW ${name} IS ${literal(view.description)};`] : []),
+  ].join('\n');
+  return statement(`view ${model.schema}.${view.name}`, up, `DROP VIEW ${name};`);
 }
 
 function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof statement> {

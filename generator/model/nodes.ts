@@ -164,6 +164,18 @@ export interface MaskedViewNode {
   readonly origin: Origin;
 }
 
+/** A view for reporting tools: the rows of `table` the caller may see (security_invoker, so the
+ *  caller's own row-level security applies to the table and to every sub-select), with columns
+ *  computed from expressions over the row. */
+export interface ReportingViewNode {
+  readonly kind: 'reporting-view';
+  readonly name: string;
+  readonly table: string;
+  readonly columns: readonly { readonly name: string; readonly value: Expr }[];
+  readonly description?: string;
+  readonly origin: Origin;
+}
+
 /** Rows a migration ships (reference data such as predefined roles). */
 export interface SeedNode {
   readonly kind: 'seed';
@@ -206,6 +218,7 @@ export interface ModelNode {
   readonly writeRules: readonly WriteRuleNode[];
   readonly maskedViews: readonly MaskedViewNode[];
   readonly seeds: readonly SeedNode[];
+  readonly reportingViews: readonly ReportingViewNode[];
   readonly membershipFunctions: readonly MembershipFunctionNode[];
   /** Problems the DSL noticed while building (unknown names); validation reports them with the rest. */
   readonly buildProblems: readonly Problem[];

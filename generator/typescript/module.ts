@@ -4,6 +4,7 @@
 import { IndentationText, Project, QuoteKind, VariableDeclarationKind } from 'ts-morph';
 import type { ModelNode, SqlType } from '../model/nodes.ts';
 import { byCodePoint } from '../sql/print.ts';
+import { TypeResolver, UNKNOWN } from '../model/types.ts';
 
 /** What a column reads as through postgres.js / pg (int8 and numeric arrive as strings). */
 function tsType(type: SqlType): string {
@@ -53,6 +54,10 @@ export function renderTypesModule(models: readonly ModelNode[]): string {
         name: v.name,
         columns: [...table.columns.map((c) => ({ name: c.name, type: tsType(c.type), nullable: true })), { name: v.flagColumn, type: 'boolean', nullable: false }],
       });
+    }
+    const types = new TypeResolver(model);
+    for (const v of model.reportingViews) {
+      relations.push({ name: v.name, columns: v.columns.map((c) => ({ name: c.name, type: tsType(types.of(c.value) === UNKNOWN ? 'text' : types.of(c.value)), nullable: true })) });
     }
     for (const h of model.hierarchies) {
       const type = tsType(model.tables.find((t) => t.name === h.table)!.columns.find((c) => c.name === h.child)!.type);

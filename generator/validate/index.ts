@@ -152,6 +152,14 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     }
     checkExpr(v.origin.path, v.showMaskedWhen, { row: false });
   }
+  for (const v of model.reportingViews) {
+    checkName(v.origin.path, 'view name', v.name);
+    if (v.columns.length === 0) add(v.origin.path, 'empty-view', `reporting view "${v.name}" has no columns`, 'return at least one column from columns(row)');
+    for (const c of v.columns) {
+      checkName(`${v.origin.path}.${c.name}`, 'column name', c.name);
+      checkExpr(`${v.origin.path}.${c.name}`, c.value, { row: true });
+    }
+  }
   for (const f of model.membershipFunctions) {
     checkName(f.origin.path, 'function name', f.name);
     if (functionNames.has(f.name)) add(f.origin.path, 'duplicate-name', `"${f.name}" is already the name of a generated function`, 'choose another name');

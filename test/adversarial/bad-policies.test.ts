@@ -117,7 +117,7 @@ describe('rowguard generate refuses bad policies', () => {
   it('the same scratch project with the mistakes fixed generates (the harness is not what fails)', () => {
     const run = generate({ 'shop.ts': model('shop', `m.policy(docs, 'docs_sel', { for: 'select', using: (d) => d.owner_id.eq(m.me) });`) });
     expect(run.status, run.stderr).toBe(0);
-    expect(run.wrote.sort()).toEqual(['migrations', 'sql']);
+    expect(run.wrote.sort()).toEqual(['migrations', 'runtime', 'sql']); // runtime/generated.ts: the typed module
   });
 });
 
