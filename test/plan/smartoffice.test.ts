@@ -1,0 +1,51 @@
+// Plan shape as app_user on a generated office tree with 50,000 contacts: a selective persona's
+// query must not scan the whole contacts table nor run a per-row SubPlan, so a regression in the
+// generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.ts';
+
+const CONTACTS = 50_000;
+const db = useTestDatabase(async (admin) => {
+  await admin.unsafe(`
+    -- 1,000 offices in a 10-ary tree, 10 users each, secured.
+    INSERT INTO smartoffice.offices (id, parent_id, name, office_security)
+      SELECT g, CASE WHEN g = 1 THEN NULL ELSE (g - 2) / 10 + 1 END, 'office ' || g, true FROM generate_series(1, 1000) g;
+    INSERT INTO smartoffice.users (id, office_id, name, enterprise_view)
+      SELECT g, (g - 1) / 10 + 1, 'user ' || g, g = 11 FROM generate_series(1, 10000) g;
+    -- 2% private, 10% unassigned, the rest assigned to one user of the contact's office.
+    INSERT INTO smartoffice.contacts (id, office_id, name, is_private, private_owner_id)
+      SELECT g, 1 + (g / 7) % 1000, 'contact ' || g, g % 50 = 0, CASE WHEN g % 50 = 0 THEN ((g / 7) % 1000) * 10 + 1 END FROM generate_series(1, ${CONTACTS}) g;
+    INSERT INTO smartoffice.contact_assignments (contact_id, user_id)
+      SELECT g, ((g / 7) % 1000) * 10 + 1 + g % 10 FROM generate_series(1, ${CONTACTS}) g WHERE g % 10 <> 0;
+    ANALYZE;
+  `);
+});
+
+async function plan(user: number, query: string): Promise<string> {
+  return db.current.as('smartoffice', user, async (tx) => (await tx.unsafe(`EXPLAIN ${query}`)).map((r) => r['QUERY PLAN'] as string).join('\n'));
+}
+
+describe('smartoffice plan shapes', () => {
+  // User 503 is an agent in office 51: a few hundredths of a percent of the contacts are theirs.
+  for (const [what, query] of [
+    ['count', 'SELECT count(*) FROM smartoffice.contacts'],
+    ['first page', 'SELECT * FROM smartoffice.contacts ORDER BY id LIMIT 50'],
+    ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = 'contact 50'"],
+  ] as const) {
+    it(`a selective agent's ${what}: no sequential scan of contacts, no per-row SubPlan`, async () => {
+      const text = await plan(503, query);
+      if (process.env.RG_SHOW_PLAN) console.log(text);
+      expect(text, text).not.toMatch(/Seq Scan on contacts/);
+      expect(text, text).not.toMatch(/\bSubPlan\b/);
+    });
+  }
+  it('the persona sees a realistic, small share', async () => {
+    const n = await db.current.as('smartoffice', 503, async (tx) => (await tx`SELECT count(*)::int AS n FROM smartoffice.contacts`)[0]!.n as number);
+    expect(n).toBeGreaterThan(3);
+    expect(n).toBeLessThan(CONTACTS / 100);
+  });
+  it('identity and visible sets are InitPlans, computed once per statement', async () => {
+    const text = await plan(503, 'SELECT count(*) FROM smartoffice.contacts');
+    expect(text).toMatch(/InitPlan/);
+  });
+});
