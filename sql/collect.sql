@@ -95,6 +95,8 @@ CREATE INDEX "debtors_sales_id_idx" ON "collect"."debtors" ("sales_id");
 
 CREATE INDEX "operators_client_id_idx" ON "collect"."operators" ("client_id");
 
+CREATE INDEX "team_members_member_id_idx" ON "collect"."team_members" ("member_id");
+
 CREATE INDEX "debtors_open_accounts_idx" ON "collect"."debtors" ("id")
   WHERE ("clerk_id" IS NULL) AND ("access_id" IS NULL);
 

@@ -26,7 +26,9 @@ export function grantsSection(model: ModelNode): Section {
 /**
  * Indexes for the columns rules filter on: every column of a policy's row compared with `=` or
  * `= any(...)` against a value that does not depend on the row (an index can drive those arms),
- * and every foreign key column (joins and the reference checks of deletes).
+ * every foreign key column (joins and the reference checks of deletes), and both edge columns of
+ * every hierarchy (each recursion step of a walker looks up one of them; without an index every
+ * step reads the whole edge table).
  */
 export function indexesSection(model: ModelNode): Section {
   const wanted = new Map<string, Set<string>>();
@@ -38,6 +40,7 @@ export function indexesSection(model: ModelNode): Section {
     for (const e of [p.using, p.check]) if (e) indexableColumns(e).forEach((c) => want(p.table, c));
   }
   for (const t of model.tables) for (const c of t.columns) if (c.references) want(t.name, c.name);
+  for (const h of model.hierarchies) for (const c of [h.child, h.parent]) want(h.table, c);
   for (const t of model.tables) for (const i of t.indexes) if (!i.where) want(t.name, i.columns.join(','));
 
   const statements: Statement[] = [];
