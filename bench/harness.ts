@@ -1,0 +1,394 @@
+// The benchmark harness: runs each scenario's queries as `app_user` under the generated policies
+// ("secured") and as the owner in three baselines, checks that every secured answer is exactly the
+// rows an independent hand-written query says the persona may see, and reports medians, p95,
+// buffers and ratios. Timing is wall time seen by the client for the one statement (planning
+// included, identity already set in the transaction), the cost an application pays per query.
+import type postgres from 'postgres';
+
+export type Sql = postgres.Sql;
+export type ReservedSql = postgres.ReservedSql;
+
+export interface Statement {
+  readonly text: string;
+  readonly params?: readonly unknown[];
+}
+
+export interface Persona {
+  /** Short name shown in the table, e.g. "agent". */
+  readonly name: string;
+  /** The id passed to <schema>.set_session. */
+  readonly userId: string;
+  /** The intended visible share, e.g. "0.01%". */
+  readonly target: '0.01%' | '0.1%' | '1%' | '10%' | 'nearly all';
+  /** Free values the scenario's queries use (the persona's office, a visible name, …). */
+  readonly values: Readonly<Record<string, string>>;
+}
+
+/**
+ * Context a query gets to build its baselines: the persona, and the persona's visible ids as
+ * computed by the hand-written (B2) visible-set query, sorted ascending as decimal strings.
+ */
+export interface QueryContext {
+  readonly persona: Persona;
+  readonly visible: readonly string[];
+  /** Owner connection for untimed lookups while building B1 (e.g. which visible rows match a search). */
+  readonly owner: Sql;
+}
+
+export interface ReadQuery {
+  readonly kind: 'read';
+  readonly name: string;
+  /** Runs as app_user after set_session. */
+  readonly secured: Statement;
+  /** B0: the same query as a role that bypasses RLS. Defaults to `secured`. */
+  readonly b0?: Statement;
+  /** B1: the owner reading exactly the visible answer by primary key. */
+  readonly b1: (ctx: QueryContext) => Promise<Statement> | Statement;
+  /** B2: an expert's hand-written WHERE clause with the same meaning, as the owner. */
+  readonly b2: Statement;
+}
+
+export interface WriteQuery {
+  readonly kind: 'write';
+  readonly name: string;
+  /** Runs as app_user; must affect exactly one row. Rolled back after each run. */
+  readonly secured: Statement;
+  /** B0: the same write without RLS (the physical limit of a write). */
+  readonly b0: Statement;
+  /** B2: the write guarded by a hand-written condition, as the owner. */
+  readonly b2: Statement;
+}
+
+export interface FactsQuery {
+  readonly kind: 'facts';
+  readonly name: string;
+  /** The policy's per-statement values alone, as app_user. */
+  readonly secured: Statement;
+  /** The same sets computed by hand-written SQL as the owner. */
+  readonly b2: Statement;
+}
+
+export type Query = ReadQuery | WriteQuery | FactsQuery;
+
+export interface Scenario {
+  readonly model: string;
+  readonly schema: string;
+  /** The large secured table the personas' visible shares refer to. */
+  readonly table: string;
+  /** Number of hierarchy nodes in the generated data (the visible-set target is for ~10^3). */
+  hierarchyNodes(scale: number): number;
+  /** Human description of the generated data, for the report. */
+  describe(scale: number): string;
+  /** Loads the data (as the owner, into a freshly migrated database) and ANALYZEs. */
+  load(sql: Sql, scale: number, log: (m: string) => void): Promise<void>;
+  personas(sql: Sql, scale: number): Promise<readonly Persona[]>;
+  /** The hand-written visible set of a persona: `SELECT id FROM … WHERE …` as the owner. */
+  visibleSet(persona: Persona): Statement;
+  queries(persona: Persona, ctx: { readonly visible: readonly string[]; readonly owner: Sql }): Promise<readonly Query[]>;
+}
+
+export interface Timing {
+  readonly runs: number;
+  readonly medianMs: number;
+  readonly p95Ms: number;
+  /** Shared buffers hit + read by one execution (EXPLAIN ANALYZE BUFFERS), planning included. */
+  readonly buffers: number | null;
+  readonly planningMs: number | null;
+  readonly executionMs: number | null;
+}
+
+export interface QueryResult {
+  readonly persona: string;
+  readonly target: Persona['target'];
+  readonly visibleRows: number;
+  readonly visibleShare: number;
+  readonly query: string;
+  readonly kind: Query['kind'];
+  readonly rows: number;
+  readonly secured: Timing;
+  readonly b0: Timing | null;
+  readonly b1: Timing | null;
+  readonly b2: Timing | null;
+  readonly ratios: { readonly toB0: number | null; readonly toB1: number | null; readonly toB2: number | null };
+  readonly targets: readonly { readonly name: string; readonly met: boolean }[];
+  /** The secured plan's node types, for the analysis (e.g. "Bitmap Heap Scan", "Seq Scan"). */
+  readonly securedPlan: string;
+}
+
+export interface RunOptions {
+  readonly runs: number;
+  readonly warmup: number;
+  /** Stop sampling a variant once it has taken this long (at least `minRuns` samples). */
+  readonly budgetMs: number;
+  readonly minRuns: number;
+  readonly log: (m: string) => void;
+}
+
+type As = { readonly role: 'app_user'; readonly schema: string; readonly userId: string } | { readonly role: 'owner' };
+
+/** Begins a transaction on the reserved connection and acts as the given role. */
+async function begin(conn: ReservedSql, as: As): Promise<void> {
+  await conn.unsafe('BEGIN');
+  if (as.role === 'app_user') {
+    await conn.unsafe('SET LOCAL ROLE app_user');
+    await conn.unsafe(`SELECT ${as.schema}.set_session($1)`, [as.userId] as never[]);
+  }
+}
+
+async function runOnce(conn: ReservedSql, as: As, st: Statement): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
+  await begin(conn, as);
+  try {
+    const t0 = process.hrtime.bigint();
+    const rows = await conn.unsafe(st.text, (st.params ?? []) as never[]);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    return { ms, rows };
+  } finally {
+    await conn.unsafe('ROLLBACK');
+  }
+}
+
+interface ExplainNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Parent Relationship'?: string;
+  'Subplan Name'?: string;
+  'Shared Hit Blocks'?: number;
+  'Shared Read Blocks'?: number;
+  Plans?: ExplainNode[];
+}
+
+function planShape(node: ExplainNode, depth = 0): string {
+  const label = `${'  '.repeat(depth)}${node['Subplan Name'] ? `${node['Subplan Name']}: ` : ''}${node['Node Type']}${node['Relation Name'] ? ` on ${node['Relation Name']}` : ''}`;
+  return [label, ...(node.Plans ?? []).map((child) => planShape(child, depth + 1))].join('\n');
+}
+
+async function explain(conn: ReservedSql, as: As, st: Statement): Promise<Pick<Timing, 'buffers' | 'planningMs' | 'executionMs'> & { shape: string }> {
+  await begin(conn, as);
+  try {
+    const [row] = await conn.unsafe(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${st.text}`, (st.params ?? []) as never[]);
+    const doc = (row!['QUERY PLAN'] as unknown[])[0] as {
+      Plan: ExplainNode;
+      Planning?: { 'Shared Hit Blocks'?: number; 'Shared Read Blocks'?: number };
+      'Planning Time': number;
+      'Execution Time': number;
+    };
+    const planBuffers = (doc.Planning?.['Shared Hit Blocks'] ?? 0) + (doc.Planning?.['Shared Read Blocks'] ?? 0);
+    const execBuffers = (doc.Plan['Shared Hit Blocks'] ?? 0) + (doc.Plan['Shared Read Blocks'] ?? 0);
+    return { buffers: planBuffers + execBuffers, planningMs: doc['Planning Time'], executionMs: doc['Execution Time'], shape: planShape(doc.Plan) };
+  } finally {
+    await conn.unsafe('ROLLBACK');
+  }
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+async function time(conn: ReservedSql, as: As, st: Statement, options: RunOptions): Promise<{ timing: Timing; shape: string; rows: postgres.RowList<postgres.Row[]> }> {
+  let rows: postgres.RowList<postgres.Row[]> | undefined;
+  for (let i = 0; i < options.warmup; i++) rows = (await runOnce(conn, as, st)).rows;
+  const samples: number[] = [];
+  const started = Date.now();
+  while (samples.length < options.runs && (samples.length < options.minRuns || Date.now() - started < options.budgetMs)) {
+    const run = await runOnce(conn, as, st);
+    samples.push(run.ms);
+    rows = run.rows;
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const plan = await explain(conn, as, st);
+  return {
+    timing: { runs: samples.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95), buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
+    shape: plan.shape,
+    rows: rows!,
+  };
+}
+
+/** Rows as comparable text: every value stringified, rows in order. */
+function canonical(rows: readonly postgres.Row[]): string {
+  return JSON.stringify(rows.map((r) => Object.values(r).map((v) => (v === null ? null : v instanceof Date ? v.toISOString() : String(v)))));
+}
+
+export class ResultMismatch extends Error {}
+
+function check(query: string, persona: string, what: string, expected: readonly postgres.Row[], actual: readonly postgres.Row[]): void {
+  const a = canonical(expected);
+  const b = canonical(actual);
+  if (a !== b) {
+    throw new ResultMismatch(
+      `${persona} / ${query}: ${what} differs from B1 (the persona's visible rows read by primary key).\n  B1:  ${a.slice(0, 400)}\n  got: ${b.slice(0, 400)}`,
+    );
+  }
+}
+
+const ratio = (a: Timing, b: Timing | null): number | null => (b && b.medianMs > 0 ? a.medianMs / b.medianMs : null);
+
+/** Targets of the issue, evaluated on medians. */
+function targetsFor(q: Query, persona: Persona, r: Omit<QueryResult, 'targets'>, scale: number, hierarchyNodes: number): { name: string; met: boolean }[] {
+  const out: { name: string; met: boolean }[] = [];
+  if (q.kind === 'read') {
+    out.push({ name: '≤1.2×B2', met: (r.ratios.toB2 ?? 0) <= 1.2 });
+    const limit = persona.target === '10%' ? 1.5 : 2;
+    out.push({ name: `≤${limit}×B1`, met: (r.ratios.toB1 ?? 0) <= limit });
+    if (persona.target === '0.01%' && scale === 1 && (q.name === 'count' || q.name === 'first page')) {
+      out.push({ name: '<1 ms', met: r.secured.medianMs < 1 });
+    }
+  } else if (q.kind === 'write') {
+    out.push({ name: '≤1.1×B0', met: (r.ratios.toB0 ?? 0) <= 1.1 });
+  } else if (hierarchyNodes <= 1_500) {
+    out.push({ name: '≤1 ms', met: r.secured.medianMs <= 1 });
+  }
+  return out;
+}
+
+export async function runScenario(
+  owner: Sql,
+  scenario: Scenario,
+  scale: number,
+  options: RunOptions & { readonly personaFilter?: (p: Persona) => boolean },
+): Promise<QueryResult[]> {
+  const conn = await owner.reserve();
+  const results: QueryResult[] = [];
+  try {
+    const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
+    for (const persona of (await scenario.personas(owner, scale)).filter(options.personaFilter ?? (() => true))) {
+      const vs = scenario.visibleSet(persona);
+      const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
+      const appUser: As = { role: 'app_user', schema: scenario.schema, userId: persona.userId };
+      const ownerAs: As = { role: 'owner' };
+      // The identity itself, once per transaction.
+      const identity = await time(conn, ownerAs, { text: `SELECT 1` }, options);
+      const session = await timeSetSession(conn, scenario.schema, persona.userId, options);
+      options.log(`  ${persona.name} (${persona.target}): ${visible.length} visible of ${total} (${share(visible.length, Number(total))}); set_session ${session.medianMs.toFixed(3)} ms (SELECT 1: ${identity.timing.medianMs.toFixed(3)} ms)`);
+      results.push({
+        persona: persona.name,
+        target: persona.target,
+        visibleRows: visible.length,
+        visibleShare: visible.length / Number(total),
+        query: 'set_session (once per transaction)',
+        kind: 'facts',
+        rows: 1,
+        secured: session,
+        b0: identity.timing,
+        b1: null,
+        b2: null,
+        ratios: { toB0: null, toB1: null, toB2: null },
+        targets: [],
+        securedPlan: '',
+      });
+      for (const q of await scenario.queries(persona, { visible, owner })) {
+        const secured = await time(conn, appUser, q.secured, options);
+        let b0: Awaited<ReturnType<typeof time>> | null = null;
+        let b1: Awaited<ReturnType<typeof time>> | null = null;
+        let b2: Awaited<ReturnType<typeof time>> | null = null;
+        if (q.kind === 'read') {
+          b1 = await time(conn, ownerAs, await q.b1({ persona, visible, owner }), options);
+          b2 = await time(conn, ownerAs, q.b2, options);
+          b0 = await time(conn, ownerAs, q.b0 ?? q.secured, options);
+          check(q.name, persona.name, 'the secured answer', b1.rows, secured.rows);
+          check(q.name, persona.name, 'the hand-written (B2) answer', b1.rows, b2.rows);
+        } else if (q.kind === 'write') {
+          b0 = await time(conn, ownerAs, q.b0, options);
+          b2 = await time(conn, ownerAs, q.b2, options);
+          for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2]] as const) {
+            if (run.rows.count !== 1) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected 1`);
+          }
+        } else {
+          b2 = await time(conn, ownerAs, q.b2, options);
+        }
+        const partial = {
+          persona: persona.name,
+          target: persona.target,
+          visibleRows: visible.length,
+          visibleShare: visible.length / Number(total),
+          query: q.name,
+          kind: q.kind,
+          rows: q.kind === 'read' ? rowCount(secured.rows) : secured.rows.count,
+          secured: secured.timing,
+          b0: b0?.timing ?? null,
+          b1: b1?.timing ?? null,
+          b2: b2?.timing ?? null,
+          ratios: { toB0: ratio(secured.timing, b0?.timing ?? null), toB1: ratio(secured.timing, b1?.timing ?? null), toB2: ratio(secured.timing, b2?.timing ?? null) },
+          securedPlan: secured.shape,
+        };
+        const result = { ...partial, targets: targetsFor(q, persona, partial, scale, scenario.hierarchyNodes(scale)) };
+        results.push(result);
+        options.log(`    ${formatRow(result)}`);
+      }
+    }
+  } finally {
+    conn.release();
+  }
+  return results;
+}
+
+async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {
+  const samples: number[] = [];
+  for (let i = 0; i < options.warmup + options.runs; i++) {
+    await conn.unsafe('BEGIN');
+    await conn.unsafe('SET LOCAL ROLE app_user');
+    const t0 = process.hrtime.bigint();
+    await conn.unsafe(`SELECT ${schema}.set_session($1)`, [userId] as never[]);
+    if (i >= options.warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    await conn.unsafe('ROLLBACK');
+  }
+  const sorted = samples.sort((a, b) => a - b);
+  return { runs: samples.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95), buffers: null, planningMs: null, executionMs: null };
+}
+
+/** A count query returns one row with the number; a page returns its rows. */
+function rowCount(rows: readonly postgres.Row[]): number {
+  const first = rows[0];
+  if (rows.length === 1 && first && Object.keys(first).length === 1 && 'count' in first) return Number(first.count);
+  return rows.length;
+}
+
+const compareIds = (a: string, b: string): number => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0);
+
+function share(n: number, total: number): string {
+  const p = (100 * n) / total;
+  return `${p < 0.1 ? p.toFixed(3) : p < 10 ? p.toFixed(2) : p.toFixed(1)}%`;
+}
+
+const ms = (t: Timing | null): string => (t ? t.medianMs.toFixed(3).padStart(9) : '        -');
+const x = (r: number | null): string => (r === null ? '     -' : `${r.toFixed(2)}×`.padStart(6));
+
+export function formatRow(r: QueryResult): string {
+  const verdict = r.targets.length === 0 ? '' : r.targets.map((t) => `${t.met ? 'ok' : 'MISS'} ${t.name}`).join(', ');
+  return `${r.query.padEnd(22)} rows ${String(r.rows).padStart(7)}  S ${ms(r.secured)} p95 ${r.secured.p95Ms.toFixed(3).padStart(8)}  B0 ${ms(r.b0)}  B1 ${ms(r.b1)}  B2 ${ms(r.b2)}  S/B1 ${x(r.ratios.toB1)} S/B2 ${x(r.ratios.toB2)} S/B0 ${x(r.ratios.toB0)}  buf S ${String(r.secured.buffers ?? '-').padStart(6)} B1 ${String(r.b1?.buffers ?? '-').padStart(6)} B2 ${String(r.b2?.buffers ?? '-').padStart(6)}  ${verdict}`;
+}
+
+export function formatTable(model: string, results: readonly QueryResult[]): string {
+  const lines = [`${model}: medians in ms (S = secured as app_user; B0 = owner without RLS; B1 = visible rows by primary key; B2 = hand-written WHERE)`];
+  let persona = '';
+  for (const r of results) {
+    if (r.persona !== persona) {
+      persona = r.persona;
+      lines.push(`${r.persona} (${r.target}; ${r.visibleRows} visible, ${(100 * r.visibleShare).toPrecision(2)}%)`);
+    }
+    lines.push(`  ${formatRow(r)}`);
+  }
+  const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.persona} / ${r.query}: ${t.name}`));
+  lines.push(missed.length === 0 ? 'every target met' : `targets missed (${missed.length}):\n  ${missed.join('\n  ')}`);
+  return lines.join('\n');
+}
+
+/**
+ * The per-statement values (fact functions) the table's SELECT policies call, read from the
+ * installed policies, as one statement: "the visible-set computation alone".
+ */
+export async function policyFacts(owner: Sql, schema: string, table: string): Promise<Statement> {
+  const rows = await owner`SELECT qual FROM pg_policies WHERE schemaname = ${schema} AND tablename = ${table} AND cmd IN ('SELECT', 'ALL')`;
+  const names = new Set<string>();
+  for (const r of rows) for (const m of String(r.qual).matchAll(new RegExp(`${schema}\\.(\\w+)\\(\\)`, 'g'))) names.add(m[1]!);
+  names.delete('current_user_id');
+  if (names.size === 0) throw new Error(`no fact functions found in the SELECT policies of ${schema}.${table}`);
+  return { text: `SELECT ${[...names].sort().map((n) => `${schema}.${n}() AS ${n}`).join(', ')}` };
+}
+
+/** The first ids (1, 2, …) that are not visible, for primary-key lookups of an invisible row. */
+export function firstInvisible(visible: readonly string[], from = 1): string {
+  const set = new Set(visible);
+  for (let id = from; ; id++) if (!set.has(String(id))) return String(id);
+}

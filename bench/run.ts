@@ -1,0 +1,138 @@
+// `npm run bench`: generates each model's data (10^6 rows × --scale), runs every persona's queries
+// secured and in the three baselines, checks the answers, prints the table and writes JSON to
+// bench/results/. Not part of `npm test`. See bench/README.md for what is measured and why.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import postgres from 'postgres';
+import { migrate } from '../generator/db/migrate.ts';
+import { startDatabase, withDatabase } from '../generator/db/server.ts';
+import { formatTable, runScenario, type Scenario } from './harness.ts';
+import { collect } from './scenarios/collect.ts';
+import { smartoffice } from './scenarios/smartoffice.ts';
+
+const usage = `npm run bench -- [options]
+  --model a,b        models to run (smartoffice, collect; default both)
+  --scale N          10^6 × N rows in the large table (default 1; 10 for 10^7)
+  --offices N        SmartOffice office-tree size (default 1111)
+  --shape S          balanced | deep office tree (default balanced)
+  --clients N        Collect! client-tree size (default 1111)
+  --persona a,b      only these personas (names as printed)
+  --runs N           timed runs per variant (default 25; fewer when a variant is slow)
+  --budget MS        stop sampling a variant after MS milliseconds once it has 5 runs (default 3000)
+  --reuse            keep the database in /tmp/rowguard-bench and reuse loaded data with the same parameters
+  --no-write         do not write bench/results/*.json`;
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'smartoffice,collect' },
+    scale: { type: 'string', default: '1' },
+    offices: { type: 'string', default: '1111' },
+    shape: { type: 'string', default: 'balanced' },
+    clients: { type: 'string', default: '1111' },
+    persona: { type: 'string' },
+    runs: { type: 'string', default: '25' },
+    budget: { type: 'string', default: '3000' },
+    reuse: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const positive = (name: string, text: string): number => {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) {
+    console.error(`--${name} must be a positive number, got "${text}"\n\n${usage}`);
+    process.exit(2);
+  }
+  return n;
+};
+const scale = positive('scale', values.scale);
+const shape = values.shape === 'deep' ? 'deep' : values.shape === 'balanced' ? 'balanced' : (console.error(`--shape must be balanced or deep\n\n${usage}`), process.exit(2));
+const scenarios: Record<string, () => Scenario> = {
+  smartoffice: () => smartoffice({ offices: Math.round(positive('offices', values.offices)), shape }),
+  collect: () => collect({ clients: Math.round(positive('clients', values.clients)) }),
+};
+const chosen = values.model.split(',').map((m) => m.trim()).filter(Boolean);
+for (const m of chosen) {
+  if (!scenarios[m]) {
+    console.error(`unknown model "${m}"; choose from ${Object.keys(scenarios).join(', ')}`);
+    process.exit(2);
+  }
+}
+const personaNames = values.persona?.split(',').map((p) => p.trim());
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+const settings = { shared_buffers: '2GB', work_mem: '64MB', effective_cache_size: '8GB', max_wal_size: '8GB', jit: 'off', random_page_cost: '1.1' };
+const server = await startDatabase({ dataDir: '/tmp/rowguard-bench/pg', persistent: values.reuse, preferEmbedded: true, settings, log });
+let failed = false;
+try {
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  const serverVersion = (await admin`SHOW server_version`)[0]!.server_version as string;
+  for (const name of chosen) {
+    const scenario = scenarios[name]!();
+    const params = { scale, offices: values.offices, shape, clients: values.clients };
+    const key = `${name} ${JSON.stringify(params)}`;
+    const db = `bench_${name}`;
+    const exists = (await admin`SELECT 1 FROM pg_database WHERE datname = ${db}`).length > 0;
+    let loaded = false;
+    if (exists && values.reuse) {
+      const probe = postgres(withDatabase(server.url, db), { max: 1, onnotice: () => {} });
+      loaded = (await probe.unsafe(`SELECT 1 FROM pg_tables WHERE tablename = 'bench_meta'`)).length > 0 && (await probe.unsafe(`SELECT 1 FROM public.bench_meta WHERE key = $1`, [key])).length > 0;
+      await probe.end();
+    }
+    const url = withDatabase(server.url, db);
+    if (!loaded) {
+      if (exists) await admin.unsafe(`DROP DATABASE ${db} WITH (FORCE)`);
+      await admin.unsafe(`CREATE DATABASE ${db}`);
+      await migrate(url, { dir: 'migrations' });
+    }
+    const owner = postgres(url, { max: 4, onnotice: () => {} });
+    try {
+      log(`${name}: ${scenario.describe(scale)}`);
+      if (!loaded) {
+        const t0 = Date.now();
+        await scenario.load(owner, scale, (m) => log(`  loading ${m}`));
+        await owner.unsafe(`CREATE TABLE public.bench_meta (key text PRIMARY KEY); INSERT INTO public.bench_meta VALUES ('${key.replaceAll("'", "''")}')`);
+        log(`  loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      }
+      const results = await runScenario(owner, scenario, scale, {
+        runs: Math.round(positive('runs', values.runs)),
+        warmup: 3,
+        minRuns: 5,
+        budgetMs: positive('budget', values.budget),
+        log,
+        ...(personaNames ? { personaFilter: (p) => personaNames.includes(p.name) } : {}),
+      });
+      console.log(formatTable(name, results));
+      if (!values['no-write']) {
+        mkdirSync('bench/results', { recursive: true });
+        const suffix = scale === 1 && values.offices === '1111' && shape === 'balanced' && values.clients === '1111' && !personaNames ? '' : `-${Object.values(params).join('-')}`;
+        const file = join('bench/results', `${name}${suffix}.json`);
+        const doc = {
+          model: name,
+          data: scenario.describe(scale),
+          params,
+          environment: { postgres: serverVersion, server: server.kind, settings, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
+          timing: 'wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; medians and p95 over the runs; buffers from one EXPLAIN (ANALYZE, BUFFERS)',
+          results,
+        };
+        writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+        log(`wrote ${file}`);
+      }
+    } catch (error) {
+      failed = true;
+      console.error(`${name}: ${(error as Error).message}`);
+    } finally {
+      await owner.end();
+    }
+  }
+  await admin.end();
+} finally {
+  await server.stop();
+}
+process.exit(failed ? 1 : 0);

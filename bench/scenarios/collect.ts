@@ -1,0 +1,223 @@
+// Collect! at 10^6 debtors (× scale): a client tree (balanced 10-ary), 10^4 operators, 1,000
+// teams nested in a binary tree (depth 10) with second parents for every seventh team, ~10% open
+// accounts (clerk and access empty), operator/sales/clerk/access routing, 2% routed to teams.
+import { firstInvisible, policyFacts, type Persona, type Query, type Scenario, type Statement } from '../harness.ts';
+
+export interface CollectOptions {
+  /** Number of clients (default 1,111: a balanced 10-ary tree of depth 3). */
+  readonly clients: number;
+}
+
+const OPERATORS = 10_000;
+const TEAMS = 1_000;
+const S = 'collect';
+
+/** The operator's principals: the operator and every team containing them, directly or nested (cycle-safe). */
+const principals = (me: string) => `ARRAY(
+    WITH RECURSIVE up(id) AS (SELECT ${me} UNION SELECT tm.team_id FROM ${S}.team_members tm JOIN up ON tm.member_id = up.id)
+    SELECT id FROM up)`;
+/** Account-restricted: security on, no client, an operator (not a client login). */
+const restricted = (me: string) => `(SELECT o.security AND o.client_id IS NULL AND o.kind = 'operator' FROM ${S}.operators o WHERE o.id = ${me})`;
+
+/**
+ * The expert's WHERE clause over the contract's tables: Collect!'s rules in order, each arm an
+ * index condition (flags become primary-key ranges that are empty unless the flag holds, as an
+ * expert who knows that a bypass flag OR'd into a predicate forces a sequential scan would write).
+ */
+function expertWhere(u: string, d = 'd'): string {
+  const me = `${u}::text`;
+  const range = (flag: string) =>
+    `${d}.id BETWEEN (SELECT CASE WHEN ${flag} THEN -9223372036854775808 END) AND (SELECT CASE WHEN ${flag} THEN 9223372036854775807 END)`;
+  return `(
+    ${range(`(SELECT o.security IS NOT TRUE FROM ${S}.operators o WHERE o.id = ${me})`)}
+    OR ${d}.client_id = ANY (ARRAY(
+        WITH RECURSIVE sub(id) AS (SELECT o.client_id FROM ${S}.operators o WHERE o.id = ${me} AND o.security AND o.client_id IS NOT NULL
+                                   UNION SELECT c.id FROM ${S}.clients c JOIN sub ON c.owned_by = sub.id)
+        SELECT id FROM sub))
+    OR (${d}.clerk_id IS NULL AND ${d}.access_id IS NULL
+        AND ${range(`(SELECT o.security AND o.client_id IS NULL AND o.kind = 'operator' AND o.locked_out IS NOT TRUE FROM ${S}.operators o WHERE o.id = ${me})`)})
+    OR (${restricted(me)} AND (
+        ${d}.operator_id = ANY (${principals(me)}) OR ${d}.sales_id = ANY (${principals(me)})
+        OR ${d}.clerk_id = ANY (${principals(me)}) OR ${d}.access_id = ANY (${principals(me)})))
+  )`;
+}
+
+export function collect(options: CollectOptions): Scenario {
+  const K = options.clients;
+  return {
+    model: 'collect',
+    schema: S,
+    table: 'debtors',
+    hierarchyNodes: () => K,
+    describe: (scale) =>
+      `${(1e6 * scale).toLocaleString('en')} debtors over ${K.toLocaleString('en')} clients (balanced), ${OPERATORS.toLocaleString('en')} operators, ${TEAMS.toLocaleString('en')} teams nested to depth 10 (every seventh with a second parent); ~10% open accounts, 2% routed to teams`,
+    async load(sql, scale, log) {
+      const D = 1_000_000 * scale;
+      const h = (g: string, salt: number) => `((${g}::bigint * ${2654435761 + salt * 2}) % 1000003)`;
+      log('clients, teams and operators');
+      await sql.unsafe(`
+        INSERT INTO ${S}.clients (id, owned_by, name) SELECT g, CASE WHEN g = 1 THEN NULL ELSE (g - 2) / 10 + 1 END, 'client ' || g FROM generate_series(1, ${K}) g;
+        INSERT INTO ${S}.teams (id, name) SELECT 't' || g, 'team ' || g FROM generate_series(1, ${TEAMS}) g;
+        INSERT INTO ${S}.team_members (team_id, member_id)
+          SELECT 't' || (g / 2), 't' || g FROM generate_series(2, ${TEAMS}) g
+          UNION ALL SELECT 't' || (g / 3), 't' || g FROM generate_series(7, ${TEAMS}, 7) g WHERE g / 3 <> g / 2;
+        INSERT INTO ${S}.operators (id, name, security, strict, locked_out)
+          SELECT 'op' || g, 'operator ' || g, true, g % 2 = 0, g % 4 = 0 FROM generate_series(1, ${OPERATORS}) g;
+        -- Operators belong to the leaf teams (501..1000).
+        INSERT INTO ${S}.team_members (team_id, member_id) SELECT 't' || (501 + g % 500), 'op' || g FROM generate_series(1, ${OPERATORS}) g;`);
+      log(`${D.toLocaleString('en')} debtors`);
+      await sql.unsafe(`
+        INSERT INTO ${S}.debtors (id, file_number, client_id, name, address, phone, operator_id, sales_id, clerk_id, access_id, last_worked, owing, group_number)
+          SELECT g, 'F' || lpad(g::text, 8, '0'), 1 + ${h('g', 0)} % ${K}, 'debtor ' || g, g || ' Main Street', '555-' || lpad((${h('g', 5)} % 10000)::text, 4, '0'),
+                 'op' || (1 + ${h('g', 1)} % ${OPERATORS}),
+                 CASE WHEN g % 10 = 1 THEN 'op' || (1 + ${h('g', 2)} % ${OPERATORS}) END,
+                 CASE WHEN g % 10 = 3 THEN NULL ELSE 'op' || (1 + ${h('g', 3)} % 2000) END,
+                 CASE WHEN g % 10 = 3 THEN NULL WHEN g % 50 = 7 THEN 't' || (501 + ${h('g', 4)} % 500) WHEN g % 10 = 5 THEN 'op' || (1 + ${h('g', 6)} % ${OPERATORS}) END,
+                 date '2026-01-01' + (g % 300), (g % 100000) / 10.0, 'G' || (g % 1000)
+          FROM generate_series(1, ${D}) g;
+        -- What an application would add for its own searches.
+        CREATE INDEX debtors_file_number_idx ON ${S}.debtors (file_number);`);
+      log('VACUUM ANALYZE');
+      await sql.unsafe('VACUUM ANALYZE');
+    },
+    async personas(sql) {
+      // Bench personas get their own operator rows so their settings change nobody else's view.
+      const add = async (id: string, values: { locked_out?: boolean; security?: boolean; client_id?: number | null; team?: string }) => {
+        await sql.unsafe(
+          `INSERT INTO ${S}.operators (id, name, security, locked_out, client_id) VALUES ($1, $1, $2, $3, $4)
+           ON CONFLICT (id) DO UPDATE SET security = excluded.security, locked_out = excluded.locked_out, client_id = excluded.client_id`,
+          [id, values.security ?? true, values.locked_out ?? false, values.client_id ?? null] as never[],
+        );
+        if (values.team) await sql.unsafe(`INSERT INTO ${S}.team_members (team_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [values.team, id]);
+      };
+      const leafClient = Math.min(K, 600);
+      const midClient = Math.min(K, 12); // a level-2 client: itself and its ten children
+      await add('bench_client_leaf', { client_id: leafClient });
+      await add('bench_client_mid', { client_id: midClient });
+      await add('bench_security_off', { security: false });
+      const personas: Persona[] = [
+        // A locked-out operator: only their own routed accounts (and their team's).
+        { name: 'locked out', target: '0.01%', userId: 'op5000', values: { client: '' } },
+        { name: 'leaf client', target: '0.1%', userId: 'bench_client_leaf', values: { client: String(leafClient) } },
+        { name: 'client subtree', target: '1%', userId: 'bench_client_mid', values: { client: String(midClient) } },
+        // An operator who is not locked out also sees every open account.
+        { name: 'operator', target: '10%', userId: 'op5001', values: { client: '' } },
+        { name: 'security off', target: 'nearly all', userId: 'bench_security_off', values: { client: '' } },
+      ];
+      await sql.unsafe(`ANALYZE ${S}.operators, ${S}.team_members`);
+      return personas;
+    },
+    visibleSet: (p) => ({ text: `SELECT id FROM ${S}.debtors d WHERE ${expertWhere('$1')}`, params: [p.userId] }),
+    async queries(p, { visible, owner }) {
+      const u = p.userId;
+      const cols = 'id, file_number, name, owing';
+      const ids = (list: readonly string[]): Statement => ({ text: `SELECT ${cols} FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) ORDER BY id`, params: [list] });
+      const matching = async (where: string, params: readonly unknown[], limit?: number) =>
+        (await owner.unsafe(`SELECT id FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) AND ${where} ORDER BY id ${limit ? `LIMIT ${limit}` : ''}`, [visible, ...params] as never[])).map((r) => String(r.id));
+      const middle = visible[Math.floor(visible.length / 2)] ?? '1';
+      const fileNumber = `F${middle.padStart(8, '0')}`;
+      const pattern = `%${middle.slice(-3)}7%`;
+      const page1 = visible.slice(0, 50);
+      const last = page1[page1.length - 1] ?? '0';
+      const invisible = firstInvisible(visible);
+      const joined = (await owner.unsafe(`SELECT id FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) ORDER BY id LIMIT 50`, [visible] as never[])).map((r) => String(r.id));
+      // A visible debtor the persona may also write, and a new debtor the insert policy admits.
+      const [row] = await owner.unsafe(`SELECT client_id::text AS client, operator_id FROM ${S}.debtors WHERE id = $1`, [middle]);
+      const insertCols = `(id, file_number, client_id, name, operator_id, clerk_id, access_id)`;
+      const insertValues = [row!.client as string, p.values.client ? (row!.operator_id as string) : u];
+      const insertSql = `INSERT INTO ${S}.debtors ${insertCols} VALUES (2000000000, 'NEW', $1, 'new debtor', $2, $2, NULL)`;
+      const queries: Query[] = [
+        {
+          kind: 'read',
+          name: 'count',
+          secured: { text: `SELECT count(*) FROM ${S}.debtors` },
+          b1: () => ({ text: `SELECT count(*) FROM ${S}.debtors WHERE id = ANY ($1::bigint[])`, params: [visible] }),
+          b2: { text: `SELECT count(*) FROM ${S}.debtors d WHERE ${expertWhere('$1')}`, params: [u] },
+        },
+        {
+          kind: 'read',
+          name: 'first page',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors ORDER BY id LIMIT 50` },
+          b1: () => ids(page1),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u] },
+        },
+        {
+          kind: 'read',
+          name: 'keyset page 2',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id > $1 ORDER BY id LIMIT 50`, params: [last] },
+          b1: () => ids(visible.slice(50, 100)),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id > $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, last] },
+        },
+        {
+          kind: 'read',
+          name: 'pk visible',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id = $1`, params: [middle] },
+          b1: () => ids([middle]),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
+        },
+        {
+          kind: 'read',
+          name: 'pk invisible',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id = $1`, params: [invisible] },
+          b1: () => ids([]),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, invisible] },
+        },
+        {
+          kind: 'read',
+          name: 'join clients',
+          secured: { text: `SELECT d.id, d.name, c.name AS client FROM ${S}.debtors d JOIN ${S}.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50` },
+          b1: () => ({
+            text: `SELECT d.id, d.name, c.name AS client FROM ${S}.debtors d JOIN ${S}.clients c ON c.id = d.client_id WHERE d.id = ANY ($1::bigint[]) ORDER BY d.id`,
+            params: [joined],
+          }),
+          b2: {
+            text: `SELECT d.id, d.name, c.name AS client FROM ${S}.debtors d JOIN ${S}.clients c ON c.id = d.client_id WHERE ${expertWhere('$1')} ORDER BY d.id LIMIT 50`,
+            params: [u],
+          },
+        },
+        {
+          kind: 'read',
+          name: 'equality search',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE file_number = $1 ORDER BY id`, params: [fileNumber] },
+          b1: async () => ids(await matching('file_number = $2', [fileNumber])),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE file_number = $2 AND ${expertWhere('$1')} ORDER BY id`, params: [u, fileNumber] },
+        },
+        {
+          kind: 'read',
+          name: 'ILIKE search',
+          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE name ILIKE $1 ORDER BY id LIMIT 50`, params: [pattern] },
+          b1: async () => ids(await matching('name ILIKE $2', [pattern], 50)),
+          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE name ILIKE $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, pattern] },
+        },
+        {
+          kind: 'write',
+          name: 'insert',
+          secured: { text: insertSql, params: insertValues },
+          b0: { text: insertSql, params: insertValues },
+          b2: {
+            text: `INSERT INTO ${S}.debtors ${insertCols} SELECT 2000000000, 'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text
+                   WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d
+                                 WHERE ${expertWhere('$3')})`,
+            params: [...insertValues, u],
+          },
+        },
+        {
+          kind: 'write',
+          name: 'update',
+          secured: { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
+          b0: { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
+          b2: { text: `UPDATE ${S}.debtors d SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
+        },
+        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'debtors'), b2: {
+            text: `SELECT ${principals('$1::text')} AS principals, ARRAY(
+                     WITH RECURSIVE sub(id) AS (SELECT o.client_id FROM ${S}.operators o WHERE o.id = $1::text AND o.security AND o.client_id IS NOT NULL
+                                                UNION SELECT c.id FROM ${S}.clients c JOIN sub ON c.owned_by = sub.id)
+                     SELECT id FROM sub) AS clients, ${restricted('$1::text')} AS restricted`,
+            params: [u],
+          },
+        },
+      ];
+      return queries;
+    },
+  };
+}
