@@ -89,8 +89,9 @@ try {
     if (!loaded) {
       if (exists) await admin.unsafe(`DROP DATABASE ${db} WITH (FORCE)`);
       await admin.unsafe(`CREATE DATABASE ${db}`);
-      await migrate(url, { dir: 'migrations' });
     }
+    // Reused data gets the migrations written since it was loaded.
+    await migrate(url, { dir: 'migrations' });
     const owner = postgres(url, { max: 4, onnotice: () => {} });
     try {
       log(`${name}: ${scenario.describe(scale)}`);

@@ -162,7 +162,10 @@ export default defineModel(
     m.policy(clients, 'clients_select', {
       for: 'select',
       description: 'With Apply to Client Accounts and a Client #: that client hierarchy only. Otherwise every client.',
-      using: (c) => or(c.id.in(myClientAccounts), m.everyRowWhen(clients, iSeeEveryClient)),
+      // The flag is OR'd as it is, not as m.everyRowWhen: clients is a small lookup table, and a
+      // primary-key range arm makes the planner expect ~1% of clients for the common "every
+      // client" case, which turned joins from debtors into nested loops (5.8 s in the benchmark).
+      using: (c) => or(c.id.in(myClientAccounts), iSeeEveryClient),
     });
     m.policy(clients, 'clients_insert', {
       for: 'insert',

@@ -729,7 +729,7 @@ CREATE POLICY "clients_select" ON "collect"."clients"
   TO "app_user", "reporting_user"
   USING (
     ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_every_client"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_every_client"()) THEN '9223372036854775807'::bigint END))
+    OR (select "collect"."i_see_every_client"())
   );
 COMMENT ON POLICY "clients_select" ON "collect"."clients" IS 'With Apply to Client Accounts and a Client #: that client hierarchy only. Otherwise every client.';
 

@@ -116,7 +116,7 @@ async function startEmbedded(options: StartOptions): Promise<DatabaseServer> {
     if (!(persistent && initialised)) await pg.initialise();
     await pg.start();
   } catch (error) {
-    throw new Error(`embedded PostgreSQL did not start: ${(error as Error).message}\n${messages.slice(-20).join('\n')}`);
+    throw new Error(`embedded PostgreSQL did not start: ${(error as Error | undefined)?.message ?? String(error)}\n${messages.slice(-20).join('\n')}`);
   }
   options.log?.(`embedded PostgreSQL ${major} on 127.0.0.1:${port} (data in ${options.dataDir})`);
   return {
