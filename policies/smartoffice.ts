@@ -69,6 +69,16 @@ export default defineModel(
       { primaryKey: ['link_id', 'contact_id'] },
     );
 
+    // "Assigned to nobody" (rule 2) as a column kept current by triggers on contact_assignments,
+    // so the policy reads `assignment_count = 0` through a partial index instead of running an
+    // anti-join over the office's contacts on every statement.
+    const assignmentCount = m.counter(contacts, 'assignment_count', {
+      from: contactAssignments,
+      key: 'contact_id',
+      description: 'How many users the contact is assigned to; 0 means "all users" of its office.',
+    });
+    m.index(contacts, { columns: ['office_id'], where: (c) => assignmentCount.of(c).eq(0), name: 'contacts_unassigned_idx' });
+
     m.identity(users);
     const me = m.me;
     const officeTree = m.hierarchy('office_tree', { table: offices, child: 'id', parent: 'parent_id' });
@@ -96,20 +106,6 @@ export default defineModel(
     const assignedToMe = m.fact(
       'contacts_assigned_to_me_or_my_agents',
       arrayOf(m.from(contactAssignments, (a) => ({ where: a.user_id.in(actingFor), select: a.contact_id, distinct: true }))),
-    );
-    const unassignedInMyOffice = m.fact(
-      'unassigned_contacts_in_my_office',
-      arrayOf(
-        m.from(contacts, (c) => ({
-          where: and(
-            c.office_id.eq(myOffice),
-            c.is_private.isNotTrue(),
-            not(exists(m.from(contactAssignments, (a) => ({ where: a.contact_id.eq(c.id) })))),
-          ),
-          select: c.id,
-        })),
-      ),
-      { description: 'Contacts of my office assigned to nobody ("all users").' },
     );
     const enterpriseOffices = m.fact('enterprise_office_ids', when(iHaveEnterpriseView, officeTree.descendantsOf(myOffice, { includeSelf: true })), {
       description: 'With enterprise view: my office and every office below it, at any depth. Otherwise NULL.',
@@ -171,7 +167,7 @@ export default defineModel(
         // 2. not private, my office: security off, or assigned to me or my agents, or to nobody.
         and(c.is_private.isNotTrue(), c.office_id.eq(openOffice)),
         and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
-        and(c.is_private.isNotTrue(), c.id.in(unassignedInMyOffice)),
+        and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), assignmentCount.of(c).eq(0)),
         // 3. enterprise view: my office and every office below it.
         and(c.is_private.isNotTrue(), c.office_id.in(enterpriseOffices)),
       );

@@ -43,6 +43,7 @@ CREATE TABLE "smartoffice"."contacts" (
   "phone" text,
   "is_private" boolean DEFAULT false,
   "private_owner_id" bigint,
+  "assignment_count" integer NOT NULL DEFAULT 0,
   PRIMARY KEY ("id")
 );
 
@@ -144,6 +145,9 @@ CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_i
 
 CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id");
 
+CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
+  WHERE "assignment_count" = 0;
+
 -- ======================================================================
 -- Row-level security: enabled and forced, so the owner is filtered too
 -- ======================================================================
@@ -185,6 +189,7 @@ GRANT SELECT, INSERT, UPDATE ON "smartoffice"."users" TO "app_user";
 GRANT SELECT ON "smartoffice"."users" TO "reporting_user";
 
 GRANT SELECT ON "smartoffice"."contacts" TO "rowguard_definer";
+GRANT UPDATE ("assignment_count") ON "smartoffice"."contacts" TO "rowguard_definer";
 GRANT SELECT, INSERT, UPDATE, DELETE ON "smartoffice"."contacts" TO "app_user";
 GRANT SELECT ON "smartoffice"."contacts" TO "reporting_user";
 
@@ -515,24 +520,6 @@ ALTER FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() OWNER TO "
 REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
 
-CREATE FUNCTION "smartoffice"."unassigned_contacts_in_my_office"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
-  SET search_path = pg_catalog, pg_temp
-AS $rg$
-BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
-    RETURN NULL;
-  END IF;
-  RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = (select "smartoffice"."my_office_id"()))
-AND ("q8"."is_private" IS DISTINCT FROM true)
-AND (NOT EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q9" WHERE "q9"."contact_id" = "q8"."id")));
-END
-$rg$;
-ALTER FUNCTION "smartoffice"."unassigned_contacts_in_my_office"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "smartoffice"."unassigned_contacts_in_my_office"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."unassigned_contacts_in_my_office"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."unassigned_contacts_in_my_office"() IS 'Contacts of my office assigned to nobody ("all users").';
-
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
@@ -557,9 +544,9 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[(select "smartoffice"."current_user_id"())]::bigint[]::bigint[] || ARRAY(SELECT "q10"."agent_id" FROM "smartoffice"."proxies" AS "q10" WHERE ("q10"."proxy_id" = (select "smartoffice"."current_user_id"()))
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q11" WHERE ("q11"."owner_id" = "q10"."agent_id")
-  AND ("q11"."proxy_id" = (select "smartoffice"."current_user_id"()))))::bigint[];
+  RETURN ARRAY[(select "smartoffice"."current_user_id"())]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = (select "smartoffice"."current_user_id"()))
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id")
+  AND ("q9"."proxy_id" = (select "smartoffice"."current_user_id"()))))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() OWNER TO "rowguard_definer";
@@ -575,9 +562,9 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q12"."contact_id" FROM "smartoffice"."shared_contacts" AS "q12" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."id" = "q12"."link_id")
-AND ("q13"."receiver_id" = (select "smartoffice"."current_user_id"()))
-AND ("q13"."status" = 'active')));
+  RETURN ARRAY(SELECT DISTINCT "q10"."contact_id" FROM "smartoffice"."shared_contacts" AS "q10" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q11" WHERE ("q11"."id" = "q10"."link_id")
+AND ("q11"."receiver_id" = (select "smartoffice"."current_user_id"()))
+AND ("q11"."status" = 'active')));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_shared_with_me"() OWNER TO "rowguard_definer";
@@ -592,7 +579,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN ARRAY(SELECT "q14"."id" FROM "smartoffice"."users" AS "q14" WHERE "q14"."office_id" = (select "smartoffice"."my_office_id"())) ELSE NULL END;
+  RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = (select "smartoffice"."my_office_id"())) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -623,8 +610,8 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = (select "smartoffice"."current_user_id"()))
-OR ("q15"."receiver_id" = (select "smartoffice"."current_user_id"())));
+  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = (select "smartoffice"."current_user_id"()))
+OR ("q13"."receiver_id" = (select "smartoffice"."current_user_id"())));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_ids"() OWNER TO "rowguard_definer";
@@ -639,7 +626,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q16"."id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = (select "smartoffice"."current_user_id"()));
+  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = (select "smartoffice"."current_user_id"()));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -654,7 +641,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q17"."id" FROM "smartoffice"."user_links" AS "q17" WHERE ("q17"."sharer_id" = (select "smartoffice"."current_user_id"())) AND ("q17"."status" = 'active'));
+  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = (select "smartoffice"."current_user_id"())) AND ("q15"."status" = 'active'));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."active_link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -669,7 +656,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q18"."receiver_id" FROM "smartoffice"."user_links" AS "q18" WHERE "q18"."sharer_id" = (select "smartoffice"."current_user_id"()))::bigint[] || ARRAY(SELECT "q19"."sharer_id" FROM "smartoffice"."user_links" AS "q19" WHERE "q19"."receiver_id" = (select "smartoffice"."current_user_id"()))::bigint[];
+  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = (select "smartoffice"."current_user_id"()))::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = (select "smartoffice"."current_user_id"()))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_partner_ids"() OWNER TO "rowguard_definer";
@@ -684,7 +671,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_share_records"()) THEN ARRAY(SELECT "q20"."id" FROM "smartoffice"."users" AS "q20" WHERE ("q20"."record_sharing" = true) AND ("q20"."office_id" <> (select "smartoffice"."my_office_id"()))) ELSE NULL END;
+  RETURN CASE WHEN (select "smartoffice"."i_share_records"()) THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true) AND ("q18"."office_id" <> (select "smartoffice"."my_office_id"()))) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";
@@ -700,7 +687,7 @@ BEGIN
   IF (select "smartoffice"."current_user_id"()) IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q21"."contact_id" FROM "smartoffice"."contact_assignments" AS "q21" WHERE "q21"."user_id" = (select "smartoffice"."current_user_id"()));
+  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = (select "smartoffice"."current_user_id"()));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me"() OWNER TO "rowguard_definer";
@@ -719,9 +706,9 @@ BEGIN
   IF coalesce((NEW."record_sharing" = true) AND (OLD."record_sharing" IS DISTINCT FROM true), false) THEN
     NEW."super_user" := false;
     NEW."enterprise_view" := false;
-    UPDATE "smartoffice"."offices" AS "u25"
+    UPDATE "smartoffice"."offices" AS "u23"
       SET "office_security" = true
-      WHERE "u25"."id" = NEW."office_id";
+      WHERE "u23"."id" = NEW."office_id";
   END IF;
   RETURN NEW;
 END
@@ -755,6 +742,80 @@ CREATE TRIGGER "user_links_parties_fixed" BEFORE UPDATE ON "smartoffice"."user_l
   FOR EACH ROW EXECUTE FUNCTION "smartoffice"."user_links_parties_fixed"();
 
 -- ======================================================================
+-- Counters: columns kept current by triggers
+-- ======================================================================
+
+CREATE FUNCTION "smartoffice"."maintain_contacts_assignment_count"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  -- The row lock of each UPDATE serializes concurrent changes to one contacts row: none is lost.
+  CASE TG_OP
+    WHEN 'INSERT' THEN
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1 WHERE "id" = NEW."contact_id";
+    WHEN 'DELETE' THEN
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1 WHERE "id" = OLD."contact_id";
+    WHEN 'UPDATE' THEN
+      IF NEW."contact_id" IS DISTINCT FROM OLD."contact_id" THEN
+        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1 WHERE "id" = OLD."contact_id";
+        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1 WHERE "id" = NEW."contact_id";
+      END IF;
+    WHEN 'TRUNCATE' THEN
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = 0 WHERE "assignment_count" <> 0;
+  END CASE;
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."maintain_contacts_assignment_count"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."maintain_contacts_assignment_count"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."maintain_contacts_assignment_count"() IS 'contacts.counters "assignment_count": keeps smartoffice.contacts.assignment_count equal to the number of smartoffice.contact_assignments rows whose contact_id is the row''s id. How many users the contact is assigned to; 0 means "all users" of its office.';
+
+CREATE TRIGGER "maintain_contacts_assignment_count" AFTER INSERT OR DELETE OR UPDATE OF "contact_id" ON "smartoffice"."contact_assignments"
+  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignment_count"();
+-- Count the rows that are there already, as rowguard_definer: row-level security is forced on
+-- both tables, so the migration role itself would count only what policies show it. CREATE
+-- TRIGGER keeps writers of contact_assignments waiting until this migration commits, so no row is missed
+-- between this count and the trigger.
+DO $rg$
+DECLARE
+  previous_role text := current_setting('role');
+BEGIN
+  SET LOCAL ROLE "rowguard_definer";
+  UPDATE "smartoffice"."contacts" AS p
+    SET "assignment_count" = (SELECT count(*) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id")
+    WHERE p."assignment_count" IS DISTINCT FROM (SELECT count(*) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id");
+  PERFORM set_config('role', previous_role, true);
+END
+$rg$;
+
+CREATE TRIGGER "maintain_contacts_assignment_count_on_truncate" AFTER TRUNCATE ON "smartoffice"."contact_assignments"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignment_count"();
+
+CREATE FUNCTION "smartoffice"."protect_contacts_assignment_count"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- No contact_assignments row can name a row that does not exist yet (the foreign key is checked at once).
+    NEW."assignment_count" := 0;
+  ELSIF NEW."assignment_count" IS DISTINCT FROM OLD."assignment_count" AND current_user <> 'rowguard_definer' THEN
+    RAISE EXCEPTION 'column assignment_count of smartoffice.contacts is maintained by rowguard and cannot be set'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'It counts the smartoffice.contact_assignments rows whose contact_id is the row''s id; triggers on smartoffice.contact_assignments keep it current.',
+            HINT = 'Leave assignment_count out of the statement; insert or delete smartoffice.contact_assignments rows instead.';
+  END IF;
+  RETURN NEW;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."protect_contacts_assignment_count"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."protect_contacts_assignment_count"() IS 'contacts.counters "assignment_count": smartoffice.contacts.assignment_count is maintained by rowguard; refuses any other change and starts new rows at 0.';
+
+CREATE TRIGGER "protect_contacts_assignment_count" BEFORE INSERT OR UPDATE ON "smartoffice"."contacts"
+  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."protect_contacts_assignment_count"();
+
+-- ======================================================================
 -- Policies
 -- ======================================================================
 
@@ -772,7 +833,8 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
+      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
+      AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -794,7 +856,8 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
+      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
+      AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   )
@@ -807,7 +870,8 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
+      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
+      AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
@@ -827,7 +891,8 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."id" = any((select "smartoffice"."unassigned_contacts_in_my_office"())::bigint[])))
+      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
+      AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
@@ -850,7 +915,7 @@ CREATE POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE "q22"."id" = "contact_assignments"."contact_id")
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q20" WHERE "q20"."id" = "contact_assignments"."contact_id")
   );
 COMMENT ON POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments" IS 'Assignments of the contacts I can see (the EXISTS runs under the contacts policies).';
 
@@ -860,9 +925,9 @@ CREATE POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q23" WHERE ("q23"."id" = "contact_assignments"."contact_id")
-    AND (("q23"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q23"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE ("q21"."id" = "contact_assignments"."contact_id")
+    AND (("q21"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q21"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments" IS 'Assign contacts I can see in my office (or an enterprise office below it).';
 
@@ -872,9 +937,9 @@ CREATE POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments
   FOR DELETE
   TO "app_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q24" WHERE ("q24"."id" = "contact_assignments"."contact_id")
-    AND (("q24"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q24"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
+    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments" IS 'Unassign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1089,9 +1154,9 @@ SELECT
   "contacts"."phone" AS "phone",
   "contacts"."is_private" AS "is_private",
   "contacts"."office_id" AS "office_id",
-  (SELECT "q26"."name" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
-  (SELECT "q27"."name" FROM "smartoffice"."offices" AS "q27" WHERE "q27"."id" = (SELECT "q28"."parent_id" FROM "smartoffice"."offices" AS "q28" WHERE "q28"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
-  ARRAY(SELECT "q29"."name" FROM "smartoffice"."users" AS "q29" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q30" WHERE ("q30"."contact_id" = "contacts"."id") AND ("q30"."user_id" = "q29"."id"))) AS "assignees"
+  (SELECT "q24"."name" FROM "smartoffice"."offices" AS "q24" WHERE "q24"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
+  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = (SELECT "q26"."parent_id" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
+  ARRAY(SELECT "q27"."name" FROM "smartoffice"."users" AS "q27" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q28" WHERE ("q28"."contact_id" = "contacts"."id") AND ("q28"."user_id" = "q27"."id"))) AS "assignees"
 FROM "smartoffice"."contacts" AS "contacts";
 GRANT SELECT ON "smartoffice"."contacts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "smartoffice"."contacts_report" IS 'For BI tools: the contacts the caller may see, with office and assignees.';

@@ -4,6 +4,7 @@ import type {
   ColumnGuardNode,
   ColumnNode,
   Command,
+  CounterNode,
   Expr,
   FactNode,
   HierarchyNode,
@@ -19,7 +20,7 @@ import type {
   TableNode,
   WriteRuleNode,
 } from '../model/nodes.ts';
-import { ColumnSpec } from './columns.ts';
+import { ColumnSpec, t } from './columns.ts';
 import { E, toNode, type Value } from './expr.ts';
 
 export type Columns = Record<string, ColumnSpec>;
@@ -35,12 +36,19 @@ export interface TableHandle<C extends Columns> {
   readonly columns: C;
 }
 
+/** An extra index. With `where`, a partial index: give a policy arm such as "no clerk and no
+ *  access" its own index, so its scan needs no Filter. */
+export interface IndexSpec<C extends Columns = Columns> {
+  readonly columns: readonly string[];
+  readonly where?: (row: Row<C>) => E;
+  readonly name?: string;
+}
+
 export interface TableOptions<C extends Columns = Columns> {
   /** Named CHECK constraints over the row. */
   readonly checks?: Record<string, (row: Row<C>) => E>;
-  /** Extra indexes (policy columns get theirs automatically). With `where`, a partial index: give a
-   *  policy arm such as "no clerk and no access" its own index, so its scan needs no Filter. */
-  readonly indexes?: readonly { readonly columns: readonly string[]; readonly where?: (row: Row<C>) => E; readonly name?: string }[];
+  /** Extra indexes (policy columns get theirs automatically); see also m.index. */
+  readonly indexes?: readonly IndexSpec<C>[];
   /** A composite primary key; single-column keys use `.primaryKey()` on the column. */
   readonly primaryKey?: readonly string[];
 }
@@ -72,8 +80,32 @@ export interface HierarchyHandle {
 
 export interface FactHandle extends E {}
 
+export interface CounterSpec<F extends Columns> {
+  /** The table whose rows are counted. */
+  readonly from: TableHandle<F>;
+  /** Its column that names the counted row: a foreign key to that table's primary key. */
+  readonly key: keyof F & string;
+  readonly description?: string;
+}
+
+/** A counter column declared with m.counter. */
+export interface CounterHandle<C extends Columns> {
+  readonly table: string;
+  readonly column: string;
+  /** The counter of a row of its table, for conditions and index predicates: `assignmentCount.of(c).eq(0)`. */
+  of(row: Row<C>): E;
+}
+
 export interface ModelBuilder {
   table<C extends Columns>(name: string, columns: C, options?: TableOptions<C>): TableHandle<C>;
+  /**
+   * `<column> integer NOT NULL DEFAULT 0` on `table`: how many rows of `spec.from` name the row in
+   * `spec.key`, kept current by triggers (see emit/counters.ts). Applications cannot set it.
+   * In rules: `counter.of(row)`, e.g. `assignmentCount.of(c).eq(0)` for "assigned to nobody".
+   */
+  counter<C extends Columns, F extends Columns>(table: TableHandle<C>, column: string, spec: CounterSpec<F>): CounterHandle<C>;
+  /** An index declared after its table, e.g. a partial index over a counter column. */
+  index<C extends Columns>(table: TableHandle<C>, index: IndexSpec<C>): void;
   /** Who can act: `set_session(<argument>)` takes a value of this column and refuses unknown ones. */
   identity(table: TableHandle<Columns>, options?: { column?: string; argument?: string }): void;
   /** The acting user's id, or NULL when no identity is set. */
@@ -147,6 +179,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
   const seeds: SeedNode[] = [];
   const reportingViews: ReportingViewNode[] = [];
   const membershipFunctions: MembershipFunctionNode[] = [];
+  const counters: CounterNode[] = [];
   const problems: Problem[] = [];
   let identity: ModelNode['identity'];
   let path = 'model';
@@ -204,6 +237,14 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
       });
   }
 
+  function indexNode(table: string, index: IndexSpec, position: number): TableNode['indexes'][number] {
+    return {
+      columns: index.columns,
+      ...(index.name ? { name: index.name } : {}),
+      ...(index.where ? { where: within(`tables.${table}.indexes[${position}]`, () => index.where!(rowOf(table, ROW_SCOPE) as never).node) } : {}),
+    };
+  }
+
   const m: ModelBuilder = {
     table(name, columns, opts = {}) {
       within(`tables.${name}`, () => {
@@ -231,14 +272,48 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
           name: checkName,
           condition: within(`tables.${name}.checks.${checkName}`, () => fn(rowOf(name, ROW_SCOPE) as never).node),
         }));
-        const indexes = (opts.indexes ?? []).map((index, i) => ({
-          columns: index.columns,
-          ...(index.name ? { name: index.name } : {}),
-          ...(index.where ? { where: within(`tables.${name}.indexes[${i}]`, () => index.where!(rowOf(name, ROW_SCOPE) as never).node) } : {}),
-        }));
+        const indexes = (opts.indexes ?? []).map((index, i) => indexNode(name, index as IndexSpec, i));
         tables.set(name, { ...tables.get(name)!, checks, indexes });
       });
       return { name, columns };
+    },
+
+    counter(table, column, spec) {
+      const tname = within(`counters "${column}"`, () => tableName(table as TableHandle<Columns>, `counter "${column}"`));
+      within(`${tname}.counters "${column}"`, () => {
+        const from = tableName(spec.from as TableHandle<Columns>, `counter "${column}"`);
+        const columns = specs.get(tname);
+        const node = tables.get(tname);
+        if (columns && column in columns) {
+          problem(
+            'duplicate-column',
+            `table "${tname}" already has a column "${column}"; the counter would add it a second time`,
+            `name the counter's column something else, e.g. m.counter(${tname}, '${column}_count', …), or remove "${column}" from m.table('${tname}', …)`,
+          );
+        } else if (columns && node) {
+          // The column joins the table, so everything that reads columns (CREATE TABLE and ALTER
+          // TABLE, rules, the typed module) sees it like any other.
+          specs.set(tname, { ...columns, [column]: t.integer().notNull().default(0) });
+          tables.set(tname, { ...node, columns: [...node.columns, { kind: 'column-def', name: column, type: 'integer', nullable: false, default: { kind: 'literal', value: 0 } }] });
+        }
+        counters.push({
+          kind: 'counter',
+          table: tname,
+          column,
+          from,
+          key: spec.key,
+          ...(spec.description ? { description: spec.description } : {}),
+          origin: { path },
+        });
+      });
+      return { table: tname, column, of: (row) => (row as unknown as Record<string, E>)[column]! };
+    },
+
+    index(table, index) {
+      const tname = within('index()', () => tableName(table as TableHandle<Columns>, 'index()'));
+      const node = tables.get(tname);
+      if (!node) return;
+      tables.set(tname, { ...node, indexes: [...node.indexes, indexNode(tname, index as IndexSpec, node.indexes.length)] });
     },
 
     identity(table, opts = {}) {
@@ -434,6 +509,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     seeds,
     reportingViews,
     membershipFunctions,
+    counters,
     buildProblems: problems,
   };
   return deepFreeze(model);

@@ -16,6 +16,9 @@ export function grantsSection(model: ModelNode): Section {
     const name = qualified(model.schema, table.name);
     const commands = COMMANDS.filter((c) => model.policies.some((p) => p.table === table.name && p.mode === 'permissive' && (p.command === c || p.command === 'all')));
     const lines: string[] = [`GRANT SELECT${updatedByRules.has(table.name) ? ', UPDATE' : ''} ON ${name} TO ${ident(DEFINER_ROLE)};`];
+    // The counters' triggers run as the definer and write only their own columns.
+    const counters = model.counters.filter((c) => c.table === table.name).map((c) => c.column);
+    if (counters.length > 0 && !updatedByRules.has(table.name)) lines.push(`GRANT UPDATE (${counters.map(ident).join(', ')}) ON ${name} TO ${ident(DEFINER_ROLE)};`);
     if (commands.length > 0) lines.push(`GRANT ${commands.map((c) => c.toUpperCase()).join(', ')} ON ${name} TO ${ident(APP_ROLE)};`);
     if (commands.includes('select')) lines.push(`GRANT SELECT ON ${name} TO ${ident(REPORTING_ROLE)};`);
     statements.push(statement(`grants ${model.schema}.${table.name}`, lines.join('\n'), `REVOKE ALL ON ${name} FROM ${[APP_ROLE, REPORTING_ROLE, DEFINER_ROLE].map(ident).join(', ')};`));

@@ -6,6 +6,7 @@ import { grantsSection, indexesSection } from './grants.ts';
 import { policiesSection } from './policies.ts';
 import { rlsSection, schemaSection, tablesSection } from './tables.ts';
 import { triggersSection } from './triggers.ts';
+import { countersSection } from './counters.ts';
 import { viewsSection } from './views.ts';
 import { membershipFunctionsSection, seedsSection } from './seeds.ts';
 import type { Section } from './statement.ts';
@@ -26,6 +27,7 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     factsSection(model, factTypes),
     membershipFunctionsSection(model, factTypes),
     triggersSection(model),
+    countersSection(model),
     policiesSection(model),
     viewsSection(model),
   ].filter((s) => s.statements.length > 0);

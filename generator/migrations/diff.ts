@@ -3,6 +3,11 @@
 // policy whose predicate changed under the same name is re-created, and one that only moved in
 // the file is left alone.
 //
+// Sub-select aliases (q1, q2 …, u1 …) are numbered per model in declaration order, so removing a
+// fact near the top of a policy file renumbers the aliases of everything declared after it. Such
+// statements mean exactly what they meant, so they are compared with their aliases renumbered in
+// order of appearance and are not re-created; the snapshot simply records the new text.
+//
 // A statement whose SQL changed is dropped with its old `down` and created with its new `up`.
 // Dropping a function or view fails while policies, views or triggers still use it, so every
 // statement that names a re-created function or view is re-created around it (transitively).
@@ -42,6 +47,25 @@ function objectName(id: string): string {
   return qualified(schema!, rest.join('.'));
 }
 
+/**
+ * The SQL with the DSL's sub-select aliases renumbered in order of appearance: `AS "q12"` and the
+ * `"q12".` qualifiers that refer to it. Only names the text itself declares as aliases are touched,
+ * so a column or table that happens to be called q12 keeps its name.
+ */
+export function canonicalAliases(sql: string): string {
+  const declared = new Set([...sql.matchAll(/ AS "([qu]\d+)"/g)].map((m) => m[1]!));
+  if (declared.size === 0) return sql;
+  const renamed = new Map<string, string>();
+  return sql.replace(/(?<= AS )"([qu]\d+)"|(?<![.\w"])"([qu]\d+)"(?=\.)/g, (whole, defined: string | undefined, qualifier: string | undefined) => {
+    const name = (defined ?? qualifier)!;
+    if (!declared.has(name)) return whole;
+    if (!renamed.has(name)) renamed.set(name, `${name[0]}#${renamed.size + 1}`);
+    return `"${renamed.get(name)}"`;
+  });
+}
+
+const sameMeaning = (a: Statement, b: Statement) => canonicalAliases(a.up) === canonicalAliases(b.up) && canonicalAliases(a.down) === canonicalAliases(b.down);
+
 export function flatten(sections: readonly Section[]): Statement[] {
   return sections.flatMap((s) => s.statements);
 }
@@ -60,7 +84,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
 
   for (const s of old) {
     const now = nextById.get(s.id);
-    if (now && now.up === s.up && now.down === s.down) continue;
+    if (now && sameMeaning(now, s)) continue;
     changes.push({ kind: now ? 'changed' : 'removed', id: s.id });
     const kind = kindOf(s.id);
     if (!IN_PLACE.has(kind)) {

@@ -176,6 +176,24 @@ export interface ReportingViewNode {
   readonly origin: Origin;
 }
 
+/**
+ * A column of `table` that counts the rows of `from` whose `key` names the row (`key` is a foreign
+ * key to the table's single-column primary key). Triggers keep it current (see emit/counters), so
+ * a rule such as "assigned to nobody" is `count = 0`, which a partial index can answer, instead of
+ * an anti-join run on every statement.
+ */
+export interface CounterNode {
+  readonly kind: 'counter';
+  /** The table that holds the counter column. */
+  readonly table: string;
+  readonly column: string;
+  /** The table whose rows are counted. */
+  readonly from: string;
+  readonly key: string;
+  readonly description?: string;
+  readonly origin: Origin;
+}
+
 /** Rows a migration ships (reference data such as predefined roles). */
 export interface SeedNode {
   readonly kind: 'seed';
@@ -220,6 +238,7 @@ export interface ModelNode {
   readonly seeds: readonly SeedNode[];
   readonly reportingViews: readonly ReportingViewNode[];
   readonly membershipFunctions: readonly MembershipFunctionNode[];
+  readonly counters: readonly CounterNode[];
   /** Problems the DSL noticed while building (unknown names); validation reports them with the rest. */
   readonly buildProblems: readonly Problem[];
 }

@@ -6,6 +6,7 @@ import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
 import { constraintName } from '../emit/tables.ts';
+import { counterNames } from '../emit/counters.ts';
 
 export interface ValidatedModel {
   readonly model: ModelNode;
@@ -168,6 +169,56 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     const setType = types.of(f.set);
     if (setType !== UNKNOWN && !setType.endsWith('[]')) add(f.origin.path, 'not-a-set', `membership function "${f.name}" needs a set, got ${setType}`, 'pass a set fact (an array)');
   }
+  // ---- counters
+  for (const k of model.counters) {
+    const at = k.origin.path;
+    checkName(at, 'counter column name', k.column);
+    const parent = model.tables.find((t) => t.name === k.table);
+    const child = model.tables.find((t) => t.name === k.from);
+    if (!parent || !child) continue; // the DSL reported the unknown table
+    const names = counterNames(k);
+    for (const name of [names.maintain, names.protect]) {
+      checkName(at, 'counter function name', name);
+      if (functionNames.has(name)) add(at, 'duplicate-name', `"${name}" is already the name of a generated function`, `rename the fact or rule called "${name}", or the counter column`);
+      functionNames.add(name);
+    }
+    checkName(at, 'counter trigger name', names.onTruncate);
+    const counterOf = `counter ${k.table}.${k.column}`;
+    if (k.from === k.table) {
+      add(at, 'counter-on-itself', `${counterOf} counts rows of its own table`, 'count the rows of another table (a counter over a self-referencing table is not supported)');
+      continue;
+    }
+    const keyColumn = child.columns.find((c) => c.name === k.key);
+    if (!keyColumn) {
+      add(at, 'unknown-column', `${counterOf}: table "${k.from}" has no column "${k.key}"`, `use the column of "${k.from}" that references "${k.table}": one of ${child.columns.map((c) => c.name).join(', ')}`);
+      continue;
+    }
+    if (parent.primaryKey.length !== 1) {
+      add(at, 'counter-composite-key', `${counterOf}: "${k.table}" has a composite primary key (${parent.primaryKey.join(', ')}); a counter needs a single-column key to find the row it counts for`, `put the counter on a table keyed by one column`);
+      continue;
+    }
+    const pk = parent.primaryKey[0]!;
+    if (keyColumn.references?.table !== k.table) {
+      add(
+        at,
+        'counter-key-not-foreign-key',
+        `${counterOf}: "${k.from}.${k.key}" does not reference "${k.table}"`,
+        `declare it with .references(${k.table}) in m.table('${k.from}', …), or give the counter the column that does`,
+      );
+    } else if (keyColumn.references.column && keyColumn.references.column !== pk) {
+      add(at, 'counter-key-not-primary-key', `${counterOf}: "${k.from}.${k.key}" references "${k.table}.${keyColumn.references.column}", not its primary key "${pk}"`, `reference the primary key: .references(${k.table}) without { column }`);
+    }
+    // Only the counter's own triggers may write the column: anything else would be refused at run time.
+    const written = (what: string, path: string) =>
+      add(path, 'counter-written', `${what} ${k.table}.${k.column}, which only the triggers of ${counterOf} may change`, `leave ${k.column} out; insert or delete rows of "${k.from}" instead`);
+    for (const r of model.writeRules) {
+      if (r.table === k.table && r.set.some((x) => x.column === k.column)) written(`write rule "${r.name}" sets`, r.origin.path);
+      if (r.alsoUpdate?.table === k.table && r.alsoUpdate.set.some((x) => x.column === k.column)) written(`write rule "${r.name}" updates`, r.origin.path);
+    }
+    for (const g of model.guards) if (g.table === k.table && g.columns.includes(k.column)) written(`column guard "${g.name}" guards`, g.origin.path);
+    for (const s of model.seeds) if (s.table === k.table && s.rows.some((r) => k.column in r)) written('a seed row gives a value for', s.origin.path);
+  }
+
   for (const s of model.seeds) {
     const table = model.tables.find((t) => t.name === s.table);
     if (table && s.rows.some((r) => table.primaryKey.some((k) => !(k in r) && !table.columns.find((c) => c.name === k)?.identity))) {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { statement, type Section } from '../../generator/emit/statement.ts';
 import { alterTable } from '../../generator/migrations/alter-table.ts';
-import { describeChanges, diffStates } from '../../generator/migrations/diff.ts';
+import { canonicalAliases, describeChanges, diffStates } from '../../generator/migrations/diff.ts';
 
 const table = (lines: string[]) => `CREATE TABLE "s"."t" (\n${lines.map((l) => `  ${l}`).join(',\n')}\n);`;
 const fn = (name: string, body: string) => statement(`function s.${name}`, `CREATE FUNCTION "s"."${name}"() ${body};`, `DROP FUNCTION "s"."${name}"();`);
@@ -100,6 +100,21 @@ describe('diffStates', () => {
     const diff = diffStates(state(t, p, q), state(t2, p, q));
     expect(diff.sections.map(ids)).toEqual([['policy s.t.q', 'policy s.t.p'], ['table s.t'], ['policy s.t.p', 'policy s.t.q']]);
     expect(diff.changes.map((c) => `${c.kind} ${c.id}`)).toEqual(['changed table s.t', 'rebuilt policy s.t.p', 'rebuilt policy s.t.q']);
+  });
+
+  it('sub-select aliases renumbered by a declaration removed earlier in the file are no change', () => {
+    const exists = (a: string, b: string) => policy('p', `EXISTS (SELECT 1 FROM "s"."u" AS "${a}" WHERE "${a}"."id" = "t"."team" AND EXISTS (SELECT 1 FROM "s"."v" AS "${b}" WHERE "${b}"."u" = "${a}"."id"))`);
+    expect(diffStates(state(t, exists('q9', 'q10')), state(t, exists('q7', 'q8'))).changes).toEqual([]);
+    // Swapping which alias names which table is a different statement.
+    const swapped = policy('p', 'EXISTS (SELECT 1 FROM "s"."u" AS "q8" WHERE "q7"."id" = "t"."team" AND EXISTS (SELECT 1 FROM "s"."v" AS "q7" WHERE "q7"."u" = "q8"."id"))');
+    expect(diffStates(state(t, exists('q7', 'q8')), state(t, swapped)).changes).toEqual([{ kind: 'changed', id: 'policy s.t.p' }]);
+  });
+
+  it('canonicalAliases touches only names the text declares as aliases', () => {
+    expect(canonicalAliases('SELECT "q12"."q3" FROM "s"."q4" AS "q12" WHERE "q3" > 0 AND "q12"."n" = "u1"."n"')).toBe(
+      'SELECT "q#1"."q3" FROM "s"."q4" AS "q#1" WHERE "q3" > 0 AND "q#1"."n" = "u1"."n"',
+    );
+    expect(canonicalAliases('UPDATE "s"."offices" AS "u7" SET "x" = 1 WHERE "u7"."id" = NEW."office_id"')).toBe('UPDATE "s"."offices" AS "u#1" SET "x" = 1 WHERE "u#1"."id" = NEW."office_id"');
   });
 
   it('a removed table is refused, never dropped', () => {

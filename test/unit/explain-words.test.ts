@@ -16,9 +16,7 @@ describe('describeExpr', () => {
     expect(fact('my_open_office_id')).toBe(
       'if there is an offices row where (offices.id is my_office_id) and (offices.office_security is false): my_office_id; otherwise NULL',
     );
-    expect(fact('unassigned_contacts_in_my_office')).toBe(
-      'every contacts.id of contacts rows where (contacts.office_id is my_office_id) and (contacts.is_private is not true (false or NULL)) and (not there is a contact_assignments row where contact_assignments.contact_id is contacts.id)',
-    );
+    expect(fact('acting_for_ids')).toBe('[me (the acting user)] together with every proxies.agent_id of proxies rows where proxies.proxy_id is me (the acting user)');
   });
   it('edge cases of the logic', () => {
     expect(describeExpr({ kind: 'and', items: [] })).toBe('always');
@@ -32,13 +30,19 @@ describe('planCommand', () => {
   it('cuts each policy into OR arms of AND conditions, printed as the policy prints them', () => {
     const [select] = planCommand(so, 'contacts', 'select');
     const arms = select!.policies[0]!.arms;
-    expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 3, 2, 2, 2]);
+    expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 3, 3, 2, 2]);
     expect(arms[2]!.conditions.map((c) => c.sql)).toEqual([
       '"contacts"."is_private" IS DISTINCT FROM true',
       '"contacts"."office_id" = (select "smartoffice"."my_office_id"())',
       '"contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])',
     ]);
     expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_id'], ['contacts_assigned_to_me_or_my_agents']]);
+    // "Assigned to nobody" reads the trigger-maintained counter of the row itself.
+    expect(arms[3]!.conditions.map((c) => [c.sql, c.words, c.facts])).toEqual([
+      ['"contacts"."is_private" IS DISTINCT FROM true', 'is_private is not true (false or NULL)', []],
+      ['"contacts"."office_id" = (select "smartoffice"."my_office_id"())', 'office_id is my_office_id', ['my_office_id']],
+      ['"contacts"."assignment_count" = 0', 'assignment_count is 0', []],
+    ]);
   });
   it('UPDATE checks SELECT and UPDATE USING on the row and UPDATE WITH CHECK on the new row', () => {
     expect(planCommand(so, 'contacts', 'update').map((s) => [s.command, s.clause, s.policies.map((p) => p.policy.name)])).toEqual([
