@@ -164,11 +164,17 @@ CREATE FUNCTION "collect"."current_user_id"() RETURNS text
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.collect_user_id', true), '');
+  k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing.
-  IF claimed IS NOT NULL AND current_setting('rowguard.collect_token', true) IS NOT DISTINCT FROM "rowguard"."session_token"('collect', claimed) THEN
-    RETURN claimed::text;
+  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
+  -- a second function call: every fact of every statement reads the identity.)
+  IF claimed IS NOT NULL THEN
+    SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
+    IF current_setting('rowguard.collect_token', true) IS NOT DISTINCT FROM encode(sha256(k."key" || convert_to(
+        'collect' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
+      RETURN claimed::text;
+    END IF;
   END IF;
   -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.
   RETURN (SELECT b."user_id" FROM "collect"."login_bindings" AS b WHERE b."role_name" = session_user);
@@ -412,11 +418,14 @@ CREATE FUNCTION "collect"."i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."security" IS DISTINCT FROM true FROM "collect"."operators" AS "q1" WHERE "q1"."id" = (select "collect"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q1"."security" IS DISTINCT FROM true FROM "collect"."operators" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_bypass_security"() OWNER TO "rowguard_definer";
@@ -428,11 +437,14 @@ CREATE FUNCTION "collect"."my_restricting_client_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = (select "collect"."current_user_id"())) AND ("q2"."security" = true) LIMIT 1);
+  RETURN (SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."my_restricting_client_id"() OWNER TO "rowguard_definer";
@@ -444,8 +456,11 @@ CREATE FUNCTION "collect"."debtor_client_ids_for_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN (select "collect"."client_tree_descendants"((select "collect"."my_restricting_client_id"()), true));
@@ -460,11 +475,14 @@ CREATE FUNCTION "collect"."i_am_account_restricted"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = (select "collect"."current_user_id"()))
+  RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
 AND ("q3"."security" = true)
 AND ("q3"."client_id" IS NULL)
 AND ("q3"."kind" IS DISTINCT FROM 'client'));
@@ -479,11 +497,14 @@ CREATE FUNCTION "collect"."my_principal_ids"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "collect"."i_am_account_restricted"()) THEN ARRAY[(select "collect"."current_user_id"())]::text[]::text[] || (select "collect"."team_tree_ancestors"((select "collect"."current_user_id"()), false))::text[] ELSE NULL END;
+  RETURN CASE WHEN (select "collect"."i_am_account_restricted"()) THEN ARRAY[rg_fact.me]::text[]::text[] || (select "collect"."team_tree_ancestors"(rg_fact.me, false))::text[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."my_principal_ids"() OWNER TO "rowguard_definer";
@@ -495,11 +516,14 @@ CREATE FUNCTION "collect"."i_see_open_accounts"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = (select "collect"."current_user_id"()))
+  RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
 AND ("q4"."security" = true)
 AND ("q4"."client_id" IS NULL)
 AND ("q4"."kind" IS DISTINCT FROM 'client')
@@ -515,11 +539,14 @@ CREATE FUNCTION "collect"."i_see_placeholders"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT ("q5"."security" = true) AND ("q5"."strict" IS DISTINCT FROM true) FROM "collect"."operators" AS "q5" WHERE "q5"."id" = (select "collect"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT ("q5"."security" = true) AND ("q5"."strict" IS DISTINCT FROM true) FROM "collect"."operators" AS "q5" WHERE "q5"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_placeholders"() OWNER TO "rowguard_definer";
@@ -531,11 +558,14 @@ CREATE FUNCTION "collect"."my_client_accounts_root"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = (select "collect"."current_user_id"())) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1);
+  RETURN (SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."my_client_accounts_root"() OWNER TO "rowguard_definer";
@@ -547,8 +577,11 @@ CREATE FUNCTION "collect"."client_account_ids_for_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "collect"."my_client_accounts_root"()) IS NOT NULL THEN (select "collect"."client_tree_descendants"((select "collect"."my_client_accounts_root"()), true)) ELSE NULL END;
@@ -563,11 +596,14 @@ CREATE FUNCTION "collect"."i_see_every_client"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT NOT (("q7"."apply_to_client_accounts" = true) AND ("q7"."client_id" IS NOT NULL)) FROM "collect"."operators" AS "q7" WHERE "q7"."id" = (select "collect"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT NOT (("q7"."apply_to_client_accounts" = true) AND ("q7"."client_id" IS NOT NULL)) FROM "collect"."operators" AS "q7" WHERE "q7"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_every_client"() OWNER TO "rowguard_definer";
@@ -579,12 +615,15 @@ CREATE FUNCTION "collect"."i_edit_every_client"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := (select "collect"."current_user_id"());
 BEGIN
-  IF (select "collect"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN (SELECT ("q8"."security" IS DISTINCT FROM true)
-AND (NOT (("q8"."apply_to_client_accounts" = true) AND ("q8"."client_id" IS NOT NULL))) FROM "collect"."operators" AS "q8" WHERE "q8"."id" = (select "collect"."current_user_id"()) LIMIT 1);
+AND (NOT (("q8"."apply_to_client_accounts" = true) AND ("q8"."client_id" IS NOT NULL))) FROM "collect"."operators" AS "q8" WHERE "q8"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_edit_every_client"() OWNER TO "rowguard_definer";

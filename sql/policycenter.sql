@@ -224,11 +224,17 @@ CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.policycenter_user_id', true), '');
+  k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing.
-  IF claimed IS NOT NULL AND current_setting('rowguard.policycenter_token', true) IS NOT DISTINCT FROM "rowguard"."session_token"('policycenter', claimed) THEN
-    RETURN claimed::bigint;
+  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
+  -- a second function call: every fact of every statement reads the identity.)
+  IF claimed IS NOT NULL THEN
+    SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
+    IF current_setting('rowguard.policycenter_token', true) IS NOT DISTINCT FROM encode(sha256(k."key" || convert_to(
+        'policycenter' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
+      RETURN claimed::bigint;
+    END IF;
   END IF;
   -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.
   RETURN (SELECT b."user_id" FROM "policycenter"."login_bindings" AS b WHERE b."role_name" = session_user);
@@ -336,11 +342,14 @@ CREATE FUNCTION "policycenter"."i_am_external"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = (select "policycenter"."current_user_id"()) LIMIT 1) THEN true ELSE false END;
+  RETURN CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_external"() OWNER TO "rowguard_definer";
@@ -351,12 +360,14 @@ CREATE FUNCTION "policycenter"."i_am_internal"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ((select "policycenter"."current_user_id"()) IS NOT NULL)
-AND (NOT (select "policycenter"."i_am_external"()));
+  RETURN (rg_fact.me IS NOT NULL) AND (NOT (select "policycenter"."i_am_external"()));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_internal"() OWNER TO "rowguard_definer";
@@ -367,11 +378,14 @@ CREATE FUNCTION "policycenter"."i_have_view_all_users"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = (select "policycenter"."current_user_id"()) LIMIT 1) THEN true ELSE false END;
+  RETURN CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_have_view_all_users"() OWNER TO "rowguard_definer";
@@ -382,8 +396,11 @@ CREATE FUNCTION "policycenter"."i_view_all"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN (select "policycenter"."i_am_internal"()) AND (select "policycenter"."i_have_view_all_users"());
@@ -398,11 +415,14 @@ CREATE FUNCTION "policycenter"."i_use_producer_code_security"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = (select "policycenter"."current_user_id"()) LIMIT 1) THEN true ELSE false END;
+  RETURN CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_use_producer_code_security"() OWNER TO "rowguard_definer";
@@ -413,11 +433,14 @@ CREATE FUNCTION "policycenter"."my_organization_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = (select "policycenter"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_organization_id"() OWNER TO "rowguard_definer";
@@ -428,8 +451,11 @@ CREATE FUNCTION "policycenter"."my_external_organization_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "policycenter"."i_am_external"()) THEN (select "policycenter"."my_organization_id"()) ELSE NULL END;
@@ -444,11 +470,14 @@ CREATE FUNCTION "policycenter"."my_group_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = (select "policycenter"."current_user_id"()));
+  RETURN ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_group_ids"() OWNER TO "rowguard_definer";
@@ -459,8 +488,11 @@ CREATE FUNCTION "policycenter"."my_group_ids_if_internal"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "policycenter"."i_am_internal"()) THEN (select "policycenter"."my_group_ids"()) ELSE NULL END;
@@ -474,8 +506,11 @@ CREATE FUNCTION "policycenter"."my_zone_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "policycenter"."i_am_internal"()) THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((select "policycenter"."my_group_ids"())::bigint[]))
@@ -491,8 +526,11 @@ CREATE FUNCTION "policycenter"."organization_ids_in_my_zones"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]));
@@ -506,8 +544,11 @@ CREATE FUNCTION "policycenter"."visible_producer_code_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE (select "policycenter"."i_view_all"())
@@ -524,14 +565,17 @@ CREATE FUNCTION "policycenter"."usable_producer_code_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
 BEGIN
-  IF (select "policycenter"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ARRAY(SELECT "q10"."id" FROM "policycenter"."producer_codes" AS "q10" WHERE ("q10"."id" = any((select "policycenter"."visible_producer_code_ids"())::bigint[]))
 AND ((NOT (select "policycenter"."i_use_producer_code_security"()))
   OR EXISTS (SELECT 1 FROM "policycenter"."producer_code_members" AS "q11" WHERE ("q11"."producer_code_id" = "q10"."id")
-    AND (("q11"."user_id" = (select "policycenter"."current_user_id"()))
+    AND (("q11"."user_id" = rg_fact.me)
       OR ("q11"."group_id" = any((select "policycenter"."my_group_ids"())::bigint[]))))));
 END
 $rg$;

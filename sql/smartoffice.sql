@@ -234,11 +234,17 @@ CREATE FUNCTION "smartoffice"."current_user_id"() RETURNS bigint
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.smartoffice_user_id', true), '');
+  k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing.
-  IF claimed IS NOT NULL AND current_setting('rowguard.smartoffice_token', true) IS NOT DISTINCT FROM "rowguard"."session_token"('smartoffice', claimed) THEN
-    RETURN claimed::bigint;
+  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
+  -- a second function call: every fact of every statement reads the identity.)
+  IF claimed IS NOT NULL THEN
+    SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
+    IF current_setting('rowguard.smartoffice_token', true) IS NOT DISTINCT FROM encode(sha256(k."key" || convert_to(
+        'smartoffice' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
+      RETURN claimed::bigint;
+    END IF;
   END IF;
   -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.
   RETURN (SELECT b."user_id" FROM "smartoffice"."login_bindings" AS b WHERE b."role_name" = session_user);
@@ -416,11 +422,14 @@ CREATE FUNCTION "smartoffice"."my_office_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = (select "smartoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_office_id"() OWNER TO "rowguard_definer";
@@ -432,11 +441,14 @@ CREATE FUNCTION "smartoffice"."i_am_admin"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = (select "smartoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_am_admin"() OWNER TO "rowguard_definer";
@@ -447,11 +459,14 @@ CREATE FUNCTION "smartoffice"."i_have_enterprise_view"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q3"."enterprise_view" = true FROM "smartoffice"."users" AS "q3" WHERE "q3"."id" = (select "smartoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q3"."enterprise_view" = true FROM "smartoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_have_enterprise_view"() OWNER TO "rowguard_definer";
@@ -462,11 +477,14 @@ CREATE FUNCTION "smartoffice"."i_share_records"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = (select "smartoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_share_records"() OWNER TO "rowguard_definer";
@@ -477,8 +495,11 @@ CREATE FUNCTION "smartoffice"."my_open_office_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = (select "smartoffice"."my_office_id"())) AND ("q5"."office_security" = false)) THEN (select "smartoffice"."my_office_id"()) ELSE NULL END;
@@ -493,11 +514,14 @@ CREATE FUNCTION "smartoffice"."acting_for_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[(select "smartoffice"."current_user_id"())]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = (select "smartoffice"."current_user_id"()))::bigint[];
+  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."acting_for_ids"() OWNER TO "rowguard_definer";
@@ -509,8 +533,11 @@ CREATE FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() RETURNS b
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((select "smartoffice"."acting_for_ids"())::bigint[]));
@@ -524,8 +551,11 @@ CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "smartoffice"."i_have_enterprise_view"()) THEN (select "smartoffice"."office_tree_descendants"((select "smartoffice"."my_office_id"()), true)) ELSE NULL END;
@@ -540,13 +570,15 @@ CREATE FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[(select "smartoffice"."current_user_id"())]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = (select "smartoffice"."current_user_id"()))
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id")
-  AND ("q9"."proxy_id" = (select "smartoffice"."current_user_id"()))))::bigint[];
+  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me)))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() OWNER TO "rowguard_definer";
@@ -558,12 +590,15 @@ CREATE FUNCTION "smartoffice"."contacts_shared_with_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ARRAY(SELECT DISTINCT "q10"."contact_id" FROM "smartoffice"."shared_contacts" AS "q10" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q11" WHERE ("q11"."id" = "q10"."link_id")
-AND ("q11"."receiver_id" = (select "smartoffice"."current_user_id"()))
+AND ("q11"."receiver_id" = rg_fact.me)
 AND ("q11"."status" = 'active')));
 END
 $rg$;
@@ -575,8 +610,11 @@ CREATE FUNCTION "smartoffice"."users_i_administer"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = (select "smartoffice"."my_office_id"())) ELSE NULL END;
@@ -591,8 +629,11 @@ CREATE FUNCTION "smartoffice"."office_i_administer"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN (select "smartoffice"."my_office_id"()) ELSE NULL END;
@@ -606,12 +647,14 @@ CREATE FUNCTION "smartoffice"."my_link_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = (select "smartoffice"."current_user_id"()))
-OR ("q13"."receiver_id" = (select "smartoffice"."current_user_id"())));
+  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = rg_fact.me) OR ("q13"."receiver_id" = rg_fact.me));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_ids"() OWNER TO "rowguard_definer";
@@ -622,11 +665,14 @@ CREATE FUNCTION "smartoffice"."link_ids_i_share"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = (select "smartoffice"."current_user_id"()));
+  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -637,11 +683,14 @@ CREATE FUNCTION "smartoffice"."active_link_ids_i_share"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = (select "smartoffice"."current_user_id"())) AND ("q15"."status" = 'active'));
+  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = rg_fact.me) AND ("q15"."status" = 'active'));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."active_link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -652,11 +701,14 @@ CREATE FUNCTION "smartoffice"."my_link_partner_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = (select "smartoffice"."current_user_id"()))::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = (select "smartoffice"."current_user_id"()))::bigint[];
+  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = rg_fact.me)::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_partner_ids"() OWNER TO "rowguard_definer";
@@ -667,8 +719,11 @@ CREATE FUNCTION "smartoffice"."record_sharing_receiver_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "smartoffice"."i_share_records"()) THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true) AND ("q18"."office_id" <> (select "smartoffice"."my_office_id"()))) ELSE NULL END;
@@ -683,11 +738,14 @@ CREATE FUNCTION "smartoffice"."contacts_assigned_to_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
 BEGIN
-  IF (select "smartoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = (select "smartoffice"."current_user_id"()));
+  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me"() OWNER TO "rowguard_definer";

@@ -512,11 +512,17 @@ CREATE FUNCTION "superoffice"."current_user_id"() RETURNS bigint
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.superoffice_user_id', true), '');
+  k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing.
-  IF claimed IS NOT NULL AND current_setting('rowguard.superoffice_token', true) IS NOT DISTINCT FROM "rowguard"."session_token"('superoffice', claimed) THEN
-    RETURN claimed::bigint;
+  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
+  -- a second function call: every fact of every statement reads the identity.)
+  IF claimed IS NOT NULL THEN
+    SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
+    IF current_setting('rowguard.superoffice_token', true) IS NOT DISTINCT FROM encode(sha256(k."key" || convert_to(
+        'superoffice' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
+      RETURN claimed::bigint;
+    END IF;
   END IF;
   -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.
   RETURN (SELECT b."user_id" FROM "superoffice"."login_bindings" AS b WHERE b."role_name" = session_user);
@@ -624,11 +630,14 @@ CREATE FUNCTION "superoffice"."my_kind"() RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = (select "superoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_kind"() OWNER TO "rowguard_definer";
@@ -639,11 +648,14 @@ CREATE FUNCTION "superoffice"."my_role_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = (select "superoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_role_id"() OWNER TO "rowguard_definer";
@@ -654,11 +666,14 @@ CREATE FUNCTION "superoffice"."my_primary_group_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q3"."primary_group_id" FROM "superoffice"."users" AS "q3" WHERE "q3"."id" = (select "superoffice"."current_user_id"()) LIMIT 1);
+  RETURN (SELECT "q3"."primary_group_id" FROM "superoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_primary_group_id"() OWNER TO "rowguard_definer";
@@ -669,11 +684,14 @@ CREATE FUNCTION "superoffice"."my_secondary_group_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = (select "superoffice"."current_user_id"()));
+  RETURN ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_secondary_group_ids"() OWNER TO "rowguard_definer";
@@ -684,8 +702,11 @@ CREATE FUNCTION "superoffice"."i_am_system"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'system' THEN true ELSE false END;
@@ -700,8 +721,11 @@ CREATE FUNCTION "superoffice"."i_am_external"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'external' THEN true ELSE false END;
@@ -716,8 +740,11 @@ CREATE FUNCTION "superoffice"."company_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = (select "superoffice"."my_role_id"()))
@@ -734,8 +761,11 @@ CREATE FUNCTION "superoffice"."company_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = (select "superoffice"."my_role_id"()))
@@ -752,8 +782,11 @@ CREATE FUNCTION "superoffice"."company_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = (select "superoffice"."my_role_id"()))
@@ -770,8 +803,11 @@ CREATE FUNCTION "superoffice"."company_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = (select "superoffice"."my_role_id"()))
@@ -788,8 +824,11 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = (select "superoffice"."my_role_id"()))
@@ -806,8 +845,11 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = (select "superoffice"."my_role_id"()))
@@ -824,8 +866,11 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = (select "superoffice"."my_role_id"()))
@@ -842,8 +887,11 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = (select "superoffice"."my_role_id"()))
@@ -860,8 +908,11 @@ CREATE FUNCTION "superoffice"."project_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = (select "superoffice"."my_role_id"()))
@@ -878,8 +929,11 @@ CREATE FUNCTION "superoffice"."project_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = (select "superoffice"."my_role_id"()))
@@ -896,8 +950,11 @@ CREATE FUNCTION "superoffice"."project_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = (select "superoffice"."my_role_id"()))
@@ -914,8 +971,11 @@ CREATE FUNCTION "superoffice"."project_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = (select "superoffice"."my_role_id"()))
@@ -932,8 +992,11 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = (select "superoffice"."my_role_id"()))
@@ -950,8 +1013,11 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = (select "superoffice"."my_role_id"()))
@@ -968,8 +1034,11 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = (select "superoffice"."my_role_id"()))
@@ -986,8 +1055,11 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = (select "superoffice"."my_role_id"()))
@@ -1004,8 +1076,11 @@ CREATE FUNCTION "superoffice"."i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN ((select "superoffice"."my_kind"()) = 'internal') OR ((select "superoffice"."my_kind"()) = 'system');
@@ -1020,8 +1095,11 @@ CREATE FUNCTION "superoffice"."my_function_names"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "superoffice"."current_user_id"());
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN ((select "superoffice"."my_kind"()) = 'internal') OR ((select "superoffice"."my_kind"()) = 'system') THEN ARRAY(SELECT "q21"."function_name" FROM "superoffice"."role_functions" AS "q21" WHERE "q21"."role_id" = (select "superoffice"."my_role_id"())) ELSE NULL END;

@@ -18,10 +18,18 @@ export interface ExprContext {
   readonly rowQualifier?: string;
   /** Raw-SQL reasons met while printing, so the statement can say so in a comment. */
   readonly rawReasons: string[];
+  /** How the acting user is printed; a fact body reads it once into a variable (default: the InitPlan call). */
+  readonly sessionUser?: string;
 }
 
-export function exprContext(model: ModelNode, rowQualifier?: string): ExprContext {
-  return { model, types: new TypeResolver(model), rawReasons: [], ...(rowQualifier !== undefined ? { rowQualifier } : {}) };
+export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
+  return {
+    model,
+    types: new TypeResolver(model),
+    rawReasons: [],
+    ...(rowQualifier !== undefined ? { rowQualifier } : {}),
+    ...(sessionUser !== undefined ? { sessionUser } : {}),
+  };
 }
 
 export function sessionUserSql(schema: string): string {
@@ -41,7 +49,7 @@ const printers = {
   },
   'unknown-column': (e) => `/* unknown column ${e.table}.${e.column} */ NULL`,
   literal: (e) => (e.type && e.value !== null ? `${literal(e.value)}::${e.type}` : literal(e.value)),
-  'session-user': (_e, ctx) => sessionUserSql(ctx.model.schema),
+  'session-user': (_e, ctx) => ctx.sessionUser ?? sessionUserSql(ctx.model.schema),
   fact: (e, ctx) => factCallSql(ctx.model.schema, e.name),
   compare: (e, ctx) => `${operand(e.left, ctx)} ${e.op} ${operand(e.right, ctx)}`,
   'distinct-from': (e, ctx) => `${operand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${operand(e.right, ctx)}`,

@@ -7,7 +7,7 @@
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserSql, visit } from './expr.ts';
-import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
+import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 
 export interface FunctionSpec {
@@ -71,11 +71,16 @@ export function sessionSection(model: ModelNode): Section {
       // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
+      '  k record;',
       'BEGIN',
       '  -- A value set with set_config() by anything but set_session carries no valid signature,',
-      '  -- and counts for nothing.',
-      `  IF claimed IS NOT NULL AND current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, claimed) THEN`,
-      `    RETURN claimed::${idType};`,
+      '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
+      '  -- a second function call: every fact of every statement reads the identity.)',
+      '  IF claimed IS NOT NULL THEN',
+      `    SELECT s.${ident('key')} INTO k FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS s;`,
+      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql('k', literal(schema), 'claimed').replaceAll('\n    ', '\n        ')} THEN`,
+      `      RETURN claimed::${idType};`,
+      '    END IF;',
       '  END IF;',
       '  -- A reporting login acts as the user a DBA bound it to (bind_login), whatever it sets.',
       `  RETURN (SELECT b.${ident('user_id')} FROM ${qualified(schema, LOGIN_BINDINGS)} AS b WHERE b.${ident('role_name')} = session_user);`,
@@ -234,14 +239,21 @@ export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, st
   };
 }
 
+/** The block label that qualifies a fact body's own variables, so no column name can shadow them. */
+const FACT_BLOCK = 'rg_fact';
+
 function factFunction(model: ModelNode, fact: FactNode, type: string): Statement {
-  const ctx = exprContext(model);
+  // The identity is read once per fact call, into a variable the expression uses: each reading
+  // checks the signature, and a fact that names the user twice would otherwise pay twice.
+  const me = model.identity ? `${FACT_BLOCK}.me` : undefined;
+  const ctx = exprContext(model, undefined, me);
   const expr = printExpr(fact.expr, ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
   // Policies call facts with the caller's rights, so app_user may also call them directly. A fact
   // is about the acting user: with no identity it is NULL, whatever its expression would read, so
   // no fact reveals anything before set_session and no rule can admit a row without an identity.
-  const noIdentity = model.identity ? ['  IF ' + sessionUserSql(model.schema) + ' IS NULL THEN', '    RETURN NULL;', '  END IF;'] : [];
+  const declare = model.identity ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${model.identity.type} := ${sessionUserSql(model.schema)};`] : [];
+  const noIdentity = model.identity ? [`  IF ${me} IS NULL THEN`, '    RETURN NULL;', '  END IF;'] : [];
   return createFunction({
     schema: model.schema,
     name: fact.name,
@@ -251,7 +263,7 @@ function factFunction(model: ModelNode, fact: FactNode, type: string): Statement
     securityDefiner: true,
     grantTo: READERS,
     ...(fact.description ? { comment: fact.description } : {}),
-    body: ['BEGIN', ...raw, ...noIdentity, `  RETURN ${expr};`, 'END'].join('\n'),
+    body: [...declare, 'BEGIN', ...raw, ...noIdentity, `  RETURN ${expr};`, 'END'].join('\n'),
   });
 }
 

@@ -82,11 +82,15 @@ describe('policies', () => {
         '  LANGUAGE plpgsql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
         'AS $rg$',
+        // The identity is verified once per call, into a block-qualified variable no column can shadow.
+        '<<rg_fact>>',
+        'DECLARE',
+        '  me bigint := (select "crm"."current_user_id"());',
         'BEGIN',
-        '  IF (select "crm"."current_user_id"()) IS NULL THEN',
+        '  IF rg_fact.me IS NULL THEN',
         '    RETURN NULL;',
         '  END IF;',
-        '  RETURN ARRAY(SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" = (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = (select "crm"."current_user_id"()) LIMIT 1));',
+        '  RETURN ARRAY(SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" = (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1));',
         'END',
         '$rg$;',
         'ALTER FUNCTION "crm"."teammate_ids"() OWNER TO "rowguard_definer";',
@@ -147,7 +151,7 @@ describe('policies', () => {
       }),
     );
     expect(up('function crm.managed_team_id')).toContain(
-      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = (select "crm"."current_user_id"())) AND ("q1"."is_manager" = true)) THEN (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = (select "crm"."current_user_id"()) LIMIT 1) ELSE NULL END;',
+      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = rg_fact.me) AND ("q1"."is_manager" = true)) THEN (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) ELSE NULL END;',
     );
   });
 });
