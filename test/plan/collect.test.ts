@@ -1,9 +1,9 @@
 // Plan shape as app_user on 50,000 Collect! debtors routed to 1,000 operators and 100 nested
 // teams over a 1,111-client tree: a locked-out operator's query must not scan the whole debtors
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
-import { describe, expect, it } from 'vitest';
+import { describe } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { expectSelectivePlan, explain, initPlanFunctions, visibleRows } from '../support/plan.ts';
+import { planShapeTests } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -36,23 +36,22 @@ const db = useTestDatabase(async (admin) => {
 const PERSONA = 'op7';
 
 describe('collect plan shapes', () => {
-  for (const [what, query] of [
-    ['count', 'SELECT count(*) FROM collect.debtors'],
-    ['first page', 'SELECT * FROM collect.debtors ORDER BY id LIMIT 50'],
-    ['equality search', 'SELECT * FROM collect.debtors WHERE client_id = 500'],
-    ['join with clients', 'SELECT d.id, d.name, c.name AS client FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50'],
-  ] as const) {
-    it(`a locked-out operator's ${what}: no sequential scan of debtors, no per-row SubPlan`, async () => {
-      expectSelectivePlan(await explain(db.current, 'collect', PERSONA, query), 'debtors');
-    });
-  }
-  it('the persona sees a realistic, small share', async () => {
-    const n = await visibleRows(db.current, 'collect', PERSONA, 'debtors');
-    expect(n).toBeGreaterThan(20);
-    expect(n).toBeLessThan(DEBTORS / 100);
-  });
-  it('the switchboard facts and the principal and client sets are InitPlans, computed once per statement', async () => {
-    const plan = await explain(db.current, 'collect', PERSONA, 'SELECT count(*) FROM collect.debtors', { verbose: true });
-    expect(initPlanFunctions(plan)).toEqual(['collect.debtor_client_ids_for_me', 'collect.i_bypass_security', 'collect.i_see_open_accounts', 'collect.my_principal_ids']);
+  planShapeTests(db, {
+    schema: 'collect',
+    table: 'debtors',
+    rows: DEBTORS,
+    persona: PERSONA,
+    who: 'a locked-out operator',
+    minVisible: 21,
+    queries: [
+      ['count', 'SELECT count(*) FROM collect.debtors'],
+      ['first page', 'SELECT * FROM collect.debtors ORDER BY id LIMIT 50'],
+      ['equality search', 'SELECT * FROM collect.debtors WHERE client_id = 500'],
+      ['join with clients', 'SELECT d.id, d.name, c.name AS client FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50'],
+    ],
+    initPlans: {
+      what: 'the switchboard facts and the principal and client sets',
+      functions: ['collect.debtor_client_ids_for_me', 'collect.i_bypass_security', 'collect.i_see_open_accounts', 'collect.my_principal_ids'],
+    },
   });
 });

@@ -4,7 +4,7 @@
 // SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { expectSelectivePlan, explain, initPlanFunctions, visibleRows } from '../support/plan.ts';
+import { explain, initPlanFunctions, planShapeTests } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -31,27 +31,26 @@ const db = useTestDatabase(async (admin) => {
 const PERSONA = 1;
 
 describe('policycenter plan shapes', () => {
-  for (const [what, query] of [
-    ['count', 'SELECT count(*) FROM policycenter.accounts'],
-    ['first page', 'SELECT * FROM policycenter.accounts ORDER BY id LIMIT 50'],
-    ['equality search', 'SELECT * FROM policycenter.accounts WHERE created_by = 4242'],
-    [
-      'join with producer codes',
-      'SELECT a.id, a.name, p.code FROM policycenter.accounts a JOIN policycenter.producer_codes p ON p.id = a.producer_code_id ORDER BY a.id LIMIT 50',
+  planShapeTests(db, {
+    schema: 'policycenter',
+    table: 'accounts',
+    rows: ACCOUNTS,
+    persona: PERSONA,
+    who: 'a zone-bound user',
+    minVisible: 21,
+    queries: [
+      ['count', 'SELECT count(*) FROM policycenter.accounts'],
+      ['first page', 'SELECT * FROM policycenter.accounts ORDER BY id LIMIT 50'],
+      ['equality search', 'SELECT * FROM policycenter.accounts WHERE created_by = 4242'],
+      [
+        'join with producer codes',
+        'SELECT a.id, a.name, p.code FROM policycenter.accounts a JOIN policycenter.producer_codes p ON p.id = a.producer_code_id ORDER BY a.id LIMIT 50',
+      ],
     ],
-  ] as const) {
-    it(`a zone-bound user's ${what}: no sequential scan of accounts, no per-row SubPlan`, async () => {
-      expectSelectivePlan(await explain(db.current, 'policycenter', PERSONA, query), 'accounts');
-    });
-  }
-  it('the persona sees a realistic, small share', async () => {
-    const n = await visibleRows(db.current, 'policycenter', PERSONA, 'accounts');
-    expect(n).toBeGreaterThan(20);
-    expect(n).toBeLessThan(ACCOUNTS / 100);
-  });
-  it('the visible producer codes are an InitPlan, computed once per statement', async () => {
-    const plan = await explain(db.current, 'policycenter', PERSONA, 'SELECT count(*) FROM policycenter.accounts', { verbose: true });
-    expect(initPlanFunctions(plan)).toEqual(['policycenter.visible_producer_code_ids']);
+    initPlans: {
+      what: 'the visible producer codes',
+      functions: ['policycenter.visible_producer_code_ids'],
+    },
   });
   it('in the join, the producer-code facts are InitPlans too', async () => {
     const plan = await explain(

@@ -1,9 +1,9 @@
 // Plan shape as app_user on a generated office tree with 50,000 contacts: a selective persona's
 // query must not scan the whole contacts table nor run a per-row SubPlan, so a regression in the
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
-import { describe, expect, it } from 'vitest';
+import { describe } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { expectSelectivePlan, explain, initPlanFunctions, visibleRows } from '../support/plan.ts';
+import { planShapeTests } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -26,29 +26,28 @@ const db = useTestDatabase(async (admin) => {
 const PERSONA = 503;
 
 describe('smartoffice plan shapes', () => {
-  for (const [what, query] of [
-    ['count', 'SELECT count(*) FROM smartoffice.contacts'],
-    ['first page', 'SELECT * FROM smartoffice.contacts ORDER BY id LIMIT 50'],
-    ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = 'contact 50'"],
-  ] as const) {
-    it(`a selective agent's ${what}: no sequential scan of contacts, no per-row SubPlan`, async () => {
-      expectSelectivePlan(await explain(db.current, 'smartoffice', PERSONA, query), 'contacts');
-    });
-  }
-  it('the persona sees a realistic, small share', async () => {
-    const n = await visibleRows(db.current, 'smartoffice', PERSONA, 'contacts');
-    expect(n).toBeGreaterThan(3);
-    expect(n).toBeLessThan(CONTACTS / 100);
-  });
-  it('identity and visible sets are InitPlans, computed once per statement', async () => {
-    const plan = await explain(db.current, 'smartoffice', PERSONA, 'SELECT count(*) FROM smartoffice.contacts', { verbose: true });
-    expect(initPlanFunctions(plan)).toEqual([
-      'smartoffice.contacts_assigned_to_me_or_my_agents',
-      'smartoffice.contacts_shared_with_me',
-      'smartoffice.enterprise_office_ids',
-      'smartoffice.my_office_id',
-      'smartoffice.my_open_office_id',
-      'smartoffice.private_owner_ids_visible_to_me',
-    ]);
+  planShapeTests(db, {
+    schema: 'smartoffice',
+    table: 'contacts',
+    rows: CONTACTS,
+    persona: PERSONA,
+    who: 'a selective agent',
+    minVisible: 4,
+    queries: [
+      ['count', 'SELECT count(*) FROM smartoffice.contacts'],
+      ['first page', 'SELECT * FROM smartoffice.contacts ORDER BY id LIMIT 50'],
+      ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = 'contact 50'"],
+    ],
+    initPlans: {
+      what: 'identity and visible sets',
+      functions: [
+        'smartoffice.contacts_assigned_to_me_or_my_agents',
+        'smartoffice.contacts_shared_with_me',
+        'smartoffice.enterprise_office_ids',
+        'smartoffice.my_office_id',
+        'smartoffice.my_open_office_id',
+        'smartoffice.private_owner_ids_visible_to_me',
+      ],
+    },
   });
 });

@@ -2,9 +2,9 @@
 // in 1,000 groups: a user whose role reads only their own groups' rows must reach contacts through
 // the owner and group indexes, never by scanning the whole table nor by a per-row SubPlan, so a
 // regression in the generated rights-matrix shapes fails CI.
-import { describe, expect, it } from 'vitest';
+import { describe } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { expectSelectivePlan, explain, initPlanFunctions, visibleRows } from '../support/plan.ts';
+import { planShapeTests } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -30,32 +30,31 @@ const db = useTestDatabase(async (admin) => {
 const PERSONA = 1;
 
 describe('superoffice plan shapes', () => {
-  for (const [what, query] of [
-    ['count', 'SELECT count(*) FROM superoffice.contacts'],
-    ['first page', 'SELECT * FROM superoffice.contacts ORDER BY id LIMIT 50'],
-    ['equality search', 'SELECT * FROM superoffice.contacts WHERE company_id = 4242'],
-    [
-      'join with companies',
-      'SELECT c.id, c.name, co.name AS company FROM superoffice.contacts c JOIN superoffice.companies co ON co.id = c.company_id ORDER BY c.id LIMIT 50',
+  planShapeTests(db, {
+    schema: 'superoffice',
+    table: 'contacts',
+    rows: CONTACTS,
+    persona: PERSONA,
+    who: 'a group-bound user',
+    minVisible: 21,
+    queries: [
+      ['count', 'SELECT count(*) FROM superoffice.contacts'],
+      ['first page', 'SELECT * FROM superoffice.contacts ORDER BY id LIMIT 50'],
+      ['equality search', 'SELECT * FROM superoffice.contacts WHERE company_id = 4242'],
+      [
+        'join with companies',
+        'SELECT c.id, c.name, co.name AS company FROM superoffice.contacts c JOIN superoffice.companies co ON co.id = c.company_id ORDER BY c.id LIMIT 50',
+      ],
     ],
-  ] as const) {
-    it(`a group-bound user's ${what}: no sequential scan of contacts, no per-row SubPlan`, async () => {
-      expectSelectivePlan(await explain(db.current, 'superoffice', PERSONA, query), 'contacts');
-    });
-  }
-  it('the persona sees a realistic, small share', async () => {
-    const n = await visibleRows(db.current, 'superoffice', PERSONA, 'contacts');
-    expect(n).toBeGreaterThan(20);
-    expect(n).toBeLessThan(CONTACTS / 100);
-  });
-  it('the identity, the groups and the scopes the role reads are InitPlans, computed once per statement', async () => {
-    const plan = await explain(db.current, 'superoffice', PERSONA, 'SELECT count(*) FROM superoffice.contacts', { verbose: true });
-    expect(initPlanFunctions(plan)).toEqual([
-      'superoffice.contact_scopes_with_read',
-      'superoffice.current_user_id',
-      'superoffice.i_am_system',
-      'superoffice.my_primary_group_id',
-      'superoffice.my_secondary_group_ids',
-    ]);
+    initPlans: {
+      what: 'the identity, the groups and the scopes the role reads',
+      functions: [
+        'superoffice.contact_scopes_with_read',
+        'superoffice.current_user_id',
+        'superoffice.i_am_system',
+        'superoffice.my_primary_group_id',
+        'superoffice.my_secondary_group_ids',
+      ],
+    },
   });
 });

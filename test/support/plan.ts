@@ -1,7 +1,7 @@
 // Plan-shape checks as app_user: what the planner does with a query once the generated policies
 // are added to it. The persona matters only for the share it sees: every fact is an InitPlan whose
 // value the planner does not know, so the plan is the same for every user of the model.
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import type { TestDatabase } from './db.ts';
 
 /** The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set). */
@@ -41,4 +41,40 @@ export function initPlanFunctions(plan: string): string[] {
 /** How many rows of `table` the persona sees, as app_user. */
 export async function visibleRows(db: TestDatabase, schema: string, user: string | number, table: string): Promise<number> {
   return db.as(schema, user, async (tx) => Number((await tx.unsafe(`SELECT count(*) AS n FROM ${schema}.${table}`))[0]!.n));
+}
+
+export interface PlanShapeSpec {
+  readonly schema: string;
+  /** The model's large table, which a selective persona must never scan whole. */
+  readonly table: string;
+  /** How many rows the test's load put into `table`: the persona must see under 1% of them. */
+  readonly rows: number;
+  readonly persona: string | number;
+  /** Who the persona is, for the test names ("a locked-out operator"). */
+  readonly who: string;
+  /** The least the persona sees, so "selective" is not "sees nothing". */
+  readonly minVisible: number;
+  /** [what, query] pairs, each planned as the persona. */
+  readonly queries: readonly (readonly [string, string])[];
+  /** What the count's InitPlans are, in words, and exactly which functions they call. */
+  readonly initPlans: { readonly what: string; readonly functions: readonly string[] };
+}
+
+/** The plan-shape tests every model shares: selective plans, a small real share, exact InitPlans. */
+export function planShapeTests(db: { readonly current: TestDatabase }, spec: PlanShapeSpec): void {
+  const { schema, table } = spec;
+  for (const [what, query] of spec.queries) {
+    it(`${spec.who}'s ${what}: no sequential scan of ${table}, no per-row SubPlan`, async () => {
+      expectSelectivePlan(await explain(db.current, schema, spec.persona, query), table);
+    });
+  }
+  it('the persona sees a realistic, small share', async () => {
+    const n = await visibleRows(db.current, schema, spec.persona, table);
+    expect(n).toBeGreaterThanOrEqual(spec.minVisible);
+    expect(n).toBeLessThan(spec.rows / 100);
+  });
+  it(`${spec.initPlans.what} are InitPlans, computed once per statement`, async () => {
+    const plan = await explain(db.current, schema, spec.persona, `SELECT count(*) FROM ${schema}.${table}`, { verbose: true });
+    expect(initPlanFunctions(plan)).toEqual(spec.initPlans.functions);
+  });
 }
