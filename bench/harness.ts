@@ -186,20 +186,26 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[rank]!;
 }
 
-async function time(conn: ReservedSql, as: As, st: Statement, options: RunOptions): Promise<{ timing: Timing; shape: string; rows: postgres.RowList<postgres.Row[]> }> {
-  let rows: postgres.RowList<postgres.Row[]> | undefined;
-  for (let i = 0; i < options.warmup; i++) rows = (await runOnce(conn, as, st)).rows;
+/** Warm-up runs, then timed runs: `runs` of them, or fewer once `minRuns` are in and `budgetMs` is spent. */
+async function sample(options: RunOptions, once: () => Promise<number>): Promise<Pick<Timing, 'runs' | 'medianMs' | 'p95Ms'>> {
+  for (let i = 0; i < options.warmup; i++) await once();
   const samples: number[] = [];
   const started = Date.now();
-  while (samples.length < options.runs && (samples.length < options.minRuns || Date.now() - started < options.budgetMs)) {
+  while (samples.length < options.runs && (samples.length < options.minRuns || Date.now() - started < options.budgetMs)) samples.push(await once());
+  const sorted = samples.sort((a, b) => a - b);
+  return { runs: sorted.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95) };
+}
+
+async function time(conn: ReservedSql, as: As, st: Statement, options: RunOptions): Promise<{ timing: Timing; shape: string; rows: postgres.RowList<postgres.Row[]> }> {
+  let rows: postgres.RowList<postgres.Row[]> | undefined;
+  const stats = await sample(options, async () => {
     const run = await runOnce(conn, as, st);
-    samples.push(run.ms);
     rows = run.rows;
-  }
-  const sorted = [...samples].sort((a, b) => a - b);
+    return run.ms;
+  });
   const plan = await explain(conn, as, st);
   return {
-    timing: { runs: samples.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95), buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
+    timing: { ...stats, buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
     shape: plan.shape,
     rows: rows!,
   };
@@ -324,17 +330,16 @@ export async function runScenario(
 }
 
 async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {
-  const samples: number[] = [];
-  for (let i = 0; i < options.warmup + options.runs; i++) {
+  const stats = await sample(options, async () => {
     await conn.unsafe('BEGIN');
     await conn.unsafe('SET LOCAL ROLE app_user');
     const t0 = process.hrtime.bigint();
     await conn.unsafe(`SELECT ${schema}.set_session($1)`, [userId] as never[]);
-    if (i >= options.warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     await conn.unsafe('ROLLBACK');
-  }
-  const sorted = samples.sort((a, b) => a - b);
-  return { runs: samples.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95), buffers: null, planningMs: null, executionMs: null };
+    return ms;
+  });
+  return { ...stats, buffers: null, planningMs: null, executionMs: null };
 }
 
 /** A count query returns one row with the number; a page returns its rows. */
