@@ -78,7 +78,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- a second function call: every fact of every statement reads the identity.)',
       '  IF claimed IS NOT NULL THEN',
       `    SELECT s.${ident('key')} INTO k FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS s;`,
-      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql('k', literal(schema), 'claimed').replaceAll('\n    ', '\n        ')} THEN`,
+      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
       '    END IF;',
       '  END IF;',

@@ -15,12 +15,13 @@ export const CORE_SCHEMA = 'rowguard';
 
 /**
  * The identity signature over a row `key` of rowguard.session_key: bound to the model, this backend
- * and this transaction. session_token and each model's current_user_id print it from here.
+ * and this transaction. session_token and each model's current_user_id print it from here;
+ * `indent` starts its second line.
  */
-export function sessionTokenSql(key: string, model: string, claimed: string): string {
+export function sessionTokenSql(key: string, model: string, claimed: string, indent: string): string {
   return [
     `encode(sha256(${key}.${ident('key')} || convert_to(`,
-    `    ${model} || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
+    `${indent}${model} || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
   ].join('\n');
 }
 
@@ -89,7 +90,7 @@ export function coreSections(): Section[] {
         '  LANGUAGE sql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
         `AS ${dollarQuote(
-          [`  SELECT ${sessionTokenSql('k', 'model', 'claimed')}`, `  FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS k`].join('\n'),
+          [`  SELECT ${sessionTokenSql('k', 'model', 'claimed', '    ')}`, `  FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS k`].join('\n'),
         )};`,
         `ALTER FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) OWNER TO ${ident(DEFINER_ROLE)};`,
         `REVOKE ALL ON FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) FROM PUBLIC;`,
