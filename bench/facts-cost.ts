@@ -2,25 +2,21 @@
 // the database kept by `npm run bench -- --reuse` with function tracking on, and prints each
 // function's calls and time for that one statement (second run, so plpgsql caches are warm).
 //   npx tsx bench/facts-cost.ts <model> <user id> "<query>"
-import postgres from 'postgres';
-import { startDatabase, withDatabase } from '../generator/db/server.ts';
+import { actAs, withKeptDatabase } from './server.ts';
 
 const [model, user, query] = process.argv.slice(2);
 if (!model || !user || !query) {
   console.error('usage: npx tsx bench/facts-cost.ts <model> <user id> "<query>"');
   process.exit(2);
 }
-const server = await startDatabase({ dataDir: '/tmp/rowguard-bench/pg', persistent: true, preferEmbedded: true });
-try {
-  const sql = postgres(withDatabase(server.url, `bench_${model}`), { max: 1, onnotice: () => {} });
+await withKeptDatabase(model, async (sql) => {
   await sql.unsafe(`SET track_functions = 'all'`);
   for (const round of [1, 2]) {
     const rows = await sql.begin(async (tx) => {
-      await tx.unsafe('SET LOCAL ROLE app_user');
-      await tx.unsafe(`SELECT ${model}.set_session($1)`, [user]);
+      await actAs(tx, model, user);
       const before = await tx.unsafe(`SELECT funcname, calls, total_time FROM pg_stat_xact_user_functions`);
       await tx.unsafe(query);
-      const after = await tx.unsafe(`SELECT funcname, calls, total_time, self_time FROM pg_stat_xact_user_functions ORDER BY funcname`);
+      const after = await tx.unsafe(`SELECT funcname, calls, total_time FROM pg_stat_xact_user_functions ORDER BY funcname`);
       const was = new Map(before.map((r) => [r.funcname as string, r]));
       return after
         .map((r) => ({ fn: r.funcname as string, calls: Number(r.calls) - Number(was.get(r.funcname)?.calls ?? 0), ms: Number(r.total_time) - Number(was.get(r.funcname)?.total_time ?? 0) }))
@@ -28,7 +24,4 @@ try {
     });
     if (round === 2) for (const r of rows) console.log(`${r.fn.padEnd(40)} ${String(r.calls).padStart(4)} calls ${r.ms.toFixed(3).padStart(8)} ms (total, nested included)`);
   }
-  await sql.end();
-} finally {
-  await server.stop();
-}
+});

@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { migrate } from '../generator/db/migrate.ts';
 import { startDatabase, withDatabase } from '../generator/db/server.ts';
 import { formatTable, runScenario, type Scenario } from './harness.ts';
+import { BENCH_DATA_DIR, BENCH_SETTINGS } from './server.ts';
 import { collect } from './scenarios/collect.ts';
 import { smartoffice } from './scenarios/smartoffice.ts';
 
@@ -67,8 +68,7 @@ for (const m of chosen) {
 const personaNames = values.persona?.split(',').map((p) => p.trim());
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
-const settings = { shared_buffers: '2GB', work_mem: '64MB', effective_cache_size: '8GB', max_wal_size: '8GB', jit: 'off', random_page_cost: '1.1' };
-const server = await startDatabase({ dataDir: '/tmp/rowguard-bench/pg', persistent: values.reuse, preferEmbedded: true, settings, log });
+const server = await startDatabase({ dataDir: BENCH_DATA_DIR, persistent: values.reuse, preferEmbedded: true, settings: BENCH_SETTINGS, log });
 let failed = false;
 try {
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });
@@ -118,7 +118,7 @@ try {
           model: name,
           data: scenario.describe(scale),
           params,
-          environment: { postgres: serverVersion, server: server.kind, settings, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
+          environment: { postgres: serverVersion, server: server.kind, settings: BENCH_SETTINGS, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
           timing: 'wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; medians and p95 over the runs; buffers from one EXPLAIN (ANALYZE, BUFFERS)',
           results,
         };
