@@ -161,6 +161,7 @@ GRANT SELECT ON "collect"."login_bindings" TO "rowguard_definer";
 CREATE FUNCTION "collect"."current_user_id"() RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.collect_user_id', true), '');
@@ -281,6 +282,7 @@ COMMENT ON FUNCTION "collect"."unbind_login"(text) IS 'DBA: removes the binding 
 CREATE FUNCTION "collect"."team_tree_descendants"("node" text, "include_self" boolean) RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -305,6 +307,7 @@ COMMENT ON FUNCTION "collect"."team_tree_descendants"(text, boolean) IS 'Every n
 CREATE FUNCTION "collect"."team_tree_ancestors"("node" text, "include_self" boolean) RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -347,6 +350,7 @@ GRANT SELECT ON "collect"."team_tree" TO "app_user", "reporting_user";
 CREATE FUNCTION "collect"."client_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -371,6 +375,7 @@ COMMENT ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) IS 'Eve
 CREATE FUNCTION "collect"."client_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -417,6 +422,7 @@ GRANT SELECT ON "collect"."client_tree" TO "app_user", "reporting_user";
 CREATE FUNCTION "collect"."i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -436,6 +442,7 @@ COMMENT ON FUNCTION "collect"."i_bypass_security"() IS 'Rule 1: my Security swit
 CREATE FUNCTION "collect"."my_restricting_client_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -455,6 +462,7 @@ COMMENT ON FUNCTION "collect"."my_restricting_client_id"() IS 'Rule 2: with Secu
 CREATE FUNCTION "collect"."debtor_client_ids_for_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -474,6 +482,7 @@ COMMENT ON FUNCTION "collect"."debtor_client_ids_for_me"() IS 'Rule 2: my Client
 CREATE FUNCTION "collect"."i_am_account_restricted"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -496,6 +505,7 @@ COMMENT ON FUNCTION "collect"."i_am_account_restricted"() IS 'Rule 3 applies to 
 CREATE FUNCTION "collect"."my_principal_ids"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -515,6 +525,7 @@ COMMENT ON FUNCTION "collect"."my_principal_ids"() IS 'Rule 3: my operator id an
 CREATE FUNCTION "collect"."i_see_open_accounts"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -538,6 +549,7 @@ COMMENT ON FUNCTION "collect"."i_see_open_accounts"() IS 'Rule 3: accounts with 
 CREATE FUNCTION "collect"."i_see_placeholders"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -557,6 +569,7 @@ COMMENT ON FUNCTION "collect"."i_see_placeholders"() IS 'Security on and Strict 
 CREATE FUNCTION "collect"."my_client_accounts_root"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -576,6 +589,7 @@ COMMENT ON FUNCTION "collect"."my_client_accounts_root"() IS 'With Apply to Clie
 CREATE FUNCTION "collect"."client_account_ids_for_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -595,6 +609,7 @@ COMMENT ON FUNCTION "collect"."client_account_ids_for_me"() IS 'With Apply to Cl
 CREATE FUNCTION "collect"."i_see_every_client"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -614,6 +629,7 @@ COMMENT ON FUNCTION "collect"."i_see_every_client"() IS 'Not restricted to a cli
 CREATE FUNCTION "collect"."i_edit_every_client"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE

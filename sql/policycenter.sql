@@ -221,6 +221,7 @@ GRANT SELECT ON "policycenter"."login_bindings" TO "rowguard_definer";
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.policycenter_user_id', true), '');
@@ -341,6 +342,7 @@ COMMENT ON FUNCTION "policycenter"."unbind_login"(text) IS 'DBA: removes the bin
 CREATE FUNCTION "policycenter"."i_am_external"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -359,6 +361,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_am_external"() TO "app_user", "repor
 CREATE FUNCTION "policycenter"."i_am_internal"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -377,6 +380,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_am_internal"() TO "app_user", "repor
 CREATE FUNCTION "policycenter"."i_have_view_all_users"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -395,6 +399,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_have_view_all_users"() TO "app_user"
 CREATE FUNCTION "policycenter"."i_view_all"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -414,6 +419,7 @@ COMMENT ON FUNCTION "policycenter"."i_view_all"() IS '"View All Users": internal
 CREATE FUNCTION "policycenter"."i_use_producer_code_security"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -432,6 +438,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_use_producer_code_security"() TO "ap
 CREATE FUNCTION "policycenter"."my_organization_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -450,6 +457,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."my_organization_id"() TO "app_user", "
 CREATE FUNCTION "policycenter"."my_external_organization_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -469,6 +477,7 @@ COMMENT ON FUNCTION "policycenter"."my_external_organization_id"() IS 'An extern
 CREATE FUNCTION "policycenter"."my_group_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -487,6 +496,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."my_group_ids"() TO "app_user", "report
 CREATE FUNCTION "policycenter"."my_group_ids_if_internal"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -505,6 +515,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."my_group_ids_if_internal"() TO "app_us
 CREATE FUNCTION "policycenter"."my_zone_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -525,6 +536,7 @@ COMMENT ON FUNCTION "policycenter"."my_zone_ids"() IS 'zones(U): the zones of ev
 CREATE FUNCTION "policycenter"."organization_ids_in_my_zones"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -543,6 +555,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."organization_ids_in_my_zones"() TO "ap
 CREATE FUNCTION "policycenter"."visible_producer_code_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -564,6 +577,7 @@ COMMENT ON FUNCTION "policycenter"."visible_producer_code_ids"() IS 'Producer co
 CREATE FUNCTION "policycenter"."usable_producer_code_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE

@@ -231,6 +231,7 @@ GRANT SELECT ON "smartoffice"."login_bindings" TO "rowguard_definer";
 CREATE FUNCTION "smartoffice"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.smartoffice_user_id', true), '');
@@ -351,6 +352,7 @@ COMMENT ON FUNCTION "smartoffice"."unbind_login"(text) IS 'DBA: removes the bind
 CREATE FUNCTION "smartoffice"."office_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -375,6 +377,7 @@ COMMENT ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) IS 
 CREATE FUNCTION "smartoffice"."office_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF $1 IS NULL THEN
@@ -421,6 +424,7 @@ GRANT SELECT ON "smartoffice"."office_tree" TO "app_user", "reporting_user";
 CREATE FUNCTION "smartoffice"."my_office_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -440,6 +444,7 @@ COMMENT ON FUNCTION "smartoffice"."my_office_id"() IS 'The acting user''s office
 CREATE FUNCTION "smartoffice"."i_am_admin"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -458,6 +463,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."i_am_admin"() TO "app_user", "reporting
 CREATE FUNCTION "smartoffice"."i_have_enterprise_view"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -476,6 +482,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."i_have_enterprise_view"() TO "app_user"
 CREATE FUNCTION "smartoffice"."i_share_records"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -494,6 +501,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."i_share_records"() TO "app_user", "repo
 CREATE FUNCTION "smartoffice"."my_open_office_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -513,6 +521,7 @@ COMMENT ON FUNCTION "smartoffice"."my_open_office_id"() IS 'My office when its o
 CREATE FUNCTION "smartoffice"."acting_for_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -532,6 +541,7 @@ COMMENT ON FUNCTION "smartoffice"."acting_for_ids"() IS 'Me and every agent I am
 CREATE FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -550,6 +560,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"()
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -569,6 +580,7 @@ COMMENT ON FUNCTION "smartoffice"."enterprise_office_ids"() IS 'With enterprise 
 CREATE FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -589,6 +601,7 @@ COMMENT ON FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() IS 'Owners
 CREATE FUNCTION "smartoffice"."contacts_shared_with_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -609,6 +622,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_shared_with_me"() TO "app_user
 CREATE FUNCTION "smartoffice"."users_i_administer"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -628,6 +642,7 @@ COMMENT ON FUNCTION "smartoffice"."users_i_administer"() IS 'As an office admini
 CREATE FUNCTION "smartoffice"."office_i_administer"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -646,6 +661,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."office_i_administer"() TO "app_user", "
 CREATE FUNCTION "smartoffice"."my_link_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -664,6 +680,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."my_link_ids"() TO "app_user", "reportin
 CREATE FUNCTION "smartoffice"."link_ids_i_share"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -682,6 +699,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."link_ids_i_share"() TO "app_user", "rep
 CREATE FUNCTION "smartoffice"."active_link_ids_i_share"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -700,6 +718,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."active_link_ids_i_share"() TO "app_user
 CREATE FUNCTION "smartoffice"."my_link_partner_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -718,6 +737,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."my_link_partner_ids"() TO "app_user", "
 CREATE FUNCTION "smartoffice"."record_sharing_receiver_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -737,6 +757,7 @@ COMMENT ON FUNCTION "smartoffice"."record_sharing_receiver_ids"() IS 'If I share
 CREATE FUNCTION "smartoffice"."contacts_assigned_to_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE

@@ -509,6 +509,7 @@ GRANT SELECT ON "superoffice"."login_bindings" TO "rowguard_definer";
 CREATE FUNCTION "superoffice"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.superoffice_user_id', true), '');
@@ -629,6 +630,7 @@ COMMENT ON FUNCTION "superoffice"."unbind_login"(text) IS 'DBA: removes the bind
 CREATE FUNCTION "superoffice"."my_kind"() RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -647,6 +649,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_kind"() TO "app_user", "reporting_us
 CREATE FUNCTION "superoffice"."my_role_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -665,6 +668,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_role_id"() TO "app_user", "reporting
 CREATE FUNCTION "superoffice"."my_primary_group_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -683,6 +687,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_primary_group_id"() TO "app_user", "
 CREATE FUNCTION "superoffice"."my_secondary_group_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -701,6 +706,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_secondary_group_ids"() TO "app_user"
 CREATE FUNCTION "superoffice"."i_am_system"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -720,6 +726,7 @@ COMMENT ON FUNCTION "superoffice"."i_am_system"() IS 'Kind ''system'' overrides 
 CREATE FUNCTION "superoffice"."i_am_external"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -739,6 +746,7 @@ COMMENT ON FUNCTION "superoffice"."i_am_external"() IS 'Kind ''external'': read 
 CREATE FUNCTION "superoffice"."company_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -760,6 +768,7 @@ COMMENT ON FUNCTION "superoffice"."company_scopes_with_read"() IS 'The scopes in
 CREATE FUNCTION "superoffice"."company_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -781,6 +790,7 @@ COMMENT ON FUNCTION "superoffice"."company_scopes_with_create"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."company_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -802,6 +812,7 @@ COMMENT ON FUNCTION "superoffice"."company_scopes_with_update"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."company_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -823,6 +834,7 @@ COMMENT ON FUNCTION "superoffice"."company_scopes_with_delete"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."contact_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -844,6 +856,7 @@ COMMENT ON FUNCTION "superoffice"."contact_scopes_with_read"() IS 'The scopes in
 CREATE FUNCTION "superoffice"."contact_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -865,6 +878,7 @@ COMMENT ON FUNCTION "superoffice"."contact_scopes_with_create"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."contact_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -886,6 +900,7 @@ COMMENT ON FUNCTION "superoffice"."contact_scopes_with_update"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."contact_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -907,6 +922,7 @@ COMMENT ON FUNCTION "superoffice"."contact_scopes_with_delete"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."project_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -928,6 +944,7 @@ COMMENT ON FUNCTION "superoffice"."project_scopes_with_read"() IS 'The scopes in
 CREATE FUNCTION "superoffice"."project_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -949,6 +966,7 @@ COMMENT ON FUNCTION "superoffice"."project_scopes_with_create"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."project_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -970,6 +988,7 @@ COMMENT ON FUNCTION "superoffice"."project_scopes_with_update"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."project_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -991,6 +1010,7 @@ COMMENT ON FUNCTION "superoffice"."project_scopes_with_delete"() IS 'The scopes 
 CREATE FUNCTION "superoffice"."sale_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1012,6 +1032,7 @@ COMMENT ON FUNCTION "superoffice"."sale_scopes_with_read"() IS 'The scopes in wh
 CREATE FUNCTION "superoffice"."sale_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1033,6 +1054,7 @@ COMMENT ON FUNCTION "superoffice"."sale_scopes_with_create"() IS 'The scopes in 
 CREATE FUNCTION "superoffice"."sale_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1054,6 +1076,7 @@ COMMENT ON FUNCTION "superoffice"."sale_scopes_with_update"() IS 'The scopes in 
 CREATE FUNCTION "superoffice"."sale_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1075,6 +1098,7 @@ COMMENT ON FUNCTION "superoffice"."sale_scopes_with_delete"() IS 'The scopes in 
 CREATE FUNCTION "superoffice"."i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1094,6 +1118,7 @@ COMMENT ON FUNCTION "superoffice"."i_am_staff"() IS 'Internal or system users: t
 CREATE FUNCTION "superoffice"."my_function_names"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 <<rg_fact>>
 DECLARE
@@ -1117,6 +1142,7 @@ COMMENT ON FUNCTION "superoffice"."my_function_names"() IS 'The functional right
 CREATE FUNCTION "superoffice"."can"("function_name" text) RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
   IF (select "superoffice"."current_user_id"()) IS NULL THEN

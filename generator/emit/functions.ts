@@ -34,6 +34,12 @@ export function createFunction(spec: FunctionSpec): Statement {
     `CREATE FUNCTION ${qualified(spec.schema, spec.name)}(${spec.args.map(([n, t]) => `${ident(n)} ${t}`).join(', ')}) RETURNS ${spec.returns}`,
     `  LANGUAGE plpgsql ${spec.volatility}${spec.securityDefiner ? ' SECURITY DEFINER' : ''}`,
     '  SET search_path = pg_catalog, pg_temp',
+    // Read-only functions (facts, walkers) run their lookups through plpgsql's plan cache with the
+    // identity as a parameter. Left to choose, the cache compares the generic plan's estimate with
+    // the custom plans' and, when the acting user's value is rarer than average (a receiver of no
+    // shares), keeps re-planning on every call: 130-250 µs instead of 20-35 µs per fact, measured.
+    // Their lookups are index probes on equality, which a generic plan serves as well.
+    ...(spec.volatility === 'STABLE' ? ['  SET plan_cache_mode = force_generic_plan'] : []),
     `AS ${dollarQuote(spec.body)};`,
     ...(spec.securityDefiner ? [`ALTER FUNCTION ${sig} OWNER TO ${ident(DEFINER_ROLE)};`] : []),
     `REVOKE ALL ON FUNCTION ${sig} FROM PUBLIC;`,

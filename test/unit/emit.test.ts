@@ -81,6 +81,7 @@ describe('policies', () => {
         'CREATE FUNCTION "crm"."teammate_ids"() RETURNS bigint[]',
         '  LANGUAGE plpgsql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
+        '  SET plan_cache_mode = force_generic_plan',
         'AS $rg$',
         // The identity is verified once per call, into a block-qualified variable no column can shadow.
         '<<rg_fact>>',
