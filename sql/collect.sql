@@ -276,8 +276,123 @@ REVOKE ALL ON FUNCTION "collect"."unbind_login"(text) FROM PUBLIC;
 COMMENT ON FUNCTION "collect"."unbind_login"(text) IS 'DBA: removes the binding of a reporting login; it then sees nothing in this model. Returns whether a binding existed.';
 
 -- ======================================================================
--- Hierarchies: walkers computed per statement, and closure views
+-- Hierarchies: closure tables kept by triggers, walkers, and closure views
 -- ======================================================================
+
+CREATE TABLE "collect"."team_tree_closure" (
+  "ancestor" text NOT NULL,
+  "descendant" text NOT NULL,
+  PRIMARY KEY ("ancestor", "descendant")
+);
+CREATE INDEX "team_tree_closure_descendant_idx" ON "collect"."team_tree_closure" ("descendant", "ancestor");
+CREATE TABLE "collect"."team_tree_closure_state" (
+  "singleton" boolean PRIMARY KEY DEFAULT true CHECK ("singleton"),
+  "version" bigint NOT NULL DEFAULT 0
+);
+INSERT INTO "collect"."team_tree_closure_state" DEFAULT VALUES;
+ALTER TABLE "collect"."team_tree_closure" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "collect"."team_tree_closure" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "collect"."team_tree_closure" FROM PUBLIC;
+ALTER TABLE "collect"."team_tree_closure_state" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "collect"."team_tree_closure_state" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "collect"."team_tree_closure_state" FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON "collect"."team_tree_closure" TO "rowguard_definer";
+GRANT SELECT, UPDATE ON "collect"."team_tree_closure_state" TO "rowguard_definer";
+COMMENT ON TABLE "collect"."team_tree_closure" IS 'Every (ancestor, descendant) pair of team_tree (team_members.member_id -> team_id), a node never its own ancestor; kept by triggers on collect.team_members. Read through the team_tree walkers.';
+COMMENT ON TABLE "collect"."team_tree_closure_state" IS 'One row; every statement that changes an edge of team_tree updates it, so changes to the closure happen one transaction at a time.';
+
+CREATE FUNCTION "collect"."team_tree_closure_rebuild"() RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  UPDATE "collect"."team_tree_closure_state" SET "version" = "version" + 1;
+  DELETE FROM "collect"."team_tree_closure";
+  INSERT INTO "collect"."team_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."member_id", e."team_id" FROM "collect"."team_members" AS e
+    WHERE e."team_id" IS NOT NULL AND e."member_id" IS NOT NULL
+    UNION
+    SELECT u.descendant, e."team_id" FROM up AS u JOIN "collect"."team_members" AS e ON e."member_id" = u.ancestor
+    WHERE e."team_id" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+END
+$rg$;
+ALTER FUNCTION "collect"."team_tree_closure_rebuild"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."team_tree_closure_rebuild"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."team_tree_closure_rebuild"() IS 'DBA: derives collect.team_tree_closure again from every edge (after triggers were bypassed, e.g. by logical replication).';
+
+CREATE FUNCTION "collect"."maintain_team_tree_closure"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+DECLARE
+  seeds text[];
+  affected text[];
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    UPDATE "collect"."team_tree_closure_state" SET "version" = "version" + 1;
+    DELETE FROM "collect"."team_tree_closure";
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    seeds := ARRAY(SELECT DISTINCT d."member_id" FROM (SELECT t."member_id", t."team_id" FROM rg_new AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL) AS d);
+  ELSIF TG_OP = 'DELETE' THEN
+    seeds := ARRAY(SELECT DISTINCT d."member_id" FROM (SELECT t."member_id", t."team_id" FROM rg_old AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL) AS d);
+  ELSE
+    seeds := ARRAY(SELECT DISTINCT d."member_id" FROM ((SELECT t."member_id", t."team_id" FROM rg_old AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL EXCEPT SELECT t."member_id", t."team_id" FROM rg_new AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL)
+      UNION ALL (SELECT t."member_id", t."team_id" FROM rg_new AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL EXCEPT SELECT t."member_id", t."team_id" FROM rg_old AS t WHERE t."member_id" IS NOT NULL AND t."team_id" IS NOT NULL)) AS d);
+  END IF;
+  IF cardinality(seeds) = 0 THEN
+    RETURN NULL;
+  END IF;
+  -- One statement at a time per hierarchy (see the comment on the state table).
+  UPDATE "collect"."team_tree_closure_state" SET "version" = "version" + 1;
+  affected := ARRAY(
+    WITH RECURSIVE down(node) AS (
+      SELECT unnest(seeds)
+      UNION
+      SELECT e."member_id" FROM "collect"."team_members" AS e JOIN down AS d ON e."team_id" = d.node WHERE e."member_id" IS NOT NULL
+    )
+    SELECT down.node FROM down
+    UNION
+    SELECT c."descendant" FROM "collect"."team_tree_closure" AS c WHERE c."ancestor" = ANY (seeds)
+  );
+  DELETE FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = ANY (affected);
+  INSERT INTO "collect"."team_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."member_id", e."team_id" FROM "collect"."team_members" AS e
+    WHERE e."team_id" IS NOT NULL AND e."member_id" = ANY (affected)
+    UNION
+    SELECT u.descendant, e."team_id" FROM up AS u JOIN "collect"."team_members" AS e ON e."member_id" = u.ancestor
+    WHERE e."team_id" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "collect"."maintain_team_tree_closure"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."maintain_team_tree_closure"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."maintain_team_tree_closure"() IS 'Keeps collect.team_tree_closure equal to the pairs of team_tree (team_members.member_id -> team_id) after each statement that changes an edge.';
+
+CREATE TRIGGER "maintain_team_tree_closure_on_insert" AFTER INSERT ON "collect"."team_members"
+  REFERENCING NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_team_tree_closure"();
+
+CREATE TRIGGER "maintain_team_tree_closure_on_update" AFTER UPDATE ON "collect"."team_members"
+  REFERENCING OLD TABLE AS rg_old NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_team_tree_closure"();
+
+CREATE TRIGGER "maintain_team_tree_closure_on_delete" AFTER DELETE ON "collect"."team_members"
+  REFERENCING OLD TABLE AS rg_old
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_team_tree_closure"();
+
+CREATE TRIGGER "maintain_team_tree_closure_on_truncate" AFTER TRUNCATE ON "collect"."team_members"
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_team_tree_closure"();
+-- Derive the pairs of the edges that are there already. CREATE TRIGGER keeps writers of
+-- team_members waiting until this migration commits, so no change is missed in between.
+SELECT "collect"."team_tree_closure_rebuild"();
 
 CREATE FUNCTION "collect"."team_tree_descendants"("node" text, "include_self" boolean) RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -289,20 +404,15 @@ BEGIN
     RETURN '{}'::text[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."member_id" FROM "collect"."team_members" AS e WHERE e."team_id" = $1 AND e."member_id" IS NOT NULL
-      UNION
-      SELECT e."member_id" FROM "collect"."team_members" AS e JOIN walk AS w ON e."team_id" = w.node WHERE e."member_id" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."descendant" FROM "collect"."team_tree_closure" AS c WHERE c."ancestor" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "collect"."team_tree_descendants"(text, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."team_tree_descendants"(text, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "collect"."team_tree_descendants"(text, boolean) IS 'Every node below the given one in team_tree (team_members.member_id -> team_id), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "collect"."team_tree_descendants"(text, boolean) IS 'Every node below the given one in team_tree (team_members.member_id -> team_id), at any depth, read from collect.team_tree_closure.';
 
 CREATE FUNCTION "collect"."team_tree_ancestors"("node" text, "include_self" boolean) RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -314,20 +424,15 @@ BEGIN
     RETURN '{}'::text[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."team_id" FROM "collect"."team_members" AS e WHERE e."member_id" = $1 AND e."team_id" IS NOT NULL
-      UNION
-      SELECT e."team_id" FROM "collect"."team_members" AS e JOIN walk AS w ON e."member_id" = w.node WHERE e."team_id" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."ancestor" FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "collect"."team_tree_ancestors"(text, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."team_tree_ancestors"(text, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "collect"."team_tree_ancestors"(text, boolean) IS 'Every node above the given one in team_tree (team_members.member_id -> team_id), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "collect"."team_tree_ancestors"(text, boolean) IS 'Every node above the given one in team_tree (team_members.member_id -> team_id), at any depth, read from collect.team_tree_closure.';
 
 -- Every (ancestor, descendant) pair of team_tree, once, with its shortest distance.
 -- Cycles end because no simple path is longer than the table has rows (a path array as the
@@ -347,6 +452,121 @@ WITH RECURSIVE walk(ancestor_id, descendant_id, depth) AS (
 SELECT walk.ancestor_id, walk.descendant_id, min(walk.depth) AS depth FROM walk GROUP BY walk.ancestor_id, walk.descendant_id;
 GRANT SELECT ON "collect"."team_tree" TO "app_user", "reporting_user";
 
+CREATE TABLE "collect"."client_tree_closure" (
+  "ancestor" bigint NOT NULL,
+  "descendant" bigint NOT NULL,
+  PRIMARY KEY ("ancestor", "descendant")
+);
+CREATE INDEX "client_tree_closure_descendant_idx" ON "collect"."client_tree_closure" ("descendant", "ancestor");
+CREATE TABLE "collect"."client_tree_closure_state" (
+  "singleton" boolean PRIMARY KEY DEFAULT true CHECK ("singleton"),
+  "version" bigint NOT NULL DEFAULT 0
+);
+INSERT INTO "collect"."client_tree_closure_state" DEFAULT VALUES;
+ALTER TABLE "collect"."client_tree_closure" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "collect"."client_tree_closure" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "collect"."client_tree_closure" FROM PUBLIC;
+ALTER TABLE "collect"."client_tree_closure_state" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "collect"."client_tree_closure_state" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "collect"."client_tree_closure_state" FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON "collect"."client_tree_closure" TO "rowguard_definer";
+GRANT SELECT, UPDATE ON "collect"."client_tree_closure_state" TO "rowguard_definer";
+COMMENT ON TABLE "collect"."client_tree_closure" IS 'Every (ancestor, descendant) pair of client_tree (clients.id -> owned_by), a node never its own ancestor; kept by triggers on collect.clients. Read through the client_tree walkers.';
+COMMENT ON TABLE "collect"."client_tree_closure_state" IS 'One row; every statement that changes an edge of client_tree updates it, so changes to the closure happen one transaction at a time.';
+
+CREATE FUNCTION "collect"."client_tree_closure_rebuild"() RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  UPDATE "collect"."client_tree_closure_state" SET "version" = "version" + 1;
+  DELETE FROM "collect"."client_tree_closure";
+  INSERT INTO "collect"."client_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."id", e."owned_by" FROM "collect"."clients" AS e
+    WHERE e."owned_by" IS NOT NULL AND e."id" IS NOT NULL
+    UNION
+    SELECT u.descendant, e."owned_by" FROM up AS u JOIN "collect"."clients" AS e ON e."id" = u.ancestor
+    WHERE e."owned_by" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+END
+$rg$;
+ALTER FUNCTION "collect"."client_tree_closure_rebuild"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."client_tree_closure_rebuild"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."client_tree_closure_rebuild"() IS 'DBA: derives collect.client_tree_closure again from every edge (after triggers were bypassed, e.g. by logical replication).';
+
+CREATE FUNCTION "collect"."maintain_client_tree_closure"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+DECLARE
+  seeds bigint[];
+  affected bigint[];
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    UPDATE "collect"."client_tree_closure_state" SET "version" = "version" + 1;
+    DELETE FROM "collect"."client_tree_closure";
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM (SELECT t."id", t."owned_by" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL) AS d);
+  ELSIF TG_OP = 'DELETE' THEN
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM (SELECT t."id", t."owned_by" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL) AS d);
+  ELSE
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM ((SELECT t."id", t."owned_by" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL EXCEPT SELECT t."id", t."owned_by" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL)
+      UNION ALL (SELECT t."id", t."owned_by" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL EXCEPT SELECT t."id", t."owned_by" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."owned_by" IS NOT NULL)) AS d);
+  END IF;
+  IF cardinality(seeds) = 0 THEN
+    RETURN NULL;
+  END IF;
+  -- One statement at a time per hierarchy (see the comment on the state table).
+  UPDATE "collect"."client_tree_closure_state" SET "version" = "version" + 1;
+  affected := ARRAY(
+    WITH RECURSIVE down(node) AS (
+      SELECT unnest(seeds)
+      UNION
+      SELECT e."id" FROM "collect"."clients" AS e JOIN down AS d ON e."owned_by" = d.node WHERE e."id" IS NOT NULL
+    )
+    SELECT down.node FROM down
+    UNION
+    SELECT c."descendant" FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = ANY (seeds)
+  );
+  DELETE FROM "collect"."client_tree_closure" AS c WHERE c."descendant" = ANY (affected);
+  INSERT INTO "collect"."client_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."id", e."owned_by" FROM "collect"."clients" AS e
+    WHERE e."owned_by" IS NOT NULL AND e."id" = ANY (affected)
+    UNION
+    SELECT u.descendant, e."owned_by" FROM up AS u JOIN "collect"."clients" AS e ON e."id" = u.ancestor
+    WHERE e."owned_by" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "collect"."maintain_client_tree_closure"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."maintain_client_tree_closure"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."maintain_client_tree_closure"() IS 'Keeps collect.client_tree_closure equal to the pairs of client_tree (clients.id -> owned_by) after each statement that changes an edge.';
+
+CREATE TRIGGER "maintain_client_tree_closure_on_insert" AFTER INSERT ON "collect"."clients"
+  REFERENCING NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_client_tree_closure"();
+
+CREATE TRIGGER "maintain_client_tree_closure_on_update" AFTER UPDATE ON "collect"."clients"
+  REFERENCING OLD TABLE AS rg_old NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_client_tree_closure"();
+
+CREATE TRIGGER "maintain_client_tree_closure_on_delete" AFTER DELETE ON "collect"."clients"
+  REFERENCING OLD TABLE AS rg_old
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_client_tree_closure"();
+
+CREATE TRIGGER "maintain_client_tree_closure_on_truncate" AFTER TRUNCATE ON "collect"."clients"
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."maintain_client_tree_closure"();
+-- Derive the pairs of the edges that are there already. CREATE TRIGGER keeps writers of
+-- clients waiting until this migration commits, so no change is missed in between.
+SELECT "collect"."client_tree_closure_rebuild"();
+
 CREATE FUNCTION "collect"."client_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
@@ -357,20 +577,15 @@ BEGIN
     RETURN '{}'::bigint[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."id" FROM "collect"."clients" AS e WHERE e."owned_by" = $1 AND e."id" IS NOT NULL
-      UNION
-      SELECT e."id" FROM "collect"."clients" AS e JOIN walk AS w ON e."owned_by" = w.node WHERE e."id" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."descendant" FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "collect"."client_tree_descendants"(bigint, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) IS 'Every node below the given one in client_tree (clients.id -> owned_by), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) IS 'Every node below the given one in client_tree (clients.id -> owned_by), at any depth, read from collect.client_tree_closure.';
 
 CREATE FUNCTION "collect"."client_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -382,20 +597,15 @@ BEGIN
     RETURN '{}'::bigint[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."owned_by" FROM "collect"."clients" AS e WHERE e."id" = $1 AND e."owned_by" IS NOT NULL
-      UNION
-      SELECT e."owned_by" FROM "collect"."clients" AS e JOIN walk AS w ON e."id" = w.node WHERE e."owned_by" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."ancestor" FROM "collect"."client_tree_closure" AS c WHERE c."descendant" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "collect"."client_tree_ancestors"(bigint, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."client_tree_ancestors"(bigint, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "collect"."client_tree_ancestors"(bigint, boolean) IS 'Every node above the given one in client_tree (clients.id -> owned_by), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "collect"."client_tree_ancestors"(bigint, boolean) IS 'Every node above the given one in client_tree (clients.id -> owned_by), at any depth, read from collect.client_tree_closure.';
 
 -- Every (ancestor, descendant) pair of client_tree, once, with its shortest distance.
 -- Cycles end because no simple path is longer than the table has rows (a path array as the

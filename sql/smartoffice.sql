@@ -346,8 +346,123 @@ REVOKE ALL ON FUNCTION "smartoffice"."unbind_login"(text) FROM PUBLIC;
 COMMENT ON FUNCTION "smartoffice"."unbind_login"(text) IS 'DBA: removes the binding of a reporting login; it then sees nothing in this model. Returns whether a binding existed.';
 
 -- ======================================================================
--- Hierarchies: walkers computed per statement, and closure views
+-- Hierarchies: closure tables kept by triggers, walkers, and closure views
 -- ======================================================================
+
+CREATE TABLE "smartoffice"."office_tree_closure" (
+  "ancestor" bigint NOT NULL,
+  "descendant" bigint NOT NULL,
+  PRIMARY KEY ("ancestor", "descendant")
+);
+CREATE INDEX "office_tree_closure_descendant_idx" ON "smartoffice"."office_tree_closure" ("descendant", "ancestor");
+CREATE TABLE "smartoffice"."office_tree_closure_state" (
+  "singleton" boolean PRIMARY KEY DEFAULT true CHECK ("singleton"),
+  "version" bigint NOT NULL DEFAULT 0
+);
+INSERT INTO "smartoffice"."office_tree_closure_state" DEFAULT VALUES;
+ALTER TABLE "smartoffice"."office_tree_closure" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "smartoffice"."office_tree_closure" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "smartoffice"."office_tree_closure" FROM PUBLIC;
+ALTER TABLE "smartoffice"."office_tree_closure_state" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "smartoffice"."office_tree_closure_state" FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON "smartoffice"."office_tree_closure_state" FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON "smartoffice"."office_tree_closure" TO "rowguard_definer";
+GRANT SELECT, UPDATE ON "smartoffice"."office_tree_closure_state" TO "rowguard_definer";
+COMMENT ON TABLE "smartoffice"."office_tree_closure" IS 'Every (ancestor, descendant) pair of office_tree (offices.id -> parent_id), a node never its own ancestor; kept by triggers on smartoffice.offices. Read through the office_tree walkers.';
+COMMENT ON TABLE "smartoffice"."office_tree_closure_state" IS 'One row; every statement that changes an edge of office_tree updates it, so changes to the closure happen one transaction at a time.';
+
+CREATE FUNCTION "smartoffice"."office_tree_closure_rebuild"() RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  UPDATE "smartoffice"."office_tree_closure_state" SET "version" = "version" + 1;
+  DELETE FROM "smartoffice"."office_tree_closure";
+  INSERT INTO "smartoffice"."office_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."id", e."parent_id" FROM "smartoffice"."offices" AS e
+    WHERE e."parent_id" IS NOT NULL AND e."id" IS NOT NULL
+    UNION
+    SELECT u.descendant, e."parent_id" FROM up AS u JOIN "smartoffice"."offices" AS e ON e."id" = u.ancestor
+    WHERE e."parent_id" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."office_tree_closure_rebuild"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."office_tree_closure_rebuild"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."office_tree_closure_rebuild"() IS 'DBA: derives smartoffice.office_tree_closure again from every edge (after triggers were bypassed, e.g. by logical replication).';
+
+CREATE FUNCTION "smartoffice"."maintain_office_tree_closure"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+DECLARE
+  seeds bigint[];
+  affected bigint[];
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    UPDATE "smartoffice"."office_tree_closure_state" SET "version" = "version" + 1;
+    DELETE FROM "smartoffice"."office_tree_closure";
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM (SELECT t."id", t."parent_id" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL) AS d);
+  ELSIF TG_OP = 'DELETE' THEN
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM (SELECT t."id", t."parent_id" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL) AS d);
+  ELSE
+    seeds := ARRAY(SELECT DISTINCT d."id" FROM ((SELECT t."id", t."parent_id" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL EXCEPT SELECT t."id", t."parent_id" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL)
+      UNION ALL (SELECT t."id", t."parent_id" FROM rg_new AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL EXCEPT SELECT t."id", t."parent_id" FROM rg_old AS t WHERE t."id" IS NOT NULL AND t."parent_id" IS NOT NULL)) AS d);
+  END IF;
+  IF cardinality(seeds) = 0 THEN
+    RETURN NULL;
+  END IF;
+  -- One statement at a time per hierarchy (see the comment on the state table).
+  UPDATE "smartoffice"."office_tree_closure_state" SET "version" = "version" + 1;
+  affected := ARRAY(
+    WITH RECURSIVE down(node) AS (
+      SELECT unnest(seeds)
+      UNION
+      SELECT e."id" FROM "smartoffice"."offices" AS e JOIN down AS d ON e."parent_id" = d.node WHERE e."id" IS NOT NULL
+    )
+    SELECT down.node FROM down
+    UNION
+    SELECT c."descendant" FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = ANY (seeds)
+  );
+  DELETE FROM "smartoffice"."office_tree_closure" AS c WHERE c."descendant" = ANY (affected);
+  INSERT INTO "smartoffice"."office_tree_closure" ("ancestor", "descendant")
+  WITH RECURSIVE up(descendant, ancestor) AS (
+    SELECT e."id", e."parent_id" FROM "smartoffice"."offices" AS e
+    WHERE e."parent_id" IS NOT NULL AND e."id" = ANY (affected)
+    UNION
+    SELECT u.descendant, e."parent_id" FROM up AS u JOIN "smartoffice"."offices" AS e ON e."id" = u.ancestor
+    WHERE e."parent_id" IS NOT NULL
+  )
+  SELECT up.ancestor, up.descendant FROM up WHERE up.ancestor <> up.descendant;
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."maintain_office_tree_closure"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."maintain_office_tree_closure"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."maintain_office_tree_closure"() IS 'Keeps smartoffice.office_tree_closure equal to the pairs of office_tree (offices.id -> parent_id) after each statement that changes an edge.';
+
+CREATE TRIGGER "maintain_office_tree_closure_on_insert" AFTER INSERT ON "smartoffice"."offices"
+  REFERENCING NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_office_tree_closure"();
+
+CREATE TRIGGER "maintain_office_tree_closure_on_update" AFTER UPDATE ON "smartoffice"."offices"
+  REFERENCING OLD TABLE AS rg_old NEW TABLE AS rg_new
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_office_tree_closure"();
+
+CREATE TRIGGER "maintain_office_tree_closure_on_delete" AFTER DELETE ON "smartoffice"."offices"
+  REFERENCING OLD TABLE AS rg_old
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_office_tree_closure"();
+
+CREATE TRIGGER "maintain_office_tree_closure_on_truncate" AFTER TRUNCATE ON "smartoffice"."offices"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_office_tree_closure"();
+-- Derive the pairs of the edges that are there already. CREATE TRIGGER keeps writers of
+-- offices waiting until this migration commits, so no change is missed in between.
+SELECT "smartoffice"."office_tree_closure_rebuild"();
 
 CREATE FUNCTION "smartoffice"."office_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -359,20 +474,15 @@ BEGIN
     RETURN '{}'::bigint[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."id" FROM "smartoffice"."offices" AS e WHERE e."parent_id" = $1 AND e."id" IS NOT NULL
-      UNION
-      SELECT e."id" FROM "smartoffice"."offices" AS e JOIN walk AS w ON e."parent_id" = w.node WHERE e."id" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."descendant" FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) IS 'Every node below the given one in office_tree (offices.id -> parent_id), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) IS 'Every node below the given one in office_tree (offices.id -> parent_id), at any depth, read from smartoffice.office_tree_closure.';
 
 CREATE FUNCTION "smartoffice"."office_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -384,20 +494,15 @@ BEGIN
     RETURN '{}'::bigint[];
   END IF;
   RETURN ARRAY(
-    WITH RECURSIVE walk(node) AS (
-      SELECT e."parent_id" FROM "smartoffice"."offices" AS e WHERE e."id" = $1 AND e."parent_id" IS NOT NULL
-      UNION
-      SELECT e."parent_id" FROM "smartoffice"."offices" AS e JOIN walk AS w ON e."id" = w.node WHERE e."parent_id" IS NOT NULL
-    )
-    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1
-    UNION
+    SELECT c."ancestor" FROM "smartoffice"."office_tree_closure" AS c WHERE c."descendant" = $1
+    UNION ALL
     SELECT $1 WHERE $2
   );
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) FROM PUBLIC;
-COMMENT ON FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) IS 'Every node above the given one in office_tree (offices.id -> parent_id), at any depth; cycles in the data terminate.';
+COMMENT ON FUNCTION "smartoffice"."office_tree_ancestors"(bigint, boolean) IS 'Every node above the given one in office_tree (offices.id -> parent_id), at any depth, read from smartoffice.office_tree_closure.';
 
 -- Every (ancestor, descendant) pair of office_tree, once, with its shortest distance.
 -- Cycles end because no simple path is longer than the table has rows (a path array as the

@@ -7,6 +7,7 @@
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserSql, visit } from './expr.ts';
+import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 
@@ -305,10 +306,9 @@ export function hierarchySection(model: ModelNode, nodeType: (h: HierarchyNode) 
     const table = qualified(model.schema, h.table);
     const child = ident(h.child);
     const parent = ident(h.parent);
-    const walk = (direction: 'descendants' | 'ancestors') => {
-      // UNION (not UNION ALL) drops rows already found, so a cycle in the data ends the walk.
-      const [from, to] = direction === 'descendants' ? [parent, child] : [child, parent];
-      return createFunction({
+    statements.push(...closureStatements(model, h, type));
+    const walk = (direction: 'descendants' | 'ancestors') =>
+      createFunction({
         schema: model.schema,
         name: `${h.name}_${direction}`,
         args: [['node', type], ['include_self', 'boolean']],
@@ -316,27 +316,17 @@ export function hierarchySection(model: ModelNode, nodeType: (h: HierarchyNode) 
         volatility: 'STABLE',
         securityDefiner: true,
         grantTo: byReaders.has(h.name) ? READERS : [],
-        comment: `Every node ${direction === 'descendants' ? 'below' : 'above'} the given one in ${h.name} (${h.table}.${h.child} -> ${h.parent}), at any depth; cycles in the data terminate.`,
+        comment: `Every node ${direction === 'descendants' ? 'below' : 'above'} the given one in ${h.name} (${h.table}.${h.child} -> ${h.parent}), at any depth, read from ${model.schema}.${closureNames(h).table}.`,
         body: [
           'BEGIN',
           // Callable by app_user only when a policy needs it; even then, no identity, no nodes.
           `  IF $1 IS NULL${byReaders.has(h.name) && model.identity ? ` OR ${sessionUserSql(model.schema)} IS NULL` : ''} THEN`,
           `    RETURN '{}'::${type}[];`,
           '  END IF;',
-          '  RETURN ARRAY(',
-          '    WITH RECURSIVE walk(node) AS (',
-          `      SELECT e.${to} FROM ${table} AS e WHERE e.${from} = $1 AND e.${to} IS NOT NULL`,
-          '      UNION',
-          `      SELECT e.${to} FROM ${table} AS e JOIN walk AS w ON e.${from} = w.node WHERE e.${to} IS NOT NULL`,
-          '    )',
-          '    SELECT walk.node FROM walk WHERE walk.node IS DISTINCT FROM $1',
-          '    UNION',
-          '    SELECT $1 WHERE $2',
-          '  );',
+          closureWalk(model, h, direction),
           'END',
         ].join('\n'),
       });
-    };
     statements.push(walk('descendants'), walk('ancestors'));
     statements.push(
       statement(
@@ -364,5 +354,5 @@ export function hierarchySection(model: ModelNode, nodeType: (h: HierarchyNode) 
       ),
     );
   }
-  return { title: 'Hierarchies: walkers computed per statement, and closure views', statements };
+  return { title: 'Hierarchies: closure tables kept by triggers, walkers, and closure views', statements };
 }

@@ -37,7 +37,7 @@ export interface StateDiff {
 /** Kinds whose objects hold data or contain everything else: altered in place, never re-created. */
 const IN_PLACE = new Set(['table', 'schema']);
 /** Kinds other statements can depend on by name. */
-const REFERENCED = new Set(['function', 'view']);
+const REFERENCED = new Set(['function', 'view', 'closure']);
 
 const kindOf = (id: string) => id.slice(0, id.indexOf(' '));
 

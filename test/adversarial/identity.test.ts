@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
+import { closureNames } from '../../generator/emit/closure.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { sqlState, useTestDatabase } from '../support/db.ts';
 import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
@@ -206,8 +207,10 @@ for (const model of models) {
       const tables = await db.current.admin`
         SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ${model.schema} AND c.relkind IN ('r', 'p') ORDER BY 1`;
-      // The model's tables plus rowguard's own login_bindings (reporting logins).
-      expect(tables.map((t) => t.relname).sort()).toEqual([...model.tables.map((t) => t.name), 'login_bindings'].sort());
+      // The model's tables plus rowguard's own: login_bindings (reporting logins) and each
+      // hierarchy's closure table and its state row.
+      const own = ['login_bindings', ...model.hierarchies.flatMap((h) => [closureNames(h).table, closureNames(h).state])];
+      expect(tables.map((t) => t.relname).sort()).toEqual([...model.tables.map((t) => t.name), ...own].sort());
       for (const t of tables) expect({ ...t }).toEqual({ relname: t.relname, relrowsecurity: true, relforcerowsecurity: true });
       // A view runs with its owner's rights unless security_invoker; the only other safe shape is a
       // security_barrier view owned by the definer that filters by the identity itself (masked views).
