@@ -148,6 +148,21 @@ CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id");
 CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE "assignment_count" = 0;
 
+CREATE INDEX "contacts_id_arm_351534_idx" ON "smartoffice"."contacts" ("id")
+  WHERE "is_private" IS DISTINCT FROM true;
+
+CREATE INDEX "contacts_office_id_arm_3901f1_idx" ON "smartoffice"."contacts" ("office_id")
+  WHERE "is_private" IS DISTINCT FROM true;
+
+CREATE INDEX "contacts_office_id_arm_c81e03_idx" ON "smartoffice"."contacts" ("office_id")
+  WHERE ("is_private" IS DISTINCT FROM true) AND ("assignment_count" = 0);
+
+CREATE INDEX "contacts_office_id_id_arm_e6e3b9_idx" ON "smartoffice"."contacts" ("office_id", "id")
+  WHERE "is_private" IS DISTINCT FROM true;
+
+CREATE INDEX "contacts_private_owner_id_arm_0b2a06_idx" ON "smartoffice"."contacts" ("private_owner_id")
+  WHERE "is_private" = true;
+
 -- ======================================================================
 -- Row-level security: enabled and forced, so the owner is filtered too
 -- ======================================================================

@@ -117,12 +117,14 @@ describe('incremental migrations', () => {
 
   it('a policy whose predicate changed under the same name is re-created; down restores it', async () => {
     const file = await generateStep({ notesPolicy: { name: 'notes_select', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' } });
-    // The masked view re-prints the select predicate, so it changes with it.
-    expect(file).toBe('0003_inc_change_policy_notes_notes_select_and_1_more.sql');
+    // The masked view re-prints the select predicate, so it changes with it; the new arm
+    // (team_id = my team AND NOT secret) gets a partial index on team_id WHERE secret = false.
+    expect(file).toBe('0003_inc_change_policy_notes_notes_select_and_2_more.sql');
     const sql = project.read(`migrations/${file}`);
     expect(sql).toContain('DROP POLICY "notes_select" ON "inc"."notes";');
     expect(sql).not.toContain('DROP TABLE');
-    expect(await up()).toEqual(['0003_inc_change_policy_notes_notes_select_and_1_more']);
+    expect(sql).toMatch(/CREATE INDEX "notes_team_id_arm_\w+_idx" ON "inc"."notes" \("team_id"\)\n  WHERE "secret" = false;/);
+    expect(await up()).toEqual(['0003_inc_change_policy_notes_notes_select_and_2_more']);
     expect(await notesOf(11)).toEqual([100]);
     await down();
     expect(await notesOf(11)).toEqual([100, 101]);
