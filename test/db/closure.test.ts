@@ -8,7 +8,7 @@ import { collectSample } from '../../generator/cli/samples/collect.ts';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { readdirSync } from 'node:fs';
 import { migrate } from '../../generator/db/migrate.ts';
-import { sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { rolledBack, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase } from '../support/project.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -41,18 +41,6 @@ function random(seed: number): (n: number) => number {
   };
 }
 
-/** Runs `fn` in a superuser transaction that is rolled back, so each test starts from the sample. */
-async function rolledBack(fn: (tx: Tx) => Promise<void>): Promise<void> {
-  const rollback = new Error('rollback');
-  await db.current.admin
-    .begin(async (tx) => {
-      await fn(tx as unknown as Tx);
-      throw rollback;
-    })
-    .catch((error: unknown) => {
-      if (error !== rollback) throw error;
-    });
-}
 
 describe('closure tables', () => {
   it('hold the pairs of the sample data, loaded before and after the triggers', async () => {
@@ -81,7 +69,7 @@ describe('closure tables', () => {
   });
 
   it('follow 150 random changes to the office tree: inserts, moves (cycles too), multi-row updates and deletes', async () => {
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       const next = random(7);
       let nextId = 1000;
       const created: number[] = [];
@@ -117,7 +105,7 @@ describe('closure tables', () => {
   });
 
   it('follow changes to a hierarchy with several parents and cycles (Collect! teams), and TRUNCATE', async () => {
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       const next = random(11);
       const teams = ['COLLECTIONS', 'EAST', 'EAST_CALLS', 'T1', 'T2', 'T3', 'W1', 'W2', 'W3'];
       const members = [...teams, 'nina', 'cyd', 'olga'];
@@ -161,7 +149,7 @@ describe('closure tables', () => {
   it('answer a change made as app_user in the next statement of the same transaction', async () => {
     // Carla (enterprise view from HQ) sees the contacts of every office below HQ. Office 6 is
     // another company; once an administrator's office hangs under HQ, Carla sees it at once.
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       const visible = async () => {
         await tx.unsafe('SET LOCAL ROLE app_user');
         await tx.unsafe('SELECT smartoffice.set_session(10)');
@@ -234,7 +222,7 @@ describe('closure tables', () => {
   });
 
   it('can be rebuilt by a DBA after triggers were bypassed', async () => {
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       await tx`SET LOCAL session_replication_role = replica`;
       await tx`UPDATE smartoffice.offices SET parent_id = NULL WHERE id = 3`;
       await tx`SET LOCAL session_replication_role = origin`;

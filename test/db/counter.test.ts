@@ -8,7 +8,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
-import { createTestDatabase, dropTestDatabase, ids, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
+import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase, DSL, idsAs, TempProject } from '../support/project.ts';
 
 const S = 'smartoffice';
@@ -26,18 +26,6 @@ async function counters(tx: Sql | Tx = db.current.admin): Promise<{ id: number; 
   return rows as unknown as { id: number; counter: number; actual: number }[];
 }
 const wrong = (rows: { id: number; counter: number; actual: number }[]) => rows.filter((r) => r.counter !== r.actual);
-/** Runs `fn` in a superuser transaction that is rolled back. */
-async function rolledBack(fn: (tx: Tx) => Promise<void>): Promise<void> {
-  const rollback = new Error('rollback');
-  await db.current.admin
-    .begin(async (tx) => {
-      await fn(tx as unknown as Tx);
-      throw rollback;
-    })
-    .catch((error: unknown) => {
-      if (error !== rollback) throw error;
-    });
-}
 const counterOf = async (tx: Tx, id: number) => (await tx.unsafe('SELECT assignment_count AS n FROM smartoffice.contacts WHERE id = $1', [id]))[0]?.n as number | undefined;
 
 describe('smartoffice.contacts.assignment_count', () => {
@@ -63,7 +51,7 @@ describe('smartoffice.contacts.assignment_count', () => {
   it('follows the key when an assignment moves to another contact (UPDATE OF contact_id)', async () => {
     // app_user holds no UPDATE on contact_assignments in SmartOffice; the owner moves one here
     // (the scratch model below moves rows as app_user).
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       await tx`UPDATE smartoffice.contact_assignments SET contact_id = 103 WHERE contact_id = 100 AND user_id = 11`;
       await tx`UPDATE smartoffice.contact_assignments SET user_id = 13 WHERE contact_id = 101`; // not the key: no change
       const rows = await counters(tx);
@@ -115,7 +103,7 @@ describe('smartoffice.contacts.assignment_count', () => {
   });
 
   it('is set back to 0 by TRUNCATE, which fires no row triggers', async () => {
-    await rolledBack(async (tx) => {
+    await rolledBack(db.current.admin, async (tx) => {
       await tx`TRUNCATE smartoffice.contact_assignments`;
       const rows = await counters(tx);
       expect(rows.map((r) => r.counter)).toEqual(rows.map(() => 0));
@@ -234,7 +222,7 @@ describe('smartoffice.contacts.assignment_count', () => {
     const admin = db.current.admin;
     await admin.unsafe(`CREATE ROLE ${role} NOSUPERUSER NOBYPASSRLS; GRANT rowguard_definer TO ${role}`);
     try {
-      await rolledBack(async (tx) => {
+      await rolledBack(db.current.admin, async (tx) => {
         await tx.unsafe('ALTER TABLE smartoffice.contact_assignments DISABLE TRIGGER maintain_contacts_assignment_count');
         await tx.unsafe('INSERT INTO smartoffice.contact_assignments VALUES (103, 11), (103, 12), (100, 13)');
         await tx.unsafe('DELETE FROM smartoffice.contact_assignments WHERE contact_id = 108');

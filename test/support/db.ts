@@ -100,3 +100,16 @@ export async function sqlState(promise: Promise<unknown>): Promise<string | unde
   }
   return undefined;
 }
+
+/** Runs `fn` in a transaction on `admin` (the superuser connection) and rolls it back. */
+export async function rolledBack(admin: Sql, fn: (tx: Tx) => Promise<void>): Promise<void> {
+  const rollback = new Error('rollback');
+  await admin
+    .begin(async (tx) => {
+      await fn(tx as unknown as Tx);
+      throw rollback;
+    })
+    .catch((error: unknown) => {
+      if (error !== rollback) throw error;
+    });
+}
