@@ -121,13 +121,13 @@ CREATE INDEX "accounts_created_by_idx" ON "policycenter"."accounts" ("created_by
 
 CREATE INDEX "accounts_producer_code_id_idx" ON "policycenter"."accounts" ("producer_code_id");
 
-CREATE INDEX "group_members_user_id_idx" ON "policycenter"."group_members" ("user_id");
+CREATE INDEX "group_members_user_id_idx" ON "policycenter"."group_members" ("user_id") INCLUDE ("group_id");
 
 CREATE INDEX "groups_organization_id_idx" ON "policycenter"."groups" ("organization_id");
 
 CREATE INDEX "groups_security_zone_id_idx" ON "policycenter"."groups" ("security_zone_id");
 
-CREATE INDEX "organizations_security_zone_id_idx" ON "policycenter"."organizations" ("security_zone_id");
+CREATE INDEX "organizations_security_zone_id_idx" ON "policycenter"."organizations" ("security_zone_id") INCLUDE ("id");
 
 CREATE INDEX "producer_code_members_group_id_idx" ON "policycenter"."producer_code_members" ("group_id");
 

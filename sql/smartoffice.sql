@@ -125,7 +125,7 @@ ALTER TABLE "smartoffice"."shared_contacts"
 -- Indexes for the columns the rules filter on
 -- ======================================================================
 
-CREATE INDEX "contact_assignments_user_id_idx" ON "smartoffice"."contact_assignments" ("user_id");
+CREATE INDEX "contact_assignments_user_id_idx" ON "smartoffice"."contact_assignments" ("user_id") INCLUDE ("contact_id");
 
 CREATE INDEX "contacts_office_id_idx" ON "smartoffice"."contacts" ("office_id");
 
@@ -139,11 +139,11 @@ CREATE INDEX "proxies_agent_id_idx" ON "smartoffice"."proxies" ("agent_id");
 
 CREATE INDEX "shared_contacts_contact_id_idx" ON "smartoffice"."shared_contacts" ("contact_id");
 
-CREATE INDEX "user_links_receiver_id_idx" ON "smartoffice"."user_links" ("receiver_id");
+CREATE INDEX "user_links_receiver_id_idx" ON "smartoffice"."user_links" ("receiver_id") INCLUDE ("sharer_id");
 
-CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_id");
+CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_id") INCLUDE ("id", "receiver_id");
 
-CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id");
+CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id") INCLUDE ("id");
 
 CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE "assignment_count" = 0;
