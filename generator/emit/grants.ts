@@ -106,24 +106,33 @@ export function indexName(table: string, columns: readonly string[]): string {
 function indexableColumns(e: Expr): string[] {
   const out: string[] = [];
   visit(e, (n) => {
-    if (n.kind === 'compare' && n.op === '=') {
-      const col = rowColumn(n.left) ?? rowColumn(n.right);
-      const other = rowColumn(n.left) ? n.right : n.left;
-      // A comparison with a constant (a flag, a status) selects too much of the table to be worth an index.
-      if (col && other.kind !== 'literal' && !dependsOnRow(other)) out.push(col);
-    }
-    if (n.kind === 'in-set') {
-      const col = rowColumn(n.item);
-      if (col && !dependsOnRow(n.set)) out.push(col);
-    }
+    const key = lookupKey(n, rowColumn, dependsOnRow);
+    if (key) out.push(key.column);
   });
   return out;
+}
+
+/**
+ * The column an index can look `c` up by: `col = <value>` or `col = any(<set>)` where the value does
+ * not read the row (`readsRow`). A comparison with a constant (a flag, a status) selects too much
+ * of a table to be worth an index of its own, so it is not a key.
+ */
+function lookupKey(c: Expr, column: (e: Expr) => string | undefined, readsRow: (e: Expr) => boolean): { column: string; equality: boolean } | undefined {
+  if (c.kind === 'compare' && c.op === '=') {
+    const col = column(c.left) ?? column(c.right);
+    const other = column(c.left) ? c.right : c.left;
+    return col && other.kind !== 'literal' && !readsRow(other) ? { column: col, equality: true } : undefined;
+  }
+  if (c.kind === 'in-set') {
+    const col = column(c.item);
+    return col && !readsRow(c.set) ? { column: col, equality: false } : undefined;
+  }
+  return undefined;
 }
 
 function rowColumn(e: Expr): string | undefined {
   return e.kind === 'column' && e.scope === ROW_SCOPE ? e.column : undefined;
 }
-
 
 /**
  * Indexes that answer whole arms of a table's SELECT policies, so a BitmapOr returns exactly the
@@ -194,20 +203,10 @@ function coverArm(arm: Expr, primaryKey: string | undefined): ArmCover | undefin
   const any: string[] = [];
   const predicate: Expr[] = [];
   for (const c of conjuncts(arm)) {
-    if (c.kind === 'compare' && c.op === '=') {
-      const col = rowColumn(c.left) ?? rowColumn(c.right);
-      const other = rowColumn(c.left) ? c.right : c.left;
-      if (col && other.kind !== 'literal' && !dependsOnRow(other)) {
-        equal.push(col);
-        continue;
-      }
-    }
-    if (c.kind === 'in-set') {
-      const col = rowColumn(c.item);
-      if (col && !dependsOnRow(c.set)) {
-        any.push(col);
-        continue;
-      }
+    const key = lookupKey(c, rowColumn, dependsOnRow);
+    if (key) {
+      (key.equality ? equal : any).push(key.column);
+      continue;
     }
     if (c.kind === 'every-row-when' && primaryKey !== undefined) {
       any.push(primaryKey);
@@ -250,16 +249,10 @@ function lookupColumns(model: ModelNode): Map<string, Set<string>> {
     const own = (e: Expr) => (e.kind === 'column' && e.scope === q.scope ? e.column : undefined);
     const readsRow = (e: Expr) => {
       let found = false;
-      visit(e, (n) => (found ||= n.kind === 'column' && n.scope === q.scope));
+      visit(e, (n) => (found ||= own(n) !== undefined));
       return found;
     };
-    const c = where[0]!;
-    const key =
-      c.kind === 'compare' && c.op === '=' && (own(c.left) ?? own(c.right)) && !readsRow(own(c.left) ? c.right : c.left)
-        ? (own(c.left) ?? own(c.right))!
-        : c.kind === 'in-set' && own(c.item) && !readsRow(c.set)
-          ? own(c.item)!
-          : undefined;
+    const key = lookupKey(where[0]!, own, readsRow)?.column;
     if (key === undefined || key === selected || table.primaryKey[0] === key) return;
     const id = `${table.name}\u0000${key}`;
     if (!out.has(id)) out.set(id, new Set());
