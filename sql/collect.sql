@@ -681,7 +681,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (select "collect"."client_tree_descendants"((select "collect"."my_restricting_client_id"()), true));
+  RETURN (select "collect"."client_tree_descendants"(((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint, true));
 END
 $rg$;
 ALTER FUNCTION "collect"."debtor_client_ids_for_me"() OWNER TO "rowguard_definer";
@@ -724,7 +724,10 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "collect"."i_am_account_restricted"()) THEN ARRAY[rg_fact.me]::text[]::text[] || (select "collect"."team_tree_ancestors"(rg_fact.me, false))::text[] ELSE NULL END;
+  RETURN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
+AND ("q3"."security" = true)
+AND ("q3"."client_id" IS NULL)
+AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN ARRAY[rg_fact.me]::text[]::text[] || (select "collect"."team_tree_ancestors"(rg_fact.me, false))::text[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."my_principal_ids"() OWNER TO "rowguard_definer";
@@ -808,7 +811,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "collect"."my_client_accounts_root"()) IS NOT NULL THEN (select "collect"."client_tree_descendants"((select "collect"."my_client_accounts_root"()), true)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN (select "collect"."client_tree_descendants"(((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint, true)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."client_account_ids_for_me"() OWNER TO "rowguard_definer";

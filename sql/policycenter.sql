@@ -370,7 +370,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (rg_fact.me IS NOT NULL) AND (NOT (select "policycenter"."i_am_external"()));
+  RETURN (rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_internal"() OWNER TO "rowguard_definer";
@@ -408,7 +409,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (select "policycenter"."i_am_internal"()) AND (select "policycenter"."i_have_view_all_users"());
+  RETURN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
+AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_view_all"() OWNER TO "rowguard_definer";
@@ -466,7 +469,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "policycenter"."i_am_external"()) THEN (select "policycenter"."my_organization_id"()) ELSE NULL END;
+  RETURN CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_external_organization_id"() OWNER TO "rowguard_definer";
@@ -505,7 +508,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "policycenter"."i_am_internal"()) THEN (select "policycenter"."my_group_ids"()) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_group_ids_if_internal"() OWNER TO "rowguard_definer";
@@ -524,7 +528,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "policycenter"."i_am_internal"()) THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((select "policycenter"."my_group_ids"())::bigint[]))
+  RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
 AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END;
 END
 $rg$;
@@ -545,7 +550,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]));
+  RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."organization_ids_in_my_zones"() OWNER TO "rowguard_definer";
@@ -564,9 +571,13 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE (select "policycenter"."i_view_all"())
-OR ("q9"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
-OR ("q9"."organization_id" = (select "policycenter"."my_external_organization_id"())));
+  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE (((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
+OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
+OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -586,11 +597,17 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q10"."id" FROM "policycenter"."producer_codes" AS "q10" WHERE ("q10"."id" = any((select "policycenter"."visible_producer_code_ids"())::bigint[]))
-AND ((NOT (select "policycenter"."i_use_producer_code_security"()))
+  RETURN ARRAY(SELECT "q10"."id" FROM "policycenter"."producer_codes" AS "q10" WHERE ("q10"."id" = any((ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE (((rg_fact.me IS NOT NULL)
+      AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
+    AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
+  OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+    AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
+  OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint)))::bigint[]::bigint[]))
+AND ((NOT (CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)
   OR EXISTS (SELECT 1 FROM "policycenter"."producer_code_members" AS "q11" WHERE ("q11"."producer_code_id" = "q10"."id")
     AND (("q11"."user_id" = rg_fact.me)
-      OR ("q11"."group_id" = any((select "policycenter"."my_group_ids"())::bigint[]))))));
+      OR ("q11"."group_id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))))));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."usable_producer_code_ids"() OWNER TO "rowguard_definer";

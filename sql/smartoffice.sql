@@ -630,7 +630,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = (select "smartoffice"."my_office_id"())) AND ("q5"."office_security" = false)) THEN (select "smartoffice"."my_office_id"()) ELSE NULL END;
+  RETURN CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)
+AND ("q5"."office_security" = false)) THEN ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_open_office_id"() OWNER TO "rowguard_definer";
@@ -670,7 +671,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((select "smartoffice"."acting_for_ids"())::bigint[]));
+  RETURN ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
@@ -689,7 +690,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_have_enterprise_view"()) THEN (select "smartoffice"."office_tree_descendants"((select "smartoffice"."my_office_id"()), true)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q3"."enterprise_view" = true FROM "smartoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1))::boolean THEN (select "smartoffice"."office_tree_descendants"(((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint, true)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."enterprise_office_ids"() OWNER TO "rowguard_definer";
@@ -751,7 +752,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = (select "smartoffice"."my_office_id"())) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -771,7 +772,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_am_admin"()) THEN (select "smartoffice"."my_office_id"()) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."office_i_administer"() OWNER TO "rowguard_definer";
@@ -866,7 +867,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "smartoffice"."i_share_records"()) THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true) AND ("q18"."office_id" <> (select "smartoffice"."my_office_id"()))) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true)
+AND ("q18"."office_id" <> ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";

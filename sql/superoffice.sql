@@ -715,7 +715,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'system' THEN true ELSE false END;
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system' THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_system"() OWNER TO "rowguard_definer";
@@ -735,7 +735,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'external' THEN true ELSE false END;
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'external' THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_external"() OWNER TO "rowguard_definer";
@@ -755,7 +755,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q5"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END;
 END
@@ -777,7 +777,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q6"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END;
 END
@@ -799,7 +799,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q7"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END;
 END
@@ -821,7 +821,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q8"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END;
 END
@@ -843,7 +843,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q9"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END;
 END
@@ -865,7 +865,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q10"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END;
 END
@@ -887,7 +887,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q11"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END;
 END
@@ -909,7 +909,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q12"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END;
 END
@@ -931,7 +931,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q13"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END;
 END
@@ -953,7 +953,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q14"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END;
 END
@@ -975,7 +975,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q15"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END;
 END
@@ -997,7 +997,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q16"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END;
 END
@@ -1019,7 +1019,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q17"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END;
 END
@@ -1041,7 +1041,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q18"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END;
 END
@@ -1063,7 +1063,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q19"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END;
 END
@@ -1085,7 +1085,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (select "superoffice"."my_kind"()) = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = (select "superoffice"."my_role_id"()))
+  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
 AND ("q20"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END;
 END
@@ -1107,7 +1107,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ((select "superoffice"."my_kind"()) = 'internal') OR ((select "superoffice"."my_kind"()) = 'system');
+  RETURN (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal')
+OR (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system');
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_staff"() OWNER TO "rowguard_definer";
@@ -1127,7 +1128,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((select "superoffice"."my_kind"()) = 'internal') OR ((select "superoffice"."my_kind"()) = 'system') THEN ARRAY(SELECT "q21"."function_name" FROM "superoffice"."role_functions" AS "q21" WHERE "q21"."role_id" = (select "superoffice"."my_role_id"())) ELSE NULL END;
+  RETURN CASE WHEN (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal')
+OR (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system') THEN ARRAY(SELECT "q21"."function_name" FROM "superoffice"."role_functions" AS "q21" WHERE "q21"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_function_names"() OWNER TO "rowguard_definer";

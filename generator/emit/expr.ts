@@ -20,6 +20,12 @@ export interface ExprContext {
   readonly rawReasons: string[];
   /** How the acting user is printed; a fact body reads it once into a variable (default: the InitPlan call). */
   readonly sessionUser?: string;
+  /**
+   * Facts printed as their own expression (cast to their type) instead of a call: inside a fact's
+   * body, which already runs as the definer with the identity read, another fact's call would
+   * only add a SECURITY DEFINER call and a second reading of the identity.
+   */
+  readonly inlineFacts?: ReadonlyMap<string, { readonly expr: Expr; readonly type: string }>;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -50,7 +56,10 @@ const printers = {
   'unknown-column': (e) => `/* unknown column ${e.table}.${e.column} */ NULL`,
   literal: (e) => (e.type && e.value !== null ? `${literal(e.value)}::${e.type}` : literal(e.value)),
   'session-user': (_e, ctx) => ctx.sessionUser ?? sessionUserSql(ctx.model.schema),
-  fact: (e, ctx) => factCallSql(ctx.model.schema, e.name),
+  fact: (e, ctx) => {
+    const inline = ctx.inlineFacts?.get(e.name);
+    return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : factCallSql(ctx.model.schema, e.name);
+  },
   compare: (e, ctx) => `${operand(e.left, ctx)} ${e.op} ${operand(e.right, ctx)}`,
   'distinct-from': (e, ctx) => `${operand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${operand(e.right, ctx)}`,
   'in-set': (e, ctx) => {

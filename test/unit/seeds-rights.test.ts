@@ -62,7 +62,7 @@ describe('rightsMatrix', () => {
     });
     expect(problems).toEqual([]);
     expect(statements.get('function crm.deal_scopes_with_read')!.up).toContain(
-      `RETURN CASE WHEN rg_fact.me IS NOT NULL THEN ARRAY(SELECT "q2"."scope" FROM "crm"."rights" AS "q2" WHERE ("q2"."role_id" = (select "crm"."my_role"()))\nAND ("q2"."object" = 'deal')\nAND (array_position(ARRAY['none', 'read', 'write']::text[], "q2"."level") >= 2)) ELSE NULL END;`,
+      `RETURN CASE WHEN rg_fact.me IS NOT NULL THEN ARRAY(SELECT "q2"."scope" FROM "crm"."rights" AS "q2" WHERE ("q2"."role_id" = ((SELECT "q1"."role_id" FROM "crm"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)\nAND ("q2"."object" = 'deal')\nAND (array_position(ARRAY['none', 'read', 'write']::text[], "q2"."level") >= 2)) ELSE NULL END;`,
     );
     const policy = statements.get('policy crm.deals.deals_select')!.up;
     expect(policy).toContain(`("deals"."owner_id" = CASE WHEN 'own' = any((select "crm"."deal_scopes_with_read"())::text[]) THEN (select "crm"."current_user_id"()) ELSE NULL END)`);
