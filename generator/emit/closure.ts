@@ -73,6 +73,8 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
   const child = ident(h.child);
   const parent = ident(h.parent);
   const what = `${h.name} (${h.table}.${h.child} -> ${h.parent})`;
+  // Taken first by every writer of the closure (see the comment on the state table).
+  const serialize = `UPDATE ${state} SET "version" = "version" + 1;`;
 
   const tables = statement(
     `closure ${model.schema}.${n.table}`,
@@ -110,7 +112,7 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
     securityDefiner: true,
     grantTo: [],
     comment: `DBA: derives ${model.schema}.${n.table} again from every edge (after triggers were bypassed, e.g. by logical replication).`,
-    body: ['BEGIN', `  UPDATE ${state} SET "version" = "version" + 1;`, rederive(model, h, null, '  '), 'END'].join('\n'),
+    body: ['BEGIN', `  ${serialize}`, rederive(model, h, null, '  '), 'END'].join('\n'),
   });
 
   // Children of the edges that differ between the transition tables; which tables exist depends
@@ -131,7 +133,7 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
       `  affected ${type}[];`,
       'BEGIN',
       `  IF TG_OP = 'TRUNCATE' THEN`,
-      `    UPDATE ${state} SET "version" = "version" + 1;`,
+      `    ${serialize}`,
       `    DELETE FROM ${closure};`,
       '    RETURN NULL;',
       '  END IF;',
@@ -148,7 +150,7 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
       '    RETURN NULL;',
       '  END IF;',
       '  -- One statement at a time per hierarchy (see the comment on the state table).',
-      `  UPDATE ${state} SET "version" = "version" + 1;`,
+      `  ${serialize}`,
       '  affected := ARRAY(',
       '    WITH RECURSIVE down(node) AS (',
       '      SELECT unnest(seeds)',

@@ -239,24 +239,28 @@ function unbindLogin(model: ModelNode): Statement {
   });
 }
 
+/** Each fact's expression and the type its function returns, by name. */
+type FactDefinitions = ReadonlyMap<string, { readonly expr: Expr; readonly type: string }>;
+
 export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
+  const facts: FactDefinitions = new Map(model.facts.map((f) => [f.name, { expr: f.expr, type: factTypes.get(f.name) ?? f.type }]));
   return {
     title: 'Facts: values about the acting user, computed once per statement',
-    statements: model.facts.map((f) => factFunction(model, f, factTypes.get(f.name) ?? f.type, factTypes)),
+    statements: model.facts.map((f) => factFunction(model, f, facts)),
   };
 }
 
 /** The block label that qualifies a fact body's own variables, so no column name can shadow them. */
 const FACT_BLOCK = 'rg_fact';
 
-function factFunction(model: ModelNode, fact: FactNode, type: string, factTypes: ReadonlyMap<string, string>): Statement {
+function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions): Statement {
   // The identity is read once per fact call, into a variable the expression uses: each reading
   // checks the signature, and a fact that names the user twice would otherwise pay twice.
   const me = model.identity ? `${FACT_BLOCK}.me` : undefined;
   // The facts it reads are inlined (their expressions, not their functions): nested definer calls
   // each re-read the identity and cost ~10–20 µs (SmartOffice's my_open_office_id called
   // my_office_id twice; Collect!'s my_principal_ids called i_am_account_restricted).
-  const ctx = { ...exprContext(model, undefined, me), inlineFacts: new Map(model.facts.map((f) => [f.name, { expr: f.expr, type: factTypes.get(f.name) ?? f.type }])) };
+  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts };
   const expr = printExpr(fact.expr, ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
   // Policies call facts with the caller's rights, so app_user may also call them directly. A fact
@@ -268,7 +272,7 @@ function factFunction(model: ModelNode, fact: FactNode, type: string, factTypes:
     schema: model.schema,
     name: fact.name,
     args: [],
-    returns: type,
+    returns: facts.get(fact.name)!.type,
     volatility: 'STABLE',
     securityDefiner: true,
     grantTo: READERS,

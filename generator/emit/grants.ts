@@ -46,7 +46,7 @@ export function indexesSection(model: ModelNode): Section {
   for (const h of model.hierarchies) for (const c of [h.child, h.parent]) want(h.table, c);
   for (const t of model.tables) for (const i of t.indexes) if (!i.where) want(t.name, i.columns.join(','));
   const carried = lookupColumns(model);
-  for (const [key] of carried) want(key.slice(0, key.indexOf('\u0000')), key.slice(key.indexOf('\u0000') + 1));
+  for (const [table, byKey] of carried) for (const key of byKey.keys()) want(table, key);
 
   const statements: Statement[] = [];
   for (const table of [...wanted.keys()].sort(byCodePoint)) {
@@ -57,7 +57,7 @@ export function indexesSection(model: ModelNode): Section {
       const columns = key.split(',');
       if (columns.length === 1 && covered.has(columns[0]!)) continue;
       const name = indexName(table, columns);
-      const include = [...(carried.get(`${table}\u0000${key}`) ?? [])].filter((c) => !columns.includes(c)).sort(byCodePoint);
+      const include = [...(carried.get(table)?.get(key) ?? [])].filter((c) => !columns.includes(c)).sort(byCodePoint);
       statements.push(
         statement(
           `index ${model.schema}.${name}`,
@@ -237,10 +237,10 @@ function rowConstant(e: Expr): boolean {
  * `arrayOf(from(t, { where: a = x, select: c }))` reads the rows of t whose a matches and returns
  * their c. The index on a then carries c (`INCLUDE (c)`), so the lookup is an index-only scan
  * instead of one heap page per row: SmartOffice's `contacts_assigned_to_me_or_my_agents` (184
- * assignments for the benchmark's agent) ~200 → ~100 µs per statement. Keyed `table NUL column`.
+ * assignments for the benchmark's agent) ~200 → ~100 µs per statement. By table, then looked-up column.
  */
-function lookupColumns(model: ModelNode): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
+function lookupColumns(model: ModelNode): Map<string, Map<string, Set<string>>> {
+  const out = new Map<string, Map<string, Set<string>>>();
   const lookup = (q: QueryNode) => {
     const selected = q.select?.kind === 'column' && q.select.scope === q.scope ? q.select.column : undefined;
     const table = model.tables.find((t) => t.name === q.table);
@@ -254,9 +254,10 @@ function lookupColumns(model: ModelNode): Map<string, Set<string>> {
     };
     const key = lookupKey(where[0]!, own, readsRow)?.column;
     if (key === undefined || key === selected || table.primaryKey[0] === key) return;
-    const id = `${table.name}\u0000${key}`;
-    if (!out.has(id)) out.set(id, new Set());
-    out.get(id)!.add(selected);
+    if (!out.has(table.name)) out.set(table.name, new Map());
+    const byKey = out.get(table.name)!;
+    if (!byKey.has(key)) byKey.set(key, new Set());
+    byKey.get(key)!.add(selected);
   };
   for (const f of model.facts) visit(f.expr, (n) => n.kind === 'array-of' && lookup(n.query));
   return out;

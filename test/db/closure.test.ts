@@ -10,6 +10,7 @@ import { readdirSync } from 'node:fs';
 import { migrate } from '../../generator/db/migrate.ts';
 import { rolledBack, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase } from '../support/project.ts';
+import { random } from '../support/random.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(smartofficeSample.sql);
@@ -32,15 +33,28 @@ async function drift(schema: string, hierarchy: string, tx: postgres.Sql | Tx = 
   return rows.map((r) => String(r.d));
 }
 
-/** Deterministic pseudo-random numbers (the same sequence on every run). */
-function random(seed: number): (n: number) => number {
-  let state = seed;
-  return (n) => {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    return state % n;
+/**
+ * Runs `change` in a transaction on `sql` and keeps it open once the change has run; the function
+ * it resolves to commits it.
+ */
+async function heldOpen(sql: postgres.Sql, change: string): Promise<() => Promise<void>> {
+  let commit!: () => void;
+  const held = new Promise<void>((resolve) => (commit = resolve));
+  let ran!: () => void;
+  const changed = new Promise<void>((resolve) => (ran = resolve));
+  const done = sql.begin(async (tx) => {
+    await tx.unsafe(change);
+    ran();
+    await held;
+  });
+  await Promise.race([changed, done]);
+  return async () => {
+    commit();
+    await done;
   };
 }
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('closure tables', () => {
   it('hold the pairs of the sample data, loaded before and after the triggers', async () => {
@@ -171,37 +185,19 @@ describe('closure tables', () => {
     try {
       // T1 hangs A under B and holds its transaction open; T2 hangs B under C and must wait, then
       // see A below B: A1 ends up below C.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let t1Moved!: () => void;
-      const moved = new Promise<void>((resolve) => (t1Moved = resolve));
-      const t1 = admin.begin(async (tx) => {
-        await tx`UPDATE smartoffice.offices SET parent_id = 2002 WHERE id = 2001`;
-        t1Moved();
-        await held;
-      });
-      await moved;
+      const commitT1 = await heldOpen(admin, 'UPDATE smartoffice.offices SET parent_id = 2002 WHERE id = 2001');
       const t2 = other.begin(async (tx) => {
         await tx`UPDATE smartoffice.offices SET parent_id = 2005 WHERE id = 2002`;
       });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      release();
-      await Promise.all([t1, t2]);
+      await pause(200);
+      await commitT1();
+      await t2;
       expect(await drift('smartoffice', 'office_tree')).toEqual([]);
       const a1 = await admin`SELECT ancestor::int AS a FROM smartoffice.office_tree_closure WHERE descendant = 2003 ORDER BY 1`;
       expect(a1.map((r) => r.a)).toEqual([2001, 2002, 2005]);
 
-      // The same race under REPEATABLE READ: T2's snapshot predates T1's commit.
-      let release2!: () => void;
-      const held2 = new Promise<void>((resolve) => (release2 = resolve));
-      let t3Moved!: () => void;
-      const moved3 = new Promise<void>((resolve) => (t3Moved = resolve));
-      const t3 = admin.begin(async (tx) => {
-        await tx`UPDATE smartoffice.offices SET parent_id = NULL WHERE id = 2001`;
-        t3Moved();
-        await held2;
-      });
-      await moved3;
+      // The same race under REPEATABLE READ: T4's snapshot predates T3's commit.
+      const commitT3 = await heldOpen(admin, 'UPDATE smartoffice.offices SET parent_id = NULL WHERE id = 2001');
       const t4 = other
         .begin('isolation level repeatable read', async (tx) => {
           await tx`SELECT 1 FROM smartoffice.offices LIMIT 1`;
@@ -211,9 +207,8 @@ describe('closure tables', () => {
           () => 'committed',
           (error: { code?: string }) => error.code,
         );
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      release2();
-      await t3;
+      await pause(200);
+      await commitT3();
       expect(await t4).toBe('40001');
       expect(await drift('smartoffice', 'office_tree')).toEqual([]);
     } finally {

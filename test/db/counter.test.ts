@@ -10,6 +10,7 @@ import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
 import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase, DSL, idsAs, TempProject } from '../support/project.ts';
+import { random } from '../support/random.ts';
 
 const S = 'smartoffice';
 const db = useTestDatabase(async (admin) => {
@@ -121,11 +122,7 @@ describe('smartoffice.contacts.assignment_count', () => {
     // so their rows never collide, but they change the same four counters all the time.
     const worker = async (actor: number, users: number[], seed: number) => {
       const mine = new Set<string>();
-      let random = seed;
-      const next = (n: number) => {
-        random = (random * 1103515245 + 12345) % 2 ** 31;
-        return random % n;
-      };
+      const next = random(seed);
       for (let i = 0; i < 150; i++) {
         // In contact order: transactions that lock the same rows in opposite orders can deadlock
         // (PostgreSQL aborts one of them), with counters as with any other row update.
