@@ -3,7 +3,8 @@
 import postgres from 'postgres';
 import { startDatabase, withDatabase } from '../generator/db/server.ts';
 
-export const BENCH_DATA_DIR = '/tmp/rowguard-bench/pg';
+/** Where `--reuse` keeps the database; ROWGUARD_BENCH_DIR moves it (e.g. to run two benchmarks side by side). */
+export const BENCH_DATA_DIR = process.env.ROWGUARD_BENCH_DIR ?? '/tmp/rowguard-bench/pg';
 export const BENCH_SETTINGS = { shared_buffers: '2GB', work_mem: '64MB', effective_cache_size: '8GB', max_wal_size: '8GB', jit: 'off', random_page_cost: '1.1' };
 
 /** Starts the server on the kept data directory, runs `fn` on `bench_<model>`, and stops it. */

@@ -1,7 +1,8 @@
 // Collect! at 10^6 debtors (× scale): a client tree (balanced 10-ary), 10^4 operators, 1,000
 // teams nested in a binary tree (depth 10) with second parents for every seventh team, ~10% open
 // accounts (clerk and access empty), operator/sales/clerk/access routing, 2% routed to teams.
-import { firstInvisible, policyFacts, type Persona, type Query, type Scenario, type Statement } from '../harness.ts';
+import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
+import { sample, standardReads } from '../reads.ts';
 
 export interface CollectOptions {
   /** Number of clients (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -110,16 +111,19 @@ export function collect(options: CollectOptions): Scenario {
     visibleSet: (p) => ({ text: `SELECT id FROM ${S}.debtors d WHERE ${expertWhere('$1')}`, params: [p.userId] }),
     async queries(p, { visible, owner }) {
       const u = p.userId;
-      const cols = 'id, file_number, name, owing';
-      const ids = (list: readonly string[]): Statement => ({ text: `SELECT ${cols} FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) ORDER BY id`, params: [list] });
-      const matching = async (where: string, params: readonly unknown[], limit?: number) =>
-        (await owner.unsafe(`SELECT id FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) AND ${where} ORDER BY id ${limit ? `LIMIT ${limit}` : ''}`, [visible, ...params] as never[])).map((r) => String(r.id));
-      const middle = visible[Math.floor(visible.length / 2)] ?? '1';
-      const fileNumber = `F${middle.padStart(8, '0')}`;
-      const pattern = `%${middle.slice(-3)}7%`;
-      const page1 = visible.slice(0, 50);
-      const last = page1[page1.length - 1] ?? '0';
-      const invisible = firstInvisible(visible);
+      const reads = standardReads(
+        {
+          table: `${S}.debtors`,
+          alias: 'd',
+          columns: 'id, file_number, name, owing',
+          expert: expertWhere('$1'),
+          equality: { column: 'file_number', value: (id) => `F${id.padStart(8, '0')}` },
+          ilike: 'name',
+        },
+        u,
+        { visible, owner },
+      );
+      const { middle } = sample(visible);
       const joined = (await owner.unsafe(`SELECT id FROM ${S}.debtors WHERE id = ANY ($1::bigint[]) ORDER BY id LIMIT 50`, [visible] as never[])).map((r) => String(r.id));
       // A visible debtor the persona may also write, and a new debtor the insert policy admits.
       const [row] = await owner.unsafe(`SELECT client_id::text AS client, operator_id FROM ${S}.debtors WHERE id = $1`, [middle]);
@@ -127,41 +131,7 @@ export function collect(options: CollectOptions): Scenario {
       const insertValues = [row!.client as string, p.values.client ? (row!.operator_id as string) : u];
       const insertSql = `INSERT INTO ${S}.debtors ${insertCols} VALUES (2000000000, 'NEW', $1, 'new debtor', $2, $2, NULL)`;
       const queries: Query[] = [
-        {
-          kind: 'read',
-          name: 'count',
-          secured: { text: `SELECT count(*) FROM ${S}.debtors` },
-          b1: () => ({ text: `SELECT count(*) FROM ${S}.debtors WHERE id = ANY ($1::bigint[])`, params: [visible] }),
-          b2: { text: `SELECT count(*) FROM ${S}.debtors d WHERE ${expertWhere('$1')}`, params: [u] },
-        },
-        {
-          kind: 'read',
-          name: 'first page',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors ORDER BY id LIMIT 50` },
-          b1: () => ids(page1),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u] },
-        },
-        {
-          kind: 'read',
-          name: 'keyset page 2',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id > $1 ORDER BY id LIMIT 50`, params: [last] },
-          b1: () => ids(visible.slice(50, 100)),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id > $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, last] },
-        },
-        {
-          kind: 'read',
-          name: 'pk visible',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id = $1`, params: [middle] },
-          b1: () => ids([middle]),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
-        },
-        {
-          kind: 'read',
-          name: 'pk invisible',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE id = $1`, params: [invisible] },
-          b1: () => ids([]),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, invisible] },
-        },
+        ...reads,
         {
           kind: 'read',
           name: 'join clients',
@@ -174,20 +144,6 @@ export function collect(options: CollectOptions): Scenario {
             text: `SELECT d.id, d.name, c.name AS client FROM ${S}.debtors d JOIN ${S}.clients c ON c.id = d.client_id WHERE ${expertWhere('$1')} ORDER BY d.id LIMIT 50`,
             params: [u],
           },
-        },
-        {
-          kind: 'read',
-          name: 'equality search',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE file_number = $1 ORDER BY id`, params: [fileNumber] },
-          b1: async () => ids(await matching('file_number = $2', [fileNumber])),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE file_number = $2 AND ${expertWhere('$1')} ORDER BY id`, params: [u, fileNumber] },
-        },
-        {
-          kind: 'read',
-          name: 'ILIKE search',
-          secured: { text: `SELECT ${cols} FROM ${S}.debtors WHERE name ILIKE $1 ORDER BY id LIMIT 50`, params: [pattern] },
-          b1: async () => ids(await matching('name ILIKE $2', [pattern], 50)),
-          b2: { text: `SELECT ${cols} FROM ${S}.debtors d WHERE name ILIKE $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, pattern] },
         },
         {
           kind: 'write',

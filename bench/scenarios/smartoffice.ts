@@ -1,6 +1,7 @@
 // SmartOffice at 10^6 contacts (× scale): an office tree (balanced 10-ary or deep chains), 10^4
 // users, ~2% private contacts, ~10% unassigned, proxies, private proxies and active record shares.
-import { firstInvisible, policyFacts, type Persona, type Query, type Scenario, type Sql, type Statement } from '../harness.ts';
+import { policyFacts, type Persona, type Query, type Scenario, type Sql } from '../harness.ts';
+import { standardReads } from '../reads.ts';
 
 export interface SmartOfficeOptions {
   /** Number of offices (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -168,12 +169,18 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
     visibleSet: (p) => ({ text: `SELECT id FROM ${S}.contacts c WHERE ${expertWhere('$1')}`, params: [p.userId] }),
     async queries(p, { visible, owner }) {
       const u = p.userId;
-      const ids = (list: readonly string[]): Statement => ({ text: `SELECT id, name, phone FROM ${S}.contacts WHERE id = ANY ($1::bigint[]) ORDER BY id`, params: [list] });
-      const matching = async (where: string, params: readonly unknown[], limit?: number) =>
-        (await owner.unsafe(`SELECT id FROM ${S}.contacts WHERE id = ANY ($1::bigint[]) AND ${where} ORDER BY id ${limit ? `LIMIT ${limit}` : ''}`, [visible, ...params] as never[])).map((r) => String(r.id));
-      const middle = visible[Math.floor(visible.length / 2)] ?? '1';
-      const name = `contact ${middle}`;
-      const pattern = `%${middle.slice(-3)}7%`;
+      const reads = standardReads(
+        {
+          table: `${S}.contacts`,
+          alias: 'c',
+          columns: 'id, name, phone',
+          expert: expertWhere('$1'),
+          equality: { column: 'name', value: (id) => `contact ${id}` },
+          ilike: 'name',
+        },
+        u,
+        { visible, owner },
+      );
       const [updatable] = await owner.unsafe(
         `SELECT c.id FROM ${S}.contacts c WHERE c.office_id = $1 AND c.is_private IS NOT TRUE
            AND (NOT EXISTS (SELECT 1 FROM ${S}.contact_assignments a WHERE a.contact_id = c.id)
@@ -183,50 +190,12 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
          ORDER BY c.id LIMIT 1`,
         [p.values.office!, u],
       );
-      const page1 = visible.slice(0, 50);
-      const lastOfPage1 = page1[page1.length - 1] ?? '0';
-      const invisible = firstInvisible(visible);
       const pairs = await owner.unsafe(
         `SELECT contact_id::text AS c, user_id::text AS u FROM ${S}.contact_assignments WHERE contact_id = ANY ($1::bigint[]) ORDER BY contact_id, user_id LIMIT 50`,
         [visible] as never[],
       );
-      const cols = 'id, name, phone';
       const queries: Query[] = [
-        {
-          kind: 'read',
-          name: 'count',
-          secured: { text: `SELECT count(*) FROM ${S}.contacts` },
-          b1: () => ({ text: `SELECT count(*) FROM ${S}.contacts WHERE id = ANY ($1::bigint[])`, params: [visible] }),
-          b2: { text: `SELECT count(*) FROM ${S}.contacts c WHERE ${expertWhere('$1')}`, params: [u] },
-        },
-        {
-          kind: 'read',
-          name: 'first page',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts ORDER BY id LIMIT 50` },
-          b1: () => ids(page1),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u] },
-        },
-        {
-          kind: 'read',
-          name: 'keyset page 2',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts WHERE id > $1 ORDER BY id LIMIT 50`, params: [lastOfPage1] },
-          b1: () => ids(visible.slice(50, 100)),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE id > $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, lastOfPage1] },
-        },
-        {
-          kind: 'read',
-          name: 'pk visible',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts WHERE id = $1`, params: [middle] },
-          b1: () => ids([middle]),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
-        },
-        {
-          kind: 'read',
-          name: 'pk invisible',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts WHERE id = $1`, params: [invisible] },
-          b1: () => ids([]),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, invisible] },
-        },
+        ...reads,
         {
           kind: 'read',
           name: 'join assignments',
@@ -242,20 +211,6 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
             text: `SELECT c.id, c.name, a.user_id FROM ${S}.contacts c JOIN ${S}.contact_assignments a ON a.contact_id = c.id WHERE ${expertWhere('$1')} ORDER BY c.id, a.user_id LIMIT 50`,
             params: [u],
           },
-        },
-        {
-          kind: 'read',
-          name: 'equality search',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts WHERE name = $1 ORDER BY id`, params: [name] },
-          b1: async () => ids(await matching('name = $2', [name])),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE name = $2 AND ${expertWhere('$1')} ORDER BY id`, params: [u, name] },
-        },
-        {
-          kind: 'read',
-          name: 'ILIKE search',
-          secured: { text: `SELECT ${cols} FROM ${S}.contacts WHERE name ILIKE $1 ORDER BY id LIMIT 50`, params: [pattern] },
-          b1: async () => ids(await matching('name ILIKE $2', [pattern], 50)),
-          b2: { text: `SELECT ${cols} FROM ${S}.contacts c WHERE name ILIKE $2 AND ${expertWhere('$1')} ORDER BY id LIMIT 50`, params: [u, pattern] },
         },
         {
           kind: 'write',
