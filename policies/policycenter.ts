@@ -86,8 +86,8 @@ export default defineModel(
     type GroupRow = RowOf<typeof groups>;
     const orgVisible = (o: OrgRow) =>
       or(m.everyRowWhen(organizations, iViewAll), o.id.eq(myOrg), o.security_zone_id.in(myZones));
-    const groupVisible = (g: GroupRow) =>
-      or(m.everyRowWhen(groups, iViewAll), g.security_zone_id.in(myZones), g.id.in(myGroupsIfInternal), g.organization_id.eq(myExternalOrg));
+    const groupVisibleIn = (g: GroupRow, viewAll: E) => or(viewAll, g.security_zone_id.in(myZones), g.id.in(myGroupsIfInternal), g.organization_id.eq(myExternalOrg));
+    const groupVisible = (g: GroupRow) => groupVisibleIn(g, m.everyRowWhen(groups, iViewAll));
 
     m.policy(organizations, 'organizations_select', {
       for: 'select',
@@ -111,6 +111,10 @@ export default defineModel(
       using: groupVisible,
       check: groupVisible,
     });
+    /** The groups_select rule as one set (the bypass a plain flag), so memberships are looked up by group instead of probing groups per row. */
+    const visibleGroups = m.fact('visible_group_ids', arrayOf(m.from(groups, (g) => ({ where: groupVisibleIn(g, iViewAll), select: g.id }))), {
+      description: 'Groups I can see.',
+    });
     for (const table of [organizations, groups]) {
       m.guardColumns(table as typeof groups, `${table.name}_zone_fixed_for_external`, {
         columns: ['security_zone_id'],
@@ -128,8 +132,8 @@ export default defineModel(
     m.policy(zones, 'security_zones_select', { for: 'select', description: 'Zone names are visible to every identified user.', using: () => me.isNotNull() });
     m.policy(groupMembers, 'group_members_select', {
       for: 'select',
-      description: 'Memberships of the groups I can see (the EXISTS runs under the groups policy), and my own.',
-      using: (gm) => or(gm.user_id.eq(me), exists(m.from(groups, (g) => ({ where: g.id.eq(gm.group_id) })))),
+      description: 'Memberships of the groups I can see, and my own.',
+      using: (gm) => or(gm.user_id.eq(me), gm.group_id.in(visibleGroups)),
     });
 
     // ------------------------------------------------------------------ producer codes: see vs use

@@ -559,6 +559,34 @@ ALTER FUNCTION "policycenter"."organization_ids_in_my_zones"() OWNER TO "rowguar
 REVOKE ALL ON FUNCTION "policycenter"."organization_ids_in_my_zones"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."organization_ids_in_my_zones"() TO "app_user", "reporting_user";
 
+CREATE FUNCTION "policycenter"."visible_group_ids"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."groups" AS "q8" WHERE (((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
+OR ("q8"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
+OR ("q8"."id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
+OR ("q8"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
+END
+$rg$;
+ALTER FUNCTION "policycenter"."visible_group_ids"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."visible_group_ids"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."visible_group_ids"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."visible_group_ids"() IS 'Groups I can see.';
+
 CREATE FUNCTION "policycenter"."visible_producer_code_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
@@ -770,16 +798,16 @@ CREATE POLICY "security_zones_select" ON "policycenter"."security_zones"
   );
 COMMENT ON POLICY "security_zones_select" ON "policycenter"."security_zones" IS 'Zone names are visible to every identified user.';
 
--- group_members.select[0] "group_members_select": Memberships of the groups I can see (the EXISTS runs under the groups policy), and my own.
+-- group_members.select[0] "group_members_select": Memberships of the groups I can see, and my own.
 CREATE POLICY "group_members_select" ON "policycenter"."group_members"
   AS PERMISSIVE
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
     ("group_members"."user_id" = (select "policycenter"."current_user_id"()))
-    OR EXISTS (SELECT 1 FROM "policycenter"."groups" AS "q8" WHERE "q8"."id" = "group_members"."group_id")
+    OR ("group_members"."group_id" = any((select "policycenter"."visible_group_ids"())::bigint[]))
   );
-COMMENT ON POLICY "group_members_select" ON "policycenter"."group_members" IS 'Memberships of the groups I can see (the EXISTS runs under the groups policy), and my own.';
+COMMENT ON POLICY "group_members_select" ON "policycenter"."group_members" IS 'Memberships of the groups I can see, and my own.';
 
 -- producer_codes.select[0] "producer_codes_select": View All Users; codes of organizations in my zones; an external user: the codes of their organization.
 CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"

@@ -39,6 +39,19 @@ describe('policycenter: visibility by zones', () => {
     });
   }
 
+  it('group memberships: those of the groups one can see, and one\'s own, for every user', async () => {
+    const all = await db.current.admin`SELECT group_id::int AS g, user_id::int AS u FROM policycenter.group_members ORDER BY 1, 2`;
+    for (let user = 1; user <= 8; user++) {
+      const seen = await as(user, async (tx) => {
+        const groups = new Set(await ids(tx, sel('groups')));
+        const members = await tx`SELECT group_id::int AS g, user_id::int AS u FROM policycenter.group_members ORDER BY 1, 2`;
+        return { groups, members: members.map((r) => `${r.g}/${r.u}`) };
+      });
+      const expected = all.filter((r) => r.u === user || seen.groups.has(r.g)).map((r) => `${r.g}/${r.u}`);
+      expect(seen.members, `user ${user}`).toEqual(expected);
+    }
+  });
+
   it('zone changes take effect in the next statement of the same transaction', async () => {
     await db.current.admin.begin(async (tx) => {
       await tx.unsafe('SET LOCAL ROLE app_user');

@@ -4,7 +4,7 @@
 // SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { explain, initPlanFunctions, planShapeTests } from '../support/plan.ts';
+import { expectSelectivePlan, explain, initPlanFunctions, planShapeTests } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -51,6 +51,10 @@ describe('policycenter plan shapes', () => {
       what: 'the visible producer codes',
       functions: ['policycenter.visible_producer_code_ids'],
     },
+  });
+  it('group memberships are found by group, not by probing groups once per membership', async () => {
+    const plan = await explain(db.current, 'policycenter', PERSONA, 'SELECT * FROM policycenter.group_members');
+    expectSelectivePlan(plan, 'group_members');
   });
   it('in the join, the producer-code facts are InitPlans too', async () => {
     const plan = await explain(
