@@ -103,18 +103,24 @@ const printers = {
   // arm returns nothing at once, when true it covers every row. Both bounds where the type has a
   // greatest value: the planner then estimates the arm as a narrow range (see typeMaximum).
   'every-row-when': (e, ctx) => {
-    const table = ctx.model.tables.find((t) => t.name === e.table);
-    const key = table?.primaryKey[0];
-    const type = key === undefined ? UNKNOWN : ctx.types.columnType(e.table, key);
-    const minimum = typeMinimum(type);
-    if (key === undefined || minimum === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
-    const column = printExpr({ kind: 'column', scope: ROW_SCOPE, table: e.table, column: key }, ctx);
-    const when = printExpr(e.when, ctx);
-    const maximum = typeMaximum(type);
-    if (maximum === undefined) return `${column} >= (SELECT CASE WHEN ${when} THEN ${minimum} END)`;
-    return `${column} BETWEEN (SELECT CASE WHEN ${when} THEN ${minimum} END) AND (SELECT CASE WHEN ${when} THEN ${maximum} END)`;
+    const range = keyRange(e.table, ROW_SCOPE, e.when, ctx);
+    if (range === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
+    return range;
   },
 } satisfies Printers as Printers;
+
+/** `when` as a range on the primary key of `table` (read in `scope`), or undefined if the key has no least value. */
+function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): string | undefined {
+  const key = ctx.model.tables.find((t) => t.name === table)?.primaryKey[0];
+  const type = key === undefined ? UNKNOWN : ctx.types.columnType(table, key);
+  const minimum = typeMinimum(type);
+  if (key === undefined || minimum === undefined) return undefined;
+  const column = printExpr({ kind: 'column', scope, table, column: key }, ctx);
+  const condition = printExpr(when, ctx);
+  const maximum = typeMaximum(type);
+  if (maximum === undefined) return `${column} >= (SELECT CASE WHEN ${condition} THEN ${minimum} END)`;
+  return `${column} BETWEEN (SELECT CASE WHEN ${condition} THEN ${minimum} END) AND (SELECT CASE WHEN ${condition} THEN ${maximum} END)`;
+}
 
 export function printExpr(e: Expr, ctx: ExprContext): string {
   return (printers[e.kind] as (e: Expr, ctx: ExprContext) => string)(e, ctx);
@@ -136,8 +142,38 @@ function scopeQualifier(scope: string, ctx: ExprContext): string {
 
 function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string {
   const select = selectList ?? (q.select ? printExpr(q.select, ctx) : '1');
-  const where = q.where ? ` WHERE ${printExpr(q.where, ctx)}` : '';
+  const where = q.where ? ` WHERE ${printWhere(q, q.where, ctx)}` : '';
   return `SELECT ${q.distinct ? 'DISTINCT ' : ''}${select} FROM ${qualified(ctx.model.schema, q.table)} AS ${ident(q.scope)}${where}`;
+}
+
+/**
+ * A query's WHERE. An OR whose arms mix per-row conditions with statement constants (a flag such
+ * as "I view all") gets the constants as one range on the primary key, for the reason
+ * everyRowWhen exists: a bare boolean arm has no index condition, so the OR would lose its
+ * BitmapOr and the fact would read the whole table on every statement of every user.
+ */
+function printWhere(q: QueryNode, where: Expr, ctx: ExprContext): string {
+  if (where.kind !== 'or') return printExpr(where, ctx);
+  const constant = where.items.filter(isStatementConstant);
+  if (constant.length === 0 || constant.length === where.items.length) return printExpr(where, ctx);
+  const when: Expr = constant.length === 1 ? constant[0]! : { kind: 'or', items: constant };
+  const range = keyRange(q.table, q.scope, when, ctx);
+  if (range === undefined) return printExpr(where, ctx);
+  const rest = where.items.filter((i) => !constant.includes(i)).map((i) => operand(i, ctx));
+  return joinParts('OR', [`(${range})`, ...rest]);
+}
+
+/** Reads no row of any enclosing query or policy: the same value for every row of one statement. */
+function isStatementConstant(e: Expr): boolean {
+  const bound = new Set<string>();
+  const used: string[] = [];
+  let opaque = false;
+  visit(e, (n) => {
+    if (n.kind === 'exists' || n.kind === 'array-of' || n.kind === 'scalar-of') bound.add(n.query.scope);
+    else if (n.kind === 'column') used.push(n.scope);
+    else if (n.kind === 'every-row-when' || n.kind === 'raw' || n.kind === 'unknown-column') opaque = true;
+  });
+  return !opaque && used.every((scope) => bound.has(scope));
 }
 
 const ATOMIC: ReadonlySet<ExprKind> = new Set<ExprKind>([
@@ -155,7 +191,10 @@ function operand(e: Expr, ctx: ExprContext): string {
 
 function joinBool(op: 'AND' | 'OR', items: readonly Expr[], ctx: ExprContext): string {
   if (items.length === 0) return op === 'AND' ? 'true' : 'false';
-  const parts = items.map((i) => operand(i, ctx));
+  return joinParts(op, items.map((i) => operand(i, ctx)));
+}
+
+function joinParts(op: 'AND' | 'OR', parts: readonly string[]): string {
   const flat = parts.join(` ${op} `);
   if (flat.length <= 100 && !flat.includes('\n')) return flat;
   // One operand a line, operator first, nested lines indented: readable in sql/ and in \d+.

@@ -56,6 +56,16 @@ describe('policycenter plan shapes', () => {
     const plan = await explain(db.current, 'policycenter', PERSONA, 'SELECT * FROM policycenter.group_members');
     expectSelectivePlan(plan, 'group_members');
   });
+  it('the visible producer codes and groups are found by index, not by reading every code or group', async () => {
+    // The View All Users flag is OR'd into each fact's query; as a bare boolean it would cost
+    // every user a sequential scan of the table per statement.
+    const scans = await db.current.as('policycenter', PERSONA, async (tx) => {
+      await tx`SELECT cardinality(policycenter.visible_producer_code_ids()) AS codes, cardinality(policycenter.visible_group_ids()) AS groups`;
+      const rows = await tx`SELECT relname, seq_scan::int AS seq FROM pg_stat_xact_user_tables WHERE schemaname = 'policycenter' AND relname IN ('producer_codes', 'groups')`;
+      return Object.fromEntries(rows.map((r) => [r.relname === 'producer_codes' ? 'codes' : 'groups', r.seq]));
+    });
+    expect(scans).toEqual({ codes: 0, groups: 0 });
+  });
   it('in the join, the producer-code facts are InitPlans too', async () => {
     const plan = await explain(
       db.current,
