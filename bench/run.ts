@@ -11,11 +11,12 @@ import { startDatabase, withDatabase } from '../generator/db/server.ts';
 import { formatTable, runScenario, type Scenario } from './harness.ts';
 import { BENCH_DATA_DIR, BENCH_SETTINGS } from './server.ts';
 import { collect } from './scenarios/collect.ts';
+import { policycenter } from './scenarios/policycenter.ts';
 import { smartoffice } from './scenarios/smartoffice.ts';
 import { superoffice } from './scenarios/superoffice.ts';
 
 const usage = `npm run bench -- [options]
-  --model a,b        models to run (smartoffice, collect, superoffice; default smartoffice,collect)
+  --model a,b        models to run (smartoffice, collect, policycenter, superoffice; default all four)
   --scale N          10^6 × N rows in the large table (default 1; 10 for 10^7)
   --offices N        SmartOffice office-tree size (default 1111)
   --shape S          balanced | deep office tree (default balanced)
@@ -28,7 +29,7 @@ const usage = `npm run bench -- [options]
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: 'smartoffice,collect' },
+    model: { type: 'string', default: 'smartoffice,collect,policycenter,superoffice' },
     scale: { type: 'string', default: '1' },
     offices: { type: 'string', default: '1111' },
     shape: { type: 'string', default: 'balanced' },
@@ -58,6 +59,7 @@ const shape = values.shape === 'deep' ? 'deep' : values.shape === 'balanced' ? '
 const scenarios: Record<string, () => Scenario> = {
   smartoffice: () => smartoffice({ offices: Math.round(positive('offices', values.offices)), shape }),
   collect: () => collect({ clients: Math.round(positive('clients', values.clients)) }),
+  policycenter: () => policycenter(),
   superoffice: () => superoffice({ groups: 1_000 }),
 };
 const chosen = values.model.split(',').map((m) => m.trim()).filter(Boolean);
