@@ -1168,9 +1168,9 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("companies"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1187,9 +1187,9 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("companies"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1204,9 +1204,9 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1214,9 +1214,9 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
     OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
   )
   WITH CHECK (
-    ("companies"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1231,9 +1231,9 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
   FOR DELETE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("companies"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1248,9 +1248,9 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("contacts"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1265,9 +1265,9 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("contacts"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1282,9 +1282,9 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1292,9 +1292,9 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
     OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
   )
   WITH CHECK (
-    ("contacts"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1309,9 +1309,9 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("contacts"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1326,9 +1326,9 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("projects"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1345,9 +1345,9 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("projects"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1362,9 +1362,9 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1372,9 +1372,9 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
     OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
   )
   WITH CHECK (
-    ("projects"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1389,9 +1389,9 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
   FOR DELETE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("projects"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1406,9 +1406,9 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("sales"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1423,9 +1423,9 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("sales"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1440,9 +1440,9 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1450,9 +1450,9 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
     OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
   )
   WITH CHECK (
-    ("sales"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -1467,9 +1467,9 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
   FOR DELETE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END)
-    OR ("sales"."group_id" = any(CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END::bigint[]))
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
     OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))

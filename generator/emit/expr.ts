@@ -60,13 +60,13 @@ const printers = {
     const inline = ctx.inlineFacts?.get(e.name);
     return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : factCallSql(ctx.model.schema, e.name);
   },
-  compare: (e, ctx) => `${operand(e.left, ctx)} ${e.op} ${operand(e.right, ctx)}`,
-  'distinct-from': (e, ctx) => `${operand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${operand(e.right, ctx)}`,
+  compare: (e, ctx) => `${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`,
+  'distinct-from': (e, ctx) => `${comparand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${comparand(e.right, ctx)}`,
   'in-set': (e, ctx) => {
     const setType = ctx.types.of(e.set);
     const cast = setType === UNKNOWN ? '' : `::${setType}`;
-    const set = printExpr(e.set, ctx);
-    return `${operand(e.item, ctx)} = any(${needsParens(e.set) ? `(${set})` : set}${cast})`;
+    const set = hoisted(e.set) ? `(SELECT ${printExpr(e.set, ctx)})` : printExpr(e.set, ctx);
+    return `${comparand(e.item, ctx)} = any(${needsParens(e.set) && !hoisted(e.set) ? `(${set})` : set}${cast})`;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),
@@ -182,6 +182,22 @@ const ATOMIC: ReadonlySet<ExprKind> = new Set<ExprKind>([
 
 function needsParens(e: Expr): boolean {
   return !ATOMIC.has(e.kind);
+}
+
+/**
+ * A value computed from statement constants (a CASE over facts, a coalesce, a union of sets) is
+ * printed as its own sub-select, which PostgreSQL runs once as an InitPlan. Left inline it stays
+ * an index condition but is computed again for every row the scan's filter checks: SuperOffice's
+ * rights arms (`owner_id = CASE WHEN 'own' = any(<scopes>) THEN <me> END`) cost a count over all
+ * contacts twice the hand-written query's time.
+ */
+const HOISTED: ReadonlySet<ExprKind> = new Set<ExprKind>(['case', 'coalesce', 'set-union']);
+function hoisted(e: Expr): boolean {
+  return HOISTED.has(e.kind) && isStatementConstant(e);
+}
+
+function comparand(e: Expr, ctx: ExprContext): string {
+  return hoisted(e) ? `(SELECT ${printExpr(e, ctx)})` : operand(e, ctx);
 }
 
 function operand(e: Expr, ctx: ExprContext): string {

@@ -2,9 +2,9 @@
 // in 1,000 groups: a user whose role reads only their own groups' rows must reach contacts through
 // the owner and group indexes, never by scanning the whole table nor by a per-row SubPlan, so a
 // regression in the generated rights-matrix shapes fails CI.
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { planShapeTests } from '../support/plan.ts';
+import { explain, planShapeTests } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -56,5 +56,10 @@ describe('superoffice plan shapes', () => {
         'superoffice.my_secondary_group_ids',
       ],
     },
+  });
+  it('the rights tests run once per statement, not in the filter of every row', async () => {
+    const plan = await explain(db.current, 'superoffice', PERSONA, 'SELECT * FROM superoffice.contacts ORDER BY id LIMIT 50');
+    const perRow = plan.split('\n').filter((line) => /^\s*(Filter|Recheck Cond|Index Cond):/.test(line) && line.includes('CASE'));
+    expect(perRow).toEqual([]);
   });
 });
