@@ -139,7 +139,8 @@ export default defineModel(
     // ------------------------------------------------------------------ producer codes: see vs use
     type CodeRow = RowOf<typeof producerCodes>;
     /** "Find and view": the same rule as the policy, with the bypass as a plain flag (a fact is computed once). */
-    const codeVisibleIn = (p: CodeRow, viewAll: E) => or(viewAll, p.organization_id.in(zoneOrgs), p.organization_id.eq(myExternalOrg));
+    const codeArms = (p: CodeRow) => [p.organization_id.in(zoneOrgs), p.organization_id.eq(myExternalOrg)];
+    const codeVisibleIn = (p: CodeRow, viewAll: E) => or(viewAll, ...codeArms(p));
     m.policy(producerCodes, 'producer_codes_select', {
       for: 'select',
       description: 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.',
@@ -171,10 +172,22 @@ export default defineModel(
     });
 
     // ------------------------------------------------------------------ accounts
+    /**
+     * Accounts follow the codes I can see. View All Users sees every code, so every account: as a
+     * key range rather than an array of every code, which each statement would build and the scan
+     * would probe code by code; the range also keeps the planner from sorting a whole table to
+     * page through it (the sets alone are estimated as a handful of codes).
+     */
+    const codesByZoneOrOrganization = m.fact(
+      'producer_code_ids_by_zone_or_organization',
+      arrayOf(m.from(producerCodes, (p) => ({ where: or(...codeArms(p)), select: p.id }))),
+      { description: 'Producer codes I can see through my zones (internal) or my organization (external); View All Users aside.' },
+    );
+    const accountVisible = (a: RowOf<typeof accounts>) => or(m.everyRowWhen(accounts, iViewAll), a.producer_code_id.in(codesByZoneOrOrganization));
     m.policy(accounts, 'accounts_select', {
       for: 'select',
       description: 'Accounts whose producer code I can see.',
-      using: (a) => a.producer_code_id.in(visibleCodes),
+      using: accountVisible,
     });
     m.policy(accounts, 'accounts_insert', {
       for: 'insert',
@@ -184,8 +197,8 @@ export default defineModel(
     m.policy(accounts, 'accounts_update', {
       for: 'update',
       description: 'Accounts I can see, kept on codes I can see.',
-      using: (a) => a.producer_code_id.in(visibleCodes),
-      check: (a) => a.producer_code_id.in(visibleCodes),
+      using: accountVisible,
+      check: accountVisible,
     });
     m.policy(accounts, 'accounts_delete', {
       for: 'delete',

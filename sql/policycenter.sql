@@ -649,6 +649,29 @@ REVOKE ALL ON FUNCTION "policycenter"."usable_producer_code_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."usable_producer_code_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."usable_producer_code_ids"() IS 'Producer codes I may select for action: visible, and with producer code security on, linked to me or one of my groups.';
 
+CREATE FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
+OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
+END
+$rg$;
+ALTER FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() IS 'Producer codes I can see through my zones (internal) or my organization (external); View All Users aside.';
+
 -- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
@@ -843,7 +866,8 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    "accounts"."producer_code_id" = any((select "policycenter"."visible_producer_code_ids"())::bigint[])
+    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
 
@@ -863,10 +887,12 @@ CREATE POLICY "accounts_update" ON "policycenter"."accounts"
   FOR UPDATE
   TO "app_user"
   USING (
-    "accounts"."producer_code_id" = any((select "policycenter"."visible_producer_code_ids"())::bigint[])
+    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   )
   WITH CHECK (
-    "accounts"."producer_code_id" = any((select "policycenter"."visible_producer_code_ids"())::bigint[])
+    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_update" ON "policycenter"."accounts" IS 'Accounts I can see, kept on codes I can see.';
 
@@ -890,9 +916,9 @@ CREATE VIEW "policycenter"."accounts_report" WITH (security_invoker = true) AS
 SELECT
   "accounts"."id" AS "id",
   "accounts"."name" AS "name",
-  (SELECT "q12"."code" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
-  (SELECT "q13"."name" FROM "policycenter"."organizations" AS "q13" WHERE "q13"."id" = (SELECT "q14"."organization_id" FROM "policycenter"."producer_codes" AS "q14" WHERE "q14"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
-  (SELECT "q15"."name" FROM "policycenter"."users" AS "q15" WHERE "q15"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
+  (SELECT "q13"."code" FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
+  (SELECT "q14"."name" FROM "policycenter"."organizations" AS "q14" WHERE "q14"."id" = (SELECT "q15"."organization_id" FROM "policycenter"."producer_codes" AS "q15" WHERE "q15"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
+  (SELECT "q16"."name" FROM "policycenter"."users" AS "q16" WHERE "q16"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
 FROM "policycenter"."accounts" AS "accounts";
 GRANT SELECT ON "policycenter"."accounts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "policycenter"."accounts_report" IS 'For BI tools: the accounts the caller may see, with producer code, its organization and the creator.';

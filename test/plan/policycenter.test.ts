@@ -48,8 +48,8 @@ describe('policycenter plan shapes', () => {
       ],
     ],
     initPlans: {
-      what: 'the visible producer codes',
-      functions: ['policycenter.visible_producer_code_ids'],
+      what: 'the View All Users flag and the producer codes seen through zones or organization',
+      functions: ['policycenter.i_view_all', 'policycenter.producer_code_ids_by_zone_or_organization'],
     },
   });
   it('group memberships are found by group, not by probing groups once per membership', async () => {
@@ -78,7 +78,7 @@ describe('policycenter plan shapes', () => {
       'policycenter.i_view_all',
       'policycenter.my_external_organization_id',
       'policycenter.organization_ids_in_my_zones',
-      'policycenter.visible_producer_code_ids',
+      'policycenter.producer_code_ids_by_zone_or_organization',
     ]);
   });
 });
