@@ -189,10 +189,13 @@ export default defineModel(
       description: 'Accounts whose producer code I can see.',
       using: accountVisible,
     });
+    /** View All Users without producer code security may use every code: a range again, so the array of every code is never built. */
+    const iMayUseEveryCode = m.fact('i_may_use_every_code', and(iViewAll, not(iUseProducerCodeSecurity)), { type: 'boolean' });
+    const accountUsable = (a: RowOf<typeof accounts>) => or(m.everyRowWhen(accounts, iMayUseEveryCode), a.producer_code_id.in(usableCodes));
     m.policy(accounts, 'accounts_insert', {
       for: 'insert',
       description: 'Select for action: the producer code must be one I may use, not merely see.',
-      check: (a) => a.producer_code_id.in(usableCodes),
+      check: accountUsable,
     });
     m.policy(accounts, 'accounts_update', {
       for: 'update',
@@ -203,7 +206,7 @@ export default defineModel(
     m.policy(accounts, 'accounts_delete', {
       for: 'delete',
       description: 'Deleting is an action: only accounts on producer codes I may use.',
-      using: (a) => a.producer_code_id.in(usableCodes),
+      using: accountUsable,
     });
     m.reportingView('accounts_report', {
       table: accounts,

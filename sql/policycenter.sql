@@ -672,6 +672,28 @@ REVOKE ALL ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization
 GRANT EXECUTE ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() IS 'Producer codes I can see through my zones (internal) or my organization (external); View All Users aside.';
 
+CREATE FUNCTION "policycenter"."i_may_use_every_code"() RETURNS boolean
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "policycenter"."current_user_id"());
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN (((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
+AND (NOT (CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean);
+END
+$rg$;
+ALTER FUNCTION "policycenter"."i_may_use_every_code"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."i_may_use_every_code"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."i_may_use_every_code"() TO "app_user", "reporting_user";
+
 -- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
@@ -877,7 +899,8 @@ CREATE POLICY "accounts_insert" ON "policycenter"."accounts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[])
+    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '9223372036854775807'::bigint END))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_insert" ON "policycenter"."accounts" IS 'Select for action: the producer code must be one I may use, not merely see.';
 
@@ -902,7 +925,8 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
   FOR DELETE
   TO "app_user"
   USING (
-    "accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[])
+    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '9223372036854775807'::bigint END))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';
 

@@ -120,6 +120,17 @@ describe('policycenter: writes', () => {
     expect(await as(5, (tx) => ids(tx, 'SELECT id FROM policycenter.producer_codes WHERE id = 1004'))).toEqual([1004]); // sees it…
     expect(await sqlState(as(5, (tx) => insert(tx, 1004)))).toBe('42501'); // …but may not use it
   });
+  it('accounts: View All Users may use every code, unless producer code security restricts them to linked ones', async () => {
+    expect(await as(3, async (tx) => (await insert(tx, 1002)).count)).toBe(1);
+    await db.current.admin`UPDATE policycenter.users SET producer_code_security = true WHERE id = 3`;
+    try {
+      expect(await sqlState(as(3, (tx) => insert(tx, 1002)))).toBe('42501');
+      expect(await as(3, async (tx) => (await tx`DELETE FROM policycenter.accounts WHERE id = 5002`).count)).toBe(0);
+    } finally {
+      await db.current.admin`UPDATE policycenter.users SET producer_code_security = false WHERE id = 3`;
+    }
+    expect(await as(3, async (tx) => (await tx`DELETE FROM policycenter.accounts WHERE id = 5002`).count)).toBe(1);
+  });
   it('accounts: an account cannot be moved to a code one may see but not use', async () => {
     expect(await sqlState(as(5, (tx) => tx`UPDATE policycenter.accounts SET producer_code_id = 1004 WHERE id = 5000`))).toBe('42501');
     expect(await as(5, async (tx) => (await tx`UPDATE policycenter.accounts SET name = 'renamed' WHERE id = 5000`).count)).toBe(1);
