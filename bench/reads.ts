@@ -2,7 +2,7 @@
 // an equality and an ILIKE search), with their B1 and B2 forms built from one description of the
 // table and the expert's condition. Joins, writes and the visible-set query stay with each
 // scenario: they are what differs between the models.
-import { firstInvisible, type QueryContext, type ReadQuery, type Statement } from './harness.ts';
+import { firstInvisible, type QueryContext, type ReadQuery, type Statement, type WriteQuery } from './harness.ts';
 
 export interface ReadTable {
   /** Schema-qualified large table, e.g. `collect.debtors`. */
@@ -104,4 +104,9 @@ export function standardReads(t: ReadTable, userId: string, ctx: Omit<QueryConte
       b2: expert(`${a}.${t.ilike} ILIKE $2`, 'ORDER BY id LIMIT 50', [pattern]),
     },
   ];
+}
+
+/** A write S runs as app_user and B0 as the owner (the same statement), B2 guarded by the expert's condition. */
+export function write(name: string, statement: Statement, b2: Statement): WriteQuery {
+  return { kind: 'write', name, secured: statement, b0: statement, b2 };
 }

@@ -2,7 +2,7 @@
 // teams nested in a binary tree (depth 10) with second parents for every seventh team, ~10% open
 // accounts (clerk and access empty), operator/sales/clerk/access routing, 2% routed to teams.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { sample, standardReads } from '../reads.ts';
+import { sample, standardReads, write } from '../reads.ts';
 
 export interface CollectOptions {
   /** Number of clients (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -145,25 +145,17 @@ export function collect(options: CollectOptions): Scenario {
             params: [u],
           },
         },
-        {
-          kind: 'write',
-          name: 'insert',
-          secured: { text: insertSql, params: insertValues },
-          b0: { text: insertSql, params: insertValues },
-          b2: {
-            text: `INSERT INTO ${S}.debtors ${insertCols} SELECT 2000000000, 'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text
-                   WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d
-                                 WHERE ${expertWhere('$3')})`,
-            params: [...insertValues, u],
-          },
-        },
-        {
-          kind: 'write',
-          name: 'update',
-          secured: { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
-          b0: { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
-          b2: { text: `UPDATE ${S}.debtors d SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
-        },
+        write('insert', { text: insertSql, params: insertValues }, {
+          text: `INSERT INTO ${S}.debtors ${insertCols} SELECT 2000000000, 'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text
+                 WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d
+                               WHERE ${expertWhere('$3')})`,
+          params: [...insertValues, u],
+        }),
+        write(
+          'update',
+          { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
+          { text: `UPDATE ${S}.debtors d SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
+        ),
         { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'debtors'), b2: {
             text: `SELECT ${principals('$1::text')} AS principals, ARRAY(
                      WITH RECURSIVE sub(id) AS (SELECT o.client_id FROM ${S}.operators o WHERE o.id = $1::text AND o.security AND o.client_id IS NOT NULL

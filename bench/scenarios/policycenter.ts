@@ -2,7 +2,7 @@
 // producer codes (ten per organization; the last organization has one), 10^4 users in their
 // organization's first group, 10% of them external, one in 1,000 with View All Users.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { sample, standardReads } from '../reads.ts';
+import { sample, standardReads, write } from '../reads.ts';
 
 const ORGANIZATIONS = 1_000;
 const ZONES = 100;
@@ -132,24 +132,16 @@ export function policycenter(): Scenario {
           b1: () => ({ text: `${join} WHERE a.id = ANY ($1::bigint[]) ORDER BY a.id`, params: [page1] }),
           b2: { text: `${join} WHERE ${expertWhere('$1')} AND ${expertCodes('$1')} ORDER BY a.id LIMIT 50`, params: [u] },
         },
-        {
-          kind: 'write',
-          name: 'insert',
-          secured: { text: insertSql, params: [code, u] },
-          b0: { text: insertSql, params: [code, u] },
-          b2: {
-            text: `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) SELECT 2000000000, 'new account', $1::bigint, $2::bigint
-                   WHERE $1::bigint = ANY (${visibleCodes('$2::bigint')}) OR ${viewAll('$2::bigint')}`,
-            params: [code, u],
-          },
-        },
-        {
-          kind: 'write',
-          name: 'update',
-          secured: { text: `UPDATE ${S}.accounts SET name = 'renamed' WHERE id = $1`, params: [middle] },
-          b0: { text: `UPDATE ${S}.accounts SET name = 'renamed' WHERE id = $1`, params: [middle] },
-          b2: { text: `UPDATE ${S}.accounts a SET name = 'renamed' WHERE a.id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
-        },
+        write('insert', { text: insertSql, params: [code, u] }, {
+          text: `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) SELECT 2000000000, 'new account', $1::bigint, $2::bigint
+                 WHERE $1::bigint = ANY (${visibleCodes('$2::bigint')}) OR ${viewAll('$2::bigint')}`,
+          params: [code, u],
+        }),
+        write(
+          'update',
+          { text: `UPDATE ${S}.accounts SET name = 'renamed' WHERE id = $1`, params: [middle] },
+          { text: `UPDATE ${S}.accounts a SET name = 'renamed' WHERE a.id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
+        ),
         {
           kind: 'facts',
           name: 'visible set alone',

@@ -1,7 +1,7 @@
 // SmartOffice at 10^6 contacts (× scale): an office tree (balanced 10-ary or deep chains), 10^4
 // users, ~2% private contacts, ~10% unassigned, proxies, private proxies and active record shares.
 import { policyFacts, type Persona, type Query, type Scenario, type Sql } from '../harness.ts';
-import { standardReads } from '../reads.ts';
+import { standardReads, write } from '../reads.ts';
 
 export interface SmartOfficeOptions {
   /** Number of offices (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -212,26 +212,18 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
             params: [u],
           },
         },
-        {
-          kind: 'write',
-          name: 'insert',
-          secured: { text: `INSERT INTO ${S}.contacts (id, office_id, name) VALUES (2000000000, $1, 'new contact')`, params: [p.values.office!] },
-          b0: { text: `INSERT INTO ${S}.contacts (id, office_id, name) VALUES (2000000000, $1, 'new contact')`, params: [p.values.office!] },
-          b2: {
-            text: `INSERT INTO ${S}.contacts (id, office_id, name) SELECT 2000000000, $1, 'new contact'
-                   WHERE $1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
-                      OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
-                                         UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
-            params: [p.values.office!, u],
-          },
-        },
-        {
-          kind: 'write',
-          name: 'update',
-          secured: { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable!.id] },
-          b0: { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable!.id] },
-          b2: { text: `UPDATE ${S}.contacts c SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, updatable!.id] },
-        },
+        write('insert', { text: `INSERT INTO ${S}.contacts (id, office_id, name) VALUES (2000000000, $1, 'new contact')`, params: [p.values.office!] }, {
+          text: `INSERT INTO ${S}.contacts (id, office_id, name) SELECT 2000000000, $1, 'new contact'
+                 WHERE $1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
+                    OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
+                                       UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
+          params: [p.values.office!, u],
+        }),
+        write(
+          'update',
+          { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable!.id] },
+          { text: `UPDATE ${S}.contacts c SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, updatable!.id] },
+        ),
         { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts'), b2: { text: expertSets('$1'), params: [u] } },
       ];
       return queries;

@@ -3,7 +3,7 @@
 // 10^5 companies (× scale, at least one per group) and contacts whose owner, group and company
 // follow a deterministic hash: 80% in the owner's primary group, their company in the same group.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { sample, standardReads } from '../reads.ts';
+import { sample, standardReads, write } from '../reads.ts';
 
 export interface SuperOfficeOptions {
   /** Number of user groups (default 1,000). */
@@ -175,6 +175,7 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
       // its primary group and with the company of a visible contact; an update of one it owns.
       const [row] = await owner.unsafe(`SELECT company_id::text AS company FROM ${S}.contacts WHERE id = $1`, [middle]);
       const [mine] = await owner.unsafe(`SELECT id::text AS id FROM ${S}.contacts WHERE owner_id = $1 ORDER BY id LIMIT 1`, [u]);
+      if (!mine) throw new Error(`persona "${p.name}" (user ${u}) owns no contact to update at this scale; use --scale 0.05 or more`);
       const insertValues = [u, p.values.primaryGroup!, (row?.company as string | null) ?? null];
       const insertSql = `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) VALUES (2000000000, $3, 'new contact', $1, $2)`;
       const updateSql = `UPDATE ${S}.contacts SET published = NOT published WHERE id = $1`;
@@ -190,25 +191,17 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
             params: [u],
           },
         },
-        {
-          kind: 'write',
-          name: 'insert',
-          secured: { text: insertSql, params: insertValues },
-          b0: { text: insertSql, params: insertValues },
-          b2: {
-            text: `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) SELECT 2000000000, $3::bigint, 'new contact', $1::bigint, $2::bigint
-                   WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c
-                                 WHERE ${expertWhere('$4', 'contact', 'create')})`,
-            params: [...insertValues, u],
-          },
-        },
-        {
-          kind: 'write',
-          name: 'update',
-          secured: { text: updateSql, params: [mine!.id] },
-          b0: { text: updateSql, params: [mine!.id] },
-          b2: { text: `UPDATE ${S}.contacts c SET published = NOT published WHERE id = $2 AND ${expertWhere('$1', 'contact', 'update')}`, params: [u, mine!.id] },
-        },
+        write('insert', { text: insertSql, params: insertValues }, {
+          text: `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) SELECT 2000000000, $3::bigint, 'new contact', $1::bigint, $2::bigint
+                 WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c
+                               WHERE ${expertWhere('$4', 'contact', 'create')})`,
+          params: [...insertValues, u],
+        }),
+        write(
+          'update',
+          { text: updateSql, params: [mine!.id] },
+          { text: `UPDATE ${S}.contacts c SET published = NOT published WHERE id = $2 AND ${expertWhere('$1', 'contact', 'update')}`, params: [u, mine!.id] },
+        ),
         { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts'), b2: { text: expertSets('$1'), params: [u] } },
       ];
       return queries;
