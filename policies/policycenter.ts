@@ -2,7 +2,7 @@
 // external users, the "View All Users" bypass, a column external users may not change, and
 // "find and view" vs "select for action" for producer codes.
 // The contract is ../shared/reference-models.md, section "policycenter".
-import { and, arrayOf, defineModel, exists, not, or, scalarOf, t, when, type E, type RowOf } from '../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, not, or, scalarOf, t, when, type E, type RowOf } from '../generator/dsl/index.ts';
 
 export default defineModel(
   'policycenter',
@@ -149,19 +149,16 @@ export default defineModel(
     const visibleCodes = m.fact('visible_producer_code_ids', arrayOf(m.from(producerCodes, (p) => ({ where: codeVisibleIn(p, iViewAll), select: p.id }))), {
       description: 'Producer codes I can find and view.',
     });
+    // With producer code security the usable codes start from my links (a few rows by user and
+    // group index), each checked for visibility; without it they are the visible codes. Testing
+    // every visible code for a link instead costs a View All user one EXISTS per producer code.
+    const linkedCodes = arrayOf(m.from(producerCodeMembers, (pm) => ({ where: or(pm.user_id.eq(me), pm.group_id.in(myGroups)), select: pm.producer_code_id })));
     const usableCodes = m.fact(
       'usable_producer_code_ids',
-      arrayOf(
-        m.from(producerCodes, (p) => ({
-          where: and(
-            p.id.in(visibleCodes),
-            or(
-              not(iUseProducerCodeSecurity),
-              exists(m.from(producerCodeMembers, (pm) => ({ where: and(pm.producer_code_id.eq(p.id), or(pm.user_id.eq(me), pm.group_id.in(myGroups))) }))),
-            ),
-          ),
-          select: p.id,
-        })),
+      when(
+        iUseProducerCodeSecurity,
+        arrayOf(m.from(producerCodes, (p) => ({ where: and(p.id.in(linkedCodes), codeVisibleIn(p, iViewAll)), select: p.id }))),
+        visibleCodes,
       ),
       { description: 'Producer codes I may select for action: visible, and with producer code security on, linked to me or one of my groups.' },
     );
