@@ -154,7 +154,7 @@ function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string
  */
 function printWhere(q: QueryNode, where: Expr, ctx: ExprContext): string {
   if (where.kind !== 'or') return printExpr(where, ctx);
-  const constant = where.items.filter(isStatementConstant);
+  const constant = where.items.filter((i) => isStatementConstant(i) && readsStatementState(i));
   if (constant.length === 0 || constant.length === where.items.length) return printExpr(where, ctx);
   const when: Expr = constant.length === 1 ? constant[0]! : { kind: 'or', items: constant };
   const range = keyRange(q.table, q.scope, when, ctx);
@@ -193,7 +193,19 @@ function needsParens(e: Expr): boolean {
  */
 const HOISTED: ReadonlySet<ExprKind> = new Set<ExprKind>(['case', 'coalesce', 'set-union']);
 function hoisted(e: Expr): boolean {
-  return HOISTED.has(e.kind) && isStatementConstant(e);
+  return HOISTED.has(e.kind) && isStatementConstant(e) && readsStatementState(e);
+}
+
+/**
+ * Reads the identity, a fact or a table. Literals alone are left inline: PostgreSQL folds them
+ * while planning, and places that admit no sub-select (index predicates) may hold them.
+ */
+function readsStatementState(e: Expr): boolean {
+  let found = false;
+  visit(e, (n) => {
+    if (['session-user', 'fact', 'exists', 'array-of', 'scalar-of', 'hierarchy-set'].includes(n.kind)) found = true;
+  });
+  return found;
 }
 
 function comparand(e: Expr, ctx: ExprContext): string {

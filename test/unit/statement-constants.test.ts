@@ -1,0 +1,47 @@
+// How values that are the same for every row of a statement are printed, so PostgreSQL computes
+// them once and keeps its index plans: a flag OR'd into a fact's query becomes a key range, and a
+// CASE over facts compared with a column becomes a sub-select (an InitPlan).
+import { describe, expect, it } from 'vitest';
+import { arrayOf, coalesce, defineModel, lit, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
+import { compileModel } from '../../generator/emit/index.ts';
+import { validateModel } from '../../generator/validate/index.ts';
+
+function compile(build: Parameters<typeof defineModel>[1]) {
+  const { result, problems } = validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' });
+  expect(problems).toEqual([]);
+  return new Map(compileModel(result!).flatMap((s) => s.statements).map((s) => [s.id, s.up]));
+}
+
+const base = (m: Parameters<Parameters<typeof defineModel>[1]>[0]) => {
+  const users = m.table('users', { id: t.bigint().primaryKey(), admin: t.boolean(), region: t.bigint() });
+  const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint(), region: t.bigint() });
+  m.identity(users);
+  const iAmAdmin = m.fact('i_am_admin', when(scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.admin }))), true, false), { type: 'boolean' });
+  const myRegion = m.fact('my_region', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.region }))));
+  return { users, deals, iAmAdmin, myRegion };
+};
+
+describe('statement constants', () => {
+  it("a flag OR'd into a fact's query is a range on the queried table's key; the per-row arms stay as they are", () => {
+    const sql = compile((m) => {
+      const { deals, iAmAdmin, myRegion } = base(m);
+      m.fact('deal_ids', arrayOf(m.from(deals, (d) => ({ where: or(iAmAdmin, d.region.eq(myRegion)), select: d.id }))));
+    }).get('function crm.deal_ids')!;
+    expect(sql).toMatch(/WHERE \("q\d+"\."id" BETWEEN \(SELECT CASE WHEN .* THEN '-9223372036854775808'::bigint END\) AND \(SELECT CASE WHEN /s);
+    expect(sql).toMatch(/\nOR \("q\d+"\."region" = /);
+  });
+
+  it('a CASE over facts compared with a column is a sub-select; one that reads the row, or only literals, stays inline', () => {
+    const sql = compile((m) => {
+      const { deals, iAmAdmin, myRegion } = base(m);
+      m.policy(deals, 'deals_select', {
+        for: 'select',
+        using: (d) =>
+          or(d.region.eq(when(iAmAdmin, myRegion, null)), d.owner_id.eq(when(d.region.isNull(), 1, 2)), d.id.eq(coalesce(lit(null, 'bigint'), lit(7, 'bigint')))),
+      });
+    }).get('policy crm.deals.deals_select')!;
+    expect(sql).toContain(`("deals"."region" = (SELECT CASE WHEN (select "crm"."i_am_admin"()) THEN (select "crm"."my_region"()) ELSE NULL END))`);
+    expect(sql).toContain(`("deals"."owner_id" = CASE WHEN "deals"."region" IS NULL THEN`);
+    expect(sql).toContain(`("deals"."id" = coalesce(`);
+  });
+});
