@@ -65,8 +65,10 @@ const printers = {
   'in-set': (e, ctx) => {
     const setType = ctx.types.of(e.set);
     const cast = setType === UNKNOWN ? '' : `::${setType}`;
-    const set = hoisted(e.set) ? `(SELECT ${printExpr(e.set, ctx)})` : printExpr(e.set, ctx);
-    return `${comparand(e.item, ctx)} = any(${needsParens(e.set) && !hoisted(e.set) ? `(${set})` : set}${cast})`;
+    // Hoisted only with its array cast: `= any((SELECT …))` without one is the sub-query form of ANY.
+    const hoist = cast !== '' && hoisted(e.set);
+    const set = hoist ? `(SELECT ${printExpr(e.set, ctx)})` : printExpr(e.set, ctx);
+    return `${comparand(e.item, ctx)} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),

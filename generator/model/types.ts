@@ -131,7 +131,8 @@ export function typeMaximum(type: SqlType): string | undefined {
   if (type === 'integer') return "'2147483647'::integer";
   if (type === 'smallint') return "'32767'::smallint";
   if (type === 'date' || type === 'timestamptz' || type === 'timestamp') return `'infinity'::${type}`;
-  if (type === 'numeric' || type.startsWith('numeric(')) return "'Infinity'::numeric";
+  // PostgreSQL sorts NaN above Infinity, and a numeric key may hold NaN.
+  if (type === 'numeric' || type.startsWith('numeric(')) return "'NaN'::numeric";
   if (type === 'uuid') return "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid";
   return undefined;
 }
