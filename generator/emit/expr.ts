@@ -156,7 +156,7 @@ function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string
  */
 function printWhere(q: QueryNode, where: Expr, ctx: ExprContext): string {
   if (where.kind !== 'or') return printExpr(where, ctx);
-  const constant = where.items.filter((i) => isStatementConstant(i) && readsStatementState(i));
+  const constant = where.items.filter(isStatementValue);
   if (constant.length === 0 || constant.length === where.items.length) return printExpr(where, ctx);
   const when: Expr = constant.length === 1 ? constant[0]! : { kind: 'or', items: constant };
   const range = keyRange(q.table, q.scope, when, ctx);
@@ -165,17 +165,26 @@ function printWhere(q: QueryNode, where: Expr, ctx: ExprContext): string {
   return joinParts('OR', [`(${range})`, ...rest]);
 }
 
-/** Reads no row of any enclosing query or policy: the same value for every row of one statement. */
-function isStatementConstant(e: Expr): boolean {
+/** What reads the identity, a fact or a table. */
+const STATE_KINDS: ReadonlySet<ExprKind> = new Set<ExprKind>(['session-user', 'fact', 'exists', 'array-of', 'scalar-of', 'hierarchy-set']);
+
+/**
+ * A value PostgreSQL can compute once per statement: it reads no row of any enclosing query or
+ * policy, and it reads the identity, a fact or a table. Literals alone are left out: PostgreSQL
+ * folds them while planning, and places that admit no sub-select (index predicates) may hold them.
+ */
+function isStatementValue(e: Expr): boolean {
   const bound = new Set<string>();
   const used: string[] = [];
   let opaque = false;
+  let readsState = false;
   visit(e, (n) => {
     if (n.kind === 'exists' || n.kind === 'array-of' || n.kind === 'scalar-of') bound.add(n.query.scope);
     else if (n.kind === 'column') used.push(n.scope);
     else if (n.kind === 'every-row-when' || n.kind === 'raw' || n.kind === 'unknown-column') opaque = true;
+    if (STATE_KINDS.has(n.kind)) readsState = true;
   });
-  return !opaque && used.every((scope) => bound.has(scope));
+  return readsState && !opaque && used.every((scope) => bound.has(scope));
 }
 
 const ATOMIC: ReadonlySet<ExprKind> = new Set<ExprKind>([
@@ -195,19 +204,7 @@ function needsParens(e: Expr): boolean {
  */
 const HOISTED: ReadonlySet<ExprKind> = new Set<ExprKind>(['case', 'coalesce', 'set-union']);
 function hoisted(e: Expr): boolean {
-  return HOISTED.has(e.kind) && isStatementConstant(e) && readsStatementState(e);
-}
-
-/**
- * Reads the identity, a fact or a table. Literals alone are left inline: PostgreSQL folds them
- * while planning, and places that admit no sub-select (index predicates) may hold them.
- */
-function readsStatementState(e: Expr): boolean {
-  let found = false;
-  visit(e, (n) => {
-    if (['session-user', 'fact', 'exists', 'array-of', 'scalar-of', 'hierarchy-set'].includes(n.kind)) found = true;
-  });
-  return found;
+  return HOISTED.has(e.kind) && isStatementValue(e);
 }
 
 function comparand(e: Expr, ctx: ExprContext): string {
