@@ -2,7 +2,7 @@
 // teams nested in a binary tree (depth 10) with second parents for every seventh team, ~10% open
 // accounts (clerk and access empty), operator/sales/clerk/access routing, 2% routed to teams.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { sample, standardReads, write } from '../reads.ts';
+import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 export interface CollectOptions {
   /** Number of clients (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -27,8 +27,7 @@ const restricted = (me: string) => `(SELECT o.security AND o.client_id IS NULL A
  */
 function expertWhere(u: string, d = 'd'): string {
   const me = `${u}::text`;
-  const range = (flag: string) =>
-    `${d}.id BETWEEN (SELECT CASE WHEN ${flag} THEN -9223372036854775808 END) AND (SELECT CASE WHEN ${flag} THEN 9223372036854775807 END)`;
+  const range = (flag: string) => everyRowWhen(`${d}.id`, flag);
   return `(
     ${range(`(SELECT o.security IS NOT TRUE FROM ${S}.operators o WHERE o.id = ${me})`)}
     OR ${d}.client_id = ANY (ARRAY(

@@ -5,7 +5,7 @@
 // ~10^4 producer codes (1 to 9 per organization), each linked to a group of its zone and the agency's
 // group, and accounts spread over the codes.
 import { policyFacts, type Persona, type Query, type Scenario, type Sql } from '../harness.ts';
-import { sample, standardReads, write } from '../reads.ts';
+import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 const ZONES = 100;
 const SMALL_ZONES = 10;
@@ -19,9 +19,6 @@ const BENCH_USER = 1_000_001;
 const me = (u: string) => `${u}::bigint`;
 /** View All Users counts for internal users only. */
 const viewAll = (u: string) => `(SELECT x.view_all_users AND x.is_external IS NOT TRUE FROM ${S}.users x WHERE x.id = ${me(u)})`;
-/** A flag as a primary-key range that is empty unless the flag holds (an OR'd flag would force a scan). */
-const range = (flag: string, id: string) =>
-  `${id} BETWEEN (SELECT CASE WHEN ${flag} THEN -9223372036854775808 END) AND (SELECT CASE WHEN ${flag} THEN 9223372036854775807 END)`;
 /** The organizations whose producer codes the user finds: those in an internal user's zones, or an external user's own. */
 const codeOrgs = (u: string) => `ARRAY(
       SELECT o.id FROM ${S}.organizations o WHERE o.security_zone_id IN (
@@ -32,12 +29,12 @@ const codeOrgs = (u: string) => `ARRAY(
 
 /** The expert's "find and view" of a producer code. */
 function codeVisible(u: string, p = 'p'): string {
-  return `(${range(viewAll(u), `${p}.id`)} OR ${p}.organization_id = ANY (${codeOrgs(u)}))`;
+  return `(${everyRowWhen(`${p}.id`, viewAll(u))} OR ${p}.organization_id = ANY (${codeOrgs(u)}))`;
 }
 
 /** The expert's WHERE for accounts: the account's producer code is one the user finds. */
 function expertWhere(u: string, a = 'a'): string {
-  return `(${range(viewAll(u), `${a}.id`)}
+  return `(${everyRowWhen(`${a}.id`, viewAll(u))}
     OR ${a}.producer_code_id = ANY (ARRAY(SELECT p.id FROM ${S}.producer_codes p WHERE p.organization_id = ANY (${codeOrgs(u)}))))`;
 }
 

@@ -3,7 +3,7 @@
 // 10^5 companies (× scale, at least one per group) and contacts whose owner, group and company
 // follow a deterministic hash: 80% in the owner's primary group, their company in the same group.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { sample, standardReads, write } from '../reads.ts';
+import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 export interface SuperOfficeOptions {
   /** Number of user groups (default 1,000). */
@@ -12,8 +12,6 @@ export interface SuperOfficeOptions {
 
 const USERS = 10_000;
 const S = 'superoffice';
-const LOW = '-9223372036854775808';
-const HIGH = '9223372036854775807';
 
 type Level = 'read' | 'create' | 'update';
 type ObjectType = 'contact' | 'company';
@@ -34,7 +32,7 @@ const grants = (me: string, object: ObjectType, scope: string, level: Level) =>
  */
 function expertWhere(u: string, object: ObjectType, level: Level, c = 'c'): string {
   const me = `${u}::bigint`;
-  const range = (flag: string) => `${c}.id BETWEEN (SELECT CASE WHEN ${flag} THEN '${LOW}'::bigint END) AND (SELECT CASE WHEN ${flag} THEN '${HIGH}'::bigint END)`;
+  const range = (flag: string) => everyRowWhen(`${c}.id`, flag);
   const primary = `(SELECT u.primary_group_id FROM ${S}.users u WHERE u.id = ${me})`;
   const secondary = `ARRAY(SELECT g.group_id FROM ${S}.user_secondary_groups g WHERE g.user_id = ${me})`;
   const kind = (k: string) => `(SELECT u.kind = '${k}' FROM ${S}.users u WHERE u.id = ${me})`;
