@@ -113,9 +113,9 @@ export function write(name: string, statement: Statement, b2: Statement): WriteQ
 
 /**
  * The expert's bypass flag: every row when `flag` holds, written as a range on the bigint key
- * `id` whose bounds are NULL (no rows) otherwise, as someone who knows that a flag OR'd into a
+ * `id` whose lower bound is NULL (no rows) otherwise, as someone who knows that a flag OR'd into a
  * predicate forces a sequential scan would write it.
  */
 export function everyRowWhen(id: string, flag: string): string {
-  return `${id} BETWEEN (SELECT CASE WHEN ${flag} THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN ${flag} THEN '9223372036854775807'::bigint END)`;
+  return `(${id} >= (SELECT CASE WHEN ${flag} THEN '-9223372036854775808'::bigint END) AND ${id} <= '9223372036854775807'::bigint)`;
 }

@@ -913,11 +913,11 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -931,22 +931,22 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[]))
   )
   WITH CHECK (
-    ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -960,11 +960,11 @@ CREATE POLICY "debtors_insert" ON "collect"."debtors"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -978,11 +978,11 @@ CREATE POLICY "debtors_delete" ON "collect"."debtors"
   FOR DELETE
   TO "app_user"
   USING (
-    ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -1008,7 +1008,7 @@ CREATE POLICY "clients_insert" ON "collect"."clients"
   TO "app_user"
   WITH CHECK (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '9223372036854775807'::bigint END))
+    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_insert" ON "collect"."clients" IS 'Restricted to a client hierarchy: only below my Client # (owned_by defaults to it). Security off and unrestricted: anywhere.';
 
@@ -1019,12 +1019,12 @@ CREATE POLICY "clients_update" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '9223372036854775807'::bigint END))
+    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("clients"."id" = (select "collect"."my_client_accounts_root"()))
     OR ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '9223372036854775807'::bigint END))
+    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_update" ON "collect"."clients" IS 'Restricted: clients of my hierarchy, which must stay in it. Security off and unrestricted: any client.';
 
@@ -1035,7 +1035,7 @@ CREATE POLICY "clients_delete" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '9223372036854775807'::bigint END))
+    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_delete" ON "collect"."clients" IS 'Restricted: clients below my Client # (not the root itself). Security off and unrestricted: any client.';
 
@@ -1179,11 +1179,11 @@ SELECT
   NOT d.rg_visible AS "restricted"
 FROM (
   SELECT d.*, coalesce((
-    (d."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '9223372036854775807'::bigint END))
+    (d."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint)
     OR (d."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR ((d."clerk_id" IS NULL)
       AND (d."access_id" IS NULL)
-      AND (d."id" BETWEEN (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '9223372036854775807'::bigint END)))
+      AND (d."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint))
     OR (d."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR (d."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR (d."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))

@@ -571,11 +571,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."groups" AS "q8" WHERE ("q8"."id" BETWEEN (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
+  RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."groups" AS "q8" WHERE ("q8"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '9223372036854775807'::bigint END))
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q8"."id" <= '9223372036854775807'::bigint)
 OR ("q8"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
@@ -601,11 +599,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" BETWEEN (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
+  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '9223372036854775807'::bigint END))
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
@@ -637,11 +633,9 @@ AND ((((rg_fact.me IS NOT NULL)
   OR ("q11"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
     AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-  OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" BETWEEN (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
+  OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '9223372036854775807'::bigint END))
+  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
@@ -775,7 +769,7 @@ CREATE POLICY "organizations_select" ON "policycenter"."organizations"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("organizations"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -787,12 +781,12 @@ CREATE POLICY "organizations_update" ON "policycenter"."organizations"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("organizations"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   )
   WITH CHECK (
-    ("organizations"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -804,7 +798,7 @@ CREATE POLICY "groups_select" ON "policycenter"."groups"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("groups"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -817,13 +811,13 @@ CREATE POLICY "groups_update" ON "policycenter"."groups"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("groups"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   )
   WITH CHECK (
-    ("groups"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -836,7 +830,7 @@ CREATE POLICY "users_select" ON "policycenter"."users"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("users"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("users"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
     OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -870,7 +864,7 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("producer_codes"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("producer_codes"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
     OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   );
@@ -892,7 +886,7 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
@@ -903,7 +897,7 @@ CREATE POLICY "accounts_insert" ON "policycenter"."accounts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '9223372036854775807'::bigint END))
+    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_insert" ON "policycenter"."accounts" IS 'Select for action: the producer code must be one I may use, not merely see.';
@@ -914,11 +908,11 @@ CREATE POLICY "accounts_update" ON "policycenter"."accounts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   )
   WITH CHECK (
-    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '9223372036854775807'::bigint END))
+    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_update" ON "policycenter"."accounts" IS 'Accounts I can see, kept on codes I can see.';
@@ -929,7 +923,7 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("accounts"."id" BETWEEN (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '9223372036854775807'::bigint END))
+    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';

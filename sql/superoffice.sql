@@ -1171,13 +1171,13 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR (("companies"."published" = true)
-      AND ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '9223372036854775807'::bigint END)))
+      AND ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "companies_select" ON "superoffice"."companies" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1190,11 +1190,11 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_insert" ON "superoffice"."companies" IS 'Create right on the scope of the new row.';
 
@@ -1207,21 +1207,21 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_update" ON "superoffice"."companies" IS 'Update right on the row as it is and as it will be.';
 
@@ -1234,11 +1234,11 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_delete" ON "superoffice"."companies" IS 'Delete right on the scope of the row.';
 
@@ -1251,11 +1251,11 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_select" ON "superoffice"."contacts" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1268,11 +1268,11 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_insert" ON "superoffice"."contacts" IS 'Create right on the scope of the new row.';
 
@@ -1285,21 +1285,21 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_update" ON "superoffice"."contacts" IS 'Update right on the row as it is and as it will be.';
 
@@ -1312,11 +1312,11 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_delete" ON "superoffice"."contacts" IS 'Delete right on the scope of the row.';
 
@@ -1329,13 +1329,13 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR (("projects"."published" = true)
-      AND ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '9223372036854775807'::bigint END)))
+      AND ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "projects_select" ON "superoffice"."projects" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1348,11 +1348,11 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_insert" ON "superoffice"."projects" IS 'Create right on the scope of the new row.';
 
@@ -1365,21 +1365,21 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_update" ON "superoffice"."projects" IS 'Update right on the row as it is and as it will be.';
 
@@ -1392,11 +1392,11 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_delete" ON "superoffice"."projects" IS 'Delete right on the scope of the row.';
 
@@ -1409,11 +1409,11 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_select" ON "superoffice"."sales" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1426,11 +1426,11 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_insert" ON "superoffice"."sales" IS 'Create right on the scope of the new row.';
 
@@ -1443,21 +1443,21 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_update" ON "superoffice"."sales" IS 'Update right on the row as it is and as it will be.';
 
@@ -1470,11 +1470,11 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
     OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
     OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" BETWEEN (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '9223372036854775807'::bigint END))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '9223372036854775807'::bigint END))
+    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_delete" ON "superoffice"."sales" IS 'Delete right on the scope of the row.';
 
@@ -1484,7 +1484,7 @@ CREATE POLICY "roles_select" ON "superoffice"."roles"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    "roles"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '9223372036854775807'::bigint END)
+    "roles"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
   );
 COMMENT ON POLICY "roles_select" ON "superoffice"."roles" IS 'Internal and system users see the role list.';
 
@@ -1525,7 +1525,7 @@ CREATE POLICY "users_select" ON "superoffice"."users"
   TO "app_user", "reporting_user"
   USING (
     ("users"."id" = (select "superoffice"."current_user_id"()))
-    OR ("users"."id" BETWEEN (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '9223372036854775807'::bigint END))
+    OR ("users"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "users_select" ON "superoffice"."users" IS 'Myself; internal and system users see every user (owners are shown on every record).';
 

@@ -102,8 +102,8 @@ const printers = {
   // Why not `OR (select bypass())`: a bare boolean arm has no index condition, so the whole OR
   // loses its BitmapOr and every user pays a sequential scan. A range on the primary key is an
   // index condition; when the condition is false the bounds are NULL and the index scan of this
-  // arm returns nothing at once, when true it covers every row. Both bounds where the type has a
-  // greatest value: the planner then estimates the arm as a narrow range (see typeMaximum).
+  // arm returns nothing at once, when true it covers every row. An upper bound where the type has
+  // a greatest value: the planner then estimates the arm as a narrow range (see typeMaximum).
   'every-row-when': (e, ctx) => {
     const range = keyRange(e.table, ROW_SCOPE, e.when, ctx);
     if (range === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
@@ -111,7 +111,12 @@ const printers = {
   },
 } satisfies Printers as Printers;
 
-/** `when` as a range on the primary key of `table` (read in `scope`), or undefined if the key has no least value. */
+/**
+ * `when` as a range on the primary key of `table` (read in `scope`), or undefined if the key has
+ * no least value. Only the lower bound carries the condition, so it is computed once per
+ * statement; the upper bound is the type's greatest value as a literal, which makes the pair a
+ * range the planner estimates as narrow (an unknown bound counts as 0.5% of the table).
+ */
 function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): string | undefined {
   const key = ctx.model.tables.find((t) => t.name === table)?.primaryKey[0];
   const type = key === undefined ? UNKNOWN : ctx.types.columnType(table, key);
@@ -121,7 +126,7 @@ function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): s
   const condition = printExpr(when, ctx);
   const maximum = typeMaximum(type);
   if (maximum === undefined) return `${column} >= (SELECT CASE WHEN ${condition} THEN ${minimum} END)`;
-  return `${column} BETWEEN (SELECT CASE WHEN ${condition} THEN ${minimum} END) AND (SELECT CASE WHEN ${condition} THEN ${maximum} END)`;
+  return `${column} >= (SELECT CASE WHEN ${condition} THEN ${minimum} END) AND ${column} <= ${maximum}`;
 }
 
 export function printExpr(e: Expr, ctx: ExprContext): string {

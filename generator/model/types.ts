@@ -121,9 +121,9 @@ export function typeMinimum(type: SqlType): string | undefined {
 }
 
 /**
- * The greatest value of a type, as SQL, where there is one (text has none). With both bounds,
- * `everyRowWhen` prints `pk BETWEEN lo AND hi`, which the planner estimates as a narrow range
- * (0.5% of rows) while the bounds are unknown; a lone `pk >= lo` is estimated at a third of the
+ * The greatest value of a type, as SQL, where there is one (text has none). With it,
+ * `everyRowWhen` prints `pk >= lo AND pk <= <greatest>`, which the planner estimates as a narrow
+ * range (0.5% of rows) while `lo` is unknown; a lone `pk >= lo` is estimated at a third of the
  * table, enough to push every restricted user's query to a sequential scan.
  */
 export function typeMaximum(type: SqlType): string | undefined {

@@ -31,7 +31,7 @@ describe('primary-key bounds of every key type', () => {
         await tx.unsafe(`CREATE TEMP TABLE k (id ${type} PRIMARY KEY)`);
         // Literals, not parameters: the client would parse date parameters as JavaScript dates.
         await tx.unsafe(`INSERT INTO k VALUES ${values.map((v) => `('${v.replaceAll("'", "''")}'::${type})`).join(', ')}`);
-        const range = hi === undefined ? `id >= ${lo}` : `id BETWEEN ${lo} AND ${hi}`;
+        const range = hi === undefined ? `id >= ${lo}` : `id >= ${lo} AND id <= ${hi}`;
         const [row] = await tx.unsafe(`SELECT count(*)::int AS n FROM k WHERE ${range}`);
         expect(row!.n).toBe(values.length);
       });
