@@ -2,7 +2,8 @@
 // ("secured") and as the owner in three baselines, checks that every secured answer is exactly the
 // rows an independent hand-written query says the persona may see, and reports medians, p95,
 // buffers and ratios. Timing is wall time seen by the client for the one statement (planning
-// included, identity already set in the transaction), the cost an application pays per query.
+// included unless the statements are prepared, identity already set in the transaction), the cost
+// an application pays per query.
 import type postgres from 'postgres';
 
 export type Sql = postgres.Sql;
@@ -121,6 +122,8 @@ export interface RunOptions {
   /** Stop sampling a variant once it has taken this long (at least `minRuns` samples). */
   readonly budgetMs: number;
   readonly minRuns: number;
+  /** Runs each statement as a named prepared statement, so PostgreSQL may reuse its plan. */
+  readonly prepare?: boolean;
   readonly log: (m: string) => void;
 }
 
@@ -135,11 +138,11 @@ async function begin(conn: ReservedSql, as: As): Promise<void> {
   }
 }
 
-async function runOnce(conn: ReservedSql, as: As, st: Statement): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
+async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
   await begin(conn, as);
   try {
     const t0 = process.hrtime.bigint();
-    const rows = await conn.unsafe(st.text, (st.params ?? []) as never[]);
+    const rows = await conn.unsafe(st.text, (st.params ?? []) as never[], { prepare });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     return { ms, rows };
   } finally {
@@ -199,7 +202,7 @@ async function sample(options: RunOptions, once: () => Promise<number>): Promise
 async function time(conn: ReservedSql, as: As, st: Statement, options: RunOptions): Promise<{ timing: Timing; shape: string; rows: postgres.RowList<postgres.Row[]> }> {
   let rows: postgres.RowList<postgres.Row[]> | undefined;
   const stats = await sample(options, async () => {
-    const run = await runOnce(conn, as, st);
+    const run = await runOnce(conn, as, st, options.prepare ?? false);
     rows = run.rows;
     return run.ms;
   });

@@ -24,6 +24,9 @@ const usage = `npm run bench -- [options]
   --persona a,b      only these personas (names as printed)
   --runs N           timed runs per variant (default 25; fewer when a variant is slow)
   --budget MS        stop sampling a variant after MS milliseconds once it has 5 runs (default 3000)
+  --prepare          run every statement as a named prepared statement (what postgres.js does by
+                     default): after the first executions PostgreSQL reuses a cached plan, so the
+                     times show what an application pays once planning is out of the way
   --reuse            keep the database in /tmp/rowguard-bench and reuse loaded data with the same parameters
   --no-write         do not write bench/results/*.json`;
 
@@ -37,6 +40,7 @@ const { values } = parseArgs({
     persona: { type: 'string' },
     runs: { type: 'string', default: '25' },
     budget: { type: 'string', default: '3000' },
+    prepare: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -110,20 +114,22 @@ try {
         warmup: 3,
         minRuns: 5,
         budgetMs: positive('budget', values.budget),
+        prepare: values.prepare,
         log,
         ...(personaNames ? { personaFilter: (p) => personaNames.includes(p.name) } : {}),
       });
       console.log(formatTable(name, results));
       if (!values['no-write']) {
         mkdirSync('bench/results', { recursive: true });
-        const suffix = scale === 1 && values.offices === '1111' && shape === 'balanced' && values.clients === '1111' && !personaNames ? '' : `-${Object.values(params).join('-')}`;
+        const defaults = scale === 1 && values.offices === '1111' && shape === 'balanced' && values.clients === '1111' && !personaNames;
+        const suffix = `${defaults ? '' : `-${Object.values(params).join('-')}`}${values.prepare ? '-prepared' : ''}`;
         const file = join('bench/results', `${name}${suffix}.json`);
         const doc = {
           model: name,
           data: scenario.describe(scale),
           params,
           environment: { postgres: serverVersion, server: server.kind, settings: BENCH_SETTINGS, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
-          timing: 'wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; medians and p95 over the runs; buffers from one EXPLAIN (ANALYZE, BUFFERS)',
+          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.prepare ? 'every statement a named prepared statement (cached plan after the first executions)' : 'planned at every execution'}; medians and p95 over the runs; buffers from one EXPLAIN (ANALYZE, BUFFERS)`,
           results,
         };
         writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
