@@ -190,6 +190,9 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
          ORDER BY c.id LIMIT 1`,
         [p.values.office!, u],
       );
+      if (!updatable) {
+        throw new Error(`${p.name}: office ${p.values.office} has no contact this persona may update (${N.toLocaleString('en')} offices for ${visible.length} visible contacts); run with a larger --scale or fewer --offices`);
+      }
       const pairs = await owner.unsafe(
         `SELECT contact_id::text AS c, user_id::text AS u FROM ${S}.contact_assignments WHERE contact_id = ANY ($1::bigint[]) ORDER BY contact_id, user_id LIMIT 50`,
         [visible] as never[],
@@ -221,8 +224,8 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
         }),
         write(
           'update',
-          { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable!.id] },
-          { text: `UPDATE ${S}.contacts c SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, updatable!.id] },
+          { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable.id] },
+          { text: `UPDATE ${S}.contacts c SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, updatable.id] },
         ),
         { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts'), b2: { text: expertSets('$1'), params: [u] } },
       ];
