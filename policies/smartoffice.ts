@@ -107,6 +107,19 @@ export default defineModel(
       'contacts_assigned_to_me_or_my_agents',
       arrayOf(m.from(contactAssignments, (a) => ({ where: a.user_id.in(actingFor), select: a.contact_id, distinct: true }))),
     );
+    // Rule 2's "my office and assigned to me or my agents" as one set of contact ids, for reading.
+    // As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index on
+    // both columns to be answered by its bitmap scan alone; where offices are small PostgreSQL
+    // takes the office_id index instead, and then the whole policy is re-checked on every row
+    // the bitmap returns, with the enterprise arm's office array searched row by row: 4.3 s for
+    // a count of 98,000 contacts under 11,111 offices (65 ms as one set of ids).
+    const assignedInMyOffice = m.fact(
+      'my_office_contacts_assigned_to_me_or_my_agents',
+      arrayOf(m.from(contacts, (c) => ({ where: and(c.office_id.eq(myOffice), c.id.in(assignedToMe), c.is_private.isNotTrue()), select: c.id }))),
+      { description: 'Contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy).' },
+    );
+    // Found by the fact above in one index-only scan of my office's range.
+    m.index(contacts, { columns: ['office_id', 'id'], where: (c) => c.is_private.isNotTrue(), name: 'contacts_office_contacts_idx' });
     const enterpriseOffices = m.fact('enterprise_office_ids', when(iHaveEnterpriseView, officeTree.descendantsOf(myOffice, { includeSelf: true })), {
       description: 'With enterprise view: my office and every office below it, at any depth. Otherwise NULL.',
     });
@@ -159,23 +172,30 @@ export default defineModel(
 
     // ------------------------------------------------------------------ contacts
     type ContactRow = RowOf<typeof contacts>;
-    /** Rules 1-3 of the contract: what a user may see and also change. */
-    const ownedByRules = (c: ContactRow) =>
+    /**
+     * Rules 1-3 of the contract: what a user may see and also change. Reading takes rule 2's
+     * assigned contacts as the set of ids computed for the statement; changing compares the row's
+     * own office_id, so a new row version (WITH CHECK) is judged by where it is going.
+     */
+    const byRules = (c: ContactRow, mode: 'read' | 'change') =>
       or(
         // 1. private: the owner, or a proxy of the owner whom the owner enabled.
         and(c.is_private.isTrue(), c.private_owner_id.in(privateOwners)),
         // 2. not private, my office: security off, or assigned to me or my agents, or to nobody.
         and(c.is_private.isNotTrue(), c.office_id.eq(openOffice)),
-        and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
+        mode === 'read'
+          ? and(c.is_private.isNotTrue(), c.id.in(assignedInMyOffice))
+          : and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
         and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), assignmentCount.of(c).eq(0)),
         // 3. enterprise view: my office and every office below it.
         and(c.is_private.isNotTrue(), c.office_id.in(enterpriseOffices)),
       );
+    const ownedByRules = (c: ContactRow) => byRules(c, 'change');
 
     m.policy(contacts, 'contacts_select', {
       for: 'select',
       description: 'Rules 1-4: private owner and enabled proxies; office security; enterprise view; active record shares.',
-      using: (c) => or(ownedByRules(c), and(c.is_private.isNotTrue(), c.id.in(sharedWithMe))),
+      using: (c) => or(byRules(c, 'read'), and(c.is_private.isNotTrue(), c.id.in(sharedWithMe))),
     });
     m.policy(contacts, 'contacts_update', {
       for: 'update',

@@ -145,6 +145,9 @@ CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_i
 
 CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id") INCLUDE ("id");
 
+CREATE INDEX "contacts_office_contacts_idx" ON "smartoffice"."contacts" ("office_id", "id")
+  WHERE "is_private" IS DISTINCT FROM true;
+
 CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE "assignment_count" = 0;
 
@@ -156,9 +159,6 @@ CREATE INDEX "contacts_office_id_arm_3901f1_idx" ON "smartoffice"."contacts" ("o
 
 CREATE INDEX "contacts_office_id_arm_c81e03_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE ("is_private" IS DISTINCT FROM true) AND ("assignment_count" = 0);
-
-CREATE INDEX "contacts_office_id_id_arm_e6e3b9_idx" ON "smartoffice"."contacts" ("office_id", "id")
-  WHERE "is_private" IS DISTINCT FROM true;
 
 CREATE INDEX "contacts_private_owner_id_arm_0b2a06_idx" ON "smartoffice"."contacts" ("private_owner_id")
   WHERE "is_private" = true;
@@ -678,6 +678,28 @@ ALTER FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() OWNER TO "
 REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
 
+CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := (select "smartoffice"."current_user_id"());
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)
+AND ("q8"."id" = any((ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
+AND ("q8"."is_private" IS DISTINCT FROM true));
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() IS 'Contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy).';
+
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
@@ -710,8 +732,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me)))::bigint[];
+  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me)))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() OWNER TO "rowguard_definer";
@@ -731,9 +753,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q10"."contact_id" FROM "smartoffice"."shared_contacts" AS "q10" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q11" WHERE ("q11"."id" = "q10"."link_id")
-AND ("q11"."receiver_id" = rg_fact.me)
-AND ("q11"."status" = 'active')));
+  RETURN ARRAY(SELECT DISTINCT "q11"."contact_id" FROM "smartoffice"."shared_contacts" AS "q11" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q12" WHERE ("q12"."id" = "q11"."link_id")
+AND ("q12"."receiver_id" = rg_fact.me)
+AND ("q12"."status" = 'active')));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_shared_with_me"() OWNER TO "rowguard_definer";
@@ -752,7 +774,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -791,7 +813,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = rg_fact.me) OR ("q13"."receiver_id" = rg_fact.me));
+  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE ("q14"."sharer_id" = rg_fact.me) OR ("q14"."receiver_id" = rg_fact.me));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_ids"() OWNER TO "rowguard_definer";
@@ -810,7 +832,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE "q15"."sharer_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -829,7 +851,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = rg_fact.me) AND ("q15"."status" = 'active'));
+  RETURN ARRAY(SELECT "q16"."id" FROM "smartoffice"."user_links" AS "q16" WHERE ("q16"."sharer_id" = rg_fact.me) AND ("q16"."status" = 'active'));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."active_link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -848,7 +870,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = rg_fact.me)::bigint[];
+  RETURN ARRAY(SELECT "q17"."receiver_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q18"."sharer_id" FROM "smartoffice"."user_links" AS "q18" WHERE "q18"."receiver_id" = rg_fact.me)::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_partner_ids"() OWNER TO "rowguard_definer";
@@ -867,8 +889,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true)
-AND ("q18"."office_id" <> ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q19"."id" FROM "smartoffice"."users" AS "q19" WHERE ("q19"."record_sharing" = true)
+AND ("q19"."office_id" <> ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";
@@ -888,7 +910,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q20"."contact_id" FROM "smartoffice"."contact_assignments" AS "q20" WHERE "q20"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me"() OWNER TO "rowguard_definer";
@@ -907,9 +929,9 @@ BEGIN
   IF coalesce((NEW."record_sharing" = true) AND (OLD."record_sharing" IS DISTINCT FROM true), false) THEN
     NEW."super_user" := false;
     NEW."enterprise_view" := false;
-    UPDATE "smartoffice"."offices" AS "u23"
+    UPDATE "smartoffice"."offices" AS "u24"
       SET "office_security" = true
-      WHERE "u23"."id" = NEW."office_id";
+      WHERE "u24"."id" = NEW."office_id";
   END IF;
   RETURN NEW;
 END
@@ -1031,8 +1053,7 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-      AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
+      AND ("contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
@@ -1116,7 +1137,7 @@ CREATE POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q20" WHERE "q20"."id" = "contact_assignments"."contact_id")
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE "q21"."id" = "contact_assignments"."contact_id")
   );
 COMMENT ON POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments" IS 'Assignments of the contacts I can see (the EXISTS runs under the contacts policies).';
 
@@ -1126,9 +1147,9 @@ CREATE POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE ("q21"."id" = "contact_assignments"."contact_id")
-    AND (("q21"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q21"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
+    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments" IS 'Assign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1138,9 +1159,9 @@ CREATE POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments
   FOR DELETE
   TO "app_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
-    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q23" WHERE ("q23"."id" = "contact_assignments"."contact_id")
+    AND (("q23"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q23"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments" IS 'Unassign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1355,9 +1376,9 @@ SELECT
   "contacts"."phone" AS "phone",
   "contacts"."is_private" AS "is_private",
   "contacts"."office_id" AS "office_id",
-  (SELECT "q24"."name" FROM "smartoffice"."offices" AS "q24" WHERE "q24"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
-  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = (SELECT "q26"."parent_id" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
-  ARRAY(SELECT "q27"."name" FROM "smartoffice"."users" AS "q27" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q28" WHERE ("q28"."contact_id" = "contacts"."id") AND ("q28"."user_id" = "q27"."id"))) AS "assignees"
+  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
+  (SELECT "q26"."name" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = (SELECT "q27"."parent_id" FROM "smartoffice"."offices" AS "q27" WHERE "q27"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
+  ARRAY(SELECT "q28"."name" FROM "smartoffice"."users" AS "q28" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q29" WHERE ("q29"."contact_id" = "contacts"."id") AND ("q29"."user_id" = "q28"."id"))) AS "assignees"
 FROM "smartoffice"."contacts" AS "contacts";
 GRANT SELECT ON "smartoffice"."contacts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "smartoffice"."contacts_report" IS 'For BI tools: the contacts the caller may see, with office and assignees.';

@@ -29,19 +29,18 @@ describe('explain: SELECT', () => {
     const arm3 = policy.arms[2]!;
     expect(arm3.conditions.map((c) => [c.words, c.result])).toEqual([
       ['is_private is not true (false or NULL)', true],
-      ['office_id is my_office_id', true],
-      ['id is one of contacts_assigned_to_me_or_my_agents', false],
+      ['id is one of my_office_contacts_assigned_to_me_or_my_agents', false],
     ]);
-    expect(arm3.conditions[2]!.sql).toBe('"contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])');
+    expect(arm3.conditions[1]!.sql).toBe('"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])');
     const fact = (name: string) => x.facts.find((f) => f.name === name)?.value;
     expect(fact('my_office_id')).toBe('3');
-    expect(fact('contacts_assigned_to_me_or_my_agents')).toBe('{100,102,104}');
+    expect(fact('my_office_contacts_assigned_to_me_or_my_agents')).toBe('{100,102}'); // 104 is private
     expect(fact('enterprise_office_ids')).toBeNull();
     expect(x.facts.find((f) => f.name === 'enterprise_office_ids')?.description).toMatch(/With enterprise view/);
 
     const text = formatExplanation(x);
-    expect(text).toContain('✗ id is one of contacts_assigned_to_me_or_my_agents   (false)');
-    expect(text).toContain('with: row.id = 101, contacts_assigned_to_me_or_my_agents = {100,102,104}');
+    expect(text).toContain('✗ id is one of my_office_contacts_assigned_to_me_or_my_agents   (false)');
+    expect(text).toContain('with: row.id = 101, my_office_contacts_assigned_to_me_or_my_agents = {100,102}');
     expect(text).toContain('∅ office_id is one of enterprise_office_ids   (NULL: counts as false)');
     expect(text).toContain('SQL:  "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])');
     expect(x.warnings).toEqual([]);

@@ -41,9 +41,9 @@ describe('smartoffice plan shapes', () => {
     initPlans: {
       what: 'identity and visible sets',
       functions: [
-        'smartoffice.contacts_assigned_to_me_or_my_agents',
         'smartoffice.contacts_shared_with_me',
         'smartoffice.enterprise_office_ids',
+        'smartoffice.my_office_contacts_assigned_to_me_or_my_agents',
         'smartoffice.my_office_id',
         'smartoffice.my_open_office_id',
         'smartoffice.private_owner_ids_visible_to_me',

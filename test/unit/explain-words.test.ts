@@ -30,13 +30,12 @@ describe('planCommand', () => {
   it('cuts each policy into OR arms of AND conditions, printed as the policy prints them', () => {
     const [select] = planCommand(so, 'contacts', 'select');
     const arms = select!.policies[0]!.arms;
-    expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 3, 3, 2, 2]);
+    expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 2, 3, 2, 2]);
     expect(arms[2]!.conditions.map((c) => c.sql)).toEqual([
       '"contacts"."is_private" IS DISTINCT FROM true',
-      '"contacts"."office_id" = (select "smartoffice"."my_office_id"())',
-      '"contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])',
+      '"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])',
     ]);
-    expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_id'], ['contacts_assigned_to_me_or_my_agents']]);
+    expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_contacts_assigned_to_me_or_my_agents']]);
     // "Assigned to nobody" reads the trigger-maintained counter of the row itself.
     expect(arms[3]!.conditions.map((c) => [c.sql, c.words, c.facts])).toEqual([
       ['"contacts"."is_private" IS DISTINCT FROM true', 'is_private is not true (false or NULL)', []],
