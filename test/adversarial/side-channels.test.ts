@@ -300,6 +300,36 @@ describe.runIf(smartoffice)('smartoffice: what PostgreSQL RLS concedes (README "
     expect(await sqlState(as(S, 10, (tx) => tx.unsafe(`${q} RETURNING *`)))).toBe('42501');
   });
 
+  it('a locking read skips a row moved out of reach while it waited: FOR UPDATE also applies the UPDATE policy', async () => {
+    // Contact 100 is in John's office and assigned to him. Another transaction moves it to Branch B
+    // while John's SELECT … FOR UPDATE waits for the row. PostgreSQL re-checks the new version with
+    // the facts John's statement computed at its start; the SELECT policy reads rule 2 as a set of
+    // contact ids (which still names 100), but a locking read must also pass the UPDATE policy,
+    // which compares the row's own office_id: the moved row is skipped.
+    const writer = await db.current.admin.reserve();
+    try {
+      await writer.unsafe('BEGIN');
+      await writer.unsafe(`UPDATE smartoffice.contacts SET office_id = 4, phone = '555-moved' WHERE id = 100`);
+      const reading = as(S, 11, async (tx) => {
+        const locked = await tx.unsafe('SELECT id, office_id, phone FROM smartoffice.contacts WHERE id = 100 FOR UPDATE');
+        return locked.map((r) => ({ ...r }));
+      });
+      let blocked = false;
+      for (let i = 0; i < 400 && !blocked; i++) {
+        const rows = await db.current.admin.unsafe(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`);
+        blocked = rows.length > 0;
+        if (!blocked) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(blocked).toBe(true);
+      await writer.unsafe('COMMIT');
+      expect(await reading).toEqual([]);
+    } finally {
+      await writer.unsafe('ROLLBACK').catch(() => undefined);
+      writer.release();
+      await db.current.admin.unsafe(`UPDATE smartoffice.contacts SET office_id = 3, phone = '555-0100' WHERE id = 100`);
+    }
+  });
+
   it('EXPLAIN ANALYZE shows how many rows the policy filtered out (a count, never a value)', async () => {
     // Any user may steer the planner to a sequential scan, where the policy is a Filter.
     const plan = await as(S, 19, async (tx) => {
