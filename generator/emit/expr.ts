@@ -123,10 +123,9 @@ function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): s
   const minimum = typeMinimum(type);
   if (key === undefined || minimum === undefined) return undefined;
   const column = printExpr({ kind: 'column', scope, table, column: key }, ctx);
-  const condition = printExpr(when, ctx);
+  const lower = `${column} >= (SELECT CASE WHEN ${printExpr(when, ctx)} THEN ${minimum} END)`;
   const maximum = typeMaximum(type);
-  if (maximum === undefined) return `${column} >= (SELECT CASE WHEN ${condition} THEN ${minimum} END)`;
-  return `${column} >= (SELECT CASE WHEN ${condition} THEN ${minimum} END) AND ${column} <= ${maximum}`;
+  return maximum === undefined ? lower : `${lower} AND ${column} <= ${maximum}`;
 }
 
 export function printExpr(e: Expr, ctx: ExprContext): string {

@@ -7,7 +7,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelNode, TableNode } from '../../generator/model/nodes.ts';
 import { ident } from '../../generator/sql/print.ts';
-import { sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { sqlState, useTestDatabase, waitForLockWait, type Tx } from '../support/db.ts';
 import { hasPolicy, keySql, loadSamples, models, personasOf, tableSql } from '../support/models.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -314,13 +314,7 @@ describe.runIf(smartoffice)('smartoffice: what PostgreSQL RLS concedes (README "
         const locked = await tx.unsafe('SELECT id, office_id, phone FROM smartoffice.contacts WHERE id = 100 FOR UPDATE');
         return locked.map((r) => ({ ...r }));
       });
-      let blocked = false;
-      for (let i = 0; i < 400 && !blocked; i++) {
-        const rows = await db.current.admin.unsafe(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`);
-        blocked = rows.length > 0;
-        if (!blocked) await new Promise((r) => setTimeout(r, 25));
-      }
-      expect(blocked).toBe(true);
+      await waitForLockWait(db.current.admin, 10_000);
       await writer.unsafe('COMMIT');
       expect(await reading).toEqual([]);
     } finally {

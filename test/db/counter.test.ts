@@ -8,7 +8,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
-import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
+import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, useTestDatabase, waitForLockWait, type TestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase, DSL, idsAs, TempProject } from '../support/project.ts';
 import { random } from '../support/random.ts';
 
@@ -167,20 +167,12 @@ describe('smartoffice.contacts.assignment_count', () => {
       await c.unsafe('SELECT smartoffice.set_session($1)', [user]);
       return c;
     };
-    const waitingForLock = async () => {
-      for (let i = 0; i < 200; i++) {
-        const [row] = await admin.unsafe("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-        if (row!.n > 0) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error('the second connection never waited for the first');
-    };
     const race = async (first: string, second: string) => {
       const [a, b] = [await open(10), await open(18)];
       try {
         await a.unsafe(first);
         const blocked = b.unsafe(second).execute();
-        await waitingForLock();
+        await waitForLockWait(admin);
         await a.unsafe('COMMIT');
         await blocked;
         await b.unsafe('COMMIT');

@@ -113,3 +113,14 @@ export async function rolledBack(admin: Sql, fn: (tx: Tx) => Promise<void>): Pro
       if (error !== rollback) throw error;
     });
 }
+
+/** Waits until some session of the test database is blocked on a lock; fails after `ms`. */
+export async function waitForLockWait(admin: Sql, ms = 2_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const [row] = await admin.unsafe("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+    if (row!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no session waited for a lock within ${ms} ms`);
+}

@@ -26,6 +26,16 @@ export function expectSelectivePlan(plan: string, table: string): void {
 }
 
 /**
+ * A broad persona's count answered by the BitmapOr alone: every arm of the policy is an index
+ * condition, so PostgreSQL does not re-check the policy on the rows the bitmap returns (a per-row
+ * Filter that searches the facts' arrays row by row).
+ */
+export function expectPolicyCoveredByBitmap(plan: string, table: string): void {
+  expect(plan, plan).toMatch(new RegExp(`Bitmap Heap Scan on (\\w+\\.)?${table}\\b[\\s\\S]*BitmapOr`));
+  expect(plan, plan).not.toMatch(/Filter:/);
+}
+
+/**
  * The schema-qualified functions a VERBOSE plan calls inside its InitPlans, each computed once per
  * statement. PostgreSQL 18 prints `InitPlan 1`, earlier versions `InitPlan 1 (returns $0)`; both
  * are followed by the Result node whose Output is the expression.
