@@ -636,7 +636,7 @@ CREATE FUNCTION "collect"."i_bypass_security"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -656,7 +656,7 @@ CREATE FUNCTION "collect"."my_restricting_client_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -676,7 +676,7 @@ CREATE FUNCTION "collect"."debtor_client_ids_for_me"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -696,7 +696,7 @@ CREATE FUNCTION "collect"."i_am_account_restricted"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -719,7 +719,7 @@ CREATE FUNCTION "collect"."my_principal_ids"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -742,7 +742,7 @@ CREATE FUNCTION "collect"."i_see_open_accounts"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -766,7 +766,7 @@ CREATE FUNCTION "collect"."i_see_placeholders"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -786,7 +786,7 @@ CREATE FUNCTION "collect"."my_client_accounts_root"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -806,7 +806,7 @@ CREATE FUNCTION "collect"."client_account_ids_for_me"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -826,7 +826,7 @@ CREATE FUNCTION "collect"."i_see_every_client"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -846,7 +846,7 @@ CREATE FUNCTION "collect"."i_edit_every_client"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me text := (select "collect"."current_user_id"());
+  me text := "collect"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;

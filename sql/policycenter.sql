@@ -346,7 +346,7 @@ CREATE FUNCTION "policycenter"."i_am_external"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -365,7 +365,7 @@ CREATE FUNCTION "policycenter"."i_am_internal"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -385,7 +385,7 @@ CREATE FUNCTION "policycenter"."i_have_view_all_users"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -404,7 +404,7 @@ CREATE FUNCTION "policycenter"."i_view_all"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -426,7 +426,7 @@ CREATE FUNCTION "policycenter"."i_use_producer_code_security"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -445,7 +445,7 @@ CREATE FUNCTION "policycenter"."my_organization_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -464,7 +464,7 @@ CREATE FUNCTION "policycenter"."my_external_organization_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -484,7 +484,7 @@ CREATE FUNCTION "policycenter"."my_group_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -503,7 +503,7 @@ CREATE FUNCTION "policycenter"."my_group_ids_if_internal"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -523,7 +523,7 @@ CREATE FUNCTION "policycenter"."my_zone_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -545,7 +545,7 @@ CREATE FUNCTION "policycenter"."organization_ids_in_my_zones"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -566,7 +566,7 @@ CREATE FUNCTION "policycenter"."visible_group_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -594,7 +594,7 @@ CREATE FUNCTION "policycenter"."visible_producer_code_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -620,7 +620,7 @@ CREATE FUNCTION "policycenter"."usable_producer_code_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -654,7 +654,7 @@ CREATE FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() RET
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -677,7 +677,7 @@ CREATE FUNCTION "policycenter"."i_may_use_every_code"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "policycenter"."current_user_id"());
+  me bigint := "policycenter"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;

@@ -548,7 +548,7 @@ CREATE FUNCTION "smartoffice"."my_office_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -568,7 +568,7 @@ CREATE FUNCTION "smartoffice"."i_am_admin"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -587,7 +587,7 @@ CREATE FUNCTION "smartoffice"."i_have_enterprise_view"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -606,7 +606,7 @@ CREATE FUNCTION "smartoffice"."i_share_records"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -625,7 +625,7 @@ CREATE FUNCTION "smartoffice"."my_open_office_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -646,7 +646,7 @@ CREATE FUNCTION "smartoffice"."acting_for_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -666,7 +666,7 @@ CREATE FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() RETURNS b
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -685,7 +685,7 @@ CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"()
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -707,7 +707,7 @@ CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -727,7 +727,7 @@ CREATE FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -748,7 +748,7 @@ CREATE FUNCTION "smartoffice"."contacts_shared_with_me"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -769,7 +769,7 @@ CREATE FUNCTION "smartoffice"."users_i_administer"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -789,7 +789,7 @@ CREATE FUNCTION "smartoffice"."office_i_administer"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -808,7 +808,7 @@ CREATE FUNCTION "smartoffice"."my_link_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -827,7 +827,7 @@ CREATE FUNCTION "smartoffice"."link_ids_i_share"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -846,7 +846,7 @@ CREATE FUNCTION "smartoffice"."active_link_ids_i_share"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -865,7 +865,7 @@ CREATE FUNCTION "smartoffice"."my_link_partner_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -884,7 +884,7 @@ CREATE FUNCTION "smartoffice"."record_sharing_receiver_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -905,7 +905,7 @@ CREATE FUNCTION "smartoffice"."contacts_assigned_to_me"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "smartoffice"."current_user_id"());
+  me bigint := "smartoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;

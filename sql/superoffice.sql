@@ -634,7 +634,7 @@ CREATE FUNCTION "superoffice"."my_kind"() RETURNS text
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -653,7 +653,7 @@ CREATE FUNCTION "superoffice"."my_role_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -672,7 +672,7 @@ CREATE FUNCTION "superoffice"."my_primary_group_id"() RETURNS bigint
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -691,7 +691,7 @@ CREATE FUNCTION "superoffice"."my_secondary_group_ids"() RETURNS bigint[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -710,7 +710,7 @@ CREATE FUNCTION "superoffice"."i_am_system"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -730,7 +730,7 @@ CREATE FUNCTION "superoffice"."i_am_external"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -750,7 +750,7 @@ CREATE FUNCTION "superoffice"."company_scopes_with_read"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -772,7 +772,7 @@ CREATE FUNCTION "superoffice"."company_scopes_with_create"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -794,7 +794,7 @@ CREATE FUNCTION "superoffice"."company_scopes_with_update"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -816,7 +816,7 @@ CREATE FUNCTION "superoffice"."company_scopes_with_delete"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -838,7 +838,7 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_read"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -860,7 +860,7 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_create"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -882,7 +882,7 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_update"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -904,7 +904,7 @@ CREATE FUNCTION "superoffice"."contact_scopes_with_delete"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -926,7 +926,7 @@ CREATE FUNCTION "superoffice"."project_scopes_with_read"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -948,7 +948,7 @@ CREATE FUNCTION "superoffice"."project_scopes_with_create"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -970,7 +970,7 @@ CREATE FUNCTION "superoffice"."project_scopes_with_update"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -992,7 +992,7 @@ CREATE FUNCTION "superoffice"."project_scopes_with_delete"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1014,7 +1014,7 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_read"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1036,7 +1036,7 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_create"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1058,7 +1058,7 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_update"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1080,7 +1080,7 @@ CREATE FUNCTION "superoffice"."sale_scopes_with_delete"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1102,7 +1102,7 @@ CREATE FUNCTION "superoffice"."i_am_staff"() RETURNS boolean
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1123,7 +1123,7 @@ CREATE FUNCTION "superoffice"."my_function_names"() RETURNS text[]
 AS $rg$
 <<rg_fact>>
 DECLARE
-  me bigint := (select "superoffice"."current_user_id"());
+  me bigint := "superoffice"."current_user_id"();
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
@@ -1147,7 +1147,7 @@ CREATE FUNCTION "superoffice"."can"("function_name" text) RETURNS boolean
   SET plan_cache_mode = force_generic_plan
 AS $rg$
 BEGIN
-  IF (select "superoffice"."current_user_id"()) IS NULL THEN
+  IF "superoffice"."current_user_id"() IS NULL THEN
     RETURN false;
   END IF;
   RETURN coalesce($1 = any(((select "superoffice"."my_function_names"()))::text[]), false);

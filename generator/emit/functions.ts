@@ -6,7 +6,7 @@
 // cannot redirect the names they use.
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, sessionUserSql, visit } from './expr.ts';
+import { exprContext, printExpr, sessionUserCall, visit } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
@@ -266,7 +266,7 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
   // Policies call facts with the caller's rights, so app_user may also call them directly. A fact
   // is about the acting user: with no identity it is NULL, whatever its expression would read, so
   // no fact reveals anything before set_session and no rule can admit a row without an identity.
-  const declare = model.identity ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${model.identity.type} := ${sessionUserSql(model.schema)};`] : [];
+  const declare = model.identity ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${model.identity.type} := ${sessionUserCall(model.schema)};`] : [];
   const noIdentity = model.identity ? [`  IF ${me} IS NULL THEN`, '    RETURN NULL;', '  END IF;'] : [];
   return createFunction({
     schema: model.schema,
@@ -327,7 +327,7 @@ export function hierarchySection(model: ModelNode, nodeType: (h: HierarchyNode) 
         body: [
           'BEGIN',
           // Callable by app_user only when a policy needs it; even then, no identity, no nodes.
-          `  IF $1 IS NULL${byReaders.has(h.name) && model.identity ? ` OR ${sessionUserSql(model.schema)} IS NULL` : ''} THEN`,
+          `  IF $1 IS NULL${byReaders.has(h.name) && model.identity ? ` OR ${sessionUserCall(model.schema)} IS NULL` : ''} THEN`,
           `    RETURN '{}'::${type}[];`,
           '  END IF;',
           closureWalk(model, h, direction),

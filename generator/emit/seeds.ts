@@ -5,7 +5,7 @@
 // (or rows a DBA already added) harmless; the down migration deletes exactly the seeded keys.
 import type { MembershipFunctionNode, ModelNode, SeedNode } from '../model/nodes.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, sessionUserSql } from './expr.ts';
+import { exprContext, printExpr, sessionUserCall } from './expr.ts';
 import { createFunction } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
@@ -47,7 +47,7 @@ function membershipFunction(model: ModelNode, node: MembershipFunctionNode, fact
     ...(node.description ? { comment: node.description } : {}),
     body: [
       'BEGIN',
-      `  IF ${sessionUserSql(model.schema)} IS NULL THEN`,
+      `  IF ${sessionUserCall(model.schema)} IS NULL THEN`,
       '    RETURN false;',
       '  END IF;',
       `  RETURN coalesce($1 = any((${printExpr(node.set, ctx)})${setType ? `::${setType}` : ''}), false);`,

@@ -86,7 +86,7 @@ describe('policies', () => {
         // The identity is verified once per call, into a block-qualified variable no column can shadow.
         '<<rg_fact>>',
         'DECLARE',
-        '  me bigint := (select "crm"."current_user_id"());',
+        '  me bigint := "crm"."current_user_id"();',
         'BEGIN',
         '  IF rg_fact.me IS NULL THEN',
         '    RETURN NULL;',

@@ -40,7 +40,7 @@ describe('membership functions', () => {
       m.membershipFunction('is_mine', { argument: 'value', type: 'bigint', set: mine });
     });
     expect(statements.get('function crm.is_mine')!.up).toContain(
-      ['BEGIN', '  IF (select "crm"."current_user_id"()) IS NULL THEN', '    RETURN false;', '  END IF;', '  RETURN coalesce($1 = any(((select "crm"."my_ids"()))::bigint[]), false);', 'END'].join('\n'),
+      ['BEGIN', '  IF "crm"."current_user_id"() IS NULL THEN', '    RETURN false;', '  END IF;', '  RETURN coalesce($1 = any(((select "crm"."my_ids"()))::bigint[]), false);', 'END'].join('\n'),
     );
   });
 });
