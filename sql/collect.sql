@@ -637,11 +637,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me text := "collect"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."security" IS DISTINCT FROM true FROM "collect"."operators" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
+  SELECT u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."security" IS DISTINCT FROM true);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_bypass_security"() OWNER TO "rowguard_definer";
@@ -767,11 +769,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me text := "collect"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT ("q5"."security" = true) AND ("q5"."strict" IS DISTINCT FROM true) FROM "collect"."operators" AS "q5" WHERE "q5"."id" = rg_fact.me LIMIT 1);
+  SELECT u."security", u."strict" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN ((rg_fact.me_row."security" = true) AND (rg_fact.me_row."strict" IS DISTINCT FROM true));
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_placeholders"() OWNER TO "rowguard_definer";
@@ -827,11 +831,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me text := "collect"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT NOT (("q7"."apply_to_client_accounts" = true) AND ("q7"."client_id" IS NOT NULL)) FROM "collect"."operators" AS "q7" WHERE "q7"."id" = rg_fact.me LIMIT 1);
+  SELECT u."apply_to_client_accounts", u."client_id" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)));
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_every_client"() OWNER TO "rowguard_definer";
@@ -847,12 +853,14 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me text := "collect"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT ("q8"."security" IS DISTINCT FROM true)
-AND (NOT (("q8"."apply_to_client_accounts" = true) AND ("q8"."client_id" IS NOT NULL))) FROM "collect"."operators" AS "q8" WHERE "q8"."id" = rg_fact.me LIMIT 1);
+  SELECT u."apply_to_client_accounts", u."client_id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN ((rg_fact.me_row."security" IS DISTINCT FROM true)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL))));
 END
 $rg$;
 ALTER FUNCTION "collect"."i_edit_every_client"() OWNER TO "rowguard_definer";

@@ -347,11 +347,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
+  SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_external"() OWNER TO "rowguard_definer";
@@ -366,12 +368,14 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN (rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean);
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_internal"() OWNER TO "rowguard_definer";
@@ -386,11 +390,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
+  SELECT u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_have_view_all_users"() OWNER TO "rowguard_definer";
@@ -405,13 +411,15 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean;
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_view_all"() OWNER TO "rowguard_definer";
@@ -427,11 +435,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END;
+  SELECT u."producer_code_security" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_use_producer_code_security"() OWNER TO "rowguard_definer";
@@ -446,11 +456,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1);
+  SELECT u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."organization_id");
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_organization_id"() OWNER TO "rowguard_definer";
@@ -465,11 +477,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
+  SELECT u."is_external", u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_external_organization_id"() OWNER TO "rowguard_definer";
@@ -504,12 +518,14 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_group_ids_if_internal"() OWNER TO "rowguard_definer";
@@ -524,12 +540,14 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
 AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END;
 END
 $rg$;
@@ -546,12 +564,14 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
 AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]));
 END
 $rg$;
@@ -567,19 +587,21 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external", u."organization_id", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."groups" AS "q8" WHERE ("q8"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q8"."id" <= '9223372036854775807'::bigint)
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q8"."id" <= '9223372036854775807'::bigint)
 OR ("q8"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
 OR ("q8"."id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
-OR ("q8"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
+OR ("q8"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_group_ids"() OWNER TO "rowguard_definer";
@@ -595,17 +617,19 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external", u."organization_id", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
+OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -621,25 +645,27 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q11"."id" FROM "policycenter"."producer_codes" AS "q11" WHERE ("q11"."id" = any(ARRAY(SELECT "q10"."producer_code_id" FROM "policycenter"."producer_code_members" AS "q10" WHERE ("q10"."user_id" = rg_fact.me)
+  SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q11"."id" FROM "policycenter"."producer_codes" AS "q11" WHERE ("q11"."id" = any(ARRAY(SELECT "q10"."producer_code_id" FROM "policycenter"."producer_code_members" AS "q10" WHERE ("q10"."user_id" = rg_fact.me)
   OR ("q10"."group_id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[])))::bigint[]))
 AND ((((rg_fact.me IS NOT NULL)
-      AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-    AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
+      AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+    AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
   OR ("q11"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
     AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-  OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
+  OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint)))::bigint[] END;
+OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)))::bigint[] END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."usable_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -655,14 +681,16 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external", u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean THEN ((SELECT "q4"."organization_id" FROM "policycenter"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END)::bigint));
+OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() OWNER TO "rowguard_definer";
@@ -678,14 +706,16 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "policycenter"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
+  SELECT u."is_external", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (SELECT "q1"."is_external" = true FROM "policycenter"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (SELECT "q2"."view_all_users" = true FROM "policycenter"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean)::boolean
-AND (NOT (CASE WHEN (SELECT "q3"."producer_code_security" = true FROM "policycenter"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1) THEN true ELSE false END)::boolean);
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
+AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_may_use_every_code"() OWNER TO "rowguard_definer";

@@ -549,11 +549,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
+  SELECT u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."office_id");
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_office_id"() OWNER TO "rowguard_definer";
@@ -569,11 +571,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1);
+  SELECT u."is_admin" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."is_admin" = true);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_am_admin"() OWNER TO "rowguard_definer";
@@ -588,11 +592,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q3"."enterprise_view" = true FROM "smartoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1);
+  SELECT u."enterprise_view" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."enterprise_view" = true);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_have_enterprise_view"() OWNER TO "rowguard_definer";
@@ -607,11 +613,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1);
+  SELECT u."record_sharing" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."record_sharing" = true);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."i_share_records"() OWNER TO "rowguard_definer";
@@ -626,12 +634,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)
-AND ("q5"."office_security" = false)) THEN ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
+  SELECT u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_open_office_id"() OWNER TO "rowguard_definer";
@@ -686,11 +695,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
 AND ("q8"."id" = any((ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
 AND ("q8"."is_private" IS DISTINCT FROM true));
 END
@@ -708,11 +719,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q3"."enterprise_view" = true FROM "smartoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1))::boolean THEN (select "smartoffice"."office_tree_descendants"(((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint, true)) ELSE NULL END;
+  SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN (select "smartoffice"."office_tree_descendants"(((rg_fact.me_row."office_id"))::bigint, true)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."enterprise_office_ids"() OWNER TO "rowguard_definer";
@@ -770,11 +783,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
+  SELECT u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ARRAY(SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -790,11 +805,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q2"."is_admin" = true FROM "smartoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::boolean THEN ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint ELSE NULL END;
+  SELECT u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."office_i_administer"() OWNER TO "rowguard_definer";
@@ -885,12 +902,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "smartoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q4"."record_sharing" = true FROM "smartoffice"."users" AS "q4" WHERE "q4"."id" = rg_fact.me LIMIT 1))::boolean THEN ARRAY(SELECT "q19"."id" FROM "smartoffice"."users" AS "q19" WHERE ("q19"."record_sharing" = true)
-AND ("q19"."office_id" <> ((SELECT "q1"."office_id" FROM "smartoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)) ELSE NULL END;
+  SELECT u."office_id", u."record_sharing" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."record_sharing" = true))::boolean THEN ARRAY(SELECT "q19"."id" FROM "smartoffice"."users" AS "q19" WHERE ("q19"."record_sharing" = true) AND ("q19"."office_id" <> ((rg_fact.me_row."office_id"))::bigint)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";

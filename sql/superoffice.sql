@@ -635,11 +635,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1);
+  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."kind");
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_kind"() OWNER TO "rowguard_definer";
@@ -654,11 +656,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1);
+  SELECT u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."role_id");
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_role_id"() OWNER TO "rowguard_definer";
@@ -673,11 +677,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q3"."primary_group_id" FROM "superoffice"."users" AS "q3" WHERE "q3"."id" = rg_fact.me LIMIT 1);
+  SELECT u."primary_group_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."primary_group_id");
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_primary_group_id"() OWNER TO "rowguard_definer";
@@ -711,11 +717,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system' THEN true ELSE false END;
+  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_system"() OWNER TO "rowguard_definer";
@@ -731,11 +739,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'external' THEN true ELSE false END;
+  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'external' THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_external"() OWNER TO "rowguard_definer";
@@ -751,11 +761,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q5"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END;
 END
@@ -773,11 +785,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q6"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END;
 END
@@ -795,11 +809,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q7"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END;
 END
@@ -817,11 +833,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q8"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END;
 END
@@ -839,11 +857,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q9"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END;
 END
@@ -861,11 +881,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q10"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END;
 END
@@ -883,11 +905,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q11"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END;
 END
@@ -905,11 +929,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q12"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END;
 END
@@ -927,11 +953,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q13"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END;
 END
@@ -949,11 +977,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q14"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END;
 END
@@ -971,11 +1001,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q15"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END;
 END
@@ -993,11 +1025,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q16"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END;
 END
@@ -1015,11 +1049,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q17"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END;
 END
@@ -1037,11 +1073,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q18"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END;
 END
@@ -1059,11 +1097,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q19"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END;
 END
@@ -1081,11 +1121,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint)
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q20"."object_type" = 'sale')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END;
 END
@@ -1103,12 +1145,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal')
-OR (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system');
+  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system');
 END
 $rg$;
 ALTER FUNCTION "superoffice"."i_am_staff"() OWNER TO "rowguard_definer";
@@ -1124,12 +1167,13 @@ AS $rg$
 <<rg_fact>>
 DECLARE
   me bigint := "superoffice"."current_user_id"();
+  me_row record;
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'internal')
-OR (((SELECT "q1"."kind" FROM "superoffice"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::text = 'system') THEN ARRAY(SELECT "q21"."function_name" FROM "superoffice"."role_functions" AS "q21" WHERE "q21"."role_id" = ((SELECT "q2"."role_id" FROM "superoffice"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1))::bigint) ELSE NULL END;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system') THEN ARRAY(SELECT "q21"."function_name" FROM "superoffice"."role_functions" AS "q21" WHERE "q21"."role_id" = ((rg_fact.me_row."role_id"))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."my_function_names"() OWNER TO "rowguard_definer";

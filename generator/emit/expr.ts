@@ -26,6 +26,14 @@ export interface ExprContext {
    * only add a SECURITY DEFINER call and a second reading of the identity.
    */
   readonly inlineFacts?: ReadonlyMap<string, { readonly expr: Expr; readonly type: string }>;
+  /**
+   * Inside a fact body: lookups of the acting user's own row (`SELECT col FROM <identity table>
+   * WHERE <key> = me`) read fields of one record variable instead, and the columns they need are
+   * collected here so the body fetches that row once (see identityRowRead).
+   */
+  readonly identityRow?: { readonly variable: string; readonly columns: Set<string> };
+  /** Scopes printed as another qualifier (an identity-row lookup's scope as its record variable). */
+  readonly scopeAliases?: ReadonlyMap<string, string>;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -86,7 +94,7 @@ const printers = {
   not: (e, ctx) => `NOT ${operand(e.item, ctx)}`,
   exists: (e, ctx) => `EXISTS (${printQuery(e.query, ctx, '1')})`,
   'array-of': (e, ctx) => `ARRAY(${printQuery(e.query, ctx)})`,
-  'scalar-of': (e, ctx) => `(${printQuery(e.query, ctx)} LIMIT 1)`,
+  'scalar-of': (e, ctx) => identityRowRead(e.query, ctx) ?? `(${printQuery(e.query, ctx)} LIMIT 1)`,
   array: (e, ctx) => {
     const type = e.type ?? elementOf(ctx.types.of(e));
     return `ARRAY[${e.items.map((i) => printExpr(i, ctx)).join(', ')}]${type === UNKNOWN ? '' : `::${type}[]`}`;
@@ -147,6 +155,8 @@ export function hierarchyFunctionName(hierarchy: string, direction: 'descendants
 }
 
 function scopeQualifier(scope: string, ctx: ExprContext): string {
+  const alias = ctx.scopeAliases?.get(scope);
+  if (alias !== undefined) return alias;
   if (scope === OLD_SCOPE) return 'OLD';
   if (scope === NEW_SCOPE) return 'NEW';
   if (scope === ROW_SCOPE) {
@@ -154,6 +164,34 @@ function scopeQualifier(scope: string, ctx: ExprContext): string {
     return ctx.rowQualifier; // '' prints bare column names (CHECK constraints)
   }
   return ident(scope);
+}
+
+/**
+ * A fact that reads several columns of the acting user's row (is_external, view_all_users,
+ * organization_id) would otherwise run one sub-select per mention, each an index probe whose plan
+ * node the executor sets up on every statement; PolicyCenter's producer-code fact had three. With
+ * `identityRow` set, such a lookup prints as fields of a record the body fills with one query: at
+ * most one row matches the identity key, and no row leaves every field NULL, as the sub-select
+ * would. Lookups with raw SQL inside keep their sub-select (raw text may name the scope).
+ */
+function identityRowRead(q: QueryNode, ctx: ExprContext): string | undefined {
+  const identity = ctx.model.identity;
+  const row = ctx.identityRow;
+  if (!identity || !row || ctx.sessionUser === undefined || q.table !== identity.table || !q.select || q.distinct) return undefined;
+  const w = q.where;
+  const isKey = (x: Expr) => x.kind === 'column' && x.scope === q.scope && x.column === identity.column;
+  if (!w || w.kind !== 'compare' || w.op !== '=' || !((isKey(w.left) && w.right.kind === 'session-user') || (isKey(w.right) && w.left.kind === 'session-user'))) return undefined;
+  const columns: string[] = [];
+  let opaque = false;
+  visit(q.select, (n) => {
+    if (n.kind === 'raw' || n.kind === 'unknown-column' || n.kind === 'every-row-when') opaque = true;
+    else if (n.kind === 'column' && n.scope === q.scope) columns.push(n.column);
+  });
+  if (opaque) return undefined;
+  columns.forEach((c) => row.columns.add(c));
+  const aliases = new Map(ctx.scopeAliases ?? []);
+  aliases.set(q.scope, row.variable);
+  return `(${printExpr(q.select, { ...ctx, scopeAliases: aliases })})`;
 }
 
 function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string {

@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
 import { ident } from '../../generator/sql/print.ts';
-import { sqlState, useTestDatabase } from '../support/db.ts';
+import { rolledBack, sqlState, useTestDatabase } from '../support/db.ts';
 import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
 
 const db = useTestDatabase(loadSamples);
@@ -119,6 +119,27 @@ for (const model of models) {
         await conn.unsafe('RESET plan_cache_mode').catch(() => {});
         conn.release();
       }
+    });
+
+    it("facts still answer when the acting user's own row is gone mid-transaction (its columns read as NULL)", async () => {
+      // Facts read the columns they need of the acting user's row once, into a record (emit/expr
+      // identityRowRead). With no row the record's fields are NULL, as the sub-selects were.
+      const id = model.identity!;
+      await rolledBack(db.current.admin, async (tx) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        await tx.unsafe('RESET ROLE');
+        await tx.unsafe('SET LOCAL session_replication_role = replica'); // past the foreign keys
+        const gone = await tx.unsafe(`DELETE FROM ${tableSql(model, id.table)} WHERE ${ident(id.column)} = $1`, [persona!]);
+        expect(gone.count).toBe(1);
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        expect((await tx.unsafe(whoAmI))[0]!.id).toBe(String(persona));
+        for (const fact of model.facts) {
+          const [row] = await tx.unsafe(`SELECT ${S}.${ident(fact.name)}()::text AS v`);
+          expect(row, fact.name).toBeDefined();
+        }
+        if (model.schema === 'smartoffice') expect((await tx.unsafe(`SELECT smartoffice.my_office_id() AS v`))[0]!.v).toBeNull();
+      });
     });
 
     it('refuses an unknown id (28000) and NULL (22004)', async () => {

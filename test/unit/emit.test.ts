@@ -87,11 +87,14 @@ describe('policies', () => {
         '<<rg_fact>>',
         'DECLARE',
         '  me bigint := "crm"."current_user_id"();',
+        // Columns of the acting user's own row are read once, into a record, not one sub-select each.
+        '  me_row record;',
         'BEGIN',
         '  IF rg_fact.me IS NULL THEN',
         '    RETURN NULL;',
         '  END IF;',
-        '  RETURN ARRAY(SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" = (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1));',
+        '  SELECT u."team_id" INTO rg_fact.me_row FROM "crm"."users" AS u WHERE u."id" = rg_fact.me;',
+        '  RETURN ARRAY(SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" = (rg_fact.me_row."team_id"));',
         'END',
         '$rg$;',
         'ALTER FUNCTION "crm"."teammate_ids"() OWNER TO "rowguard_definer";',
@@ -152,7 +155,7 @@ describe('policies', () => {
       }),
     );
     expect(up('function crm.managed_team_id')).toContain(
-      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = rg_fact.me) AND ("q1"."is_manager" = true)) THEN (SELECT "q2"."team_id" FROM "crm"."users" AS "q2" WHERE "q2"."id" = rg_fact.me LIMIT 1) ELSE NULL END;',
+      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = rg_fact.me) AND ("q1"."is_manager" = true)) THEN (rg_fact.me_row."team_id") ELSE NULL END;',
     );
   });
 });

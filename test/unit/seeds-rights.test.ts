@@ -62,7 +62,7 @@ describe('rightsMatrix', () => {
     });
     expect(problems).toEqual([]);
     expect(statements.get('function crm.deal_scopes_with_read')!.up).toContain(
-      `RETURN CASE WHEN rg_fact.me IS NOT NULL THEN ARRAY(SELECT "q2"."scope" FROM "crm"."rights" AS "q2" WHERE ("q2"."role_id" = ((SELECT "q1"."role_id" FROM "crm"."users" AS "q1" WHERE "q1"."id" = rg_fact.me LIMIT 1))::bigint)\nAND ("q2"."object" = 'deal')\nAND (array_position(ARRAY['none', 'read', 'write']::text[], "q2"."level") >= 2)) ELSE NULL END;`,
+      `RETURN CASE WHEN rg_fact.me IS NOT NULL THEN ARRAY(SELECT "q2"."scope" FROM "crm"."rights" AS "q2" WHERE ("q2"."role_id" = ((rg_fact.me_row."role_id"))::bigint)\nAND ("q2"."object" = 'deal')\nAND (array_position(ARRAY['none', 'read', 'write']::text[], "q2"."level") >= 2)) ELSE NULL END;`,
     );
     const policy = statements.get('policy crm.deals.deals_select')!.up;
     // The scope test is a sub-select (an InitPlan, computed once), not a CASE run for every row.
