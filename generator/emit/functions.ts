@@ -260,24 +260,25 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
   // The facts it reads are inlined (their expressions, not their functions): nested definer calls
   // each re-read the identity and cost ~10–20 µs (SmartOffice's my_open_office_id called
   // my_office_id twice; Collect!'s my_principal_ids called i_am_account_restricted).
-  // The acting user's own row is read once, into a record, for every column the fact needs of it.
+  // The acting user's own row is read once, into a record, for every column the fact needs of it
+  // (identityRowRead collects them; only in a model with an identity).
   const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
-  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, ...(model.identity ? { identityRow } : {}) };
+  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow };
   const expr = printExpr(fact.expr, ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
+  const id = model.identity;
+  const rowColumns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);
+  const readsRow = id !== undefined && rowColumns.length > 0;
+  const declare = id
+    ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${id.type} := ${sessionUserCall(model.schema)};`, ...(readsRow ? ['  me_row record;'] : [])]
+    : [];
   // Policies call facts with the caller's rights, so app_user may also call them directly. A fact
   // is about the acting user: with no identity it is NULL, whatever its expression would read, so
   // no fact reveals anything before set_session and no rule can admit a row without an identity.
-  const readsRow = model.identity !== undefined && identityRow.columns.size > 0;
-  const declare = model.identity
-    ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${model.identity.type} := ${sessionUserCall(model.schema)};`, ...(readsRow ? ['  me_row record;'] : [])]
+  const noIdentity = id ? [`  IF ${me} IS NULL THEN`, '    RETURN NULL;', '  END IF;'] : [];
+  const readRow = readsRow
+    ? [`  SELECT ${rowColumns.join(', ')} INTO ${identityRow.variable} FROM ${qualified(model.schema, id.table)} AS u WHERE u.${ident(id.column)} = ${me};`]
     : [];
-  const noIdentity = model.identity ? [`  IF ${me} IS NULL THEN`, '    RETURN NULL;', '  END IF;'] : [];
-  if (readsRow) {
-    const id = model.identity!;
-    const columns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);
-    noIdentity.push(`  SELECT ${columns.join(', ')} INTO ${identityRow.variable} FROM ${qualified(model.schema, id.table)} AS u WHERE u.${ident(id.column)} = ${me};`);
-  }
   return createFunction({
     schema: model.schema,
     name: fact.name,
@@ -287,7 +288,7 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
     securityDefiner: true,
     grantTo: READERS,
     ...(fact.description ? { comment: fact.description } : {}),
-    body: [...declare, 'BEGIN', ...raw, ...noIdentity, `  RETURN ${expr};`, 'END'].join('\n'),
+    body: [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n'),
   });
 }
 
