@@ -683,7 +683,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (select "collect"."client_tree_descendants"(((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint, true));
+  RETURN "collect"."client_tree_descendants"(((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint, true);
 END
 $rg$;
 ALTER FUNCTION "collect"."debtor_client_ids_for_me"() OWNER TO "rowguard_definer";
@@ -729,7 +729,7 @@ BEGIN
   RETURN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
 AND ("q3"."security" = true)
 AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN ARRAY[rg_fact.me]::text[]::text[] || (select "collect"."team_tree_ancestors"(rg_fact.me, false))::text[] ELSE NULL END;
+AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN ARRAY[rg_fact.me]::text[]::text[] || "collect"."team_tree_ancestors"(rg_fact.me, false)::text[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."my_principal_ids"() OWNER TO "rowguard_definer";
@@ -815,7 +815,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN (select "collect"."client_tree_descendants"(((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint, true)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN "collect"."client_tree_descendants"(((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint, true) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."client_account_ids_for_me"() OWNER TO "rowguard_definer";
@@ -878,7 +878,7 @@ CREATE FUNCTION "collect"."clients_owned_by_default"() RETURNS trigger
 AS $rg$
 BEGIN
   IF coalesce(NEW."owned_by" IS NULL, false) THEN
-    NEW."owned_by" := (select "collect"."my_client_accounts_root"());
+    NEW."owned_by" := "collect"."my_client_accounts_root"();
   END IF;
   RETURN NEW;
 END
@@ -895,7 +895,7 @@ CREATE FUNCTION "collect"."clients_root_stays_put"() RETURNS trigger
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."owned_by" IS DISTINCT FROM OLD."owned_by") AND coalesce(OLD."id" = (select "collect"."my_client_accounts_root"()), false) THEN
+  IF (NEW."owned_by" IS DISTINCT FROM OLD."owned_by") AND coalesce(OLD."id" = "collect"."my_client_accounts_root"(), false) THEN
     RAISE EXCEPTION 'the root of your client hierarchy cannot be moved; ask an operator without client restrictions'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) owned_by of collect.clients may not change for this user',
@@ -921,11 +921,11 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -939,22 +939,22 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[]))
   )
   WITH CHECK (
-    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -968,11 +968,11 @@ CREATE POLICY "debtors_insert" ON "collect"."debtors"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -986,11 +986,11 @@ CREATE POLICY "debtors_delete" ON "collect"."debtors"
   FOR DELETE
   TO "app_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -1016,7 +1016,7 @@ CREATE POLICY "clients_insert" ON "collect"."clients"
   TO "app_user"
   WITH CHECK (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_insert" ON "collect"."clients" IS 'Restricted to a client hierarchy: only below my Client # (owned_by defaults to it). Security off and unrestricted: anywhere.';
 
@@ -1027,12 +1027,12 @@ CREATE POLICY "clients_update" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("clients"."id" = (select "collect"."my_client_accounts_root"()))
     OR ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_update" ON "collect"."clients" IS 'Restricted: clients of my hierarchy, which must stay in it. Security off and unrestricted: any client.';
 
@@ -1043,7 +1043,7 @@ CREATE POLICY "clients_delete" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN (select "collect"."i_edit_every_client"()) THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_delete" ON "collect"."clients" IS 'Restricted: clients below my Client # (not the root itself). Security off and unrestricted: any client.';
 
@@ -1063,7 +1063,7 @@ CREATE POLICY "operators_insert" ON "collect"."operators"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "operators"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_insert" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1073,10 +1073,10 @@ CREATE POLICY "operators_update" ON "collect"."operators"
   FOR UPDATE
   TO "app_user"
   USING (
-    "operators"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   )
   WITH CHECK (
-    "operators"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_update" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1086,7 +1086,7 @@ CREATE POLICY "operators_delete" ON "collect"."operators"
   FOR DELETE
   TO "app_user"
   USING (
-    "operators"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_delete" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1106,7 +1106,7 @@ CREATE POLICY "teams_insert" ON "collect"."teams"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "teams"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_insert" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1116,10 +1116,10 @@ CREATE POLICY "teams_update" ON "collect"."teams"
   FOR UPDATE
   TO "app_user"
   USING (
-    "teams"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   )
   WITH CHECK (
-    "teams"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_update" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1129,7 +1129,7 @@ CREATE POLICY "teams_delete" ON "collect"."teams"
   FOR DELETE
   TO "app_user"
   USING (
-    "teams"."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_delete" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1149,7 +1149,7 @@ CREATE POLICY "team_members_insert" ON "collect"."team_members"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "team_members"."team_id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "team_members_insert" ON "collect"."team_members" IS 'Operators with Security off.';
 
@@ -1159,7 +1159,7 @@ CREATE POLICY "team_members_delete" ON "collect"."team_members"
   FOR DELETE
   TO "app_user"
   USING (
-    "team_members"."team_id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN ''::text END)
+    "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "team_members_delete" ON "collect"."team_members" IS 'Operators with Security off.';
 
@@ -1187,11 +1187,11 @@ SELECT
   NOT d.rg_visible AS "restricted"
 FROM (
   SELECT d.*, coalesce((
-    (d."id" >= (SELECT CASE WHEN (select "collect"."i_bypass_security"()) THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint)
+    (d."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint)
     OR (d."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR ((d."clerk_id" IS NULL)
       AND (d."access_id" IS NULL)
-      AND (d."id" >= (SELECT CASE WHEN (select "collect"."i_see_open_accounts"()) THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint))
+      AND (d."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint))
     OR (d."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR (d."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR (d."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))

@@ -731,7 +731,7 @@ CREATE FUNCTION "policycenter"."organizations_zone_fixed_for_external"() RETURNS
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce((select "policycenter"."i_am_external"()), false) THEN
+  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce("policycenter"."i_am_external"(), false) THEN
     RAISE EXCEPTION 'external users may not change the security zone of organizations'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.organizations may not change for this user',
@@ -752,7 +752,7 @@ CREATE FUNCTION "policycenter"."groups_zone_fixed_for_external"() RETURNS trigge
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce((select "policycenter"."i_am_external"()), false) THEN
+  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce("policycenter"."i_am_external"(), false) THEN
     RAISE EXCEPTION 'external users may not change the security zone of groups'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.groups may not change for this user',
@@ -773,7 +773,7 @@ CREATE FUNCTION "policycenter"."accounts_producer_code_usable"() RETURNS trigger
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."producer_code_id" IS DISTINCT FROM OLD."producer_code_id") AND coalesce(NOT (NEW."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[])), false) THEN
+  IF (NEW."producer_code_id" IS DISTINCT FROM OLD."producer_code_id") AND coalesce(NOT (NEW."producer_code_id" = any("policycenter"."usable_producer_code_ids"()::bigint[])), false) THEN
     RAISE EXCEPTION 'an account can only be moved to a producer code you may use (see vs. select for action)'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) producer_code_id of policycenter.accounts may not change for this user',
@@ -799,7 +799,7 @@ CREATE POLICY "organizations_select" ON "policycenter"."organizations"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -811,12 +811,12 @@ CREATE POLICY "organizations_update" ON "policycenter"."organizations"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   )
   WITH CHECK (
-    ("organizations"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -828,7 +828,7 @@ CREATE POLICY "groups_select" ON "policycenter"."groups"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -841,13 +841,13 @@ CREATE POLICY "groups_update" ON "policycenter"."groups"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   )
   WITH CHECK (
-    ("groups"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -860,7 +860,7 @@ CREATE POLICY "users_select" ON "policycenter"."users"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("users"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    ("users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
     OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -894,7 +894,7 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("producer_codes"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
+    ("producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
     OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   );
@@ -916,7 +916,7 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
@@ -927,7 +927,7 @@ CREATE POLICY "accounts_insert" ON "policycenter"."accounts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_insert" ON "policycenter"."accounts" IS 'Select for action: the producer code must be one I may use, not merely see.';
@@ -938,11 +938,11 @@ CREATE POLICY "accounts_update" ON "policycenter"."accounts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   )
   WITH CHECK (
-    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_view_all"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_update" ON "policycenter"."accounts" IS 'Accounts I can see, kept on codes I can see.';
@@ -953,7 +953,7 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN (select "policycenter"."i_may_use_every_code"()) THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';

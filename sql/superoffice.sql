@@ -1194,7 +1194,7 @@ BEGIN
   IF "superoffice"."current_user_id"() IS NULL THEN
     RETURN false;
   END IF;
-  RETURN coalesce($1 = any(((select "superoffice"."my_function_names"()))::text[]), false);
+  RETURN coalesce($1 = any(("superoffice"."my_function_names"())::text[]), false);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."can"(text) OWNER TO "rowguard_definer";
@@ -1212,16 +1212,16 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR (("companies"."published" = true)
-      AND ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
+      AND ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "companies_select" ON "superoffice"."companies" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1231,14 +1231,14 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_insert" ON "superoffice"."companies" IS 'Create right on the scope of the new row.';
 
@@ -1248,24 +1248,24 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_update" ON "superoffice"."companies" IS 'Update right on the row as it is and as it will be.';
 
@@ -1275,14 +1275,14 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
   FOR DELETE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."company_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_delete" ON "superoffice"."companies" IS 'Delete right on the scope of the row.';
 
@@ -1292,14 +1292,14 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_select" ON "superoffice"."contacts" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1309,14 +1309,14 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_insert" ON "superoffice"."contacts" IS 'Create right on the scope of the new row.';
 
@@ -1326,24 +1326,24 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_update" ON "superoffice"."contacts" IS 'Update right on the row as it is and as it will be.';
 
@@ -1353,14 +1353,14 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."contact_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_delete" ON "superoffice"."contacts" IS 'Delete right on the scope of the row.';
 
@@ -1370,16 +1370,16 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR (("projects"."published" = true)
-      AND ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_external"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
+      AND ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "projects_select" ON "superoffice"."projects" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1389,14 +1389,14 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_insert" ON "superoffice"."projects" IS 'Create right on the scope of the new row.';
 
@@ -1406,24 +1406,24 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_update" ON "superoffice"."projects" IS 'Update right on the row as it is and as it will be.';
 
@@ -1433,14 +1433,14 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
   FOR DELETE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."project_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_delete" ON "superoffice"."projects" IS 'Delete right on the scope of the row.';
 
@@ -1450,14 +1450,14 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_read"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_select" ON "superoffice"."sales" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1467,14 +1467,14 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_create"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_insert" ON "superoffice"."sales" IS 'Create right on the scope of the new row.';
 
@@ -1484,24 +1484,24 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_update"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_update" ON "superoffice"."sales" IS 'Update right on the row as it is and as it will be.';
 
@@ -1511,14 +1511,14 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
   FOR DELETE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."current_user_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_primary_group_id"()) ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN (select "superoffice"."my_secondary_group_ids"()) ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any((select "superoffice"."sale_scopes_with_delete"())::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_system"()) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_delete" ON "superoffice"."sales" IS 'Delete right on the scope of the row.';
 
@@ -1528,7 +1528,7 @@ CREATE POLICY "roles_select" ON "superoffice"."roles"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    "roles"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
+    "roles"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
   );
 COMMENT ON POLICY "roles_select" ON "superoffice"."roles" IS 'Internal and system users see the role list.';
 
@@ -1569,7 +1569,7 @@ CREATE POLICY "users_select" ON "superoffice"."users"
   TO "app_user", "reporting_user"
   USING (
     ("users"."id" = (select "superoffice"."current_user_id"()))
-    OR ("users"."id" >= (SELECT CASE WHEN (select "superoffice"."i_am_staff"()) THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    OR ("users"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "users_select" ON "superoffice"."users" IS 'Myself; internal and system users see every user (owners are shown on every record).';
 

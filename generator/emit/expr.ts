@@ -34,6 +34,14 @@ export interface ExprContext {
   readonly identityRow?: { readonly variable: string; readonly columns: Set<string> };
   /** Scopes printed as another qualifier (an identity-row lookup's scope as its record variable). */
   readonly scopeAliases?: ReadonlyMap<string, string>;
+  /**
+   * The expression is evaluated once where it is printed (a PL/pgSQL IF or RETURN, an assignment,
+   * the inside of a hoisted sub-select), not once per row. Facts, the identity and walker calls
+   * then print as plain calls: a sub-select there would only add a plan node for PostgreSQL to
+   * plan and set up on every statement, and it turns a PL/pgSQL expression that PostgreSQL could
+   * evaluate directly into a query. Cleared inside queries, whose expressions run per row.
+   */
+  readonly evaluatedOnce?: boolean;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -64,6 +72,16 @@ export function factCallSql(schema: string, name: string): string {
   return `(select ${qualified(schema, name)}())`;
 }
 
+/** The context for an expression evaluated once where it is printed (see ExprContext.evaluatedOnce). */
+export function evaluatedOnce(ctx: ExprContext): ExprContext {
+  return ctx.evaluatedOnce ? ctx : { ...ctx, evaluatedOnce: true };
+}
+
+/** A call the statement computes once: plain where the expression is evaluated once, else a sub-select. */
+function onceCall(call: string, ctx: ExprContext): string {
+  return ctx.evaluatedOnce ? call : `(select ${call})`;
+}
+
 type Printers = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>, ctx: ExprContext) => string };
 
 const printers = {
@@ -73,10 +91,10 @@ const printers = {
   },
   'unknown-column': (e) => `/* unknown column ${e.table}.${e.column} */ NULL`,
   literal: (e) => (e.type && e.value !== null ? `${literal(e.value)}::${e.type}` : literal(e.value)),
-  'session-user': (_e, ctx) => ctx.sessionUser ?? sessionUserSql(ctx.model.schema),
+  'session-user': (_e, ctx) => ctx.sessionUser ?? onceCall(sessionUserCall(ctx.model.schema), ctx),
   fact: (e, ctx) => {
     const inline = ctx.inlineFacts?.get(e.name);
-    return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : factCallSql(ctx.model.schema, e.name);
+    return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : onceCall(`${qualified(ctx.model.schema, e.name)}()`, ctx);
   },
   compare: (e, ctx) => `${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`,
   'distinct-from': (e, ctx) => `${comparand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${comparand(e.right, ctx)}`,
@@ -84,8 +102,8 @@ const printers = {
     const setType = ctx.types.of(e.set);
     const cast = setType === UNKNOWN ? '' : `::${setType}`;
     // Hoisted only with its array cast: `= any((SELECT …))` without one is the sub-query form of ANY.
-    const hoist = cast !== '' && hoisted(e.set);
-    const set = hoist ? `(SELECT ${printExpr(e.set, ctx)})` : printExpr(e.set, ctx);
+    const hoist = cast !== '' && hoisted(e.set, ctx);
+    const set = hoist ? `(SELECT ${printExpr(e.set, evaluatedOnce(ctx))})` : printExpr(e.set, ctx);
     return `${comparand(e.item, ctx)} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
@@ -107,7 +125,7 @@ const printers = {
   'hierarchy-set': (e, ctx) => {
     const fn = qualified(ctx.model.schema, hierarchyFunctionName(e.hierarchy, e.direction));
     const call = `${fn}(${printExpr(e.of, ctx)}, ${e.includeSelf ? 'true' : 'false'})`;
-    return dependsOnRow(e.of) ? call : `(select ${call})`;
+    return dependsOnRow(e.of) ? call : onceCall(call, ctx);
   },
   case: (e, ctx) =>
     `CASE ${e.branches.map((b) => `WHEN ${printExpr(b.when, ctx)} THEN ${printExpr(b.then, ctx)}`).join(' ')} ELSE ${printExpr(e.else, ctx)} END`,
@@ -141,7 +159,7 @@ function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): s
   const minimum = typeMinimum(type);
   if (key === undefined || minimum === undefined) return undefined;
   const column = printExpr({ kind: 'column', scope, table, column: key }, ctx);
-  const lower = `${column} >= (SELECT CASE WHEN ${printExpr(when, ctx)} THEN ${minimum} END)`;
+  const lower = `${column} >= (SELECT CASE WHEN ${printExpr(when, evaluatedOnce(ctx))} THEN ${minimum} END)`;
   const maximum = typeMaximum(type);
   return maximum === undefined ? lower : `${lower} AND ${column} <= ${maximum}`;
 }
@@ -194,7 +212,8 @@ function identityRowRead(q: QueryNode, ctx: ExprContext): string | undefined {
   return `(${printExpr(q.select, { ...ctx, scopeAliases: aliases })})`;
 }
 
-function printQuery(q: QueryNode, ctx: ExprContext, selectList?: string): string {
+function printQuery(q: QueryNode, outer: ExprContext, selectList?: string): string {
+  const ctx = outer.evaluatedOnce ? { ...outer, evaluatedOnce: false } : outer;
   const select = selectList ?? (q.select ? printExpr(q.select, ctx) : '1');
   const where = q.where ? ` WHERE ${printWhere(q, q.where, ctx)}` : '';
   return `SELECT ${q.distinct ? 'DISTINCT ' : ''}${select} FROM ${qualified(ctx.model.schema, q.table)} AS ${ident(q.scope)}${where}`;
@@ -255,12 +274,12 @@ function needsParens(e: Expr): boolean {
  * contacts twice the hand-written query's time.
  */
 const HOISTED: ReadonlySet<ExprKind> = new Set<ExprKind>(['case', 'coalesce', 'set-union']);
-function hoisted(e: Expr): boolean {
-  return HOISTED.has(e.kind) && isStatementValue(e);
+function hoisted(e: Expr, ctx: ExprContext): boolean {
+  return !ctx.evaluatedOnce && HOISTED.has(e.kind) && isStatementValue(e);
 }
 
 function comparand(e: Expr, ctx: ExprContext): string {
-  return hoisted(e) ? `(SELECT ${printExpr(e, ctx)})` : operand(e, ctx);
+  return hoisted(e, ctx) ? `(SELECT ${printExpr(e, evaluatedOnce(ctx))})` : operand(e, ctx);
 }
 
 function operand(e: Expr, ctx: ExprContext): string {

@@ -263,7 +263,8 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
   // The acting user's own row is read once, into a record, for every column the fact needs of it
   // (identityRowRead collects them; only in a model with an identity).
   const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
-  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow };
+  // The RETURN is evaluated once per call: walker calls in it are plain (see ExprContext.evaluatedOnce).
+  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true };
   const expr = printExpr(fact.expr, ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
   const id = model.identity;

@@ -5,7 +5,7 @@
 // (or rows a DBA already added) harmless; the down migration deletes exactly the seeded keys.
 import type { MembershipFunctionNode, ModelNode, SeedNode } from '../model/nodes.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, sessionUserCall } from './expr.ts';
+import { evaluatedOnce, exprContext, printExpr, sessionUserCall } from './expr.ts';
 import { createFunction } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
@@ -34,7 +34,7 @@ export function membershipFunctionsSection(model: ModelNode, factTypes: Readonly
 }
 
 function membershipFunction(model: ModelNode, node: MembershipFunctionNode, factTypes: ReadonlyMap<string, string>): ReturnType<typeof statement> {
-  const ctx = exprContext(model);
+  const ctx = evaluatedOnce(exprContext(model));
   const setType = node.set.kind === 'fact' ? factTypes.get(node.set.name) : undefined;
   return createFunction({
     schema: model.schema,

@@ -6,7 +6,7 @@
 // the acting identity, and raising there aborts the statement with nothing written.
 import type { ColumnGuardNode, ModelNode, WriteRuleNode } from '../model/nodes.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr } from './expr.ts';
+import { evaluatedOnce, exprContext, printExpr } from './expr.ts';
 import { createFunction } from './functions.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 
@@ -26,7 +26,9 @@ function trigger(model: ModelNode, name: string, table: string, events: string, 
 }
 
 function columnGuard(model: ModelNode, guard: ColumnGuardNode): Statement[] {
-  const ctx = exprContext(model);
+  // The IF is evaluated once per row written: facts in it are plain calls, so PL/pgSQL evaluates
+  // it without running a query (a sub-select would make it one, per row).
+  const ctx = evaluatedOnce(exprContext(model));
   const changed = guard.columns.map((c) => `NEW.${ident(c)} IS DISTINCT FROM OLD.${ident(c)}`).join(' OR ');
   const fn = createFunction({
     schema: model.schema,
@@ -54,8 +56,9 @@ function columnGuard(model: ModelNode, guard: ColumnGuardNode): Statement[] {
 
 function writeRule(model: ModelNode, rule: WriteRuleNode): Statement[] {
   const ctx = exprContext(model);
+  const once = evaluatedOnce(ctx);
   const body: string[] = [];
-  for (const { column, value } of rule.set) body.push(`NEW.${ident(column)} := ${printExpr(value, ctx)};`);
+  for (const { column, value } of rule.set) body.push(`NEW.${ident(column)} := ${printExpr(value, once)};`);
   if (rule.alsoUpdate) {
     const u = rule.alsoUpdate;
     body.push(
@@ -65,7 +68,7 @@ function writeRule(model: ModelNode, rule: WriteRuleNode): Statement[] {
     );
   }
   // OLD is NULL on INSERT; `when` conditions that read it see NULLs there.
-  const guarded = rule.when ? [`  IF coalesce(${printExpr(rule.when, ctx)}, false) THEN`, ...body.map((l) => `    ${l}`), '  END IF;'] : body.map((l) => `  ${l}`);
+  const guarded = rule.when ? [`  IF coalesce(${printExpr(rule.when, once)}, false) THEN`, ...body.map((l) => `    ${l}`), '  END IF;'] : body.map((l) => `  ${l}`);
   const fn = createFunction({
     schema: model.schema,
     name: rule.name,

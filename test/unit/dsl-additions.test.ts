@@ -32,7 +32,7 @@ describe('everyRowWhen', () => {
         '  FOR SELECT',
         '  TO "app_user", "reporting_user"',
         '  USING (',
-        `    ("docs"."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND "docs"."id" <= '9223372036854775807'::bigint)`,
+        `    ("docs"."id" >= (SELECT CASE WHEN "docs"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "docs"."id" <= '9223372036854775807'::bigint)`,
         '    OR ("docs"."owner_id" = (select "docs"."current_user_id"()))',
         '  );',
       ].join('\n'),
@@ -40,7 +40,7 @@ describe('everyRowWhen', () => {
   });
 
   it('uses only the least value of a text key, which has no greatest one', () => {
-    expect(compiled(docsModel('text')).get('policy docs.docs.docs_select')).toContain(`"docs"."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN ''::text END)`);
+    expect(compiled(docsModel('text')).get('policy docs.docs.docs_select')).toContain(`"docs"."id" >= (SELECT CASE WHEN "docs"."i_am_admin"() THEN ''::text END)`);
   });
 
   it('is refused on a key type without a least value, outside a row, and on another table', () => {
@@ -79,7 +79,7 @@ describe('maskedView', () => {
         '  NOT d.rg_visible AS "restricted"',
         'FROM (',
         '  SELECT d.*, coalesce((',
-        `    (d."id" >= (SELECT CASE WHEN (select "docs"."i_am_admin"()) THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint)`,
+        `    (d."id" >= (SELECT CASE WHEN "docs"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint)`,
         '    OR (d."owner_id" = (select "docs"."current_user_id"()))',
         '  ), false) AS rg_visible',
         '  FROM "docs"."docs" AS d',

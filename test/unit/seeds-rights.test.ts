@@ -40,7 +40,7 @@ describe('membership functions', () => {
       m.membershipFunction('is_mine', { argument: 'value', type: 'bigint', set: mine });
     });
     expect(statements.get('function crm.is_mine')!.up).toContain(
-      ['BEGIN', '  IF "crm"."current_user_id"() IS NULL THEN', '    RETURN false;', '  END IF;', '  RETURN coalesce($1 = any(((select "crm"."my_ids"()))::bigint[]), false);', 'END'].join('\n'),
+      ['BEGIN', '  IF "crm"."current_user_id"() IS NULL THEN', '    RETURN false;', '  END IF;', '  RETURN coalesce($1 = any(("crm"."my_ids"())::bigint[]), false);', 'END'].join('\n'),
     );
   });
 });
@@ -66,7 +66,7 @@ describe('rightsMatrix', () => {
     );
     const policy = statements.get('policy crm.deals.deals_select')!.up;
     // The scope test is a sub-select (an InitPlan, computed once), not a CASE run for every row.
-    expect(policy).toContain(`("deals"."owner_id" = (SELECT CASE WHEN 'own' = any((select "crm"."deal_scopes_with_read"())::text[]) THEN (select "crm"."current_user_id"()) ELSE NULL END))`);
+    expect(policy).toContain(`("deals"."owner_id" = (SELECT CASE WHEN 'own' = any("crm"."deal_scopes_with_read"()::text[]) THEN "crm"."current_user_id"() ELSE NULL END))`);
     expect(policy).toContain(`AND ("deals"."owner_id" IS DISTINCT FROM (select "crm"."current_user_id"()))`);
     expect(policy).not.toContain('"crm"."rights"');
   });

@@ -2,7 +2,7 @@
 // them once and keeps its index plans: a flag OR'd into a fact's query becomes a key range, and a
 // CASE over facts compared with a column becomes a sub-select (an InitPlan).
 import { describe, expect, it } from 'vitest';
-import { arrayOf, coalesce, defineModel, lit, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
+import { arrayOf, coalesce, defineModel, exists, lit, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
@@ -43,8 +43,23 @@ describe('statement constants', () => {
           or(d.region.eq(when(iAmAdmin, myRegion, null)), d.owner_id.eq(when(d.region.isNull(), 1, 2)), d.id.eq(coalesce(lit(null, 'bigint'), lit(7, 'bigint')))),
       });
     }).get('policy crm.deals.deals_select')!;
-    expect(sql).toContain(`("deals"."region" = (SELECT CASE WHEN (select "crm"."i_am_admin"()) THEN (select "crm"."my_region"()) ELSE NULL END))`);
+    expect(sql).toContain(`("deals"."region" = (SELECT CASE WHEN "crm"."i_am_admin"() THEN "crm"."my_region"() ELSE NULL END))`);
     expect(sql).toContain(`("deals"."owner_id" = CASE WHEN "deals"."region" IS NULL THEN`);
     expect(sql).toContain(`("deals"."id" = coalesce(`);
+  });
+
+  it('facts are plain calls where the expression is evaluated once, and sub-selects inside queries, which run per row', () => {
+    const sql = compile((m) => {
+      const { users, deals, iAmAdmin, myRegion } = base(m);
+      // Inside the hoisted CASE the fact is evaluated once; inside its EXISTS it would run per row scanned.
+      const regionHasAdmin = exists(m.from(users, (u) => ({ where: u.region.eq(myRegion).and(u.admin.eq(true)) })));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.region.eq(when(regionHasAdmin.or(iAmAdmin), myRegion, null)) });
+      m.guardColumns(deals, 'deals_region_fixed', { columns: ['region'], when: () => iAmAdmin.not(), message: 'only admins move deals' });
+    });
+    const policy = sql.get('policy crm.deals.deals_select')!;
+    expect(policy).toMatch(/\(SELECT CASE WHEN EXISTS \(SELECT 1 FROM "crm"\."users" AS "q\d+" WHERE \("q\d+"\."region" = \(select "crm"\."my_region"\(\)\)\)/);
+    expect(policy).toContain('OR "crm"."i_am_admin"() THEN "crm"."my_region"() ELSE NULL END)');
+    // A PL/pgSQL IF with no sub-select is evaluated without running a query.
+    expect(sql.get('function crm.deals_region_fixed')).toContain('AND coalesce(NOT "crm"."i_am_admin"(), false) THEN');
   });
 });
