@@ -68,8 +68,13 @@ export function sessionUserCall(schema: string): string {
   return `${qualified(schema, 'current_user_id')}()`;
 }
 
+/** A fact's plain call; where a row is checked it is wrapped as factCallSql (see onceCall). */
+function factCall(schema: string, name: string): string {
+  return `${qualified(schema, name)}()`;
+}
+
 export function factCallSql(schema: string, name: string): string {
-  return `(select ${qualified(schema, name)}())`;
+  return `(select ${factCall(schema, name)})`;
 }
 
 /** The context for an expression evaluated once where it is printed (see ExprContext.evaluatedOnce). */
@@ -94,7 +99,7 @@ const printers = {
   'session-user': (_e, ctx) => ctx.sessionUser ?? onceCall(sessionUserCall(ctx.model.schema), ctx),
   fact: (e, ctx) => {
     const inline = ctx.inlineFacts?.get(e.name);
-    return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : onceCall(`${qualified(ctx.model.schema, e.name)}()`, ctx);
+    return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : onceCall(factCall(ctx.model.schema, e.name), ctx);
   },
   compare: (e, ctx) => `${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`,
   'distinct-from': (e, ctx) => `${comparand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${comparand(e.right, ctx)}`,
