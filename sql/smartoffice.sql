@@ -294,7 +294,6 @@ COMMENT ON FUNCTION "smartoffice"."establish_session"(bigint) IS 'Internal: reco
 
 CREATE FUNCTION "smartoffice"."set_session"("user_id" bigint) RETURNS void
   LANGUAGE plpgsql VOLATILE
-  SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
   IF NOT pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') THEN
@@ -307,12 +306,19 @@ BEGIN
       USING ERRCODE = 'null_value_not_allowed',
             HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';
   END IF;
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
     RAISE EXCEPTION 'smartoffice.set_session: role % bypasses row-level security, so no identity would be enforced', current_user
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "smartoffice"."establish_session"($1);
+  -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small for this
+  -- user, so the planner plans for them; the conditions they guard keep their meaning either way.
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ',
+    NULLIF(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)\s*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=\s*(,|$))', '', 'g'), ', '), ''),
+    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."enterprise_office_ids"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
+    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."private_owner_ids_visible_to_me"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
+    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."users_i_administer"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;
@@ -936,6 +942,58 @@ REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me"() TO "app_user", "reporting_user";
 
 -- ======================================================================
+-- Planner hints: which facts are small for the acting user (plans only, never results)
+-- ======================================================================
+
+-- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
+CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.enterprise_office_ids() has at most 10 elements (schema rg_plan_smartoffice_few_enterprise_office_ids in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when smartoffice.private_owner_ids_visible_to_me() has at most 10 elements.
+CREATE SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.private_owner_ids_visible_to_me() has at most 10 elements (schema rg_plan_smartoffice_few_private_owner_ids_visible_to_me in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when smartoffice.users_i_administer() has at most 10 elements.
+CREATE SCHEMA "rg_plan_smartoffice_few_users_i_administer";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_hint_users_i_administer"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.users_i_administer() has at most 10 elements (schema rg_plan_smartoffice_few_users_i_administer in the search_path). Changes plans, never results.';
+
+-- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
 
@@ -1067,7 +1125,8 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
   TO "app_user", "reporting_user"
   USING (
     (("contacts"."is_private" = true)
-      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -1076,7 +1135,8 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
   );
@@ -1089,7 +1149,8 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
   TO "app_user"
   USING (
     (("contacts"."is_private" = true)
-      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -1099,7 +1160,8 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
   )
   WITH CHECK (
     (("contacts"."is_private" = true)
@@ -1124,7 +1186,8 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
   TO "app_user"
   USING (
     (("contacts"."is_private" = true)
-      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -1134,7 +1197,8 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
   );
 COMMENT ON POLICY "contacts_delete" ON "smartoffice"."contacts" IS 'Rules 1-3.';
 
@@ -1191,7 +1255,8 @@ CREATE POLICY "proxies_select" ON "smartoffice"."proxies"
   USING (
     ("proxies"."proxy_id" = (select "smartoffice"."current_user_id"()))
     OR ("proxies"."agent_id" = (select "smartoffice"."current_user_id"()))
-    OR ("proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[]))
+    OR ("proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+      AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "proxies_select" ON "smartoffice"."proxies" IS 'Rows where I am proxy or agent; an administrator sees every row of the office.';
 
@@ -1212,6 +1277,7 @@ CREATE POLICY "proxies_delete" ON "smartoffice"."proxies"
   TO "app_user"
   USING (
     "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+    AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint)))
   );
 COMMENT ON POLICY "proxies_delete" ON "smartoffice"."proxies" IS 'Only an administrator of the agent''s office removes proxies.';
 
@@ -1275,7 +1341,8 @@ CREATE POLICY "users_select" ON "smartoffice"."users"
   USING (
     ("users"."id" = (select "smartoffice"."current_user_id"()))
     OR ("users"."office_id" = (select "smartoffice"."my_office_id"()))
-    OR ("users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))
+    OR ("users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+      AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("users"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."office_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ("users"."id" = any((select "smartoffice"."my_link_partner_ids"())::bigint[]))
   );
 COMMENT ON POLICY "users_select" ON "smartoffice"."users" IS 'Myself, my office, offices below mine with enterprise view, and my record-sharing partners.';

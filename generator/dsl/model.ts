@@ -110,8 +110,12 @@ export interface ModelBuilder {
   identity(table: TableHandle<Columns>, options?: { column?: string; argument?: string }): void;
   /** The acting user's id, or NULL when no identity is set. */
   readonly me: E;
-  /** A named value about the acting user computed once per statement. */
-  fact(name: string, value: E, options?: { type?: SqlType; description?: string }): E;
+  /**
+   * A named value about the acting user, computed once per statement. `planHint: false` keeps set_session
+   * from computing it to tell the planner whether it is small (see README, "Planner hints"): for a
+   * fact that is costly for some users and guards only small tables.
+   */
+  fact(name: string, value: E, options?: { type?: SqlType; description?: string; planHint?: boolean }): E;
   /** A row source for `exists`, `arrayOf` and `scalarOf`. */
   from<C extends Columns>(table: TableHandle<C>, spec: (row: Row<C>) => QuerySpec): QueryNode;
   hierarchy(name: string, options: { table: TableHandle<Columns>; child: string; parent: string }): HierarchyHandle;
@@ -338,6 +342,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
         type: opts.type ?? '',
         expr: value.node,
         ...(opts.description ? { description: opts.description } : {}),
+        ...(opts.planHint === false ? { planHint: false as const } : {}),
         origin: { path: `facts.${name}` },
       });
       return new E({ kind: 'fact', name });

@@ -10,6 +10,7 @@ import type { Expr, ExprKind, ModelNode, QueryNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
+import { hintConjunct, type HintedArm } from './hints.ts';
 
 export interface ExprContext {
   readonly model: ModelNode;
@@ -42,6 +43,8 @@ export interface ExprContext {
    * evaluate directly into a query. Cleared inside queries, whose expressions run per row.
    */
   readonly evaluatedOnce?: boolean;
+  /** Arms of a policy's USING that carry a planner hint (see hints.ts); only where USING is printed. */
+  readonly planHints?: ReadonlyMap<Expr, HintedArm>;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -109,7 +112,10 @@ const printers = {
     // Hoisted only with its array cast: `= any((SELECT …))` without one is the sub-query form of ANY.
     const hoist = cast !== '' && hoisted(e.set, ctx);
     const set = hoist ? `(SELECT ${printExpr(e.set, evaluatedOnce(ctx))})` : printExpr(e.set, ctx);
-    return `${comparand(e.item, ctx)} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
+    const item = comparand(e.item, ctx);
+    const arm = `${item} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
+    const hint = ctx.planHints?.get(e);
+    return hint ? joinParts('AND', [arm, hintConjunct(hint, ctx.model.schema, item)]) : arm;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),

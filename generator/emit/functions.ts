@@ -10,6 +10,7 @@ import { exprContext, printExpr, sessionUserCall, visit } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
+import { hintSearchPathSql } from './hints.ts';
 
 export interface FunctionSpec {
   readonly schema: string;
@@ -17,8 +18,10 @@ export interface FunctionSpec {
   /** e.g. [['root', 'bigint']] */
   readonly args: readonly (readonly [string, string])[];
   readonly returns: string;
-  readonly volatility: 'STABLE' | 'VOLATILE';
+  readonly volatility: 'IMMUTABLE' | 'STABLE' | 'VOLATILE';
   readonly securityDefiner: boolean;
+  /** Pin search_path (the default). Only invoker functions whose every name is qualified may opt out. */
+  readonly pinSearchPath?: boolean;
   readonly body: string;
   readonly comment?: string;
   /** Roles given EXECUTE; everyone else is refused. */
@@ -34,7 +37,7 @@ export function createFunction(spec: FunctionSpec): Statement {
   const up = [
     `CREATE FUNCTION ${qualified(spec.schema, spec.name)}(${spec.args.map(([n, t]) => `${ident(n)} ${t}`).join(', ')}) RETURNS ${spec.returns}`,
     `  LANGUAGE plpgsql ${spec.volatility}${spec.securityDefiner ? ' SECURITY DEFINER' : ''}`,
-    '  SET search_path = pg_catalog, pg_temp',
+    ...(spec.pinSearchPath === false ? [] : ['  SET search_path = pg_catalog, pg_temp']),
     // Read-only functions (facts, walkers) run their lookups through plpgsql's plan cache with the
     // identity as a parameter. Left to choose, the cache compares the generic plan's estimate with
     // the custom plans' and, when the acting user's value is rarer than average (a receiver of no
@@ -119,6 +122,9 @@ export function sessionSection(model: ModelNode): Section {
     ].join('\n'),
   });
 
+  // With planner hints, set_session ends by changing the transaction's search_path, which a
+  // function-level SET would undo on return: its body then names everything with its schema.
+  const hints = hintSearchPathSql(model);
   const setSession = createFunction({
     schema,
     name: 'set_session',
@@ -127,6 +133,7 @@ export function sessionSection(model: ModelNode): Section {
     volatility: 'VOLATILE',
     // Invoker rights, so the checks below see the caller's role rather than the definer's.
     securityDefiner: false,
+    ...(hints.length > 0 ? { pinSearchPath: false } : {}),
     // Reporting roles may call it only to be told, clearly, that they cannot.
     grantTo: [APP_ROLE, REPORTING_ROLE],
     comment: `Sets who is acting for the rest of the current transaction. Raises for an unknown id and for roles that bypass row-level security.`,
@@ -142,12 +149,13 @@ export function sessionSection(model: ModelNode): Section {
       `      USING ERRCODE = 'null_value_not_allowed',`,
       `            HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';`,
       '  END IF;',
-      '  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls)) THEN',
+      '  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN',
       `    RAISE EXCEPTION '${schema}.set_session: role % bypasses row-level security, so no identity would be enforced', current_user`,
       `      USING ERRCODE = 'insufficient_privilege',`,
       `            HINT = 'Run SET ROLE ${APP_ROLE} first (or connect as a login role that is a member of ${APP_ROLE}, not a superuser).';`,
       '  END IF;',
       `  PERFORM ${qualified(schema, 'establish_session')}($1);`,
+      ...hints,
       'END',
     ].join('\n'),
   });

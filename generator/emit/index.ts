@@ -4,6 +4,7 @@ import type { ValidatedModel } from '../validate/index.ts';
 import { factsSection, hierarchySection, sessionSection } from './functions.ts';
 import { grantsSection, indexesSection } from './grants.ts';
 import { policiesSection } from './policies.ts';
+import { planHintsSection } from './hints.ts';
 import { rlsSection, schemaSection, tablesSection } from './tables.ts';
 import { triggersSection } from './triggers.ts';
 import { countersSection } from './counters.ts';
@@ -25,6 +26,7 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     sessionSection(model),
     hierarchySection(model, nodeType),
     factsSection(model, factTypes),
+    planHintsSection(model),
     membershipFunctionsSection(model, factTypes),
     triggersSection(model),
     countersSection(model),

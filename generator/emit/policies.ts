@@ -2,7 +2,8 @@
 // whether the caller may see a row (the same text PostgreSQL enforces on the table).
 import type { Command, Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { ident, indent, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr } from './expr.ts';
+import { exprContext, printExpr, type ExprContext } from './expr.ts';
+import { planHints } from './hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
@@ -11,8 +12,9 @@ export function policiesSection(model: ModelNode): Section {
     title: 'Policies',
     statements: model.policies.map((p) => {
       const ctx = exprContext(model, ident(p.table));
-      const clause = (word: string, e: Expr | undefined) => (e ? [`  ${word} (`, indent(printExpr(e, ctx), '    '), '  )'] : []);
-      const body = [...clause('USING', p.using), ...clause('WITH CHECK', p.check)];
+      const clause = (word: string, e: Expr | undefined, c: ExprContext) => (e ? [`  ${word} (`, indent(printExpr(e, c), '    '), '  )'] : []);
+      // Hints only in USING, which the planner uses to find rows; WITH CHECK tests rows it has.
+      const body = [...clause('USING', p.using, { ...ctx, planHints: planHints(model).arms }), ...clause('WITH CHECK', p.check, ctx)];
       const header = [
         `-- ${p.origin.path}${p.description ? `: ${p.description}` : ''}`,
         ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),

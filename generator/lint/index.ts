@@ -180,13 +180,17 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   const policies = await sql<{ schema: string; table: string; name: string; qual: string | null; check: string | null }[]>`
     SELECT schemaname AS schema, tablename AS "table", policyname AS name, qual, with_check AS "check"
     FROM pg_policies ORDER BY 1, 2, 3`;
-  const userFunctions = new Set(
-    (
-      await sql<{ name: string }[]>`
-        SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE ${sql.unsafe(SYSTEM_SCHEMAS)}`
-    ).map((r) => r.name),
-  );
+  const userFunctionRows = await sql<{ schema: string; name: string; folded: boolean }[]>`
+    SELECT DISTINCT n.nspname AS schema, p.proname AS name, (p.provolatile = 'i' AND p.pronargs = 0) AS folded
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE ${sql.unsafe(SYSTEM_SCHEMAS)}`;
+  const userFunctions = new Set(userFunctionRows.map((r) => r.name));
+  // IMMUTABLE without arguments (rowguard's planner hints): PostgreSQL folds the call into a
+  // constant while planning, so no row ever calls it. Only when every function of that name is.
+  const folded = ({ name, schema }: { name: string; schema: string | undefined }) => {
+    const same = userFunctionRows.filter((r) => (schema === undefined ? r.name : `${r.schema}.${r.name}`) === name);
+    return same.length > 0 && same.every((r) => r.folded);
+  };
   const indexed = await sql<{ schema: string; table: string; column: string }[]>`
     SELECT n.nspname AS schema, c.relname AS "table", a.attname AS "column"
     FROM pg_index i
@@ -205,7 +209,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     const text = [p.qual, p.check].filter((x): x is string => x !== null).join(' AND ');
     const perRow = new Set<string>();
     for (const call of functionCalls(text)) {
-      if (call.wrapped) continue;
+      if (call.wrapped || folded(call)) continue;
       const isUser = call.schema ? call.schema !== 'pg_catalog' : userFunctions.has(call.name);
       if (isUser) perRow.add(call.name);
     }

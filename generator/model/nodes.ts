@@ -104,6 +104,8 @@ export interface FactNode {
   readonly type: SqlType;
   readonly expr: Expr;
   readonly description?: string;
+  /** false: set_session does not compute it for a planner hint (generator/emit/hints.ts). */
+  readonly planHint?: false;
   readonly origin: Origin;
 }
 

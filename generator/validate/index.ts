@@ -2,6 +2,7 @@
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
+import { PLAN_HINT_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
@@ -105,6 +106,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     checkName(at, 'fact name', f.name);
     if (factNames.has(f.name)) add(at, 'duplicate-name', `fact "${f.name}" is declared twice`, 'give each fact its own name');
     if (functionNames.has(f.name)) add(at, 'reserved-name', `fact "${f.name}" would replace the generated function of the same name`, 'choose another name');
+    if (f.name.startsWith(PLAN_HINT_PREFIX)) add(at, 'reserved-name', `fact "${f.name}" starts with "${PLAN_HINT_PREFIX}", which names the generated planner hints`, 'choose a name with another beginning');
     factNames.add(f.name);
     functionNames.add(f.name);
     checkExpr(at, f.expr, { row: false });

@@ -1,9 +1,10 @@
 // Plan shape as app_user on a generated office tree with 50,000 contacts: a selective persona's
 // query must not scan the whole contacts table nor run a per-row SubPlan, so a regression in the
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../support/db.ts';
-import { expectPolicyCoveredByBitmap, explain, planShapeTests, visibleRows } from '../support/plan.ts';
+import { ids, useTestDatabase } from '../support/db.ts';
+import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -60,5 +61,78 @@ describe('smartoffice plan shapes', () => {
     const plan = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts');
     expectPolicyCoveredByBitmap(plan, 'contacts');
     expect(plan, plan).not.toMatch(/Recheck Cond: \(\(is_private/);
+  });
+});
+
+// Planner hints (generator/emit/hints.ts): set_session tells the planner which facts are small for
+// the acting user, so one statement gets the plan that suits its user; a hint never decides a row.
+describe('smartoffice planner hints', () => {
+  const FIRST_PAGE = 'SELECT id FROM smartoffice.contacts ORDER BY id LIMIT 50';
+  const CLASSES = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
+  const searchPath = async (tx: Parameters<Parameters<typeof db.current.as>[2]>[0]) => (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
+  const PK_WALK = /Index (Only )?Scan using contacts_pkey/;
+
+  it('set_session appends the marks of the facts small for this user after the app\'s own search_path, replaces them when called again, and they end with the transaction', async () => {
+    await db.current.as('smartoffice', null, async (tx) => {
+      await tx.unsafe('SET LOCAL search_path = "$user", public, smartoffice');
+      await tx.unsafe('SELECT smartoffice.set_session(503)');
+      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
+      // The enterprise user sees 111 offices: that fact is not small for them.
+      await tx.unsafe('SELECT smartoffice.set_session(11)');
+      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES.slice(1)].join(', '));
+      await tx.unsafe('SELECT smartoffice.set_session(503)');
+      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
+    });
+    await db.current.as('smartoffice', null, async (tx) => expect(await searchPath(tx)).not.toContain('rg_plan_'));
+  });
+
+  it('the selective agent\'s first page reads its few rows and sorts them; the enterprise user\'s walks the primary key as before', async () => {
+    const agent = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE);
+    expect(agent, agent).not.toMatch(PK_WALK);
+    expectSelectivePlan(agent, 'contacts');
+    // Without its marks the agent's statement gets the plan every user got before the hints.
+    const unmarked = await db.current.as('smartoffice', PERSONA, async (tx) => {
+      await tx.unsafe('SET LOCAL search_path = "$user", public');
+      return (await tx.unsafe(`EXPLAIN ${FIRST_PAGE}`)).map((r) => r['QUERY PLAN'] as string).join('\n');
+    });
+    expect(unmarked, unmarked).toMatch(PK_WALK);
+    const enterprise = await explain(db.current, 'smartoffice', 11, FIRST_PAGE);
+    expect(enterprise, enterprise).toMatch(PK_WALK);
+  });
+
+  it('a hint never changes a row: with every mark forced on or off, every persona reads exactly what it reads with its own', async () => {
+    const queries = [FIRST_PAGE, 'SELECT id FROM smartoffice.contacts WHERE id > 20000 ORDER BY id LIMIT 50', 'SELECT id FROM smartoffice.contacts', 'SELECT id FROM smartoffice.contacts WHERE office_id = 51'];
+    for (const user of [PERSONA, 11, 12, 1]) {
+      const read = (forced?: readonly string[]) =>
+        db.current.as('smartoffice', user, async (tx) => {
+          if (forced) await tx.unsafe(`SET LOCAL search_path = ${['"$user"', 'public', ...forced].join(', ')}`);
+          return Promise.all(queries.map((q) => ids(tx, q)));
+        });
+      const own = await read();
+      expect(own[2]!.length, `user ${user}`).toBeGreaterThan(0);
+      expect(await read(CLASSES), `user ${user}, every fact marked small`).toEqual(own);
+      expect(await read([]), `user ${user}, none marked`).toEqual(own);
+    }
+  });
+
+  it('a prepared statement is planned again for each mark set, even when its plan is generic', async () => {
+    const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
+    try {
+      await conn.unsafe('SET ROLE app_user');
+      await conn.unsafe('SET plan_cache_mode = force_generic_plan');
+      await conn.unsafe(`PREPARE first_page AS ${FIRST_PAGE}`);
+      for (const [user, pkWalk] of [[PERSONA, false], [11, true], [PERSONA, false]] as const) {
+        const [plan, rows] = await conn.begin(async (tx) => {
+          await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
+          const text = (await tx.unsafe('EXPLAIN EXECUTE first_page')).map((r) => r['QUERY PLAN'] as string).join('\n');
+          return [text, (await tx.unsafe('EXECUTE first_page')).map((r) => Number(r.id))] as const;
+        });
+        if (pkWalk) expect(plan, `user ${user}`).toMatch(PK_WALK);
+        else expect(plan, `user ${user}`).not.toMatch(PK_WALK);
+        expect(rows).toEqual(await db.current.as('smartoffice', user, (tx) => ids(tx, FIRST_PAGE)));
+      }
+    } finally {
+      await conn.end();
+    }
   });
 });

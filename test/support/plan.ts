@@ -1,6 +1,7 @@
 // Plan-shape checks as app_user: what the planner does with a query once the generated policies
-// are added to it. The persona matters only for the share it sees: every fact is an InitPlan whose
-// value the planner does not know, so the plan is the same for every user of the model.
+// are added to it. Every fact is an InitPlan whose value the planner does not know; the persona
+// matters for the share it sees and for the planner hints set_session gives it (which facts are
+// small for it: generator/emit/hints.ts).
 import { expect, it } from 'vitest';
 import type { TestDatabase } from './db.ts';
 
@@ -15,9 +16,9 @@ export async function explain(db: TestDatabase, schema: string, user: string | n
 
 /**
  * A selective persona's plan: no sequential scan of `table`, and no policy expression run as a
- * SubPlan (per row, or hashed) instead of an InitPlan. Not caught: `ORDER BY id LIMIT n` walking
- * the primary key with the whole policy as its Filter, which the planner prefers because it cannot
- * see InitPlan values and overestimates the visible share (bench/README.md, "Targets still missed").
+ * SubPlan (per row, or hashed) instead of an InitPlan. Not caught here: `ORDER BY id LIMIT n`
+ * walking the primary key with the whole policy as its Filter, which the planner prefers when it
+ * overestimates the visible share; SmartOffice's planner-hint tests check that one.
  */
 export function expectSelectivePlan(plan: string, table: string): void {
   // "Parallel Seq Scan on" matches too; VERBOSE plans qualify the table with its schema.

@@ -1,0 +1,103 @@
+// Planner hints (generator/emit/hints.ts): which arms get one, and the SQL that marks a fact as
+// small for the acting user. What they do to plans, and that they never change a row, is tested
+// against PostgreSQL in test/plan/smartoffice.test.ts.
+import { describe, expect, it } from 'vitest';
+import { arrayOf, defineModel, not, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { compileModel } from '../../generator/emit/index.ts';
+import { validateModel } from '../../generator/validate/index.ts';
+
+type Builder = Parameters<Parameters<typeof defineModel>[1]>[0];
+
+function compile(build: (m: Builder) => void) {
+  const { result, problems } = validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' });
+  expect(problems).toEqual([]);
+  const statements = compileModel(result!).flatMap((s) => s.statements);
+  return { ids: statements.map((s) => s.id), up: (id: string) => statements.find((s) => s.id === id)?.up ?? '' };
+}
+
+const HINT = `(NOT "crm"."plan_hint_team_user_ids"() OR ("deals"."owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "deals"."owner_id" <= (SELECT '9223372036854775807'::bigint)))`;
+
+const crm = compile((m) => {
+  const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), blocked_id: t.bigint() });
+  const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint().notNull().references('users'), label: t.text() });
+  m.identity(users);
+  const team = m.fact('team_user_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.isNotNull(), select: u.id }))));
+  const blocked = m.fact('blocked_user_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.blocked_id }))));
+  const labels = m.fact('my_labels', arrayOf(m.from(deals, (d) => ({ where: d.owner_id.eq(m.me), select: d.label }))));
+  m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.owner_id.in(team), d.id.in(team), d.label.in(labels)) });
+  m.policy(deals, 'deals_not_blocked', { for: 'select', using: (d) => not(d.owner_id.in(blocked)), restrictive: true });
+  m.policy(deals, 'deals_update', { for: 'update', using: (d) => d.owner_id.in(team), check: (d) => d.owner_id.in(team) });
+});
+
+describe('planner hints', () => {
+  it('an arm `column = any(<fact>)` in USING gets the hint conjunct; key columns, text columns, NOT and WITH CHECK do not', () => {
+    expect(crm.up('policy crm.deals.deals_select')).toContain(
+      [
+        '    ("deals"."owner_id" = any((select "crm"."team_user_ids"())::bigint[])',
+        `      AND ${HINT})`,
+        '    OR ("deals"."id" = any((select "crm"."team_user_ids"())::bigint[]))',
+        '    OR ("deals"."label" = any((select "crm"."my_labels"())::text[]))',
+      ].join('\n'),
+    );
+    expect(crm.up('policy crm.deals.deals_not_blocked')).not.toContain('plan_hint');
+    const update = crm.up('policy crm.deals.deals_update');
+    expect(update.slice(0, update.indexOf('WITH CHECK'))).toContain(HINT);
+    expect(update.slice(update.indexOf('WITH CHECK'))).not.toContain('plan_hint');
+  });
+
+  it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
+    expect(crm.ids.filter((id) => id.includes('plan'))).toEqual(['hint-schema rg_plan_crm_few_team_user_ids', 'function crm.plan_hint_team_user_ids']);
+    expect(crm.up('hint-schema rg_plan_crm_few_team_user_ids')).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO "app_user";');
+    const hint = crm.up('function crm.plan_hint_team_user_ids');
+    expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$');
+    expect(hint).not.toContain('SET search_path');
+    expect(hint).toContain(`RETURN 'rg_plan_crm_few_team_user_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+  });
+
+  it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
+    const session = crm.up('function crm.set_session');
+    expect(session).not.toContain('SET search_path');
+    expect(session).toContain(`(^|,)\\s*(rg_plan_crm_few_team_user_ids)(?=\\s*(,|$))`);
+    expect(session).toContain(`CASE WHEN COALESCE(pg_catalog.cardinality("crm"."team_user_ids"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_crm_few_team_user_ids' END), true);`);
+  });
+
+  it('no hint on a table where a permissive policy has an every-row arm (its 0.5% estimate is a floor no hint lowers); `planHint: false` opts a fact out', () => {
+    const notes = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
+      const notes = m.table('notes', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const tasks = m.table('tasks', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      const quiet = m.fact('quiet_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: false });
+      m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+      m.policy(tasks, 'tasks_select', { for: 'select', using: (k) => or(k.team_id.in(teams), k.team_id.in(quiet)) });
+    });
+    expect(notes.up('policy crm.notes.notes_select')).not.toContain('plan_hint');
+    expect(notes.up('policy crm.tasks.tasks_select')).toContain('plan_hint_my_team_ids');
+    expect(notes.up('policy crm.tasks.tasks_select')).not.toContain('plan_hint_quiet_team_ids');
+    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual(['hint-schema rg_plan_crm_few_my_team_ids', 'function crm.plan_hint_my_team_ids']);
+  });
+
+  it('a model without hinted arms keeps set_session with its pinned search_path', () => {
+    const plain = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      m.identity(users);
+      m.policy(users, 'users_me', { for: 'select', using: (u) => u.id.eq(m.me) });
+    });
+    expect(plain.up('function crm.set_session')).toContain('SET search_path = pg_catalog, pg_temp');
+    expect(plain.ids.some((id) => id.includes('plan_hint'))).toBe(false);
+  });
+
+  it('a fact may not take the hint functions\' prefix', () => {
+    const { problems } = validateModel({
+      ...defineModel('crm', (m) => {
+        const users = m.table('users', { id: t.bigint().primaryKey() });
+        m.identity(users);
+        m.fact('plan_hint_x', m.me);
+      }),
+      file: 'policies/crm.ts',
+    });
+    expect(problems.map((p) => [p.code, p.path])).toEqual([['reserved-name', 'facts.plan_hint_x']]);
+  });
+});
