@@ -314,11 +314,11 @@ BEGIN
   PERFORM "smartoffice"."establish_session"($1);
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small for this
   -- user, so the planner plans for them; the conditions they guard keep their meaning either way.
-  PERFORM pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ',
-    NULLIF(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)\s*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=\s*(,|$))', '', 'g'), ', '), ''),
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ',
+    pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=[[:space:]]*(,|$))', '', 'g'),
     CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."enterprise_office_ids"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
     CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."private_owner_ids_visible_to_me"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."users_i_administer"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END), true);
+    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."users_i_administer"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;

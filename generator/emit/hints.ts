@@ -14,15 +14,20 @@
 // - plan_hint_<fact>() is IMMUTABLE with no arguments, so PostgreSQL folds it while planning. It
 //   is true when the transaction's search_path names an (empty) schema rg_plan_<schema>_few_<fact>,
 //   which set_session appends when the fact has at most FEW_ELEMENTS elements for the user it
-//   sets. A fact declared with `planHint: false` gets none.
+//   sets. A fact declared with `planHint: false` gets none. The IMMUTABLE label is true only of
+//   what PostgreSQL does with it here, folding it into a plan; it must never be used where a
+//   value is stored (an index, a generated column) or cached by PL/pgSQL.
 // - No hint: `true OR x` folds to true and the conjunct vanishes: the plan is exactly as without.
 // - Hint: the range is true for every non-NULL value, and it is an index condition on the
 //   arm's own index (no Filter), but with bounds the planner cannot see it counts as a narrow
 //   range (0.5%), which is what this user's arm is.
 // - Either way `A AND (NOT h OR range)` has A's value in three-valued logic (when A is true the column
 //   is not NULL, so the range is true): a wrong, stale or forged hint changes a plan, never a row.
-// - PostgreSQL re-plans a cached statement when the search_path has changed, so prepared
-//   statements get one plan per hint class rather than their first user's.
+// - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
+//   statement is planned for the marks of the user acting now, never kept from its first user
+//   (a connection that alternates users of different classes re-plans at each change).
+// - A role that reaches app_user without inheriting its privileges (NOINHERIT, no SET ROLE)
+//   lacks USAGE on the mark schemas: current_schemas() leaves them out and its plans are unhinted.
 //
 // Not where a policy on the same table has an "every row when" arm: its range on the key (NULL
 // unless the condition holds) is estimated as 0.5% of the table whoever acts, and PostgreSQL
@@ -33,7 +38,7 @@
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep today's plans.
 import { createHash } from 'node:crypto';
-import type { Expr, ModelNode } from '../model/nodes.ts';
+import type { Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
@@ -65,8 +70,8 @@ export interface HintedArm {
 export interface PlanHints {
   /** By fact name. */
   readonly facts: readonly HintedFact[];
-  /** The `in-set` nodes of policy USING clauses that get the conjunct. */
-  readonly arms: ReadonlyMap<Expr, HintedArm>;
+  /** By policy: the `in-set` nodes of its USING that get the conjunct. */
+  readonly arms: ReadonlyMap<PolicyNode, ReadonlyMap<Expr, HintedArm>>;
 }
 
 const cache = new WeakMap<ModelNode, PlanHints>();
@@ -81,11 +86,12 @@ export function planHints(model: ModelNode): PlanHints {
   const known = cache.get(model);
   if (known) return known;
   const types = new TypeResolver(model);
-  const arms = new Map<Expr, HintedArm>();
+  const arms = new Map<PolicyNode, Map<Expr, HintedArm>>();
   const facts = new Map<string, HintedFact>();
   const optedOut = new Set(model.facts.filter((f) => f.planHint === false).map((f) => f.name));
-  const walk = (e: Expr, table: string) => {
-    if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, table));
+  const walk = (e: Expr, policy: PolicyNode) => {
+    if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, policy));
+    const { table } = policy;
     if (e.kind !== 'in-set' || e.set.kind !== 'fact' || e.item.kind !== 'column' || e.item.scope !== ROW_SCOPE) return;
     const key = model.tables.find((t) => t.name === table)?.primaryKey[0];
     if (e.item.column === key || elementOf(types.of(e.set)) === UNKNOWN || optedOut.has(e.set.name)) return;
@@ -96,12 +102,13 @@ export function planHints(model: ModelNode): PlanHints {
     const fact = e.set.name;
     const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`rg_plan_${model.schema}_few_${fact}`) };
     facts.set(fact, found);
-    arms.set(e, { hint: found.hint, minimum, maximum });
+    if (!arms.has(policy)) arms.set(policy, new Map());
+    arms.get(policy)!.set(e, { hint: found.hint, minimum, maximum });
   };
   const read = model.policies.filter((p) => p.using !== undefined && p.command !== 'insert');
   const floored = new Set(read.filter((p) => p.mode === 'permissive' && hasEveryRowArm(p.using!)).map((p) => p.table));
   if (model.identity) {
-    for (const p of read) if (!floored.has(p.table)) walk(p.using!, p.table);
+    for (const p of read) if (!floored.has(p.table)) walk(p.using!, p);
   }
   const result = { facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)), arms };
   cache.set(model, result);
@@ -154,15 +161,17 @@ export function hintSearchPathSql(model: ModelNode): string[] {
   const { facts } = planHints(model);
   if (facts.length === 0) return [];
   const ours = facts.map((f) => f.fewSchema).join('|');
-  const rest = `NULLIF(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)\\s*(${ours})(?=\\s*(,|$))`)}, '', 'g'), ', '), '')`;
+  // [[:space:]] rather than \s, which a backslash-sensitive string setting would turn into "s".
+  const kept = `pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)[[:space:]]*(${ours})(?=[[:space:]]*(,|$))`)}, '', 'g')`;
   const few = facts.map(
     (f) => `CASE WHEN COALESCE(pg_catalog.cardinality(${qualified(model.schema, f.fact)}()), 0) OPERATOR(pg_catalog.<=) ${FEW_ELEMENTS} THEN ${literal(f.fewSchema)} END`,
   );
   return [
     `  -- Planner hints (see ${model.schema}.${facts[0]!.hint} and its siblings): mark the facts that are small for this`,
     '  -- user, so the planner plans for them; the conditions they guard keep their meaning either way.',
-    `  PERFORM pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ',`,
-    `    ${[rest, ...few].join(',\n    ')}), true);`,
+    // The trim drops the separator left before a mark that came first, or before no mark at all.
+    `  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ',`,
+    `    ${[kept, ...few].join(',\n    ')}), ', '), true);`,
   ];
 }
 

@@ -86,6 +86,29 @@ describe('smartoffice planner hints', () => {
     await db.current.as('smartoffice', null, async (tx) => expect(await searchPath(tx)).not.toContain('rg_plan_'));
   });
 
+  it('set_session rebuilds the search_path whatever it held: marks first, no other entry, or a backslash-sensitive string setting', async () => {
+    // A fresh connection, so PL/pgSQL compiles set_session under standard_conforming_strings = off.
+    const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
+    try {
+      await conn.unsafe('SET standard_conforming_strings = off');
+      await conn.begin(async (tx) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        const after = async (path: string, user: number) => {
+          await tx.unsafe(`SET LOCAL search_path = ${path}`);
+          await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
+          return (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
+        };
+        expect(await after(`${CLASSES[2]}, "$user", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
+        // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
+        expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
+        await tx.unsafe('SELECT smartoffice.set_session(11)');
+        expect((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p).toBe(['""', ...CLASSES.slice(1)].join(', '));
+      });
+    } finally {
+      await conn.end();
+    }
+  });
+
   it('the selective agent\'s first page reads its few rows and sorts them; the enterprise user\'s walks the primary key as before', async () => {
     const agent = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE);
     expect(agent, agent).not.toMatch(PK_WALK);
