@@ -314,11 +314,8 @@ BEGIN
   PERFORM "smartoffice"."establish_session"($1);
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small for this
   -- user, so the planner plans for them; the conditions they guard keep their meaning either way.
-  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ',
-    pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=[[:space:]]*(,|$))', '', 'g'),
-    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."enterprise_office_ids"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
-    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."private_owner_ids_visible_to_me"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN COALESCE(pg_catalog.cardinality("smartoffice"."users_i_administer"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END), ', '), true);
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;
@@ -944,6 +941,33 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me"() TO "app_user
 -- ======================================================================
 -- Planner hints: which facts are small for the acting user (plans only, never results)
 -- ======================================================================
+
+CREATE FUNCTION "smartoffice"."plan_marks"() RETURNS text[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "smartoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."enterprise_view", u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN pg_catalog.array_remove(ARRAY[
+    CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
+    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me)) LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END
+  ]::text[], NULL);
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
+COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the facts that have at most 10 elements for the acting user (counted no further than that).';
 
 -- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";

@@ -204,7 +204,7 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
 /** The walker body: one range scan of the closure table. */
 export function closureWalk(model: ModelNode, h: HierarchyNode, direction: 'descendants' | 'ancestors'): string {
   const closure = qualified(model.schema, closureNames(h).table);
-  const [by, pick] = direction === 'descendants' ? ['"ancestor"', '"descendant"'] : ['"descendant"', '"ancestor"'];
+  const [by, pick] = closureColumns(direction);
   return [
     '  RETURN ARRAY(',
     `    SELECT c.${pick} FROM ${closure} AS c WHERE c.${by} = $1`,
@@ -214,3 +214,18 @@ export function closureWalk(model: ModelNode, h: HierarchyNode, direction: 'desc
   ].join('\n');
 }
 
+/** [the column a walk looks up by, the column it returns]. */
+function closureColumns(direction: 'descendants' | 'ancestors'): [string, string] {
+  return direction === 'descendants' ? ['"ancestor"', '"descendant"'] : ['"descendant"', '"ancestor"'];
+}
+
+/**
+ * How many nodes the walker would return for `node` (SQL), counted up to `limit` only: the closure
+ * rows of the node, read no further than needed, plus the node itself when included.
+ */
+export function closureWalkSize(model: ModelNode, h: HierarchyNode, direction: 'descendants' | 'ancestors', node: string, includeSelf: boolean, limit: number): string {
+  const closure = qualified(model.schema, closureNames(h).table);
+  const [by] = closureColumns(direction);
+  const rows = `(SELECT count(*) FROM (SELECT 1 FROM ${closure} AS c WHERE c.${by} = ${node} LIMIT ${limit}) AS rg_bound)`;
+  return `CASE WHEN ${node} IS NULL THEN 0 ELSE ${rows}${includeSelf ? ' + 1' : ''} END`;
+}

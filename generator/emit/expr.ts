@@ -223,6 +223,11 @@ function identityRowRead(q: QueryNode, ctx: ExprContext): string | undefined {
   return `(${printExpr(q.select, { ...ctx, scopeAliases: aliases })})`;
 }
 
+/** How many rows `q` returns, counted up to `limit` only. */
+export function boundedRowCount(q: QueryNode, ctx: ExprContext, limit: number): string {
+  return `(SELECT count(*) FROM (${printQuery(q, ctx)} LIMIT ${limit}) AS rg_bound)`;
+}
+
 function printQuery(q: QueryNode, outer: ExprContext, selectList?: string): string {
   const ctx = outer.evaluatedOnce ? { ...outer, evaluatedOnce: false } : outer;
   const select = selectList ?? (q.select ? printExpr(q.select, ctx) : '1');

@@ -6,7 +6,7 @@
 // cannot redirect the names they use.
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, sessionUserCall, visit } from './expr.ts';
+import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
@@ -248,10 +248,14 @@ function unbindLogin(model: ModelNode): Statement {
 }
 
 /** Each fact's expression and the type its function returns, by name. */
-type FactDefinitions = ReadonlyMap<string, { readonly expr: Expr; readonly type: string }>;
+export type FactDefinitions = ReadonlyMap<string, { readonly expr: Expr; readonly type: string }>;
+
+export function factDefinitions(model: ModelNode, factTypes: ReadonlyMap<string, string>): FactDefinitions {
+  return new Map(model.facts.map((f) => [f.name, { expr: f.expr, type: factTypes.get(f.name) ?? f.type }]));
+}
 
 export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
-  const facts: FactDefinitions = new Map(model.facts.map((f) => [f.name, { expr: f.expr, type: factTypes.get(f.name) ?? f.type }]));
+  const facts = factDefinitions(model, factTypes);
   return {
     title: 'Facts: values about the acting user, computed once per statement',
     statements: model.facts.map((f) => factFunction(model, f, facts)),
@@ -262,6 +266,24 @@ export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, st
 const FACT_BLOCK = 'rg_fact';
 
 function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions): Statement {
+  return createFunction({
+    schema: model.schema,
+    name: fact.name,
+    args: [],
+    returns: facts.get(fact.name)!.type,
+    volatility: 'STABLE',
+    securityDefiner: true,
+    grantTo: READERS,
+    ...(fact.description ? { comment: fact.description } : {}),
+    body: factBody(model, facts, (ctx) => printExpr(fact.expr, ctx)),
+  });
+}
+
+/**
+ * The body of a definer function that returns one expression about the acting user, printed by
+ * `render` in a fact's context: a fact's, and the planner hints' marks (hints.ts).
+ */
+export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx: ExprContext) => string): string {
   // The identity is read once per fact call, into a variable the expression uses: each reading
   // checks the signature, and a fact that names the user twice would otherwise pay twice.
   const me = model.identity ? `${FACT_BLOCK}.me` : undefined;
@@ -273,7 +295,7 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
   const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
   // The RETURN is evaluated once per call: walker calls in it are plain (see ExprContext.evaluatedOnce).
   const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true };
-  const expr = printExpr(fact.expr, ctx);
+  const expr = render(ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
   const id = model.identity;
   const rowColumns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);
@@ -288,17 +310,7 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
   const readRow = readsRow
     ? [`  SELECT ${rowColumns.join(', ')} INTO ${identityRow.variable} FROM ${qualified(model.schema, id.table)} AS u WHERE u.${ident(id.column)} = ${me};`]
     : [];
-  return createFunction({
-    schema: model.schema,
-    name: fact.name,
-    args: [],
-    returns: facts.get(fact.name)!.type,
-    volatility: 'STABLE',
-    securityDefiner: true,
-    grantTo: READERS,
-    ...(fact.description ? { comment: fact.description } : {}),
-    body: [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n'),
-  });
+  return [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n');
 }
 
 /**

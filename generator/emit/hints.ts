@@ -42,7 +42,9 @@ import type { Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
-import { createFunction } from './functions.ts';
+import { closureWalkSize } from './closure.ts';
+import { boundedRowCount, printExpr, type ExprContext } from './expr.ts';
+import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
@@ -120,11 +122,35 @@ export function hintConjunct(arm: HintedArm, schema: string, column: string): st
   return `(NOT ${qualified(schema, arm.hint)}() OR (${column} >= (SELECT ${arm.minimum}) AND ${column} <= (SELECT ${arm.maximum})))`;
 }
 
-/** The hint schemas and functions. */
-export function planHintsSection(model: ModelNode): Section {
+/** The definer function that tells set_session which marks the acting user gets. */
+export const PLAN_MARKS = 'plan_marks';
+
+/** The hint schemas and functions, and the function that computes the marks. */
+export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
+  const hinted = planHints(model).facts;
+  const facts = factDefinitions(model, factTypes);
+  const marks = hinted.length === 0
+    ? []
+    : [
+        createFunction({
+          schema: model.schema,
+          name: PLAN_MARKS,
+          args: [],
+          returns: 'text[]',
+          volatility: 'STABLE',
+          securityDefiner: true,
+          grantTo: [APP_ROLE],
+          comment: `Internal, for set_session: the planner-hint schemas of the facts that have at most ${FEW_ELEMENTS} elements for the acting user (counted no further than that).`,
+          body: factBody(model, facts, (ctx) =>
+            `pg_catalog.array_remove(ARRAY[\n    ${hinted
+              .map((f) => `CASE WHEN ${boundedSize({ kind: 'fact', name: f.fact }, ctx, facts)} <= ${FEW_ELEMENTS} THEN ${literal(f.fewSchema)} END`)
+              .join(',\n    ')}\n  ]::text[], NULL)`,
+          ),
+        }),
+      ];
   return {
     title: 'Planner hints: which facts are small for the acting user (plans only, never results)',
-    statements: planHints(model).facts.flatMap((f) => [
+    statements: [...marks, ...hinted.flatMap((f) => [
       statement(
         `hint-schema ${f.fewSchema}`,
         [
@@ -149,8 +175,42 @@ export function planHintsSection(model: ModelNode): Section {
         comment: `Planner hint, folded while planning: true when set_session found that ${model.schema}.${f.fact}() has at most ${FEW_ELEMENTS} elements (schema ${f.fewSchema} in the search_path). Changes plans, never results.`,
         body: ['BEGIN', `  RETURN ${literal(f.fewSchema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'].join('\n'),
       }),
-    ]),
+    ])],
   };
+}
+
+/**
+ * How many elements a fact's value has, counted up to FEW_ELEMENTS + 1 only where its shape allows
+ * (a query's rows, a walker's nodes, a CASE or a concatenation of those): set_session needs only
+ * "at most FEW_ELEMENTS?", and the enterprise user's 1,111 offices need not be built for that.
+ */
+function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions): string {
+  const limit = FEW_ELEMENTS + 1;
+  const size = (x: Expr) => boundedSize(x, ctx, facts);
+  switch (e.kind) {
+    case 'fact': {
+      const definition = facts.get(e.name);
+      if (definition) return size(definition.expr);
+      break;
+    }
+    case 'literal':
+      if (e.value === null) return '0';
+      break;
+    case 'case':
+      return `CASE ${e.branches.map((b) => `WHEN ${printExpr(b.when, ctx)} THEN ${size(b.then)}`).join(' ')} ELSE ${size(e.else)} END`;
+    case 'set-union':
+      return `LEAST(${limit}, ${e.items.map(size).join(' + ')})`;
+    case 'array-of':
+      return boundedRowCount(e.query, ctx, limit);
+    case 'hierarchy-set': {
+      const h = ctx.model.hierarchies.find((x) => x.name === e.hierarchy);
+      if (h) return closureWalkSize(ctx.model, h, e.direction, `(${printExpr(e.of, ctx)})`, e.includeSelf, limit);
+      break;
+    }
+    default:
+      break;
+  }
+  return `COALESCE(pg_catalog.cardinality(${printExpr(e, ctx)}), 0)`;
 }
 
 /**
@@ -163,15 +223,12 @@ export function hintSearchPathSql(model: ModelNode): string[] {
   const ours = facts.map((f) => f.fewSchema).join('|');
   // [[:space:]] rather than \s, which a backslash-sensitive string setting would turn into "s".
   const kept = `pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)[[:space:]]*(${ours})(?=[[:space:]]*(,|$))`)}, '', 'g')`;
-  const few = facts.map(
-    (f) => `CASE WHEN COALESCE(pg_catalog.cardinality(${qualified(model.schema, f.fact)}()), 0) OPERATOR(pg_catalog.<=) ${FEW_ELEMENTS} THEN ${literal(f.fewSchema)} END`,
-  );
   return [
     `  -- Planner hints (see ${model.schema}.${facts[0]!.hint} and its siblings): mark the facts that are small for this`,
     '  -- user, so the planner plans for them; the conditions they guard keep their meaning either way.',
     // The trim drops the separator left before a mark that came first, or before no mark at all.
-    `  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ',`,
-    `    ${[kept, ...few].join(',\n    ')}), ', '), true);`,
+    `  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC`,
+    `    ARRAY[${kept}] OPERATOR(pg_catalog.||) ${qualified(model.schema, PLAN_MARKS)}()), ', '), true);`,
   ];
 }
 

@@ -26,7 +26,7 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     sessionSection(model),
     hierarchySection(model, nodeType),
     factsSection(model, factTypes),
-    planHintsSection(model),
+    planHintsSection(model, factTypes),
     membershipFunctionsSection(model, factTypes),
     triggersSection(model),
     countersSection(model),

@@ -3,7 +3,7 @@
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, useTestDatabase } from '../support/db.ts';
+import { ids, rolledBack, useTestDatabase } from '../support/db.ts';
 import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
@@ -107,6 +107,29 @@ describe('smartoffice planner hints', () => {
     } finally {
       await conn.end();
     }
+  });
+
+  it('the marks say exactly which facts have at most 10 elements, around the boundary too (counted no further than 11)', async () => {
+    await rolledBack(db.current.admin, async (tx) => {
+      // Enterprise view over the root (1,000 offices), office 12 (itself and 10 children: 11) and a
+      // leaf (1); admins of an office of 10 users and of one given an 11th.
+      await tx.unsafe('UPDATE smartoffice.users SET enterprise_view = true WHERE id IN (1, 111, 4991)');
+      await tx.unsafe('UPDATE smartoffice.users SET is_admin = true WHERE id IN (502, 112)');
+      await tx.unsafe("INSERT INTO smartoffice.users (id, office_id, name) VALUES (10001, 51, 'an eleventh user')");
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      const facts = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'];
+      const seen = new Set<number>();
+      for (const user of [1, 11, 111, 4991, 502, 112, PERSONA]) {
+        await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
+        const [row] = await tx.unsafe(
+          `SELECT smartoffice.plan_marks() AS marks, ARRAY[${facts.map((f) => `coalesce(cardinality(smartoffice.${f}()), 0)`).join(', ')}] AS sizes`,
+        );
+        const expected = facts.filter((_, i) => (row!.sizes as number[])[i]! <= 10).map((f) => `rg_plan_smartoffice_few_${f}`);
+        expect(row!.marks, `user ${user}, sizes ${row!.sizes}`).toEqual(expected);
+        (row!.sizes as number[]).forEach((n) => seen.add(n));
+      }
+      expect([10, 11, 1000].filter((n) => seen.has(n))).toEqual([10, 11, 1000]);
+    });
   });
 
   it('the selective agent\'s first page reads its few rows and sorts them; the enterprise user\'s walks the primary key as before', async () => {

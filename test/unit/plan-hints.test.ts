@@ -46,7 +46,7 @@ describe('planner hints', () => {
   });
 
   it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
-    expect(crm.ids.filter((id) => id.includes('plan'))).toEqual(['hint-schema rg_plan_crm_few_team_user_ids', 'function crm.plan_hint_team_user_ids']);
+    expect(crm.ids.filter((id) => id.includes('plan'))).toEqual(['function crm.plan_marks', 'hint-schema rg_plan_crm_few_team_user_ids', 'function crm.plan_hint_team_user_ids']);
     expect(crm.up('hint-schema rg_plan_crm_few_team_user_ids')).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO "app_user";');
     const hint = crm.up('function crm.plan_hint_team_user_ids');
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$');
@@ -58,7 +58,16 @@ describe('planner hints', () => {
     const session = crm.up('function crm.set_session');
     expect(session).not.toContain('SET search_path');
     expect(session).toContain(`(^|,)[[:space:]]*(rg_plan_crm_few_team_user_ids)(?=[[:space:]]*(,|$))`);
-    expect(session).toContain(`CASE WHEN COALESCE(pg_catalog.cardinality("crm"."team_user_ids"()), 0) OPERATOR(pg_catalog.<=) 10 THEN 'rg_plan_crm_few_team_user_ids' END), ', '), true);`);
+    expect(session).toContain(`OPERATOR(pg_catalog.||) "crm"."plan_marks"()), ', '), true);`);
+  });
+
+  it('the marks are computed by one definer function that counts each fact no further than 11', () => {
+    const marks = crm.up('function crm.plan_marks');
+    expect(marks).toContain('LANGUAGE plpgsql STABLE SECURITY DEFINER\n  SET search_path = pg_catalog, pg_temp');
+    expect(marks).toContain(
+      `CASE WHEN (SELECT count(*) FROM (SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" IS NOT NULL LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_team_user_ids' END`,
+    );
+    expect(marks).toContain('GRANT EXECUTE ON FUNCTION "crm"."plan_marks"() TO "app_user";');
   });
 
   it('no hint on a table where a permissive policy has an every-row arm (its 0.5% estimate is a floor no hint lowers); `planHint: false` opts a fact out', () => {
@@ -76,7 +85,7 @@ describe('planner hints', () => {
     expect(notes.up('policy crm.notes.notes_select')).not.toContain('plan_hint');
     expect(notes.up('policy crm.tasks.tasks_select')).toContain('plan_hint_my_team_ids');
     expect(notes.up('policy crm.tasks.tasks_select')).not.toContain('plan_hint_quiet_team_ids');
-    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual(['hint-schema rg_plan_crm_few_my_team_ids', 'function crm.plan_hint_my_team_ids']);
+    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual(['function crm.plan_marks', 'hint-schema rg_plan_crm_few_my_team_ids', 'function crm.plan_hint_my_team_ids']);
   });
 
   it('a model without hinted arms keeps set_session with its pinned search_path', () => {
