@@ -76,8 +76,6 @@ export interface PlanHints {
   readonly arms: ReadonlyMap<PolicyNode, ReadonlyMap<Expr, HintedArm>>;
 }
 
-const cache = new WeakMap<ModelNode, PlanHints>();
-
 /**
  * The arms that get a hint: `col = any(<fact>)` where col is a column of the policy's row other
  * than the first key column (a key arm is already estimated as ten rows), of a type with a least
@@ -85,8 +83,6 @@ const cache = new WeakMap<ModelNode, PlanHints>();
  * would mean a wider one).
  */
 export function planHints(model: ModelNode): PlanHints {
-  const known = cache.get(model);
-  if (known) return known;
   const types = new TypeResolver(model);
   const arms = new Map<PolicyNode, Map<Expr, HintedArm>>();
   const facts = new Map<string, HintedFact>();
@@ -112,9 +108,7 @@ export function planHints(model: ModelNode): PlanHints {
   if (model.identity) {
     for (const p of read) if (!floored.has(p.table)) walk(p.using!, p);
   }
-  const result = { facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)), arms };
-  cache.set(model, result);
-  return result;
+  return { facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)), arms };
 }
 
 /** The conjunct after a hinted arm, its column printed as `column`. */

@@ -8,13 +8,14 @@ import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
 export function policiesSection(model: ModelNode): Section {
+  const hinted = planHints(model).arms;
   return {
     title: 'Policies',
     statements: model.policies.map((p) => {
       const ctx = exprContext(model, ident(p.table));
       const clause = (word: string, e: Expr | undefined, c: ExprContext) => (e ? [`  ${word} (`, indent(printExpr(e, c), '    '), '  )'] : []);
       // Hints only in USING, which the planner uses to find rows; WITH CHECK tests rows it has.
-      const body = [...clause('USING', p.using, { ...ctx, planHints: planHints(model).arms.get(p) ?? new Map() }), ...clause('WITH CHECK', p.check, ctx)];
+      const body = [...clause('USING', p.using, { ...ctx, planHints: hinted.get(p) ?? new Map() }), ...clause('WITH CHECK', p.check, ctx)];
       const header = [
         `-- ${p.origin.path}${p.description ? `: ${p.description}` : ''}`,
         ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { collectSample } from '../../generator/cli/samples/collect.ts';
 import { ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { planText } from '../support/plan.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(collectSample.sql);
@@ -127,7 +128,7 @@ describe('collect: who sees which debtor', () => {
   });
 
   it('the facts are evaluated once per statement (InitPlans), not once per row', async () => {
-    const plan = await as('nina', async (tx) => (await tx.unsafe(`EXPLAIN (COSTS OFF) ${debtorIds}`)).map((r) => r['QUERY PLAN'] as string).join('\n'));
+    const plan = await as('nina', async (tx) => planText(tx, `(COSTS OFF) ${debtorIds}`));
     expect(plan).toMatch(/InitPlan/);
     expect(plan).not.toMatch(/SubPlan/);
   });

@@ -3,8 +3,8 @@
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, useTestDatabase } from '../support/db.ts';
-import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, visibleRows } from '../support/plan.ts';
+import { ids, rolledBack, useTestDatabase, type Tx } from '../support/db.ts';
+import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, planText, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -69,7 +69,7 @@ describe('smartoffice plan shapes', () => {
 describe('smartoffice planner hints', () => {
   const FIRST_PAGE = 'SELECT id FROM smartoffice.contacts ORDER BY id LIMIT 50';
   const CLASSES = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
-  const searchPath = async (tx: Parameters<Parameters<typeof db.current.as>[2]>[0]) => (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
+  const searchPath = async (tx: Pick<Tx, 'unsafe'>) => (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
   const PK_WALK = /Index (Only )?Scan using contacts_pkey/;
 
   it('set_session appends the marks of the facts small for this user after the app\'s own search_path, replaces them when called again, and they end with the transaction', async () => {
@@ -96,13 +96,13 @@ describe('smartoffice planner hints', () => {
         const after = async (path: string, user: number) => {
           await tx.unsafe(`SET LOCAL search_path = ${path}`);
           await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
-          return (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
+          return searchPath(tx);
         };
         expect(await after(`${CLASSES[2]}, "$user", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
         // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
         expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
         await tx.unsafe('SELECT smartoffice.set_session(11)');
-        expect((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p).toBe(['""', ...CLASSES.slice(1)].join(', '));
+        expect(await searchPath(tx)).toBe(['""', ...CLASSES.slice(1)].join(', '));
       });
     } finally {
       await conn.end();
@@ -139,7 +139,7 @@ describe('smartoffice planner hints', () => {
     // Without its marks the agent's statement gets the plan every user got before the hints.
     const unmarked = await db.current.as('smartoffice', PERSONA, async (tx) => {
       await tx.unsafe('SET LOCAL search_path = "$user", public');
-      return (await tx.unsafe(`EXPLAIN ${FIRST_PAGE}`)).map((r) => r['QUERY PLAN'] as string).join('\n');
+      return planText(tx, FIRST_PAGE);
     });
     expect(unmarked, unmarked).toMatch(PK_WALK);
     const enterprise = await explain(db.current, 'smartoffice', 11, FIRST_PAGE);
@@ -182,8 +182,7 @@ describe('smartoffice planner hints', () => {
       for (const [user, pkWalk] of [[PERSONA, false], [11, true], [PERSONA, false]] as const) {
         const [plan, rows] = await conn.begin(async (tx) => {
           await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
-          const text = (await tx.unsafe('EXPLAIN EXECUTE first_page')).map((r) => r['QUERY PLAN'] as string).join('\n');
-          return [text, (await tx.unsafe('EXECUTE first_page')).map((r) => Number(r.id))] as const;
+          return [await planText(tx, 'EXECUTE first_page'), (await tx.unsafe('EXECUTE first_page')).map((r) => Number(r.id))] as const;
         });
         if (pkWalk) expect(plan, `user ${user}`).toMatch(PK_WALK);
         else expect(plan, `user ${user}`).not.toMatch(PK_WALK);

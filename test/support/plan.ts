@@ -3,15 +3,18 @@
 // matters for the share it sees and for the planner hints set_session gives it (which facts are
 // small for it: generator/emit/hints.ts).
 import { expect, it } from 'vitest';
-import type { TestDatabase } from './db.ts';
+import type { TestDatabase, Tx } from './db.ts';
 
 /** The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set). */
 export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean } = {}): Promise<string> {
-  const text = await db.as(schema, user, async (tx) =>
-    (await tx.unsafe(`EXPLAIN ${options.verbose ? '(VERBOSE) ' : ''}${query}`)).map((r) => r['QUERY PLAN'] as string).join('\n'),
-  );
+  const text = await db.as(schema, user, (tx) => planText(tx, `${options.verbose ? '(VERBOSE) ' : ''}${query}`));
   if (process.env.RG_SHOW_PLAN) console.log(`-- ${schema} as ${user}: ${query}\n${text}`);
   return text;
+}
+
+/** The EXPLAIN text of `statement` (which may start with EXPLAIN's options) in the caller's transaction. */
+export async function planText(tx: Pick<Tx, 'unsafe'>, statement: string): Promise<string> {
+  return (await tx.unsafe(`EXPLAIN ${statement}`)).map((r) => r['QUERY PLAN'] as string).join('\n');
 }
 
 /**
