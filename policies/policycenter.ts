@@ -77,9 +77,14 @@ export default defineModel(
     const myZones = m.fact(
       'my_zone_ids',
       when(iAmInternal, arrayOf(m.from(groups, (g) => ({ where: and(g.id.in(myGroups), g.security_zone_id.isNotNull()), select: g.security_zone_id, distinct: true })))),
-      { description: 'zones(U): the zones of every group I belong to (internal users only).' },
+      // No planner hint: it guards organizations and groups, small tables whose plans a hint would
+      // not change, and counting it would cost every set_session.
+      { description: 'zones(U): the zones of every group I belong to (internal users only).', planHint: false },
     );
-    const zoneOrgs = m.fact('organization_ids_in_my_zones', arrayOf(m.from(organizations, (o) => ({ where: o.security_zone_id.in(myZones), select: o.id }))));
+    const zoneOrgs = m.fact('organization_ids_in_my_zones', arrayOf(m.from(organizations, (o) => ({ where: o.security_zone_id.in(myZones), select: o.id }))), {
+      // Likewise: it guards users and producer codes (10^4 rows).
+      planHint: false,
+    });
 
     // ------------------------------------------------------------------ organizations and groups
     type OrgRow = RowOf<typeof organizations>;

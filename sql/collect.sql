@@ -209,7 +209,6 @@ COMMENT ON FUNCTION "collect"."establish_session"(text) IS 'Internal: records a 
 
 CREATE FUNCTION "collect"."set_session"("operator_id" text) RETURNS void
   LANGUAGE plpgsql VOLATILE
-  SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
   IF NOT pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') THEN
@@ -228,6 +227,10 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "collect"."establish_session"($1);
+  -- Planner hints (see collect.plan_hint_debtor_client_ids_for_me and its siblings): mark the facts that are small or not
+  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_collect_few_debtor_client_ids_for_me|rg_plan_collect_few_my_principal_ids|rg_plan_collect_not_i_bypass_security|rg_plan_collect_not_i_edit_every_client|rg_plan_collect_not_i_see_open_accounts)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."set_session"(text) FROM PUBLIC;
@@ -869,6 +872,126 @@ GRANT EXECUTE ON FUNCTION "collect"."i_edit_every_client"() TO "app_user", "repo
 COMMENT ON FUNCTION "collect"."i_edit_every_client"() IS 'Security off and not restricted to a client hierarchy: I may add, change and remove any client.';
 
 -- ======================================================================
+-- Planner hints: which facts are small or not true for the acting user
+-- ======================================================================
+
+CREATE FUNCTION "collect"."plan_marks"() RETURNS text[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me text := "collect"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."apply_to_client_accounts", u."client_id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN pg_catalog.array_remove(ARRAY[
+    CASE WHEN CASE WHEN (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
+    CASE WHEN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
+AND ("q3"."security" = true)
+AND ("q3"."client_id" IS NULL)
+AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 11) AS rg_bound) END) ELSE 0 END <= 10 THEN 'rg_plan_collect_few_my_principal_ids' END,
+    CASE WHEN (((rg_fact.me_row."security" IS DISTINCT FROM true))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
+    CASE WHEN ((((rg_fact.me_row."security" IS DISTINCT FROM true)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
+    CASE WHEN ((EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
+AND ("q4"."security" = true)
+AND ("q4"."client_id" IS NULL)
+AND ("q4"."kind" IS DISTINCT FROM 'client')
+AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
+  ]::text[], NULL);
+END
+$rg$;
+ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."plan_marks"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
+COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
+CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
+REVOKE ALL ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() IS 'Planner hint, folded while planning: true when set_session found that collect.debtor_client_ids_for_me() has at most 10 elements (schema rg_plan_collect_few_debtor_client_ids_for_me in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.my_principal_ids() has at most 10 elements.
+CREATE SCHEMA "rg_plan_collect_few_my_principal_ids";
+REVOKE ALL ON SCHEMA "rg_plan_collect_few_my_principal_ids" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_hint_my_principal_ids"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_hint_my_principal_ids"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_hint_my_principal_ids"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, folded while planning: true when set_session found that collect.my_principal_ids() has at most 10 elements (schema rg_plan_collect_few_my_principal_ids in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is not true.
+CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
+REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_bypass_security" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_bypass_security" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_fold_i_bypass_security"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_fold_i_bypass_security"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_bypass_security"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path). The planner then drops the arms everyRowWhen(i_bypass_security) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.i_edit_every_client() is not true.
+CREATE SCHEMA "rg_plan_collect_not_i_edit_every_client";
+REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_edit_every_client" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_edit_every_client" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_fold_i_edit_every_client"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_fold_i_edit_every_client"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_edit_every_client"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path). The planner then drops the arms everyRowWhen(i_edit_every_client) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.i_see_open_accounts() is not true.
+CREATE SCHEMA "rg_plan_collect_not_i_see_open_accounts";
+REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_fold_i_see_open_accounts"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path). The planner then drops the arms everyRowWhen(i_see_open_accounts) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
 
@@ -921,11 +1044,12 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
-    OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
+    (NOT ("collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[])
+      AND (NOT "collect"."plan_hint_debtor_client_ids_for_me"() OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND (NOT ("collect"."plan_fold_i_see_open_accounts"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -939,22 +1063,22 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    (NOT "collect"."plan_fold_i_bypass_security"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "collect"."plan_fold_i_see_open_accounts"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[]))
   )
   WITH CHECK (
-    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    (NOT "collect"."plan_fold_i_bypass_security"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "collect"."plan_fold_i_see_open_accounts"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -968,11 +1092,11 @@ CREATE POLICY "debtors_insert" ON "collect"."debtors"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    (NOT "collect"."plan_fold_i_bypass_security"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "collect"."plan_fold_i_see_open_accounts"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -986,11 +1110,11 @@ CREATE POLICY "debtors_delete" ON "collect"."debtors"
   FOR DELETE
   TO "app_user"
   USING (
-    ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    (NOT "collect"."plan_fold_i_bypass_security"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[]))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND ("debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "collect"."plan_fold_i_see_open_accounts"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
     OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
@@ -1016,7 +1140,7 @@ CREATE POLICY "clients_insert" ON "collect"."clients"
   TO "app_user"
   WITH CHECK (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_insert" ON "collect"."clients" IS 'Restricted to a client hierarchy: only below my Client # (owned_by defaults to it). Security off and unrestricted: anywhere.';
 
@@ -1027,12 +1151,12 @@ CREATE POLICY "clients_update" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("clients"."id" = (select "collect"."my_client_accounts_root"()))
     OR ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_update" ON "collect"."clients" IS 'Restricted: clients of my hierarchy, which must stay in it. Security off and unrestricted: any client.';
 
@@ -1043,7 +1167,7 @@ CREATE POLICY "clients_delete" ON "collect"."clients"
   TO "app_user"
   USING (
     ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
-    OR ("clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_delete" ON "collect"."clients" IS 'Restricted: clients below my Client # (not the root itself). Security off and unrestricted: any client.';
 
@@ -1063,7 +1187,7 @@ CREATE POLICY "operators_insert" ON "collect"."operators"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_insert" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1073,10 +1197,10 @@ CREATE POLICY "operators_update" ON "collect"."operators"
   FOR UPDATE
   TO "app_user"
   USING (
-    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   )
   WITH CHECK (
-    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_update" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1086,7 +1210,7 @@ CREATE POLICY "operators_delete" ON "collect"."operators"
   FOR DELETE
   TO "app_user"
   USING (
-    "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "operators"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "operators_delete" ON "collect"."operators" IS 'Operators with Security off.';
 
@@ -1106,7 +1230,7 @@ CREATE POLICY "teams_insert" ON "collect"."teams"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_insert" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1116,10 +1240,10 @@ CREATE POLICY "teams_update" ON "collect"."teams"
   FOR UPDATE
   TO "app_user"
   USING (
-    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   )
   WITH CHECK (
-    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_update" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1129,7 +1253,7 @@ CREATE POLICY "teams_delete" ON "collect"."teams"
   FOR DELETE
   TO "app_user"
   USING (
-    "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "teams"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "teams_delete" ON "collect"."teams" IS 'Operators with Security off.';
 
@@ -1149,7 +1273,7 @@ CREATE POLICY "team_members_insert" ON "collect"."team_members"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "team_members_insert" ON "collect"."team_members" IS 'Operators with Security off.';
 
@@ -1159,7 +1283,7 @@ CREATE POLICY "team_members_delete" ON "collect"."team_members"
   FOR DELETE
   TO "app_user"
   USING (
-    "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
+    NOT "collect"."plan_fold_i_bypass_security"() AND "team_members"."team_id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN ''::text END)
   );
 COMMENT ON POLICY "team_members_delete" ON "collect"."team_members" IS 'Operators with Security off.';
 

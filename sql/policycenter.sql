@@ -269,7 +269,6 @@ COMMENT ON FUNCTION "policycenter"."establish_session"(bigint) IS 'Internal: rec
 
 CREATE FUNCTION "policycenter"."set_session"("user_id" bigint) RETURNS void
   LANGUAGE plpgsql VOLATILE
-  SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
   IF NOT pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') THEN
@@ -288,6 +287,10 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "policycenter"."establish_session"($1);
+  -- Planner hints (see policycenter.plan_hint_producer_code_ids_by_zone_or_organization and its siblings): mark the facts that are small or not
+  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874|rg_plan_policycenter_not_i_may_use_every_code|rg_plan_policycenter_not_i_view_all)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."set_session"(bigint) FROM PUBLIC;
@@ -723,6 +726,92 @@ REVOKE ALL ON FUNCTION "policycenter"."i_may_use_every_code"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."i_may_use_every_code"() TO "app_user", "reporting_user";
 
 -- ======================================================================
+-- Planner hints: which facts are small or not true for the acting user
+-- ======================================================================
+
+CREATE FUNCTION "policycenter"."plan_marks"() RETURNS text[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "policycenter"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN pg_catalog.array_remove(ARRAY[
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+  AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
+    CASE WHEN (((((rg_fact.me IS NOT NULL)
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
+AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean))::boolean) IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
+    CASE WHEN ((((rg_fact.me IS NOT NULL)
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean) IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END
+  ]::text[], NULL);
+END
+$rg$;
+ALTER FUNCTION "policycenter"."plan_marks"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."plan_marks"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
+COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
+CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements (schema rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.i_may_use_every_code() is not true.
+CREATE SCHEMA "rg_plan_policycenter_not_i_may_use_every_code";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path). The planner then drops the arms everyRowWhen(i_may_use_every_code) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is not true.
+CREATE SCHEMA "rg_plan_policycenter_not_i_view_all";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_view_all" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_view_all" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_fold_i_view_all"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_view_all"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path). The planner then drops the arms everyRowWhen(i_view_all) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
 
@@ -811,12 +900,12 @@ CREATE POLICY "organizations_update" ON "policycenter"."organizations"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   )
   WITH CHECK (
-    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -841,13 +930,13 @@ CREATE POLICY "groups_update" ON "policycenter"."groups"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   )
   WITH CHECK (
-    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -916,8 +1005,9 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
+    (NOT ("policycenter"."plan_fold_i_view_all"() AND "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"()) AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
+      AND (NOT "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
 
@@ -927,7 +1017,7 @@ CREATE POLICY "accounts_insert" ON "policycenter"."accounts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_may_use_every_code"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_insert" ON "policycenter"."accounts" IS 'Select for action: the producer code must be one I may use, not merely see.';
@@ -938,11 +1028,11 @@ CREATE POLICY "accounts_update" ON "policycenter"."accounts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   )
   WITH CHECK (
-    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_view_all"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_update" ON "policycenter"."accounts" IS 'Accounts I can see, kept on codes I can see.';
@@ -953,7 +1043,7 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_fold_i_may_use_every_code"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';

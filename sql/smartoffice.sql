@@ -312,10 +312,10 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "smartoffice"."establish_session"($1);
-  -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small for this
-  -- user, so the planner plans for them; the conditions they guard keep their meaning either way.
+  -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small or not
+  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;
@@ -939,7 +939,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me"() TO "app_user", "reporting_user";
 
 -- ======================================================================
--- Planner hints: which facts are small for the acting user (plans only, never results)
+-- Planner hints: which facts are small or not true for the acting user
 -- ======================================================================
 
 CREATE FUNCTION "smartoffice"."plan_marks"() RETURNS text[]
@@ -958,16 +958,16 @@ BEGIN
   SELECT u."enterprise_view", u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
-    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me)) LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END
+    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END
   ]::text[], NULL);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the facts that have at most 10 elements for the acting user (counted no further than that).';
+COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
 
 -- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";
@@ -1173,8 +1173,7 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
   TO "app_user"
   USING (
     (("contacts"."is_private" = true)
-      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
-        AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -1184,8 +1183,7 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
-        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   )
   WITH CHECK (
     (("contacts"."is_private" = true)
@@ -1210,8 +1208,7 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
   TO "app_user"
   USING (
     (("contacts"."is_private" = true)
-      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
-        AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
+      AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
@@ -1221,8 +1218,7 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
-        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
+      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_delete" ON "smartoffice"."contacts" IS 'Rules 1-3.';
 
@@ -1301,7 +1297,6 @@ CREATE POLICY "proxies_delete" ON "smartoffice"."proxies"
   TO "app_user"
   USING (
     "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
-    AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint)))
   );
 COMMENT ON POLICY "proxies_delete" ON "smartoffice"."proxies" IS 'Only an administrator of the agent''s office removes proxies.';
 

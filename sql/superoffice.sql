@@ -557,7 +557,6 @@ COMMENT ON FUNCTION "superoffice"."establish_session"(bigint) IS 'Internal: reco
 
 CREATE FUNCTION "superoffice"."set_session"("user_id" bigint) RETURNS void
   LANGUAGE plpgsql VOLATILE
-  SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
   IF NOT pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') THEN
@@ -576,6 +575,10 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "superoffice"."establish_session"($1);
+  -- Planner hints (see superoffice.plan_fold_i_am_staff and its siblings): mark the facts that are small or not
+  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
+  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_superoffice_not_i_am_staff|rg_plan_superoffice_not_i_am_system)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."set_session"(bigint) FROM PUBLIC;
@@ -1182,6 +1185,67 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_function_names"() TO "app_user", "re
 COMMENT ON FUNCTION "superoffice"."my_function_names"() IS 'The functional rights of my role (bulk update, export, …).';
 
 -- ======================================================================
+-- Planner hints: which facts are small or not true for the acting user
+-- ======================================================================
+
+CREATE FUNCTION "superoffice"."plan_marks"() RETURNS text[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN pg_catalog.array_remove(ARRAY[
+    CASE WHEN (((((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system'))::boolean) IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_staff' END,
+    CASE WHEN ((CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END)::boolean) IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_system' END
+  ]::text[], NULL);
+END
+$rg$;
+ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
+COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+
+-- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_i_am_staff";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_staff" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_staff" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_i_am_staff"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_staff"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_staff"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path). The planner then drops the arms everyRowWhen(i_am_staff) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_i_am_system";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_system" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_system" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_i_am_system"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_system"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path). The planner then drops the arms everyRowWhen(i_am_system) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+
+-- ======================================================================
 -- Questions applications may ask about the acting user
 -- ======================================================================
 
@@ -1238,7 +1302,7 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_insert" ON "superoffice"."companies" IS 'Create right on the scope of the new row.';
 
@@ -1255,7 +1319,7 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
@@ -1265,7 +1329,7 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_update" ON "superoffice"."companies" IS 'Update right on the row as it is and as it will be.';
 
@@ -1282,7 +1346,7 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "companies_delete" ON "superoffice"."companies" IS 'Delete right on the scope of the row.';
 
@@ -1316,7 +1380,7 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_insert" ON "superoffice"."contacts" IS 'Create right on the scope of the new row.';
 
@@ -1333,7 +1397,7 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
@@ -1343,7 +1407,7 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_update" ON "superoffice"."contacts" IS 'Update right on the row as it is and as it will be.';
 
@@ -1360,7 +1424,7 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_delete" ON "superoffice"."contacts" IS 'Delete right on the scope of the row.';
 
@@ -1396,7 +1460,7 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_insert" ON "superoffice"."projects" IS 'Create right on the scope of the new row.';
 
@@ -1413,7 +1477,7 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
@@ -1423,7 +1487,7 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_update" ON "superoffice"."projects" IS 'Update right on the row as it is and as it will be.';
 
@@ -1440,7 +1504,7 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "projects_delete" ON "superoffice"."projects" IS 'Delete right on the scope of the row.';
 
@@ -1474,7 +1538,7 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_insert" ON "superoffice"."sales" IS 'Create right on the scope of the new row.';
 
@@ -1491,7 +1555,7 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
@@ -1501,7 +1565,7 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_update" ON "superoffice"."sales" IS 'Update right on the row as it is and as it will be.';
 
@@ -1518,7 +1582,7 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_delete" ON "superoffice"."sales" IS 'Delete right on the scope of the row.';
 
@@ -1528,7 +1592,7 @@ CREATE POLICY "roles_select" ON "superoffice"."roles"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    "roles"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
+    NOT "superoffice"."plan_fold_i_am_staff"() AND "roles"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
   );
 COMMENT ON POLICY "roles_select" ON "superoffice"."roles" IS 'Internal and system users see the role list.';
 
@@ -1569,7 +1633,7 @@ CREATE POLICY "users_select" ON "superoffice"."users"
   TO "app_user", "reporting_user"
   USING (
     ("users"."id" = (select "superoffice"."current_user_id"()))
-    OR ("users"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_fold_i_am_staff"() AND "users"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "users_select" ON "superoffice"."users" IS 'Myself; internal and system users see every user (owners are shown on every record).';
 

@@ -10,7 +10,7 @@ import type { Expr, ExprKind, ModelNode, QueryNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
-import { hintConjunct, type HintedArm } from './hints.ts';
+import { foldTest, hintConjunct, type HintedArm } from './hints.ts';
 
 export interface ExprContext {
   readonly model: ModelNode;
@@ -43,7 +43,13 @@ export interface ExprContext {
    * evaluate directly into a query. Cleared inside queries, whose expressions run per row.
    */
   readonly evaluatedOnce?: boolean;
-  /** Arms of a policy's USING that carry a planner hint (see hints.ts); only where USING is printed. */
+  /**
+   * Inside plan_marks' counts of how many elements a fact has (see hints.ts): every set a query
+   * reads is cut at this many elements, so a count costs little even when the sets it is built
+   * from are large. The count is then a guess for plans only, never a value a rule reads.
+   */
+  readonly boundedSets?: number;
+  /** Arms of the policy clause being printed that carry a planner hint (see hints.ts). */
   readonly planHints?: ReadonlyMap<Expr, HintedArm>;
 }
 
@@ -90,7 +96,8 @@ function onceCall(call: string, ctx: ExprContext): string {
   return ctx.evaluatedOnce ? call : `(select ${call})`;
 }
 
-type Printers = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>, ctx: ExprContext) => string };
+/** `hint`: the planner hint of this very node, if it has one (see printExpr). */
+type Printers = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>, ctx: ExprContext, hint?: HintedArm) => string };
 
 const printers = {
   column: (e, ctx) => {
@@ -106,7 +113,7 @@ const printers = {
   },
   compare: (e, ctx) => `${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`,
   'distinct-from': (e, ctx) => `${comparand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${comparand(e.right, ctx)}`,
-  'in-set': (e, ctx) => {
+  'in-set': (e, ctx, hint) => {
     const setType = ctx.types.of(e.set);
     const cast = setType === UNKNOWN ? '' : `::${setType}`;
     // Hoisted only with its array cast: `= any((SELECT …))` without one is the sub-query form of ANY.
@@ -114,7 +121,6 @@ const printers = {
     const set = hoist ? `(SELECT ${printExpr(e.set, evaluatedOnce(ctx))})` : printExpr(e.set, ctx);
     const item = comparand(e.item, ctx);
     const arm = `${item} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
-    const hint = ctx.planHints?.get(e);
     return hint ? joinParts('AND', [arm, hintConjunct(hint, ctx.model.schema, item)]) : arm;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
@@ -122,7 +128,8 @@ const printers = {
   or: (e, ctx) => joinBool('OR', e.items, ctx),
   not: (e, ctx) => `NOT ${operand(e.item, ctx)}`,
   exists: (e, ctx) => `EXISTS (${printQuery(e.query, ctx, '1')})`,
-  'array-of': (e, ctx) => `ARRAY(${printQuery(e.query, ctx)})`,
+  'array-of': (e, ctx) =>
+    ctx.boundedSets === undefined ? `ARRAY(${printQuery(e.query, ctx)})` : `ARRAY(${boundedRows(printQuery(e.query, ctx), '*', ctx.boundedSets)})`,
   'scalar-of': (e, ctx) => identityRowRead(e.query, ctx) ?? `(${printQuery(e.query, ctx)} LIMIT 1)`,
   array: (e, ctx) => {
     const type = e.type ?? elementOf(ctx.types.of(e));
@@ -151,10 +158,10 @@ const printers = {
   // index condition; when the condition is false the bounds are NULL and the index scan of this
   // arm returns nothing at once, when true it covers every row. An upper bound where the type has
   // a greatest value: the planner then estimates the arm as a narrow range (see typeMaximum).
-  'every-row-when': (e, ctx) => {
+  'every-row-when': (e, ctx, hint) => {
     const range = keyRange(e.table, ROW_SCOPE, e.when, ctx);
     if (range === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
-    return range;
+    return hint ? `${foldTest(hint, ctx.model.schema)} AND ${range}` : range;
   },
 } satisfies Printers as Printers;
 
@@ -175,8 +182,16 @@ function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): s
   return maximum === undefined ? lower : `${lower} AND ${column} <= ${maximum}`;
 }
 
+/**
+ * A node's planner hint is printed only where the hints were found: reached from the clause
+ * through AND and OR. The same node object may appear elsewhere too (a DSL value used twice), and
+ * under NOT a dropped arm would widen what the policy admits, so below any other node the hints
+ * are gone.
+ */
 export function printExpr(e: Expr, ctx: ExprContext): string {
-  return (printers[e.kind] as (e: Expr, ctx: ExprContext) => string)(e, ctx);
+  const hint = ctx.planHints?.get(e);
+  const inner = ctx.planHints !== undefined && e.kind !== 'and' && e.kind !== 'or' ? { ...ctx, planHints: undefined } : ctx;
+  return (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, inner, hint);
 }
 
 export function hierarchyFunctionName(hierarchy: string, direction: 'descendants' | 'ancestors'): string {
@@ -223,9 +238,18 @@ function identityRowRead(q: QueryNode, ctx: ExprContext): string | undefined {
   return `(${printExpr(q.select, { ...ctx, scopeAliases: aliases })})`;
 }
 
-/** How many rows `q` returns, counted up to `limit` only. */
+/**
+ * How many rows `q` returns, counted up to `limit` only. The query is a MATERIALIZED CTE, planned
+ * for all its rows and read only as far as the LIMIT: a LIMIT on the query itself would have the
+ * planner bet on finding a few matches early in a sequential scan (PolicyCenter's producer codes
+ * of a handful of organizations: every code read, where the organization index finds them).
+ */
 export function boundedRowCount(q: QueryNode, ctx: ExprContext, limit: number): string {
-  return `(SELECT count(*) FROM (${printQuery(q, ctx)} LIMIT ${limit}) AS rg_bound)`;
+  return `(SELECT count(*) FROM (${boundedRows(printQuery(q, ctx), '1', limit)}) AS rg_bound)`;
+}
+
+function boundedRows(query: string, select: string, limit: number): string {
+  return `WITH rg_rows AS MATERIALIZED (${query}) SELECT ${select} FROM rg_rows LIMIT ${limit}`;
 }
 
 function printQuery(q: QueryNode, outer: ExprContext, selectList?: string): string {

@@ -1,4 +1,4 @@
-// Planner hints: the acting user's shape, told to the planner without ever changing a result.
+// Planner hints: the acting user's shape, told to the planner.
 //
 // The planner cannot see a fact's value (an InitPlan): it estimates `office_id = any(<fact>)` as
 // ten elements, whoever acts. For an enterprise user with 1,111 offices that is about right; for
@@ -7,7 +7,7 @@
 // few hundred rows and a sort would take 1 ms. And a prepared statement keeps whichever plan its
 // first user got: an agent's plan made the root user's first page take 4.5 s.
 //
-// So an arm `col = any(<fact>)` on a non-key column, in a policy's USING, is printed as
+// So an arm `col = any(<fact>)` on a non-key column, in the USING of a read policy, is printed as
 //
 //   col = any(<fact>) AND (NOT <schema>.plan_hint_<fact>() OR (col >= (SELECT <min>) AND col <= (SELECT <max>)))
 //
@@ -29,11 +29,40 @@
 // - A role that reaches app_user without inheriting its privileges (NOINHERIT, no SET ROLE)
 //   lacks USAGE on the mark schemas: current_schemas() leaves them out and its plans are unhinted.
 //
-// Not where a policy on the same table has an "every row when" arm: its range on the key (NULL
-// unless the condition holds) is estimated as 0.5% of the table whoever acts, and PostgreSQL
-// merges every further range on the key into that one estimate, so no conjunct can lower it and
-// a hint there would only cost set_session the fact's computation (measured on PolicyCenter's
-// accounts: the agency user's first page kept its primary-key walk).
+// Not while a read policy on the same table keeps an "every row when" arm: its range on the key
+// (NULL unless the condition holds) is estimated as 0.5% of the table whoever acts, and
+// PostgreSQL merges every further range on the key into that one estimate, so no conjunct can
+// lower it (measured on PolicyCenter's accounts: the agency user's first page kept its
+// primary-key walk).
+//
+// That arm itself is the other kind of hint. `everyRowWhen(<boolean fact>)`, reached from the
+// clause through AND and OR only, is printed as
+//
+//   (NOT (<schema>.plan_fold_<fact>() [AND <schema>.plan_hint_<set fact>() ...]) AND id >= (SELECT CASE WHEN <fact> THEN <min> END) AND id <= <max>)
+//
+// and set_session appends the schema rg_plan_<schema>_not_<fact> when the fact is not true for
+// the user it sets (false or NULL: the arm is then false or NULL). When every listed mark is
+// there the planner folds the arm to false and drops it, so the user's plan is made from the arms
+// that can hold (the agency user's first page: a walk of the primary key filtering 400,000
+// accounts becomes a probe of the producer-code index), and the fact is not computed at all.
+// - In the USING of a read, the list also names the "few" mark of every set fact of the clause's
+//   set arms: a user with many rows needs the arm's 0.5% to keep `ORDER BY id LIMIT n` on the
+//   key (PolicyCenter's 10% user: 4 ms by the key, 78 ms by a bitmap of its 96,000 rows). A set
+//   arm whose set is no fact, or a fact declared `planHint: false`, keeps the arm for everyone.
+//   Then, and only then, the clause's set arms get their range hints too.
+// - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) the not-true mark
+//   alone drops it: there the estimate decides nothing, and the fact is not computed.
+// Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
+// - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
+//   can only shrink what a policy admits when it goes from NULL to false (three-valued AND and OR
+//   are monotone; permissive policies are ORed, restrictive ones ANDed, for reading and writing
+//   alike): with a true mark every statement returns, changes and admits exactly the same rows.
+// - A wrong mark can only hide rows. Whoever adds the schema to their own search_path loses rows
+//   and gains none; a role that cannot use the schema, or a path without it, keeps the arm.
+// - The fact is read when set_session runs: a user who gains it later in the same transaction
+//   sees the extra rows from the next set_session on (the next transaction, for a pooled
+//   application). A user who loses it loses the rows at once: without the mark the arm is
+//   computed in each statement, as before.
 //
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep today's plans.
@@ -51,8 +80,18 @@ import { statement, type Section } from './statement.ts';
 /** A fact with at most this many elements marks its arms as narrow (see the file comment). */
 export const FEW_ELEMENTS = 10;
 
+/**
+ * Where plan_marks counts a fact, every set the count reads on the way is cut at this many
+ * elements: the count then costs little for a user with large sets, and it can only come out at
+ * most FEW_ELEMENTS wrongly when over a hundred elements of a set lead to at most that many.
+ */
+const READ_SETS_CUT = 10 * FEW_ELEMENTS + 1;
+
 /** Fact names may not start with it: the hint functions are named with it. */
 export const PLAN_HINT_PREFIX = 'plan_hint_';
+
+/** Fact names may not start with it either: the functions that drop every-row arms are named with it. */
+export const PLAN_FOLD_PREFIX = 'plan_fold_';
 
 export interface HintedFact {
   readonly fact: string;
@@ -62,58 +101,149 @@ export interface HintedFact {
   readonly fewSchema: string;
 }
 
-/** How a hinted arm's range is printed: the bounds of its column's type. */
-export interface HintedArm {
+/** A boolean fact whose "every row when" arms the planner drops while it is not true (see the file comment). */
+export interface FoldedFact {
+  readonly fact: string;
   readonly hint: string;
-  readonly minimum: string;
-  readonly maximum: string;
+  /** The empty schema set_session puts in the search_path when the fact is not true. */
+  readonly notSchema: string;
+}
+
+/** How a hinted arm is printed: a set arm gets a range that narrows its estimate, an every-row arm a test that drops it. */
+export type HintedArm =
+  | { readonly kind: 'range'; readonly hint: string; readonly minimum: string; readonly maximum: string }
+  /** Dropped when every one of `hints` holds: the fact is not true, and the clause's sets are small. */
+  | { readonly kind: 'fold'; readonly hints: readonly string[] };
+
+export interface PolicyHints {
+  readonly using: ReadonlyMap<Expr, HintedArm>;
+  readonly check: ReadonlyMap<Expr, HintedArm>;
 }
 
 export interface PlanHints {
   /** By fact name. */
   readonly facts: readonly HintedFact[];
-  /** By policy: the `in-set` nodes of its USING that get the conjunct. */
-  readonly arms: ReadonlyMap<PolicyNode, ReadonlyMap<Expr, HintedArm>>;
+  /** By fact name. */
+  readonly folds: readonly FoldedFact[];
+  /** By policy: the nodes of its USING and WITH CHECK that get a conjunct. */
+  readonly arms: ReadonlyMap<PolicyNode, PolicyHints>;
 }
 
 /**
- * The arms that get a hint: `col = any(<fact>)` where col is a column of the policy's row other
- * than the first key column (a key arm is already estimated as ten rows), of a type with a least
- * and a greatest value, reached from USING through AND and OR only (under NOT a narrower estimate
- * would mean a wider one).
+ * The arms that get a hint.
+ * - `col = any(<fact>)` where col is a column of the policy's row other than the first key column
+ *   (a key arm is already estimated as ten rows), of a type with a least and a greatest value,
+ *   reached from USING through AND and OR only (under NOT a narrower estimate would mean a wider
+ *   one), on a table whose permissive policies have no every-row arm.
+ * - `everyRowWhen(<boolean fact>)`, reached from USING or WITH CHECK through AND and OR only:
+ *   there dropping the arm for a user whose fact is not true changes no row (see the file comment).
  */
 export function planHints(model: ModelNode): PlanHints {
   const types = new TypeResolver(model);
-  const arms = new Map<PolicyNode, Map<Expr, HintedArm>>();
+  const arms = new Map<PolicyNode, { using: Map<Expr, HintedArm>; check: Map<Expr, HintedArm> }>();
   const facts = new Map<string, HintedFact>();
+  const folds = new Map<string, FoldedFact>();
   const optedOut = new Set(model.facts.filter((f) => f.planHint === false).map((f) => f.name));
-  const walk = (e: Expr, policy: PolicyNode) => {
-    if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, policy));
-    const { table } = policy;
-    if (e.kind !== 'in-set' || e.set.kind !== 'fact' || e.item.kind !== 'column' || e.item.scope !== ROW_SCOPE) return;
-    const key = model.tables.find((t) => t.name === table)?.primaryKey[0];
-    if (e.item.column === key || elementOf(types.of(e.set)) === UNKNOWN || optedOut.has(e.set.name)) return;
-    const type = types.columnType(table, e.item.column);
-    const minimum = typeMinimum(type);
-    const maximum = typeMaximum(type);
-    if (minimum === undefined || maximum === undefined) return;
-    const fact = e.set.name;
+  const armsOf = (policy: PolicyNode) => {
+    const found = arms.get(policy) ?? { using: new Map<Expr, HintedArm>(), check: new Map<Expr, HintedArm>() };
+    arms.set(policy, found);
+    return found;
+  };
+  const few = (fact: string) => {
     const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`rg_plan_${model.schema}_few_${fact}`) };
     facts.set(fact, found);
-    if (!arms.has(policy)) arms.set(policy, new Map());
-    arms.get(policy)!.set(e, { hint: found.hint, minimum, maximum });
+    return found.hint;
   };
-  const read = model.policies.filter((p) => p.using !== undefined && p.command !== 'insert');
-  const floored = new Set(read.filter((p) => p.mode === 'permissive' && hasEveryRowArm(p.using!)).map((p) => p.table));
+  const notTrue = (fact: string) => {
+    const found = folds.get(fact) ?? { fact, hint: fitName(`${PLAN_FOLD_PREFIX}${fact}`), notSchema: fitName(`rg_plan_${model.schema}_not_${fact}`) };
+    folds.set(fact, found);
+    return found.hint;
+  };
+  const foldable = (e: Expr): e is Extract<Expr, { kind: 'every-row-when' }> & { when: { kind: 'fact'; name: string } } =>
+    e.kind === 'every-row-when' && e.when.kind === 'fact' && !optedOut.has(e.when.name);
+  const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
+  /** A set arm: `col = any(<set>)` on a column of the row other than the first key column. */
+  const setArm = (e: Expr, table: string) =>
+    e.kind === 'in-set' && e.item.kind === 'column' && e.item.scope === ROW_SCOPE && e.item.column !== keyOf(table) ? { set: e.set, column: e.item.column } : undefined;
+  /** The set's fact, when set_session may count it. */
+  const countable = (set: Expr) => (set.kind === 'fact' && !optedOut.has(set.name) && elementOf(types.of(set)) !== UNKNOWN ? set.name : undefined);
+  /** The facts of a clause's set arms, or undefined when a set is no fact that may be counted. */
+  const setFacts = (clause: Expr, table: string): string[] | undefined => {
+    const found = new Set<string>();
+    let unknown = false;
+    const walk = (e: Expr) => {
+      if (e.kind === 'and' || e.kind === 'or') return e.items.forEach(walk);
+      const arm = setArm(e, table);
+      if (!arm) return;
+      const fact = countable(arm.set);
+      if (fact) found.add(fact);
+      else unknown = true;
+    };
+    walk(clause);
+    return unknown ? undefined : [...found].sort(byCodePoint);
+  };
+  const narrow = (e: Expr, table: string): HintedArm | undefined => {
+    const arm = setArm(e, table);
+    const fact = arm && countable(arm.set);
+    if (!arm || !fact) return undefined;
+    const type = types.columnType(table, arm.column);
+    const minimum = typeMinimum(type);
+    const maximum = typeMaximum(type);
+    if (minimum === undefined || maximum === undefined) return undefined;
+    return { kind: 'range', hint: few(fact), minimum, maximum };
+  };
+  const walk = (e: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) => {
+    if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, hinted, hint));
+    const arm = hint(e);
+    if (arm) hinted.set(e, arm);
+  };
   if (model.identity) {
-    for (const p of read) if (!floored.has(p.table)) walk(p.using!, p);
+    // Every-row arms. Where a statement only tests rows it has found by other means (WITH CHECK;
+    // the USING of UPDATE and DELETE, which take no LIMIT), dropped whenever their fact is not
+    // true. In the USING of reads only where the clause's set arms are all small as well: for a
+    // user whose sets are large, the arm's 0.5% estimate is what keeps `ORDER BY id LIMIT n` on
+    // the primary key (PolicyCenter's 10% user: 4 ms that way, 78 ms by a bitmap of its rows).
+    const dropWhenNotTrue = (e: Expr): HintedArm | undefined => (foldable(e) ? { kind: 'fold', hints: [notTrue(e.when.name)] } : undefined);
+    const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
+    const readFolds = new Set<PolicyNode>();
+    for (const p of model.policies) {
+      if (p.check) walk(p.check, armsOf(p).check, dropWhenNotTrue);
+      if (p.using && !reads.includes(p)) walk(p.using, armsOf(p).using, dropWhenNotTrue);
+      const sets = reads.includes(p) ? setFacts(p.using!, p.table) : undefined;
+      if (!sets) continue;
+      walk(p.using!, armsOf(p).using, (e) => {
+        if (!foldable(e)) return undefined;
+        readFolds.add(p);
+        return { kind: 'fold', hints: [notTrue(e.when.name), ...sets.map(few)] };
+      });
+    }
+    // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts: one
+    // that stays is estimated as 0.5% of the table, and PostgreSQL merges every further range on
+    // the key into it.
+    const fixed = (e: Expr, p: PolicyNode): boolean =>
+      e.kind === 'every-row-when' ? !(foldable(e) && readFolds.has(p)) : e.kind === 'or' && e.items.some((i) => fixed(i, p));
+    const floored = new Set(reads.filter((p) => p.mode === 'permissive' && fixed(p.using!, p)).map((p) => p.table));
+    for (const p of reads) if (!floored.has(p.table)) walk(p.using!, armsOf(p).using, (e) => narrow(e, p.table));
   }
-  return { facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)), arms };
+  for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0) arms.delete(p);
+  return {
+    facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
+    folds: [...folds.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
+    arms,
+  };
 }
 
-/** The conjunct after a hinted arm, its column printed as `column`. */
+/** A set arm's conjunct, its column printed as `column`. */
 export function hintConjunct(arm: HintedArm, schema: string, column: string): string {
+  if (arm.kind !== 'range') throw new Error(`internal: a ${arm.kind} hint on a set arm`);
   return `(NOT ${qualified(schema, arm.hint)}() OR (${column} >= (SELECT ${arm.minimum}) AND ${column} <= (SELECT ${arm.maximum})))`;
+}
+
+/** The test before an every-row arm that is false once the planner has folded it. */
+export function foldTest(arm: HintedArm, schema: string): string {
+  if (arm.kind !== 'fold') throw new Error(`internal: a ${arm.kind} hint on an every-row arm`);
+  const calls = arm.hints.map((h) => `${qualified(schema, h)}()`);
+  return calls.length === 1 ? `NOT ${calls[0]}` : `NOT (${calls.join(' AND ')})`;
 }
 
 /** The definer function that tells set_session which marks the acting user gets. */
@@ -121,9 +251,29 @@ export const PLAN_MARKS = 'plan_marks';
 
 /** The hint schemas and functions, and the function that computes the marks. */
 export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
-  const hinted = planHints(model).facts;
+  const { facts: hinted, folds } = planHints(model);
   const facts = factDefinitions(model, factTypes);
-  const marks = hinted.length === 0
+  const q = (fact: string) => `${model.schema}.${fact}()`;
+  // Each mark: its schema, when set_session sets it (as SQL in plan_marks' body), and what it says.
+  const marks = [
+    ...hinted.map((f) => ({
+      schema: f.fewSchema,
+      hint: f.hint,
+      // Every set the count reads is cut too (ExprContext.boundedSets): a guess that can only be
+      // wrong about a plan, which is all a "few" mark decides.
+      when: (ctx: ExprContext) => `${boundedSize({ kind: 'fact', name: f.fact }, { ...ctx, boundedSets: READ_SETS_CUT }, facts)} <= ${FEW_ELEMENTS}`,
+      says: `${q(f.fact)} has at most ${FEW_ELEMENTS} elements`,
+      effect: 'Changes plans, never results.',
+    })),
+    ...folds.map((f) => ({
+      schema: f.notSchema,
+      hint: f.hint,
+      when: (ctx: ExprContext) => `(${printExpr({ kind: 'fact', name: f.fact }, ctx)}) IS NOT TRUE`,
+      says: `${q(f.fact)} is not true`,
+      effect: `The planner then drops the arms everyRowWhen(${f.fact}) (false for this user), and a forged mark can only hide rows from whoever forged it.`,
+    })),
+  ];
+  const marksFunction = marks.length === 0
     ? []
     : [
         createFunction({
@@ -134,31 +284,29 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           volatility: 'STABLE',
           securityDefiner: true,
           grantTo: [APP_ROLE],
-          comment: `Internal, for set_session: the planner-hint schemas of the facts that have at most ${FEW_ELEMENTS} elements for the acting user (counted no further than that).`,
+          comment: `Internal, for set_session: the planner-hint schemas of the acting user (facts with at most ${FEW_ELEMENTS} elements, counted no further than that; boolean facts that are not true).`,
           body: factBody(model, facts, (ctx) =>
-            `pg_catalog.array_remove(ARRAY[\n    ${hinted
-              .map((f) => `CASE WHEN ${boundedSize({ kind: 'fact', name: f.fact }, ctx, facts)} <= ${FEW_ELEMENTS} THEN ${literal(f.fewSchema)} END`)
-              .join(',\n    ')}\n  ]::text[], NULL)`,
+            `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`,
           ),
         }),
       ];
   return {
-    title: 'Planner hints: which facts are small for the acting user (plans only, never results)',
-    statements: [...marks, ...hinted.flatMap((f) => [
+    title: 'Planner hints: which facts are small or not true for the acting user',
+    statements: [...marksFunction, ...marks.flatMap((m) => [
       statement(
-        `hint-schema ${f.fewSchema}`,
+        `hint-schema ${m.schema}`,
         [
-          `-- Empty on purpose: set_session puts it in the search_path when ${model.schema}.${f.fact}() has at most ${FEW_ELEMENTS} elements.`,
-          `CREATE SCHEMA ${ident(f.fewSchema)};`,
-          `REVOKE ALL ON SCHEMA ${ident(f.fewSchema)} FROM PUBLIC;`,
+          `-- Empty on purpose: set_session puts it in the search_path when ${m.says}.`,
+          `CREATE SCHEMA ${ident(m.schema)};`,
+          `REVOKE ALL ON SCHEMA ${ident(m.schema)} FROM PUBLIC;`,
           // current_schemas() lists only the schemas the role may use.
-          `GRANT USAGE ON SCHEMA ${ident(f.fewSchema)} TO ${ident(APP_ROLE)};`,
+          `GRANT USAGE ON SCHEMA ${ident(m.schema)} TO ${ident(APP_ROLE)};`,
         ].join('\n'),
-        `DROP SCHEMA ${ident(f.fewSchema)};`,
+        `DROP SCHEMA ${ident(m.schema)};`,
       ),
       createFunction({
         schema: model.schema,
-        name: f.hint,
+        name: m.hint,
         args: [],
         returns: 'boolean',
         volatility: 'IMMUTABLE',
@@ -166,8 +314,8 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
         // A pinned search_path would hide the very entry it reads; every name below is qualified.
         pinSearchPath: false,
         grantTo: [APP_ROLE, REPORTING_ROLE],
-        comment: `Planner hint, folded while planning: true when set_session found that ${model.schema}.${f.fact}() has at most ${FEW_ELEMENTS} elements (schema ${f.fewSchema} in the search_path). Changes plans, never results.`,
-        body: ['BEGIN', `  RETURN ${literal(f.fewSchema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'].join('\n'),
+        comment: `Planner hint, folded while planning: true when set_session found that ${m.says} (schema ${m.schema} in the search_path). ${m.effect}`,
+        body: ['BEGIN', `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'].join('\n'),
       }),
     ])],
   };
@@ -208,27 +356,24 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions): string 
 }
 
 /**
- * set_session's last step: the search_path without this model's hint schemas, plus one per fact
- * that is small for the user just set. Transaction-local, like the identity.
+ * set_session's last step: the search_path without this model's hint schemas (quoted or not: a
+ * path copied into a session-level SET must not keep an old user's marks), plus one per fact that
+ * is small, or not true, for the user just set. Transaction-local, like the identity.
  */
 export function hintSearchPathSql(model: ModelNode): string[] {
-  const { facts } = planHints(model);
-  if (facts.length === 0) return [];
-  const ours = facts.map((f) => f.fewSchema).join('|');
+  const { facts, folds } = planHints(model);
+  const hints = [...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })), ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint }))];
+  if (hints.length === 0) return [];
+  const ours = hints.map((h) => h.schema).join('|');
   // [[:space:]] rather than \s, which a backslash-sensitive string setting would turn into "s".
-  const kept = `pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)[[:space:]]*(${ours})(?=[[:space:]]*(,|$))`)}, '', 'g')`;
+  const kept = `pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)[[:space:]]*"?(${ours})"?(?=[[:space:]]*(,|$))`)}, '', 'g')`;
   return [
-    `  -- Planner hints (see ${model.schema}.${facts[0]!.hint} and its siblings): mark the facts that are small for this`,
-    '  -- user, so the planner plans for them; the conditions they guard keep their meaning either way.',
+    `  -- Planner hints (see ${model.schema}.${hints[0]!.hint} and its siblings): mark the facts that are small or not`,
+    '  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.',
     // The trim drops the separator left before a mark that came first, or before no mark at all.
     `  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC`,
     `    ARRAY[${kept}] OPERATOR(pg_catalog.||) ${qualified(model.schema, PLAN_MARKS)}()), ', '), true);`,
   ];
-}
-
-/** USING is an "every row when" arm, or an OR with one among its arms (see the file comment). */
-function hasEveryRowArm(e: Expr): boolean {
-  return e.kind === 'every-row-when' || (e.kind === 'or' && e.items.some(hasEveryRowArm));
 }
 
 /** `plain`, or a prefix of it and a hash of the whole when it is longer than PostgreSQL keeps. */

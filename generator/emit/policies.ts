@@ -14,8 +14,8 @@ export function policiesSection(model: ModelNode): Section {
     statements: model.policies.map((p) => {
       const ctx = exprContext(model, ident(p.table));
       const clause = (word: string, e: Expr | undefined, c: ExprContext) => (e ? [`  ${word} (`, indent(printExpr(e, c), '    '), '  )'] : []);
-      // Hints only in USING, which the planner uses to find rows; WITH CHECK tests rows it has.
-      const body = [...clause('USING', p.using, { ...ctx, planHints: hinted.get(p) ?? new Map() }), ...clause('WITH CHECK', p.check, ctx)];
+      const hints = hinted.get(p);
+      const body = [...clause('USING', p.using, { ...ctx, planHints: hints?.using ?? new Map() }), ...clause('WITH CHECK', p.check, { ...ctx, planHints: hints?.check ?? new Map() })];
       const header = [
         `-- ${p.origin.path}${p.description ? `: ${p.description}` : ''}`,
         ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),

@@ -2,7 +2,7 @@
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
-import { PLAN_HINT_PREFIX, PLAN_MARKS } from '../emit/hints.ts';
+import { PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
@@ -98,6 +98,12 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   }
 
   // ---- facts
+  /** Names of generated functions may not take the planner hints' prefixes. */
+  const hintPrefix = (at: string, what: string, name: string) => {
+    for (const prefix of [PLAN_HINT_PREFIX, PLAN_FOLD_PREFIX]) {
+      if (name.startsWith(prefix)) add(at, 'reserved-name', `${what} starts with "${prefix}", which names the generated planner hints`, 'choose a name with another beginning');
+    }
+  };
   const factNames = new Set<string>();
   const functionNames = new Set<string>(RESERVED_FUNCTIONS);
   for (const h of model.hierarchies) functionNames.add(`${h.name}_descendants`).add(`${h.name}_ancestors`);
@@ -106,7 +112,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     checkName(at, 'fact name', f.name);
     if (factNames.has(f.name)) add(at, 'duplicate-name', `fact "${f.name}" is declared twice`, 'give each fact its own name');
     if (functionNames.has(f.name)) add(at, 'reserved-name', `fact "${f.name}" would replace the generated function of the same name`, 'choose another name');
-    if (f.name.startsWith(PLAN_HINT_PREFIX)) add(at, 'reserved-name', `fact "${f.name}" starts with "${PLAN_HINT_PREFIX}", which names the generated planner hints`, 'choose a name with another beginning');
+    hintPrefix(at, `fact "${f.name}"`, f.name);
     factNames.add(f.name);
     functionNames.add(f.name);
     checkExpr(at, f.expr, { row: false });
@@ -133,12 +139,14 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   // ---- guards, write rules, views
   for (const g of model.guards) {
     checkName(g.origin.path, 'guard name', g.name);
+    hintPrefix(g.origin.path, `guard "${g.name}"`, g.name);
     if (functionNames.has(g.name)) add(g.origin.path, 'duplicate-name', `"${g.name}" is already the name of a generated function`, 'choose another name');
     functionNames.add(g.name);
     checkExpr(g.origin.path, g.when, { row: false, oldNew: true });
   }
   for (const r of model.writeRules) {
     checkName(r.origin.path, 'write rule name', r.name);
+    hintPrefix(r.origin.path, `write rule "${r.name}"`, r.name);
     if (functionNames.has(r.name)) add(r.origin.path, 'duplicate-name', `"${r.name}" is already the name of a generated function`, 'choose another name');
     functionNames.add(r.name);
     if (r.when) checkExpr(r.origin.path, r.when, { row: false, oldNew: true });
@@ -165,6 +173,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   }
   for (const f of model.membershipFunctions) {
     checkName(f.origin.path, 'function name', f.name);
+    hintPrefix(f.origin.path, `membership function "${f.name}"`, f.name);
     if (functionNames.has(f.name)) add(f.origin.path, 'duplicate-name', `"${f.name}" is already the name of a generated function`, 'choose another name');
     functionNames.add(f.name);
     checkExpr(f.origin.path, f.set, { row: false });

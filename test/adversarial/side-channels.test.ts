@@ -7,7 +7,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelNode, TableNode } from '../../generator/model/nodes.ts';
 import { ident } from '../../generator/sql/print.ts';
-import { sqlState, useTestDatabase, waitForLockWait, type Tx } from '../support/db.ts';
+import { savepointed, sqlState, useTestDatabase, waitForLockWait, type Tx } from '../support/db.ts';
 import { hasPolicy, keySql, loadSamples, models, personasOf, tableSql } from '../support/models.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -82,20 +82,6 @@ async function targets(model: ModelNode): Promise<Target[]> {
 function secrets(t: Target): string[] {
   const shown = [...t.visible.values()].flatMap((r) => Object.values(r).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))));
   return [...t.hidden.values()].flatMap((r) => Object.values(r).filter((v): v is string => typeof v === 'string' && v.length >= 4 && !shown.some((x) => x.includes(v))));
-}
-
-function savepointed(tx: Tx) {
-  return async (query: string, params: unknown[] = []): Promise<{ rows: Record<string, unknown>[] } | { refused: string }> => {
-    await tx.unsafe('SAVEPOINT probe');
-    try {
-      const rows = await tx.unsafe(query, params as never[]);
-      await tx.unsafe('RELEASE SAVEPOINT probe');
-      return { rows: [...rows] as Record<string, unknown>[] };
-    } catch (error) {
-      await tx.unsafe('ROLLBACK TO SAVEPOINT probe');
-      return { refused: (error as { code?: string }).code ?? String(error) };
-    }
-  };
 }
 
 for (const model of models) {

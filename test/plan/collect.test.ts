@@ -50,8 +50,9 @@ describe('collect plan shapes', () => {
       ['join with clients', 'SELECT d.id, d.name, c.name AS client FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50'],
     ],
     initPlans: {
-      what: 'the switchboard facts and the principal and client sets',
-      functions: ['collect.debtor_client_ids_for_me', 'collect.i_bypass_security', 'collect.i_see_open_accounts', 'collect.my_principal_ids'],
+      // The switchboard's every-row arms (security off, open accounts) are dropped for this operator.
+      what: 'the principal and client sets',
+      functions: ['collect.debtor_client_ids_for_me', 'collect.my_principal_ids'],
     },
   });
 });

@@ -2,9 +2,10 @@
 // organizations in 400 security zones: an internal user whose groups cover one zone must reach
 // accounts through the producer-code index, never by scanning the whole table nor by a per-row
 // SubPlan, so a regression in the generated policy shapes fails CI.
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../support/db.ts';
-import { expectSelectivePlan, explain, initPlanFunctions, planShapeTests } from '../support/plan.ts';
+import { ids, rolledBack, savepointed, useTestDatabase, type Tx } from '../support/db.ts';
+import { expectSelectivePlan, explain, initPlanFunctions, planShapeTests, planText } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -17,6 +18,9 @@ const db = useTestDatabase(async (admin) => {
     -- Five users per organization, each in the first group of it; one in 500 has View All Users.
     INSERT INTO policycenter.users (id, organization_id, name, view_all_users)
       SELECT g, 1 + (g - 1) / 5, 'user ' || g, g % 500 = 0 FROM generate_series(1, 10000) g;
+    -- User 7 is external (the four codes of their organization); user 10001 is in no group.
+    UPDATE policycenter.users SET is_external = true WHERE id = 7;
+    INSERT INTO policycenter.users (id, organization_id, name) VALUES (10001, 1, 'in no group');
     INSERT INTO policycenter.group_members (group_id, user_id) SELECT 2 * ((g - 1) / 5) + 1, g FROM generate_series(1, 10000) g;
     -- Four producer codes per organization; accounts spread over every code.
     INSERT INTO policycenter.producer_codes (id, organization_id, code) SELECT g, 1 + (g - 1) / 4, 'PC' || g FROM generate_series(1, 8000) g;
@@ -80,5 +84,140 @@ describe('policycenter plan shapes', () => {
       'policycenter.organization_ids_in_my_zones',
       'policycenter.producer_code_ids_by_zone_or_organization',
     ]);
+  });
+});
+
+// Dropped every-row arms (generator/emit/hints.ts): for a user without View All Users whose
+// producer codes are few, set_session marks both, and the planner drops the arm
+// `everyRowWhen(i_view_all)`. The arm cannot hold for that user, so no row changes; a forged mark
+// can only hide rows. A user with many codes keeps the arm (its estimate keeps the key walk).
+describe('policycenter dropped every-row arms', () => {
+  // The first is cut to PostgreSQL's 63 bytes, with a hash of the whole name.
+  const [FEW_CODES, NOT_EVERY_CODE, NOT_VIEW_ALL] = [
+    'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874',
+    'rg_plan_policycenter_not_i_may_use_every_code',
+    'rg_plan_policycenter_not_i_view_all',
+  ];
+  const MARKS = [FEW_CODES, NOT_EVERY_CODE, NOT_VIEW_ALL];
+  const [EXTERNAL, NO_GROUP, VIEW_ALL] = [7, 10001, 500];
+  const FIRST_PAGE = 'SELECT id FROM policycenter.accounts ORDER BY id LIMIT 50';
+  const count = async (tx: Tx) => Number((await tx.unsafe('SELECT count(*)::int AS n FROM policycenter.accounts'))[0]!.n);
+  const marks = async (tx: Tx) => ((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string).split(', ').filter((s) => s.startsWith('rg_plan_'));
+
+  it('set_session marks View All and every code not true, and the codes few, per user; a plan with both read marks has no View All arm, the others\' and the unmarked plan have', async () => {
+    // The View All user (without producer code security) may also use every code.
+    for (const [user, expected] of [[EXTERNAL, MARKS], [NO_GROUP, MARKS], [PERSONA, [NOT_EVERY_CODE, NOT_VIEW_ALL]], [VIEW_ALL, []]] as const) {
+      expect(await db.current.as('policycenter', user, marks), `user ${user}`).toEqual(expected);
+    }
+    const dropped = await explain(db.current, 'policycenter', EXTERNAL, FIRST_PAGE, { verbose: true });
+    expect(dropped, dropped).not.toContain('i_view_all');
+    const unmarked = await db.current.as('policycenter', EXTERNAL, async (tx) => {
+      await tx.unsafe('SET LOCAL search_path = "$user", public');
+      return planText(tx, `(VERBOSE) ${FIRST_PAGE}`);
+    });
+    expect(unmarked, unmarked).toContain('policycenter.i_view_all()');
+    for (const user of [PERSONA, VIEW_ALL]) expect(await explain(db.current, 'policycenter', user, FIRST_PAGE, { verbose: true })).toContain('policycenter.i_view_all()');
+  });
+
+  // Reads, an UPDATE that keeps the rows where they are, one that moves them to another producer
+  // code (WITH CHECK), a DELETE and an INSERT (WITH CHECK): their rows, or the SQLSTATE refusing them.
+  const STATEMENTS = [
+    FIRST_PAGE,
+    'SELECT id FROM policycenter.accounts',
+    'SELECT a.id FROM policycenter.accounts a JOIN policycenter.producer_codes p ON p.id = a.producer_code_id WHERE p.organization_id < 50',
+    'UPDATE policycenter.accounts SET name = name WHERE id % 7 = 0 RETURNING id',
+    'UPDATE policycenter.accounts SET producer_code_id = 5 WHERE id % 13 = 0 RETURNING id',
+    'DELETE FROM policycenter.accounts WHERE id % 11 = 0 RETURNING id',
+    "INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (900001, 'new', 5, 1) RETURNING id",
+  ];
+  /** Each statement's outcome, in order; everything they change is undone before returning. */
+  const outcomes = async (tx: Tx) => {
+    const run = savepointed(tx);
+    const found: (number[] | string)[] = [];
+    await tx.unsafe('SAVEPOINT outcomes');
+    for (const q of STATEMENTS) {
+      const r = await run(q);
+      found.push('rows' in r ? r.rows.map((x) => Number(x.id)).sort((p, q) => p - q) : `refused ${r.refused}`);
+    }
+    await tx.unsafe('ROLLBACK TO SAVEPOINT outcomes');
+    return found;
+  };
+
+  it('rows are the same with the marks set_session sets as with none: reads, updates (in place and moved), deletes and inserts, for users with and without View All', async () => {
+    const written = new Set<string>();
+    for (const user of [EXTERNAL, NO_GROUP, PERSONA, VIEW_ALL]) {
+      const run = (unmarked: boolean) =>
+        db.current.as('policycenter', user, async (tx) => {
+          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+          return outcomes(tx);
+        });
+      const own = await run(false);
+      own.slice(3).forEach((o, i) => typeof o !== 'string' && o.length > 0 && written.add(`${i}`));
+      expect(await run(true), `user ${user}`).toEqual(own);
+    }
+    // Every write was admitted for someone (the moving UPDATE and the INSERT are refused for others).
+    expect([...written].sort()).toEqual(['0', '1', '2', '3']);
+  });
+
+  it('a forged mark only hides rows: a View All user who adds the marks reads, changes and inserts a subset of what they may', async () => {
+    const [own, forged] = await db.current.as('policycenter', VIEW_ALL, async (tx) => {
+      const mine = await outcomes(tx);
+      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ${MARKS.join(', ')}', true)`);
+      return [mine, await outcomes(tx)];
+    });
+    expect((own[1] as number[]).length).toBe(ACCOUNTS);
+    expect((forged[1] as number[]).length).toBeLessThan(ACCOUNTS);
+    // The DELETE policy's every-code arm (folded by the forged not-every-code mark) hid rows too.
+    expect((forged[5] as number[]).length).toBeLessThan((own[5] as number[]).length);
+    own.forEach((rows, i) => {
+      const less = forged[i]!;
+      // A first page of fewer rows is no subset of the first page; refused: nothing changed.
+      if (STATEMENTS[i] === FIRST_PAGE || typeof less === 'string') return;
+      expect(typeof rows, STATEMENTS[i]).not.toBe('string');
+      expect(less.every((id) => (rows as number[]).includes(id)), STATEMENTS[i]).toBe(true);
+    });
+  });
+
+  it('a prepared statement is planned again when the next user\'s marks differ, even with a generic plan, and returns that user\'s rows', async () => {
+    const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
+    try {
+      await conn.unsafe('SET ROLE app_user');
+      await conn.unsafe('SET plan_cache_mode = force_generic_plan');
+      await conn.unsafe('PREPARE every_account AS SELECT id FROM policycenter.accounts ORDER BY id');
+      for (const user of [EXTERNAL, VIEW_ALL, EXTERNAL, PERSONA, VIEW_ALL]) {
+        const rows = await conn.begin(async (tx) => {
+          await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
+          return (await tx.unsafe('EXECUTE every_account')).map((r) => Number(r.id));
+        });
+        expect(rows, `user ${user}`).toEqual(await db.current.as('policycenter', user, (tx) => ids(tx, 'SELECT id FROM policycenter.accounts ORDER BY id')));
+      }
+    } finally {
+      await conn.end();
+    }
+  });
+
+  it('losing View All takes effect at the next statement; gaining it, at the next set_session', async () => {
+    await rolledBack(db.current.admin, async (tx) => {
+      const as = async (user: number) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
+      };
+      const asOwner = (sql: string) => tx.unsafe(`RESET ROLE; ${sql}; SET LOCAL ROLE app_user`);
+      await as(VIEW_ALL);
+      expect(await count(tx)).toBe(ACCOUNTS);
+      await asOwner(`UPDATE policycenter.users SET view_all_users = false WHERE id = ${VIEW_ALL}`);
+      const revoked = await count(tx);
+      expect(revoked).toBeLessThan(ACCOUNTS);
+      await as(VIEW_ALL);
+      expect(await count(tx)).toBe(revoked);
+
+      await as(NO_GROUP);
+      expect(await marks(tx)).toEqual(MARKS);
+      expect(await count(tx)).toBe(0);
+      await asOwner(`UPDATE policycenter.users SET view_all_users = true WHERE id = ${NO_GROUP}`);
+      expect(await count(tx)).toBe(0);
+      await as(NO_GROUP);
+      expect(await count(tx)).toBe(ACCOUNTS);
+    });
   });
 });

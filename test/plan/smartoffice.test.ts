@@ -86,7 +86,7 @@ describe('smartoffice planner hints', () => {
     await db.current.as('smartoffice', null, async (tx) => expect(await searchPath(tx)).not.toContain('rg_plan_'));
   });
 
-  it('set_session rebuilds the search_path whatever it held: marks first, no other entry, or a backslash-sensitive string setting', async () => {
+  it('set_session rebuilds the search_path whatever it held: marks first or quoted, no other entry, or a backslash-sensitive string setting', async () => {
     // A fresh connection, so PL/pgSQL compiles set_session under standard_conforming_strings = off.
     const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
     try {
@@ -99,6 +99,8 @@ describe('smartoffice planner hints', () => {
           return searchPath(tx);
         };
         expect(await after(`${CLASSES[2]}, "$user", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
+        // Quoted, as a path copied into a session-level SET may hold it.
+        expect(await after(`"$user", "${CLASSES[0]}", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
         // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
         expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
         await tx.unsafe('SELECT smartoffice.set_session(11)');
@@ -152,7 +154,7 @@ describe('smartoffice planner hints', () => {
       'SELECT id FROM smartoffice.contacts WHERE id > 20000 ORDER BY id LIMIT 50',
       'SELECT id FROM smartoffice.contacts',
       'SELECT id FROM smartoffice.contacts WHERE office_id = 51',
-      // UPDATE and DELETE carry the hints in their USING too (rolled back with the transaction).
+      // UPDATE and DELETE that read columns apply the read policy too, hints included (rolled back with the transaction).
       'UPDATE smartoffice.contacts SET name = name WHERE office_id IN (2, 51) RETURNING id',
       // Unassigned contacts (every tenth), which nothing references.
       'DELETE FROM smartoffice.contacts WHERE id % 10 = 0 AND office_id IN (2, 51) RETURNING id',

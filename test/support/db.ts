@@ -124,3 +124,18 @@ export async function waitForLockWait(admin: Sql, ms = 2_000): Promise<void> {
   }
   throw new Error(`no session waited for a lock within ${ms} ms`);
 }
+
+/** Runs statements in the caller's transaction, each in a savepoint: its rows, or the SQLSTATE that refused it (the transaction goes on). */
+export function savepointed(tx: Tx) {
+  return async (query: string, params: unknown[] = []): Promise<{ rows: Record<string, unknown>[] } | { refused: string }> => {
+    await tx.unsafe('SAVEPOINT probe');
+    try {
+      const rows = await tx.unsafe(query, params as never[]);
+      await tx.unsafe('RELEASE SAVEPOINT probe');
+      return { rows: [...rows] as Record<string, unknown>[] };
+    } catch (error) {
+      await tx.unsafe('ROLLBACK TO SAVEPOINT probe');
+      return { refused: (error as { code?: string }).code ?? String(error) };
+    }
+  };
+}

@@ -2,7 +2,7 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { arrayOf, defineModel, not, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, not, or, scalarOf, t } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
@@ -29,8 +29,29 @@ const crm = compile((m) => {
   m.policy(deals, 'deals_update', { for: 'update', using: (d) => d.owner_id.in(team), check: (d) => d.owner_id.in(team) });
 });
 
+const notes = compile((m) => {
+  const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
+  const notes = m.table('notes', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+  const tasks = m.table('tasks', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+  m.identity(users);
+  const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+  const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+  const quiet = m.fact('quiet_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: false });
+  m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+  m.policy(notes, 'notes_insert', { for: 'insert', check: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+  m.policy(notes, 'notes_not_frozen', { for: 'select', using: () => not(m.everyRowWhen(notes, admin)), restrictive: true });
+  // One DSL value used twice: where it is reached through AND and OR, and under NOT.
+  const drafts = m.table('drafts', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+  const everyDraft = m.everyRowWhen(drafts, admin);
+  m.policy(drafts, 'drafts_select', { for: 'select', using: (d) => or(everyDraft, and(d.team_id.isNull(), not(everyDraft))) });
+  const memos = m.table('memos', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+  m.policy(memos, 'memos_select', { for: 'select', using: (k) => or(m.everyRowWhen(memos, admin), k.team_id.in(teams), k.team_id.in(quiet)) });
+  m.policy(tasks, 'tasks_select', { for: 'select', using: (k) => or(k.team_id.in(teams), k.team_id.in(quiet)) });
+  m.policy(users, 'users_select', { for: 'select', using: () => m.everyRowWhen(users, m.me.isNotNull()) });
+});
+
 describe('planner hints', () => {
-  it('an arm `column = any(<fact>)` in USING gets the hint conjunct; key columns, text columns, NOT and WITH CHECK do not', () => {
+  it('an arm `column = any(<fact>)` in the USING of a read gets the hint conjunct; key columns, text columns, NOT, WITH CHECK and the USING of UPDATE do not', () => {
     expect(crm.up('policy crm.deals.deals_select')).toContain(
       [
         '    ("deals"."owner_id" = any((select "crm"."team_user_ids"())::bigint[])',
@@ -40,9 +61,8 @@ describe('planner hints', () => {
       ].join('\n'),
     );
     expect(crm.up('policy crm.deals.deals_not_blocked')).not.toContain('plan_hint');
-    const update = crm.up('policy crm.deals.deals_update');
-    expect(update.slice(0, update.indexOf('WITH CHECK'))).toContain(HINT);
-    expect(update.slice(update.indexOf('WITH CHECK'))).not.toContain('plan_hint');
+    // An UPDATE or DELETE takes no LIMIT: the rows it finds do not depend on the estimate.
+    expect(crm.up('policy crm.deals.deals_update')).not.toContain('plan_hint');
   });
 
   it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
@@ -57,7 +77,7 @@ describe('planner hints', () => {
   it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
     const session = crm.up('function crm.set_session');
     expect(session).not.toContain('SET search_path');
-    expect(session).toContain(`(^|,)[[:space:]]*(rg_plan_crm_few_team_user_ids)(?=[[:space:]]*(,|$))`);
+    expect(session).toContain(`(^|,)[[:space:]]*"?(rg_plan_crm_few_team_user_ids)"?(?=[[:space:]]*(,|$))`);
     expect(session).toContain(`OPERATOR(pg_catalog.||) "crm"."plan_marks"()), ', '), true);`);
   });
 
@@ -65,27 +85,43 @@ describe('planner hints', () => {
     const marks = crm.up('function crm.plan_marks');
     expect(marks).toContain('LANGUAGE plpgsql STABLE SECURITY DEFINER\n  SET search_path = pg_catalog, pg_temp');
     expect(marks).toContain(
-      `CASE WHEN (SELECT count(*) FROM (SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" IS NOT NULL LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_team_user_ids' END`,
+      `CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" IS NOT NULL) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_team_user_ids' END`,
     );
     expect(marks).toContain('GRANT EXECUTE ON FUNCTION "crm"."plan_marks"() TO "app_user";');
   });
 
-  it('no hint on a table where a permissive policy has an every-row arm (its 0.5% estimate is a floor no hint lowers); `planHint: false` opts a fact out', () => {
-    const notes = compile((m) => {
-      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
-      const notes = m.table('notes', { id: t.bigint().primaryKey(), team_id: t.bigint() });
-      const tasks = m.table('tasks', { id: t.bigint().primaryKey(), team_id: t.bigint() });
-      m.identity(users);
-      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
-      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
-      const quiet = m.fact('quiet_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: false });
-      m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
-      m.policy(tasks, 'tasks_select', { for: 'select', using: (k) => or(k.team_id.in(teams), k.team_id.in(quiet)) });
-    });
-    expect(notes.up('policy crm.notes.notes_select')).not.toContain('plan_hint');
+  it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too', () => {
+    const arm = `NOT ("crm"."plan_fold_i_am_admin"() AND "crm"."plan_hint_my_team_ids"()) AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
+    expect(notes.up('policy crm.notes.notes_select')).toContain(
+      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', '      AND (NOT "crm"."plan_hint_my_team_ids"() OR ("notes"."team_id" >= '].join('\n'),
+    );
+    expect(notes.up('function crm.plan_marks')).toContain(`CASE WHEN (((rg_fact.me_row."is_admin"))::boolean) IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
+    expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(`RETURN 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    expect(notes.up('function crm.set_session')).toContain('(rg_plan_crm_few_my_team_ids|rg_plan_crm_not_i_am_admin)');
+  });
+
+  it('in WITH CHECK an every-row arm is dropped whenever its fact is not true; under NOT, beside a set no hint may count, or on a condition that is no fact, never', () => {
+    const insert = notes.up('policy crm.notes.notes_insert');
+    expect(insert.slice(insert.indexOf('WITH CHECK'))).toContain(`(NOT "crm"."plan_fold_i_am_admin"() AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
+    expect(notes.up('policy crm.notes.notes_not_frozen')).not.toContain('plan_');
+    // Dropped where it stands in the OR; under NOT a dropped arm would admit more, so there it stays.
+    const drafts = notes.up('policy crm.drafts.drafts_select');
+    expect(drafts).toContain(`(NOT "crm"."plan_fold_i_am_admin"() AND "drafts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
+    expect(drafts).toContain(`NOT ("drafts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
+    expect(drafts.match(/plan_fold/g)).toHaveLength(1);
+    expect(notes.up('policy crm.users.users_select')).not.toContain('plan_');
+    // quiet_team_ids is planHint: false, so nobody knows it is small: the arm stays, and so does
+    // its 0.5% floor, which no range on the sets could lower.
+    expect(notes.up('policy crm.memos.memos_select')).not.toContain('plan_');
     expect(notes.up('policy crm.tasks.tasks_select')).toContain('plan_hint_my_team_ids');
     expect(notes.up('policy crm.tasks.tasks_select')).not.toContain('plan_hint_quiet_team_ids');
-    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual(['function crm.plan_marks', 'hint-schema rg_plan_crm_few_my_team_ids', 'function crm.plan_hint_my_team_ids']);
+    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual([
+      'function crm.plan_marks',
+      'hint-schema rg_plan_crm_few_my_team_ids',
+      'function crm.plan_hint_my_team_ids',
+      'hint-schema rg_plan_crm_not_i_am_admin',
+      'function crm.plan_fold_i_am_admin',
+    ]);
   });
 
   it('a model without hinted arms keeps set_session with its pinned search_path', () => {
@@ -98,15 +134,19 @@ describe('planner hints', () => {
     expect(plain.ids.some((id) => id.includes('plan_hint'))).toBe(false);
   });
 
-  it('a fact may not take the hint functions\' prefix', () => {
+  it('a fact may not take the hint functions\' prefixes', () => {
     const { problems } = validateModel({
       ...defineModel('crm', (m) => {
         const users = m.table('users', { id: t.bigint().primaryKey() });
         m.identity(users);
         m.fact('plan_hint_x', m.me);
+        m.fact('plan_fold_y', m.me);
       }),
       file: 'policies/crm.ts',
     });
-    expect(problems.map((p) => [p.code, p.path])).toEqual([['reserved-name', 'facts.plan_hint_x']]);
+    expect(problems.map((p) => [p.code, p.path])).toEqual([
+      ['reserved-name', 'facts.plan_hint_x'],
+      ['reserved-name', 'facts.plan_fold_y'],
+    ]);
   });
 });
