@@ -90,7 +90,11 @@ export default defineModel(
     const myKind = m.fact('my_kind', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.kind }))));
     const myRole = m.fact('my_role_id', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.role_id }))));
     const myPrimaryGroup = m.fact('my_primary_group_id', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.primary_group_id }))));
-    const mySecondaryGroups = m.fact('my_secondary_group_ids', arrayOf(m.from(secondaryGroups, (g) => ({ where: g.user_id.eq(me), select: g.group_id }))));
+    // A group (a department) holds a large share of the contacts: a user in more than one
+    // secondary group is better served by the primary-key walk than by reading all of theirs.
+    const mySecondaryGroups = m.fact('my_secondary_group_ids', arrayOf(m.from(secondaryGroups, (g) => ({ where: g.user_id.eq(me), select: g.group_id }))), {
+      planHint: { few: 1 },
+    });
     const iAmSystem = m.fact('i_am_system', when(myKind.eq('system'), true, false), { description: "Kind 'system' overrides every rule." });
     const iAmExternal = m.fact('i_am_external', when(myKind.eq('external'), true, false), { description: "Kind 'external': read only, published companies and projects." });
 

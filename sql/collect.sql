@@ -889,27 +889,31 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."apply_to_client_accounts", u."client_id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN pg_catalog.array_remove(ARRAY[
+  RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
     CASE WHEN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
 AND ("q3"."security" = true)
 AND ("q3"."client_id" IS NULL)
 AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 11) AS rg_bound) END) ELSE 0 END <= 10 THEN 'rg_plan_collect_few_my_principal_ids' END,
-    CASE WHEN (((rg_fact.me_row."security" IS DISTINCT FROM true))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
-    CASE WHEN ((((rg_fact.me_row."security" IS DISTINCT FROM true)
-AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
-    CASE WHEN ((EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
+    CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
+    CASE WHEN (rg_guard_facts."i_edit_every_client") IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
+    CASE WHEN (rg_guard_facts."i_see_open_accounts") IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
+  ]::text[], NULL)
+  FROM (SELECT
+    ((rg_fact.me_row."security" IS DISTINCT FROM true))::boolean AS "i_bypass_security",
+    (((rg_fact.me_row."security" IS DISTINCT FROM true)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))))::boolean AS "i_edit_every_client",
+    (EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
 AND ("q4"."security" = true)
 AND ("q4"."client_id" IS NULL)
 AND ("q4"."kind" IS DISTINCT FROM 'client')
-AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean) IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
-  ]::text[], NULL);
+AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean AS "i_see_open_accounts") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
 CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
@@ -957,7 +961,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_bypass_security"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_bypass_security"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path). The planner then drops the arms everyRowWhen(i_bypass_security) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_edit_every_client() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_edit_every_client";
@@ -973,7 +977,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_edit_every_client"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_edit_every_client"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path). The planner then drops the arms everyRowWhen(i_edit_every_client) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_see_open_accounts() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_see_open_accounts";
@@ -989,7 +993,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path). The planner then drops the arms everyRowWhen(i_see_open_accounts) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- ======================================================================
 -- Triggers: write rules and column guards

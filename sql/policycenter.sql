@@ -743,25 +743,28 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN pg_catalog.array_remove(ARRAY[
+  RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
 OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
-    CASE WHEN (((((rg_fact.me IS NOT NULL)
+    CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
+    CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END
+  ]::text[], NULL)
+  FROM (SELECT
+    ((((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
-AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean))::boolean) IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
-    CASE WHEN ((((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean))::boolean AS "i_may_use_every_code",
+    (((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
-AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean) IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END
-  ]::text[], NULL);
+AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean AS "i_view_all") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "policycenter"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
 CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
@@ -793,7 +796,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path). The planner then drops the arms everyRowWhen(i_may_use_every_code) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is not true.
 CREATE SCHEMA "rg_plan_policycenter_not_i_view_all";
@@ -809,7 +812,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_view_all"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path). The planner then drops the arms everyRowWhen(i_view_all) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- ======================================================================
 -- Triggers: write rules and column guards

@@ -967,7 +967,7 @@ $rg$;
 ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 -- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";

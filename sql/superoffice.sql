@@ -575,10 +575,10 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "superoffice"."establish_session"($1);
-  -- Planner hints (see superoffice.plan_fold_i_am_staff and its siblings): mark the facts that are small or not
+  -- Planner hints (see superoffice.plan_hint_my_secondary_group_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_superoffice_not_i_am_staff|rg_plan_superoffice_not_i_am_system)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_superoffice_few_my_secondary_group_ids|rg_plan_superoffice_not_company_scopes_with_read_has_others|rg_plan_superoffice_not_company_scopes_with_read_has_own|rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438|rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7|rg_plan_superoffice_not_contact_scopes_with_read_has_others|rg_plan_superoffice_not_contact_scopes_with_read_has_own|rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e|rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99|rg_plan_superoffice_not_i_am_external|rg_plan_superoffice_not_i_am_staff|rg_plan_superoffice_not_i_am_system|rg_plan_superoffice_not_project_scopes_with_read_has_others|rg_plan_superoffice_not_project_scopes_with_read_has_own|rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a|rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2|rg_plan_superoffice_not_sale_scopes_with_read_has_others|rg_plan_superoffice_not_sale_scopes_with_read_has_own|rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group|rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."set_session"(bigint) FROM PUBLIC;
@@ -1201,17 +1201,211 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."kind" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN pg_catalog.array_remove(ARRAY[
-    CASE WHEN (((((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system'))::boolean) IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_staff' END,
-    CASE WHEN ((CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END)::boolean) IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_system' END
-  ]::text[], NULL);
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN (SELECT pg_catalog.array_remove(ARRAY[
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me) SELECT 1 FROM rg_rows LIMIT 2) AS rg_bound) <= 1 THEN 'rg_plan_superoffice_few_my_secondary_group_ids' END,
+    CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' END,
+    CASE WHEN ('own' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' END,
+    CASE WHEN ('primary_group' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' END,
+    CASE WHEN ('secondary_group' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' END,
+    CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' END,
+    CASE WHEN ('own' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' END,
+    CASE WHEN ('primary_group' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' END,
+    CASE WHEN ('secondary_group' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' END,
+    CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_external' END,
+    CASE WHEN (rg_guard_facts."i_am_staff") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_staff' END,
+    CASE WHEN (rg_guard_facts."i_am_system") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_system' END,
+    CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' END,
+    CASE WHEN ('own' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' END,
+    CASE WHEN ('primary_group' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' END,
+    CASE WHEN ('secondary_group' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' END,
+    CASE WHEN ('own' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' END,
+    CASE WHEN ('primary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' END,
+    CASE WHEN ('secondary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' END
+  ]::text[], NULL)
+  FROM (SELECT
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q5"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[] AS "company_scopes_with_read",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q9"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[] AS "contact_scopes_with_read",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'external' THEN true ELSE false END)::boolean AS "i_am_external",
+    ((((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system'))::boolean AS "i_am_staff",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END)::boolean AS "i_am_system",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q13"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[] AS "project_scopes_with_read",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q17"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[] AS "sale_scopes_with_read") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with at most 10 elements, counted no further than that; boolean facts that are not true).';
+COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
+
+-- Empty on purpose: set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
+CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.my_secondary_group_ids() has at most 1 elements (schema rg_plan_superoffice_few_my_secondary_group_ids in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.company_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.company_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.company_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.contact_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_external() is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_i_am_external";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_external" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_external" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_i_am_external"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_external"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_external() is not true (schema rg_plan_superoffice_not_i_am_external in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_staff";
@@ -1227,7 +1421,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_staff"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_staff"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path). The planner then drops the arms everyRowWhen(i_am_staff) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_system";
@@ -1243,7 +1437,135 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_system"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path). The planner then drops the arms everyRowWhen(i_am_system) (false for this user), and a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.project_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.project_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.project_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.sale_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- ======================================================================
 -- Questions applications may ask about the acting user
@@ -1276,16 +1598,17 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    (NOT ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+      AND (NOT "superoffice"."plan_hint_my_secondary_group_ids"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT ("superoffice"."plan_fold_company_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR (("companies"."published" = true)
-      AND ("companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
+      AND (NOT ("superoffice"."plan_fold_i_am_external"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "companies_select" ON "superoffice"."companies" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1356,14 +1679,15 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    (NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+      AND (NOT "superoffice"."plan_hint_my_secondary_group_ids"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_select" ON "superoffice"."contacts" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1434,16 +1758,17 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    (NOT ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+      AND (NOT "superoffice"."plan_hint_my_secondary_group_ids"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT ("superoffice"."plan_fold_project_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR (("projects"."published" = true)
-      AND ("projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
+      AND (NOT ("superoffice"."plan_fold_i_am_external"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "projects_select" ON "superoffice"."projects" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1514,14 +1839,15 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    (NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    OR (NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+      AND (NOT "superoffice"."plan_hint_my_secondary_group_ids"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR ("sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_select" ON "superoffice"."sales" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 

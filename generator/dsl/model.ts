@@ -113,9 +113,11 @@ export interface ModelBuilder {
   /**
    * A named value about the acting user, computed once per statement. `planHint: false` keeps set_session
    * from computing it to tell the planner whether it is small (see README, "Planner hints"): for a
-   * fact that is costly for some users and guards only small tables.
+   * fact that is costly for some users and guards only small tables. `planHint: { few: n }`: the
+   * set counts as small with at most n elements (default 10), for elements that each stand for
+   * many rows (a group of a thousand contacts).
    */
-  fact(name: string, value: E, options?: { type?: SqlType; description?: string; planHint?: boolean }): E;
+  fact(name: string, value: E, options?: { type?: SqlType; description?: string; planHint?: boolean | { few: number } }): E;
   /** A row source for `exists`, `arrayOf` and `scalarOf`. */
   from<C extends Columns>(table: TableHandle<C>, spec: (row: Row<C>) => QuerySpec): QueryNode;
   hierarchy(name: string, options: { table: TableHandle<Columns>; child: string; parent: string }): HierarchyHandle;
@@ -342,7 +344,7 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
         type: opts.type ?? '',
         expr: value.node,
         ...(opts.description ? { description: opts.description } : {}),
-        ...(opts.planHint === false ? { planHint: false as const } : {}),
+        ...(opts.planHint === false || typeof opts.planHint === 'object' ? { planHint: opts.planHint } : {}),
         origin: { path: `facts.${name}` },
       });
       return new E({ kind: 'fact', name });

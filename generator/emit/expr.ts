@@ -49,6 +49,8 @@ export interface ExprContext {
    * from are large. The count is then a guess for plans only, never a value a rule reads.
    */
   readonly boundedSets?: number;
+  /** Facts read from a row's columns instead (plan_marks computes the facts its guards read once). */
+  readonly factColumns?: ReadonlyMap<string, string>;
   /** Arms of the policy clause being printed that carry a planner hint (see hints.ts). */
   readonly planHints?: ReadonlyMap<Expr, HintedArm>;
 }
@@ -108,10 +110,12 @@ const printers = {
   literal: (e) => (e.type && e.value !== null ? `${literal(e.value)}::${e.type}` : literal(e.value)),
   'session-user': (_e, ctx) => ctx.sessionUser ?? onceCall(sessionUserCall(ctx.model.schema), ctx),
   fact: (e, ctx) => {
+    const column = ctx.factColumns?.get(e.name);
+    if (column !== undefined) return column;
     const inline = ctx.inlineFacts?.get(e.name);
     return inline ? `(${printExpr(inline.expr, ctx)})::${inline.type}` : onceCall(factCall(ctx.model.schema, e.name), ctx);
   },
-  compare: (e, ctx) => `${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`,
+  compare: (e, ctx, hint) => guardedArm(`${comparand(e.left, ctx)} ${e.op} ${comparand(e.right, ctx)}`, hint, ctx),
   'distinct-from': (e, ctx) => `${comparand(e.left, ctx)} IS ${e.negated ? 'NOT ' : ''}DISTINCT FROM ${comparand(e.right, ctx)}`,
   'in-set': (e, ctx, hint) => {
     const setType = ctx.types.of(e.set);
@@ -121,7 +125,9 @@ const printers = {
     const set = hoist ? `(SELECT ${printExpr(e.set, evaluatedOnce(ctx))})` : printExpr(e.set, ctx);
     const item = comparand(e.item, ctx);
     const arm = `${item} = any(${needsParens(e.set) && !hoist ? `(${set})` : set}${cast})`;
-    return hint ? joinParts('AND', [arm, hintConjunct(hint, ctx.model.schema, item)]) : arm;
+    const range = hint?.kind === 'range' ? hint : hint?.range;
+    const narrowed = range ? joinParts('AND', [arm, hintConjunct(range, ctx.model.schema, item)]) : arm;
+    return hint?.kind === 'fold' ? guardedArm(narrowed, hint, ctx) : narrowed;
   },
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),
@@ -161,9 +167,14 @@ const printers = {
   'every-row-when': (e, ctx, hint) => {
     const range = keyRange(e.table, ROW_SCOPE, e.when, ctx);
     if (range === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
-    return hint ? `${foldTest(hint, ctx.model.schema)} AND ${range}` : range;
+    return guardedArm(range, hint, ctx);
   },
 } satisfies Printers as Printers;
+
+/** A guarded arm with the test the planner folds to drop it (hints.ts), when it has one. */
+function guardedArm(arm: string, hint: HintedArm | undefined, ctx: ExprContext): string {
+  return hint ? `${foldTest(hint, ctx.model.schema)} AND ${arm}` : arm;
+}
 
 /**
  * `when` as a range on the primary key of `table` (read in `scope`), or undefined if the key has

@@ -72,7 +72,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
-import { boundedRowCount, printExpr, type ExprContext } from './expr.ts';
+import { boundedRowCount, printExpr, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
@@ -99,21 +99,44 @@ export interface HintedFact {
   readonly hint: string;
   /** The empty schema set_session puts in the search_path when the fact is small. */
   readonly fewSchema: string;
+  /** Small: at most this many elements (FEW_ELEMENTS unless the fact says `planHint: { few }`). */
+  readonly few: number;
 }
 
-/** A boolean fact whose "every row when" arms the planner drops while it is not true (see the file comment). */
-export interface FoldedFact {
-  readonly fact: string;
+/**
+ * A guard: the condition without which an arm is false or NULL (an every-row arm's condition, or
+ * the one branch of `CASE WHEN <guard> THEN v END` that an arm compares with). The planner drops
+ * such arms while set_session finds the guard not true (see the file comment).
+ */
+export interface FoldedGuard {
+  /** A boolean fact `f`, or `f_has_x` for `'x' = any(f)`. */
+  readonly name: string;
+  readonly when: Expr;
   readonly hint: string;
-  /** The empty schema set_session puts in the search_path when the fact is not true. */
+  /** The empty schema set_session puts in the search_path when the guard is not true. */
   readonly notSchema: string;
 }
 
-/** How a hinted arm is printed: a set arm gets a range that narrows its estimate, an every-row arm a test that drops it. */
-export type HintedArm =
-  | { readonly kind: 'range'; readonly hint: string; readonly minimum: string; readonly maximum: string }
-  /** Dropped when every one of `hints` holds: the fact is not true, and the clause's sets are small. */
-  | { readonly kind: 'fold'; readonly hints: readonly string[] };
+/** How a hinted arm is printed: a set arm gets a range that narrows its estimate, a guarded arm a test that drops it. */
+export type HintedArm = RangeHint | FoldHint;
+
+export interface RangeHint {
+  readonly kind: 'range';
+  readonly hint: string;
+  readonly minimum: string;
+  readonly maximum: string;
+}
+
+export interface FoldHint {
+  readonly kind: 'fold';
+  /**
+   * Dropped when every group of `hints` has a hint that holds: the guard is not true, and each set
+   * of the clause is small (or its own guard is not true).
+   */
+  readonly hints: readonly (readonly string[])[];
+  /** A guarded set arm that stays is narrowed too. */
+  readonly range?: RangeHint;
+}
 
 export interface PolicyHints {
   readonly using: ReadonlyMap<Expr, HintedArm>;
@@ -123,8 +146,8 @@ export interface PolicyHints {
 export interface PlanHints {
   /** By fact name. */
   readonly facts: readonly HintedFact[];
-  /** By fact name. */
-  readonly folds: readonly FoldedFact[];
+  /** By name. */
+  readonly folds: readonly FoldedGuard[];
   /** By policy: the nodes of its USING and WITH CHECK that get a conjunct. */
   readonly arms: ReadonlyMap<PolicyNode, PolicyHints>;
 }
@@ -142,55 +165,96 @@ export function planHints(model: ModelNode): PlanHints {
   const types = new TypeResolver(model);
   const arms = new Map<PolicyNode, { using: Map<Expr, HintedArm>; check: Map<Expr, HintedArm> }>();
   const facts = new Map<string, HintedFact>();
-  const folds = new Map<string, FoldedFact>();
+  const folds = new Map<string, FoldedGuard>();
   const optedOut = new Set(model.facts.filter((f) => f.planHint === false).map((f) => f.name));
+  const fewOf = (fact: string) => {
+    const hint = model.facts.find((f) => f.name === fact)?.planHint;
+    return hint ? hint.few : FEW_ELEMENTS;
+  };
   const armsOf = (policy: PolicyNode) => {
     const found = arms.get(policy) ?? { using: new Map<Expr, HintedArm>(), check: new Map<Expr, HintedArm>() };
     arms.set(policy, found);
     return found;
   };
   const few = (fact: string) => {
-    const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`rg_plan_${model.schema}_few_${fact}`) };
+    const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`rg_plan_${model.schema}_few_${fact}`), few: fewOf(fact) };
     facts.set(fact, found);
     return found.hint;
   };
-  const notTrue = (fact: string) => {
-    const found = folds.get(fact) ?? { fact, hint: fitName(`${PLAN_FOLD_PREFIX}${fact}`), notSchema: fitName(`rg_plan_${model.schema}_not_${fact}`) };
-    folds.set(fact, found);
+  /** A guard's name: a boolean fact, or `'x' = any(<fact>)` as `<fact>_has_x`; others get no mark. */
+  const guardName = (g: Expr): string | undefined => {
+    if (g.kind === 'fact') return optedOut.has(g.name) ? undefined : g.name;
+    const scope = g.kind === 'in-set' && g.item.kind === 'literal' && typeof g.item.value === 'string' ? g.item.value : undefined;
+    if (g.kind === 'in-set' && scope !== undefined && /^[a-z0-9_]+$/.test(scope) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) return `${g.set.name}_has_${scope}`;
+    return undefined;
+  };
+  const notTrue = (g: Expr, name: string) => {
+    const key = JSON.stringify(g);
+    // A fact may itself be named like another guard's name: the later one gets a hash.
+    const taken = folds.get(name);
+    const unique = taken === undefined || JSON.stringify(taken.when) === key ? name : `${name}_${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
+    const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`) };
+    folds.set(unique, found);
     return found.hint;
   };
-  const foldable = (e: Expr): e is Extract<Expr, { kind: 'every-row-when' }> & { when: { kind: 'fact'; name: string } } =>
-    e.kind === 'every-row-when' && e.when.kind === 'fact' && !optedOut.has(e.when.name);
+  /** `CASE WHEN <guard> THEN v END` (no ELSE, or ELSE NULL): its guard. */
+  const caseGuard = (x: Expr) => (x.kind === 'case' && x.branches.length === 1 && x.else.kind === 'literal' && x.else.value === null ? x.branches[0]!.when : undefined);
+  /**
+   * The guard of an arm that is false or NULL unless its guard is true: an every-row arm, a
+   * comparison with a guarded CASE, a set arm whose set is one. `everyRowOnly` for the places
+   * where only every-row arms on a fact are dropped.
+   */
+  const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string } | undefined => {
+    const when =
+      e.kind === 'every-row-when' ? e.when
+      : everyRowOnly ? undefined
+      : e.kind === 'compare' ? (caseGuard(e.right) ?? caseGuard(e.left))
+      : e.kind === 'in-set' ? caseGuard(e.set)
+      : undefined;
+    const name = when && (!everyRowOnly || when.kind === 'fact') ? guardName(when) : undefined;
+    return when && name ? { when, name } : undefined;
+  };
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
   /** A set arm: `col = any(<set>)` on a column of the row other than the first key column. */
   const setArm = (e: Expr, table: string) =>
     e.kind === 'in-set' && e.item.kind === 'column' && e.item.scope === ROW_SCOPE && e.item.column !== keyOf(table) ? { set: e.set, column: e.item.column } : undefined;
   /** The set's fact, when set_session may count it. */
   const countable = (set: Expr) => (set.kind === 'fact' && !optedOut.has(set.name) && elementOf(types.of(set)) !== UNKNOWN ? set.name : undefined);
-  /** The facts of a clause's set arms, or undefined when a set is no fact that may be counted. */
-  const setFacts = (clause: Expr, table: string): string[] | undefined => {
-    const found = new Set<string>();
+  /** `CASE WHEN <guard> THEN <fact> END`: the fact (the set holds its elements or none), when set_session may count it. */
+  const guardedFact = (set: Expr) => (caseGuard(set) !== undefined && set.kind === 'case' ? countable(set.branches[0]!.then) : undefined);
+  /**
+   * What makes each set of a clause small enough to drop a guarded arm beside it, as groups of
+   * marks registered on use: a counted fact is few, or a guarded set's guard is not true (or its
+   * fact few). Undefined when a set is neither.
+   */
+  const smallSets = (clause: Expr, table: string): (() => string[])[] | undefined => {
+    const found: (() => string[])[] = [];
     let unknown = false;
     const walk = (e: Expr) => {
       if (e.kind === 'and' || e.kind === 'or') return e.items.forEach(walk);
       const arm = setArm(e, table);
       if (!arm) return;
       const fact = countable(arm.set);
-      if (fact) found.add(fact);
+      const guard = caseGuard(arm.set);
+      const inGuard = guardedFact(arm.set);
+      const name = guard && guardName(guard);
+      if (fact) found.push(() => [few(fact)]);
+      else if (guard && name && inGuard) found.push(() => [notTrue(guard, name), few(inGuard)]);
       else unknown = true;
     };
     walk(clause);
-    return unknown ? undefined : [...found].sort(byCodePoint);
+    return unknown ? undefined : found;
   };
-  const narrow = (e: Expr, table: string): HintedArm | undefined => {
+  const narrow = (e: Expr, table: string, fold: HintedArm | undefined): HintedArm | undefined => {
     const arm = setArm(e, table);
-    const fact = arm && countable(arm.set);
+    const fact = arm && (countable(arm.set) ?? guardedFact(arm.set));
     if (!arm || !fact) return undefined;
     const type = types.columnType(table, arm.column);
     const minimum = typeMinimum(type);
     const maximum = typeMaximum(type);
     if (minimum === undefined || maximum === undefined) return undefined;
-    return { kind: 'range', hint: few(fact), minimum, maximum };
+    const range: RangeHint = { kind: 'range', hint: few(fact), minimum, maximum };
+    return fold?.kind === 'fold' ? { ...fold, range } : range;
   };
   const walk = (e: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) => {
     if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, hinted, hint));
@@ -198,52 +262,60 @@ export function planHints(model: ModelNode): PlanHints {
     if (arm) hinted.set(e, arm);
   };
   if (model.identity) {
-    // Every-row arms. Where a statement only tests rows it has found by other means (WITH CHECK;
-    // the USING of UPDATE and DELETE, which take no LIMIT), dropped whenever their fact is not
-    // true. In the USING of reads only where the clause's set arms are all small as well: for a
-    // user whose sets are large, the arm's 0.5% estimate is what keeps `ORDER BY id LIMIT n` on
-    // the primary key (PolicyCenter's 10% user: 4 ms that way, 78 ms by a bitmap of its rows).
-    const dropWhenNotTrue = (e: Expr): HintedArm | undefined => (foldable(e) ? { kind: 'fold', hints: [notTrue(e.when.name)] } : undefined);
+    // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
+    // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
+    // whenever the fact is not true. In the USING of reads every guarded arm is, but only where
+    // the clause's sets are all small as well: for a user whose sets are large, an every-row arm's
+    // 0.5% estimate is what keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10%
+    // user: 4 ms that way, 78 ms by a bitmap of its rows).
+    const dropWhenNotTrue = (e: Expr): HintedArm | undefined => {
+      const guard = guardOf(e, true);
+      return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
+    };
     const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
     const readFolds = new Set<PolicyNode>();
     for (const p of model.policies) {
       if (p.check) walk(p.check, armsOf(p).check, dropWhenNotTrue);
       if (p.using && !reads.includes(p)) walk(p.using, armsOf(p).using, dropWhenNotTrue);
-      const sets = reads.includes(p) ? setFacts(p.using!, p.table) : undefined;
+      const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       walk(p.using!, armsOf(p).using, (e) => {
-        if (!foldable(e)) return undefined;
+        const guard = guardOf(e, false);
+        if (!guard) return undefined;
         readFolds.add(p);
-        return { kind: 'fold', hints: [notTrue(e.when.name), ...sets.map(few)] };
+        const groups = [[notTrue(guard.when, guard.name)], ...sets.map((group) => group())];
+        return { kind: 'fold', hints: [...new Map(groups.map((g) => [g.join(' '), g])).values()] };
       });
     }
     // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts: one
     // that stays is estimated as 0.5% of the table, and PostgreSQL merges every further range on
     // the key into it.
     const fixed = (e: Expr, p: PolicyNode): boolean =>
-      e.kind === 'every-row-when' ? !(foldable(e) && readFolds.has(p)) : e.kind === 'or' && e.items.some((i) => fixed(i, p));
+      e.kind === 'every-row-when' ? !(guardOf(e, false) && readFolds.has(p)) : e.kind === 'or' && e.items.some((i) => fixed(i, p));
     const floored = new Set(reads.filter((p) => p.mode === 'permissive' && fixed(p.using!, p)).map((p) => p.table));
-    for (const p of reads) if (!floored.has(p.table)) walk(p.using!, armsOf(p).using, (e) => narrow(e, p.table));
+    for (const p of reads) if (!floored.has(p.table)) walk(p.using!, armsOf(p).using, (e) => narrow(e, p.table, armsOf(p).using.get(e)));
   }
   for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0) arms.delete(p);
   return {
     facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
-    folds: [...folds.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
+    folds: [...folds.values()].sort((a, b) => byCodePoint(a.name, b.name)),
     arms,
   };
 }
 
 /** A set arm's conjunct, its column printed as `column`. */
-export function hintConjunct(arm: HintedArm, schema: string, column: string): string {
-  if (arm.kind !== 'range') throw new Error(`internal: a ${arm.kind} hint on a set arm`);
+export function hintConjunct(arm: RangeHint, schema: string, column: string): string {
   return `(NOT ${qualified(schema, arm.hint)}() OR (${column} >= (SELECT ${arm.minimum}) AND ${column} <= (SELECT ${arm.maximum})))`;
 }
 
-/** The test before an every-row arm that is false once the planner has folded it. */
+/** The test before a guarded arm: false once the planner has folded it, when it drops the arm. */
 export function foldTest(arm: HintedArm, schema: string): string {
-  if (arm.kind !== 'fold') throw new Error(`internal: a ${arm.kind} hint on an every-row arm`);
-  const calls = arm.hints.map((h) => `${qualified(schema, h)}()`);
-  return calls.length === 1 ? `NOT ${calls[0]}` : `NOT (${calls.join(' AND ')})`;
+  if (arm.kind !== 'fold') throw new Error(`internal: a ${arm.kind} hint on a guarded arm`);
+  const groups = arm.hints.map((alternatives) => {
+    const calls = alternatives.map((h) => `${qualified(schema, h)}()`);
+    return calls.length === 1 ? calls[0]! : `(${calls.join(' OR ')})`;
+  });
+  return groups.length === 1 ? `NOT ${groups[0]}` : `NOT (${groups.join(' AND ')})`;
 }
 
 /** The definer function that tells set_session which marks the acting user gets. */
@@ -254,6 +326,11 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
   const { facts: hinted, folds } = planHints(model);
   const facts = factDefinitions(model, factTypes);
   const q = (fact: string) => `${model.schema}.${fact}()`;
+  const guardText = (g: Expr) => (g.kind === 'in-set' && g.item.kind === 'literal' && g.set.kind === 'fact' ? `${literal(g.item.value)} = any(${q(g.set.name)})` : g.kind === 'fact' ? q(g.name) : 'its guard');
+  // The facts the guards read, computed once in plan_marks (SuperOffice's scope lists each hold
+  // four guards).
+  const guardFacts = [...new Set(folds.flatMap((f) => factsIn(f.when)))].sort(byCodePoint);
+  const guardColumns = new Map(guardFacts.map((f) => [f, `rg_guard_facts.${ident(f)}`]));
   // Each mark: its schema, when set_session sets it (as SQL in plan_marks' body), and what it says.
   const marks = [
     ...hinted.map((f) => ({
@@ -261,16 +338,17 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       hint: f.hint,
       // Every set the count reads is cut too (ExprContext.boundedSets): a guess that can only be
       // wrong about a plan, which is all a "few" mark decides.
-      when: (ctx: ExprContext) => `${boundedSize({ kind: 'fact', name: f.fact }, { ...ctx, boundedSets: READ_SETS_CUT }, facts)} <= ${FEW_ELEMENTS}`,
-      says: `${q(f.fact)} has at most ${FEW_ELEMENTS} elements`,
+      when: (ctx: ExprContext) => `${boundedSize({ kind: 'fact', name: f.fact }, { ...ctx, boundedSets: READ_SETS_CUT }, facts, f.few + 1)} <= ${f.few}`,
+      says: `${q(f.fact)} has at most ${f.few} elements`,
       effect: 'Changes plans, never results.',
     })),
     ...folds.map((f) => ({
       schema: f.notSchema,
       hint: f.hint,
-      when: (ctx: ExprContext) => `(${printExpr({ kind: 'fact', name: f.fact }, ctx)}) IS NOT TRUE`,
-      says: `${q(f.fact)} is not true`,
-      effect: `The planner then drops the arms everyRowWhen(${f.fact}) (false for this user), and a forged mark can only hide rows from whoever forged it.`,
+      // Facts read from the row of guardFacts below, each computed once for every guard.
+      when: (ctx: ExprContext) => `(${printExpr(f.when, { ...ctx, factColumns: guardColumns })}) IS NOT TRUE`,
+      says: `${guardText(f.when)} is not true`,
+      effect: 'The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.',
     })),
   ];
   const marksFunction = marks.length === 0
@@ -284,10 +362,13 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           volatility: 'STABLE',
           securityDefiner: true,
           grantTo: [APP_ROLE],
-          comment: `Internal, for set_session: the planner-hint schemas of the acting user (facts with at most ${FEW_ELEMENTS} elements, counted no further than that; boolean facts that are not true).`,
-          body: factBody(model, facts, (ctx) =>
-            `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`,
-          ),
+          comment: 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).',
+          body: factBody(model, facts, (ctx) => {
+            const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
+            if (guardFacts.length === 0) return array;
+            const row = guardFacts.map((f) => `${printExpr({ kind: 'fact', name: f }, ctx)} AS ${ident(f)}`).join(',\n    ');
+            return `(SELECT ${array}\n  FROM (SELECT\n    ${row}) AS rg_guard_facts)`;
+          }),
         }),
       ];
   return {
@@ -322,13 +403,12 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
 }
 
 /**
- * How many elements a fact's value has, counted up to FEW_ELEMENTS + 1 only where its shape allows
- * (a query's rows, a walker's nodes, a CASE or a concatenation of those): set_session needs only
- * "at most FEW_ELEMENTS?", and the enterprise user's 1,111 offices need not be built for that.
+ * How many elements a fact's value has, counted up to `limit` (one more than "few") only where its
+ * shape allows (a query's rows, a walker's nodes, a CASE or a concatenation of those): set_session
+ * needs only "few?", and the enterprise user's 1,111 offices need not be built for that.
  */
-function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions): string {
-  const limit = FEW_ELEMENTS + 1;
-  const size = (x: Expr) => boundedSize(x, ctx, facts);
+function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: number): string {
+  const size = (x: Expr) => boundedSize(x, ctx, facts, limit);
   switch (e.kind) {
     case 'fact': {
       const definition = facts.get(e.name);
@@ -380,4 +460,13 @@ export function hintSearchPathSql(model: ModelNode): string[] {
 function fitName(plain: string): string {
   if (identifierBytes(plain) <= MAX_IDENTIFIER_BYTES) return plain;
   return `${plain.slice(0, MAX_IDENTIFIER_BYTES - 9)}_${createHash('sha256').update(plain).digest('hex').slice(0, 8)}`;
+}
+
+/** The facts an expression reads, by name. */
+function factsIn(e: Expr): string[] {
+  const found: string[] = [];
+  visit(e, (n) => {
+    if (n.kind === 'fact') found.push(n.name);
+  });
+  return found;
 }

@@ -104,8 +104,11 @@ export interface FactNode {
   readonly type: SqlType;
   readonly expr: Expr;
   readonly description?: string;
-  /** false: set_session does not compute it for a planner hint (generator/emit/hints.ts). */
-  readonly planHint?: false;
+  /**
+   * false: set_session does not compute it for a planner hint; `few`: it is small with at most
+   * this many elements (generator/emit/hints.ts; default FEW_ELEMENTS).
+   */
+  readonly planHint?: false | { readonly few: number };
   readonly origin: Origin;
 }
 

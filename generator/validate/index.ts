@@ -113,6 +113,9 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     if (factNames.has(f.name)) add(at, 'duplicate-name', `fact "${f.name}" is declared twice`, 'give each fact its own name');
     if (functionNames.has(f.name)) add(at, 'reserved-name', `fact "${f.name}" would replace the generated function of the same name`, 'choose another name');
     hintPrefix(at, `fact "${f.name}"`, f.name);
+    if (f.planHint && !(Number.isInteger(f.planHint.few) && f.planHint.few >= 0 && f.planHint.few <= 1000)) {
+      add(at, 'bad-option', `planHint.few of fact "${f.name}" is ${String(f.planHint.few)}`, 'give a whole number of elements from 0 to 1000');
+    }
     factNames.add(f.name);
     functionNames.add(f.name);
     checkExpr(at, f.expr, { row: false });

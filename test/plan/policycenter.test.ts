@@ -4,7 +4,7 @@
 // SubPlan, so a regression in the generated policy shapes fails CI.
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, savepointed, useTestDatabase, type Tx } from '../support/db.ts';
+import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
 import { expectSelectivePlan, explain, initPlanFunctions, planShapeTests, planText } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
@@ -130,18 +130,7 @@ describe('policycenter dropped every-row arms', () => {
     'DELETE FROM policycenter.accounts WHERE id % 11 = 0 RETURNING id',
     "INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (900001, 'new', 5, 1) RETURNING id",
   ];
-  /** Each statement's outcome, in order; everything they change is undone before returning. */
-  const outcomes = async (tx: Tx) => {
-    const run = savepointed(tx);
-    const found: (number[] | string)[] = [];
-    await tx.unsafe('SAVEPOINT outcomes');
-    for (const q of STATEMENTS) {
-      const r = await run(q);
-      found.push('rows' in r ? r.rows.map((x) => Number(x.id)).sort((p, q) => p - q) : `refused ${r.refused}`);
-    }
-    await tx.unsafe('ROLLBACK TO SAVEPOINT outcomes');
-    return found;
-  };
+  const outcomes = (tx: Tx) => statementOutcomes(tx, STATEMENTS);
 
   it('rows are the same with the marks set_session sets as with none: reads, updates (in place and moved), deletes and inserts, for users with and without View All', async () => {
     const written = new Set<string>();

@@ -3,8 +3,10 @@
 // the owner and group indexes, never by scanning the whole table nor by a per-row SubPlan, so a
 // regression in the generated rights-matrix shapes fails CI.
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../support/db.ts';
-import { explain, planShapeTests } from '../support/plan.ts';
+import { planHints } from '../../generator/emit/hints.ts';
+import { statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
+import { models } from '../support/models.ts';
+import { explain, planShapeTests, planText } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -21,6 +23,12 @@ const db = useTestDatabase(async (admin) => {
       SELECT g, 'company ' || g, o, 1 + (o - 1) / 5, g % 10 = 0 FROM (SELECT g, 1 + (g * 31) % 5000 AS o FROM generate_series(1, 10000) g) s;
     INSERT INTO superoffice.contacts (id, company_id, name, owner_id, group_id)
       SELECT g, 1 + (g * 7919) % 10000, 'contact ' || g, o, 1 + (o - 1) / 5 FROM (SELECT g, 1 + (g * 13) % 5000 AS o FROM generate_series(1, ${CONTACTS}) g) s;
+    -- Role 1001 reads, changes and deletes only its own rows; user 4 has it.
+    INSERT INTO superoffice.roles (id, name) VALUES (1001, 'own rows only');
+    INSERT INTO superoffice.role_rights (role_id, object_type, scope, rights)
+      SELECT 1001, o, s, CASE WHEN s = 'own' THEN 'delete' ELSE 'none' END
+      FROM unnest(ARRAY['company', 'contact', 'project', 'sale']) o, unnest(ARRAY['own', 'primary_group', 'secondary_group', 'others']) s;
+    UPDATE superoffice.users SET role_id = 1001 WHERE id = 4;
     ANALYZE;
   `);
 });
@@ -47,11 +55,11 @@ describe('superoffice plan shapes', () => {
       ],
     ],
     initPlans: {
+      // The system users' arm is dropped for this user (planner hints).
       what: 'the identity, the groups and the scopes the role reads',
       functions: [
         'superoffice.contact_scopes_with_read',
         'superoffice.current_user_id',
-        'superoffice.i_am_system',
         'superoffice.my_primary_group_id',
         'superoffice.my_secondary_group_ids',
       ],
@@ -61,5 +69,78 @@ describe('superoffice plan shapes', () => {
     const plan = await explain(db.current, 'superoffice', PERSONA, 'SELECT * FROM superoffice.contacts ORDER BY id LIMIT 50');
     const perRow = plan.split('\n').filter((line) => /^\s*(Filter|Recheck Cond|Index Cond):/.test(line) && line.includes('CASE'));
     expect(perRow).toEqual([]);
+  });
+});
+
+// Guarded arms (generator/emit/hints.ts): an arm compared with `CASE WHEN '<scope>' = any(<scopes>)
+// THEN … END` is false or NULL for a role without the scope, and set_session marks that scope
+// missing, so the planner drops the arm. No row changes; a forged mark only hides rows.
+describe('superoffice dropped guarded arms', () => {
+  const [OWN_ONLY, PRIMARY_ONLY, READS_ALL, SYSTEM] = [4, 2, 3, 500];
+  const FIRST_PAGE = 'SELECT id FROM superoffice.contacts ORDER BY id LIMIT 50';
+  const marks = async (tx: Tx) => ((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string).split(', ').filter((s) => s.startsWith('rg_plan_'));
+  // Long names are cut to 63 bytes with a hash: ask the generator for them.
+  const { folds } = planHints(models.find((m) => m.schema === 'superoffice')!);
+  const scopeMark = (scope: string) => folds.find((f) => f.name === `contact_scopes_with_read_has_${scope}`)!.notSchema;
+
+  it('set_session marks the scopes a role lacks; the own-only user\'s first page then reads their rows by owner, not the key', async () => {
+    const own = await db.current.as('superoffice', OWN_ONLY, marks);
+    expect(own).toEqual(expect.arrayContaining(['primary_group', 'secondary_group', 'others'].map(scopeMark)));
+    expect(own).not.toContain(scopeMark('own'));
+    const all = await db.current.as('superoffice', READS_ALL, marks);
+    expect(all.filter((m) => m.includes('contact_scopes_with_read'))).toEqual([]);
+    const plan = await explain(db.current, 'superoffice', OWN_ONLY, FIRST_PAGE);
+    expect(plan, plan).not.toMatch(/Index (Only )?Scan using contacts_pkey/);
+    expect(plan, plan).toContain('contacts_owner_id_idx');
+    const unmarked = await db.current.as('superoffice', OWN_ONLY, async (tx) => {
+      await tx.unsafe('SET LOCAL search_path = "$user", public');
+      return planText(tx, `(VERBOSE) ${FIRST_PAGE}`);
+    });
+    // Without the marks every arm stays, and the key walk with it.
+    expect(unmarked, unmarked).toContain('superoffice.my_primary_group_id()');
+    expect(unmarked, unmarked).toMatch(/Index Scan using contacts_pkey/);
+  });
+
+  // Reads, an UPDATE in place, one that hands rows to another owner (WITH CHECK), a DELETE and an
+  // INSERT of a contact owned by user 4 (WITH CHECK).
+  const STATEMENTS = [
+    FIRST_PAGE,
+    'SELECT id FROM superoffice.contacts',
+    'SELECT c.id FROM superoffice.contacts c JOIN superoffice.companies k ON k.id = c.company_id WHERE k.id < 2000',
+    'UPDATE superoffice.contacts SET name = name WHERE id % 7 = 0 RETURNING id',
+    'UPDATE superoffice.contacts SET owner_id = 4, group_id = 1 WHERE id % 13 = 0 RETURNING id',
+    'DELETE FROM superoffice.contacts WHERE id % 11 = 0 RETURNING id',
+    "INSERT INTO superoffice.contacts (id, company_id, name, owner_id, group_id) VALUES (900001, 1, 'new', 4, 1) RETURNING id",
+  ];
+
+  it('rows are the same with the marks set_session sets as with none, for reads and writes, for roles with and without each scope', async () => {
+    const written = new Set<number>();
+    for (const user of [OWN_ONLY, PRIMARY_ONLY, 1, READS_ALL, SYSTEM]) {
+      const run = (unmarked: boolean) =>
+        db.current.as('superoffice', user, async (tx) => {
+          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+          return statementOutcomes(tx, STATEMENTS);
+        });
+      const own = await run(false);
+      own.slice(3).forEach((o, i) => typeof o !== 'string' && o.length > 0 && written.add(i));
+      expect(await run(true), `user ${user}`).toEqual(own);
+    }
+    expect([...written].sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a forged mark only hides rows: a role that reads everything, with every scope marked missing, reads and writes a subset', async () => {
+    const [own, forged] = await db.current.as('superoffice', READS_ALL, async (tx) => {
+      const mine = await statementOutcomes(tx, STATEMENTS);
+      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_superoffice\\_%' ORDER BY 1")).map((r) => r.nspname as string);
+      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
+      return [mine, await statementOutcomes(tx, STATEMENTS)];
+    });
+    expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
+    own.forEach((rows, i) => {
+      const less = forged[i]!;
+      if (STATEMENTS[i] === FIRST_PAGE || typeof less === 'string') return;
+      expect(typeof rows, STATEMENTS[i]).not.toBe('string');
+      expect(less.every((id) => (rows as number[]).includes(id)), STATEMENTS[i]).toBe(true);
+    });
   });
 });

@@ -139,3 +139,19 @@ export function savepointed(tx: Tx) {
     }
   };
 }
+
+/**
+ * Each statement's outcome in the caller's transaction, in order: the sorted ids it returned, or
+ * `refused <SQLSTATE>`. Everything they change is undone before returning.
+ */
+export async function statementOutcomes(tx: Tx, statements: readonly string[]): Promise<(number[] | string)[]> {
+  const run = savepointed(tx);
+  const found: (number[] | string)[] = [];
+  await tx.unsafe('SAVEPOINT outcomes');
+  for (const q of statements) {
+    const r = await run(q);
+    found.push('rows' in r ? r.rows.map((x) => Number(x.id)).sort((a, b) => a - b) : `refused ${r.refused}`);
+  }
+  await tx.unsafe('ROLLBACK TO SAVEPOINT outcomes');
+  return found;
+}

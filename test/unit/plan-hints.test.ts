@@ -2,7 +2,7 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { and, arrayOf, defineModel, not, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, lit, not, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
@@ -95,7 +95,10 @@ describe('planner hints', () => {
     expect(notes.up('policy crm.notes.notes_select')).toContain(
       [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', '      AND (NOT "crm"."plan_hint_my_team_ids"() OR ("notes"."team_id" >= '].join('\n'),
     );
-    expect(notes.up('function crm.plan_marks')).toContain(`CASE WHEN (((rg_fact.me_row."is_admin"))::boolean) IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
+    // The facts guards read are computed once, as columns of a row the marks read.
+    const marks = notes.up('function crm.plan_marks');
+    expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
+    expect(marks).toContain(`FROM (SELECT\n    ((rg_fact.me_row."is_admin"))::boolean AS "i_am_admin") AS rg_guard_facts);`);
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(`RETURN 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
     expect(notes.up('function crm.set_session')).toContain('(rg_plan_crm_few_my_team_ids|rg_plan_crm_not_i_am_admin)');
   });
@@ -122,6 +125,45 @@ describe('planner hints', () => {
       'hint-schema rg_plan_crm_not_i_am_admin',
       'function crm.plan_fold_i_am_admin',
     ]);
+  });
+
+  it('an arm compared with `CASE WHEN <guard> THEN v END` is dropped like an every-row arm; a guard on the row, or a CASE with an ELSE, is not; `planHint: { few }` sets "small"', () => {
+    const guarded = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint(), team_id: t.bigint(), region: t.text() });
+      m.identity(users);
+      const scopes = m.fact('my_scopes', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { type: 'text[]' });
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: { few: 2 } });
+      m.policy(deals, 'deals_select', {
+        for: 'select',
+        using: (d) =>
+          or(
+            d.owner_id.eq(when(lit('own').in(scopes), m.me)),
+            d.team_id.in(when(lit('team').in(scopes), teams)),
+            d.owner_id.eq(when(d.region.isNull(), m.me)),
+            d.owner_id.eq(when(lit('any').in(scopes), m.me, 0)),
+          ),
+      });
+    });
+    const policy = guarded.up('policy crm.deals.deals_select');
+    const group = '("crm"."plan_fold_my_scopes_has_team"() OR "crm"."plan_hint_my_team_ids"())';
+    expect(policy).toContain(`(NOT ("crm"."plan_fold_my_scopes_has_own"() AND ${group}) AND "deals"."owner_id" = (SELECT CASE WHEN 'own' = any(`);
+    expect(policy).toContain(`(NOT ("crm"."plan_fold_my_scopes_has_team"() AND ${group}) AND "deals"."team_id" = any(`);
+    // The guarded set that stays is narrowed when its fact is small.
+    expect(policy).toContain('AND (NOT "crm"."plan_hint_my_team_ids"() OR ("deals"."team_id" >= (SELECT');
+    expect(policy.match(/plan_fold/g)).toHaveLength(4);
+    const marks = guarded.up('function crm.plan_marks');
+    expect(marks).toContain(`CASE WHEN ('own' = any(rg_guard_facts."my_scopes"::text[])) IS NOT TRUE THEN 'rg_plan_crm_not_my_scopes_has_own' END`);
+    expect(marks).toContain('LIMIT 3) AS rg_bound) <= 2 THEN \'rg_plan_crm_few_my_team_ids\' END');
+    const { problems } = validateModel({
+      ...defineModel('crm', (m) => {
+        const users = m.table('users', { id: t.bigint().primaryKey() });
+        m.identity(users);
+        m.fact('a', arrayOf(m.from(users, (u) => ({ select: u.id }))), { planHint: { few: 1.5 } });
+      }),
+      file: 'policies/crm.ts',
+    });
+    expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
   });
 
   it('a model without hinted arms keeps set_session with its pinned search_path', () => {
