@@ -35,23 +35,32 @@
 // lower it (measured on PolicyCenter's accounts: the agency user's first page kept its
 // primary-key walk).
 //
-// That arm itself is the other kind of hint. `everyRowWhen(<boolean fact>)`, reached from the
-// clause through AND and OR only, is printed as
+// That arm itself is the other kind of hint, and so is every arm with a guard: a condition
+// without which it is false or NULL. An every-row arm's condition is one; so is the guard of
+// `col = CASE WHEN <guard> THEN v END` or `col = any(CASE WHEN <guard> THEN <set> END)` (no ELSE,
+// or ELSE NULL: SuperOffice's scope arms, `CASE WHEN 'own' = any(<scopes>) THEN me END`). A guard
+// that is a boolean fact, or `'x' = any(<fact>)` (named `<fact>_has_x`), gets a mark. Such an
+// arm, reached from the clause through AND and OR only, is printed as
 //
 //   (NOT (<schema>.plan_fold_<fact>() [AND <schema>.plan_hint_<set fact>() ...]) AND id >= (SELECT CASE WHEN <fact> THEN <min> END) AND id <= <max>)
 //
-// and set_session appends the schema rg_plan_<schema>_not_<fact> when the fact is not true for
-// the user it sets (false or NULL: the arm is then false or NULL). When every listed mark is
+// (for an every-row arm; a compared arm likewise, its test before the comparison) and
+// set_session appends the schema rg_plan_<schema>_not_<guard> when the guard is not true for the
+// user it sets (false or NULL: the arm is then false or NULL). When every listed mark is
 // there the planner folds the arm to false and drops it, so the user's plan is made from the arms
 // that can hold (the agency user's first page: a walk of the primary key filtering 400,000
 // accounts becomes a probe of the producer-code index), and the fact is not computed at all.
 // - In the USING of a read, the list also names the "few" mark of every set fact of the clause's
-//   set arms: a user with many rows needs the arm's 0.5% to keep `ORDER BY id LIMIT n` on the
-//   key (PolicyCenter's 10% user: 4 ms by the key, 78 ms by a bitmap of its 96,000 rows). A set
-//   arm whose set is no fact, or a fact declared `planHint: false`, keeps the arm for everyone.
-//   Then, and only then, the clause's set arms get their range hints too.
-// - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) the not-true mark
-//   alone drops it: there the estimate decides nothing, and the fact is not computed.
+//   set arms (for a guarded set: its guard's not-true mark or its fact's few mark): a user with
+//   many rows needs an every-row arm's 0.5% to keep `ORDER BY id LIMIT n` on the key
+//   (PolicyCenter's 10% user: 4 ms by the key, 78 ms by a bitmap of its 96,000 rows). A set whose
+//   size no mark tells, or a fact declared `planHint: false`, keeps the arms for everyone. Then,
+//   and only then, the clause's set arms get their range hints too. "Few" is at most
+//   FEW_ELEMENTS elements, or what the fact says with `planHint: { few: n }` (SuperOffice's
+//   secondary groups: 1, since a group holds a large share of the contacts).
+// - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
+//   on a boolean fact are dropped, by the not-true mark alone: there the estimate decides
+//   nothing, and the fact is not computed.
 // Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
 // - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
 //   can only shrink what a policy admits when it goes from NULL to false (three-valued AND and OR
