@@ -199,9 +199,11 @@ export function planHints(model: ModelNode): PlanHints {
   };
   const notTrue = (g: Expr, name: string) => {
     const key = JSON.stringify(g);
-    // A fact may itself be named like another guard's name: the later one gets a hash.
-    const taken = folds.get(name);
-    const unique = taken === undefined || JSON.stringify(taken.when) === key ? name : `${name}_${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
+    // A fact may itself be named like another guard's name: the later one gets a hash (and a
+    // counter, should that be taken too), so no two guards ever share a mark.
+    const hash = createHash('sha256').update(key).digest('hex').slice(0, 8);
+    let unique = name;
+    for (let n = 1; folds.has(unique) && JSON.stringify(folds.get(unique)!.when) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
     const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`) };
     folds.set(unique, found);
     return found.hint;

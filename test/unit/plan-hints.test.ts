@@ -144,6 +144,15 @@ describe('planner hints', () => {
             d.owner_id.eq(when(lit('any').in(scopes), m.me, 0)),
           ),
       });
+      // Under NOT, or beside IS DISTINCT FROM (true against NULL), a guarded comparison stays whole.
+      m.policy(deals, 'deals_not_mine', {
+        for: 'select',
+        restrictive: true,
+        using: (d) => and(not(d.owner_id.eq(when(lit('own').in(scopes), m.me))), d.owner_id.isDistinctFrom(when(lit('own').in(scopes), m.me))),
+      });
+      // A fact named like another guard's mark: the two marks stay apart.
+      const clash = m.fact('my_scopes_has_own', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id.isNotNull() }))));
+      m.policy(users, 'users_select', { for: 'select', using: (u) => or(u.id.eq(when(clash, m.me)), u.id.eq(when(lit('own').in(scopes), m.me))) });
     });
     const policy = guarded.up('policy crm.deals.deals_select');
     const group = '("crm"."plan_fold_my_scopes_has_team"() OR "crm"."plan_hint_my_team_ids"())';
@@ -152,6 +161,11 @@ describe('planner hints', () => {
     // The guarded set that stays is narrowed when its fact is small.
     expect(policy).toContain('AND (NOT "crm"."plan_hint_my_team_ids"() OR ("deals"."team_id" >= (SELECT');
     expect(policy.match(/plan_fold/g)).toHaveLength(4);
+    expect(guarded.up('policy crm.deals.deals_not_mine')).not.toContain('plan_');
+    const users = guarded.up('policy crm.users.users_select');
+    const folds = [...users.matchAll(/NOT "crm"\."(plan_fold_[a-z0-9_]+)"\(\)/g)].map((x) => x[1]);
+    expect(folds).toHaveLength(2);
+    expect(new Set(folds).size).toBe(2);
     const marks = guarded.up('function crm.plan_marks');
     expect(marks).toContain(`CASE WHEN ('own' = any(rg_guard_facts."my_scopes"::text[])) IS NOT TRUE THEN 'rg_plan_crm_not_my_scopes_has_own' END`);
     expect(marks).toContain('LIMIT 3) AS rg_bound) <= 2 THEN \'rg_plan_crm_few_my_team_ids\' END');
