@@ -162,13 +162,12 @@ export interface PlanHints {
 }
 
 /**
- * The arms that get a hint.
- * - `col = any(<fact>)` where col is a column of the policy's row other than the first key column
- *   (a key arm is already estimated as ten rows), of a type with a least and a greatest value,
- *   reached from USING through AND and OR only (under NOT a narrower estimate would mean a wider
- *   one), on a table whose permissive policies have no every-row arm.
- * - `everyRowWhen(<boolean fact>)`, reached from USING or WITH CHECK through AND and OR only:
- *   there dropping the arm for a user whose fact is not true changes no row (see the file comment).
+ * The arms that get a hint, all reached from their clause through AND and OR only (under NOT a
+ * narrower estimate would mean a wider one, and a dropped arm more rows):
+ * - set arms `col = any(<set>)` on a column of the policy's row other than the first key column
+ *   (a key arm is already estimated as ten rows), of a type with a least and a greatest value, in
+ *   the USING of reads, on a table where no every-row arm stays whoever acts: a range;
+ * - guarded arms (see the file comment and guardOf): a test that drops them.
  */
 export function planHints(model: ModelNode): PlanHints {
   const types = new TypeResolver(model);
@@ -241,8 +240,7 @@ export function planHints(model: ModelNode): PlanHints {
   const smallSets = (clause: Expr, table: string): (() => string[])[] | undefined => {
     const found: (() => string[])[] = [];
     let unknown = false;
-    const walk = (e: Expr) => {
-      if (e.kind === 'and' || e.kind === 'or') return e.items.forEach(walk);
+    eachArm(clause, (e) => {
       const arm = setArm(e, table);
       if (!arm) return;
       const fact = countable(arm.set);
@@ -252,8 +250,7 @@ export function planHints(model: ModelNode): PlanHints {
       if (fact) found.push(() => [few(fact)]);
       else if (guard && name && inGuard) found.push(() => [notTrue(guard, name), few(inGuard)]);
       else unknown = true;
-    };
-    walk(clause);
+    });
     return unknown ? undefined : found;
   };
   const narrow = (e: Expr, table: string, fold: HintedArm | undefined): HintedArm | undefined => {
@@ -267,11 +264,11 @@ export function planHints(model: ModelNode): PlanHints {
     const range: RangeHint = { kind: 'range', hint: few(fact), minimum, maximum };
     return fold?.kind === 'fold' ? { ...fold, range } : range;
   };
-  const walk = (e: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) => {
-    if (e.kind === 'and' || e.kind === 'or') return e.items.forEach((i) => walk(i, hinted, hint));
-    const arm = hint(e);
-    if (arm) hinted.set(e, arm);
-  };
+  const walk = (clause: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) =>
+    eachArm(clause, (e) => {
+      const arm = hint(e);
+      if (arm) hinted.set(e, arm);
+    });
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
@@ -471,6 +468,12 @@ export function hintSearchPathSql(model: ModelNode): string[] {
 function fitName(plain: string): string {
   if (identifierBytes(plain) <= MAX_IDENTIFIER_BYTES) return plain;
   return `${plain.slice(0, MAX_IDENTIFIER_BYTES - 9)}_${createHash('sha256').update(plain).digest('hex').slice(0, 8)}`;
+}
+
+/** The arms of a clause: every node reached from it through AND and OR, other than AND and OR. */
+function eachArm(clause: Expr, fn: (arm: Expr) => void): void {
+  if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn));
+  else fn(clause);
 }
 
 /** The facts an expression reads, by name. */

@@ -5,7 +5,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectOnlyFewer, expectSelectivePlan, explain, initPlanFunctions, planShapeTests, planText } from '../support/plan.ts';
+import { expectOnlyFewer, expectSelectivePlan, explain, initPlanFunctions, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -102,12 +102,11 @@ describe('policycenter dropped every-row arms', () => {
   const [EXTERNAL, NO_GROUP, VIEW_ALL] = [7, 10001, 500];
   const FIRST_PAGE = 'SELECT id FROM policycenter.accounts ORDER BY id LIMIT 50';
   const count = async (tx: Tx) => Number((await tx.unsafe('SELECT count(*)::int AS n FROM policycenter.accounts'))[0]!.n);
-  const marks = async (tx: Tx) => ((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string).split(', ').filter((s) => s.startsWith('rg_plan_'));
 
   it('set_session marks View All and every code not true, and the codes few, per user; a plan with both read marks has no View All arm, the others\' and the unmarked plan have', async () => {
     // The View All user (without producer code security) may also use every code.
     for (const [user, expected] of [[EXTERNAL, MARKS], [NO_GROUP, MARKS], [PERSONA, [NOT_EVERY_CODE, NOT_VIEW_ALL]], [VIEW_ALL, []]] as const) {
-      expect(await db.current.as('policycenter', user, marks), `user ${user}`).toEqual(expected);
+      expect(await db.current.as('policycenter', user, planMarks), `user ${user}`).toEqual(expected);
     }
     const dropped = await explain(db.current, 'policycenter', EXTERNAL, FIRST_PAGE, { verbose: true });
     expect(dropped, dropped).not.toContain('i_view_all');
@@ -195,7 +194,7 @@ describe('policycenter dropped every-row arms', () => {
       expect(await count(tx)).toBe(revoked);
 
       await as(NO_GROUP);
-      expect(await marks(tx)).toEqual(MARKS);
+      expect(await planMarks(tx)).toEqual(MARKS);
       expect(await count(tx)).toBe(0);
       await asOwner(`UPDATE policycenter.users SET view_all_users = true WHERE id = ${NO_GROUP}`);
       expect(await count(tx)).toBe(0);

@@ -3,8 +3,8 @@
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, planText, visibleRows } from '../support/plan.ts';
+import { ids, rolledBack, useTestDatabase } from '../support/db.ts';
+import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -69,7 +69,6 @@ describe('smartoffice plan shapes', () => {
 describe('smartoffice planner hints', () => {
   const FIRST_PAGE = 'SELECT id FROM smartoffice.contacts ORDER BY id LIMIT 50';
   const CLASSES = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
-  const searchPath = async (tx: Pick<Tx, 'unsafe'>) => (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
   const PK_WALK = /Index (Only )?Scan using contacts_pkey/;
 
   it('set_session appends the marks of the facts small for this user after the app\'s own search_path, replaces them when called again, and they end with the transaction', async () => {

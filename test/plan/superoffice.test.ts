@@ -4,9 +4,9 @@
 // regression in the generated rights-matrix shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { planHints } from '../../generator/emit/hints.ts';
-import { statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
+import { statementOutcomes, useTestDatabase } from '../support/db.ts';
 import { models } from '../support/models.ts';
-import { expectOnlyFewer, explain, planShapeTests, planText } from '../support/plan.ts';
+import { expectOnlyFewer, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -78,16 +78,15 @@ describe('superoffice plan shapes', () => {
 describe('superoffice dropped guarded arms', () => {
   const [OWN_ONLY, PRIMARY_ONLY, READS_ALL, SYSTEM] = [4, 2, 3, 500];
   const FIRST_PAGE = 'SELECT id FROM superoffice.contacts ORDER BY id LIMIT 50';
-  const marks = async (tx: Tx) => ((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string).split(', ').filter((s) => s.startsWith('rg_plan_'));
   // Long names are cut to 63 bytes with a hash: ask the generator for them.
   const { folds } = planHints(models.find((m) => m.schema === 'superoffice')!);
   const scopeMark = (scope: string) => folds.find((f) => f.name === `contact_scopes_with_read_has_${scope}`)!.notSchema;
 
   it('set_session marks the scopes a role lacks; the own-only user\'s first page then reads their rows by owner, not the key', async () => {
-    const own = await db.current.as('superoffice', OWN_ONLY, marks);
+    const own = await db.current.as('superoffice', OWN_ONLY, planMarks);
     expect(own).toEqual(expect.arrayContaining(['primary_group', 'secondary_group', 'others'].map(scopeMark)));
     expect(own).not.toContain(scopeMark('own'));
-    const all = await db.current.as('superoffice', READS_ALL, marks);
+    const all = await db.current.as('superoffice', READS_ALL, planMarks);
     expect(all.filter((m) => m.includes('contact_scopes_with_read'))).toEqual([]);
     const plan = await explain(db.current, 'superoffice', OWN_ONLY, FIRST_PAGE);
     expect(plan, plan).not.toMatch(/Index (Only )?Scan using contacts_pkey/);

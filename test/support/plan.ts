@@ -12,6 +12,16 @@ export async function explain(db: TestDatabase, schema: string, user: string | n
   return text;
 }
 
+/** The transaction's search_path, as PostgreSQL shows it. */
+export async function searchPath(tx: Pick<Tx, 'unsafe'>): Promise<string> {
+  return (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
+}
+
+/** The planner-hint marks in the transaction's search_path (generator/emit/hints.ts), in order. */
+export async function planMarks(tx: Pick<Tx, 'unsafe'>): Promise<string[]> {
+  return (await searchPath(tx)).split(', ').filter((s) => s.startsWith('rg_plan_'));
+}
+
 /** The EXPLAIN text of `statement` (which may start with EXPLAIN's options) in the caller's transaction. */
 export async function planText(tx: Pick<Tx, 'unsafe'>, statement: string): Promise<string> {
   return (await tx.unsafe(`EXPLAIN ${statement}`)).map((r) => r['QUERY PLAN'] as string).join('\n');
@@ -21,7 +31,8 @@ export async function planText(tx: Pick<Tx, 'unsafe'>, statement: string): Promi
  * A selective persona's plan: no sequential scan of `table`, and no policy expression run as a
  * SubPlan (per row, or hashed) instead of an InitPlan. Not caught here: `ORDER BY id LIMIT n`
  * walking the primary key with the whole policy as its Filter, which the planner prefers when it
- * overestimates the visible share; SmartOffice's planner-hint tests check that one.
+ * overestimates the visible share; the planner-hint tests of SmartOffice, PolicyCenter and
+ * SuperOffice check that one.
  */
 export function expectSelectivePlan(plan: string, table: string): void {
   // "Parallel Seq Scan on" matches too; VERBOSE plans qualify the table with its schema.
