@@ -894,7 +894,7 @@ BEGIN
     CASE WHEN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
 AND ("q3"."security" = true)
 AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 11) AS rg_bound) END) ELSE 0 END <= 10 THEN 'rg_plan_collect_few_my_principal_ids' END,
+AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
     CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
     CASE WHEN (rg_guard_facts."i_edit_every_client") IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
     CASE WHEN (rg_guard_facts."i_see_open_accounts") IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
@@ -931,7 +931,7 @@ REVOKE ALL ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() FROM PUB
 GRANT EXECUTE ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() IS 'Planner hint, folded while planning: true when set_session found that collect.debtor_client_ids_for_me() has at most 10 elements (schema rg_plan_collect_few_debtor_client_ids_for_me in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.my_principal_ids() has at most 10 elements.
+-- Empty on purpose: set_session puts it in the search_path when collect.my_principal_ids() has at most 32 elements.
 CREATE SCHEMA "rg_plan_collect_few_my_principal_ids";
 REVOKE ALL ON SCHEMA "rg_plan_collect_few_my_principal_ids" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO "app_user";
@@ -945,7 +945,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_my_principal_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_hint_my_principal_ids"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, folded while planning: true when set_session found that collect.my_principal_ids() has at most 10 elements (schema rg_plan_collect_few_my_principal_ids in the search_path). Changes plans, never results.';
+COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, folded while planning: true when set_session found that collect.my_principal_ids() has at most 32 elements (schema rg_plan_collect_few_my_principal_ids in the search_path). Changes plans, never results.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
@@ -1050,14 +1050,18 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   USING (
     (NOT ("collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[])
-      AND (NOT "collect"."plan_hint_debtor_client_ids_for_me"() OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT ("collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
       AND (NOT ("collect"."plan_fold_i_see_open_accounts"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[]))
+    OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."operator_id" >= (SELECT ''::text) AND "debtors"."operator_id" <= (SELECT max(e) FROM unnest("collect"."my_principal_ids"()) AS e))))
+    OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."sales_id" >= (SELECT ''::text) AND "debtors"."sales_id" <= (SELECT max(e) FROM unnest("collect"."my_principal_ids"()) AS e))))
+    OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."clerk_id" >= (SELECT ''::text) AND "debtors"."clerk_id" <= (SELECT max(e) FROM unnest("collect"."my_principal_ids"()) AS e))))
+    OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."access_id" >= (SELECT ''::text) AND "debtors"."access_id" <= (SELECT max(e) FROM unnest("collect"."my_principal_ids"()) AS e))))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
 

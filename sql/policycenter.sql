@@ -1010,7 +1010,7 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   USING (
     (NOT ("policycenter"."plan_fold_i_view_all"() AND "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"()) AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
-      AND (NOT "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT ("policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() AND "policycenter"."plan_fold_i_view_all"()) OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
 

@@ -80,7 +80,7 @@ export function sessionUserCall(schema: string): string {
 }
 
 /** A fact's plain call; where a row is checked it is wrapped as factCallSql (see onceCall). */
-function factCall(schema: string, name: string): string {
+export function factCall(schema: string, name: string): string {
   return `${qualified(schema, name)}()`;
 }
 

@@ -1,9 +1,9 @@
 // Plan shape as app_user on 50,000 Collect! debtors routed to 1,000 operators and 100 nested
 // teams over a 1,111-client tree: a locked-out operator's query must not scan the whole debtors
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
-import { describe } from 'vitest';
-import { useTestDatabase } from '../support/db.ts';
-import { planShapeTests } from '../support/plan.ts';
+import { describe, expect, it } from 'vitest';
+import { statementOutcomes, useTestDatabase } from '../support/db.ts';
+import { expectOnlyFewer, explain, planMarks, planShapeTests } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -27,6 +27,8 @@ const db = useTestDatabase(async (admin) => {
              CASE WHEN g % 10 = 3 THEN NULL WHEN g % 50 = 7 THEN 't' || (1 + (g * 3) % 100) WHEN g % 10 = 5 THEN 'op' || (1 + (g * 11) % 1000) END,
              date '2026-01-01' + g % 300, (g % 10000) / 10.0
       FROM generate_series(1, ${DEBTORS}) g;
+    -- op8 is not locked out: it also sees the open accounts.
+    UPDATE collect.operators SET locked_out = false WHERE id = 'op8';
     ANALYZE;
   `);
 });
@@ -54,5 +56,66 @@ describe('collect plan shapes', () => {
       what: 'the principal and client sets',
       functions: ['collect.debtor_client_ids_for_me', 'collect.my_principal_ids'],
     },
+  });
+});
+
+// Planner hints (generator/emit/hints.ts): the locked-out operator's every-row arms (security off,
+// open accounts) are dropped, and the four text routing arms get a range bounded by the principals'
+// greatest id, so ORDER BY id LIMIT 50 reads their rows by the routing indexes instead of walking
+// the primary key. An operator who sees the open accounts keeps that arm, and the walk with it.
+describe('collect dropped arms and text ranges', () => {
+  const [LOCKED_OUT, OPEN] = [PERSONA, 'op8'];
+  const FIRST_PAGE = 'SELECT id FROM collect.debtors ORDER BY id LIMIT 50';
+
+  it("the locked-out operator's first page reads their principals' rows by the routing indexes; an operator who sees the open accounts keeps the key walk", async () => {
+    expect(await db.current.as('collect', LOCKED_OUT, planMarks)).toEqual(
+      expect.arrayContaining(['rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_not_i_bypass_security']),
+    );
+    const plan = await explain(db.current, 'collect', LOCKED_OUT, FIRST_PAGE);
+    expect(plan, plan).not.toMatch(/Index (Only )?Scan using debtors_pkey/);
+    for (const column of ['operator_id', 'sales_id', 'clerk_id', 'access_id']) expect(plan, plan).toMatch(new RegExp(`Index Cond: \\(\\(${column} = ANY .* AND \\(${column} >= .* AND \\(${column} <= `));
+    const open = await db.current.as('collect', OPEN, planMarks);
+    expect(open).toContain('rg_plan_collect_few_my_principal_ids');
+    expect(open).not.toContain('rg_plan_collect_not_i_see_open_accounts');
+    // Without the open-accounts arm's mark the principals' ranges stay out too: its 0.5% holds the walk.
+    const walk = await explain(db.current, 'collect', OPEN, FIRST_PAGE);
+    expect(walk, walk).toMatch(/Index Scan using debtors_pkey/);
+    expect(walk, walk).not.toMatch(/operator_id >= /);
+  });
+
+  // Reads, an UPDATE in place, one that routes rows to another operator (WITH CHECK), a DELETE and
+  // an INSERT routed to op7.
+  const STATEMENTS = [
+    FIRST_PAGE,
+    'SELECT id FROM collect.debtors',
+    'SELECT d.id FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id WHERE c.id < 300',
+    'UPDATE collect.debtors SET owing = owing WHERE id % 7 = 0 RETURNING id',
+    "UPDATE collect.debtors SET operator_id = 'op9', clerk_id = NULL, access_id = NULL WHERE id % 13 = 0 RETURNING id",
+    'DELETE FROM collect.debtors WHERE id % 11 = 0 RETURNING id',
+    "INSERT INTO collect.debtors (id, file_number, client_id, name, operator_id) VALUES (900001, 'F00900001', 1, 'new', 'op7') RETURNING id",
+  ];
+
+  it('rows are the same with the marks set_session sets as with none, for reads and writes', async () => {
+    for (const user of [LOCKED_OUT, OPEN]) {
+      const run = (unmarked: boolean) =>
+        db.current.as('collect', user, async (tx) => {
+          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+          return statementOutcomes(tx, STATEMENTS);
+        });
+      const marked = await run(false);
+      expect((marked[1] as number[]).length, user).toBeGreaterThan(0);
+      expect(await run(true), user).toEqual(marked);
+    }
+  });
+
+  it('a forged mark only hides rows: the operator who sees the open accounts, with every mark forged, reads and writes a subset', async () => {
+    const [own, forged] = await db.current.as('collect', OPEN, async (tx) => {
+      const mine = await statementOutcomes(tx, STATEMENTS);
+      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_collect\\_%' ORDER BY 1")).map((r) => r.nspname as string);
+      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
+      return [mine, await statementOutcomes(tx, STATEMENTS)];
+    });
+    expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
+    expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
   });
 });

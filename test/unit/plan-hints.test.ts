@@ -51,13 +51,14 @@ const notes = compile((m) => {
 });
 
 describe('planner hints', () => {
-  it('an arm `column = any(<fact>)` in the USING of a read gets the hint conjunct; key columns, text columns, NOT, WITH CHECK and the USING of UPDATE do not', () => {
+  it('an arm `column = any(<fact>)` in the USING of a read gets the hint conjunct (a text column bounded by the set\'s greatest element); key columns, NOT, WITH CHECK and the USING of UPDATE do not', () => {
     expect(crm.up('policy crm.deals.deals_select')).toContain(
       [
         '    ("deals"."owner_id" = any((select "crm"."team_user_ids"())::bigint[])',
         `      AND ${HINT})`,
         '    OR ("deals"."id" = any((select "crm"."team_user_ids"())::bigint[]))',
-        '    OR ("deals"."label" = any((select "crm"."my_labels"())::text[]))',
+        '    OR ("deals"."label" = any((select "crm"."my_labels"())::text[])',
+        `      AND (NOT "crm"."plan_hint_my_labels"() OR ("deals"."label" >= (SELECT ''::text) AND "deals"."label" <= (SELECT max(e) FROM unnest("crm"."my_labels"()) AS e))))`,
       ].join('\n'),
     );
     expect(crm.up('policy crm.deals.deals_not_blocked')).not.toContain('plan_hint');
@@ -66,7 +67,13 @@ describe('planner hints', () => {
   });
 
   it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
-    expect(crm.ids.filter((id) => id.includes('plan'))).toEqual(['function crm.plan_marks', 'hint-schema rg_plan_crm_few_team_user_ids', 'function crm.plan_hint_team_user_ids']);
+    expect(crm.ids.filter((id) => id.includes('plan'))).toEqual([
+      'function crm.plan_marks',
+      'hint-schema rg_plan_crm_few_my_labels',
+      'function crm.plan_hint_my_labels',
+      'hint-schema rg_plan_crm_few_team_user_ids',
+      'function crm.plan_hint_team_user_ids',
+    ]);
     expect(crm.up('hint-schema rg_plan_crm_few_team_user_ids')).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO "app_user";');
     const hint = crm.up('function crm.plan_hint_team_user_ids');
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$');
@@ -77,7 +84,7 @@ describe('planner hints', () => {
   it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
     const session = crm.up('function crm.set_session');
     expect(session).not.toContain('SET search_path');
-    expect(session).toContain(`(^|,)[[:space:]]*"?(rg_plan_crm_few_team_user_ids)"?(?=[[:space:]]*(,|$))`);
+    expect(session).toContain(`(^|,)[[:space:]]*"?(rg_plan_crm_few_my_labels|rg_plan_crm_few_team_user_ids)"?(?=[[:space:]]*(,|$))`);
     expect(session).toContain(`OPERATOR(pg_catalog.||) "crm"."plan_marks"()), ', '), true);`);
   });
 
@@ -93,7 +100,7 @@ describe('planner hints', () => {
   it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too', () => {
     const arm = `NOT ("crm"."plan_fold_i_am_admin"() AND "crm"."plan_hint_my_team_ids"()) AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
     expect(notes.up('policy crm.notes.notes_select')).toContain(
-      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', '      AND (NOT "crm"."plan_hint_my_team_ids"() OR ("notes"."team_id" >= '].join('\n'),
+      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', '      AND (NOT ("crm"."plan_hint_my_team_ids"() AND "crm"."plan_fold_i_am_admin"()) OR ("notes"."team_id" >= '].join('\n'),
     );
     // The facts guards read are computed once, as columns of a row the marks read.
     const marks = notes.up('function crm.plan_marks');
