@@ -52,9 +52,10 @@ describe('collect plan shapes', () => {
       ['join with clients', 'SELECT d.id, d.name, c.name AS client FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50'],
     ],
     initPlans: {
-      // The switchboard's every-row arms (security off, open accounts) are dropped for this operator.
+      // The switchboard's every-row arms (security off, open accounts) are dropped for this
+      // operator; plan_greatest bounds the routing arms' ranges.
       what: 'the principal and client sets',
-      functions: ['collect.debtor_client_ids_for_me', 'collect.my_principal_ids'],
+      functions: ['collect.debtor_client_ids_for_me', 'collect.my_principal_ids', 'collect.plan_greatest'],
     },
   });
 });

@@ -58,7 +58,7 @@ describe('planner hints', () => {
         `      AND ${HINT})`,
         '    OR ("deals"."id" = any((select "crm"."team_user_ids"())::bigint[]))',
         '    OR ("deals"."label" = any((select "crm"."my_labels"())::text[])',
-        `      AND (NOT "crm"."plan_hint_my_labels"() OR ("deals"."label" >= (SELECT ''::text) AND "deals"."label" <= (SELECT max(e) FROM unnest("crm"."my_labels"()) AS e))))`,
+        `      AND (NOT "crm"."plan_hint_my_labels"() OR ("deals"."label" >= (SELECT ''::text) AND "deals"."label" <= (SELECT "crm"."plan_greatest"("crm"."my_labels"())))))`,
       ].join('\n'),
     );
     expect(crm.up('policy crm.deals.deals_not_blocked')).not.toContain('plan_hint');
@@ -69,6 +69,7 @@ describe('planner hints', () => {
   it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
     expect(crm.ids.filter((id) => id.includes('plan'))).toEqual([
       'function crm.plan_marks',
+      'function crm.plan_greatest',
       'hint-schema rg_plan_crm_few_my_labels',
       'function crm.plan_hint_my_labels',
       'hint-schema rg_plan_crm_few_team_user_ids',
@@ -79,6 +80,8 @@ describe('planner hints', () => {
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$');
     expect(hint).not.toContain('SET search_path');
     expect(hint).toContain(`RETURN 'rg_plan_crm_few_team_user_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    // The upper bound of a range on text, which has no greatest value.
+    expect(crm.up('function crm.plan_greatest')).toContain('RETURN (SELECT pg_catalog.max(e) FROM pg_catalog.unnest(elements) AS e);');
   });
 
   it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
@@ -197,19 +200,23 @@ describe('planner hints', () => {
     expect(plain.ids.some((id) => id.includes('plan_hint'))).toBe(false);
   });
 
-  it('a fact may not take the hint functions\' prefixes', () => {
+  it('a fact may not take the hint functions\' prefixes, nor the names of plan_marks and plan_greatest', () => {
     const { problems } = validateModel({
       ...defineModel('crm', (m) => {
         const users = m.table('users', { id: t.bigint().primaryKey() });
         m.identity(users);
         m.fact('plan_hint_x', m.me);
         m.fact('plan_fold_y', m.me);
+        m.fact('plan_marks', m.me);
+        m.fact('plan_greatest', m.me);
       }),
       file: 'policies/crm.ts',
     });
     expect(problems.map((p) => [p.code, p.path])).toEqual([
       ['reserved-name', 'facts.plan_hint_x'],
       ['reserved-name', 'facts.plan_fold_y'],
+      ['reserved-name', 'facts.plan_marks'],
+      ['reserved-name', 'facts.plan_greatest'],
     ]);
   });
 });
