@@ -230,7 +230,7 @@ BEGIN
   -- Planner hints (see collect.plan_hint_debtor_client_ids_for_me and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_collect_few_debtor_client_ids_for_me|rg_plan_collect_few_my_principal_ids|rg_plan_collect_not_i_bypass_security|rg_plan_collect_not_i_edit_every_client|rg_plan_collect_not_i_see_open_accounts)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_collect_few_debtor_client_ids_for_me|rg_plan_collect_few_my_principal_ids|rg_plan_collect_not_client_account_ids_for_me_when|rg_plan_collect_not_i_am_account_restricted|rg_plan_collect_not_i_bypass_security|rg_plan_collect_not_i_edit_every_client|rg_plan_collect_not_i_see_open_accounts)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."set_session"(text) FROM PUBLIC;
@@ -895,11 +895,17 @@ BEGIN
 AND ("q3"."security" = true)
 AND ("q3"."client_id" IS NULL)
 AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
+    CASE WHEN (rg_guard_facts."my_client_accounts_root" IS NOT NULL) IS NOT TRUE THEN 'rg_plan_collect_not_client_account_ids_for_me_when' END,
+    CASE WHEN (rg_guard_facts."i_am_account_restricted") IS NOT TRUE THEN 'rg_plan_collect_not_i_am_account_restricted' END,
     CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
     CASE WHEN (rg_guard_facts."i_edit_every_client") IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
     CASE WHEN (rg_guard_facts."i_see_open_accounts") IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
   ]::text[], NULL)
   FROM (SELECT
+    (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
+AND ("q3"."security" = true)
+AND ("q3"."client_id" IS NULL)
+AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean AS "i_am_account_restricted",
     ((rg_fact.me_row."security" IS DISTINCT FROM true))::boolean AS "i_bypass_security",
     (((rg_fact.me_row."security" IS DISTINCT FROM true)
 AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))))::boolean AS "i_edit_every_client",
@@ -907,7 +913,8 @@ AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row
 AND ("q4"."security" = true)
 AND ("q4"."client_id" IS NULL)
 AND ("q4"."kind" IS DISTINCT FROM 'client')
-AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean AS "i_see_open_accounts") AS rg_guard_facts);
+AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean AS "i_see_open_accounts",
+    ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint AS "my_client_accounts_root") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";
@@ -958,6 +965,38 @@ $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_my_principal_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_hint_my_principal_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, folded while planning: true when set_session found that collect.my_principal_ids() has at most 32 elements (schema rg_plan_collect_few_my_principal_ids in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when the condition of collect.client_account_ids_for_me() is not true.
+CREATE SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when";
+REVOKE ALL ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of collect.client_account_ids_for_me() is not true (schema rg_plan_collect_not_client_account_ids_for_me_when in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when collect.i_am_account_restricted() is not true.
+CREATE SCHEMA "rg_plan_collect_not_i_am_account_restricted";
+REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_fold_i_am_account_restricted"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_am_account_restricted() is not true (schema rg_plan_collect_not_i_am_account_restricted in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
@@ -1066,13 +1105,13 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
       AND (NOT ("collect"."plan_fold_i_see_open_accounts"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ("debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
       AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."operator_id" >= (SELECT ''::text) AND "debtors"."operator_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())))))
-    OR ("debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
       AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."sales_id" >= (SELECT ''::text) AND "debtors"."sales_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())))))
-    OR ("debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
       AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."clerk_id" >= (SELECT ''::text) AND "debtors"."clerk_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())))))
-    OR ("debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
       AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."access_id" >= (SELECT ''::text) AND "debtors"."access_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())))))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
@@ -1148,7 +1187,7 @@ CREATE POLICY "clients_select" ON "collect"."clients"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
+    (NOT "collect"."plan_fold_client_account_ids_for_me_when"() AND "clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
     OR (select "collect"."i_see_every_client"())
   );
 COMMENT ON POLICY "clients_select" ON "collect"."clients" IS 'With Apply to Client Accounts and a Client #: that client hierarchy only. Otherwise every client.';

@@ -315,7 +315,7 @@ BEGIN
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+    ARRAY[pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), '(^|,)[[:space:]]*"?(rg_plan_smartoffice_few_enterprise_office_ids|rg_plan_smartoffice_few_private_owner_ids_visible_to_me|rg_plan_smartoffice_few_users_i_administer|rg_plan_smartoffice_not_i_am_admin|rg_plan_smartoffice_not_i_have_enterprise_view|rg_plan_smartoffice_not_my_open_office_id_when)"?(?=[[:space:]]*(,|$))', '', 'g')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;
@@ -956,12 +956,19 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."enterprise_view", u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN pg_catalog.array_remove(ARRAY[
+  RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
     CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
 AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END
-  ]::text[], NULL);
+    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
+    CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_am_admin' END,
+    CASE WHEN (rg_guard_facts."i_have_enterprise_view") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_have_enterprise_view' END,
+    CASE WHEN (EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = rg_guard_facts."my_office_id") AND ("q5"."office_security" = false))) IS NOT TRUE THEN 'rg_plan_smartoffice_not_my_open_office_id_when' END
+  ]::text[], NULL)
+  FROM (SELECT
+    ((rg_fact.me_row."is_admin" = true))::boolean AS "i_am_admin",
+    ((rg_fact.me_row."enterprise_view" = true))::boolean AS "i_have_enterprise_view",
+    ((rg_fact.me_row."office_id"))::bigint AS "my_office_id") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
@@ -1016,6 +1023,54 @@ $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.users_i_administer() has at most 10 elements (schema rg_plan_smartoffice_few_users_i_administer in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when smartoffice.i_am_admin() is not true.
+CREATE SCHEMA "rg_plan_smartoffice_not_i_am_admin";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_fold_i_am_admin"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_am_admin() is not true (schema rg_plan_smartoffice_not_i_am_admin in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when smartoffice.i_have_enterprise_view() is not true.
+CREATE SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_have_enterprise_view() is not true (schema rg_plan_smartoffice_not_i_have_enterprise_view in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when the condition of smartoffice.my_open_office_id() is not true.
+CREATE SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when";
+REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" TO "app_user";
+
+CREATE FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of smartoffice.my_open_office_id() is not true (schema rg_plan_smartoffice_not_my_open_office_id_when in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- ======================================================================
 -- Triggers: write rules and column guards
@@ -1152,14 +1207,14 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND (NOT ("smartoffice"."plan_fold_my_open_office_id_when"() AND "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+      AND (NOT ("smartoffice"."plan_fold_i_have_enterprise_view"() AND "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
@@ -1275,7 +1330,7 @@ CREATE POLICY "proxies_select" ON "smartoffice"."proxies"
   USING (
     ("proxies"."proxy_id" = (select "smartoffice"."current_user_id"()))
     OR ("proxies"."agent_id" = (select "smartoffice"."current_user_id"()))
-    OR ("proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+    OR (NOT ("smartoffice"."plan_fold_i_am_admin"() AND "smartoffice"."plan_hint_users_i_administer"()) AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
       AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "proxies_select" ON "smartoffice"."proxies" IS 'Rows where I am proxy or agent; an administrator sees every row of the office.';
@@ -1360,7 +1415,7 @@ CREATE POLICY "users_select" ON "smartoffice"."users"
   USING (
     ("users"."id" = (select "smartoffice"."current_user_id"()))
     OR ("users"."office_id" = (select "smartoffice"."my_office_id"()))
-    OR ("users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+    OR (NOT ("smartoffice"."plan_fold_i_have_enterprise_view"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
       AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("users"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."office_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ("users"."id" = any((select "smartoffice"."my_link_partner_ids"())::bigint[]))
   );

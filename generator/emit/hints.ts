@@ -41,9 +41,12 @@
 // That arm itself is the other kind of hint, and so is every arm with a guard: a condition
 // without which it is false or NULL. An every-row arm's condition is one; so is the guard of
 // `col = CASE WHEN <guard> THEN v END` or `col = any(CASE WHEN <guard> THEN <set> END)` (no ELSE,
-// or ELSE NULL: SuperOffice's scope arms, `CASE WHEN 'own' = any(<scopes>) THEN me END`). A guard
-// that is a boolean fact, or `'x' = any(<fact>)` (named `<fact>_has_x`), gets a mark. Such an
-// arm, reached from the clause through AND and OR only, is printed as
+// or ELSE NULL: SuperOffice's scope arms, `CASE WHEN 'own' = any(<scopes>) THEN me END`), and of
+// an arm compared with, or whose set is, a fact defined that way (`when(<guard>, v)`: SmartOffice's
+// enterprise offices and open office, Collect!'s principals). A guard that is a boolean fact, or
+// `'x' = any(<fact>)` (named `<fact>_has_x`), gets a mark; any other guard of a fact's definition
+// gets one named after the fact, `<fact>_when`. Such an arm, reached from the clause through AND
+// and OR only, is printed as
 //
 //   (NOT (<schema>.plan_fold_<fact>() [AND <schema>.plan_hint_<set fact>() ...]) AND id >= (SELECT CASE WHEN <fact> THEN <min> END) AND id <= <max>)
 //
@@ -129,6 +132,8 @@ export interface FoldedGuard {
   readonly hint: string;
   /** The empty schema set_session puts in the search_path when the guard is not true. */
   readonly notSchema: string;
+  /** Named after this fact, whose definition it guards (`when(<guard>, v)`), having no name of its own. */
+  readonly of?: string;
 }
 
 /** How a hinted arm is printed: a set arm gets a range that narrows its estimate, a guarded arm a test that drops it. */
@@ -207,33 +212,48 @@ export function planHints(model: ModelNode): PlanHints {
     if (g.kind === 'in-set' && scope !== undefined && /^[a-z0-9_]+$/.test(scope) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) return `${g.set.name}_has_${scope}`;
     return undefined;
   };
-  const notTrue = (g: Expr, name: string) => {
+  const notTrue = (g: Expr, name: string, of?: string) => {
     const key = JSON.stringify(g);
     // A fact may itself be named like another guard's name: the later one gets a hash (and a
     // counter, should that be taken too), so no two guards ever share a mark.
     const hash = createHash('sha256').update(key).digest('hex').slice(0, 8);
     let unique = name;
     for (let n = 1; folds.has(unique) && JSON.stringify(folds.get(unique)!.when) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
-    const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`) };
+    const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`), ...(of ? { of } : {}) };
     folds.set(unique, found);
     return found.hint;
   };
   /** `CASE WHEN <guard> THEN v END` (no ELSE, or ELSE NULL): its guard. */
   const caseGuard = (x: Expr) => (x.kind === 'case' && x.branches.length === 1 && x.else.kind === 'literal' && x.else.value === null ? x.branches[0]!.when : undefined);
   /**
-   * The guard of an arm that is false or NULL unless its guard is true: an every-row arm, a
-   * comparison with a guarded CASE, a set arm whose set is one. `everyRowOnly` for the places
-   * where only every-row arms on a fact are dropped.
+   * A fact defined as `when(<guard>, v)` (a CASE like the above): NULL unless its guard holds, so
+   * an arm compared with it, or whose set it is, is guarded too (SmartOffice's enterprise offices
+   * and open office). A guard with no name of its own is named after the fact, `<fact>_when`.
    */
-  const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string } | undefined => {
+  const factGuard = (x: Expr): { when: Expr; name: string; of?: string } | undefined => {
+    const when = x.kind === 'fact' && !optedOut.has(x.name) ? caseGuard(model.facts.find((f) => f.name === x.name)?.expr ?? x) : undefined;
+    if (!when || x.kind !== 'fact') return undefined;
+    const name = guardName(when);
+    return name ? { when, name } : { when, name: `${x.name}_when`, of: x.name };
+  };
+  /**
+   * The guard of an arm that is false or NULL unless its guard is true: an every-row arm, a
+   * comparison with a guarded CASE or such a fact, a set arm whose set is one. `everyRowOnly` for
+   * the places where only every-row arms on a fact are dropped.
+   */
+  const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string; of?: string } | undefined => {
+    if (everyRowOnly) {
+      const named = e.kind === 'every-row-when' && e.when.kind === 'fact' ? guardName(e.when) : undefined;
+      return e.kind === 'every-row-when' && named ? { when: e.when, name: named } : undefined;
+    }
     const when =
       e.kind === 'every-row-when' ? e.when
-      : everyRowOnly ? undefined
       : e.kind === 'compare' ? (caseGuard(e.right) ?? caseGuard(e.left))
       : e.kind === 'in-set' ? caseGuard(e.set)
       : undefined;
-    const name = when && (!everyRowOnly || when.kind === 'fact') ? guardName(when) : undefined;
-    return when && name ? { when, name } : undefined;
+    const name = when && guardName(when);
+    if (when) return name ? { when, name } : undefined;
+    return e.kind === 'compare' ? (factGuard(e.right) ?? factGuard(e.left)) : e.kind === 'in-set' ? factGuard(e.set) : undefined;
   };
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
   /** A set arm: `col = any(<set>)` on a column of the row other than the first key column. */
@@ -313,7 +333,7 @@ export function planHints(model: ModelNode): PlanHints {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
         readFolds.add(p);
-        const mark = notTrue(guard.when, guard.name);
+        const mark = notTrue(guard.when, guard.name, guard.of);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') {
           const marks = everyRowGuards.get(p.table) ?? [];
           if (!marks.includes(mark)) everyRowGuards.set(p.table, [...marks, mark]);
@@ -367,7 +387,11 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
   const { facts: hinted, folds, greatest } = planHints(model);
   const facts = factDefinitions(model, factTypes);
   const q = (fact: string) => `${model.schema}.${fact}()`;
-  const guardText = (g: Expr) => (g.kind === 'in-set' && g.item.kind === 'literal' && g.set.kind === 'fact' ? `${literal(g.item.value)} = any(${q(g.set.name)})` : g.kind === 'fact' ? q(g.name) : 'its guard');
+  const guardText = (f: FoldedGuard) => {
+    const g = f.when;
+    if (g.kind === 'in-set' && g.item.kind === 'literal' && g.set.kind === 'fact') return `${literal(g.item.value)} = any(${q(g.set.name)})`;
+    return g.kind === 'fact' ? q(g.name) : f.of ? `the condition of ${q(f.of)}` : 'its guard';
+  };
   // The facts the guards read, computed once in plan_marks (SuperOffice's scope lists each hold
   // four guards).
   const guardFacts = [...new Set(folds.flatMap((f) => factsIn(f.when)))].sort(byCodePoint);
@@ -388,7 +412,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       hint: f.hint,
       // Facts read from the row of guardFacts below, each computed once for every guard.
       when: (ctx: ExprContext) => `(${printExpr(f.when, { ...ctx, factColumns: guardColumns })}) IS NOT TRUE`,
-      says: `${guardText(f.when)} is not true`,
+      says: `${guardText(f)} is not true`,
       effect: 'The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.',
     })),
   ];

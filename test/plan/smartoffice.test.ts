@@ -3,8 +3,8 @@
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, useTestDatabase } from '../support/db.ts';
-import { expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
+import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
+import { expectOnlyFewer, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -40,13 +40,13 @@ describe('smartoffice plan shapes', () => {
       ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = 'contact 50'"],
     ],
     initPlans: {
+      // The enterprise and open-office arms are dropped for this agent (planner hints): their
+      // facts are NULL unless a guard holds, and it does not.
       what: 'identity and visible sets',
       functions: [
         'smartoffice.contacts_shared_with_me',
-        'smartoffice.enterprise_office_ids',
         'smartoffice.my_office_contacts_assigned_to_me_or_my_agents',
         'smartoffice.my_office_id',
-        'smartoffice.my_open_office_id',
         'smartoffice.private_owner_ids_visible_to_me',
       ],
     },
@@ -70,17 +70,19 @@ describe('smartoffice planner hints', () => {
   const FIRST_PAGE = 'SELECT id FROM smartoffice.contacts ORDER BY id LIMIT 50';
   const CLASSES = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
   const PK_WALK = /Index (Only )?Scan using contacts_pkey/;
+  // The "few" marks alone: the guards' not-true marks (tested below) are left out.
+  const fewOnly = (path: string) => path.split(', ').filter((s) => !s.startsWith('rg_plan_smartoffice_not_')).join(', ');
 
   it('set_session appends the marks of the facts small for this user after the app\'s own search_path, replaces them when called again, and they end with the transaction', async () => {
     await db.current.as('smartoffice', null, async (tx) => {
       await tx.unsafe('SET LOCAL search_path = "$user", public, smartoffice');
       await tx.unsafe('SELECT smartoffice.set_session(503)');
-      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
+      expect(fewOnly(await searchPath(tx))).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
       // The enterprise user sees 111 offices: that fact is not small for them.
       await tx.unsafe('SELECT smartoffice.set_session(11)');
-      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES.slice(1)].join(', '));
+      expect(fewOnly(await searchPath(tx))).toBe(['"$user", public, smartoffice', ...CLASSES.slice(1)].join(', '));
       await tx.unsafe('SELECT smartoffice.set_session(503)');
-      expect(await searchPath(tx)).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
+      expect(fewOnly(await searchPath(tx))).toBe(['"$user", public, smartoffice', ...CLASSES].join(', '));
     });
     await db.current.as('smartoffice', null, async (tx) => expect(await searchPath(tx)).not.toContain('rg_plan_'));
   });
@@ -95,7 +97,7 @@ describe('smartoffice planner hints', () => {
         const after = async (path: string, user: number) => {
           await tx.unsafe(`SET LOCAL search_path = ${path}`);
           await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
-          return searchPath(tx);
+          return fewOnly(await searchPath(tx));
         };
         expect(await after(`${CLASSES[2]}, "$user", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
         // Quoted, as a path copied into a session-level SET may hold it.
@@ -103,7 +105,7 @@ describe('smartoffice planner hints', () => {
         // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
         expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
         await tx.unsafe('SELECT smartoffice.set_session(11)');
-        expect(await searchPath(tx)).toBe(['""', ...CLASSES.slice(1)].join(', '));
+        expect(fewOnly(await searchPath(tx))).toBe(['""', ...CLASSES.slice(1)].join(', '));
       });
     } finally {
       await conn.end();
@@ -126,7 +128,7 @@ describe('smartoffice planner hints', () => {
           `SELECT smartoffice.plan_marks() AS marks, ARRAY[${facts.map((f) => `coalesce(cardinality(smartoffice.${f}()), 0)`).join(', ')}] AS sizes`,
         );
         const expected = facts.filter((_, i) => (row!.sizes as number[])[i]! <= 10).map((f) => `rg_plan_smartoffice_few_${f}`);
-        expect(row!.marks, `user ${user}, sizes ${row!.sizes}`).toEqual(expected);
+        expect((row!.marks as string[]).filter((m) => m.includes('_few_')), `user ${user}, sizes ${row!.sizes}`).toEqual(expected);
         (row!.sizes as number[]).forEach((n) => seen.add(n));
       }
       expect([10, 11, 1000].filter((n) => seen.has(n))).toEqual([10, 11, 1000]);
@@ -172,6 +174,59 @@ describe('smartoffice planner hints', () => {
       expect(await read([]), `user ${user}, none marked`).toEqual(own);
     }
     expect(written).toBeGreaterThan(0);
+  });
+
+  // Guarded arms: enterprise_office_ids is when(i_have_enterprise_view, …) and my_open_office_id
+  // when(<my office's security is off>, …), NULL unless the guard holds; so are the arms that read
+  // them, and set_session marks such a guard not true. Reads and writes that touch the arms.
+  const GUARDED = [
+    FIRST_PAGE,
+    'SELECT id FROM smartoffice.contacts',
+    'SELECT id FROM smartoffice.contacts WHERE office_id IN (2, 12, 51)',
+    'UPDATE smartoffice.contacts SET name = name WHERE office_id IN (2, 51) RETURNING id',
+    'DELETE FROM smartoffice.contacts WHERE id % 10 = 0 AND office_id IN (2, 51) RETURNING id',
+  ];
+  const unmarked = async (tx: Tx) => {
+    const path = await searchPath(tx);
+    await tx.unsafe('SET LOCAL search_path = "$user", public');
+    const found = await statementOutcomes(tx, GUARDED);
+    await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [path]);
+    return found;
+  };
+
+  it("the agent's enterprise and open-office arms are dropped while their guards are not true, with the same rows as without the marks", async () => {
+    const agent = await db.current.as('smartoffice', PERSONA, planMarks);
+    expect(agent).toEqual(expect.arrayContaining(['rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']));
+    expect(await db.current.as('smartoffice', 11, planMarks)).not.toContain('rg_plan_smartoffice_not_i_have_enterprise_view');
+    const plan = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE, { verbose: true });
+    expect(plan, plan).not.toMatch(/enterprise_office_ids|my_open_office_id/);
+    await rolledBack(db.current.admin, async (tx) => {
+      // Office 51 (the agent's) with its security off: the open-office arm holds for its users.
+      await tx.unsafe('UPDATE smartoffice.offices SET office_security = false WHERE id = 51');
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      for (const user of [PERSONA, 11, 12, 1]) {
+        await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
+        const marks = await planMarks(tx);
+        expect(marks.includes('rg_plan_smartoffice_not_my_open_office_id_when'), `user ${user}`).toBe(user !== PERSONA);
+        const own = await statementOutcomes(tx, GUARDED);
+        expect(own[1]!.length, `user ${user}`).toBeGreaterThan(0);
+        expect(await unmarked(tx), `user ${user}`).toEqual(own);
+      }
+      // The open office's contacts are the agent's now: far more than its own few.
+      await tx.unsafe('SELECT smartoffice.set_session($1)', [PERSONA]);
+      expect(((await statementOutcomes(tx, GUARDED))[1] as number[]).length).toBeGreaterThan(40);
+    });
+  });
+
+  it('a forged guard mark only hides rows: the enterprise user, with every mark forged, reads and writes a subset', async () => {
+    const [own, forged] = await db.current.as('smartoffice', 11, async (tx) => {
+      const mine = await statementOutcomes(tx, GUARDED);
+      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_smartoffice\\_%' ORDER BY 1")).map((r) => r.nspname as string);
+      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
+      return [mine, await statementOutcomes(tx, GUARDED)];
+    });
+    expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
+    expectOnlyFewer(own, forged, GUARDED, FIRST_PAGE);
   });
 
   it('a prepared statement is planned again for each mark set, even when its plan is generic', async () => {
