@@ -141,8 +141,11 @@ export type HintedArm = RangeHint | FoldHint;
 
 export interface RangeHint {
   readonly kind: 'range';
-  /** The range applies while all of these hold: the fact is few, and the table's every-row arms are dropped. */
-  readonly hints: readonly string[];
+  /**
+   * The range applies while every group has a hint that holds (as a fold's): the fact is few, and
+   * the table's every-row arms are dropped.
+   */
+  readonly hints: readonly (readonly string[])[];
   /** The bounds, as SQL the planner cannot see through (sub-selects). */
   readonly lower: string;
   readonly upper: string;
@@ -287,8 +290,9 @@ export function planHints(model: ModelNode): PlanHints {
   // Where a read's every-row arm stays (its guard true), it holds the key walk on its own; a set
   // arm's range beside it would lower the clause's estimate and trade that walk for a bitmap of
   // the user's many rows (Collect!'s operator who sees every open account: 3 ms by the key, 58 ms
-  // by a bitmap). So a table's ranges wait for the not-true marks of all its every-row arms.
-  const everyRowGuards = new Map<string, string[]>();
+  // by a bitmap). So a table's ranges wait for all its every-row arms to be dropped: their guards'
+  // not-true marks, and the marks that say the clause's sets are few.
+  const everyRowDrops = new Map<string, string[][]>();
   const narrow = (e: Expr, table: string, fold: HintedArm | undefined): HintedArm | undefined => {
     const arm = setArm(e, table);
     const fact = arm && (countable(arm.set) ?? guardedFact(arm.set));
@@ -303,7 +307,7 @@ export function planHints(model: ModelNode): PlanHints {
     // a sub-select of unnest: four of those cost Collect!'s point lookups 0.3 ms of planning.
     greatest ||= maximum === undefined;
     const upper = maximum !== undefined ? `(SELECT ${maximum})` : `(SELECT ${qualified(model.schema, PLAN_GREATEST)}(${factCall(model.schema, fact)}))`;
-    const range: RangeHint = { kind: 'range', hints: [few(fact), ...(everyRowGuards.get(table) ?? [])], lower: `(SELECT ${minimum})`, upper };
+    const range: RangeHint = { kind: 'range', hints: distinctGroups([[few(fact)], ...(everyRowDrops.get(table) ?? [])]), lower: `(SELECT ${minimum})`, upper };
     return fold?.kind === 'fold' ? { ...fold, range } : range;
   };
   const walk = (clause: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) =>
@@ -333,13 +337,9 @@ export function planHints(model: ModelNode): PlanHints {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
         readFolds.add(p);
-        const mark = notTrue(guard.when, guard.name, guard.of);
-        if (e.kind === 'every-row-when' && p.mode === 'permissive') {
-          const marks = everyRowGuards.get(p.table) ?? [];
-          if (!marks.includes(mark)) everyRowGuards.set(p.table, [...marks, mark]);
-        }
-        const groups = [[mark], ...sets.map((group) => group())];
-        return { kind: 'fold', hints: [...new Map(groups.map((g) => [g.join(' '), g])).values()] };
+        const groups = distinctGroups([[notTrue(guard.when, guard.name, guard.of)], ...sets.map((group) => group())]);
+        if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
+        return { kind: 'fold', hints: groups };
       });
     }
     // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts: one
@@ -361,19 +361,31 @@ export function planHints(model: ModelNode): PlanHints {
 
 /** A set arm's conjunct, its column printed as `column`. */
 export function hintConjunct(arm: RangeHint, schema: string, column: string): string {
-  const calls = arm.hints.map((h) => `${qualified(schema, h)}()`);
-  const test = calls.length === 1 ? `NOT ${calls[0]}` : `NOT (${calls.join(' AND ')})`;
-  return `(${test} OR (${column} >= ${arm.lower} AND ${column} <= ${arm.upper}))`;
+  return `(${marksTest(arm.hints, schema)} OR (${column} >= ${arm.lower} AND ${column} <= ${arm.upper}))`;
 }
 
 /** The test before a guarded arm: false once the planner has folded it, when it drops the arm. */
 export function foldTest(arm: HintedArm, schema: string): string {
   if (arm.kind !== 'fold') throw new Error(`internal: a ${arm.kind} hint on a guarded arm`);
-  const groups = arm.hints.map((alternatives) => {
+  return marksTest(arm.hints, schema);
+}
+
+/** `NOT (<every group has a mark>)`: false once the planner has folded the marks in. */
+function marksTest(hints: readonly (readonly string[])[], schema: string): string {
+  const groups = hints.map((alternatives) => {
     const calls = alternatives.map((h) => `${qualified(schema, h)}()`);
     return calls.length === 1 ? calls[0]! : `(${calls.join(' OR ')})`;
   });
   return groups.length === 1 ? `NOT ${groups[0]}` : `NOT (${groups.join(' AND ')})`;
+}
+
+/**
+ * The groups, each once (by its marks), in first-seen order, without those another group implies
+ * (a group that holds all of a smaller group's marks is true whenever that one is).
+ */
+function distinctGroups(groups: readonly (readonly string[])[]): string[][] {
+  const unique = [...new Map(groups.map((g) => [g.join(' '), [...g]])).values()];
+  return unique.filter((g) => !unique.some((h) => h !== g && h.length < g.length && h.every((m) => g.includes(m))));
 }
 
 /** The definer function that tells set_session which marks the acting user gets. */
