@@ -536,9 +536,15 @@ export function hintSearchPathSql(model: ModelNode): string[] {
   const { facts, folds } = planHints(model);
   const hints = [...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })), ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint }))];
   if (hints.length === 0) return [];
-  const ours = hints.map((h) => h.schema).join('|');
-  // [[:space:]] rather than \s, which a backslash-sensitive string setting would turn into "s".
-  const kept = `pg_catalog.regexp_replace(pg_catalog.current_setting('search_path'), ${literal(`(^|,)[[:space:]]*"?(${ours})"?(?=[[:space:]]*(,|$))`)}, '', 'g')`;
+  const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::text[]`;
+  // The entries, split at commas and joined again as they were, but for our marks (bare or quoted,
+  // with any white space around). Not a regular expression: one with the marks' alternation and a
+  // lookahead took 0.4-1 ms per call, most of set_session. The escapes are E'' so that no string
+  // setting changes them.
+  const kept = [
+    `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
+    `      WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ',')`,
+  ].join('\n');
   return [
     `  -- Planner hints (see ${model.schema}.${hints[0]!.hint} and its siblings): mark the facts that are small or not`,
     '  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.',
