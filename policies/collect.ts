@@ -86,10 +86,14 @@ export default defineModel(
     const iAmAccountRestricted = m.fact('i_am_account_restricted', exists(m.from(operators, (o) => ({ where: accountRestricted(o) }))), {
       description: 'Rule 3 applies to me: Security on, no Client #, and not a client-type operator (who sees nothing without a Client #).',
     });
-    // A principal (an operator or a team) holds one collector's work list, a small share of the
-    // accounts, and teams nest deep with several parents: a locked-out operator at depth ten has
-    // eleven principals and ~170 of a million accounts, which a bitmap reads in a millisecond
-    // where the primary-key walk filters 230,000 (270 ms). So up to 32 count as few.
+    // "Few" principals: up to 32. An operator's accounts are one collector's work list, and a team
+    // is routed a share of its members' (in the benchmark's data ~100 of 10^6 accounts per
+    // operator, ~40 per leaf team, none per inner team), while an operator's teams nest deep with
+    // several parents: the locked-out operator at depth ten has eleven principals and ~170
+    // accounts, which a bitmap reads in a millisecond where the primary-key walk filters 230,000
+    // (270 ms). 32 leaves room for deeper or wider nesting. A wrong guess costs only a plan: an
+    // operator whose few principals include a team routed a large share gets a bitmap of those
+    // rows and a sort instead of the key walk.
     const myPrincipals = m.fact('my_principal_ids', when(iAmAccountRestricted, union(array([me]), teamTree.ancestorsOf(me))), {
       description: 'Rule 3: my operator id and every team that contains me directly or through nested teams; NULL unless rule 3 applies.',
       planHint: { few: 32 },

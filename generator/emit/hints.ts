@@ -9,10 +9,12 @@
 //
 // So an arm `col = any(<fact>)` on a non-key column, in the USING of a read policy, is printed as
 //
-//   col = any(<fact>) AND (NOT <schema>.plan_hint_<fact>() OR (col >= (SELECT <min>) AND col <= (SELECT <max>)))
+//   col = any(<fact>) AND (NOT (<schema>.plan_hint_<fact>() [AND <marks below>]) OR (col >= (SELECT <min>) AND col <= (SELECT <max>)))
 //
-// (a type with no greatest value, text, takes the set's own: `(SELECT max(e) FROM unnest(<fact>) AS e)`;
-// both sides compare in the database's default collation, since rowguard creates the column).
+// A type with no greatest value, text, takes the set's own, `(SELECT <schema>.plan_greatest(<fact>()))
+// COLLATE "default"`: computed and compared in the default collation, the collation of the fact's
+// elements and of the columns rowguard creates. (A column given a nondeterministic collation by
+// hand, where `=` holds between values that sort apart, would lose rows to it.)
 //
 // - plan_hint_<fact>() is IMMUTABLE with no arguments, so PostgreSQL folds it while planning. It
 //   is true when the transaction's search_path names an (empty) schema rg_plan_<schema>_few_<fact>,
@@ -21,11 +23,15 @@
 //   what PostgreSQL does with it here, folding it into a plan; it must never be used where a
 //   value is stored (an index, a generated column) or cached by PL/pgSQL.
 // - No hint: `true OR x` folds to true and the conjunct vanishes: the plan is exactly as without.
-// - Hint: the range is true for every non-NULL value, and it is an index condition on the
-//   arm's own index (no Filter), but with bounds the planner cannot see it counts as a narrow
-//   range (0.5%), which is what this user's arm is.
-// - Either way `A AND (NOT h OR range)` has A's value in three-valued logic (when A is true the column
-//   is not NULL, so the range is true): a wrong, stale or forged hint changes a plan, never a row.
+// - Hint: the range holds for every value the arm admits (a type's least and greatest values, or
+//   for text the set's greatest element, which every element the column equals is at most), and
+//   it is an index condition on the arm's own index (no Filter), but with bounds the planner
+//   cannot see it counts as a narrow range (0.5%), which is what this user's arm is.
+// - Either way `A AND (NOT h OR range)` has A's value in three-valued logic (when A is true the
+//   column equals an element, so the range is true): a wrong, stale or forged hint changes a plan,
+//   never a row. (For text the fact is computed a second time for the bound; both calls see the
+//   statement's snapshot, and an identity changed between them, by set_session inside the
+//   statement or between a cursor's fetches, could only hide rows.)
 // - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
 //   statement is planned for the marks of the user acting now, never kept from its first user
 //   (a connection that alternates users of different classes re-plans at each change).
@@ -62,8 +68,9 @@
 //   (PolicyCenter's 10% user: 4 ms by the key, 78 ms by a bitmap of its 96,000 rows). A set whose
 //   size no mark tells, or a fact declared `planHint: false`, keeps the arms for everyone. Then,
 //   and only then, the clause's set arms get their range hints too, and a range also waits for
-//   the not-true marks of every every-row arm of its table's reads (one that stays holds the key
-//   walk, which a range beside it would trade for a bitmap of the user's many rows). "Few" is at most
+//   every every-row arm of its table's permissive reads to be dropped, by all the marks that drop
+//   it (one that stays holds the key walk, which a range beside it would trade for a bitmap of the
+//   user's many rows); a table with an every-row arm no mark drops gets no ranges. "Few" is at most
 //   FEW_ELEMENTS elements, or what the fact says with `planHint: { few: n }` (SuperOffice's
 //   secondary groups: 1, since a group holds a large share of the contacts).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
@@ -306,7 +313,7 @@ export function planHints(model: ModelNode): PlanHints {
     // creates the column, and a fact's elements have their type's default). A function call, not
     // a sub-select of unnest: four of those cost Collect!'s point lookups 0.3 ms of planning.
     greatest ||= maximum === undefined;
-    const upper = maximum !== undefined ? `(SELECT ${maximum})` : `(SELECT ${qualified(model.schema, PLAN_GREATEST)}(${factCall(model.schema, fact)}))`;
+    const upper = maximum !== undefined ? `(SELECT ${maximum})` : `(SELECT ${qualified(model.schema, PLAN_GREATEST)}(${factCall(model.schema, fact)})) COLLATE "default"`;
     const range: RangeHint = { kind: 'range', hints: distinctGroups([[few(fact)], ...(everyRowDrops.get(table) ?? [])]), lower: `(SELECT ${minimum})`, upper };
     return fold?.kind === 'fold' ? { ...fold, range } : range;
   };
@@ -327,7 +334,6 @@ export function planHints(model: ModelNode): PlanHints {
       return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
     };
     const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
-    const readFolds = new Set<PolicyNode>();
     for (const p of model.policies) {
       if (p.check) walk(p.check, armsOf(p).check, dropWhenNotTrue);
       if (p.using && !reads.includes(p)) walk(p.using, armsOf(p).using, dropWhenNotTrue);
@@ -336,18 +342,23 @@ export function planHints(model: ModelNode): PlanHints {
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
-        readFolds.add(p);
         const groups = distinctGroups([[notTrue(guard.when, guard.name, guard.of)], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
         return { kind: 'fold', hints: groups };
       });
     }
-    // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts: one
-    // that stays is estimated as 0.5% of the table, and PostgreSQL merges every further range on
-    // the key into it.
-    const fixed = (e: Expr, p: PolicyNode): boolean =>
-      e.kind === 'every-row-when' ? !(guardOf(e, false) && readFolds.has(p)) : e.kind === 'or' && e.items.some((i) => fixed(i, p));
-    const floored = new Set(reads.filter((p) => p.mode === 'permissive' && fixed(p.using!, p)).map((p) => p.table));
+    // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts (one
+    // reached through AND and OR that no mark drops): one that stays is estimated as 0.5% of the
+    // table, and PostgreSQL merges every further range on the key into it. Restrictive policies
+    // only narrow what the permissive ones admit, so only those are looked at.
+    const stays = (p: PolicyNode): boolean => {
+      let found = false;
+      eachArm(p.using!, (e) => {
+        if (e.kind === 'every-row-when' && armsOf(p).using.get(e)?.kind !== 'fold') found = true;
+      });
+      return found;
+    };
+    const floored = new Set(reads.filter((p) => p.mode === 'permissive' && stays(p)).map((p) => p.table));
     for (const p of reads) if (!floored.has(p.table)) walk(p.using!, armsOf(p).using, (e) => narrow(e, p.table, armsOf(p).using.get(e)));
   }
   for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0) arms.delete(p);

@@ -27,8 +27,10 @@ const db = useTestDatabase(async (admin) => {
              CASE WHEN g % 10 = 3 THEN NULL WHEN g % 50 = 7 THEN 't' || (1 + (g * 3) % 100) WHEN g % 10 = 5 THEN 'op' || (1 + (g * 11) % 1000) END,
              date '2026-01-01' + g % 300, (g % 10000) / 10.0
       FROM generate_series(1, ${DEBTORS}) g;
-    -- op8 is not locked out: it also sees the open accounts.
+    -- op8 is not locked out: it also sees the open accounts. op9 (locked out) is in twelve leaf
+    -- teams, t51..t62: with the teams above them 27 teams, 28 principals.
     UPDATE collect.operators SET locked_out = false WHERE id = 'op8';
+    INSERT INTO collect.team_members (team_id, member_id) SELECT 't' || g, 'op9' FROM generate_series(51, 62) g ON CONFLICT DO NOTHING;
     ANALYZE;
   `);
 });
@@ -65,7 +67,7 @@ describe('collect plan shapes', () => {
 // greatest id, so ORDER BY id LIMIT 50 reads their rows by the routing indexes instead of walking
 // the primary key. An operator who sees the open accounts keeps that arm, and the walk with it.
 describe('collect dropped arms and text ranges', () => {
-  const [LOCKED_OUT, OPEN] = [PERSONA, 'op8'];
+  const [LOCKED_OUT, OPEN, MANY_TEAMS] = [PERSONA, 'op8', 'op9'];
   const FIRST_PAGE = 'SELECT id FROM collect.debtors ORDER BY id LIMIT 50';
 
   it("the locked-out operator's first page reads their principals' rows by the routing indexes; an operator who sees the open accounts keeps the key walk", async () => {
@@ -75,6 +77,12 @@ describe('collect dropped arms and text ranges', () => {
     const plan = await explain(db.current, 'collect', LOCKED_OUT, FIRST_PAGE);
     expect(plan, plan).not.toMatch(/Index (Only )?Scan using debtors_pkey/);
     for (const column of ['operator_id', 'sales_id', 'clerk_id', 'access_id']) expect(plan, plan).toMatch(new RegExp(`Index Cond: \\(\\(${column} = ANY .* AND \\(${column} >= .* AND \\(${column} <= `));
+    // 28 principals are still few (the model's `planHint: { few: 32 }`).
+    const many = await db.current.as('collect', MANY_TEAMS, async (tx) => [await planMarks(tx), Number((await tx.unsafe('SELECT cardinality(collect.my_principal_ids()) AS n'))[0]!.n)] as const);
+    expect(many[1]).toBe(28);
+    expect(many[0]).toContain('rg_plan_collect_few_my_principal_ids');
+    const manyPlan = await explain(db.current, 'collect', MANY_TEAMS, FIRST_PAGE);
+    expect(manyPlan, manyPlan).not.toMatch(/Index (Only )?Scan using debtors_pkey/);
     const open = await db.current.as('collect', OPEN, planMarks);
     expect(open).toContain('rg_plan_collect_few_my_principal_ids');
     expect(open).not.toContain('rg_plan_collect_not_i_see_open_accounts');
@@ -82,6 +90,17 @@ describe('collect dropped arms and text ranges', () => {
     const walk = await explain(db.current, 'collect', OPEN, FIRST_PAGE);
     expect(walk, walk).toMatch(/Index Scan using debtors_pkey/);
     expect(walk, walk).not.toMatch(/operator_id >= /);
+  });
+
+  it('plan_greatest, the text ranges\' upper bound, is the greatest element in the default collation, NULL for none', async () => {
+    const [row] = await db.current.as('collect', LOCKED_OUT, (tx) =>
+      tx.unsafe(`SELECT collect.plan_greatest(NULL::text[]) AS none, collect.plan_greatest('{}'::text[]) AS empty,
+                        collect.plan_greatest('{NULL,b}'::text[]) AS with_null,
+                        collect.plan_greatest('{a,B,b,Z,op10,op9}'::text[]) AS mixed,
+                        (SELECT max(x) FROM unnest('{a,B,b,Z,op10,op9}'::text[]) x) AS expected`),
+    );
+    expect(row).toMatchObject({ none: null, empty: null, with_null: 'b' });
+    expect(row!.mixed).toBe(row!.expected);
   });
 
   // Reads, an UPDATE in place, one that routes rows to another operator (WITH CHECK), a DELETE and
@@ -97,7 +116,7 @@ describe('collect dropped arms and text ranges', () => {
   ];
 
   it('rows are the same with the marks set_session sets as with none, for reads and writes', async () => {
-    for (const user of [LOCKED_OUT, OPEN]) {
+    for (const user of [LOCKED_OUT, OPEN, MANY_TEAMS]) {
       const run = (unmarked: boolean) =>
         db.current.as('collect', user, async (tx) => {
           if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
@@ -109,14 +128,16 @@ describe('collect dropped arms and text ranges', () => {
     }
   });
 
-  it('a forged mark only hides rows: the operator who sees the open accounts, with every mark forged, reads and writes a subset', async () => {
-    const [own, forged] = await db.current.as('collect', OPEN, async (tx) => {
-      const mine = await statementOutcomes(tx, STATEMENTS);
-      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_collect\\_%' ORDER BY 1")).map((r) => r.nspname as string);
-      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
-      return [mine, await statementOutcomes(tx, STATEMENTS)];
-    });
-    expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
-    expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
+  it('a forged mark only hides rows: an operator, locked out or not, with every mark forged, reads and writes a subset', async () => {
+    for (const user of [OPEN, LOCKED_OUT]) {
+      const [own, forged] = await db.current.as('collect', user, async (tx) => {
+        const mine = await statementOutcomes(tx, STATEMENTS);
+        const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_collect\\_%' ORDER BY 1")).map((r) => r.nspname as string);
+        await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
+        return [mine, await statementOutcomes(tx, STATEMENTS)];
+      });
+      expect((forged[1] as number[]).length, user).toBeLessThan((own[1] as number[]).length);
+      expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
+    }
   });
 });
