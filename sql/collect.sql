@@ -229,9 +229,14 @@ BEGIN
   PERFORM "collect"."establish_session"($1);
   -- Planner hints (see collect.plan_hint_debtor_client_ids_for_me and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
-  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-      WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.current_setting('search_path')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+  ELSE
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+  END IF;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."set_session"(text) FROM PUBLIC;

@@ -289,9 +289,14 @@ BEGIN
   PERFORM "policycenter"."establish_session"($1);
   -- Planner hints (see policycenter.plan_hint_producer_code_ids_by_zone_or_organization and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
-  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-      WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.current_setting('search_path')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+  ELSE
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+  END IF;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."set_session"(bigint) FROM PUBLIC;

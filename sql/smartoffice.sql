@@ -314,9 +314,14 @@ BEGIN
   PERFORM "smartoffice"."establish_session"($1);
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
-  PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-    ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-      WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.current_setting('search_path')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+  ELSE
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
+      ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+  END IF;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."set_session"(bigint) FROM PUBLIC;
