@@ -200,9 +200,10 @@ export function planHints(model: ModelNode): PlanHints {
   const facts = new Map<string, HintedFact>();
   const folds = new Map<string, FoldedGuard>();
   let greatest = false;
+  const definitions = new Map(model.facts.map((f) => [f.name, f]));
   const optedOut = new Set(model.facts.filter((f) => f.planHint === false).map((f) => f.name));
   const fewOf = (fact: string) => {
-    const hint = model.facts.find((f) => f.name === fact)?.planHint;
+    const hint = definitions.get(fact)?.planHint;
     return hint ? hint.few : FEW_ELEMENTS;
   };
   const armsOf = (policy: PolicyNode) => {
@@ -241,7 +242,8 @@ export function planHints(model: ModelNode): PlanHints {
    * and open office). A guard with no name of its own is named after the fact, `<fact>_when`.
    */
   const factGuard = (x: Expr): { when: Expr; name: string; of?: string } | undefined => {
-    const when = x.kind === 'fact' && !optedOut.has(x.name) ? caseGuard(model.facts.find((f) => f.name === x.name)?.expr ?? x) : undefined;
+    const definition = x.kind === 'fact' && !optedOut.has(x.name) ? definitions.get(x.name) : undefined;
+    const when = definition && caseGuard(definition.expr);
     if (!when || x.kind !== 'fact') return undefined;
     const name = guardName(when);
     return name ? { when, name } : { when, name: `${x.name}_when`, of: x.name };

@@ -3,7 +3,7 @@
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { statementOutcomes, useTestDatabase } from '../support/db.ts';
-import { expectOnlyFewer, explain, planMarks, planShapeTests } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -130,12 +130,7 @@ describe('collect dropped arms and text ranges', () => {
 
   it('a forged mark only hides rows: an operator, locked out or not, with every mark forged, reads and writes a subset', async () => {
     for (const user of [OPEN, LOCKED_OUT]) {
-      const [own, forged] = await db.current.as('collect', user, async (tx) => {
-        const mine = await statementOutcomes(tx, STATEMENTS);
-        const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_collect\\_%' ORDER BY 1")).map((r) => r.nspname as string);
-        await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
-        return [mine, await statementOutcomes(tx, STATEMENTS)];
-      });
+      const [own, forged] = await db.current.as('collect', user, async (tx) => ownAndForged(tx, STATEMENTS, await everyMark(tx, 'collect')));
       expect((forged[1] as number[]).length, user).toBeLessThan((own[1] as number[]).length);
       expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
     }

@@ -5,7 +5,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectOnlyFewer, expectSelectivePlan, explain, initPlanFunctions, planMarks, planShapeTests, planText } from '../support/plan.ts';
+import { expectOnlyFewer, expectSelectivePlan, explain, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -129,7 +129,6 @@ describe('policycenter dropped every-row arms', () => {
     'DELETE FROM policycenter.accounts WHERE id % 11 = 0 RETURNING id',
     "INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (900001, 'new', 5, 1) RETURNING id",
   ];
-  const outcomes = (tx: Tx) => statementOutcomes(tx, STATEMENTS);
 
   it('rows are the same with the marks set_session sets as with none: reads, updates (in place and moved), deletes and inserts, for users with and without View All', async () => {
     const written = new Set<string>();
@@ -137,7 +136,7 @@ describe('policycenter dropped every-row arms', () => {
       const run = (unmarked: boolean) =>
         db.current.as('policycenter', user, async (tx) => {
           if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-          return outcomes(tx);
+          return statementOutcomes(tx, STATEMENTS);
         });
       const own = await run(false);
       own.slice(3).forEach((o, i) => typeof o !== 'string' && o.length > 0 && written.add(`${i}`));
@@ -148,11 +147,7 @@ describe('policycenter dropped every-row arms', () => {
   });
 
   it('a forged mark only hides rows: a View All user who adds the marks reads, changes and inserts a subset of what they may', async () => {
-    const [own, forged] = await db.current.as('policycenter', VIEW_ALL, async (tx) => {
-      const mine = await outcomes(tx);
-      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ${MARKS.join(', ')}', true)`);
-      return [mine, await outcomes(tx)];
-    });
+    const [own, forged] = await db.current.as('policycenter', VIEW_ALL, (tx) => ownAndForged(tx, STATEMENTS, MARKS));
     expect((own[1] as number[]).length).toBe(ACCOUNTS);
     expect((forged[1] as number[]).length).toBeLessThan(ACCOUNTS);
     // The DELETE policy's every-code arm (folded by the forged not-every-code mark) hid rows too.

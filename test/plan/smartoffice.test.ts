@@ -4,7 +4,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectOnlyFewer, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -219,12 +219,7 @@ describe('smartoffice planner hints', () => {
   });
 
   it('a forged guard mark only hides rows: the enterprise user, with every mark forged, reads and writes a subset', async () => {
-    const [own, forged] = await db.current.as('smartoffice', 11, async (tx) => {
-      const mine = await statementOutcomes(tx, GUARDED);
-      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_smartoffice\\_%' ORDER BY 1")).map((r) => r.nspname as string);
-      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
-      return [mine, await statementOutcomes(tx, GUARDED)];
-    });
+    const [own, forged] = await db.current.as('smartoffice', 11, async (tx) => ownAndForged(tx, GUARDED, await everyMark(tx, 'smartoffice')));
     expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
     expectOnlyFewer(own, forged, GUARDED, FIRST_PAGE);
   });

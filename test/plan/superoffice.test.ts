@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { planHints } from '../../generator/emit/hints.ts';
 import { statementOutcomes, useTestDatabase } from '../support/db.ts';
 import { models } from '../support/models.ts';
-import { expectOnlyFewer, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -128,12 +128,7 @@ describe('superoffice dropped guarded arms', () => {
   });
 
   it('a forged mark only hides rows: a role that reads everything, with every scope marked missing, reads and writes a subset', async () => {
-    const [own, forged] = await db.current.as('superoffice', READS_ALL, async (tx) => {
-      const mine = await statementOutcomes(tx, STATEMENTS);
-      const every = (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rg\\_plan\\_superoffice\\_%' ORDER BY 1")).map((r) => r.nspname as string);
-      await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [every.join(', ')]);
-      return [mine, await statementOutcomes(tx, STATEMENTS)];
-    });
+    const [own, forged] = await db.current.as('superoffice', READS_ALL, async (tx) => ownAndForged(tx, STATEMENTS, await everyMark(tx, 'superoffice')));
     expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
     expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
   });

@@ -3,7 +3,7 @@
 // matters for the share it sees and for the planner hints set_session gives it (which facts are
 // small for it: generator/emit/hints.ts).
 import { expect, it } from 'vitest';
-import type { TestDatabase, Tx } from './db.ts';
+import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 
 /** The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set). */
 export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean } = {}): Promise<string> {
@@ -102,6 +102,21 @@ export function planShapeTests(db: { readonly current: TestDatabase }, spec: Pla
     const plan = await explain(db.current, schema, spec.persona, `SELECT count(*) FROM ${schema}.${table}`, { verbose: true });
     expect(initPlanFunctions(plan)).toEqual(spec.initPlans.functions);
   });
+}
+
+/** Every planner-hint mark schema of `schema`'s model (generator/emit/hints.ts), in order. */
+export async function everyMark(tx: Pick<Tx, 'unsafe'>, schema: string): Promise<string[]> {
+  return (await tx.unsafe("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 ORDER BY 1", [`rg\\_plan\\_${schema}\\_%`])).map((r) => r.nspname as string);
+}
+
+/**
+ * The statements' outcomes (statementOutcomes) as the acting user, then again with `marks` added
+ * to the search_path by hand, as whoever forges them would: [own, forged].
+ */
+export async function ownAndForged(tx: Tx, statements: readonly string[], marks: readonly string[]): Promise<[(number[] | string)[], (number[] | string)[]]> {
+  const own = await statementOutcomes(tx, statements);
+  await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [marks.join(', ')]);
+  return [own, await statementOutcomes(tx, statements)];
 }
 
 /**
