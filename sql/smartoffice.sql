@@ -734,7 +734,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN "smartoffice"."office_tree_descendants"(((rg_fact.me_row."office_id"))::bigint, true) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN ARRAY(SELECT rg_closure."descendant" FROM "smartoffice"."office_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = ((rg_fact.me_row."office_id"))::bigint UNION ALL SELECT ((rg_fact.me_row."office_id"))::bigint WHERE ((rg_fact.me_row."office_id"))::bigint IS NOT NULL) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."enterprise_office_ids"() OWNER TO "rowguard_definer";

@@ -10,6 +10,7 @@ import type { Expr, ExprKind, ModelNode, QueryNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
+import { closureRead } from './closure.ts';
 import { foldTest, hintConjunct, type HintedArm } from './hints.ts';
 
 export interface ExprContext {
@@ -51,6 +52,11 @@ export interface ExprContext {
   readonly boundedSets?: number;
   /** Facts read from a row's columns instead (plan_marks computes the facts its guards read once). */
   readonly factColumns?: ReadonlyMap<string, string>;
+  /**
+   * The SQL runs as the definer (a fact's body), which reads closure tables itself: walks print
+   * as the closure read in place of the walker's call (see closureRead).
+   */
+  readonly readsClosures?: boolean;
   /** Arms of the policy clause being printed that carry a planner hint (see hints.ts). */
   readonly planHints?: ReadonlyMap<Expr, HintedArm>;
 }
@@ -147,6 +153,8 @@ const printers = {
     return e.items.map((i) => `${needsParens(i) ? `(${printExpr(i, ctx)})` : printExpr(i, ctx)}${cast}`).join(' || ');
   },
   'hierarchy-set': (e, ctx) => {
+    const h = ctx.readsClosures ? ctx.model.hierarchies.find((x) => x.name === e.hierarchy) : undefined;
+    if (h) return closureRead(ctx.model, h, e.direction, printExpr(e.of, ctx), elementOf(ctx.types.of(e)), e.includeSelf);
     const fn = qualified(ctx.model.schema, hierarchyFunctionName(e.hierarchy, e.direction));
     const call = `${fn}(${printExpr(e.of, ctx)}, ${e.includeSelf ? 'true' : 'false'})`;
     return dependsOnRow(e.of) ? call : onceCall(call, ctx);

@@ -294,7 +294,8 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // (identityRowRead collects them; only in a model with an identity).
   const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
   // The RETURN is evaluated once per call: walker calls in it are plain (see ExprContext.evaluatedOnce).
-  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true };
+  // Walks read the closure tables in place (ExprContext.readsClosures): the body runs as the definer.
+  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
   const expr = render(ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
   const id = model.identity;

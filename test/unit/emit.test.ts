@@ -162,6 +162,37 @@ describe('policies', () => {
   });
 });
 
+describe('hierarchy walks in facts', () => {
+  it('a fact reads the closure table in place of the walker call; a node that is not a plain reference is computed once', () => {
+    const { up } = compile(
+      crm((m, { users, deals }) => {
+        const teams = m.table('teams', { id: t.bigint().primaryKey(), parent_id: t.bigint() });
+        const tree = m.hierarchy('team_tree', { table: teams, child: 'id', parent: 'parent_id' });
+        const myTeam = scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id })));
+        const dealTeam = scalarOf(m.from(deals, (d) => ({ where: d.owner_id.eq(m.me), select: d.team_id })));
+        const below = m.fact('teams_below_mine', tree.descendantsOf(myTeam, { includeSelf: true }));
+        const belowDeal = m.fact('teams_below_my_deal', tree.descendantsOf(dealTeam, { includeSelf: true }));
+        const above = m.fact('teams_above_me', tree.ancestorsOf(m.me));
+        m.policy(deals, 'deals_teams', { for: 'select', using: (d) => or(d.team_id.in(below), d.team_id.in(belowDeal), d.team_id.in(above)) });
+      }),
+    );
+    // A field of the identity's row: read where it is needed.
+    expect(up('function crm.teams_below_mine')).toContain(
+      '  RETURN ARRAY(SELECT rg_closure."descendant" FROM "crm"."team_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = (rg_fact.me_row."team_id") UNION ALL SELECT (rg_fact.me_row."team_id") WHERE (rg_fact.me_row."team_id") IS NOT NULL);',
+    );
+    // A query: run once, in a sub-select PostgreSQL does not pull up.
+    expect(up('function crm.teams_below_my_deal')).toContain(
+      '  RETURN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "crm"."team_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q2"."team_id" FROM "crm"."deals" AS "q2" WHERE "q2"."owner_id" = rg_fact.me LIMIT 1))::bigint OFFSET 0) AS rg_walk(node));',
+    );
+    expect(up('function crm.teams_above_me')).toContain(
+      '  RETURN ARRAY(SELECT rg_closure."ancestor" FROM "crm"."team_tree_closure" AS rg_closure WHERE rg_closure."descendant" = rg_fact.me);',
+    );
+    for (const fact of ['teams_below_mine', 'teams_below_my_deal', 'teams_above_me']) expect(up(`function crm.${fact}`)).not.toMatch(/team_tree_(descendants|ancestors)/);
+    // The walkers stay, for policies, masked views and hand-written SQL.
+    expect(up('function crm.team_tree_descendants')).toContain('SELECT c."descendant" FROM "crm"."team_tree_closure" AS c WHERE c."ancestor" = $1');
+  });
+});
+
 describe('tables, grants and indexes', () => {
   it('creates tables with foreign keys added afterwards, forced RLS, grants per command and indexes for policy columns', () => {
     const { up, down } = compile(crm((m, { deals }) => m.policy(deals, 'deals_select', { for: 'select', using: (d) => d.team_id.eq(m.me) })));
