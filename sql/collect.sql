@@ -928,18 +928,6 @@ REVOKE ALL ON FUNCTION "collect"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
-CREATE FUNCTION "collect"."plan_greatest"("elements" anyarray) RETURNS anyelement
-  LANGUAGE plpgsql IMMUTABLE
-  SET search_path = pg_catalog, pg_temp
-AS $rg$
-BEGIN
-  RETURN (SELECT pg_catalog.max(e) FROM pg_catalog.unnest(elements) AS e);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "collect"."plan_greatest"(anyarray) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "collect"."plan_greatest"(anyarray) TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_greatest"(anyarray) IS 'Planner hint: the greatest element of an array (NULL for none), the upper bound of a range on text, which has no greatest value. Changes plans, never results.';
-
 -- Empty on purpose: set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
 CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
 REVOKE ALL ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" FROM PUBLIC;
@@ -1112,13 +1100,13 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
       AND ("debtors"."access_id" IS NULL)
       AND (NOT ("collect"."plan_fold_i_see_open_accounts"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."operator_id" >= (SELECT ''::text) AND "debtors"."operator_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())) COLLATE "default")))
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[])))
     OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."sales_id" >= (SELECT ''::text) AND "debtors"."sales_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())) COLLATE "default")))
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[])))
     OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."clerk_id" >= (SELECT ''::text) AND "debtors"."clerk_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())) COLLATE "default")))
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[])))
     OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."access_id" >= (SELECT ''::text) AND "debtors"."access_id" <= (SELECT "collect"."plan_greatest"("collect"."my_principal_ids"())) COLLATE "default")))
+      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[])))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
 

@@ -11,10 +11,13 @@
 //
 //   col = any(<fact>) AND (NOT (<schema>.plan_hint_<fact>() [AND <marks below>]) OR (col >= (SELECT <min>) AND col <= (SELECT <max>)))
 //
-// A type with no greatest value, text, takes the set's own, `(SELECT <schema>.plan_greatest(<fact>()))
-// COLLATE "default"`: computed and compared in the default collation, the collation of the fact's
-// elements and of the columns rowguard creates. (A column given a nondeterministic collation by
-// hand, where `=` holds between values that sort apart, would lose rows to it.)
+// A type with no greatest value, text, gets `col >= ALL((SELECT '{}'::text[])::text[])` instead:
+// ALL over no elements, true for every row (NULL included), compares nothing (no collation can
+// matter), and the planner, which cannot see the array, estimates it as ten unknown one-sided
+// comparisons that must all hold (a third each: 0.333^10, about 2e-5). It is a Filter, not an
+// index condition, but the estimate is what decides the plan. It replaced a range up to the set's
+// greatest element, which computed the fact a second time for each column: Collect!'s four text
+// routing arms called my_principal_ids eight times per statement, now four.
 //
 // - plan_hint_<fact>() is IMMUTABLE with no arguments, so PostgreSQL folds it while planning. It
 //   is true when the transaction's search_path names an (empty) schema rg_plan_<schema>_few_<fact>,
@@ -23,15 +26,13 @@
 //   what PostgreSQL does with it here, folding it into a plan; it must never be used where a
 //   value is stored (an index, a generated column) or cached by PL/pgSQL.
 // - No hint: `true OR x` folds to true and the conjunct vanishes: the plan is exactly as without.
-// - Hint: the range holds for every value the arm admits (a type's least and greatest values, or
-//   for text the set's greatest element, which every element the column equals is at most), and
-//   it is an index condition on the arm's own index (no Filter), but with bounds the planner
-//   cannot see it counts as a narrow range (0.5%), which is what this user's arm is.
+// - Hint: the range holds for every value the arm admits (a type's least and greatest values; for
+//   text, ALL of nothing holds for every row), and it is an index condition on the arm's own index
+//   (no Filter), but with bounds the planner cannot see it counts as a narrow range (0.5%), which
+//   is what this user's arm is.
 // - Either way `A AND (NOT h OR range)` has A's value in three-valued logic (when A is true the
 //   column equals an element, so the range is true): a wrong, stale or forged hint changes a plan,
-//   never a row. (For text the fact is computed a second time for the bound; both calls see the
-//   statement's snapshot, and an identity changed between them, by set_session inside the
-//   statement or between a cursor's fetches, could only hide rows.)
+//   never a row.
 // - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
 //   statement is planned for the marks of the user acting now, never kept from its first user
 //   (a connection that alternates users of different classes re-plans at each change).
@@ -96,7 +97,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
-import { boundedRowCount, factCall, printExpr, visit, type ExprContext } from './expr.ts';
+import { boundedRowCount, printExpr, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
@@ -153,9 +154,11 @@ export interface RangeHint {
    * the table's every-row arms are dropped.
    */
   readonly hints: readonly (readonly string[])[];
-  /** The bounds, as SQL the planner cannot see through (sub-selects). */
-  readonly lower: string;
-  readonly upper: string;
+  /**
+   * How the arm is narrowed: between bounds the planner cannot see through (sub-selects), or, for
+   * a type with no greatest value, `>= ALL` of an empty array of `noneOf` (see the file comment).
+   */
+  readonly narrow: { readonly lower: string; readonly upper: string } | { readonly noneOf: string };
 }
 
 export interface FoldHint {
@@ -181,17 +184,15 @@ export interface PlanHints {
   readonly folds: readonly FoldedGuard[];
   /** By policy: the nodes of its USING and WITH CHECK that get a conjunct. */
   readonly arms: ReadonlyMap<PolicyNode, PolicyHints>;
-  /** A range is bounded by its set's greatest element (PLAN_GREATEST). */
-  readonly greatest: boolean;
 }
 
 /**
  * The arms that get a hint, all reached from their clause through AND and OR only (under NOT a
  * narrower estimate would mean a wider one, and a dropped arm more rows):
  * - set arms `col = any(<set>)` on a column of the policy's row other than the first key column
- *   (a key arm is already estimated as ten rows), of a type with a least value (and a greatest,
- *   or text), in the USING of reads, on a table where no every-row arm stays whoever acts, while
- *   the table's every-row arms are dropped: a range;
+ *   (a key arm is already estimated as ten rows), of a type with a least value, in the USING of
+ *   reads, on a table where no every-row arm stays whoever acts, while the table's every-row arms
+ *   are dropped: a range (for text, which has no greatest value, `>= ALL` of an empty array);
  * - guarded arms (see the file comment and guardOf): a test that drops them.
  */
 export function planHints(model: ModelNode): PlanHints {
@@ -199,7 +200,6 @@ export function planHints(model: ModelNode): PlanHints {
   const arms = new Map<PolicyNode, { using: Map<Expr, HintedArm>; check: Map<Expr, HintedArm> }>();
   const facts = new Map<string, HintedFact>();
   const folds = new Map<string, FoldedGuard>();
-  let greatest = false;
   const definitions = new Map(model.facts.map((f) => [f.name, f]));
   const optedOut = new Set(model.facts.filter((f) => f.planHint === false).map((f) => f.name));
   const fewOf = (fact: string) => {
@@ -310,13 +310,8 @@ export function planHints(model: ModelNode): PlanHints {
     const minimum = typeMinimum(type);
     const maximum = typeMaximum(type);
     if (minimum === undefined) return undefined;
-    // A type without a greatest value (text) is bounded by the set's own greatest element: every
-    // element of the fact is at most that, in the default collation both sides have (rowguard
-    // creates the column, and a fact's elements have their type's default). A function call, not
-    // a sub-select of unnest: four of those cost Collect!'s point lookups 0.3 ms of planning.
-    greatest ||= maximum === undefined;
-    const upper = maximum !== undefined ? `(SELECT ${maximum})` : `(SELECT ${qualified(model.schema, PLAN_GREATEST)}(${factCall(model.schema, fact)})) COLLATE "default"`;
-    const range: RangeHint = { kind: 'range', hints: distinctGroups([[few(fact)], ...(everyRowDrops.get(table) ?? [])]), lower: `(SELECT ${minimum})`, upper };
+    const narrow = maximum !== undefined ? { lower: `(SELECT ${minimum})`, upper: `(SELECT ${maximum})` } : { noneOf: type };
+    const range: RangeHint = { kind: 'range', hints: distinctGroups([[few(fact)], ...(everyRowDrops.get(table) ?? [])]), narrow };
     return fold?.kind === 'fold' ? { ...fold, range } : range;
   };
   const walk = (clause: Expr, hinted: Map<Expr, HintedArm>, hint: (e: Expr) => HintedArm | undefined) =>
@@ -368,13 +363,15 @@ export function planHints(model: ModelNode): PlanHints {
     facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
     folds: [...folds.values()].sort((a, b) => byCodePoint(a.name, b.name)),
     arms,
-    greatest,
   };
 }
 
 /** A set arm's conjunct, its column printed as `column`. */
 export function hintConjunct(arm: RangeHint, schema: string, column: string): string {
-  return `(${marksTest(arm.hints, schema)} OR (${column} >= ${arm.lower} AND ${column} <= ${arm.upper}))`;
+  const narrow = 'noneOf' in arm.narrow
+    ? `${column} >= ALL((SELECT '{}'::${arm.narrow.noneOf}[])::${arm.narrow.noneOf}[])`
+    : `(${column} >= ${arm.narrow.lower} AND ${column} <= ${arm.narrow.upper})`;
+  return `(${marksTest(arm.hints, schema)} OR ${narrow})`;
 }
 
 /** The test before a guarded arm: false once the planner has folded it, when it drops the arm. */
@@ -404,12 +401,9 @@ function distinctGroups(groups: readonly (readonly string[])[]): string[][] {
 /** The definer function that tells set_session which marks the acting user gets. */
 export const PLAN_MARKS = 'plan_marks';
 
-/** The greatest element of an array: the upper bound of a range on text (which has no greatest value). */
-export const PLAN_GREATEST = 'plan_greatest';
-
 /** The hint schemas and functions, and the function that computes the marks. */
 export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
-  const { facts: hinted, folds, greatest } = planHints(model);
+  const { facts: hinted, folds } = planHints(model);
   const facts = factDefinitions(model, factTypes);
   const q = (fact: string) => `${model.schema}.${fact}()`;
   const guardText = (f: FoldedGuard) => {
@@ -461,24 +455,9 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           }),
         }),
       ];
-  const greatestFunction = greatest
-    ? [
-        createFunction({
-          schema: model.schema,
-          name: PLAN_GREATEST,
-          args: [['elements', 'anyarray']],
-          returns: 'anyelement',
-          volatility: 'IMMUTABLE',
-          securityDefiner: false,
-          grantTo: [APP_ROLE, REPORTING_ROLE],
-          comment: 'Planner hint: the greatest element of an array (NULL for none), the upper bound of a range on text, which has no greatest value. Changes plans, never results.',
-          body: ['BEGIN', '  RETURN (SELECT pg_catalog.max(e) FROM pg_catalog.unnest(elements) AS e);', 'END'].join('\n'),
-        }),
-      ]
-    : [];
   return {
     title: 'Planner hints: which facts are small or not true for the acting user',
-    statements: [...marksFunction, ...greatestFunction, ...marks.flatMap((m) => [
+    statements: [...marksFunction, ...marks.flatMap((m) => [
       statement(
         `hint-schema ${m.schema}`,
         [

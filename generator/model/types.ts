@@ -121,8 +121,8 @@ export function typeMinimum(type: SqlType): string | undefined {
 }
 
 /**
- * The greatest value of a type, as SQL, where there is one (text has none: a planner hint's range
- * on text is bounded by its set's greatest element instead). With it,
+ * The greatest value of a type, as SQL, where there is one (text has none: a planner hint on text
+ * is `>= ALL` of an empty array instead, see hints.ts). With it,
  * `everyRowWhen` prints `pk >= lo AND pk <= <greatest>`, which the planner estimates as a narrow
  * range (0.5% of rows) while `lo` is unknown; a lone `pk >= lo` is estimated at a third of the
  * table, enough to push every restricted user's query to a sequential scan.
