@@ -928,6 +928,67 @@ REVOKE ALL ON FUNCTION "collect"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
+CREATE FUNCTION "collect"."plan_when_872e0dd82448"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_when_872e0dd82448"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_when_872e0dd82448"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_when_872e0dd82448"() IS 'Planner hint, folded while planning: plan_fold_i_am_account_restricted() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "collect"."plan_when_c1c1b07bf103"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_when_c1c1b07bf103"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_when_c1c1b07bf103"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_when_c1c1b07bf103"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "collect"."plan_when_c72e226d9365"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_when_c72e226d9365"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_when_c72e226d9365"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_when_c72e226d9365"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "collect"."plan_when_edafacf21a67"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_when_edafacf21a67"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_when_edafacf21a67"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_when_edafacf21a67"() IS 'Planner hint, folded while planning: plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+
 -- Empty on purpose: set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
 CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
 REVOKE ALL ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" FROM PUBLIC;
@@ -1093,20 +1154,20 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    (NOT "collect"."plan_when_c72e226d9365"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[])
-      AND (NOT ("collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_see_open_accounts"()) OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
     OR (("debtors"."clerk_id" IS NULL)
       AND ("debtors"."access_id" IS NULL)
-      AND (NOT ("collect"."plan_fold_i_see_open_accounts"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[])))
-    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[])))
-    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[])))
-    OR (NOT ("collect"."plan_fold_i_am_account_restricted"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_hint_my_principal_ids"()) AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-      AND (NOT ("collect"."plan_hint_my_principal_ids"() AND "collect"."plan_fold_i_bypass_security"() AND "collect"."plan_hint_debtor_client_ids_for_me"() AND "collect"."plan_fold_i_see_open_accounts"()) OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[])))
+      AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+    OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[])))
+    OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[])))
+    OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[])))
+    OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
+      AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[])))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
 

@@ -772,6 +772,20 @@ REVOKE ALL ON FUNCTION "policycenter"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
+CREATE FUNCTION "policycenter"."plan_when_3c3ccbce078b"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_producer_code_ids_by_zone_or_organization() in one call, reading the search_path once.';
+
 -- Empty on purpose: set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
 CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
 REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" FROM PUBLIC;
@@ -1014,9 +1028,9 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("policycenter"."plan_fold_i_view_all"() AND "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"()) AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    (NOT "policycenter"."plan_when_3c3ccbce078b"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
-      AND (NOT ("policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() AND "policycenter"."plan_fold_i_view_all"()) OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "policycenter"."plan_when_3c3ccbce078b"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "accounts_select" ON "policycenter"."accounts" IS 'Accounts whose producer code I can see.';
 

@@ -982,6 +982,64 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
+CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
+
+CREATE FUNCTION "smartoffice"."plan_when_693522718f9f"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_693522718f9f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_693522718f9f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_693522718f9f"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
+
+CREATE FUNCTION "smartoffice"."plan_when_c748ee02f23f"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, folded while planning: plan_fold_i_am_admin() AND plan_hint_users_i_administer() in one call, reading the search_path once.';
+
 -- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";
 REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" FROM PUBLIC;
@@ -1213,14 +1271,14 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND (NOT ("smartoffice"."plan_fold_my_open_office_id_when"() AND "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND (NOT ("smartoffice"."plan_fold_i_have_enterprise_view"() AND "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+      AND (NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
@@ -1336,7 +1394,7 @@ CREATE POLICY "proxies_select" ON "smartoffice"."proxies"
   USING (
     ("proxies"."proxy_id" = (select "smartoffice"."current_user_id"()))
     OR ("proxies"."agent_id" = (select "smartoffice"."current_user_id"()))
-    OR (NOT ("smartoffice"."plan_fold_i_am_admin"() AND "smartoffice"."plan_hint_users_i_administer"()) AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+    OR (NOT "smartoffice"."plan_when_c748ee02f23f"() AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
       AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "proxies_select" ON "smartoffice"."proxies" IS 'Rows where I am proxy or agent; an administrator sees every row of the office.';
@@ -1421,7 +1479,7 @@ CREATE POLICY "users_select" ON "smartoffice"."users"
   USING (
     ("users"."id" = (select "smartoffice"."current_user_id"()))
     OR ("users"."office_id" = (select "smartoffice"."my_office_id"()))
-    OR (NOT ("smartoffice"."plan_fold_i_have_enterprise_view"() AND "smartoffice"."plan_hint_enterprise_office_ids"()) AND "users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+    OR (NOT "smartoffice"."plan_when_693522718f9f"() AND "users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
       AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("users"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."office_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ("users"."id" = any((select "smartoffice"."my_link_partner_ids"())::bigint[]))
   );

@@ -1253,6 +1253,320 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
+CREATE FUNCTION "superoffice"."plan_when_164aac38d741"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_164aac38d741"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_164aac38d741"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_164aac38d741"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_others() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_1d40332b27be"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_23b413a671d5"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_23b413a671d5"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_23b413a671d5"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_23b413a671d5"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2a24579454cd"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_489c8c2256f1"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_others() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_53b1c2deeb65"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_58b5399dc7de"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_62e4b7263088"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_62e4b7263088"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_62e4b7263088"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_62e4b7263088"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_7cd7d43179ba"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_7fd1d758b516"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_primary_group() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_external() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_918e1352bcdf"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_own() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_9bee69411970"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_9bee69411970"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_9bee69411970"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_9bee69411970"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_a4c63e8464fc"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_primary_group() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_b8d07f00311f"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_bd1493da894c"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_bd1493da894c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bd1493da894c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_bd1493da894c"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_e6294efe0b98"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
 -- Empty on purpose: set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
 CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
 REVOKE ALL ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" FROM PUBLIC;
@@ -1604,17 +1918,17 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT ("superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
-      AND (NOT ("superoffice"."plan_hint_my_secondary_group_ids"() AND "superoffice"."plan_fold_company_scopes_with_read_has_others"() AND "superoffice"."plan_fold_i_am_system"() AND "superoffice"."plan_fold_i_am_external"()) OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT ("superoffice"."plan_fold_company_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+      AND (NOT "superoffice"."plan_when_bd1493da894c"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "superoffice"."plan_when_8ff5dbcb5537"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_when_23b413a671d5"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR (("companies"."published" = true)
-      AND (NOT ("superoffice"."plan_fold_i_am_external"() AND ("superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "superoffice"."plan_when_85f7b2bbad1b"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "companies_select" ON "superoffice"."companies" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1685,15 +1999,15 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
-      AND (NOT ("superoffice"."plan_hint_my_secondary_group_ids"() AND "superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND "superoffice"."plan_fold_i_am_system"()) OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT ("superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+      AND (NOT "superoffice"."plan_when_58b5399dc7de"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "superoffice"."plan_when_e6294efe0b98"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_when_53b1c2deeb65"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "contacts_select" ON "superoffice"."contacts" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -1764,17 +2078,17 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT ("superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
-      AND (NOT ("superoffice"."plan_hint_my_secondary_group_ids"() AND "superoffice"."plan_fold_project_scopes_with_read_has_others"() AND "superoffice"."plan_fold_i_am_system"() AND "superoffice"."plan_fold_i_am_external"()) OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT ("superoffice"."plan_fold_project_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+      AND (NOT "superoffice"."plan_when_7cd7d43179ba"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "superoffice"."plan_when_164aac38d741"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_when_a4c63e8464fc"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR (("projects"."published" = true)
-      AND (NOT ("superoffice"."plan_fold_i_am_external"() AND ("superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
+      AND (NOT "superoffice"."plan_when_2a24579454cd"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "projects_select" ON "superoffice"."projects" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all; external users: published rows.';
 
@@ -1845,15 +2159,15 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
+    OR (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
-      AND (NOT ("superoffice"."plan_hint_my_secondary_group_ids"() AND "superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND "superoffice"."plan_fold_i_am_system"()) OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT ("superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+      AND (NOT "superoffice"."plan_when_9bee69411970"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "superoffice"."plan_when_489c8c2256f1"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT ("superoffice"."plan_fold_i_am_system"() AND ("superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() OR "superoffice"."plan_hint_my_secondary_group_ids"())) AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (NOT "superoffice"."plan_when_62e4b7263088"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "sales_select" ON "superoffice"."sales" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 

@@ -15,6 +15,22 @@ function compile(build: (m: Builder) => void) {
   return { ids: statements.map((s) => s.id), up: (id: string) => statements.find((s) => s.id === id)?.up ?? '' };
 }
 
+/**
+ * `NOT <plan_when_ function>()`: the test of several marks (given by their one-mark functions,
+ * AND of groups, each an OR), found by what its body checks, in any order.
+ */
+function marksTest(c: ReturnType<typeof compile>, groups: string[][]): string {
+  const key = (gs: string[][]) => gs.map((g) => [...g].sort().join(' OR ')).sort().join(' AND ');
+  const schema = (h: string) => h.replace(/^plan_fold_/, 'rg_plan_crm_not_').replace(/^plan_hint_/, 'rg_plan_crm_few_');
+  const checks = (id: string) =>
+    /RETURN ([\s\S]*?);\nEND/.exec(c.up(id))![1]!
+      .split(/\n\s+AND /)
+      .map((g) => [...g.matchAll(/'([^']+)' OPERATOR\(pg_catalog\.=\) ANY \(rg_path\)/g)].map((m) => m[1]!));
+  const found = c.ids.filter((id) => id.startsWith('function crm.plan_when_') && key(checks(id)) === key(groups.map((g) => g.map(schema))));
+  expect(found, key(groups)).toHaveLength(1);
+  return `NOT "crm"."${found[0]!.slice('function crm.'.length)}"()`;
+}
+
 const HINT = `(NOT "crm"."plan_hint_team_user_ids"() OR ("deals"."owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "deals"."owner_id" <= (SELECT '9223372036854775807'::bigint)))`;
 
 const crm = compile((m) => {
@@ -100,10 +116,15 @@ describe('planner hints', () => {
   });
 
   it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too', () => {
-    const arm = `NOT ("crm"."plan_fold_i_am_admin"() AND "crm"."plan_hint_my_team_ids"()) AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
+    // One function tests both marks, for the arm and for the range (the same marks, met in another order).
+    const test = marksTest(notes, [['plan_fold_i_am_admin'], ['plan_hint_my_team_ids']]);
+    const arm = `${test} AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
     expect(notes.up('policy crm.notes.notes_select')).toContain(
-      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', '      AND (NOT ("crm"."plan_hint_my_team_ids"() AND "crm"."plan_fold_i_am_admin"()) OR ("notes"."team_id" >= '].join('\n'),
+      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', `      AND (${test} OR ("notes"."team_id" >= `].join('\n'),
     );
+    const when = notes.up(`function ${test.slice(4, -2).replaceAll('"', '')}`);
+    expect(when).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$\nDECLARE\n  rg_path name[] := pg_catalog.current_schemas(false);');
+    expect(when).toContain('TO "app_user", "reporting_user";');
     // The facts guards read are computed once, as columns of a row the marks read.
     const marks = notes.up('function crm.plan_marks');
     expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
@@ -128,7 +149,7 @@ describe('planner hints', () => {
     });
     expect(ranged.up('policy crm.drafts.drafts_select')).not.toContain('plan_');
     // A user with many regions keeps the admin arm (and its walk), so the few teams get no range either.
-    const test = 'NOT ("crm"."plan_hint_my_team_ids"() AND "crm"."plan_fold_i_am_admin"() AND "crm"."plan_hint_my_region_ids"())';
+    const test = marksTest(ranged, [['plan_hint_my_team_ids'], ['plan_fold_i_am_admin'], ['plan_hint_my_region_ids']]);
     expect(ranged.up('policy crm.notes.notes_select')).toContain(`AND (${test} OR ("notes"."team_id" >= `);
   });
 
@@ -147,8 +168,9 @@ describe('planner hints', () => {
     expect(notes.up('policy crm.memos.memos_select')).not.toContain('plan_');
     expect(notes.up('policy crm.tasks.tasks_select')).toContain('plan_hint_my_team_ids');
     expect(notes.up('policy crm.tasks.tasks_select')).not.toContain('plan_hint_quiet_team_ids');
-    expect(notes.ids.filter((id) => id.includes('plan'))).toEqual([
+    expect(notes.ids.filter((id) => id.includes('plan')).map((id) => id.replace(/plan_when_[0-9a-f]{12}$/, 'plan_when_<hash>'))).toEqual([
       'function crm.plan_marks',
+      'function crm.plan_when_<hash>',
       'hint-schema rg_plan_crm_few_my_team_ids',
       'function crm.plan_hint_my_team_ids',
       'hint-schema rg_plan_crm_not_i_am_admin',
@@ -184,13 +206,14 @@ describe('planner hints', () => {
       m.policy(users, 'users_select', { for: 'select', using: (u) => or(u.id.eq(when(clash, m.me)), u.id.eq(when(lit('own').in(scopes), m.me))) });
     });
     const policy = guarded.up('policy crm.deals.deals_select');
-    const group = '("crm"."plan_fold_my_scopes_has_team"() OR "crm"."plan_hint_my_team_ids"())';
-    expect(policy).toContain(`(NOT ("crm"."plan_fold_my_scopes_has_own"() AND ${group}) AND "deals"."owner_id" = (SELECT CASE WHEN 'own' = any(`);
+    const own = marksTest(guarded, [['plan_fold_my_scopes_has_own'], ['plan_fold_my_scopes_has_team', 'plan_hint_my_team_ids']]);
+    expect(policy).toContain(`(${own} AND "deals"."owner_id" = (SELECT CASE WHEN 'own' = any(`);
     // Its own set's group is implied by its guard's mark, and left out.
     expect(policy).toContain(`(NOT "crm"."plan_fold_my_scopes_has_team"() AND "deals"."team_id" = any(`);
     // The guarded set that stays is narrowed when its fact is small.
     expect(policy).toContain('AND (NOT "crm"."plan_hint_my_team_ids"() OR ("deals"."team_id" >= (SELECT');
-    expect(policy.match(/plan_fold/g)).toHaveLength(3);
+    // Two arms are dropped (own, team); the guard on the row and the CASE with an ELSE are not.
+    expect(policy.match(/\(NOT "crm"\."plan_(fold|when)_[a-z0-9_]+"\(\) AND /g)).toHaveLength(2);
     expect(guarded.up('policy crm.deals.deals_not_mine')).not.toContain('plan_');
     const users = guarded.up('policy crm.users.users_select');
     const folds = [...users.matchAll(/NOT "crm"\."(plan_fold_[a-z0-9_]+)"\(\)/g)].map((x) => x[1]);
@@ -227,6 +250,7 @@ describe('planner hints', () => {
         m.identity(users);
         m.fact('plan_hint_x', m.me);
         m.fact('plan_fold_y', m.me);
+        m.fact('plan_when_z', m.me);
         m.fact('plan_marks', m.me);
       }),
       file: 'policies/crm.ts',
@@ -234,6 +258,7 @@ describe('planner hints', () => {
     expect(problems.map((p) => [p.code, p.path])).toEqual([
       ['reserved-name', 'facts.plan_hint_x'],
       ['reserved-name', 'facts.plan_fold_y'],
+      ['reserved-name', 'facts.plan_when_z'],
       ['reserved-name', 'facts.plan_marks'],
     ]);
   });
