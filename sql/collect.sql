@@ -692,7 +692,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint)::bigint OFFSET 0) AS rg_walk(node));
+  RETURN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node));
 END
 $rg$;
 ALTER FUNCTION "collect"."debtor_client_ids_for_me"() OWNER TO "rowguard_definer";
@@ -824,7 +824,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT (((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint)::bigint OFFSET 0) AS rg_walk(node)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."client_account_ids_for_me"() OWNER TO "rowguard_definer";

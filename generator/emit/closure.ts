@@ -97,6 +97,8 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
       ]),
       `GRANT SELECT, INSERT, DELETE ON ${closure} TO ${ident(DEFINER_ROLE)};`,
       `GRANT SELECT, UPDATE ON ${state} TO ${ident(DEFINER_ROLE)};`,
+      // Facts read the table in place too (closureRead). The comment is left as it was: any change
+      // to this statement makes the migration writer rebuild the closure table.
       `COMMENT ON TABLE ${closure} IS ${literal(`Every (ancestor, descendant) pair of ${what}, a node never its own ancestor; kept by triggers on ${model.schema}.${h.table}. Read through the ${h.name} walkers.`)};`,
       `COMMENT ON TABLE ${state} IS ${literal(`One row; every statement that changes an edge of ${h.name} updates it, so changes to the closure happen one transaction at a time.`)};`,
     ].join('\n'),
@@ -219,16 +221,21 @@ export function closureWalk(model: ModelNode, h: HierarchyNode, direction: 'desc
  * scan without the walker's call, a SECURITY DEFINER PL/pgSQL function running a query of its own
  * (Collect!'s my_principal_ids: ~35 -> ~26 µs a call, and a statement may call it eight times).
  * Same elements as the walker, also for a NULL node (none). `node` is SQL: a plain reference is
- * read where it is needed, anything else once, in a sub-select of its own.
+ * read where it is needed; anything else is computed once, in a sub-select of its own, as the
+ * walker's argument was (inside the scan's WHERE a function call could run once per closure row).
+ * `type` is the node column's type; the sub-select casts to it without a type modifier, as a
+ * function argument is (a numeric(10,2) node must not be rounded to another node).
  */
 export function closureRead(model: ModelNode, h: HierarchyNode, direction: 'descendants' | 'ancestors', node: string, type: string, includeSelf: boolean): string {
   const closure = qualified(model.schema, closureNames(h).table);
   const [by, pick] = closureColumns(direction);
   const read = (n: string) =>
     `ARRAY(SELECT rg_closure.${pick} FROM ${closure} AS rg_closure WHERE rg_closure.${by} = ${n}${includeSelf ? ` UNION ALL SELECT ${n} WHERE ${n} IS NOT NULL` : ''})`;
-  if (!includeSelf || PLAIN_REFERENCE.test(node)) return read(node);
-  // OFFSET 0 keeps PostgreSQL from pulling the sub-select up, which would print `node` three times.
-  return `(SELECT ${read('rg_walk.node')} FROM (SELECT (${node})::${type} OFFSET 0) AS rg_walk(node))`;
+  if (PLAIN_REFERENCE.test(node)) return read(node);
+  const base = type.replace(/\(.*\)$/, '');
+  const cast = node.endsWith(`::${base}`) ? node : `(${node})::${base}`;
+  // OFFSET 0 keeps PostgreSQL from pulling the sub-select up, which would put `node` back where it was.
+  return `(SELECT ${read('rg_walk.node')} FROM (SELECT ${cast} OFFSET 0) AS rg_walk(node))`;
 }
 
 /** A variable, a column or a record field, in parentheses or cast or not: nothing to compute twice. */

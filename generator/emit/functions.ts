@@ -293,8 +293,9 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // The acting user's own row is read once, into a record, for every column the fact needs of it
   // (identityRowRead collects them; only in a model with an identity).
   const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
-  // The RETURN is evaluated once per call: walker calls in it are plain (see ExprContext.evaluatedOnce).
-  // Walks read the closure tables in place (ExprContext.readsClosures): the body runs as the definer.
+  // The RETURN is evaluated once per call: fact and identity calls in it are plain (see
+  // ExprContext.evaluatedOnce). Walks read the closure tables in place (ExprContext.readsClosures):
+  // the body runs as the definer.
   const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
   const expr = render(ctx);
   const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
@@ -316,9 +317,9 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
 
 /**
  * Hierarchies whose walkers are called from SQL that runs with the caller's rights: policies and
- * masked views (a view's function calls are checked against its user). Walkers used only inside
- * facts and triggers run as the definer and are not granted to anyone else, because a walker takes
- * any node and would otherwise show the shape of the whole hierarchy to every caller.
+ * masked views (a view's function calls are checked against its user). Facts read the closure
+ * tables themselves, as the definer; other walkers are not granted to anyone, because a walker
+ * takes any node and would otherwise show the shape of the whole hierarchy to every caller.
  */
 export function walkersCalledByReaders(model: ModelNode): Set<string> {
   const used = new Set<string>();

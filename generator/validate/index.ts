@@ -252,9 +252,20 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
         case 'fact':
           if (!model.facts.some((f) => f.name === e.name)) add(path, 'unknown-fact', `fact "${e.name}" is not declared`, 'declare it with m.fact(...) before using it');
           break;
-        case 'hierarchy-set':
-          if (!model.hierarchies.some((h) => h.name === e.hierarchy)) add(path, 'unknown-hierarchy', `hierarchy "${e.hierarchy}" is not declared`, 'declare it with m.hierarchy(...)');
+        case 'hierarchy-set': {
+          const h = model.hierarchies.find((x) => x.name === e.hierarchy);
+          if (!h) add(path, 'unknown-hierarchy', `hierarchy "${e.hierarchy}" is not declared`, 'declare it with m.hierarchy(...)');
+          else {
+            // Whole numbers and numeric do not mix: a fractional node converted to the hierarchy's
+            // type would be rounded to another node.
+            const [node, column] = [types.of(e.of), types.columnType(h.table, h.child)];
+            const numeric = (t: string) => t.startsWith('numeric');
+            if (!comparable(node, column) || (node !== UNKNOWN && numeric(node) !== numeric(column))) {
+              add(path, 'type-mismatch', `a ${node} node is looked up in hierarchy "${h.name}" of ${column} nodes`, `pass a ${column} value, as ${h.table}.${h.child} holds`);
+            }
+          }
           break;
+        }
         case 'session-user':
           if (!model.identity) add(path, 'no-identity', 'the condition uses the acting user, but the model has no identity', 'call m.identity(users)');
           break;

@@ -88,6 +88,31 @@ describe('collect: who sees which debtor', () => {
     expect([...ancestors].sort()).toEqual(['T1', 'T2', 'T3']);
   });
 
+  it('facts read the closure tables in place and get exactly what the walkers return, for every operator (NULL nodes and the team cycle included)', async () => {
+    const operators = (await db.current.admin`SELECT id, client_id, security, kind FROM collect.operators ORDER BY id`).map((r) => r.id as string);
+    expect(operators.length).toBeGreaterThan(5);
+    const sorted = (a: unknown) => (a === null ? null : [...(a as string[])].map(String).sort());
+    for (const operator of operators) {
+      const [facts] = await as(operator, (tx) =>
+        tx.unsafe(`SELECT collect.debtor_client_ids_for_me() AS clients, collect.client_account_ids_for_me() AS accounts, collect.my_principal_ids() AS principals`),
+      );
+      // The same sets through the walkers, called by the owner on the operator's own row.
+      const [walked] = await db.current.admin.unsafe(
+        `SELECT collect.client_tree_descendants(CASE WHEN o.security THEN o.client_id END, true) AS clients,
+                CASE WHEN o.apply_to_client_accounts AND o.client_id IS NOT NULL THEN collect.client_tree_descendants(o.client_id, true) END AS accounts,
+                CASE WHEN o.security AND o.client_id IS NULL AND o.kind IS DISTINCT FROM 'client' THEN ARRAY[o.id] || collect.team_tree_ancestors(o.id, false) END AS principals
+           FROM collect.operators o WHERE o.id = $1`,
+        [operator],
+      );
+      expect({ operator, clients: sorted(facts!.clients), accounts: sorted(facts!.accounts), principals: sorted(facts!.principals) }).toEqual({
+        operator,
+        clients: sorted(walked!.clients),
+        accounts: sorted(walked!.accounts),
+        principals: sorted(walked!.principals),
+      });
+    }
+  });
+
   it('the team closure view is readable by operators and terminates on the cycle', async () => {
     await as('nina', async (tx) => {
       const rows = await tx`SELECT ancestor_id, descendant_id, depth FROM collect.team_tree ORDER BY 1, 2, 3`;

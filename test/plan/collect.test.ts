@@ -66,7 +66,7 @@ describe('collect plan shapes', () => {
 // open accounts) are dropped, and the four text routing arms get `>= ALL` of an empty array, true
 // for every row but estimated as narrow, so ORDER BY id LIMIT 50 reads their rows by the routing
 // indexes instead of walking the primary key. An operator who sees the open accounts keeps that arm, and the walk with it.
-describe('collect dropped arms and text ranges', () => {
+describe("collect dropped arms and the text arms' hints", () => {
   const [LOCKED_OUT, OPEN, MANY_TEAMS] = [PERSONA, 'op8', 'op9'];
   const FIRST_PAGE = 'SELECT id FROM collect.debtors ORDER BY id LIMIT 50';
 
@@ -76,7 +76,10 @@ describe('collect dropped arms and text ranges', () => {
     );
     const plan = await explain(db.current, 'collect', LOCKED_OUT, FIRST_PAGE);
     expect(plan, plan).not.toMatch(/Index (Only )?Scan using debtors_pkey/);
-    for (const column of ['operator_id', 'sales_id', 'clerk_id', 'access_id']) expect(plan, plan).toMatch(new RegExp(`Index Cond: \\(${column} = ANY `));
+    for (const column of ['operator_id', 'sales_id', 'clerk_id', 'access_id']) {
+      expect(plan, plan).toMatch(new RegExp(`Index Cond: \\(${column} = ANY `));
+      expect(plan, plan).toMatch(new RegExp(`Filter: .*\\(${column} >= ALL `));
+    }
     // 28 principals are still few (the model's `planHint: { few: 32 }`).
     const many = await db.current.as('collect', MANY_TEAMS, async (tx) => [await planMarks(tx), Number((await tx.unsafe('SELECT cardinality(collect.my_principal_ids()) AS n'))[0]!.n)] as const);
     expect(many[1]).toBe(28);

@@ -214,6 +214,8 @@ describe('planner hints', () => {
     expect(policy).toContain('AND (NOT "crm"."plan_hint_my_team_ids"() OR ("deals"."team_id" >= (SELECT');
     // Two arms are dropped (own, team); the guard on the row and the CASE with an ELSE are not.
     expect(policy.match(/\(NOT "crm"\."plan_(fold|when)_[a-z0-9_]+"\(\) AND /g)).toHaveLength(2);
+    // And one range, on the team set's own mark: three tests in all.
+    expect(policy.match(/NOT "crm"\."plan_/g)).toHaveLength(3);
     expect(guarded.up('policy crm.deals.deals_not_mine')).not.toContain('plan_');
     const users = guarded.up('policy crm.users.users_select');
     const folds = [...users.matchAll(/NOT "crm"\."(plan_fold_[a-z0-9_]+)"\(\)/g)].map((x) => x[1]);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { defineModel, t, type E } from '../../generator/dsl/index.ts';
+import { defineModel, scalarOf, t, type E } from '../../generator/dsl/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
 const run = promisify(execFile);
@@ -59,6 +59,25 @@ describe('validation', () => {
       m.policy(users, 'users_delete', { for: 'delete', using: (u) => u.id.in(a) });
     });
     expect(problems.map((p) => p.code).sort()).toEqual(['not-a-set', 'type-mismatch', 'unknown-table']);
+  });
+});
+
+describe('hierarchy nodes', () => {
+  it('a node of another kind than the hierarchy holds is refused: text for bigint, and numeric for whole numbers (it would be rounded to another node)', () => {
+    const problems = problemsOf((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), name: t.text(), score: t.numeric(10, 2), team_id: t.integer() });
+      const teams = m.table('teams', { id: t.bigint().primaryKey(), parent_id: t.bigint() });
+      m.identity(users);
+      const tree = m.hierarchy('team_tree', { table: teams, child: 'id', parent: 'parent_id' });
+      const row = (column: 'name' | 'score' | 'team_id') => m.from(users, (u) => ({ where: u.id.eq(m.me), select: u[column] }));
+      m.fact('by_name', tree.descendantsOf(scalarOf(row('name'))));
+      m.fact('by_score', tree.descendantsOf(scalarOf(row('score'))));
+      m.fact('by_team', tree.descendantsOf(scalarOf(row('team_id'))));
+    });
+    expect(problems.map((p) => [p.code, p.path, p.message])).toEqual([
+      ['type-mismatch', 'facts.by_name', 'a text node is looked up in hierarchy "team_tree" of bigint nodes'],
+      ['type-mismatch', 'facts.by_score', 'a numeric(10,2) node is looked up in hierarchy "team_tree" of bigint nodes'],
+    ]);
   });
 });
 
