@@ -307,7 +307,7 @@ ALTER TABLE "collect"."team_tree_closure_state" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "collect"."team_tree_closure_state" FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON "collect"."team_tree_closure" TO "rowguard_definer";
 GRANT SELECT, UPDATE ON "collect"."team_tree_closure_state" TO "rowguard_definer";
-COMMENT ON TABLE "collect"."team_tree_closure" IS 'Every (ancestor, descendant) pair of team_tree (team_members.member_id -> team_id), a node never its own ancestor; kept by triggers on collect.team_members. Read through the team_tree walkers.';
+COMMENT ON TABLE "collect"."team_tree_closure" IS 'Every (ancestor, descendant) pair of team_tree (team_members.member_id -> team_id), a node never its own ancestor; kept by triggers on collect.team_members. Read by the facts and the team_tree walkers.';
 COMMENT ON TABLE "collect"."team_tree_closure_state" IS 'One row; every statement that changes an edge of team_tree updates it, so changes to the closure happen one transaction at a time.';
 
 CREATE FUNCTION "collect"."team_tree_closure_rebuild"() RETURNS void
@@ -480,7 +480,7 @@ ALTER TABLE "collect"."client_tree_closure_state" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "collect"."client_tree_closure_state" FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON "collect"."client_tree_closure" TO "rowguard_definer";
 GRANT SELECT, UPDATE ON "collect"."client_tree_closure_state" TO "rowguard_definer";
-COMMENT ON TABLE "collect"."client_tree_closure" IS 'Every (ancestor, descendant) pair of client_tree (clients.id -> owned_by), a node never its own ancestor; kept by triggers on collect.clients. Read through the client_tree walkers.';
+COMMENT ON TABLE "collect"."client_tree_closure" IS 'Every (ancestor, descendant) pair of client_tree (clients.id -> owned_by), a node never its own ancestor; kept by triggers on collect.clients. Read by the facts and the client_tree walkers.';
 COMMENT ON TABLE "collect"."client_tree_closure_state" IS 'One row; every statement that changes an edge of client_tree updates it, so changes to the closure happen one transaction at a time.';
 
 CREATE FUNCTION "collect"."client_tree_closure_rebuild"() RETURNS void

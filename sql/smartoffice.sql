@@ -392,7 +392,7 @@ ALTER TABLE "smartoffice"."office_tree_closure_state" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "smartoffice"."office_tree_closure_state" FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON "smartoffice"."office_tree_closure" TO "rowguard_definer";
 GRANT SELECT, UPDATE ON "smartoffice"."office_tree_closure_state" TO "rowguard_definer";
-COMMENT ON TABLE "smartoffice"."office_tree_closure" IS 'Every (ancestor, descendant) pair of office_tree (offices.id -> parent_id), a node never its own ancestor; kept by triggers on smartoffice.offices. Read through the office_tree walkers.';
+COMMENT ON TABLE "smartoffice"."office_tree_closure" IS 'Every (ancestor, descendant) pair of office_tree (offices.id -> parent_id), a node never its own ancestor; kept by triggers on smartoffice.offices. Read by the facts and the office_tree walkers.';
 COMMENT ON TABLE "smartoffice"."office_tree_closure_state" IS 'One row; every statement that changes an edge of office_tree updates it, so changes to the closure happen one transaction at a time.';
 
 CREATE FUNCTION "smartoffice"."office_tree_closure_rebuild"() RETURNS void

@@ -97,9 +97,7 @@ export function closureStatements(model: ModelNode, h: HierarchyNode, type: stri
       ]),
       `GRANT SELECT, INSERT, DELETE ON ${closure} TO ${ident(DEFINER_ROLE)};`,
       `GRANT SELECT, UPDATE ON ${state} TO ${ident(DEFINER_ROLE)};`,
-      // Facts read the table in place too (closureRead). The comment is left as it was: any change
-      // to this statement makes the migration writer rebuild the closure table.
-      `COMMENT ON TABLE ${closure} IS ${literal(`Every (ancestor, descendant) pair of ${what}, a node never its own ancestor; kept by triggers on ${model.schema}.${h.table}. Read through the ${h.name} walkers.`)};`,
+      `COMMENT ON TABLE ${closure} IS ${literal(`Every (ancestor, descendant) pair of ${what}, a node never its own ancestor; kept by triggers on ${model.schema}.${h.table}. Read by the facts and the ${h.name} walkers.`)};`,
       `COMMENT ON TABLE ${state} IS ${literal(`One row; every statement that changes an edge of ${h.name} updates it, so changes to the closure happen one transaction at a time.`)};`,
     ].join('\n'),
     `DROP TABLE ${state};\nDROP TABLE ${closure};`,

@@ -12,6 +12,9 @@
 // Dropping a function or view fails while policies, views or triggers still use it, so every
 // statement that names a re-created function or view is re-created around it (transitively).
 // Tables are never dropped and re-created: their changes become ALTER TABLE (alter-table.ts).
+// A definition whose COMMENT ON statements are all that changed (a fact's or a policy's
+// description) gets those COMMENTs instead: re-creating it would re-create everything that names
+// it too, and a hierarchy's closure table would be dropped and derived again.
 import { qualified } from '../sql/print.ts';
 import type { Section, Statement } from '../emit/statement.ts';
 import { alterTable, type AlterStep } from './alter-table.ts';
@@ -64,6 +67,29 @@ export function canonicalAliases(sql: string): string {
   });
 }
 
+/** `COMMENT ON <target> IS '<text>';` (the text may span lines; quotes are doubled in it). */
+const COMMENT_ON = /^COMMENT ON (.+?) IS ('(?:[^']|'')*'|NULL);$/gms;
+
+/** The comments a definition sets, by target (`FUNCTION "s"."f"()`, `POLICY "p" ON "s"."t"`). */
+function commentsOf(sql: string): Map<string, string> {
+  return new Map([...sql.matchAll(COMMENT_ON)].map((m) => [m[1]!, m[2]!]));
+}
+
+/**
+ * When a definition changed in its COMMENT statements only: the COMMENTs that set the new texts
+ * (and, for down, the old ones); otherwise undefined.
+ */
+export function commentChange(before: Statement, after: Statement): { up: string; down: string } | undefined {
+  // Each COMMENT with the line break before it, so a definition without one compares equal.
+  const rest = (sql: string) => canonicalAliases(sql.replace(new RegExp(`\\n?${COMMENT_ON.source}`, 'gms'), ''));
+  if (rest(before.up) !== rest(after.up) || canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
+  const [was, now] = [commentsOf(before.up), commentsOf(after.up)];
+  const targets = [...new Set([...was.keys(), ...now.keys()])].filter((t) => was.get(t) !== now.get(t));
+  if (targets.length === 0) return undefined;
+  const set = (target: string, text: string | undefined) => `COMMENT ON ${target} IS ${text ?? 'NULL'};`;
+  return { up: targets.map((t) => set(t, now.get(t))).join('\n'), down: [...targets].reverse().map((t) => set(t, was.get(t))).join('\n') };
+}
+
 const sameMeaning = (a: Statement, b: Statement) => canonicalAliases(a.up) === canonicalAliases(b.up) && canonicalAliases(a.down) === canonicalAliases(b.down);
 
 export function flatten(sections: readonly Section[]): Statement[] {
@@ -80,6 +106,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
 
   const rebuild = new Set<string>();
   const alters = new Map<string, AlterStep[]>();
+  const recomment = new Map<string, { up: string; down: string }>();
   const tablesReadAround = new Set<string>();
 
   for (const s of old) {
@@ -87,7 +114,10 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
     if (now && sameMeaning(now, s)) continue;
     changes.push({ kind: now ? 'changed' : 'removed', id: s.id });
     const kind = kindOf(s.id);
-    if (!IN_PLACE.has(kind)) {
+    const comment = now && !IN_PLACE.has(kind) ? commentChange(s, now) : undefined;
+    if (comment) {
+      recomment.set(s.id, comment);
+    } else if (!IN_PLACE.has(kind)) {
       rebuild.add(s.id);
     } else if (!now) {
       refusals.push({
@@ -138,6 +168,10 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
       const steps = alters.get(s.id)!;
       return { id: s.id, up: steps.map((a) => a.up).join('\n'), down: [...steps].reverse().map((a) => a.down).join('\n'), comment: `altered in place: ${s.id}` };
     });
+  // Unless a dependency re-creates it anyway, with its new comments.
+  const commented: Statement[] = next
+    .filter((s) => recomment.has(s.id) && !rebuild.has(s.id))
+    .map((s) => ({ id: s.id, ...recomment.get(s.id)!, comment: `comment changed in place: ${s.id}` }));
   const creates: Statement[] = next
     .filter((s) => rebuild.has(s.id) || !oldById.has(s.id))
     .map((s) => ({ id: s.id, up: s.up, down: s.down, comment: `${oldById.has(s.id) ? 'new definition' : 'added'}: ${s.id}${s.comment ? ` (${s.comment})` : ''}` }));
@@ -146,6 +180,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
     { title: 'Drop what changed or was removed (old definitions, dependents first)', statements: drops },
     { title: 'Alter tables in place (tables are never dropped and re-created)', statements: altered },
     { title: 'Create what changed or was added (new definitions)', statements: creates },
+    { title: 'Set the comments that changed (nothing else of their definitions did)', statements: commented },
   ].filter((s) => s.statements.length > 0);
   const order = (c: Change) => ['removed', 'changed', 'added', 'rebuilt'].indexOf(c.kind);
   changes.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

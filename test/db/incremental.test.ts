@@ -20,6 +20,8 @@ interface Variant {
   readonly reorder?: boolean;
   /** Changes the primary key of teams: refused at generate time. */
   readonly compositeTeamKey?: boolean;
+  /** my_team_id's description. */
+  readonly teamDescription?: string;
 }
 
 function model(v: Variant = {}): string {
@@ -45,7 +47,7 @@ export default defineModel('inc', (m) => {
   });
   m.identity(users);
   const me = m.me;
-  const myTeam = m.fact('my_team_id', scalarOf(m.from(users, (u) => ({ where: ${v.disabledUsers ? 'and(u.id.eq(me), u.disabled.eq(false))' : 'u.id.eq(me)'}, select: u.team_id }))));
+  const myTeam = m.fact('my_team_id', scalarOf(m.from(users, (u) => ({ where: ${v.disabledUsers ? 'and(u.id.eq(me), u.disabled.eq(false))' : 'u.id.eq(me)'}, select: u.team_id }))), { description: ${JSON.stringify(v.teamDescription ?? 'The team I am in.')} });
   ${v.tags ? '' : "const iAmLead = m.fact('i_am_lead', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.is_lead.isTrue() }))), { type: 'boolean' });"}
   m.policy(users, 'users_select', { for: 'select', using: (u) => u.id.eq(me) });
   m.maskedView('notes_overview', { table: notes, keep: ['id', 'team_id'], showMaskedWhen: me.isNotNull() });
@@ -195,6 +197,22 @@ describe('incremental migrations', () => {
     await up();
   });
 
+  it("a fact whose description alone changed gets a COMMENT: nothing is dropped, and down sets the old text back", async () => {
+    const file = await generateStep({ notesPolicy: { name: 'notes_read', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' }, disabledUsers: true, tags: true, teamDescription: "The team I'm in, unless I am disabled." });
+    const sql = project.read(`migrations/${file}`);
+    expect(sql).not.toMatch(/DROP |CREATE /);
+    expect(sql).toContain(`COMMENT ON FUNCTION "inc"."my_team_id"() IS 'The team I''m in, unless I am disabled.';`);
+    const description = async () => (await db.admin`SELECT obj_description('inc.my_team_id()'::regprocedure, 'pg_proc') AS d`)[0]!.d;
+    expect(await description()).toBe('The team I am in.');
+    const seen = await notesOf(10);
+    await up();
+    expect(await description()).toBe("The team I'm in, unless I am disabled.");
+    expect(await notesOf(10)).toEqual(seen);
+    await down();
+    expect(await description()).toBe('The team I am in.');
+    await up();
+  });
+
   it('applying all migrations again is a no-op', async () => {
     const count = async () => (await db.admin`SELECT count(*)::int AS n FROM rowguard_migrations`)[0]!.n;
     const before = await count();
@@ -209,7 +227,7 @@ describe('incremental migrations', () => {
 
   it('a failing migration leaves the database unchanged (one transaction)', async () => {
     // email NOT NULL without a default cannot be added to a table that has rows.
-    const file = await generateStep({ notesPolicy: { name: 'notes_read', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' }, disabledUsers: true, tags: true, requiredEmail: true });
+    const file = await generateStep({ notesPolicy: { name: 'notes_read', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' }, disabledUsers: true, tags: true, teamDescription: "The team I'm in, unless I am disabled.", requiredEmail: true });
     expect(project.read(`migrations/${file}`)).toContain('ADD COLUMN "email" text NOT NULL');
     const applied = async () => (await db.admin`SELECT name FROM rowguard_migrations ORDER BY id`).map((r) => r.name);
     const before = await applied();
@@ -220,7 +238,7 @@ describe('incremental migrations', () => {
 
   it('a change rowguard cannot make in place is refused at generate time, naming what to write by hand', async () => {
     const before = project.migrations();
-    project.writePolicy('inc', model({ notesPolicy: { name: 'notes_read', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' }, disabledUsers: true, tags: true, requiredEmail: true, compositeTeamKey: true }));
+    project.writePolicy('inc', model({ notesPolicy: { name: 'notes_read', predicate: 'and(n.team_id.eq(myTeam), n.secret.eq(false))' }, disabledUsers: true, tags: true, teamDescription: "The team I'm in, unless I am disabled.", requiredEmail: true, compositeTeamKey: true }));
     const result = await project.cli('generate');
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('the primary key of "inc"."teams" changed');

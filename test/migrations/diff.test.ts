@@ -84,6 +84,33 @@ describe('diffStates', () => {
     expect(describeChanges(diff.changes)).toBe('change_function_my_team');
   });
 
+  it('a definition whose COMMENT alone changed gets the new COMMENT, and nothing that names it is re-created', () => {
+    const described = (text: string) =>
+      statement('function s.my_team', `CREATE FUNCTION "s"."my_team"() RETURNS bigint AS $$ v1 $$;\nCOMMENT ON FUNCTION "s"."my_team"() IS '${text}';`, 'DROP FUNCTION "s"."my_team"();');
+    const diff = diffStates(state(t, described('My team.'), other, p), state(t, described("My team''s id,\nor NULL."), other, p));
+    expect(diff.changes).toEqual([{ kind: 'changed', id: 'function s.my_team' }]);
+    expect(diff.sections).toEqual([
+      {
+        title: 'Set the comments that changed (nothing else of their definitions did)',
+        statements: [
+          {
+            id: 'function s.my_team',
+            up: `COMMENT ON FUNCTION "s"."my_team"() IS 'My team''s id,\nor NULL.';`,
+            down: `COMMENT ON FUNCTION "s"."my_team"() IS 'My team.';`,
+            comment: 'comment changed in place: function s.my_team',
+          },
+        ],
+      },
+    ]);
+    // A comment added where there was none is removed again on down.
+    const added = diffStates(state(t, myTeam), state(t, described('Mine.')));
+    expect(added.sections[0]!.statements[0]).toMatchObject({ up: `COMMENT ON FUNCTION "s"."my_team"() IS 'Mine.';`, down: 'COMMENT ON FUNCTION "s"."my_team"() IS NULL;' });
+    // The body and the comment changed: re-created as before, with its dependents, and no separate COMMENT.
+    const both = diffStates(state(t, described('My team.'), other), state(t, statement('function s.my_team', `CREATE FUNCTION "s"."my_team"() RETURNS bigint AS $$ v2 $$;\nCOMMENT ON FUNCTION "s"."my_team"() IS 'New.';`, 'DROP FUNCTION "s"."my_team"();'), other));
+    expect(both.sections.map((x) => x.title)).toEqual(['Drop what changed or was removed (old definitions, dependents first)', 'Create what changed or was added (new definitions)']);
+    expect(both.changes.map((c) => c.kind)).toEqual(['changed', 'rebuilt']);
+  });
+
   it('same name, new predicate: re-created; new name, same predicate: dropped and added', () => {
     const changed = diffStates(state(t, p), state(t, policy('p', '"team" IS NULL')));
     expect(changed.changes).toEqual([{ kind: 'changed', id: 'policy s.t.p' }]);
