@@ -204,6 +204,17 @@ export interface PlanHints {
  * - guarded arms (see the file comment and guardOf): a test that drops them.
  */
 export function planHints(model: ModelNode): PlanHints {
+  // The policies, the hint section and set_session each ask; the model does not change between.
+  const known = computed.get(model);
+  if (known) return known;
+  const hints = findPlanHints(model);
+  computed.set(model, hints);
+  return hints;
+}
+
+const computed = new WeakMap<ModelNode, PlanHints>();
+
+function findPlanHints(model: ModelNode): PlanHints {
   const types = new TypeResolver(model);
   const arms = new Map<PolicyNode, { using: Map<Expr, HintedArm>; check: Map<Expr, HintedArm> }>();
   const facts = new Map<string, HintedFact>();
