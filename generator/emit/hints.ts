@@ -105,7 +105,7 @@ import { closureWalkSize } from './closure.ts';
 import { boundedRowCount, printExpr, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
-import { statement, type Section } from './statement.ts';
+import { statement, type Section, type Statement } from './statement.ts';
 
 /** A fact with at most this many elements marks its arms as narrow (see the file comment). */
 export const FEW_ELEMENTS = 10;
@@ -519,24 +519,13 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       return schema;
     };
     const held = (h: string) => `${literal(schemaFor(h))} OPERATOR(pg_catalog.=) ANY (rg_path)`;
-    return createFunction({
-      schema: model.schema,
-      name,
-      args: [],
-      returns: 'boolean',
-      volatility: 'IMMUTABLE',
-      securityDefiner: false,
-      pinSearchPath: false,
-      grantTo: [APP_ROLE, REPORTING_ROLE],
-      comment: `Planner hint, folded while planning: ${andOfOrs(groups, (h) => `${h}()`)} in one call, reading the search_path once.`,
-      body: [
-        'DECLARE',
-        '  rg_path name[] := pg_catalog.current_schemas(false);',
-        'BEGIN',
-        `  RETURN ${andOfOrs(groups, held, '\n    AND ')};`,
-        'END',
-      ].join('\n'),
-    });
+    return hintFunction(model, name, `${andOfOrs(groups, (h) => `${h}()`)} in one call, reading the search_path once.`, [
+      'DECLARE',
+      '  rg_path name[] := pg_catalog.current_schemas(false);',
+      'BEGIN',
+      `  RETURN ${andOfOrs(groups, held, '\n    AND ')};`,
+      'END',
+    ]);
   });
   return {
     title: 'Planner hints: which facts are small or not true for the acting user',
@@ -552,21 +541,32 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
         ].join('\n'),
         `DROP SCHEMA ${ident(m.schema)};`,
       ),
-      createFunction({
-        schema: model.schema,
-        name: m.hint,
-        args: [],
-        returns: 'boolean',
-        volatility: 'IMMUTABLE',
-        securityDefiner: false,
-        // A pinned search_path would hide the very entry it reads; every name below is qualified.
-        pinSearchPath: false,
-        grantTo: [APP_ROLE, REPORTING_ROLE],
-        comment: `Planner hint, folded while planning: true when set_session found that ${m.says} (schema ${m.schema} in the search_path). ${m.effect}`,
-        body: ['BEGIN', `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'].join('\n'),
-      }),
+      hintFunction(model, m.hint, `true when set_session found that ${m.says} (schema ${m.schema} in the search_path). ${m.effect}`, [
+        'BEGIN',
+        `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`,
+        'END',
+      ]),
     ])],
   };
+}
+
+/**
+ * A function the planner folds: IMMUTABLE, no arguments, the caller's rights, and no pinned
+ * search_path, which would hide the very entries it reads (every name in `body` is qualified).
+ */
+function hintFunction(model: ModelNode, name: string, says: string, body: string[]): Statement {
+  return createFunction({
+    schema: model.schema,
+    name,
+    args: [],
+    returns: 'boolean',
+    volatility: 'IMMUTABLE',
+    securityDefiner: false,
+    pinSearchPath: false,
+    grantTo: [APP_ROLE, REPORTING_ROLE],
+    comment: `Planner hint, folded while planning: ${says}`,
+    body: body.join('\n'),
+  });
 }
 
 /**
