@@ -5,7 +5,7 @@
 // (so a lookup is never filtered by the very policies it serves), and pin search_path so a caller
 // cannot redirect the names they use.
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
-import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
+import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
@@ -298,7 +298,7 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // the body runs as the definer.
   const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
   const expr = render(ctx);
-  const raw = ctx.rawReasons.map((r) => `  -- raw SQL (escape hatch): ${r}`);
+  const raw = ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`, '  '));
   const id = model.identity;
   const rowColumns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);
   const readsRow = id !== undefined && rowColumns.length > 0;

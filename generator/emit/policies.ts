@@ -1,7 +1,7 @@
 // CREATE POLICY per table and command, plus the predicate a secured view re-uses to decide
 // whether the caller may see a row (the same text PostgreSQL enforces on the table).
 import type { Command, Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
-import { ident, indent, literal, qualified } from '../sql/print.ts';
+import { ident, indent, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, type ExprContext } from './expr.ts';
 import { planHints } from './hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
@@ -17,8 +17,8 @@ export function policiesSection(model: ModelNode): Section {
       const hints = hinted.get(p);
       const body = [...clause('USING', p.using, { ...ctx, planHints: hints?.using ?? new Map() }), ...clause('WITH CHECK', p.check, { ...ctx, planHints: hints?.check ?? new Map() })];
       const header = [
-        `-- ${p.origin.path}${p.description ? `: ${p.description}` : ''}`,
-        ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),
+        lineComment(`${p.origin.path}${p.description ? `: ${p.description}` : ''}`),
+        ...ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`)),
       ];
       const up = [
         ...header,

@@ -7,7 +7,7 @@
 // another table is evaluated with the owner's rights (no RLS on that table), so masked views suit
 // tables whose policies rest on facts and columns, as generated models do.
 import type { MaskedViewNode, ModelNode, ReportingViewNode } from '../model/nodes.ts';
-import { ident, indent, literal, qualified } from '../sql/print.ts';
+import { ident, indent, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserSql } from './expr.ts';
 import { visibilityExpr } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
@@ -21,13 +21,13 @@ function reportingView(model: ModelNode, view: ReportingViewNode): ReturnType<ty
   const ctx = exprContext(model, ident(view.table));
   const name = qualified(model.schema, view.name);
   const up = [
-    `-- ${view.origin.path}${view.description ? `: ${view.description}` : ''}`,
+    lineComment(`${view.origin.path}${view.description ? `: ${view.description}` : ''}`),
     `-- security_invoker: the caller's row-level security applies to ${view.table} and to every sub-select.`,
     `CREATE VIEW ${name} WITH (security_invoker = true) AS`,
     'SELECT',
     view.columns.map((c) => `  ${printExpr(c.value, ctx)} AS ${ident(c.name)}`).join(',\n'),
     `FROM ${qualified(model.schema, view.table)} AS ${ident(view.table)};`,
-    ...ctx.rawReasons.map((r) => `-- raw SQL (escape hatch): ${r}`),
+    ...ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`)),
     `GRANT SELECT ON ${name} TO ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
     ...(view.description ? [`COMMENT ON VIEW ${name} IS ${literal(view.description)};`] : []),
   ].join('\n');
@@ -48,7 +48,7 @@ function maskedView(model: ModelNode, view: MaskedViewNode): ReturnType<typeof s
   columns.push(`  NOT ${alias}.rg_visible AS ${ident(view.flagColumn)}`);
   const name = qualified(model.schema, view.name);
   const up = [
-    `-- ${view.origin.path}${view.description ? `: ${view.description}` : ''}`,
+    lineComment(`${view.origin.path}${view.description ? `: ${view.description}` : ''}`),
     `CREATE VIEW ${name} WITH (security_barrier = true) AS`,
     'SELECT',
     columns.join(',\n'),

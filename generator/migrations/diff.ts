@@ -32,7 +32,7 @@ export interface Refusal {
 
 export interface StateDiff {
   readonly changes: Change[];
-  /** The migration: drops (old definitions), table ALTERs, creates (new definitions). */
+  /** The migration: drops (old definitions), table ALTERs, creates (new definitions), comments set in place. */
   readonly sections: Section[];
   readonly refusals: Refusal[];
 }
@@ -67,27 +67,37 @@ export function canonicalAliases(sql: string): string {
   });
 }
 
-/** `COMMENT ON <target> IS '<text>';` (the text may span lines; quotes are doubled in it). */
-const COMMENT_ON = /^COMMENT ON (.+?) IS ('(?:[^']|'')*'|NULL);$/gms;
+/**
+ * One `COMMENT ON <kind> <target> IS '<text>';` (the text may span lines; quotes are doubled in
+ * it). Only the run of them a definition ends with counts: every emitter prints its COMMENTs last,
+ * after the GRANTs, so no line of a function body or a view's query can be taken for one.
+ */
+const ONE_COMMENT = String.raw`\nCOMMENT ON ((?:FUNCTION|POLICY|VIEW|TABLE|SCHEMA) [^\n]+?) IS ('(?:[^']|'')*'|NULL);`;
+const TRAILING_COMMENTS = new RegExp(`(?:${ONE_COMMENT})+$`);
 
-/** The comments a definition sets, by target (`FUNCTION "s"."f"()`, `POLICY "p" ON "s"."t"`). */
-function commentsOf(sql: string): Map<string, string> {
-  return new Map([...sql.matchAll(COMMENT_ON)].map((m) => [m[1]!, m[2]!]));
+/**
+ * A definition as what it runs before its comments (without the `-- <path>: <description>` lines
+ * it starts with, which run nothing) and the comments it sets, by target.
+ */
+function splitComments(up: string): { rest: string; comments: Map<string, string> } {
+  const run = TRAILING_COMMENTS.exec(up)?.[0] ?? '';
+  const rest = canonicalAliases(up.slice(0, up.length - run.length).replace(/^(?:--[^\n]*\n)+/, ''));
+  return { rest, comments: new Map([...run.matchAll(new RegExp(ONE_COMMENT, 'g'))].map((m) => [m[1]!, m[2]!])) };
 }
 
 /**
- * When a definition changed in its COMMENT statements only: the COMMENTs that set the new texts
- * (and, for down, the old ones); otherwise undefined.
+ * When a definition changed in its comments only (its COMMENT statements, and the description in
+ * its header line): the COMMENTs that set the new texts (and, for down, the old ones); otherwise
+ * undefined. A definition sets comments on what it creates, nothing else, so no other statement's
+ * COMMENT can undo these.
  */
 export function commentChange(before: Statement, after: Statement): { up: string; down: string } | undefined {
-  // Each COMMENT with the line break before it, so a definition without one compares equal.
-  const rest = (sql: string) => canonicalAliases(sql.replace(new RegExp(`\\n?${COMMENT_ON.source}`, 'gms'), ''));
-  if (rest(before.up) !== rest(after.up) || canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
-  const [was, now] = [commentsOf(before.up), commentsOf(after.up)];
-  const targets = [...new Set([...was.keys(), ...now.keys()])].filter((t) => was.get(t) !== now.get(t));
+  const [was, now] = [splitComments(before.up), splitComments(after.up)];
+  if (was.rest !== now.rest || canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
+  const targets = [...new Set([...was.comments.keys(), ...now.comments.keys()])].filter((t) => was.comments.get(t) !== now.comments.get(t));
   if (targets.length === 0) return undefined;
   const set = (target: string, text: string | undefined) => `COMMENT ON ${target} IS ${text ?? 'NULL'};`;
-  return { up: targets.map((t) => set(t, now.get(t))).join('\n'), down: [...targets].reverse().map((t) => set(t, was.get(t))).join('\n') };
+  return { up: targets.map((t) => set(t, now.comments.get(t))).join('\n'), down: [...targets].reverse().map((t) => set(t, was.comments.get(t))).join('\n') };
 }
 
 const sameMeaning = (a: Statement, b: Statement) => canonicalAliases(a.up) === canonicalAliases(b.up) && canonicalAliases(a.down) === canonicalAliases(b.down);

@@ -111,6 +111,25 @@ describe('diffStates', () => {
     expect(both.changes.map((c) => c.kind)).toEqual(['changed', 'rebuilt']);
   });
 
+  it('only the COMMENTs a definition ends with count: a body line that looks like one is the body, and a policy\'s description is its header and its COMMENT', () => {
+    const body = (text: string) => statement('function s.f', `CREATE FUNCTION "s"."f"() RETURNS void AS $$\nCOMMENT ON TABLE "s"."t" IS '${text}';\n$$;\nCOMMENT ON FUNCTION "s"."f"() IS 'F.';`, 'DROP FUNCTION "s"."f"();');
+    const changedBody = diffStates(state(t, body('a')), state(t, body('b')));
+    expect(changedBody.sections.map((x) => x.title)).toEqual(['Drop what changed or was removed (old definitions, dependents first)', 'Create what changed or was added (new definitions)']);
+    const described = (text: string) =>
+      statement('policy s.t.p', `-- t.select[0] "p": ${text}\nCREATE POLICY "p" ON "s"."t" USING (true);\nCOMMENT ON POLICY "p" ON "s"."t" IS '${text}';`, 'DROP POLICY "p" ON "s"."t";');
+    const reworded = diffStates(state(t, described('Old.')), state(t, described('New.')));
+    expect(reworded.sections.map((x) => x.statements.map((st) => st.up))).toEqual([[`COMMENT ON POLICY "p" ON "s"."t" IS 'New.';`]]);
+  });
+
+  it('a definition re-created because something it names is takes its new comment with it, and gets no COMMENT of its own', () => {
+    const g = (v: string) => fn('g', `RETURNS bigint AS $$ ${v} $$`);
+    const f = (text: string) => statement('function s.f', `CREATE FUNCTION "s"."f"() RETURNS bigint AS $$ (select "s"."g"()) $$;\nCOMMENT ON FUNCTION "s"."f"() IS '${text}';`, 'DROP FUNCTION "s"."f"();');
+    const diff = diffStates(state(t, g('v1'), f('Old.')), state(t, g('v2'), f('New.')));
+    expect(diff.sections.map((x) => x.title)).toEqual(['Drop what changed or was removed (old definitions, dependents first)', 'Create what changed or was added (new definitions)']);
+    expect(diff.sections[1]!.statements.find((st) => st.id === 'function s.f')!.up).toContain(`IS 'New.';`);
+    expect(diff.sections[0]!.statements.find((st) => st.id === 'function s.f')!.down).toContain(`IS 'Old.';`);
+  });
+
   it('same name, new predicate: re-created; new name, same predicate: dropped and added', () => {
     const changed = diffStates(state(t, p), state(t, policy('p', '"team" IS NULL')));
     expect(changed.changes).toEqual([{ kind: 'changed', id: 'policy s.t.p' }]);

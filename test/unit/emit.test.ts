@@ -162,6 +162,19 @@ describe('policies', () => {
   });
 });
 
+describe('descriptions and reasons in SQL comments', () => {
+  it('a description or raw reason with line breaks stays a comment on every line', () => {
+    const { up } = compile(
+      crm((m, { deals }) => {
+        m.policy(deals, 'deals_mine', { for: 'select', using: (d) => d.owner_id.eq(m.me), description: 'Mine.\nDROP TABLE crm.deals; --' });
+        m.policy(deals, 'deals_raw', { for: 'select', using: () => raw('true', { type: 'boolean', reason: 'a reason\rover lines' }) });
+      }),
+    );
+    expect(up('policy crm.deals.deals_mine')).toContain('-- deals.select[0] "deals_mine": Mine.\n-- DROP TABLE crm.deals; --\nCREATE POLICY');
+    expect(up('policy crm.deals.deals_raw')).toContain('-- raw SQL (escape hatch): a reason\n-- over lines\nCREATE POLICY');
+  });
+});
+
 describe('hierarchy walks in facts', () => {
   it('a fact reads the closure table in place of the walker call; a node that is not a plain reference is computed once', () => {
     const { up } = compile(
