@@ -407,10 +407,7 @@ export function foldTest(arm: HintedArm, schema: string): string {
  * operator, 0.03 ms of a point lookup's planning and 0.09 ms of an UPDATE's).
  */
 function marksTest(hints: readonly (readonly string[])[], schema: string): string {
-  const combined = marksFunctionName(hints);
-  if (combined !== undefined) return `NOT ${qualified(schema, combined)}()`;
-  const test = andOfOrs(hints, (h) => `${qualified(schema, h)}()`);
-  return hints.length === 1 ? `NOT ${test}` : `NOT (${test})`;
+  return `NOT ${qualified(schema, marksFunctionName(hints) ?? hints[0]![0]!)}()`;
 }
 
 /** Groups joined by `and`, the marks of a group ORed (in parentheses when several), each printed by `atom`. */
@@ -423,7 +420,10 @@ function canonicalGroups(hints: readonly (readonly string[])[]): string[][] {
   return hints.map((g) => [...g].sort(byCodePoint)).sort((a, b) => byCodePoint(a.join(' '), b.join(' ')));
 }
 
-/** The name of the function that tests several marks at once (named by what it tests), or undefined for one mark. */
+/**
+ * The name of the function that tests several marks at once (named by what it tests), or
+ * undefined for a test of one mark, which calls that mark's own function.
+ */
 function marksFunctionName(hints: readonly (readonly string[])[]): string | undefined {
   if (hints.flat().length < 2) return undefined;
   const canonical = canonicalGroups(hints).map((g) => g.join(' OR ')).join(' AND ');

@@ -30,7 +30,6 @@ export function literal(value: string | number | boolean | null | bigint): strin
   return "'" + value.replaceAll("'", "''") + "'";
 }
 
-/** Dollar-quote a body with a tag that does not occur in it. */
 /**
  * Text as an SQL line comment, every line of it: a description or reason with a line break would
  * otherwise put its next line into the statement as SQL.
@@ -39,6 +38,7 @@ export function lineComment(text: string, prefix = ''): string {
   return `${prefix}-- ${text.replace(/\r\n|\r|\n/g, `\n${prefix}-- `)}`;
 }
 
+/** Dollar-quote a body with a tag that does not occur in it. */
 export function dollarQuote(body: string, preferred = 'rg'): string {
   let tag = preferred;
   let n = 0;
