@@ -159,7 +159,7 @@ REVOKE ALL ON "collect"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "collect"."login_bindings" TO "rowguard_definer";
 
 CREATE FUNCTION "collect"."current_user_id"() RETURNS text
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -404,7 +404,7 @@ CREATE TRIGGER "maintain_team_tree_closure_on_truncate" AFTER TRUNCATE ON "colle
 SELECT "collect"."team_tree_closure_rebuild"();
 
 CREATE FUNCTION "collect"."team_tree_descendants"("node" text, "include_self" boolean) RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -424,7 +424,7 @@ REVOKE ALL ON FUNCTION "collect"."team_tree_descendants"(text, boolean) FROM PUB
 COMMENT ON FUNCTION "collect"."team_tree_descendants"(text, boolean) IS 'Every node below the given one in team_tree (team_members.member_id -> team_id), at any depth, read from collect.team_tree_closure.';
 
 CREATE FUNCTION "collect"."team_tree_ancestors"("node" text, "include_self" boolean) RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -577,7 +577,7 @@ CREATE TRIGGER "maintain_client_tree_closure_on_truncate" AFTER TRUNCATE ON "col
 SELECT "collect"."client_tree_closure_rebuild"();
 
 CREATE FUNCTION "collect"."client_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -597,7 +597,7 @@ REVOKE ALL ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) FROM
 COMMENT ON FUNCTION "collect"."client_tree_descendants"(bigint, boolean) IS 'Every node below the given one in client_tree (clients.id -> owned_by), at any depth, read from collect.client_tree_closure.';
 
 CREATE FUNCTION "collect"."client_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -639,7 +639,7 @@ GRANT SELECT ON "collect"."client_tree" TO "app_user", "reporting_user";
 -- ======================================================================
 
 CREATE FUNCTION "collect"."i_bypass_security"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -661,7 +661,7 @@ GRANT EXECUTE ON FUNCTION "collect"."i_bypass_security"() TO "app_user", "report
 COMMENT ON FUNCTION "collect"."i_bypass_security"() IS 'Rule 1: my Security switch is off, so I see every debtor.';
 
 CREATE FUNCTION "collect"."my_restricting_client_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -681,7 +681,7 @@ GRANT EXECUTE ON FUNCTION "collect"."my_restricting_client_id"() TO "app_user", 
 COMMENT ON FUNCTION "collect"."my_restricting_client_id"() IS 'Rule 2: with Security on, my Client #; NULL otherwise.';
 
 CREATE FUNCTION "collect"."debtor_client_ids_for_me"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -701,7 +701,7 @@ GRANT EXECUTE ON FUNCTION "collect"."debtor_client_ids_for_me"() TO "app_user", 
 COMMENT ON FUNCTION "collect"."debtor_client_ids_for_me"() IS 'Rule 2: my Client # and every client it owns, at any depth (empty unless rule 2 applies).';
 
 CREATE FUNCTION "collect"."i_am_account_restricted"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -724,7 +724,7 @@ GRANT EXECUTE ON FUNCTION "collect"."i_am_account_restricted"() TO "app_user", "
 COMMENT ON FUNCTION "collect"."i_am_account_restricted"() IS 'Rule 3 applies to me: Security on, no Client #, and not a client-type operator (who sees nothing without a Client #).';
 
 CREATE FUNCTION "collect"."my_principal_ids"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -747,7 +747,7 @@ GRANT EXECUTE ON FUNCTION "collect"."my_principal_ids"() TO "app_user", "reporti
 COMMENT ON FUNCTION "collect"."my_principal_ids"() IS 'Rule 3: my operator id and every team that contains me directly or through nested teams; NULL unless rule 3 applies.';
 
 CREATE FUNCTION "collect"."i_see_open_accounts"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -771,7 +771,7 @@ GRANT EXECUTE ON FUNCTION "collect"."i_see_open_accounts"() TO "app_user", "repo
 COMMENT ON FUNCTION "collect"."i_see_open_accounts"() IS 'Rule 3: accounts with no Clerk and no Access are mine too, unless I am locked out by default.';
 
 CREATE FUNCTION "collect"."i_see_placeholders"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -793,7 +793,7 @@ GRANT EXECUTE ON FUNCTION "collect"."i_see_placeholders"() TO "app_user", "repor
 COMMENT ON FUNCTION "collect"."i_see_placeholders"() IS 'Security on and Strict off: hidden debtors appear as placeholders in the directory.';
 
 CREATE FUNCTION "collect"."my_client_accounts_root"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -813,7 +813,7 @@ GRANT EXECUTE ON FUNCTION "collect"."my_client_accounts_root"() TO "app_user", "
 COMMENT ON FUNCTION "collect"."my_client_accounts_root"() IS 'With Apply to Client Accounts: my Client # (the root of the clients I may browse and add); NULL otherwise.';
 
 CREATE FUNCTION "collect"."client_account_ids_for_me"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -833,7 +833,7 @@ GRANT EXECUTE ON FUNCTION "collect"."client_account_ids_for_me"() TO "app_user",
 COMMENT ON FUNCTION "collect"."client_account_ids_for_me"() IS 'With Apply to Client Accounts and a Client #: that client and every client it owns; NULL otherwise.';
 
 CREATE FUNCTION "collect"."i_see_every_client"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -855,7 +855,7 @@ GRANT EXECUTE ON FUNCTION "collect"."i_see_every_client"() TO "app_user", "repor
 COMMENT ON FUNCTION "collect"."i_see_every_client"() IS 'Not restricted to a client hierarchy for the Clients form: every client is visible.';
 
 CREATE FUNCTION "collect"."i_edit_every_client"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -882,7 +882,7 @@ COMMENT ON FUNCTION "collect"."i_edit_every_client"() IS 'Security off and not r
 -- ======================================================================
 
 CREATE FUNCTION "collect"."plan_marks"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -929,7 +929,7 @@ GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 CREATE FUNCTION "collect"."plan_when_872e0dd82448"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -944,7 +944,7 @@ GRANT EXECUTE ON FUNCTION "collect"."plan_when_872e0dd82448"() TO "app_user", "r
 COMMENT ON FUNCTION "collect"."plan_when_872e0dd82448"() IS 'Planner hint, folded while planning: plan_fold_i_am_account_restricted() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "collect"."plan_when_c1c1b07bf103"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -960,7 +960,7 @@ GRANT EXECUTE ON FUNCTION "collect"."plan_when_c1c1b07bf103"() TO "app_user", "r
 COMMENT ON FUNCTION "collect"."plan_when_c1c1b07bf103"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "collect"."plan_when_c72e226d9365"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -975,7 +975,7 @@ GRANT EXECUTE ON FUNCTION "collect"."plan_when_c72e226d9365"() TO "app_user", "r
 COMMENT ON FUNCTION "collect"."plan_when_c72e226d9365"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "collect"."plan_when_edafacf21a67"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -995,7 +995,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1011,7 +1011,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_few_my_principal_ids" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_hint_my_principal_ids"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1027,7 +1027,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" FROM P
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1043,7 +1043,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_fold_i_am_account_restricted"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1059,7 +1059,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_bypass_security" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_bypass_security" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_fold_i_bypass_security"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1075,7 +1075,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_edit_every_client" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_edit_every_client" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_fold_i_edit_every_client"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1091,7 +1091,7 @@ REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" TO "app_user";
 
 CREATE FUNCTION "collect"."plan_fold_i_see_open_accounts"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));

@@ -219,7 +219,7 @@ REVOKE ALL ON "policycenter"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "policycenter"."login_bindings" TO "rowguard_definer";
 
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -349,7 +349,7 @@ COMMENT ON FUNCTION "policycenter"."unbind_login"(text) IS 'DBA: removes the bin
 -- ======================================================================
 
 CREATE FUNCTION "policycenter"."i_am_external"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -370,7 +370,7 @@ REVOKE ALL ON FUNCTION "policycenter"."i_am_external"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."i_am_external"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."i_am_internal"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -392,7 +392,7 @@ REVOKE ALL ON FUNCTION "policycenter"."i_am_internal"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."i_am_internal"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."i_have_view_all_users"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -413,7 +413,7 @@ REVOKE ALL ON FUNCTION "policycenter"."i_have_view_all_users"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."i_have_view_all_users"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."i_view_all"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -437,7 +437,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_view_all"() TO "app_user", "reportin
 COMMENT ON FUNCTION "policycenter"."i_view_all"() IS '"View All Users": internal users only (ignored for external users).';
 
 CREATE FUNCTION "policycenter"."i_use_producer_code_security"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -458,7 +458,7 @@ REVOKE ALL ON FUNCTION "policycenter"."i_use_producer_code_security"() FROM PUBL
 GRANT EXECUTE ON FUNCTION "policycenter"."i_use_producer_code_security"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."my_organization_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -479,7 +479,7 @@ REVOKE ALL ON FUNCTION "policycenter"."my_organization_id"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."my_organization_id"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."my_external_organization_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -501,7 +501,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."my_external_organization_id"() TO "app
 COMMENT ON FUNCTION "policycenter"."my_external_organization_id"() IS 'An external user''s own organization, the only one they ever see; NULL for internal users.';
 
 CREATE FUNCTION "policycenter"."my_group_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -520,7 +520,7 @@ REVOKE ALL ON FUNCTION "policycenter"."my_group_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."my_group_ids"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."my_group_ids_if_internal"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -542,7 +542,7 @@ REVOKE ALL ON FUNCTION "policycenter"."my_group_ids_if_internal"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."my_group_ids_if_internal"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."my_zone_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -566,7 +566,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."my_zone_ids"() TO "app_user", "reporti
 COMMENT ON FUNCTION "policycenter"."my_zone_ids"() IS 'zones(U): the zones of every group I belong to (internal users only).';
 
 CREATE FUNCTION "policycenter"."organization_ids_in_my_zones"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -589,7 +589,7 @@ REVOKE ALL ON FUNCTION "policycenter"."organization_ids_in_my_zones"() FROM PUBL
 GRANT EXECUTE ON FUNCTION "policycenter"."organization_ids_in_my_zones"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "policycenter"."visible_group_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -619,7 +619,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."visible_group_ids"() TO "app_user", "r
 COMMENT ON FUNCTION "policycenter"."visible_group_ids"() IS 'Groups I can see.';
 
 CREATE FUNCTION "policycenter"."visible_producer_code_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -647,7 +647,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."visible_producer_code_ids"() TO "app_u
 COMMENT ON FUNCTION "policycenter"."visible_producer_code_ids"() IS 'Producer codes I can find and view.';
 
 CREATE FUNCTION "policycenter"."usable_producer_code_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -683,7 +683,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."usable_producer_code_ids"() TO "app_us
 COMMENT ON FUNCTION "policycenter"."usable_producer_code_ids"() IS 'Producer codes I may select for action: visible, and with producer code security on, linked to me or one of my groups.';
 
 CREATE FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -708,7 +708,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organizat
 COMMENT ON FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() IS 'Producer codes I can see through my zones (internal) or my organization (external); View All Users aside.';
 
 CREATE FUNCTION "policycenter"."i_may_use_every_code"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -736,7 +736,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."i_may_use_every_code"() TO "app_user",
 -- ======================================================================
 
 CREATE FUNCTION "policycenter"."plan_marks"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -773,7 +773,7 @@ GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 CREATE FUNCTION "policycenter"."plan_when_3c3ccbce078b"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -792,7 +792,7 @@ REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__073
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" TO "app_user";
 
 CREATE FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -808,7 +808,7 @@ REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" FROM PUBLIC
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" TO "app_user";
 
 CREATE FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -824,7 +824,7 @@ REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_view_all" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_view_all" TO "app_user";
 
 CREATE FUNCTION "policycenter"."plan_fold_i_view_all"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));

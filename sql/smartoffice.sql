@@ -244,7 +244,7 @@ REVOKE ALL ON "smartoffice"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "smartoffice"."login_bindings" TO "rowguard_definer";
 
 CREATE FUNCTION "smartoffice"."current_user_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -489,7 +489,7 @@ CREATE TRIGGER "maintain_office_tree_closure_on_truncate" AFTER TRUNCATE ON "sma
 SELECT "smartoffice"."office_tree_closure_rebuild"();
 
 CREATE FUNCTION "smartoffice"."office_tree_descendants"("node" bigint, "include_self" boolean) RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -509,7 +509,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) 
 COMMENT ON FUNCTION "smartoffice"."office_tree_descendants"(bigint, boolean) IS 'Every node below the given one in office_tree (offices.id -> parent_id), at any depth, read from smartoffice.office_tree_closure.';
 
 CREATE FUNCTION "smartoffice"."office_tree_ancestors"("node" bigint, "include_self" boolean) RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -551,7 +551,7 @@ GRANT SELECT ON "smartoffice"."office_tree" TO "app_user", "reporting_user";
 -- ======================================================================
 
 CREATE FUNCTION "smartoffice"."my_office_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -573,7 +573,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_id"() TO "app_user", "reporti
 COMMENT ON FUNCTION "smartoffice"."my_office_id"() IS 'The acting user''s office.';
 
 CREATE FUNCTION "smartoffice"."i_am_admin"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -594,7 +594,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."i_am_admin"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."i_am_admin"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."i_have_enterprise_view"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -615,7 +615,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."i_have_enterprise_view"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."i_have_enterprise_view"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."i_share_records"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -636,7 +636,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."i_share_records"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."i_share_records"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."my_open_office_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -658,7 +658,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."my_open_office_id"() TO "app_user", "re
 COMMENT ON FUNCTION "smartoffice"."my_open_office_id"() IS 'My office when its office security is off (every user of the office sees all its contacts), else NULL.';
 
 CREATE FUNCTION "smartoffice"."acting_for_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -678,7 +678,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."acting_for_ids"() TO "app_user", "repor
 COMMENT ON FUNCTION "smartoffice"."acting_for_ids"() IS 'Me and every agent I am a proxy for.';
 
 CREATE FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -697,7 +697,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FR
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -721,7 +721,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my
 COMMENT ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() IS 'Contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy).';
 
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -743,7 +743,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."enterprise_office_ids"() TO "app_user",
 COMMENT ON FUNCTION "smartoffice"."enterprise_office_ids"() IS 'With enterprise view: my office and every office below it, at any depth. Otherwise NULL.';
 
 CREATE FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -764,7 +764,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() TO "
 COMMENT ON FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() IS 'Owners whose private contacts I may see: me, and agents I proxy for who enabled me.';
 
 CREATE FUNCTION "smartoffice"."contacts_shared_with_me"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -785,7 +785,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."contacts_shared_with_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_shared_with_me"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."users_i_administer"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -807,7 +807,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."users_i_administer"() TO "app_user", "r
 COMMENT ON FUNCTION "smartoffice"."users_i_administer"() IS 'As an office administrator: the users of my office. Otherwise NULL.';
 
 CREATE FUNCTION "smartoffice"."office_i_administer"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -828,7 +828,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."office_i_administer"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."office_i_administer"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."my_link_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -847,7 +847,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."my_link_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."my_link_ids"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."link_ids_i_share"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -866,7 +866,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."link_ids_i_share"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."link_ids_i_share"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."active_link_ids_i_share"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -885,7 +885,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."active_link_ids_i_share"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."active_link_ids_i_share"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."my_link_partner_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -904,7 +904,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."my_link_partner_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."my_link_partner_ids"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "smartoffice"."record_sharing_receiver_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -926,7 +926,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."record_sharing_receiver_ids"() TO "app_
 COMMENT ON FUNCTION "smartoffice"."record_sharing_receiver_ids"() IS 'If I share records: users of other offices who also share records. Otherwise NULL.';
 
 CREATE FUNCTION "smartoffice"."contacts_assigned_to_me"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -949,7 +949,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me"() TO "app_user
 -- ======================================================================
 
 CREATE FUNCTION "smartoffice"."plan_marks"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -983,7 +983,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -998,7 +998,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() TO "app_user"
 COMMENT ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
 
 CREATE FUNCTION "smartoffice"."plan_when_693522718f9f"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1012,7 +1012,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_693522718f9f"() TO "app_user"
 COMMENT ON FUNCTION "smartoffice"."plan_when_693522718f9f"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1027,7 +1027,7 @@ GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() TO "app_user"
 COMMENT ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
 
 CREATE FUNCTION "smartoffice"."plan_when_c748ee02f23f"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1046,7 +1046,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" FROM PUBLIC
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1062,7 +1062,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" F
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1078,7 +1078,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_hint_users_i_administer"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1094,7 +1094,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_am_admin"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1110,7 +1110,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" FROM PUBLI
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1126,7 +1126,7 @@ REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" FROM PUBLI
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" TO "app_user";
 
 CREATE FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));

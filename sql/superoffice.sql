@@ -507,7 +507,7 @@ REVOKE ALL ON "superoffice"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "superoffice"."login_bindings" TO "rowguard_definer";
 
 CREATE FUNCTION "superoffice"."current_user_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -637,7 +637,7 @@ COMMENT ON FUNCTION "superoffice"."unbind_login"(text) IS 'DBA: removes the bind
 -- ======================================================================
 
 CREATE FUNCTION "superoffice"."my_kind"() RETURNS text
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -658,7 +658,7 @@ REVOKE ALL ON FUNCTION "superoffice"."my_kind"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."my_kind"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "superoffice"."my_role_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -679,7 +679,7 @@ REVOKE ALL ON FUNCTION "superoffice"."my_role_id"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."my_role_id"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "superoffice"."my_primary_group_id"() RETURNS bigint
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -700,7 +700,7 @@ REVOKE ALL ON FUNCTION "superoffice"."my_primary_group_id"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."my_primary_group_id"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "superoffice"."my_secondary_group_ids"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -719,7 +719,7 @@ REVOKE ALL ON FUNCTION "superoffice"."my_secondary_group_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."my_secondary_group_ids"() TO "app_user", "reporting_user";
 
 CREATE FUNCTION "superoffice"."i_am_system"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -741,7 +741,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."i_am_system"() TO "app_user", "reportin
 COMMENT ON FUNCTION "superoffice"."i_am_system"() IS 'Kind ''system'' overrides every rule.';
 
 CREATE FUNCTION "superoffice"."i_am_external"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -763,7 +763,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."i_am_external"() TO "app_user", "report
 COMMENT ON FUNCTION "superoffice"."i_am_external"() IS 'Kind ''external'': read only, published companies and projects.';
 
 CREATE FUNCTION "superoffice"."company_scopes_with_read"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -787,7 +787,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_read"() TO "app_use
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_read"() IS 'The scopes in which my role grants at least read on company rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."company_scopes_with_create"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -811,7 +811,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_create"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_create"() IS 'The scopes in which my role grants at least create on company rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."company_scopes_with_update"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -835,7 +835,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_update"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_update"() IS 'The scopes in which my role grants at least update on company rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."company_scopes_with_delete"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -859,7 +859,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_delete"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on company rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_read"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -883,7 +883,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_read"() TO "app_use
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_read"() IS 'The scopes in which my role grants at least read on contact rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_create"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -907,7 +907,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_create"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_create"() IS 'The scopes in which my role grants at least create on contact rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_update"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -931,7 +931,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_update"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_update"() IS 'The scopes in which my role grants at least update on contact rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_delete"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -955,7 +955,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_delete"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on contact rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_read"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -979,7 +979,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_read"() TO "app_use
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_read"() IS 'The scopes in which my role grants at least read on project rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_create"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1003,7 +1003,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_create"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_create"() IS 'The scopes in which my role grants at least create on project rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_update"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1027,7 +1027,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_update"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_update"() IS 'The scopes in which my role grants at least update on project rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_delete"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1051,7 +1051,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_delete"() TO "app_u
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on project rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_read"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1075,7 +1075,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_read"() TO "app_user",
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_read"() IS 'The scopes in which my role grants at least read on sale rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_create"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1099,7 +1099,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_create"() TO "app_user
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_create"() IS 'The scopes in which my role grants at least create on sale rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_update"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1123,7 +1123,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_update"() TO "app_user
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_update"() IS 'The scopes in which my role grants at least update on sale rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_delete"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1147,7 +1147,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_delete"() TO "app_user
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on sale rows (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."i_am_staff"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1169,7 +1169,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."i_am_staff"() TO "app_user", "reporting
 COMMENT ON FUNCTION "superoffice"."i_am_staff"() IS 'Internal or system users: the staff of the CRM.';
 
 CREATE FUNCTION "superoffice"."my_function_names"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1195,7 +1195,7 @@ COMMENT ON FUNCTION "superoffice"."my_function_names"() IS 'The functional right
 -- ======================================================================
 
 CREATE FUNCTION "superoffice"."plan_marks"() RETURNS text[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$
@@ -1254,7 +1254,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
 
 CREATE FUNCTION "superoffice"."plan_when_164aac38d741"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1268,7 +1268,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_164aac38d741"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_164aac38d741"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_others() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_1d40332b27be"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1282,7 +1282,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_23b413a671d5"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1296,7 +1296,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_23b413a671d5"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_23b413a671d5"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1310,7 +1310,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2a24579454cd"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_489c8c2256f1"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1324,7 +1324,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_others() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1338,7 +1338,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_53b1c2deeb65"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1352,7 +1352,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1366,7 +1366,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_58b5399dc7de"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1381,7 +1381,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_62e4b7263088"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1395,7 +1395,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_62e4b7263088"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_62e4b7263088"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_7cd7d43179ba"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1411,7 +1411,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_7fd1d758b516"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1425,7 +1425,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_primary_group() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1439,7 +1439,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_external() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1453,7 +1453,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_918e1352bcdf"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1467,7 +1467,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_own() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_9bee69411970"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1482,7 +1482,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_9bee69411970"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_9bee69411970"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_a4c63e8464fc"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1496,7 +1496,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1510,7 +1510,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_primary_group() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_b8d07f00311f"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1524,7 +1524,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_bd1493da894c"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1540,7 +1540,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bd1493da894c"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_bd1493da894c"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1554,7 +1554,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() TO "app_user"
 COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_e6294efe0b98"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
@@ -1573,7 +1573,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" FROM PUBLI
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1589,7 +1589,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_other
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1605,7 +1605,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" 
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1621,7 +1621,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_695
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1637,7 +1637,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1653,7 +1653,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_other
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1669,7 +1669,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" 
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1685,7 +1685,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1c
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1701,7 +1701,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fd
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1717,7 +1717,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_external" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_external" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_external"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1733,7 +1733,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_staff" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_staff" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_staff"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1749,7 +1749,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_system" FROM PUBLIC;
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_system" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_system"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1765,7 +1765,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_other
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1781,7 +1781,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" 
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1797,7 +1797,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54f
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1813,7 +1813,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1829,7 +1829,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" 
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1845,7 +1845,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" FRO
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1861,7 +1861,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1877,7 +1877,7 @@ REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" TO "app_user";
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
@@ -1892,7 +1892,7 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary
 -- ======================================================================
 
 CREATE FUNCTION "superoffice"."can"("function_name" text) RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
 AS $rg$

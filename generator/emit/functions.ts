@@ -4,6 +4,16 @@
 // measured re-planning on every statement), SECURITY DEFINER owned by the BYPASSRLS definer role
 // (so a lookup is never filtered by the very policies it serves), and pin search_path so a caller
 // cannot redirect the names they use.
+//
+// Read-only functions are PARALLEL RESTRICTED. PostgreSQL takes an unlabelled function for
+// PARALLEL UNSAFE, and one such call anywhere in a statement (a policy's fact included) rules out
+// every parallel plan for it: a reporting tool's count or search over a large table that the
+// owner's statement answers with parallel workers ran on one core as app_user. Restricted is the
+// true label, not safe: the identity check signs with pg_backend_pid(), which a parallel worker
+// answers with its own process id (PostgreSQL labels it restricted for that reason), so a worker
+// would find no identity. Restricted functions run only in the leader; the facts are InitPlans,
+// computed there once and handed to the workers as parameters. VOLATILE functions (set_session,
+// the DBA's functions, triggers) stay unlabelled: they change settings or rows.
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
@@ -19,6 +29,12 @@ export interface FunctionSpec {
   readonly args: readonly (readonly [string, string])[];
   readonly returns: string;
   readonly volatility: 'IMMUTABLE' | 'STABLE' | 'VOLATILE';
+  /**
+   * SAFE for a function a parallel worker may run as well as the leader (it reads nothing the
+   * worker lacks). Otherwise read-only functions are RESTRICTED and VOLATILE ones unlabelled
+   * (UNSAFE); see the file comment.
+   */
+  readonly parallelSafe?: boolean;
   readonly securityDefiner: boolean;
   /** Pin search_path (the default). Only invoker functions whose every name is qualified may opt out. */
   readonly pinSearchPath?: boolean;
@@ -36,7 +52,7 @@ export function createFunction(spec: FunctionSpec): Statement {
   const sig = signature(spec);
   const up = [
     `CREATE FUNCTION ${qualified(spec.schema, spec.name)}(${spec.args.map(([n, t]) => `${ident(n)} ${t}`).join(', ')}) RETURNS ${spec.returns}`,
-    `  LANGUAGE plpgsql ${spec.volatility}${spec.securityDefiner ? ' SECURITY DEFINER' : ''}`,
+    `  LANGUAGE plpgsql ${spec.volatility}${spec.securityDefiner ? ' SECURITY DEFINER' : ''}${parallelLabel(spec)}`,
     ...(spec.pinSearchPath === false ? [] : ['  SET search_path = pg_catalog, pg_temp']),
     // Read-only functions (facts, walkers) run their lookups through plpgsql's plan cache with the
     // identity as a parameter. Left to choose, the cache compares the generic plan's estimate with
@@ -51,6 +67,11 @@ export function createFunction(spec: FunctionSpec): Statement {
     ...(spec.comment ? [`COMMENT ON FUNCTION ${sig} IS ${literal(spec.comment)};`] : []),
   ].join('\n');
   return statement(`function ${spec.schema}.${spec.name}`, up, `DROP FUNCTION ${sig};`);
+}
+
+function parallelLabel(spec: FunctionSpec): string {
+  if (spec.parallelSafe) return ' PARALLEL SAFE';
+  return spec.volatility === 'VOLATILE' ? '' : ' PARALLEL RESTRICTED';
 }
 
 /** The custom settings that carry the identity. Only set_session writes them, signed. */

@@ -551,7 +551,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
 }
 
 /**
- * A function the planner folds: IMMUTABLE, no arguments, the caller's rights, and no pinned
+ * A function the planner folds: IMMUTABLE and PARALLEL SAFE, no arguments, the caller's rights, and no pinned
  * search_path, which would hide the very entries it reads (every name in `body` is qualified).
  */
 function hintFunction(model: ModelNode, name: string, says: string, body: string[]): Statement {
@@ -561,6 +561,8 @@ function hintFunction(model: ModelNode, name: string, says: string, body: string
     args: [],
     returns: 'boolean',
     volatility: 'IMMUTABLE',
+    // It reads the search_path, which PostgreSQL copies to parallel workers.
+    parallelSafe: true,
     securityDefiner: false,
     pinSearchPath: false,
     grantTo: [APP_ROLE, REPORTING_ROLE],

@@ -176,19 +176,21 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     });
   }
 
-  // 5 and 6. Policy predicates: per-row function calls, and matched columns without an index.
-  const policies = await sql<{ schema: string; table: string; name: string; qual: string | null; check: string | null }[]>`
-    SELECT schemaname AS schema, tablename AS "table", policyname AS name, qual, with_check AS "check"
+  // 5, 6 and 7. Policy predicates: per-row function calls, matched columns without an index, and
+  // calls that rule out parallel workers.
+  const policies = await sql<{ schema: string; table: string; name: string; cmd: string; qual: string | null; check: string | null }[]>`
+    SELECT schemaname AS schema, tablename AS "table", policyname AS name, cmd, qual, with_check AS "check"
     FROM pg_policies ORDER BY 1, 2, 3`;
-  const userFunctionRows = await sql<{ schema: string; name: string; folded: boolean }[]>`
-    SELECT DISTINCT n.nspname AS schema, p.proname AS name, (p.provolatile = 'i' AND p.pronargs = 0) AS folded
+  const userFunctionRows = await sql<{ schema: string; name: string; folded: boolean; unsafe: boolean }[]>`
+    SELECT DISTINCT n.nspname AS schema, p.proname AS name, (p.provolatile = 'i' AND p.pronargs = 0) AS folded, p.proparallel = 'u' AS unsafe
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
     WHERE ${sql.unsafe(SYSTEM_SCHEMAS)}`;
   const userFunctions = new Set(userFunctionRows.map((r) => r.name));
   // IMMUTABLE without arguments (rowguard's planner hints): PostgreSQL folds the call into a
   // constant while planning, so no row ever calls it. Only when every function of that name is.
-  const folded = ({ name, schema }: { name: string; schema: string | undefined }) => {
-    const same = userFunctionRows.filter((r) => (schema === undefined ? r.name : `${r.schema}.${r.name}`) === name);
+  const named = ({ name, schema }: { name: string; schema: string | undefined }) => userFunctionRows.filter((r) => (schema === undefined ? r.name : `${r.schema}.${r.name}`) === name);
+  const folded = (call: { name: string; schema: string | undefined }) => {
+    const same = named(call);
     return same.length > 0 && same.every((r) => r.folded);
   };
   const indexed = await sql<{ schema: string; table: string; column: string }[]>`
@@ -221,6 +223,21 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
         message: `calls ${fn}() for every row it checks; a value that does not depend on the row can be computed once per statement`,
         fix: `write (select ${fn}(…)) instead of ${fn}(…) in the predicate (PostgreSQL then runs it once, as an InitPlan)`,
       });
+    }
+    // 7. PostgreSQL decides whether a statement may use parallel workers before it folds or
+    // wraps anything: one PARALLEL UNSAFE call (a function's default label) in a read policy,
+    // however it is called, keeps every statement that reads the table on one process.
+    if (p.qual !== null && (p.cmd === 'SELECT' || p.cmd === 'ALL')) {
+      const unsafe = new Set(functionCalls(p.qual).filter((c) => (c.schema ?? '') !== 'pg_catalog' && named(c).length > 0 && named(c).every((r) => r.unsafe)).map((c) => c.name));
+      for (const fn of [...unsafe].sort()) {
+        add({
+          code: 'policy-parallel-unsafe',
+          severity: 'warning',
+          object,
+          message: `calls ${fn}(), which is PARALLEL UNSAFE (the label of a function declared without one): no statement that reads ${p.schema}.${p.table} can use parallel workers, however many rows it reads`,
+          fix: `ALTER FUNCTION ${fn}(…) PARALLEL RESTRICTED; (or PARALLEL SAFE if it writes nothing and reads nothing a parallel worker lacks: temporary tables, cursors, pg_backend_pid())`,
+        });
+      }
     }
     for (const column of matchedColumns(text)) {
       const key = `${p.schema}.${p.table}.${column}`;

@@ -86,18 +86,36 @@ function splitComments(up: string): { rest: string; comments: Map<string, string
 }
 
 /**
- * When a definition changed in its comments only (its COMMENT statements, and the description in
- * its header line): the COMMENTs that set the new texts (and, for down, the old ones); otherwise
- * undefined. A definition sets comments on what it creates, nothing else, so no other statement's
- * COMMENT can undo these.
+ * A function's PARALLEL label, read from its LANGUAGE line (UNSAFE without one, as PostgreSQL
+ * takes it), and the definition without the label.
  */
-export function commentChange(before: Statement, after: Statement): { up: string; down: string } | undefined {
+function parallelLabel(rest: string): { rest: string; label: string } {
+  const line = /^( {2}LANGUAGE [^\n]*?)(?: PARALLEL (SAFE|RESTRICTED|UNSAFE))?$/m.exec(rest);
+  if (!line) return { rest, label: 'UNSAFE' };
+  return { rest: rest.slice(0, line.index) + line[1] + rest.slice(line.index + line[0].length), label: line[2] ?? 'UNSAFE' };
+}
+
+/**
+ * When a definition changed in its comments (its COMMENT statements, and the description in its
+ * header line) or, for a function, its PARALLEL label, and in nothing else: the statements that
+ * change those in place (`ALTER FUNCTION … PARALLEL …`, then the COMMENTs; down sets the old ones
+ * back); otherwise undefined. A definition sets comments on what it creates, nothing else, so no
+ * other statement's COMMENT can undo these.
+ */
+export function inPlaceChange(before: Statement, after: Statement): { up: string; down: string; what: string } | undefined {
   const [was, now] = [splitComments(before.up), splitComments(after.up)];
-  if (was.rest !== now.rest || canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
+  if (canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
+  const fn = kindOf(before.id) === 'function' ? /^DROP FUNCTION (.+);$/.exec(before.down)?.[1] : undefined;
+  const [wasLabel, nowLabel] = fn ? [parallelLabel(was.rest), parallelLabel(now.rest)] : [{ rest: was.rest, label: '' }, { rest: now.rest, label: '' }];
+  if (wasLabel.rest !== nowLabel.rest) return undefined;
+  const steps: { up: string; down: string }[] = [];
+  if (wasLabel.label !== nowLabel.label) steps.push({ up: `ALTER FUNCTION ${fn} PARALLEL ${nowLabel.label};`, down: `ALTER FUNCTION ${fn} PARALLEL ${wasLabel.label};` });
   const targets = [...new Set([...was.comments.keys(), ...now.comments.keys()])].filter((t) => was.comments.get(t) !== now.comments.get(t));
-  if (targets.length === 0) return undefined;
   const set = (target: string, text: string | undefined) => `COMMENT ON ${target} IS ${text ?? 'NULL'};`;
-  return { up: targets.map((t) => set(t, now.comments.get(t))).join('\n'), down: [...targets].reverse().map((t) => set(t, was.comments.get(t))).join('\n') };
+  for (const t of targets) steps.push({ up: set(t, now.comments.get(t)), down: set(t, was.comments.get(t)) });
+  if (steps.length === 0) return undefined;
+  const what = [...(wasLabel.label !== nowLabel.label ? ['PARALLEL label'] : []), ...(targets.length > 0 ? ['comment'] : [])].join(' and ');
+  return { up: steps.map((x) => x.up).join('\n'), down: [...steps].reverse().map((x) => x.down).join('\n'), what };
 }
 
 const sameMeaning = (a: Statement, b: Statement) => canonicalAliases(a.up) === canonicalAliases(b.up) && canonicalAliases(a.down) === canonicalAliases(b.down);
@@ -116,7 +134,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
 
   const rebuild = new Set<string>();
   const alters = new Map<string, AlterStep[]>();
-  const recomment = new Map<string, { up: string; down: string }>();
+  const inPlace = new Map<string, { up: string; down: string; what: string }>();
   const tablesReadAround = new Set<string>();
 
   for (const s of old) {
@@ -124,9 +142,9 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
     if (now && sameMeaning(now, s)) continue;
     changes.push({ kind: now ? 'changed' : 'removed', id: s.id });
     const kind = kindOf(s.id);
-    const comment = now && !IN_PLACE.has(kind) ? commentChange(s, now) : undefined;
-    if (comment) {
-      recomment.set(s.id, comment);
+    const small = now && !IN_PLACE.has(kind) ? inPlaceChange(s, now) : undefined;
+    if (small) {
+      inPlace.set(s.id, small);
     } else if (!IN_PLACE.has(kind)) {
       rebuild.add(s.id);
     } else if (!now) {
@@ -178,10 +196,13 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
       const steps = alters.get(s.id)!;
       return { id: s.id, up: steps.map((a) => a.up).join('\n'), down: [...steps].reverse().map((a) => a.down).join('\n'), comment: `altered in place: ${s.id}` };
     });
-  // Unless a dependency re-creates it anyway, with its new comments.
-  const commented: Statement[] = next
-    .filter((s) => recomment.has(s.id) && !rebuild.has(s.id))
-    .map((s) => ({ id: s.id, ...recomment.get(s.id)!, comment: `comment changed in place: ${s.id}` }));
+  // Unless a dependency re-creates it anyway, with its new comments and label.
+  const changedInPlace: Statement[] = next
+    .filter((s) => inPlace.has(s.id) && !rebuild.has(s.id))
+    .map((s) => {
+      const { up, down, what } = inPlace.get(s.id)!;
+      return { id: s.id, up, down, comment: `${what} changed in place: ${s.id}` };
+    });
   const creates: Statement[] = next
     .filter((s) => rebuild.has(s.id) || !oldById.has(s.id))
     .map((s) => ({ id: s.id, up: s.up, down: s.down, comment: `${oldById.has(s.id) ? 'new definition' : 'added'}: ${s.id}${s.comment ? ` (${s.comment})` : ''}` }));
@@ -190,7 +211,7 @@ export function diffStates(before: readonly Section[], after: readonly Section[]
     { title: 'Drop what changed or was removed (old definitions, dependents first)', statements: drops },
     { title: 'Alter tables in place (tables are never dropped and re-created)', statements: altered },
     { title: 'Create what changed or was added (new definitions)', statements: creates },
-    { title: 'Set the comments that changed (nothing else of their definitions did)', statements: commented },
+    { title: 'Set the comments and parallel labels that changed (nothing else of their definitions did)', statements: changedInPlace },
   ].filter((s) => s.statements.length > 0);
   const order = (c: Change) => ['removed', 'changed', 'added', 'rebuilt'].indexOf(c.kind);
   changes.sort((a, b) => order(a) - order(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -66,6 +66,9 @@ describe('rowguard lint', () => {
       -- 5 and 6. a per-row call, and a matched column without an index
       CREATE POLICY per_row ON smartoffice.contacts FOR SELECT TO app_user USING (office_id = smartoffice.my_office_id());
       CREATE POLICY by_phone ON smartoffice.contacts FOR SELECT TO app_user USING (phone = (SELECT smartoffice.current_user_id()::text));
+      -- 7. a read policy calling a function declared without a PARALLEL label (wrapped, once per statement)
+      CREATE FUNCTION smartoffice.region_office_ids() RETURNS bigint[] LANGUAGE sql STABLE AS 'SELECT ARRAY[1::bigint]';
+      CREATE POLICY by_region ON smartoffice.contacts FOR SELECT TO app_user USING (office_id = ANY ((SELECT smartoffice.region_office_ids())::bigint[]));
     `);
 
     // The breaks are real: app_user with no identity reads every proxy and, through the view, every contact.
@@ -83,6 +86,7 @@ describe('rowguard lint', () => {
       ['definer-search-path', 'function smartoffice.count_contacts()', 'error'],
       ['policy-per-row-call', 'policy per_row on smartoffice.contacts', 'warning'],
       ['policy-column-unindexed', 'column smartoffice.contacts.phone', 'warning'],
+      ['policy-parallel-unsafe', 'policy by_region on smartoffice.contacts', 'warning'],
     ];
     for (const [code, object, severity] of expected) {
       const f = find(findings, code, object);
@@ -94,6 +98,7 @@ describe('rowguard lint', () => {
     expect(findings).toHaveLength(expected.length);
     expect(find(findings, 'rls-disabled', 'table smartoffice.proxies')!.fix).toContain('ENABLE ROW LEVEL SECURITY');
     expect(find(findings, 'view-owner-rights', 'view smartoffice.all_contacts')!.fix).toBe('ALTER VIEW "smartoffice"."all_contacts" SET (security_invoker = true);');
+    expect(find(findings, 'policy-parallel-unsafe', 'policy by_region on smartoffice.contacts')!.fix).toContain('ALTER FUNCTION smartoffice.region_office_ids(…) PARALLEL RESTRICTED;');
     expect(hasErrors(findings)).toBe(true);
 
     // --schema limits the objects (roles stay checked: they act in every schema).
@@ -111,7 +116,7 @@ describe('rowguard lint', () => {
       const json = await project.cliWithEnv(env, 'lint', '--json');
       expect(json.code).toBe(1);
       const report = JSON.parse(json.stdout) as { errors: number; warnings: number; findings: Finding[] };
-      expect([report.errors, report.warnings]).toEqual([6, 3]);
+      expect([report.errors, report.warnings]).toEqual([6, 4]);
 
       // Fixing what lint says brings it back to clean.
       for (const f of findings.filter((x) => ['rls-disabled', 'rls-not-forced', 'view-owner-rights'].includes(x.code))) await db.current.admin.unsafe(f.fix);
@@ -119,7 +124,9 @@ describe('rowguard lint', () => {
         DROP TABLE smartoffice.audit_log; DROP VIEW smartoffice.all_contacts, smartoffice.my_contacts;
         DROP POLICY per_row ON smartoffice.contacts; DROP POLICY by_phone ON smartoffice.contacts;
         ALTER TABLE smartoffice.shared_contacts OWNER TO CURRENT_USER; DROP ROLE ${alice}; DROP ROLE ${bob};
-        DROP FUNCTION smartoffice.count_contacts();`);
+        DROP FUNCTION smartoffice.count_contacts();
+        -- The labelled function keeps its policy, which lint then accepts.
+        ALTER FUNCTION smartoffice.region_office_ids() PARALLEL RESTRICTED;`);
       const clean = await project.cliWithEnv(env, 'lint', '--json');
       expect(JSON.parse(clean.stdout)).toEqual({ errors: 0, warnings: 0, findings: [] });
       expect(clean.code).toBe(0);

@@ -91,7 +91,7 @@ describe('diffStates', () => {
     expect(diff.changes).toEqual([{ kind: 'changed', id: 'function s.my_team' }]);
     expect(diff.sections).toEqual([
       {
-        title: 'Set the comments that changed (nothing else of their definitions did)',
+        title: 'Set the comments and parallel labels that changed (nothing else of their definitions did)',
         statements: [
           {
             id: 'function s.my_team',
@@ -128,6 +128,41 @@ describe('diffStates', () => {
     expect(diff.sections.map((x) => x.title)).toEqual(['Drop what changed or was removed (old definitions, dependents first)', 'Create what changed or was added (new definitions)']);
     expect(diff.sections[1]!.statements.find((st) => st.id === 'function s.f')!.up).toContain(`IS 'New.';`);
     expect(diff.sections[0]!.statements.find((st) => st.id === 'function s.f')!.down).toContain(`IS 'Old.';`);
+  });
+
+  it('a function whose PARALLEL label alone changed (with its comment or not) is altered in place; a label beside a new body is re-created', () => {
+    const labelled = (label: string, text: string, body = 'v1') =>
+      statement(
+        'function s.my_team',
+        `CREATE FUNCTION "s"."my_team"(bigint) RETURNS bigint\n  LANGUAGE plpgsql STABLE SECURITY DEFINER${label}\n  SET search_path = pg_catalog, pg_temp\nAS $$ ${body} $$;\nCOMMENT ON FUNCTION "s"."my_team"(bigint) IS '${text}';`,
+        'DROP FUNCTION "s"."my_team"(bigint);',
+      );
+    const diff = diffStates(state(t, labelled('', 'Mine.'), other, p), state(t, labelled(' PARALLEL RESTRICTED', 'Mine.'), other, p));
+    expect(diff.changes).toEqual([{ kind: 'changed', id: 'function s.my_team' }]);
+    expect(diff.sections).toEqual([
+      {
+        title: 'Set the comments and parallel labels that changed (nothing else of their definitions did)',
+        statements: [
+          {
+            id: 'function s.my_team',
+            // No label is PostgreSQL's UNSAFE, which down sets back.
+            up: 'ALTER FUNCTION "s"."my_team"(bigint) PARALLEL RESTRICTED;',
+            down: 'ALTER FUNCTION "s"."my_team"(bigint) PARALLEL UNSAFE;',
+            comment: 'PARALLEL label changed in place: function s.my_team',
+          },
+        ],
+      },
+    ]);
+    const both = diffStates(state(t, labelled(' PARALLEL RESTRICTED', 'Mine.')), state(t, labelled(' PARALLEL SAFE', 'Ours.')));
+    expect(both.sections[0]!.statements[0]).toMatchObject({
+      up: `ALTER FUNCTION "s"."my_team"(bigint) PARALLEL SAFE;\nCOMMENT ON FUNCTION "s"."my_team"(bigint) IS 'Ours.';`,
+      down: `COMMENT ON FUNCTION "s"."my_team"(bigint) IS 'Mine.';\nALTER FUNCTION "s"."my_team"(bigint) PARALLEL RESTRICTED;`,
+      comment: 'PARALLEL label and comment changed in place: function s.my_team',
+    });
+    const rebuilt = diffStates(state(t, labelled('', 'Mine.')), state(t, labelled(' PARALLEL RESTRICTED', 'Mine.', 'v2')));
+    expect(rebuilt.sections.map((x) => x.title)).toEqual(['Drop what changed or was removed (old definitions, dependents first)', 'Create what changed or was added (new definitions)']);
+    // A policy has no label: a change elsewhere in it is a change.
+    expect(diffStates(state(t, p), state(t, policy('p', '"team" = (select "s"."my_team"()) AND true'))).sections.map((x) => x.title)[0]).toMatch(/^Drop/);
   });
 
   it('same name, new predicate: re-created; new name, same predicate: dropped and added', () => {

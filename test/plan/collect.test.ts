@@ -3,7 +3,7 @@
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { statementOutcomes, useTestDatabase } from '../support/db.ts';
-import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -133,6 +133,41 @@ describe("collect dropped arms and the text arms' hints", () => {
       const [own, forged] = await db.current.as('collect', user, async (tx) => ownAndForged(tx, STATEMENTS, await everyMark(tx, 'collect')));
       expect((forged[1] as number[]).length, user).toBeLessThan((own[1] as number[]).length);
       expectOnlyFewer(own, forged, STATEMENTS, FIRST_PAGE);
+    }
+  });
+});
+
+// The facts are PARALLEL RESTRICTED, not unsafe (generator/emit/functions.ts): a secured statement
+// may run in parallel workers like the owner's, the facts computed once in the leader and handed
+// to the workers. A fact run in a worker would find no identity (the signature names the leader's
+// process) and the worker's share of the rows would be lost.
+describe('collect in parallel workers', () => {
+  const COUNT = 'SELECT count(*) AS n FROM collect.debtors';
+  const PARALLEL = [
+    'SET LOCAL max_parallel_workers_per_gather = 2',
+    'SET LOCAL parallel_setup_cost = 0',
+    'SET LOCAL parallel_tuple_cost = 0',
+    'SET LOCAL min_parallel_table_scan_size = 0',
+    'SET LOCAL min_parallel_index_scan_size = 0',
+  ].join('; ');
+
+  it('a count that parallel workers share counts what one process counts, for a locked-out operator and one who sees the open accounts', async () => {
+    for (const user of [PERSONA, 'op8']) {
+      const { serial, parallel, plan } = await db.current.as('collect', user, async (tx) => {
+        const count = async () => Number((await tx.unsafe(COUNT))[0]!.n);
+        await tx.unsafe('SET LOCAL max_parallel_workers_per_gather = 0');
+        const serial = await count();
+        await tx.unsafe(PARALLEL);
+        // Workers are launched when the server has some free; ask again if it had none.
+        let plan = '';
+        for (let i = 0; i < 5 && !/Workers Launched: [1-9]/.test(plan); i++) plan = await planText(tx, `(ANALYZE, COSTS OFF, TIMING OFF) ${COUNT}`);
+        return { serial, parallel: await count(), plan };
+      });
+      expect(plan, plan).toMatch(/Workers Launched: [1-9]/);
+      // The facts are InitPlans of the leader, above the Gather.
+      expect(plan.indexOf('InitPlan'), plan).toBeLessThan(plan.indexOf('Gather'));
+      expect(serial, user).toBeGreaterThan(0);
+      expect(parallel, user).toBe(serial);
     }
   });
 });

@@ -81,7 +81,9 @@ describe('policies', () => {
     expect(up('function crm.teammate_ids')).toBe(
       [
         'CREATE FUNCTION "crm"."teammate_ids"() RETURNS bigint[]',
-        '  LANGUAGE plpgsql STABLE SECURITY DEFINER',
+        // Restricted, not unsafe: a statement calling it may still run in parallel workers; the fact
+        // runs in the leader, whose process id the identity's signature names.
+        '  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED',
         '  SET search_path = pg_catalog, pg_temp',
         '  SET plan_cache_mode = force_generic_plan',
         'AS $rg$',

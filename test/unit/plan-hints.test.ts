@@ -92,7 +92,8 @@ describe('planner hints', () => {
     ]);
     expect(crm.up('hint-schema rg_plan_crm_few_team_user_ids')).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO "app_user";');
     const hint = crm.up('function crm.plan_hint_team_user_ids');
-    expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$');
+    // PARALLEL SAFE: it reads the search_path, which parallel workers share.
+    expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$');
     expect(hint).not.toContain('SET search_path');
     expect(hint).toContain(`RETURN 'rg_plan_crm_few_team_user_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
   });
@@ -108,7 +109,7 @@ describe('planner hints', () => {
 
   it('the marks are computed by one definer function that counts each fact no further than 11', () => {
     const marks = crm.up('function crm.plan_marks');
-    expect(marks).toContain('LANGUAGE plpgsql STABLE SECURITY DEFINER\n  SET search_path = pg_catalog, pg_temp');
+    expect(marks).toContain('LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED\n  SET search_path = pg_catalog, pg_temp');
     expect(marks).toContain(
       `CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q1"."id" FROM "crm"."users" AS "q1" WHERE "q1"."team_id" IS NOT NULL) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_team_user_ids' END`,
     );
@@ -123,7 +124,7 @@ describe('planner hints', () => {
       [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', `      AND (${test} OR ("notes"."team_id" >= `].join('\n'),
     );
     const when = notes.up(`function ${test.slice(4, -2).replaceAll('"', '')}`);
-    expect(when).toContain('LANGUAGE plpgsql IMMUTABLE\nAS $rg$\nDECLARE\n  rg_path name[] := pg_catalog.current_schemas(false);');
+    expect(when).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$\nDECLARE\n  rg_path name[] := pg_catalog.current_schemas(false);');
     expect(when).toContain('TO "app_user", "reporting_user";');
     // The facts guards read are computed once, as columns of a row the marks read.
     const marks = notes.up('function crm.plan_marks');
