@@ -235,7 +235,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -905,7 +905,8 @@ AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(33, COALESCE(p
     CASE WHEN (rg_guard_facts."i_am_account_restricted") IS NOT TRUE THEN 'rg_plan_collect_not_i_am_account_restricted' END,
     CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
     CASE WHEN (rg_guard_facts."i_edit_every_client") IS NOT TRUE THEN 'rg_plan_collect_not_i_edit_every_client' END,
-    CASE WHEN (rg_guard_facts."i_see_open_accounts") IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END
+    CASE WHEN (rg_guard_facts."i_see_open_accounts") IS NOT TRUE THEN 'rg_plan_collect_not_i_see_open_accounts' END,
+    CASE WHEN (rg_guard_facts."i_bypass_security") IS TRUE THEN 'rg_plan_collect_is_i_bypass_security' END
   ]::text[], NULL)
   FROM (SELECT
     (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
@@ -926,7 +927,7 @@ $rg$;
 ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
+COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
 
 CREATE FUNCTION "collect"."plan_when_872e0dd82448"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -943,6 +944,21 @@ REVOKE ALL ON FUNCTION "collect"."plan_when_872e0dd82448"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_872e0dd82448"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_when_872e0dd82448"() IS 'Planner hint, folded while planning: plan_fold_i_am_account_restricted() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
 
+CREATE FUNCTION "collect"."plan_when_9934ef4c7866"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_when_9934ef4c7866"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_when_9934ef4c7866"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_when_9934ef4c7866"() IS 'Planner hint, folded while planning: (plan_fold_i_bypass_security() OR plan_true_i_bypass_security()) AND (plan_hint_debtor_client_ids_for_me() OR plan_true_i_bypass_security()) AND (plan_hint_my_principal_ids() OR plan_true_i_bypass_security()) in one call, reading the search_path once.';
+
 CREATE FUNCTION "collect"."plan_when_c1c1b07bf103"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -958,21 +974,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_c1c1b07bf103"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_c1c1b07bf103"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_when_c1c1b07bf103"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
-
-CREATE FUNCTION "collect"."plan_when_c72e226d9365"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "collect"."plan_when_c72e226d9365"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "collect"."plan_when_c72e226d9365"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_when_c72e226d9365"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
 
 CREATE FUNCTION "collect"."plan_when_edafacf21a67"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1101,6 +1102,22 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is true.
+CREATE SCHEMA "rg_plan_collect_is_i_bypass_security";
+REVOKE ALL ON SCHEMA "rg_plan_collect_is_i_bypass_security" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_collect_is_i_bypass_security" TO "app_user";
+
+CREATE FUNCTION "collect"."plan_true_i_bypass_security"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."plan_true_i_bypass_security"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "collect"."plan_true_i_bypass_security"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "collect"."plan_true_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is true (schema rg_plan_collect_is_i_bypass_security in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
 -- ======================================================================
 -- Triggers: write rules and column guards
 -- ======================================================================
@@ -1154,7 +1171,8 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "collect"."plan_when_c72e226d9365"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+    ((NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+      OR ("collect"."plan_true_i_bypass_security"() AND (SELECT "collect"."i_bypass_security"())))
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[])
       AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
     OR (("debtors"."clerk_id" IS NULL)

@@ -295,7 +295,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -755,7 +755,8 @@ BEGIN
   AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
 OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
     CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
-    CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END
+    CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END,
+    CASE WHEN (rg_guard_facts."i_view_all") IS TRUE THEN 'rg_plan_policycenter_is_i_view_all' END
   ]::text[], NULL)
   FROM (SELECT
     ((((rg_fact.me IS NOT NULL)
@@ -770,7 +771,21 @@ $rg$;
 ALTER FUNCTION "policycenter"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "policycenter"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
+COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
+
+CREATE FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_producer_code_ids_by_zone_or_organization() OR plan_true_i_view_all()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "policycenter"."plan_when_3c3ccbce078b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -833,6 +848,22 @@ $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_view_all"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is true.
+CREATE SCHEMA "rg_plan_policycenter_is_i_view_all";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_is_i_view_all" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_is_i_view_all" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_true_i_view_all"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_true_i_view_all"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_true_i_view_all"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_true_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is true (schema rg_plan_policycenter_is_i_view_all in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- ======================================================================
 -- Triggers: write rules and column guards
@@ -911,7 +942,8 @@ CREATE POLICY "organizations_select" ON "policycenter"."organizations"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -940,7 +972,8 @@ CREATE POLICY "groups_select" ON "policycenter"."groups"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -972,7 +1005,8 @@ CREATE POLICY "users_select" ON "policycenter"."users"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
     OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -1006,7 +1040,8 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ("producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
     OR ("producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   );
@@ -1028,7 +1063,8 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "policycenter"."plan_when_3c3ccbce078b"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
       AND (NOT "policycenter"."plan_when_3c3ccbce078b"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );

@@ -980,7 +980,7 @@ $rg$;
 ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
+COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
 
 CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE

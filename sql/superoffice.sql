@@ -583,7 +583,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -1228,7 +1228,9 @@ BEGIN
     CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' END,
     CASE WHEN ('own' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' END,
-    CASE WHEN ('secondary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' END
+    CASE WHEN ('secondary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' END,
+    CASE WHEN (rg_guard_facts."i_am_staff") IS TRUE THEN 'rg_plan_superoffice_is_i_am_staff' END,
+    CASE WHEN (rg_guard_facts."i_am_system") IS TRUE THEN 'rg_plan_superoffice_is_i_am_system' END
   ]::text[], NULL)
   FROM (SELECT
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
@@ -1251,7 +1253,20 @@ $rg$;
 ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
-COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).';
+COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
+
+CREATE FUNCTION "superoffice"."plan_when_10bf2e10fce2"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() IS 'Planner hint, folded while planning: (plan_fold_i_am_staff() OR plan_true_i_am_staff()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_164aac38d741"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1281,20 +1296,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_23b413a671d5"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_23b413a671d5"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_23b413a671d5"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_23b413a671d5"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
-
 CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -1308,6 +1309,20 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2a24579454cd"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_2ec31639ef86"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_489c8c2256f1"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1337,20 +1352,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_53b1c2deeb65"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_53b1c2deeb65"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_system() in one call, reading the search_path once.';
-
 CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -1364,6 +1365,20 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_5866dc8b5b49"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_58b5399dc7de"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1380,19 +1395,19 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_62e4b7263088"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_76724387b3cf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_62e4b7263088"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_62e4b7263088"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_62e4b7263088"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_76724387b3cf"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_76724387b3cf"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_7cd7d43179ba"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1481,20 +1496,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_9bee69411970"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_9bee69411970"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_9bee69411970"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_a4c63e8464fc"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_a4c63e8464fc"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
-
 CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -1538,6 +1539,20 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_bd1493da894c"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bd1493da894c"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_bd1493da894c"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_d2fb16c08889"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1887,6 +1902,38 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_second
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is true.
+CREATE SCHEMA "rg_plan_superoffice_is_i_am_staff";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_i_am_staff" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_staff" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_i_am_staff"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_staff"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_staff"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is true (schema rg_plan_superoffice_is_i_am_staff in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is true.
+CREATE SCHEMA "rg_plan_superoffice_is_i_am_system";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_i_am_system" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_system" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_i_am_system"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_system"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_system"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is true (schema rg_plan_superoffice_is_i_am_system in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
 -- ======================================================================
 -- Questions applications may ask about the acting user
 -- ======================================================================
@@ -1926,7 +1973,8 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT "superoffice"."plan_when_23b413a671d5"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_when_76724387b3cf"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_i_am_system"() AND (SELECT "superoffice"."i_am_system"())))
     OR (("companies"."published" = true)
       AND (NOT "superoffice"."plan_when_85f7b2bbad1b"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint))
   );
@@ -2007,7 +2055,8 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT "superoffice"."plan_when_53b1c2deeb65"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_when_5866dc8b5b49"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_i_am_system"() AND (SELECT "superoffice"."i_am_system"())))
   );
 COMMENT ON POLICY "contacts_select" ON "superoffice"."contacts" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -2086,7 +2135,8 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT "superoffice"."plan_when_a4c63e8464fc"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_when_d2fb16c08889"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_i_am_system"() AND (SELECT "superoffice"."i_am_system"())))
     OR (("projects"."published" = true)
       AND (NOT "superoffice"."plan_when_2a24579454cd"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_external"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint))
   );
@@ -2167,7 +2217,8 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
-    OR (NOT "superoffice"."plan_when_62e4b7263088"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_when_2ec31639ef86"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_i_am_system"() AND (SELECT "superoffice"."i_am_system"())))
   );
 COMMENT ON POLICY "sales_select" ON "superoffice"."sales" IS 'Read right on the row''s scope (highest right over its scopes wins); system users: all.';
 
@@ -2238,7 +2289,8 @@ CREATE POLICY "roles_select" ON "superoffice"."roles"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    NOT "superoffice"."plan_fold_i_am_staff"() AND "roles"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint
+    (NOT "superoffice"."plan_when_10bf2e10fce2"() AND "roles"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "roles"."id" <= '9223372036854775807'::bigint)
+    OR ("superoffice"."plan_true_i_am_staff"() AND (SELECT "superoffice"."i_am_staff"()))
   );
 COMMENT ON POLICY "roles_select" ON "superoffice"."roles" IS 'Internal and system users see the role list.';
 
@@ -2279,7 +2331,8 @@ CREATE POLICY "users_select" ON "superoffice"."users"
   TO "app_user", "reporting_user"
   USING (
     ("users"."id" = (select "superoffice"."current_user_id"()))
-    OR (NOT "superoffice"."plan_fold_i_am_staff"() AND "users"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_when_10bf2e10fce2"() AND "users"."id" >= (SELECT CASE WHEN "superoffice"."i_am_staff"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_i_am_staff"() AND (SELECT "superoffice"."i_am_staff"())))
   );
 COMMENT ON POLICY "users_select" ON "superoffice"."users" IS 'Myself; internal and system users see every user (owners are shown on every record).';
 

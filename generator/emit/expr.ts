@@ -175,7 +175,11 @@ const printers = {
   'every-row-when': (e, ctx, hint) => {
     const range = keyRange(e.table, ROW_SCOPE, e.when, ctx);
     if (range === undefined) throw new Error(`internal: everyRowWhen on "${e.table}" needs a primary key with a least value (validation reports this)`);
-    return guardedArm(range, hint, ctx);
+    const arm = guardedArm(range, hint, ctx);
+    // While set_session finds the guard true the planner keeps the second part: the guard alone,
+    // which it estimates as half the table (see hints.ts).
+    if (hint?.kind !== 'fold' || hint.whenTrue === undefined) return arm;
+    return joinParts('OR', [`(${arm})`, `(${qualified(ctx.model.schema, hint.whenTrue)}() AND (SELECT ${printExpr(e.when, evaluatedOnce(ctx))}))`]);
   },
 } satisfies Printers as Printers;
 

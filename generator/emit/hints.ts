@@ -126,6 +126,9 @@ export const PLAN_FOLD_PREFIX = 'plan_fold_';
 /** Nor with this: the functions that test several marks at once are named with it. */
 export const PLAN_WHEN_PREFIX = 'plan_when_';
 
+/** Nor with this: the functions that read an every-row arm as its guard are named with it. */
+export const PLAN_TRUE_PREFIX = 'plan_true_';
+
 export interface HintedFact {
   readonly fact: string;
   /** The IMMUTABLE function the planner folds, in the model's schema. */
@@ -150,6 +153,19 @@ export interface FoldedGuard {
   readonly notSchema: string;
   /** Named after this fact, whose definition it guards (`when(<guard>, v)`), having no name of its own. */
   readonly of?: string;
+}
+
+/**
+ * A guard of an every-row arm in a read's USING: while set_session finds it true, the planner
+ * reads the arm as the guard itself (see the file comment).
+ */
+export interface TrueGuard {
+  /** As a FoldedGuard's. */
+  readonly name: string;
+  readonly when: Expr;
+  readonly hint: string;
+  /** The empty schema set_session puts in the search_path when the guard is true. */
+  readonly isSchema: string;
 }
 
 /** How a hinted arm is printed: a set arm gets a range that narrows its estimate, a guarded arm a test that drops it. */
@@ -178,6 +194,11 @@ export interface FoldHint {
   readonly hints: readonly (readonly string[])[];
   /** A guarded set arm that stays is narrowed too. */
   readonly range?: RangeHint;
+  /**
+   * An every-row arm of a read's USING: the hint of its guard's true mark. The arm is printed as
+   * the range, dropped while that mark is there as well, OR the mark and the guard itself.
+   */
+  readonly whenTrue?: string;
 }
 
 export interface PolicyHints {
@@ -190,6 +211,8 @@ export interface PlanHints {
   readonly facts: readonly HintedFact[];
   /** By name. */
   readonly folds: readonly FoldedGuard[];
+  /** By name. */
+  readonly trues: readonly TrueGuard[];
   /** By policy: the nodes of its USING and WITH CHECK that get a conjunct. */
   readonly arms: ReadonlyMap<PolicyNode, PolicyHints>;
 }
@@ -242,15 +265,29 @@ function findPlanHints(model: ModelNode): PlanHints {
     if (g.kind === 'in-set' && scope !== undefined && /^[a-z0-9_]+$/.test(scope) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) return `${g.set.name}_has_${scope}`;
     return undefined;
   };
-  const notTrue = (g: Expr, name: string, of?: string) => {
+  const trues = new Map<string, TrueGuard>();
+  /**
+   * The guard's name in `marks`: a fact may itself be named like another guard's name, so the
+   * later one gets a hash (and a counter, should that be taken too), and no two guards ever share
+   * a mark.
+   */
+  const uniqueName = (marks: ReadonlyMap<string, { readonly when: Expr }>, g: Expr, name: string) => {
     const key = JSON.stringify(g);
-    // A fact may itself be named like another guard's name: the later one gets a hash (and a
-    // counter, should that be taken too), so no two guards ever share a mark.
     const hash = createHash('sha256').update(key).digest('hex').slice(0, 8);
     let unique = name;
-    for (let n = 1; folds.has(unique) && JSON.stringify(folds.get(unique)!.when) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
+    for (let n = 1; marks.has(unique) && JSON.stringify(marks.get(unique)!.when) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
+    return unique;
+  };
+  const notTrue = (g: Expr, name: string, of?: string) => {
+    const unique = uniqueName(folds, g, name);
     const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`), ...(of ? { of } : {}) };
     folds.set(unique, found);
+    return found.hint;
+  };
+  const isTrue = (g: Expr, name: string) => {
+    const unique = uniqueName(trues, g, name);
+    const found = trues.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_TRUE_PREFIX}${unique}`), isSchema: fitName(`rg_plan_${model.schema}_is_${unique}`) };
+    trues.set(unique, found);
     return found.hint;
   };
   /** `CASE WHEN <guard> THEN v END` (no ELSE, or ELSE NULL): its guard. */
@@ -376,11 +413,26 @@ function findPlanHints(model: ModelNode): PlanHints {
     };
     const floored = new Set(reads.filter((p) => p.mode === 'permissive' && stays(p)).map((p) => p.table));
     for (const p of reads) if (!floored.has(p.table)) walk(p.using!, armsOf(p).using, (e) => narrow(e, p.table, armsOf(p).using.get(e)));
+    // An every-row arm that a read's USING ORs with its others (not one ANDed with a condition on
+    // the row) and whose guard has a name also gets its true mark: the range (dropped then as
+    // well) OR the mark and the guard. Last, so the ranges above still see which arms the
+    // not-true marks drop.
+    for (const p of reads) {
+      orArms(p.using!, (e) => {
+        const name = e.kind === 'every-row-when' ? guardName(e.when) : undefined;
+        if (e.kind !== 'every-row-when' || !name) return;
+        const t = isTrue(e.when, name);
+        const fold = armsOf(p).using.get(e);
+        const groups = fold?.kind === 'fold' ? fold.hints.map((g) => [t, ...g]) : [[t]];
+        armsOf(p).using.set(e, { kind: 'fold', hints: distinctGroups(groups), whenTrue: t });
+      });
+    }
   }
   for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0) arms.delete(p);
   return {
     facts: [...facts.values()].sort((a, b) => byCodePoint(a.fact, b.fact)),
     folds: [...folds.values()].sort((a, b) => byCodePoint(a.name, b.name)),
+    trues: [...trues.values()].sort((a, b) => byCodePoint(a.name, b.name)),
     arms,
   };
 }
@@ -444,17 +496,17 @@ export const PLAN_MARKS = 'plan_marks';
 
 /** The hint schemas and functions, and the function that computes the marks. */
 export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string, string>): Section {
-  const { facts: hinted, folds, arms } = planHints(model);
+  const { facts: hinted, folds, trues, arms } = planHints(model);
   const facts = factDefinitions(model, factTypes);
   const q = (fact: string) => `${model.schema}.${fact}()`;
-  const guardText = (f: FoldedGuard) => {
+  const guardText = (f: FoldedGuard | TrueGuard) => {
     const g = f.when;
     if (g.kind === 'in-set' && g.item.kind === 'literal' && g.set.kind === 'fact') return `${literal(g.item.value)} = any(${q(g.set.name)})`;
-    return g.kind === 'fact' ? q(g.name) : f.of ? `the condition of ${q(f.of)}` : 'its guard';
+    return g.kind === 'fact' ? q(g.name) : 'of' in f && f.of ? `the condition of ${q(f.of)}` : 'its guard';
   };
   // The facts the guards read, computed once in plan_marks (SuperOffice's scope lists each hold
   // four guards).
-  const guardFacts = [...new Set(folds.flatMap((f) => factsIn(f.when)))].sort(byCodePoint);
+  const guardFacts = [...new Set([...folds, ...trues].flatMap((f) => factsIn(f.when)))].sort(byCodePoint);
   const guardColumns = new Map(guardFacts.map((f) => [f, `rg_guard_facts.${ident(f)}`]));
   // Each mark: its schema, when set_session sets it (as SQL in plan_marks' body), and what it says.
   const marks = [
@@ -475,6 +527,13 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       says: `${guardText(f)} is not true`,
       effect: 'The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.',
     })),
+    ...trues.map((f) => ({
+      schema: f.isSchema,
+      hint: f.hint,
+      when: (ctx: ExprContext) => `(${printExpr(f.when, { ...ctx, factColumns: guardColumns })}) IS TRUE`,
+      says: `${guardText(f)} is true`,
+      effect: 'The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.',
+    })),
   ];
   const marksFunction = marks.length === 0
     ? []
@@ -487,7 +546,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           volatility: 'STABLE',
           securityDefiner: true,
           grantTo: [APP_ROLE],
-          comment: 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true).',
+          comment: 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).',
           body: factBody(model, facts, (ctx) => {
             const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
             if (guardFacts.length === 0) return array;
@@ -610,8 +669,12 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
  * is small, or not true, for the user just set. Transaction-local, like the identity.
  */
 export function hintSearchPathSql(model: ModelNode): string[] {
-  const { facts, folds } = planHints(model);
-  const hints = [...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })), ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint }))];
+  const { facts, folds, trues } = planHints(model);
+  const hints = [
+    ...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })),
+    ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint })),
+    ...trues.map((f) => ({ schema: f.isSchema, hint: f.hint })),
+  ];
   if (hints.length === 0) return [];
   const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::text[]`;
   // The entries, split at commas and joined again as they were, but for our marks (bare or quoted,
@@ -649,6 +712,12 @@ function fitName(plain: string): string {
 /** The arms of a clause: every node reached from it through AND and OR, other than AND and OR. */
 function eachArm(clause: Expr, fn: (arm: Expr) => void): void {
   if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn));
+  else fn(clause);
+}
+
+/** The arms a clause ORs: every node reached from it through OR only, other than OR. */
+function orArms(clause: Expr, fn: (arm: Expr) => void): void {
+  if (clause.kind === 'or') clause.items.forEach((i) => orArms(i, fn));
   else fn(clause);
 }
 

@@ -2,7 +2,7 @@
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
-import { PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
+import { PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
@@ -100,7 +100,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   // ---- facts
   /** Names of generated functions may not take the planner hints' prefixes. */
   const hintPrefix = (at: string, what: string, name: string) => {
-    for (const prefix of [PLAN_HINT_PREFIX, PLAN_FOLD_PREFIX, PLAN_WHEN_PREFIX]) {
+    for (const prefix of [PLAN_HINT_PREFIX, PLAN_FOLD_PREFIX, PLAN_WHEN_PREFIX, PLAN_TRUE_PREFIX]) {
       if (name.startsWith(prefix)) add(at, 'reserved-name', `${what} starts with "${prefix}", which names the generated planner hints`, 'choose a name with another beginning');
     }
   };

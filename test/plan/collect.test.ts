@@ -30,6 +30,8 @@ const db = useTestDatabase(async (admin) => {
     -- op8 is not locked out: it also sees the open accounts. op9 (locked out) is in twelve leaf
     -- teams, t51..t62: with the teams above them 27 teams, 28 principals.
     UPDATE collect.operators SET locked_out = false WHERE id = 'op8';
+    -- op10 has Security off: every debtor.
+    UPDATE collect.operators SET security = false WHERE id = 'op10';
     INSERT INTO collect.team_members (team_id, member_id) SELECT 't' || g, 'op9' FROM generate_series(51, 62) g ON CONFLICT DO NOTHING;
     ANALYZE;
   `);
@@ -67,7 +69,7 @@ describe('collect plan shapes', () => {
 // for every row but estimated as narrow, so ORDER BY id LIMIT 50 reads their rows by the routing
 // indexes instead of walking the primary key. An operator who sees the open accounts keeps that arm, and the walk with it.
 describe("collect dropped arms and the text arms' hints", () => {
-  const [LOCKED_OUT, OPEN, MANY_TEAMS] = [PERSONA, 'op8', 'op9'];
+  const [LOCKED_OUT, OPEN, MANY_TEAMS, SECURITY_OFF] = [PERSONA, 'op8', 'op9', 'op10'];
   const FIRST_PAGE = 'SELECT id FROM collect.debtors ORDER BY id LIMIT 50';
 
   it("the locked-out operator's first page reads their principals' rows by the routing indexes; an operator who sees the open accounts keeps the key walk", async () => {
@@ -115,8 +117,26 @@ describe("collect dropped arms and the text arms' hints", () => {
     "INSERT INTO collect.debtors (id, file_number, client_id, name, operator_id) VALUES (900001, 'F00900001', 1, 'new', 'op7') RETURNING id",
   ];
 
+  it("Security off is the fact alone, which the planner takes for half the table: the operator's count and first page are planned like the owner's, with no range on the key", async () => {
+    expect(await db.current.as('collect', SECURITY_OFF, planMarks)).toContain('rg_plan_collect_is_i_bypass_security');
+    for (const query of [FIRST_PAGE, 'SELECT count(*) FROM collect.debtors']) {
+      const plan = await explain(db.current, 'collect', SECURITY_OFF, query);
+      expect(plan, plan).not.toMatch(/\bid >= /);
+      expect(plan, plan).not.toContain('BitmapOr');
+    }
+    // The open-accounts arm is ANDed with conditions on the row: it keeps its range, true mark or not.
+    expect(await db.current.as('collect', OPEN, planMarks)).not.toContain('rg_plan_collect_is_i_see_open_accounts');
+  });
+
+  it('a forged true mark changes no row: operators without Security off who add it read and write exactly what they may', async () => {
+    for (const user of [LOCKED_OUT, OPEN]) {
+      const [own, forged] = await db.current.as('collect', user, (tx) => ownAndForged(tx, STATEMENTS, ['rg_plan_collect_is_i_bypass_security']));
+      expect(forged, user).toEqual(own);
+    }
+  });
+
   it('rows are the same with the marks set_session sets as with none, for reads and writes', async () => {
-    for (const user of [LOCKED_OUT, OPEN, MANY_TEAMS]) {
+    for (const user of [LOCKED_OUT, OPEN, MANY_TEAMS, SECURITY_OFF]) {
       const run = (unmarked: boolean) =>
         db.current.as('collect', user, async (tx) => {
           if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');

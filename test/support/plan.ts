@@ -111,11 +111,13 @@ export async function everyMark(tx: Pick<Tx, 'unsafe'>, schema: string): Promise
 
 /**
  * The statements' outcomes (statementOutcomes) as the acting user, then again with `marks` added
- * to the search_path by hand, as whoever forges them would: [own, forged].
+ * to the search_path by hand (and the marks `dropped` taken out of it), as whoever forges them
+ * would: [own, forged].
  */
-export async function ownAndForged(tx: Tx, statements: readonly string[], marks: readonly string[]): Promise<[(number[] | string)[], (number[] | string)[]]> {
+export async function ownAndForged(tx: Tx, statements: readonly string[], marks: readonly string[], dropped: readonly string[] = []): Promise<[(number[] | string)[], (number[] | string)[]]> {
   const own = await statementOutcomes(tx, statements);
-  await tx.unsafe(`SELECT set_config('search_path', current_setting('search_path') || ', ' || $1, true)`, [marks.join(', ')]);
+  const kept = (await searchPath(tx)).split(', ').filter((s) => !dropped.includes(s));
+  await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [[...kept, ...marks].join(', ')]);
   return [own, await statementOutcomes(tx, statements)];
 }
 

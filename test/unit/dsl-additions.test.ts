@@ -23,7 +23,7 @@ const docsModel = (keyType: 'bigint' | 'text' | 'boolean' = 'bigint') =>
   });
 
 describe('everyRowWhen', () => {
-  it('prints a range on the primary key that is NULL (no rows) unless the condition holds, dropped by the planner for a user without it', () => {
+  it('prints a range on the primary key that is NULL (no rows) unless the condition holds, dropped by the planner for a user without it and read as the condition alone for a user with it', () => {
     expect(compiled(docsModel()).get('policy docs.docs.docs_select')).toBe(
       [
         '-- docs.select[0] "docs_select"',
@@ -32,7 +32,10 @@ describe('everyRowWhen', () => {
         '  FOR SELECT',
         '  TO "app_user", "reporting_user"',
         '  USING (',
-        `    (NOT "docs"."plan_fold_i_am_admin"() AND "docs"."id" >= (SELECT CASE WHEN "docs"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "docs"."id" <= '9223372036854775807'::bigint)`,
+        // plan_when_c3ba489ab842() is plan_fold_i_am_admin() OR plan_true_i_am_admin(): the range
+        // goes when the fact is not true (no rows) or true (the second part holds them all).
+        `    ((NOT "docs"."plan_when_c3ba489ab842"() AND "docs"."id" >= (SELECT CASE WHEN "docs"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "docs"."id" <= '9223372036854775807'::bigint)`,
+        `      OR ("docs"."plan_true_i_am_admin"() AND (SELECT "docs"."i_am_admin"())))`,
         '    OR ("docs"."owner_id" = (select "docs"."current_user_id"()))',
         '  );',
       ].join('\n'),

@@ -21,7 +21,7 @@ function compile(build: (m: Builder) => void) {
  */
 function marksTest(c: ReturnType<typeof compile>, groups: string[][]): string {
   const key = (gs: string[][]) => gs.map((g) => [...g].sort().join(' OR ')).sort().join(' AND ');
-  const schema = (h: string) => h.replace(/^plan_fold_/, 'rg_plan_crm_not_').replace(/^plan_hint_/, 'rg_plan_crm_few_');
+  const schema = (h: string) => h.replace(/^plan_fold_/, 'rg_plan_crm_not_').replace(/^plan_hint_/, 'rg_plan_crm_few_').replace(/^plan_true_/, 'rg_plan_crm_is_');
   const checks = (id: string) =>
     /RETURN ([\s\S]*?);\nEND/.exec(c.up(id))![1]!
       .split(/\n\s+AND /)
@@ -116,22 +116,32 @@ describe('planner hints', () => {
     expect(marks).toContain('GRANT EXECUTE ON FUNCTION "crm"."plan_marks"() TO "app_user";');
   });
 
-  it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too', () => {
-    // One function tests both marks, for the arm and for the range (the same marks, met in another order).
+  it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too; while the fact is true it is the fact alone', () => {
+    // One function tests both marks for the range (the same marks, met in another order); the
+    // arm's own test adds its true mark to each group: its range goes when the fact is true too,
+    // and then the second part, the fact alone, holds every row.
     const test = marksTest(notes, [['plan_fold_i_am_admin'], ['plan_hint_my_team_ids']]);
-    const arm = `${test} AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
+    const armTest = marksTest(notes, [['plan_fold_i_am_admin', 'plan_true_i_am_admin'], ['plan_hint_my_team_ids', 'plan_true_i_am_admin']]);
+    const arm = `${armTest} AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
     expect(notes.up('policy crm.notes.notes_select')).toContain(
-      [`    (${arm})`, '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])', `      AND (${test} OR ("notes"."team_id" >= `].join('\n'),
+      [
+        `    ((${arm})`,
+        '      OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"())))',
+        '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])',
+        `      AND (${test} OR ("notes"."team_id" >= `,
+      ].join('\n'),
     );
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN 'rg_plan_crm_is_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
     const when = notes.up(`function ${test.slice(4, -2).replaceAll('"', '')}`);
     expect(when).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$\nDECLARE\n  rg_path name[] := pg_catalog.current_schemas(false);');
     expect(when).toContain('TO "app_user", "reporting_user";');
     // The facts guards read are computed once, as columns of a row the marks read.
     const marks = notes.up('function crm.plan_marks');
     expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
+    expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS TRUE THEN 'rg_plan_crm_is_i_am_admin' END`);
     expect(marks).toContain(`FROM (SELECT\n    ((rg_fact.me_row."is_admin"))::boolean AS "i_am_admin") AS rg_guard_facts);`);
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(`RETURN 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
-    expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin']::text[])");
+    expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
   });
 
   it('a range waits for its table\'s every-row arms to be dropped: their guards not true, and every set of their clause few', () => {
@@ -160,22 +170,33 @@ describe('planner hints', () => {
     expect(notes.up('policy crm.notes.notes_not_frozen')).not.toContain('plan_');
     // Dropped where it stands in the OR; under NOT a dropped arm would admit more, so there it stays.
     const drafts = notes.up('policy crm.drafts.drafts_select');
-    expect(drafts).toContain(`(NOT "crm"."plan_fold_i_am_admin"() AND "drafts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
+    const draftTest = marksTest(notes, [['plan_fold_i_am_admin', 'plan_true_i_am_admin']]);
+    expect(drafts).toContain(`((${draftTest} AND "drafts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
     expect(drafts).toContain(`NOT ("drafts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
-    expect(drafts.match(/plan_fold/g)).toHaveLength(1);
+    // Both marks' tests are the first arm's: under NOT the arm read as the fact alone would admit
+    // more (NOT false where the range is NULL), so there it is neither dropped nor replaced.
+    expect(drafts.match(/plan_/g)).toHaveLength(2);
+    expect(drafts.indexOf('plan_true_i_am_admin')).toBeLessThan(drafts.indexOf('NOT ("drafts"'));
     expect(notes.up('policy crm.users.users_select')).not.toContain('plan_');
     // quiet_team_ids is planHint: false, so nobody knows it is small: the arm stays, and so does
     // its 0.5% floor, which no range on the sets could lower.
-    expect(notes.up('policy crm.memos.memos_select')).not.toContain('plan_');
+    expect(notes.up('policy crm.memos.memos_select')).not.toMatch(/plan_(hint|fold|when)_/);
+    // It is still read as the fact alone while the fact is true.
+    expect(notes.up('policy crm.memos.memos_select')).toContain('(NOT "crm"."plan_true_i_am_admin"() AND "memos"."id" >= ');
     expect(notes.up('policy crm.tasks.tasks_select')).toContain('plan_hint_my_team_ids');
     expect(notes.up('policy crm.tasks.tasks_select')).not.toContain('plan_hint_quiet_team_ids');
     expect(notes.ids.filter((id) => id.includes('plan')).map((id) => id.replace(/plan_when_[0-9a-f]{12}$/, 'plan_when_<hash>'))).toEqual([
       'function crm.plan_marks',
+      // The notes range's test, the notes arm's (with the true mark), the drafts arm's.
+      'function crm.plan_when_<hash>',
+      'function crm.plan_when_<hash>',
       'function crm.plan_when_<hash>',
       'hint-schema rg_plan_crm_few_my_team_ids',
       'function crm.plan_hint_my_team_ids',
       'hint-schema rg_plan_crm_not_i_am_admin',
       'function crm.plan_fold_i_am_admin',
+      'hint-schema rg_plan_crm_is_i_am_admin',
+      'function crm.plan_true_i_am_admin',
     ]);
   });
 
@@ -254,6 +275,7 @@ describe('planner hints', () => {
         m.fact('plan_hint_x', m.me);
         m.fact('plan_fold_y', m.me);
         m.fact('plan_when_z', m.me);
+        m.fact('plan_true_w', m.me);
         m.fact('plan_marks', m.me);
       }),
       file: 'policies/crm.ts',
@@ -262,6 +284,7 @@ describe('planner hints', () => {
       ['reserved-name', 'facts.plan_hint_x'],
       ['reserved-name', 'facts.plan_fold_y'],
       ['reserved-name', 'facts.plan_when_z'],
+      ['reserved-name', 'facts.plan_true_w'],
       ['reserved-name', 'facts.plan_marks'],
     ]);
   });
