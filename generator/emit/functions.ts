@@ -13,7 +13,9 @@
 // answers with its own process id (PostgreSQL labels it restricted for that reason), so a worker
 // would find no identity. Restricted functions run only in the leader; the facts are InitPlans,
 // computed there once and handed to the workers as parameters. VOLATILE functions (set_session,
-// the DBA's functions, triggers) stay unlabelled: they change settings or rows.
+// the DBA's functions, triggers) stay unlabelled: they change settings or rows. So do facts whose
+// body holds raw SQL, which may too (see factBody); `rowguard lint` then names the policies that
+// call them (policy-parallel-unsafe).
 import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
@@ -31,10 +33,11 @@ export interface FunctionSpec {
   readonly volatility: 'IMMUTABLE' | 'STABLE' | 'VOLATILE';
   /**
    * SAFE for a function a parallel worker may run as well as the leader (it reads nothing the
-   * worker lacks). Otherwise read-only functions are RESTRICTED and VOLATILE ones unlabelled
+   * worker lacks); UNSAFE (no label) for one whose body holds raw SQL, which may do what parallel
+   * mode forbids. Otherwise read-only functions are RESTRICTED and VOLATILE ones unlabelled
    * (UNSAFE); see the file comment.
    */
-  readonly parallelSafe?: boolean;
+  readonly parallel?: 'SAFE' | 'UNSAFE';
   readonly securityDefiner: boolean;
   /** Pin search_path (the default). Only invoker functions whose every name is qualified may opt out. */
   readonly pinSearchPath?: boolean;
@@ -70,8 +73,8 @@ export function createFunction(spec: FunctionSpec): Statement {
 }
 
 function parallelLabel(spec: FunctionSpec): string {
-  if (spec.parallelSafe) return ' PARALLEL SAFE';
-  return spec.volatility === 'VOLATILE' ? '' : ' PARALLEL RESTRICTED';
+  if (spec.parallel === 'SAFE') return ' PARALLEL SAFE';
+  return spec.volatility === 'VOLATILE' || spec.parallel === 'UNSAFE' ? '' : ' PARALLEL RESTRICTED';
 }
 
 /** The custom settings that carry the identity. Only set_session writes them, signed. */
@@ -296,15 +299,18 @@ function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions):
     securityDefiner: true,
     grantTo: READERS,
     ...(fact.description ? { comment: fact.description } : {}),
-    body: factBody(model, facts, (ctx) => printExpr(fact.expr, ctx)),
+    ...factBody(model, facts, (ctx) => printExpr(fact.expr, ctx)),
   });
 }
 
 /**
  * The body of a definer function that returns one expression about the acting user, printed by
- * `render` in a fact's context: a fact's, and the planner hints' marks (hints.ts).
+ * `render` in a fact's context: a fact's, and the planner hints' marks (hints.ts). With raw SQL
+ * in it (the fact's own or one it inlines) it is also PARALLEL UNSAFE: raw SQL may write, take a
+ * sequence value or change a setting, which PostgreSQL refuses in the leader of a parallel plan
+ * too, and would then refuse only when the planner happened to choose one.
  */
-export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx: ExprContext) => string): string {
+export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx: ExprContext) => string): Pick<FunctionSpec, 'body' | 'parallel'> {
   // The identity is read once per fact call, into a variable the expression uses: each reading
   // checks the signature, and a fact that names the user twice would otherwise pay twice.
   const me = model.identity ? `${FACT_BLOCK}.me` : undefined;
@@ -333,7 +339,8 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   const readRow = readsRow
     ? [`  SELECT ${rowColumns.join(', ')} INTO ${identityRow.variable} FROM ${qualified(model.schema, id.table)} AS u WHERE u.${ident(id.column)} = ${me};`]
     : [];
-  return [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n');
+  const body = [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n');
+  return { body, ...(raw.length > 0 ? { parallel: 'UNSAFE' as const } : {}) };
 }
 
 /**

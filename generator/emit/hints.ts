@@ -86,13 +86,34 @@
 // - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
 //   can only shrink what a policy admits when it goes from NULL to false (three-valued AND and OR
 //   are monotone; permissive policies are ORed, restrictive ones ANDed, for reading and writing
-//   alike): with a true mark every statement returns, changes and admits exactly the same rows.
+//   alike): with a correct mark every statement returns, changes and admits exactly the same rows.
 // - A wrong mark can only hide rows. Whoever adds the schema to their own search_path loses rows
 //   and gains none; a role that cannot use the schema, or a path without it, keeps the arm.
 // - The fact is read when set_session runs: a user who gains it later in the same transaction
 //   sees the extra rows from the next set_session on (the next transaction, for a pooled
 //   application). A user who loses it loses the rows at once: without the mark the arm is
 //   computed in each statement, as before.
+//
+// The third kind says the opposite: a guard that is true. An every-row arm is then every row, but
+// its range on the key still counts as 0.5% of the table, so a user who sees every row got the
+// plans of one who sees a few (PolicyCenter's View All user: a join by a bitmap of the million
+// accounts and a sort, 614 ms, where the owner walks the key for 50 rows in under 1 ms). So an
+// every-row arm that a read's USING ORs with its other arms, reached through OR only (and not
+// also, as the same DSL value, through an AND), whose guard has a name, is printed as
+//
+//   ((NOT (<its marks test, each group ORed with plan_true_<guard>()>) AND <key range>) OR (<schema>.plan_true_<guard>() AND (SELECT <guard>)))
+//
+// and set_session appends rg_plan_<schema>_is_<guard> when the guard is true. With the mark the
+// planner keeps the second part, the guard alone, which it estimates as half the table like any
+// boolean it cannot see, and plans like the owner's. Where the arm is ANDed with a condition on
+// the row (Collect!'s open accounts, SuperOffice's "others") it keeps its range: there the narrow
+// estimate served best (a true mark on Collect!'s open accounts made the 10% operator's ILIKE
+// search a walk of the key, 176 -> 554 ms).
+// - Both parts are true exactly when the guard is: the range is NULL otherwise, the guard false or
+//   NULL. Reached through OR only, an arm's NULL and false count the same (OR and the policies'
+//   combination keep a row only when something is true), so a missing, stale or forged true mark
+//   changes a plan, never a row. Under NOT they would not (NOT false is true), and there no hint
+//   is printed.
 //
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep today's plans.
@@ -418,9 +439,12 @@ function findPlanHints(model: ModelNode): PlanHints {
     // well) OR the mark and the guard. Last, so the ranges above still see which arms the
     // not-true marks drop.
     for (const p of reads) {
+      // One DSL value may stand in both places; the hint goes with the value, so then neither.
+      const alsoAnded = new Set<Expr>();
+      andedArms(p.using!, (e) => alsoAnded.add(e));
       orArms(p.using!, (e) => {
         const name = e.kind === 'every-row-when' ? guardName(e.when) : undefined;
-        if (e.kind !== 'every-row-when' || !name) return;
+        if (e.kind !== 'every-row-when' || !name || alsoAnded.has(e)) return;
         const t = isTrue(e.when, name);
         const fold = armsOf(p).using.get(e);
         const groups = fold?.kind === 'fold' ? fold.hints.map((g) => [t, ...g]) : [[t]];
@@ -547,7 +571,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           securityDefiner: true,
           grantTo: [APP_ROLE],
           comment: 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).',
-          body: factBody(model, facts, (ctx) => {
+          ...factBody(model, facts, (ctx) => {
             const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
             if (guardFacts.length === 0) return array;
             const row = guardFacts.map((f) => `${printExpr({ kind: 'fact', name: f }, ctx)} AS ${ident(f)}`).join(',\n    ');
@@ -621,7 +645,7 @@ function hintFunction(model: ModelNode, name: string, says: string, body: string
     returns: 'boolean',
     volatility: 'IMMUTABLE',
     // It reads the search_path, which PostgreSQL copies to parallel workers.
-    parallelSafe: true,
+    parallel: 'SAFE',
     securityDefiner: false,
     pinSearchPath: false,
     grantTo: [APP_ROLE, REPORTING_ROLE],
@@ -713,6 +737,12 @@ function fitName(plain: string): string {
 function eachArm(clause: Expr, fn: (arm: Expr) => void): void {
   if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn));
   else fn(clause);
+}
+
+/** The arms of a clause reached through at least one AND (through AND and OR, other than those). */
+function andedArms(clause: Expr, fn: (arm: Expr) => void, anded = false): void {
+  if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => andedArms(i, fn, anded || clause.kind === 'and'));
+  else if (anded) fn(clause);
 }
 
 /** The arms a clause ORs: every node reached from it through OR only, other than OR. */

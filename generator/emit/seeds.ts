@@ -36,6 +36,7 @@ export function membershipFunctionsSection(model: ModelNode, factTypes: Readonly
 function membershipFunction(model: ModelNode, node: MembershipFunctionNode, factTypes: ReadonlyMap<string, string>): ReturnType<typeof statement> {
   const ctx = evaluatedOnce(exprContext(model));
   const setType = node.set.kind === 'fact' ? factTypes.get(node.set.name) : undefined;
+  const set = printExpr(node.set, ctx);
   return createFunction({
     schema: model.schema,
     name: node.name,
@@ -45,12 +46,14 @@ function membershipFunction(model: ModelNode, node: MembershipFunctionNode, fact
     securityDefiner: true,
     grantTo: [APP_ROLE, REPORTING_ROLE],
     ...(node.description ? { comment: node.description } : {}),
+    // Raw SQL may do what parallel mode forbids (see factBody).
+    ...(ctx.rawReasons.length > 0 ? { parallel: 'UNSAFE' as const } : {}),
     body: [
       'BEGIN',
       `  IF ${sessionUserCall(model.schema)} IS NULL THEN`,
       '    RETURN false;',
       '  END IF;',
-      `  RETURN coalesce($1 = any((${printExpr(node.set, ctx)})${setType ? `::${setType}` : ''}), false);`,
+      `  RETURN coalesce($1 = any((${set})${setType ? `::${setType}` : ''}), false);`,
       'END',
     ].join('\n'),
   });

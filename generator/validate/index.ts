@@ -104,6 +104,8 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
       if (name.startsWith(prefix)) add(at, 'reserved-name', `${what} starts with "${prefix}", which names the generated planner hints`, 'choose a name with another beginning');
     }
   };
+  // A hierarchy's walkers are named after it (<name>_descendants), like a guard's mark functions.
+  for (const h of model.hierarchies) hintPrefix(h.origin.path, `hierarchy "${h.name}"`, h.name);
   const factNames = new Set<string>();
   const functionNames = new Set<string>(RESERVED_FUNCTIONS);
   for (const h of model.hierarchies) functionNames.add(`${h.name}_descendants`).add(`${h.name}_ancestors`);

@@ -151,6 +151,21 @@ describe('policies', () => {
     expect(up('policy crm.deals.deals_weekday')).toContain('AND (extract(dow from now()) < 6)');
   });
 
+  it('a fact holding raw SQL, its own or one it reads, keeps no PARALLEL label (UNSAFE): raw SQL may do what a parallel plan forbids', () => {
+    const { up } = compile(
+      crm((m, { users, deals }) => {
+        const quota = m.fact('my_quota', raw("nextval('crm.quota_seq')", { type: 'bigint', reason: 'a sequence, for the test' }));
+        const teammates = m.fact('teammate_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.eq(quota), select: u.id }))));
+        const mine = m.fact('my_id', m.me);
+        m.policy(deals, 'deals_team', { for: 'select', using: (d) => or(d.owner_id.in(teammates), d.owner_id.eq(mine)) });
+      }),
+    );
+    expect(up('function crm.my_quota')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER\n');
+    // Inlined into teammate_ids, the raw SQL makes it unlabelled too; a fact without any is restricted.
+    expect(up('function crm.teammate_ids')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER\n');
+    expect(up('function crm.my_id')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED\n');
+  });
+
   it('a conditional fact is NULL when its condition fails, so `= (select f())` matches nothing', () => {
     const { up } = compile(
       crm((m, { users, deals }) => {

@@ -144,6 +144,22 @@ describe('planner hints', () => {
     expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
   });
 
+  it('an every-row arm gets the true mark only where the clause ORs it: not ANDed with a condition on the row, nor when one DSL value stands in both places', () => {
+    const shared = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
+      const docs = m.table('docs', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const pads = m.table('pads', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      const everyDoc = m.everyRowWhen(docs, admin);
+      m.policy(docs, 'docs_select', { for: 'select', using: (d) => or(everyDoc, and(d.team_id.isNull(), everyDoc)) });
+      m.policy(pads, 'pads_select', { for: 'select', using: (d) => or(d.team_id.isNull(), and(d.id.isNotNull(), m.everyRowWhen(pads, admin))) });
+    });
+    expect(shared.up('policy crm.docs.docs_select')).not.toContain('plan_true_');
+    expect(shared.up('policy crm.pads.pads_select')).not.toContain('plan_true_');
+    expect(shared.ids).not.toContain('function crm.plan_true_i_am_admin');
+  });
+
   it('a range waits for its table\'s every-row arms to be dropped: their guards not true, and every set of their clause few', () => {
     const ranged = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint(), region_id: t.bigint() });
@@ -267,11 +283,12 @@ describe('planner hints', () => {
     expect(plain.ids.some((id) => id.includes('plan_hint'))).toBe(false);
   });
 
-  it('a fact may not take the hint functions\' prefixes, nor the name of plan_marks', () => {
+  it('a fact or a hierarchy may not take the hint functions\' prefixes, nor a fact the name of plan_marks', () => {
     const { problems } = validateModel({
       ...defineModel('crm', (m) => {
-        const users = m.table('users', { id: t.bigint().primaryKey() });
+        const users = m.table('users', { id: t.bigint().primaryKey(), parent_id: t.bigint() });
         m.identity(users);
+        m.hierarchy('plan_true_tree', { table: users, child: 'id', parent: 'parent_id' });
         m.fact('plan_hint_x', m.me);
         m.fact('plan_fold_y', m.me);
         m.fact('plan_when_z', m.me);
@@ -281,6 +298,7 @@ describe('planner hints', () => {
       file: 'policies/crm.ts',
     });
     expect(problems.map((p) => [p.code, p.path])).toEqual([
+      ['reserved-name', 'hierarchies.plan_true_tree'],
       ['reserved-name', 'facts.plan_hint_x'],
       ['reserved-name', 'facts.plan_fold_y'],
       ['reserved-name', 'facts.plan_when_z'],
