@@ -127,6 +127,17 @@ describe('superoffice dropped guarded arms', () => {
     expect([...written].sort()).toEqual([0, 1, 2, 3]);
   });
 
+  it('the system user is marked i_am_system true, and a forged true mark changes no row for users who are not', async () => {
+    const { trues } = planHints(models.find((m) => m.schema === 'superoffice')!);
+    const isMarks = trues.map((t) => t.isSchema);
+    expect(isMarks).toEqual(expect.arrayContaining(['rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_i_am_staff']));
+    expect(await db.current.as('superoffice', SYSTEM, planMarks)).toContain('rg_plan_superoffice_is_i_am_system');
+    for (const user of [OWN_ONLY, PRIMARY_ONLY, READS_ALL]) {
+      const [own, forged] = await db.current.as('superoffice', user, (tx) => ownAndForged(tx, STATEMENTS, isMarks));
+      expect(forged, `user ${user}`).toEqual(own);
+    }
+  });
+
   it('a forged mark only hides rows: a role that reads everything, with every scope marked missing, reads and writes a subset', async () => {
     const [own, forged] = await db.current.as('superoffice', READS_ALL, async (tx) => ownAndForged(tx, STATEMENTS, await everyMark(tx, 'superoffice')));
     expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
