@@ -343,6 +343,19 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   return { body, ...(raw.length > 0 ? { parallel: 'UNSAFE' as const } : {}) };
 }
 
+/** Does `e` hold raw SQL, itself or in a fact it reads (at any depth)? */
+export function holdsRawSql(model: ModelNode, e: Expr, seen = new Set<string>()): boolean {
+  let found = false;
+  visit(e, (n) => {
+    if (n.kind === 'raw') found = true;
+    if (n.kind !== 'fact' || seen.has(n.name)) return;
+    seen.add(n.name);
+    const definition = model.facts.find((f) => f.name === n.name);
+    if (definition && holdsRawSql(model, definition.expr, seen)) found = true;
+  });
+  return found;
+}
+
 /**
  * Hierarchies whose walkers are called from SQL that runs with the caller's rights: policies and
  * masked views (a view's function calls are checked against its user). Facts read the closure

@@ -6,7 +6,7 @@
 import type { MembershipFunctionNode, ModelNode, SeedNode } from '../model/nodes.ts';
 import { ident, literal, qualified } from '../sql/print.ts';
 import { evaluatedOnce, exprContext, printExpr, sessionUserCall } from './expr.ts';
-import { createFunction } from './functions.ts';
+import { createFunction, holdsRawSql } from './functions.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
@@ -36,7 +36,6 @@ export function membershipFunctionsSection(model: ModelNode, factTypes: Readonly
 function membershipFunction(model: ModelNode, node: MembershipFunctionNode, factTypes: ReadonlyMap<string, string>): ReturnType<typeof statement> {
   const ctx = evaluatedOnce(exprContext(model));
   const setType = node.set.kind === 'fact' ? factTypes.get(node.set.name) : undefined;
-  const set = printExpr(node.set, ctx);
   return createFunction({
     schema: model.schema,
     name: node.name,
@@ -46,14 +45,14 @@ function membershipFunction(model: ModelNode, node: MembershipFunctionNode, fact
     securityDefiner: true,
     grantTo: [APP_ROLE, REPORTING_ROLE],
     ...(node.description ? { comment: node.description } : {}),
-    // Raw SQL may do what parallel mode forbids (see factBody).
-    ...(ctx.rawReasons.length > 0 ? { parallel: 'UNSAFE' as const } : {}),
+    // Raw SQL, here or in a fact it calls, may do what parallel mode forbids (see factBody).
+    ...(holdsRawSql(model, node.set) ? { parallel: 'UNSAFE' as const } : {}),
     body: [
       'BEGIN',
       `  IF ${sessionUserCall(model.schema)} IS NULL THEN`,
       '    RETURN false;',
       '  END IF;',
-      `  RETURN coalesce($1 = any((${set})${setType ? `::${setType}` : ''}), false);`,
+      `  RETURN coalesce($1 = any((${printExpr(node.set, ctx)})${setType ? `::${setType}` : ''}), false);`,
       'END',
     ].join('\n'),
   });

@@ -158,8 +158,13 @@ describe('policies', () => {
         const teammates = m.fact('teammate_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.eq(quota), select: u.id }))));
         const mine = m.fact('my_id', m.me);
         m.policy(deals, 'deals_team', { for: 'select', using: (d) => or(d.owner_id.in(teammates), d.owner_id.eq(mine)) });
+        m.membershipFunction('is_teammate', { argument: 'user_id', type: 'bigint', set: teammates });
+        m.membershipFunction('is_me', { argument: 'user_id', type: 'bigint', set: arrayOf(m.from(users, (u) => ({ where: u.id.eq(mine), select: u.id }))) });
       }),
     );
+    // A question calls the fact rather than inlining it: the raw SQL inside still counts.
+    expect(up('function crm.is_teammate')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER\n');
+    expect(up('function crm.is_me')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED\n');
     expect(up('function crm.my_quota')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER\n');
     // Inlined into teammate_ids, the raw SQL makes it unlabelled too; a fact without any is restricted.
     expect(up('function crm.teammate_ids')).toContain('  LANGUAGE plpgsql STABLE SECURITY DEFINER\n');
