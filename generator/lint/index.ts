@@ -220,7 +220,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
         code: 'policy-per-row-call',
         severity: 'warning',
         object,
-        message: `calls ${fn}() for every row it checks; a value that does not depend on the row can be computed once per statement`,
+        message: `calls ${fn}() for every row it checks; a value that does not depend on the row can be computed once per statement (a per-row call that is not PARALLEL SAFE also keeps the table's scan out of parallel workers)`,
         fix: `write (select ${fn}(…)) instead of ${fn}(…) in the predicate (PostgreSQL then runs it once, as an InitPlan)`,
       });
     }
