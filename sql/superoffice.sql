@@ -583,7 +583,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -1229,8 +1229,12 @@ BEGIN
     CASE WHEN ('own' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' END,
     CASE WHEN ('secondary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' END,
+    CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' END,
+    CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' END,
     CASE WHEN (rg_guard_facts."i_am_staff") IS TRUE THEN 'rg_plan_superoffice_is_i_am_staff' END,
-    CASE WHEN (rg_guard_facts."i_am_system") IS TRUE THEN 'rg_plan_superoffice_is_i_am_system' END
+    CASE WHEN (rg_guard_facts."i_am_system") IS TRUE THEN 'rg_plan_superoffice_is_i_am_system' END,
+    CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' END
   ]::text[], NULL)
   FROM (SELECT
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
@@ -1255,6 +1259,20 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
 
+CREATE FUNCTION "superoffice"."plan_when_00859c9b1cbd"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_others() OR plan_true_company_scopes_with_read_has_others()) AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_company_scopes_with_read_has_others()) in one call, reading the search_path once.';
+
 CREATE FUNCTION "superoffice"."plan_when_10bf2e10fce2"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -1267,20 +1285,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() IS 'Planner hint, folded while planning: (plan_fold_i_am_staff() OR plan_true_i_am_staff()) in one call, reading the search_path once.';
-
-CREATE FUNCTION "superoffice"."plan_when_164aac38d741"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_164aac38d741"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_164aac38d741"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_164aac38d741"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_others() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_1d40332b27be"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1324,19 +1328,19 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_489c8c2256f1"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_4677e0ed7791"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_489c8c2256f1"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_others() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_others() OR plan_true_project_scopes_with_read_has_others()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_scopes_with_read_has_others()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1394,6 +1398,20 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+
+CREATE FUNCTION "superoffice"."plan_when_6fa64f364573"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_6fa64f364573"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_6fa64f364573"() IS 'Planner hint, folded while planning: (plan_fold_sale_scopes_with_read_has_others() OR plan_true_sale_scopes_with_read_has_others()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_scopes_with_read_has_others()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_76724387b3cf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1453,19 +1471,19 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_external() in one call, reading the search_path once.';
 
-CREATE FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_8980ba682d02"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_8ff5dbcb5537"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_8980ba682d02"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_8980ba682d02"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_others() OR plan_true_contact_scopes_with_read_has_others()) AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_contact_scopes_with_read_has_others()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "superoffice"."plan_when_918e1352bcdf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1567,20 +1585,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
-
-CREATE FUNCTION "superoffice"."plan_when_e6294efe0b98"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
-BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_e6294efe0b98"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
 CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
@@ -1902,6 +1906,38 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_second
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is true.
+CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is true.
+CREATE SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is true.
 CREATE SCHEMA "rg_plan_superoffice_is_i_am_staff";
 REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_i_am_staff" FROM PUBLIC;
@@ -1933,6 +1969,38 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_system"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is true (schema rg_plan_superoffice_is_i_am_system in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is true.
+CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is true.
+CREATE SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others";
+REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" TO "app_user";
+
+CREATE FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- ======================================================================
 -- Questions applications may ask about the acting user
@@ -1969,7 +2037,8 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
     OR (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_bd1493da894c"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT "superoffice"."plan_when_8ff5dbcb5537"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR (((NOT "superoffice"."plan_when_00859c9b1cbd"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+        OR ("superoffice"."plan_true_company_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."company_scopes_with_read"()::text[]))))
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
@@ -2051,7 +2120,8 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
     OR (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_58b5399dc7de"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT "superoffice"."plan_when_e6294efe0b98"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR (((NOT "superoffice"."plan_when_8980ba682d02"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+        OR ("superoffice"."plan_true_contact_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."contact_scopes_with_read"()::text[]))))
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
@@ -2131,7 +2201,8 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
     OR (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_7cd7d43179ba"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT "superoffice"."plan_when_164aac38d741"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR (((NOT "superoffice"."plan_when_4677e0ed7791"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+        OR ("superoffice"."plan_true_project_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."project_scopes_with_read"()::text[]))))
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))
@@ -2213,7 +2284,8 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
     OR (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
     OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_9bee69411970"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR ((NOT "superoffice"."plan_when_489c8c2256f1"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR (((NOT "superoffice"."plan_when_6fa64f364573"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+        OR ("superoffice"."plan_true_sale_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."sale_scopes_with_read"()::text[]))))
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
       AND (NOT ("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[]))))

@@ -144,8 +144,12 @@ export interface ModelBuilder {
    * "Every row of `table` when `condition` holds" (an administrator's bypass), for the policies of
    * that table. Printed as a range on the primary key that an index drives, instead of a bare
    * boolean OR'd into the predicate, which would turn every user's query into a sequential scan.
+   * `{ mostRows: true }`: ANDed with conditions on the row, the arm still admits most of the table
+   * when `condition` holds (a scope that is "every row the other scopes do not match"), so a user
+   * for whom it holds is planned as one who sees most rows (the true mark, README "Performance").
+   * It changes plans, never rows.
    */
-  everyRowWhen(table: TableHandle<Columns>, condition: E): E;
+  everyRowWhen(table: TableHandle<Columns>, condition: E, options?: { readonly mostRows?: boolean }): E;
   /** A security_invoker view for BI tools: `columns(row)` names each output column's expression. */
   reportingView<C extends Columns>(name: string, spec: { table: TableHandle<C>; columns: (row: Row<C>) => Record<string, E>; description?: string }): void;
   /** Rows the migration inserts (and the down migration deletes again), e.g. predefined roles. */
@@ -472,9 +476,9 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
       });
     },
 
-    everyRowWhen(table, condition) {
+    everyRowWhen(table, condition, options) {
       const tname = tableName(table, 'everyRowWhen()');
-      return new E({ kind: 'every-row-when', table: tname, when: condition.node });
+      return new E({ kind: 'every-row-when', table: tname, when: condition.node, ...(options?.mostRows ? { mostRows: true as const } : {}) });
     },
 
     maskedView(name, spec) {

@@ -82,7 +82,8 @@ export function rightsMatrix(m: ModelBuilder, spec: RightsMatrixSpec): RightsMat
           s.is ? cols[s.column]!.eq(when(inSet(s.name, scopes), s.is)) : cols[s.column]!.in(when(inSet(s.name, scopes), s.in!)),
         );
         const matchesNone = spec.scopes.map((s) => (s.is ? cols[s.column]!.isDistinctFrom(s.is) : not(cols[s.column]!.in(s.in!))));
-        return or(...arms, and(m.everyRowWhen(table, inSet(spec.otherwise, scopes)), ...matchesNone));
+        // The otherwise scope is every row the others do not match: for a role that has it, most rows.
+        return or(...arms, and(m.everyRowWhen(table, inSet(spec.otherwise, scopes), { mostRows: true }), ...matchesNone));
       };
     },
   };

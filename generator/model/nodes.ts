@@ -80,7 +80,13 @@ export type Expr =
   | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string }
   /** "Every row of `table` when `when` holds", printed as `pk >= (SELECT CASE WHEN … THEN <min> END)`:
    *  an index range condition on the primary key instead of a bare boolean OR'd into the policy. */
-  | { readonly kind: 'every-row-when'; readonly table: string; readonly when: Expr };
+  | {
+      readonly kind: 'every-row-when';
+      readonly table: string;
+      readonly when: Expr;
+      /** Declared to admit most of the table when `when` holds, even ANDed with conditions on the row (planner hints only). */
+      readonly mostRows?: true;
+    };
 
 export type ExprKind = Expr['kind'];
 

@@ -144,7 +144,7 @@ describe('planner hints', () => {
     expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
   });
 
-  it('an every-row arm gets the true mark only where the clause ORs it: not ANDed with a condition on the row, nor when one DSL value stands in both places', () => {
+  it('an every-row arm gets the true mark only where the clause ORs it (not ANDed with a condition on the row, nor when one DSL value stands in both places), or where it is declared `mostRows`', () => {
     const shared = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
       const docs = m.table('docs', { id: t.bigint().primaryKey(), team_id: t.bigint() });
@@ -158,6 +158,16 @@ describe('planner hints', () => {
     expect(shared.up('policy crm.docs.docs_select')).not.toContain('plan_true_');
     expect(shared.up('policy crm.pads.pads_select')).not.toContain('plan_true_');
     expect(shared.ids).not.toContain('function crm.plan_true_i_am_admin');
+    // Declared to admit most rows when its condition holds, an ANDed arm gets it too.
+    const most = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean() });
+      const pads = m.table('pads', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      m.policy(pads, 'pads_select', { for: 'select', using: (d) => or(d.team_id.isNull(), and(d.id.isNotNull(), m.everyRowWhen(pads, admin, { mostRows: true }))) });
+    });
+    expect(most.up('policy crm.pads.pads_select')).toContain('OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"())))');
+    expect(most.up('policy crm.pads.pads_select')).toContain('AND ((NOT "crm"."plan_when_');
   });
 
   it('a range waits for its table\'s every-row arms to be dropped: their guards not true, and every set of their clause few', () => {
