@@ -112,10 +112,10 @@
 // matrix's "otherwise" scope (SuperOffice's "others", every row the other scopes do not match),
 // whose level-2 user's count went 397 -> 192 ms and join 25.6 -> 2.3 ms with it.
 // - Both parts are true exactly when the guard is: the range is NULL otherwise, the guard false or
-//   NULL. Reached through OR only, an arm's NULL and false count the same (OR and the policies'
-//   combination keep a row only when something is true), so a missing, stale or forged true mark
-//   changes a plan, never a row. Under NOT they would not (NOT false is true), and there no hint
-//   is printed.
+//   NULL. Reached through AND and OR only (OR only, or AND too when declared `mostRows`), an
+//   arm's NULL and false count the same (AND, OR and the policies' combination keep a row only
+//   when something is true), so a missing, stale or forged true mark changes a plan, never a row.
+//   Under NOT they would not (NOT false is true), and there no hint is printed.
 //
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep today's plans.
