@@ -289,26 +289,29 @@ function findPlanHints(model: ModelNode): PlanHints {
     return undefined;
   };
   const trues = new Map<string, TrueGuard>();
+  /** Every guard's name, for its not-true and its true mark alike, and the guard it names. */
+  const guardNames = new Map<string, string>();
   /**
-   * The guard's name in `marks`: a fact may itself be named like another guard's name, so the
-   * later one gets a hash (and a counter, should that be taken too), and no two guards ever share
-   * a mark.
+   * The guard's name: a fact may itself be named like another guard's name, so the later one gets
+   * a hash (and a counter, should that be taken too), and no two guards ever share a name, nor
+   * one guard two (plan_fold_<name> and plan_true_<name> test the same guard).
    */
-  const uniqueName = (marks: ReadonlyMap<string, { readonly when: Expr }>, g: Expr, name: string) => {
+  const uniqueName = (g: Expr, name: string) => {
     const key = JSON.stringify(g);
     const hash = createHash('sha256').update(key).digest('hex').slice(0, 8);
     let unique = name;
-    for (let n = 1; marks.has(unique) && JSON.stringify(marks.get(unique)!.when) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
+    for (let n = 1; guardNames.has(unique) && guardNames.get(unique) !== key; n++) unique = `${name}_${hash}${n > 1 ? `_${n}` : ''}`;
+    guardNames.set(unique, key);
     return unique;
   };
   const notTrue = (g: Expr, name: string, of?: string) => {
-    const unique = uniqueName(folds, g, name);
+    const unique = uniqueName(g, name);
     const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`), ...(of ? { of } : {}) };
     folds.set(unique, found);
     return found.hint;
   };
   const isTrue = (g: Expr, name: string) => {
-    const unique = uniqueName(trues, g, name);
+    const unique = uniqueName(g, name);
     const found = trues.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_TRUE_PREFIX}${unique}`), isSchema: fitName(`rg_plan_${model.schema}_is_${unique}`) };
     trues.set(unique, found);
     return found.hint;

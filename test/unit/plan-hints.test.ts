@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { and, arrayOf, defineModel, lit, not, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
+import { planHints } from '../../generator/emit/hints.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
 type Builder = Parameters<Parameters<typeof defineModel>[1]>[0];
@@ -168,6 +169,27 @@ describe('planner hints', () => {
     });
     expect(most.up('policy crm.pads.pads_select')).toContain('OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"())))');
     expect(most.up('policy crm.pads.pads_select')).toContain('AND ((NOT "crm"."plan_when_');
+  });
+
+  it('a guard\'s not-true and true marks share its name, also when another guard took that name first', () => {
+    const { result } = validateModel({
+      ...defineModel('crm', (m) => {
+        const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), is_admin: t.boolean() });
+        const docs = m.table('docs', { id: t.bigint().primaryKey(), owner_id: t.bigint() });
+        m.identity(users);
+        const scopes = m.fact('my_scopes', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { type: 'text[]' });
+        // Named like the guard `'own' = any(my_scopes)`, which takes the plain name first.
+        const clash = m.fact('my_scopes_has_own', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+        m.policy(docs, 'docs_select', { for: 'select', using: (d) => or(d.owner_id.eq(when(lit('own').in(scopes), m.me)), m.everyRowWhen(docs, clash)) });
+      }),
+      file: 'policies/crm.ts',
+    });
+    const { folds, trues } = planHints(result!.model);
+    const fold = folds.find((f) => f.when.kind === 'fact')!;
+    const truth = trues.find((f) => f.when.kind === 'fact')!;
+    expect(fold.name).not.toBe('my_scopes_has_own');
+    expect(truth.name).toBe(fold.name);
+    expect(truth.hint).toBe(`plan_true_${fold.name}`);
   });
 
   it('a range waits for its table\'s every-row arms to be dropped: their guards not true, and every set of their clause few', () => {
