@@ -446,19 +446,22 @@ function findPlanHints(model: ModelNode): PlanHints {
     // An arm declared `mostRows` (SuperOffice's "others" scope: every row the other scopes do not
     // match) gets it wherever AND and OR reach it.
     for (const p of reads) {
-      // One DSL value may stand in both places; the hint goes with the value, so then neither.
-      const alsoAnded = new Set<Expr>();
-      andedArms(p.using!, (e) => alsoAnded.add(e));
-      const ored = new Set<Expr>();
-      orArms(p.using!, (e) => ored.add(e));
-      eachArm(p.using!, (e) => {
+      // The hint goes with the DSL value, which may stand in several places (each value once):
+      // one that also stands under an AND gets it only when declared `mostRows`.
+      const anded = new Set<Expr>();
+      const arms = new Set<Expr>();
+      eachArm(p.using!, (e, underAnd) => {
+        arms.add(e);
+        if (underAnd) anded.add(e);
+      });
+      for (const e of arms) {
         const name = e.kind === 'every-row-when' ? guardName(e.when) : undefined;
-        if (e.kind !== 'every-row-when' || !name || !(e.mostRows || (ored.has(e) && !alsoAnded.has(e)))) return;
+        if (e.kind !== 'every-row-when' || !name || (anded.has(e) && !e.mostRows)) continue;
         const t = isTrue(e.when, name);
         const fold = armsOf(p).using.get(e);
         const groups = fold?.kind === 'fold' ? fold.hints.map((g) => [t, ...g]) : [[t]];
         armsOf(p).using.set(e, { kind: 'fold', hints: distinctGroups(groups), whenTrue: t });
-      });
+      }
     }
   }
   for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0) arms.delete(p);
@@ -742,22 +745,13 @@ function fitName(plain: string): string {
   return `${plain.slice(0, MAX_IDENTIFIER_BYTES - 9)}_${createHash('sha256').update(plain).digest('hex').slice(0, 8)}`;
 }
 
-/** The arms of a clause: every node reached from it through AND and OR, other than AND and OR. */
-function eachArm(clause: Expr, fn: (arm: Expr) => void): void {
-  if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn));
-  else fn(clause);
-}
-
-/** The arms of a clause reached through at least one AND (through AND and OR, other than those). */
-function andedArms(clause: Expr, fn: (arm: Expr) => void, anded = false): void {
-  if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => andedArms(i, fn, anded || clause.kind === 'and'));
-  else if (anded) fn(clause);
-}
-
-/** The arms a clause ORs: every node reached from it through OR only, other than OR. */
-function orArms(clause: Expr, fn: (arm: Expr) => void): void {
-  if (clause.kind === 'or') clause.items.forEach((i) => orArms(i, fn));
-  else fn(clause);
+/**
+ * The arms of a clause: every node reached from it through AND and OR, other than AND and OR,
+ * each with whether an AND was crossed on the way (else the clause ORs it with its other arms).
+ */
+function eachArm(clause: Expr, fn: (arm: Expr, underAnd: boolean) => void, underAnd = false): void {
+  if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn, underAnd || clause.kind === 'and'));
+  else fn(clause, underAnd);
 }
 
 /** The facts an expression reads, by name. */

@@ -166,9 +166,15 @@ describe('planner hints', () => {
       m.identity(users);
       const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
       m.policy(pads, 'pads_select', { for: 'select', using: (d) => or(d.team_id.isNull(), and(d.id.isNotNull(), m.everyRowWhen(pads, admin, { mostRows: true }))) });
+      // One such value in two places gets one hint, its true mark tested once.
+      const notes = m.table('notes', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const everyNote = m.everyRowWhen(notes, admin, { mostRows: true });
+      m.policy(notes, 'notes_select', { for: 'select', using: (d) => or(and(d.team_id.isNull(), everyNote), and(d.id.isNotNull(), everyNote)) });
     });
     expect(most.up('policy crm.pads.pads_select')).toContain('OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"())))');
     expect(most.up('policy crm.pads.pads_select')).toContain('AND ((NOT "crm"."plan_when_');
+    const once = marksTest(most, [['plan_fold_i_am_admin', 'plan_true_i_am_admin']]);
+    expect(most.up('policy crm.notes.notes_select').split(once)).toHaveLength(3);
   });
 
   it('a guard\'s not-true and true marks share its name, also when another guard took that name first', () => {
