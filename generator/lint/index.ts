@@ -188,11 +188,12 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   const userFunctions = new Set(userFunctionRows.map((r) => r.name));
   // IMMUTABLE without arguments (rowguard's planner hints): PostgreSQL folds the call into a
   // constant while planning, so no row ever calls it. Only when every function of that name is.
-  const named = ({ name, schema }: { name: string; schema: string | undefined }) => userFunctionRows.filter((r) => (schema === undefined ? r.name : `${r.schema}.${r.name}`) === name);
-  const folded = (call: { name: string; schema: string | undefined }) => {
-    const same = named(call);
-    return same.length > 0 && same.every((r) => r.folded);
+  /** Is every user function the call can name (by schema and name, or by name alone) so? Not when none is. */
+  const everyNamed = ({ name, schema }: { name: string; schema: string | undefined }, so: (r: (typeof userFunctionRows)[number]) => boolean) => {
+    const same = userFunctionRows.filter((r) => (schema === undefined ? r.name : `${r.schema}.${r.name}`) === name);
+    return same.length > 0 && same.every(so);
   };
+  const folded = (call: { name: string; schema: string | undefined }) => everyNamed(call, (r) => r.folded);
   const indexed = await sql<{ schema: string; table: string; column: string }[]>`
     SELECT n.nspname AS schema, c.relname AS "table", a.attname AS "column"
     FROM pg_index i
@@ -228,7 +229,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     // wraps anything: one PARALLEL UNSAFE call (a function's default label) in a read policy,
     // however it is called, keeps every statement that reads the table on one process.
     if (p.qual !== null && (p.cmd === 'SELECT' || p.cmd === 'ALL')) {
-      const unsafe = new Set(functionCalls(p.qual).filter((c) => (c.schema ?? '') !== 'pg_catalog' && named(c).length > 0 && named(c).every((r) => r.unsafe)).map((c) => c.name));
+      const unsafe = new Set(functionCalls(p.qual).filter((c) => (c.schema ?? '') !== 'pg_catalog' && everyNamed(c, (r) => r.unsafe)).map((c) => c.name));
       for (const fn of [...unsafe].sort()) {
         add({
           code: 'policy-parallel-unsafe',
