@@ -3,7 +3,7 @@
 import type { Command, Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { ident, indent, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, type ExprContext } from './expr.ts';
-import { planHints } from './hints.ts';
+import { lookupDisjunct, planHints } from './hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
@@ -13,9 +13,11 @@ export function policiesSection(model: ModelNode): Section {
     title: 'Policies',
     statements: model.policies.map((p) => {
       const ctx = exprContext(model, ident(p.table));
-      const clause = (word: string, e: Expr | undefined, c: ExprContext) => (e ? [`  ${word} (`, indent(printExpr(e, c), '    '), '  )'] : []);
       const hints = hinted.get(p);
-      const body = [...clause('USING', p.using, { ...ctx, planHints: hints?.using ?? new Map() }), ...clause('WITH CHECK', p.check, { ...ctx, planHints: hints?.check ?? new Map() })];
+      // A lookup read's widening disjunct goes last, ORed with the whole clause (OR binds loosest).
+      const widen = hints?.lookup ? `\nOR (${lookupDisjunct(hints.lookup, model.schema, ident(p.table))})` : '';
+      const clause = (word: string, e: Expr | undefined, c: ExprContext, tail = '') => (e ? [`  ${word} (`, indent(printExpr(e, c) + tail, '    '), '  )'] : []);
+      const body = [...clause('USING', p.using, { ...ctx, planHints: hints?.using ?? new Map() }, widen), ...clause('WITH CHECK', p.check, { ...ctx, planHints: hints?.check ?? new Map() })];
       const header = [
         lineComment(`${p.origin.path}${p.description ? `: ${p.description}` : ''}`),
         ...ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`)),

@@ -127,6 +127,8 @@ export interface PolicyNode {
   readonly using?: Expr;
   readonly check?: Expr;
   readonly description?: string;
+  /** Planned as a table reached by joins: see PolicySpec.lookup and emit/hints.ts. */
+  readonly lookup?: true;
   readonly origin: Origin;
 }
 

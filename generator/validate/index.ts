@@ -138,6 +138,16 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     if (p.command === 'delete' && p.check) add(at, 'check-on-delete', `policy "${p.name}" is FOR DELETE but has a WITH CHECK clause; DELETE writes no new row`, 'move the condition into using');
     if (p.command === 'insert' && p.using) add(at, 'using-on-insert', `policy "${p.name}" is FOR INSERT but has a USING clause; INSERT reads no existing row`, 'move the condition into check');
     if (!p.using && !p.check) add(at, 'empty-policy', `policy "${p.name}" has neither using nor check`, 'give it a condition');
+    if (p.lookup) {
+      const key = model.tables.find((t) => t.name === p.table)?.primaryKey[0];
+      const type = key === undefined ? UNKNOWN : types.columnType(p.table, key);
+      if (!p.using || (p.command !== 'select' && p.command !== 'all')) {
+        add(at, 'lookup-not-read', `policy "${p.name}" is FOR ${p.command.toUpperCase()} with lookup: true, which only changes how reads are planned`, "declare lookup on the table's policy for: 'select' (or 'all') with a using clause");
+      } else if (key !== undefined && type !== UNKNOWN && typeMinimum(type) === undefined) {
+        // A table without a primary key is refused on its own (no-primary-key).
+        add(at, 'lookup-key-type', `policy "${p.name}" has lookup: true, but its key "${p.table}.${key}" is ${type}; the estimate is a comparison on the key, for the key types everyRowWhen takes`, 'key the table by bigint, integer, text, date, timestamptz, numeric or uuid, or drop lookup');
+      }
+    }
     for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true, rowTable: p.table });
   }
 

@@ -311,6 +311,40 @@ describe('planner hints', () => {
     expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
   });
 
+  it('a `lookup` read ORs `<key> >= (SELECT NULL)` to its USING, dropped while every set of the clause is few; with a set no mark counts, for everyone; a lookup that is no read, or keyed by a type without an order we know, is refused', () => {
+    const lookup = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), org_id: t.bigint() });
+      const codes = m.table('codes', { id: t.bigint().primaryKey(), org_id: t.bigint(), team_id: t.bigint() });
+      const zones = m.table('zones', { id: t.text().primaryKey(), org_id: t.bigint() });
+      m.identity(users);
+      const orgs = m.fact('my_org_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.org_id }))));
+      const quiet = m.fact('quiet_org_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.org_id }))), { planHint: false });
+      m.policy(codes, 'codes_select', { for: 'select', using: (c) => c.org_id.in(orgs), lookup: true });
+      m.policy(zones, 'zones_select', { for: 'select', using: (z) => or(z.org_id.in(orgs), z.org_id.in(quiet)), lookup: true });
+      m.policy(users, 'users_select', { for: 'select', using: (u) => u.org_id.in(orgs) });
+    });
+    const codes = lookup.up('policy crm.codes.codes_select');
+    expect(codes).toContain(`\n    OR (NOT "crm"."plan_hint_my_org_ids"() AND "codes"."id" >= (SELECT NULL::bigint))\n  );`);
+    // A set whose size no mark tells: the arm stays whoever acts (text keys too).
+    expect(lookup.up('policy crm.zones.zones_select')).toContain(`\n    OR ("zones"."id" >= (SELECT NULL::text))\n  );`);
+    expect(lookup.up('policy crm.users.users_select')).not.toContain('NULL::bigint');
+
+    const { problems } = validateModel({
+      ...defineModel('crm', (m) => {
+        const users = m.table('users', { id: t.bigint().primaryKey(), org_id: t.bigint() });
+        const flags = m.table('flags', { id: t.boolean().primaryKey(), org_id: t.bigint() });
+        m.identity(users);
+        m.policy(users, 'users_insert', { for: 'insert', check: (u) => u.org_id.eq(1), lookup: true });
+        m.policy(flags, 'flags_select', { for: 'select', using: (f) => f.org_id.eq(1), lookup: true });
+      }),
+      file: 'policies/crm.ts',
+    });
+    expect(problems.map((p) => [p.code, p.path])).toEqual([
+      ['lookup-not-read', 'users.insert[0] "users_insert"'],
+      ['lookup-key-type', 'flags.select[0] "flags_select"'],
+    ]);
+  });
+
   it('a model without hinted arms keeps set_session with its pinned search_path', () => {
     const plain = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey() });
