@@ -81,10 +81,9 @@ export default defineModel(
       // not change, and counting it would cost every set_session.
       { description: 'zones(U): the zones of every group I belong to (internal users only).', planHint: false },
     );
-    const zoneOrgs = m.fact('organization_ids_in_my_zones', arrayOf(m.from(organizations, (o) => ({ where: o.security_zone_id.in(myZones), select: o.id }))), {
-      // Likewise: it guards users and producer codes (10^4 rows).
-      planHint: false,
-    });
+    // Counted (few or not) for producer codes' lookup estimate: a user of a few organizations
+    // reads a few codes, and the codes' own pages keep their narrow estimate.
+    const zoneOrgs = m.fact('organization_ids_in_my_zones', arrayOf(m.from(organizations, (o) => ({ where: o.security_zone_id.in(myZones), select: o.id }))));
 
     // ------------------------------------------------------------------ organizations and groups
     type OrgRow = RowOf<typeof organizations>;
@@ -150,6 +149,9 @@ export default defineModel(
       for: 'select',
       description: 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.',
       using: (p) => codeVisibleIn(p, m.everyRowWhen(producerCodes, iViewAll)),
+      // Reached from accounts, whose visibility is their producer code's: a join from accounts
+      // ordered by their key should walk it, not sort every visible account.
+      lookup: true,
     });
     const visibleCodes = m.fact('visible_producer_code_ids', arrayOf(m.from(producerCodes, (p) => ({ where: codeVisibleIn(p, iViewAll), select: p.id }))), {
       description: 'Producer codes I can find and view.',

@@ -132,6 +132,9 @@ export default defineModel(
             system(),
             ...(externalsRead ? [and(r.published!.isTrue(), m.everyRowWhen(table, iAmExternal))] : []),
           ),
+        // Contacts and sales name their company, and whoever sees them mostly sees it too (same
+        // scopes): a join from them to companies should walk their key, not sort every row.
+        lookup: table === companies,
       });
       m.policy(table, `${name}_insert`, { for: 'insert', description: 'Create right on the scope of the new row.', check: (r) => or(matrix.allows(table, object, 'insert')(r), system()) });
       const update = (r: Parameters<ReturnType<typeof matrix.allows>>[0]) => or(matrix.allows(table, object, 'update')(r), system());

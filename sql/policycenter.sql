@@ -287,7 +287,7 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "policycenter"."establish_session"($1);
-  -- Planner hints (see policycenter.plan_hint_producer_code_ids_by_zone_or_organization and its siblings): mark the facts that are small or not
+  -- Planner hints (see policycenter.plan_hint_organization_ids_in_my_zones and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
@@ -295,7 +295,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -750,15 +750,20 @@ BEGIN
   END IF;
   SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_organization_ids_in_my_zones' END,
     CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
 OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
+    CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_am_external' END,
     CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
     CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END,
     CASE WHEN (rg_guard_facts."i_view_all") IS TRUE THEN 'rg_plan_policycenter_is_i_view_all' END
   ]::text[], NULL)
   FROM (SELECT
+    (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean AS "i_am_external",
     ((((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
@@ -772,6 +777,34 @@ ALTER FUNCTION "policycenter"."plan_marks"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "policycenter"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
+
+CREATE FUNCTION "policycenter"."plan_when_084eab8fa6aa"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_hint_organization_ids_in_my_zones() in one call, reading the search_path once.';
+
+CREATE FUNCTION "policycenter"."plan_when_12360943bdcf"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_when_12360943bdcf"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_12360943bdcf"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_when_12360943bdcf"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_organization_ids_in_my_zones() OR plan_true_i_view_all()) in one call, reading the search_path once.';
 
 CREATE FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -801,6 +834,36 @@ REVOKE ALL ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_producer_code_ids_by_zone_or_organization() in one call, reading the search_path once.';
 
+CREATE FUNCTION "policycenter"."plan_when_82cda0a888c9"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+DECLARE
+  rg_path name[] := pg_catalog.current_schemas(false);
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_organization_ids_in_my_zones() in one call, reading the search_path once.';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.organization_ids_in_my_zones() has at most 10 elements.
+CREATE SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.organization_ids_in_my_zones() has at most 10 elements (schema rg_plan_policycenter_few_organization_ids_in_my_zones in the search_path). Changes plans, never results.';
+
 -- Empty on purpose: set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
 CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
 REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" FROM PUBLIC;
@@ -816,6 +879,22 @@ $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements (schema rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 in the search_path). Changes plans, never results.';
+
+-- Empty on purpose: set_session puts it in the search_path when policycenter.i_am_external() is not true.
+CREATE SCHEMA "rg_plan_policycenter_not_i_am_external";
+REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_am_external" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_am_external" TO "app_user";
+
+CREATE FUNCTION "policycenter"."plan_fold_i_am_external"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_am_external"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_am_external() is not true (schema rg_plan_policycenter_not_i_am_external in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.i_may_use_every_code() is not true.
 CREATE SCHEMA "rg_plan_policycenter_not_i_may_use_every_code";
@@ -1005,11 +1084,12 @@ CREATE POLICY "users_select" ON "policycenter"."users"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "policycenter"."plan_true_i_view_all"() AND "users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_when_12360943bdcf"() AND "users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
       OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
-    OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
-    OR ("users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
+    OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
+      AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("users"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   );
 COMMENT ON POLICY "users_select" ON "policycenter"."users" IS 'View All Users; myself; users of organizations in my zones; an external user: the users of their organization.';
 
@@ -1040,10 +1120,12 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "policycenter"."plan_true_i_view_all"() AND "producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_when_12360943bdcf"() AND "producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
       OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
-    OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[]))
-    OR ("producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
+    OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
+      AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("producer_codes"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "producer_codes"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
+    OR (NOT "policycenter"."plan_hint_organization_ids_in_my_zones"() AND "producer_codes"."id" >= (SELECT NULL::bigint))
   );
 COMMENT ON POLICY "producer_codes_select" ON "policycenter"."producer_codes" IS 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.';
 
