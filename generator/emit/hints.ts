@@ -134,7 +134,7 @@
 // tells keeps it for everyone.
 //
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
-// and keep today's plans.
+// and keep the unhinted plans (a lookup read's widened one: without marks its arm stays).
 import { createHash } from 'node:crypto';
 import type { Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
@@ -250,12 +250,21 @@ export interface PolicyHints {
 /**
  * `OR (<test> AND <key> >= (SELECT NULL::<type>))`, NULL for every row: estimated as a third of
  * the table. Dropped while every group of `hints` has a mark that holds (each set of the clause
- * few); with no groups it stays for everyone.
+ * few); with no groups (a set no mark counts, no set arm but on the key) it stays for
+ * everyone, reporting logins and roles without the marks included. On a composite key, its first
+ * column.
  */
 export interface LookupHint {
   readonly hints: readonly (readonly string[])[];
   readonly key: string;
   readonly type: string;
+}
+
+/** A policy's hints while they are found. */
+interface FoundHints {
+  using: Map<Expr, HintedArm>;
+  check: Map<Expr, HintedArm>;
+  lookup: LookupHint | undefined;
 }
 
 export interface PlanHints {
@@ -291,7 +300,7 @@ const computed = new WeakMap<ModelNode, PlanHints>();
 
 function findPlanHints(model: ModelNode): PlanHints {
   const types = new TypeResolver(model);
-  const arms = new Map<PolicyNode, { using: Map<Expr, HintedArm>; check: Map<Expr, HintedArm>; lookup: LookupHint | undefined }>();
+  const arms = new Map<PolicyNode, FoundHints>();
   const facts = new Map<string, HintedFact>();
   const folds = new Map<string, FoldedGuard>();
   const definitions = new Map(model.facts.map((f) => [f.name, f]));
@@ -301,7 +310,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     return hint ? hint.few : FEW_ELEMENTS;
   };
   const armsOf = (policy: PolicyNode) => {
-    const found = arms.get(policy) ?? { using: new Map<Expr, HintedArm>(), check: new Map<Expr, HintedArm>(), lookup: undefined as LookupHint | undefined };
+    const found: FoundHints = arms.get(policy) ?? { using: new Map(), check: new Map(), lookup: undefined };
     arms.set(policy, found);
     return found;
   };
@@ -430,6 +439,9 @@ function findPlanHints(model: ModelNode): PlanHints {
       const arm = hint(e);
       if (arm) hinted.set(e, arm);
     });
+  const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
+  /** What makes each read's sets small (smallSets), where its clause has sets the marks count. */
+  const readSets = new Map<PolicyNode, (() => string[])[]>();
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
@@ -441,12 +453,12 @@ function findPlanHints(model: ModelNode): PlanHints {
       const guard = guardOf(e, true);
       return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
     };
-    const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
     for (const p of model.policies) {
       if (p.check) walk(p.check, armsOf(p).check, dropWhenNotTrue);
       if (p.using && !reads.includes(p)) walk(p.using, armsOf(p).using, dropWhenNotTrue);
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
+      readSets.set(p, sets);
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
@@ -493,14 +505,13 @@ function findPlanHints(model: ModelNode): PlanHints {
       }
     }
   }
-  // A lookup read's widening disjunct, dropped while the clause's sets are all few (the user
-  // sees a few rows, and the narrow estimate is right); kept for everyone when a set's size is
-  // not told, or when there are no marks at all.
-  for (const p of model.policies) {
-    const key = p.lookup && p.using && (p.command === 'select' || p.command === 'all') ? keyOf(p.table) : undefined;
+  // A lookup read's widening arm, dropped while the clause's sets are all few; kept for everyone
+  // when a set's size is not told, or when the clause has no set the marks count (see LookupHint).
+  for (const p of reads) {
+    const key = p.lookup ? keyOf(p.table) : undefined;
     if (key === undefined) continue;
-    const sets = model.identity ? smallSets(p.using!, p.table) : undefined;
-    armsOf(p).lookup = { hints: sets ? distinctGroups(sets.map((group) => group())) : [], key, type: types.columnType(p.table, key) };
+    const sets = readSets.get(p) ?? [];
+    armsOf(p).lookup = { hints: distinctGroups(sets.map((group) => group())), key, type: types.columnType(p.table, key) };
   }
   for (const [p, found] of arms) if (found.using.size === 0 && found.check.size === 0 && !found.lookup) arms.delete(p);
   return {

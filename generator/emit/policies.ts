@@ -2,7 +2,7 @@
 // whether the caller may see a row (the same text PostgreSQL enforces on the table).
 import type { Command, Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { ident, indent, lineComment, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, type ExprContext } from './expr.ts';
+import { exprContext, printExpr } from './expr.ts';
 import { lookupDisjunct, planHints } from './hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
@@ -14,10 +14,15 @@ export function policiesSection(model: ModelNode): Section {
     statements: model.policies.map((p) => {
       const ctx = exprContext(model, ident(p.table));
       const hints = hinted.get(p);
-      // A lookup read's widening disjunct goes last, ORed with the whole clause (OR binds loosest).
-      const widen = hints?.lookup ? `\nOR (${lookupDisjunct(hints.lookup, model.schema, ident(p.table))})` : '';
-      const clause = (word: string, e: Expr | undefined, c: ExprContext, tail = '') => (e ? [`  ${word} (`, indent(printExpr(e, c) + tail, '    '), '  )'] : []);
-      const body = [...clause('USING', p.using, { ...ctx, planHints: hints?.using ?? new Map() }, widen), ...clause('WITH CHECK', p.check, { ...ctx, planHints: hints?.check ?? new Map() })];
+      const clause = (word: string, text: string | undefined) => (text !== undefined ? [`  ${word} (`, indent(text, '    '), '  )'] : []);
+      const using = p.using && printExpr(p.using, { ...ctx, planHints: hints?.using ?? new Map() });
+      const check = p.check && printExpr(p.check, { ...ctx, planHints: hints?.check ?? new Map() });
+      // A lookup read's widening arm goes last, ORed with the whole clause (in parentheses unless
+      // the clause is an OR itself, whose arms it joins).
+      const widened = using !== undefined && hints?.lookup
+        ? `${p.using!.kind === 'or' ? using : `(${using})`}\nOR (${lookupDisjunct(hints.lookup, model.schema, ident(p.table))})`
+        : using;
+      const body = [...clause('USING', widened), ...clause('WITH CHECK', check)];
       const header = [
         lineComment(`${p.origin.path}${p.description ? `: ${p.description}` : ''}`),
         ...ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`)),

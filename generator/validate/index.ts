@@ -141,11 +141,15 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     if (p.lookup) {
       const key = model.tables.find((t) => t.name === p.table)?.primaryKey[0];
       const type = key === undefined ? UNKNOWN : types.columnType(p.table, key);
-      if (!p.using || (p.command !== 'select' && p.command !== 'all')) {
-        add(at, 'lookup-not-read', `policy "${p.name}" is FOR ${p.command.toUpperCase()} with lookup: true, which only changes how reads are planned`, "declare lookup on the table's policy for: 'select' (or 'all') with a using clause");
+      if (p.command !== 'select' && p.command !== 'all') {
+        add(at, 'lookup-not-read', `policy "${p.name}" is FOR ${p.command.toUpperCase()} with lookup: true, which only changes how reads are planned`, "declare lookup on the table's policy for: 'select' (or 'all')");
+      } else if (!p.using) {
+        add(at, 'lookup-not-read', `policy "${p.name}" has lookup: true but no using clause, the clause the estimate is added to`, 'give it a using clause, or drop lookup');
+      } else if (p.mode === 'restrictive') {
+        add(at, 'lookup-restrictive', `policy "${p.name}" is restrictive with lookup: true; a restrictive policy only narrows what the permissive ones admit, so widening its estimate changes nothing`, "declare lookup on the table's permissive read policy");
       } else if (key !== undefined && type !== UNKNOWN && typeMinimum(type) === undefined) {
         // A table without a primary key is refused on its own (no-primary-key).
-        add(at, 'lookup-key-type', `policy "${p.name}" has lookup: true, but its key "${p.table}.${key}" is ${type}; the estimate is a comparison on the key, for the key types everyRowWhen takes`, 'key the table by bigint, integer, text, date, timestamptz, numeric or uuid, or drop lookup');
+        add(at, 'lookup-key-type', `policy "${p.name}" has lookup: true, but its key "${p.table}.${key}" is ${type}; the estimate is a comparison on the key, for the key types everyRowWhen takes`, 'key the table by bigint, integer, smallint, text, varchar, date, timestamp, timestamptz, numeric or uuid, or drop lookup');
       }
     }
     for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true, rowTable: p.table });

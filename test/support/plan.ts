@@ -51,6 +51,13 @@ export function expectPolicyCoveredByBitmap(plan: string, table: string): void {
 }
 
 /**
+ * The index condition of a lookup read's widening arm (PolicySpec.lookup): `id >= <InitPlan's
+ * NULL>` on its own, which PostgreSQL 17 and later print as `(InitPlan n).col1`, earlier
+ * versions as `$n`.
+ */
+export const WIDENING_ARM = /Index Cond: \(id >= (?:\$\d+|\(InitPlan \d+\)\.col1)\)$/m;
+
+/**
  * The schema-qualified functions a VERBOSE plan calls inside its InitPlans, each computed once per
  * statement. PostgreSQL 18 prints `InitPlan 1`, earlier versions `InitPlan 1 (returns $0)`; both
  * are followed by the Result node whose Output is the expression.

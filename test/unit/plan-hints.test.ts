@@ -311,7 +311,7 @@ describe('planner hints', () => {
     expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
   });
 
-  it('a `lookup` read ORs `<key> >= (SELECT NULL)` to its USING, dropped while every set of the clause is few; with a set no mark counts, for everyone; a lookup that is no read, or keyed by a type without an order we know, is refused', () => {
+  it('a `lookup` read ORs `<key> >= (SELECT NULL)` to its USING, dropped while every set of the clause is few; with a set no mark counts, for everyone; a clause that is no OR is parenthesized; FOR ALL gets no WITH CHECK of its own; a lookup that is no permissive read with a using clause, or whose key type has no range, is refused', () => {
     const lookup = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), org_id: t.bigint() });
       const codes = m.table('codes', { id: t.bigint().primaryKey(), org_id: t.bigint(), team_id: t.bigint() });
@@ -322,12 +322,19 @@ describe('planner hints', () => {
       m.policy(codes, 'codes_select', { for: 'select', using: (c) => c.org_id.in(orgs), lookup: true });
       m.policy(zones, 'zones_select', { for: 'select', using: (z) => or(z.org_id.in(orgs), z.org_id.in(quiet)), lookup: true });
       m.policy(users, 'users_select', { for: 'select', using: (u) => u.org_id.in(orgs) });
+      // FOR ALL: its USING is also its WITH CHECK, printed once; an arm on the key is no set the marks count.
+      const keyed = m.table('keyed', { id: t.bigint().primaryKey(), org_id: t.bigint() });
+      m.policy(keyed, 'keyed_all', { for: 'all', using: (k) => and(k.id.in(orgs), k.org_id.isNotNull()), lookup: true });
     });
     const codes = lookup.up('policy crm.codes.codes_select');
     expect(codes).toContain(`\n    OR (NOT "crm"."plan_hint_my_org_ids"() AND "codes"."id" >= (SELECT NULL::bigint))\n  );`);
     // A set whose size no mark tells: the arm stays whoever acts (text keys too).
     expect(lookup.up('policy crm.zones.zones_select')).toContain(`\n    OR ("zones"."id" >= (SELECT NULL::text))\n  );`);
     expect(lookup.up('policy crm.users.users_select')).not.toContain('NULL::bigint');
+    // A clause that is no OR is parenthesized before the arm is ORed to it; no WITH CHECK appears.
+    const keyed = lookup.up('policy crm.keyed.keyed_all');
+    expect(keyed).toContain(`  USING (\n    (("keyed"."id" = any((select "crm"."my_org_ids"())::bigint[])) AND ("keyed"."org_id" IS NOT NULL))\n    OR ("keyed"."id" >= (SELECT NULL::bigint))\n  );`);
+    expect(keyed).not.toContain('WITH CHECK');
 
     const { problems } = validateModel({
       ...defineModel('crm', (m) => {
@@ -335,12 +342,16 @@ describe('planner hints', () => {
         const flags = m.table('flags', { id: t.boolean().primaryKey(), org_id: t.bigint() });
         m.identity(users);
         m.policy(users, 'users_insert', { for: 'insert', check: (u) => u.org_id.eq(1), lookup: true });
+        m.policy(users, 'users_all', { for: 'all', check: (u) => u.org_id.eq(1), lookup: true });
+        m.policy(users, 'users_narrow', { for: 'select', using: (u) => u.org_id.isNotNull(), restrictive: true, lookup: true });
         m.policy(flags, 'flags_select', { for: 'select', using: (f) => f.org_id.eq(1), lookup: true });
       }),
       file: 'policies/crm.ts',
     });
     expect(problems.map((p) => [p.code, p.path])).toEqual([
       ['lookup-not-read', 'users.insert[0] "users_insert"'],
+      ['lookup-not-read', 'users.all[0] "users_all"'],
+      ['lookup-restrictive', 'users.select[0] "users_narrow"'],
       ['lookup-key-type', 'flags.select[0] "flags_select"'],
     ]);
   });
