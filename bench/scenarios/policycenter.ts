@@ -187,6 +187,10 @@ export function policycenter(): Scenario {
       const code = (await usableCode(owner, u))!;
       const insertSql = `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) VALUES (2000000000, 'new account', $1, $2)`;
       const joinSql = `SELECT a.id, a.name, p.code FROM ${S}.accounts a JOIN ${S}.producer_codes p ON p.id = a.producer_code_id`;
+      // The lookup table's own first page: what its widened estimate (lookup: true) costs a user
+      // whose sets are not few. B1 reads the first 50 codes the expert's condition admits.
+      const codesSql = `SELECT p.id, p.code FROM ${S}.producer_codes p`;
+      const firstCodes = (await owner.unsafe(`${codesSql} WHERE ${codeVisible('$1')} ORDER BY p.id LIMIT 50`, [u])).map((r) => String(r.id));
       const queries: Query[] = [
         ...reads,
         {
@@ -195,6 +199,13 @@ export function policycenter(): Scenario {
           secured: { text: `${joinSql} ORDER BY a.id LIMIT 50` },
           b1: () => ({ text: `${joinSql} WHERE a.id = ANY ($1::bigint[]) ORDER BY a.id`, params: [page1] }),
           b2: { text: `${joinSql} WHERE ${expertWhere('$1')} AND ${codeVisible('$1')} ORDER BY a.id LIMIT 50`, params: [u] },
+        },
+        {
+          kind: 'read',
+          name: 'first page of producer codes',
+          secured: { text: `${codesSql} ORDER BY p.id LIMIT 50` },
+          b1: () => ({ text: `${codesSql} WHERE p.id = ANY ($1::bigint[]) ORDER BY p.id`, params: [firstCodes] }),
+          b2: { text: `${codesSql} WHERE ${codeVisible('$1')} ORDER BY p.id LIMIT 50`, params: [u] },
         },
         write('insert', { text: insertSql, params: [code, u] }, {
           text: `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) SELECT 2000000000, 'new account', $1::bigint, $2::bigint

@@ -169,6 +169,11 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
         )
       ).map((r) => String(r.id));
       const join = `SELECT c.id, c.name, co.name AS company FROM ${S}.contacts c JOIN ${S}.companies co ON co.id = c.company_id`;
+      // The lookup table's own first page: what its widened estimate (lookup: true) costs a user
+      // whose sets are not few. B1 reads the first 50 companies the expert's condition admits.
+      const companiesSql = `SELECT co.id, co.name FROM ${S}.companies co`;
+      const companiesWhere = expertWhere('$1', 'company', 'read', 'co');
+      const firstCompanies = (await owner.unsafe(`${companiesSql} WHERE ${companiesWhere} ORDER BY co.id LIMIT 50`, [u])).map((r) => String(r.id));
       // Every persona's role has create and update on its own contacts: a new contact it owns, in
       // its primary group and with the company of a visible contact; an update of one it owns.
       const [row] = await owner.unsafe(`SELECT company_id::text AS company FROM ${S}.contacts WHERE id = $1`, [middle]);
@@ -188,6 +193,13 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
             text: `${join} WHERE ${expertWhere('$1', 'contact', 'read', 'c')} AND ${expertWhere('$1', 'company', 'read', 'co')} ORDER BY c.id LIMIT 50`,
             params: [u],
           },
+        },
+        {
+          kind: 'read',
+          name: 'first page of companies',
+          secured: { text: `${companiesSql} ORDER BY co.id LIMIT 50` },
+          b1: () => ({ text: `${companiesSql} WHERE co.id = ANY ($1::bigint[]) ORDER BY co.id`, params: [firstCompanies] }),
+          b2: { text: `${companiesSql} WHERE ${companiesWhere} ORDER BY co.id LIMIT 50`, params: [u] },
         },
         write('insert', { text: insertSql, params: insertValues }, {
           text: `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) SELECT 2000000000, $3::bigint, 'new contact', $1::bigint, $2::bigint
