@@ -2,6 +2,7 @@
 // organizations in 400 security zones: an internal user whose groups cover one zone must reach
 // accounts through the producer-code index, never by scanning the whole table nor by a per-row
 // SubPlan, so a regression in the generated policy shapes fails CI.
+import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
@@ -267,6 +268,35 @@ describe('policycenter producer codes as a lookup', () => {
     // Its first page of codes is a probe of its organizations' codes, not a walk of the codes' key.
     const page = await explain(db.current, 'policycenter', PERSONA, 'SELECT id FROM policycenter.producer_codes ORDER BY id LIMIT 50');
     expect(page, page).not.toContain('Index Scan using producer_codes_pkey');
+  });
+
+  it('the arm itself changes no row: with it cut from the policy, users of many and of few organizations read exactly the same', async () => {
+    // The policy as generated (sql/policycenter.sql, what the migrations applied), and the same
+    // text without its last arm, created in its place inside a rolled-back transaction.
+    const generated = /CREATE POLICY "producer_codes_select"[\s\S]*?\n  \);/.exec(readFileSync(new URL('../../sql/policycenter.sql', import.meta.url), 'utf8'))![0];
+    const arm = /\n    OR \(NOT "policycenter"\."[a-z_0-9]+"\(\) AND "producer_codes"\."id" >= \(SELECT NULL::bigint\)\)(?=\n  \);)/;
+    expect(generated).toMatch(arm);
+    const outcomes = async (user: number, cut: boolean) => {
+      let found: (number[] | string)[] = [];
+      await rolledBack(db.current.admin, async (tx) => {
+        if (cut) await tx.unsafe(`DROP POLICY "producer_codes_select" ON "policycenter"."producer_codes"; ${generated.replace(arm, '')}`);
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
+        found = await statementOutcomes(tx, STATEMENTS);
+        // The many-organizations user's plan shows the arm exactly when it is there.
+        if (user === FORTY_ZONES) {
+          const plan = await planText(tx, 'SELECT count(*) FROM policycenter.producer_codes');
+          if (cut) expect(plan, plan).not.toMatch(WIDENING_ARM);
+          else expect(plan, plan).toMatch(WIDENING_ARM);
+        }
+      });
+      return found;
+    };
+    for (const user of [FORTY_ZONES, PERSONA, 7]) {
+      const own = await outcomes(user, false);
+      expect((own[1] as number[]).length, `user ${user}`).toBeGreaterThan(0);
+      expect(await outcomes(user, true), `user ${user}`).toEqual(own);
+    }
   });
 
   it('the widening arm changes no row: with the few-organizations mark forged, the many-organizations user reads exactly the same', async () => {
