@@ -490,12 +490,12 @@ function findPlanHints(model: ModelNode): PlanHints {
       // The hint goes with the DSL value, which may stand in several places (each value once):
       // one that also stands under an AND gets it only when declared `mostRows`.
       const anded = new Set<Expr>();
-      const arms = new Set<Expr>();
+      const values = new Set<Expr>();
       eachArm(p.using!, (e, underAnd) => {
-        arms.add(e);
+        values.add(e);
         if (underAnd) anded.add(e);
       });
-      for (const e of arms) {
+      for (const e of values) {
         const name = e.kind === 'every-row-when' ? guardName(e.when) : undefined;
         if (e.kind !== 'every-row-when' || !name || (anded.has(e) && !e.mostRows)) continue;
         const t = isTrue(e.when, name);

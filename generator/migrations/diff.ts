@@ -89,7 +89,7 @@ function splitComments(up: string): { rest: string; comments: Map<string, string
  * A function's PARALLEL label, read from its LANGUAGE line (UNSAFE without one, as PostgreSQL
  * takes it), and the definition without the label.
  */
-function parallelLabel(rest: string): { rest: string; label: string } {
+function splitParallelLabel(rest: string): { rest: string; label: string } {
   const line = /^( {2}LANGUAGE [^\n]*?)(?: PARALLEL (SAFE|RESTRICTED|UNSAFE))?$/m.exec(rest);
   if (!line) return { rest, label: 'UNSAFE' };
   return { rest: rest.slice(0, line.index) + line[1] + rest.slice(line.index + line[0].length), label: line[2] ?? 'UNSAFE' };
@@ -106,7 +106,7 @@ export function inPlaceChange(before: Statement, after: Statement): { up: string
   const [was, now] = [splitComments(before.up), splitComments(after.up)];
   if (canonicalAliases(before.down) !== canonicalAliases(after.down)) return undefined;
   const fn = kindOf(before.id) === 'function' ? /^DROP FUNCTION (.+);$/.exec(before.down)?.[1] : undefined;
-  const [wasLabel, nowLabel] = fn ? [parallelLabel(was.rest), parallelLabel(now.rest)] : [{ rest: was.rest, label: '' }, { rest: now.rest, label: '' }];
+  const [wasLabel, nowLabel] = fn ? [splitParallelLabel(was.rest), splitParallelLabel(now.rest)] : [{ rest: was.rest, label: '' }, { rest: now.rest, label: '' }];
   if (wasLabel.rest !== nowLabel.rest) return undefined;
   const steps: { up: string; down: string }[] = [];
   if (wasLabel.label !== nowLabel.label) steps.push({ up: `ALTER FUNCTION ${fn} PARALLEL ${nowLabel.label};`, down: `ALTER FUNCTION ${fn} PARALLEL ${wasLabel.label};` });

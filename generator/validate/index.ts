@@ -28,6 +28,16 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   const problems: Problem[] = model.buildProblems.map((p) => ({ ...p, file: model.file }));
   const add = (path: string, code: string, message: string, fix: string) => problems.push({ code, file: model.file, path, message, fix });
   const types = new TypeResolver(model);
+  /**
+   * A table's key column and its type when the type has no least value, so that no range on the
+   * key can be printed (everyRowWhen's range, a lookup's estimate); undefined otherwise.
+   */
+  const unrangedKey = (table: string): { key: string; type: SqlType } | undefined => {
+    const key = model.tables.find((t) => t.name === table)?.primaryKey[0];
+    const type = key === undefined ? UNKNOWN : types.columnType(table, key);
+    return key !== undefined && type !== UNKNOWN && typeMinimum(type) === undefined ? { key, type } : undefined;
+  };
+  const RANGED_KEY_TYPES = 'bigint, integer, smallint, text, varchar, date, timestamp, timestamptz, numeric or uuid';
 
   const checkName = (path: string, what: string, name: string) => {
     if (identifierBytes(name) > MAX_IDENTIFIER_BYTES) {
@@ -139,17 +149,16 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     if (p.command === 'insert' && p.using) add(at, 'using-on-insert', `policy "${p.name}" is FOR INSERT but has a USING clause; INSERT reads no existing row`, 'move the condition into check');
     if (!p.using && !p.check) add(at, 'empty-policy', `policy "${p.name}" has neither using nor check`, 'give it a condition');
     if (p.lookup) {
-      const key = model.tables.find((t) => t.name === p.table)?.primaryKey[0];
-      const type = key === undefined ? UNKNOWN : types.columnType(p.table, key);
+      const unranged = unrangedKey(p.table);
       if (p.command !== 'select' && p.command !== 'all') {
         add(at, 'lookup-not-read', `policy "${p.name}" is FOR ${p.command.toUpperCase()} with lookup: true, which only changes how reads are planned`, "declare lookup on the table's policy for: 'select' (or 'all')");
       } else if (!p.using) {
         add(at, 'lookup-not-read', `policy "${p.name}" has lookup: true but no using clause, the clause the estimate is added to`, 'give it a using clause, or drop lookup');
       } else if (p.mode === 'restrictive') {
         add(at, 'lookup-restrictive', `policy "${p.name}" is restrictive with lookup: true; a restrictive policy only narrows what the permissive ones admit, so widening its estimate changes nothing`, "declare lookup on the table's permissive read policy");
-      } else if (key !== undefined && type !== UNKNOWN && typeMinimum(type) === undefined) {
+      } else if (unranged) {
         // A table without a primary key is refused on its own (no-primary-key).
-        add(at, 'lookup-key-type', `policy "${p.name}" has lookup: true, but its key "${p.table}.${key}" is ${type}; the estimate is a comparison on the key, for the key types everyRowWhen takes`, 'key the table by bigint, integer, smallint, text, varchar, date, timestamp, timestamptz, numeric or uuid, or drop lookup');
+        add(at, 'lookup-key-type', `policy "${p.name}" has lookup: true, but its key "${p.table}.${unranged.key}" is ${unranged.type}; the estimate is a comparison on the key, for the key types everyRowWhen takes`, `key the table by ${RANGED_KEY_TYPES}, or drop lookup`);
       }
     }
     for (const e of [p.using, p.check]) if (e) checkExpr(at, e, { row: true, rowTable: p.table });
@@ -300,13 +309,9 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           } else if (allowed.rowTable !== undefined && allowed.rowTable !== e.table) {
             add(path, 'wrong-table', `everyRowWhen(${e.table}, …) is used in a rule of "${allowed.rowTable}"`, `pass the table the rule is on: m.everyRowWhen(${allowed.rowTable}, …)`);
           }
-          const table = model.tables.find((t) => t.name === e.table);
-          const key = table?.primaryKey[0];
-          if (table && key !== undefined) {
-            const type = types.columnType(e.table, key);
-            if (type !== UNKNOWN && typeMinimum(type) === undefined) {
-              add(path, 'no-key-minimum', `everyRowWhen(${e.table}, …) needs a primary key type with a least value, but "${e.table}.${key}" is ${type}`, 'key the table by bigint, integer, text, date, timestamptz, numeric or uuid, or write the bypass as its own policy');
-            }
+          const unranged = unrangedKey(e.table);
+          if (unranged) {
+            add(path, 'no-key-minimum', `everyRowWhen(${e.table}, …) needs a primary key type with a least value, but "${e.table}.${unranged.key}" is ${unranged.type}`, `key the table by ${RANGED_KEY_TYPES}, or write the bypass as its own policy`);
           }
           if (types.of(e.when) !== 'boolean' && types.of(e.when) !== UNKNOWN) add(path, 'type-mismatch', `everyRowWhen needs a boolean condition, got ${types.of(e.when)}`, 'pass a boolean fact or condition');
           break;
