@@ -119,7 +119,7 @@ export interface QueryResult {
 export interface RunOptions {
   readonly runs: number;
   readonly warmup: number;
-  /** Stop sampling a variant once it has taken this long (at least `minRuns` samples). */
+  /** Stop sampling a query once this much per variant has passed (at least `minRuns` rounds). */
   readonly budgetMs: number;
   readonly minRuns: number;
   /** Runs each statement as a named prepared statement, so PostgreSQL may reuse its plan. */
@@ -189,29 +189,65 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[rank]!;
 }
 
-/** Warm-up runs, then timed runs: `runs` of them, or fewer once `minRuns` are in and `budgetMs` is spent. */
-async function sample(options: RunOptions, once: () => Promise<number>): Promise<Pick<Timing, 'runs' | 'medianMs' | 'p95Ms'>> {
-  for (let i = 0; i < options.warmup; i++) await once();
-  const samples: number[] = [];
-  const started = Date.now();
-  while (samples.length < options.runs && (samples.length < options.minRuns || Date.now() - started < options.budgetMs)) samples.push(await once());
+type Stats = Pick<Timing, 'runs' | 'medianMs' | 'p95Ms'>;
+
+function stats(samples: number[]): Stats {
   const sorted = samples.sort((a, b) => a - b);
   return { runs: sorted.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95) };
 }
 
-async function time(conn: ReservedSql, as: As, st: Statement, options: RunOptions): Promise<{ timing: Timing; shape: string; rows: postgres.RowList<postgres.Row[]> }> {
-  let rows: postgres.RowList<postgres.Row[]> | undefined;
-  const stats = await sample(options, async () => {
-    const run = await runOnce(conn, as, st, options.prepare ?? false);
-    rows = run.rows;
-    return run.ms;
-  });
-  const plan = await explain(conn, as, st);
-  return {
-    timing: { ...stats, buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
-    shape: plan.shape,
-    rows: rows!,
-  };
+/**
+ * Warm-up runs of every variant, then timed runs taken in turn (a round runs each variant once,
+ * starting one further along each time), so a burst of load on a shared machine slows every
+ * variant of a query alike instead of whichever happened to be sampled then. Sampling stops at
+ * `runs` rounds, or once `minRuns` rounds are in and every variant has had `budgetMs` of time.
+ */
+async function sampleInTurn(options: RunOptions, variants: readonly (() => Promise<number>)[]): Promise<Stats[]> {
+  for (const once of variants) for (let i = 0; i < options.warmup; i++) await once();
+  const samples = variants.map((): number[] => []);
+  const started = Date.now();
+  const budget = options.budgetMs * variants.length;
+  for (let round = 0; round < options.runs && (round < options.minRuns || Date.now() - started < budget); round++) {
+    for (let k = 0; k < variants.length; k++) {
+      const v = (round + k) % variants.length;
+      samples[v]!.push(await variants[v]!());
+    }
+  }
+  return samples.map(stats);
+}
+
+interface Variant {
+  readonly as: As;
+  readonly st: Statement;
+}
+
+interface Timed {
+  readonly timing: Timing;
+  readonly shape: string;
+  readonly rows: postgres.RowList<postgres.Row[]>;
+}
+
+/** Times statements side by side (see sampleInTurn), then explains each once. */
+async function timeTogether<const R extends readonly Variant[]>(conn: ReservedSql, runs: R, options: RunOptions): Promise<{ -readonly [K in keyof R]: Timed }> {
+  const rows: postgres.RowList<postgres.Row[]>[] = [];
+  const sampled = await sampleInTurn(
+    options,
+    runs.map(({ as, st }, i) => async () => {
+      const run = await runOnce(conn, as, st, options.prepare ?? false);
+      rows[i] = run.rows;
+      return run.ms;
+    }),
+  );
+  const out: Timed[] = [];
+  for (const [i, { as, st }] of runs.entries()) {
+    const plan = await explain(conn, as, st);
+    out.push({
+      timing: { ...sampled[i]!, buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
+      shape: plan.shape,
+      rows: rows[i]!,
+    });
+  }
+  return out as { -readonly [K in keyof R]: Timed };
 }
 
 /** Rows as comparable text: every value stringified, rows in order. */
@@ -267,7 +303,7 @@ export async function runScenario(
       const appUser: As = { role: 'app_user', schema: scenario.schema, userId: persona.userId };
       const ownerAs: As = { role: 'owner' };
       // set_session (once per transaction), shown beside the round-trip floor of a bare SELECT 1.
-      const floor = await time(conn, ownerAs, { text: `SELECT 1` }, options);
+      const [floor] = await timeTogether(conn, [{ as: ownerAs, st: { text: `SELECT 1` } }], options);
       const session = await timeSetSession(conn, scenario.schema, persona.userId, options);
       options.log(`  ${persona.name} (${persona.target}): ${visible.length} visible of ${total} (${share(visible.length, Number(total))}); set_session ${session.medianMs.toFixed(3)} ms (SELECT 1: ${floor.timing.medianMs.toFixed(3)} ms)`);
       results.push({
@@ -287,24 +323,26 @@ export async function runScenario(
         securedPlan: '',
       });
       for (const q of await scenario.queries(persona, { visible, owner })) {
-        const secured = await time(conn, appUser, q.secured, options);
-        let b0: Awaited<ReturnType<typeof time>> | null = null;
-        let b1: Awaited<ReturnType<typeof time>> | null = null;
-        let b2: Awaited<ReturnType<typeof time>> | null = null;
+        let secured: Timed;
+        let b0: Timed | null = null;
+        let b1: Timed | null = null;
+        let b2: Timed | null = null;
         if (q.kind === 'read') {
-          b1 = await time(conn, ownerAs, await q.b1({ persona, visible, owner }), options);
-          b2 = await time(conn, ownerAs, q.b2, options);
-          b0 = await time(conn, ownerAs, q.b0 ?? q.secured, options);
+          const b1st = await q.b1({ persona, visible, owner });
+          [secured, b1, b2, b0] = await timeTogether(
+            conn,
+            [{ as: appUser, st: q.secured }, { as: ownerAs, st: b1st }, { as: ownerAs, st: q.b2 }, { as: ownerAs, st: q.b0 ?? q.secured }],
+            options,
+          );
           check(q.name, persona.name, 'the secured answer', b1.rows, secured.rows);
           check(q.name, persona.name, 'the hand-written (B2) answer', b1.rows, b2.rows);
         } else if (q.kind === 'write') {
-          b0 = await time(conn, ownerAs, q.b0, options);
-          b2 = await time(conn, ownerAs, q.b2, options);
+          [secured, b0, b2] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b0 }, { as: ownerAs, st: q.b2 }], options);
           for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2]] as const) {
             if (run.rows.count !== 1) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected 1`);
           }
         } else {
-          b2 = await time(conn, ownerAs, q.b2, options);
+          [secured, b2] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b2 }], options);
         }
         const partial = {
           persona: persona.name,
@@ -333,7 +371,7 @@ export async function runScenario(
 }
 
 async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {
-  const stats = await sample(options, async () => {
+  const [session] = await sampleInTurn(options, [async () => {
     await conn.unsafe('BEGIN');
     await conn.unsafe('SET LOCAL ROLE app_user');
     const t0 = process.hrtime.bigint();
@@ -341,8 +379,8 @@ async function timeSetSession(conn: ReservedSql, schema: string, userId: string,
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     await conn.unsafe('ROLLBACK');
     return ms;
-  });
-  return { ...stats, buffers: null, planningMs: null, executionMs: null };
+  }]);
+  return { ...session!, buffers: null, planningMs: null, executionMs: null };
 }
 
 /** A count query returns one row with the number; a page returns its rows. */

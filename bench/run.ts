@@ -22,8 +22,10 @@ const usage = `npm run bench -- [options]
   --shape S          balanced | deep office tree (default balanced)
   --clients N        Collect! client-tree size (default 1111)
   --persona a,b      only these personas (names as printed)
-  --runs N           timed runs per variant (default 25; fewer when a variant is slow)
-  --budget MS        stop sampling a variant after MS milliseconds once it has 5 runs (default 3000)
+  --runs N           timed runs per variant (default 25; fewer when a query is slow). A query's
+                     variants (S, B1, B2, B0) are timed in turn, one run of each per round
+  --budget MS        stop sampling a query after MS milliseconds per variant once it has 5 rounds
+                     (default 3000)
   --prepare          run every statement as a named prepared statement (what postgres.js does by
                      default): after the first executions PostgreSQL reuses a cached plan, so the
                      times show what an application pays once planning is out of the way
