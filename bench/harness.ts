@@ -191,16 +191,22 @@ function percentile(sorted: readonly number[], p: number): number {
 
 type Stats = Pick<Timing, 'runs' | 'medianMs' | 'p95Ms'>;
 
+/** A statement faster than this is run once untimed before each timed run (see sampleInTurn). */
+const WARM_AGAIN_UNDER_MS = 50;
+
 function stats(samples: number[]): Stats {
   const sorted = samples.sort((a, b) => a - b);
   return { runs: sorted.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95) };
 }
 
 /**
- * Warm-up runs of every variant, then timed runs taken in turn (a round runs each variant once,
+ * Warm-up runs of every variant, then timed runs taken in turn (a round times each variant once,
  * starting one further along each time), so a burst of load on a shared machine slows every
- * variant of a query alike instead of whichever happened to be sampled then. Sampling stops at
- * `runs` rounds, or once `minRuns` rounds are in and every variant has had `budgetMs` of time.
+ * variant of a query alike instead of whichever happened to be sampled then. Each timed run
+ * of a statement that took under WARM_AGAIN_UNDER_MS follows an untimed run of it, so it finds the
+ * CPU's caches as a repeated query does, not as the previous variant's scan of a million rows
+ * left them. Sampling stops at `runs` rounds, or once `minRuns` rounds are in and every variant
+ * has had `budgetMs` of time (its untimed runs included).
  */
 async function sampleInTurn(options: RunOptions, variants: readonly (() => Promise<number>)[]): Promise<Stats[]> {
   for (const once of variants) for (let i = 0; i < options.warmup; i++) await once();
@@ -210,6 +216,8 @@ async function sampleInTurn(options: RunOptions, variants: readonly (() => Promi
   for (let round = 0; round < options.runs && (round < options.minRuns || Date.now() - started < budget); round++) {
     for (let k = 0; k < variants.length; k++) {
       const v = (round + k) % variants.length;
+      const last = samples[v]!.at(-1) ?? 0;
+      if (last < WARM_AGAIN_UNDER_MS) await variants[v]!();
       samples[v]!.push(await variants[v]!());
     }
   }
