@@ -1171,13 +1171,15 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
-      OR ("collect"."plan_true_i_bypass_security"() AND (SELECT "collect"."i_bypass_security"())))
+    ((NOT "collect"."plan_fold_i_bypass_security"() AND ((NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
+        OR ("collect"."plan_true_i_bypass_security"() AND (SELECT "collect"."i_bypass_security"()))))
+      OR ("collect"."plan_fold_i_bypass_security"() AND NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ("debtors"."client_id" = any((select "collect"."debtor_client_ids_for_me"())::bigint[])
       AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ("debtors"."client_id" >= (SELECT '-9223372036854775808'::bigint) AND "debtors"."client_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR (("debtors"."clerk_id" IS NULL)
-      AND ("debtors"."access_id" IS NULL)
-      AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint))
+    OR ((NOT "collect"."plan_fold_i_see_open_accounts"() AND (("debtors"."clerk_id" IS NULL)
+        AND ("debtors"."access_id" IS NULL)
+        AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
+      OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
       AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[])))
     OR (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])

@@ -1084,8 +1084,9 @@ CREATE POLICY "users_select" ON "policycenter"."users"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "policycenter"."plan_when_12360943bdcf"() AND "users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
-      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
+    ((NOT "policycenter"."plan_fold_i_view_all"() AND ((NOT "policycenter"."plan_when_12360943bdcf"() AND "users"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "users"."id" <= '9223372036854775807'::bigint)
+        OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"()))))
+      OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_12360943bdcf"() AND "users"."id" >= (SELECT NULL::bigint) AND "users"."id" <= '9223372036854775807'::bigint))
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
     OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
       AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("users"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
@@ -1120,8 +1121,9 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "policycenter"."plan_when_12360943bdcf"() AND "producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
-      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
+    ((NOT "policycenter"."plan_fold_i_view_all"() AND ((NOT "policycenter"."plan_when_12360943bdcf"() AND "producer_codes"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "producer_codes"."id" <= '9223372036854775807'::bigint)
+        OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"()))))
+      OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_12360943bdcf"() AND "producer_codes"."id" >= (SELECT NULL::bigint) AND "producer_codes"."id" <= '9223372036854775807'::bigint))
     OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
       AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("producer_codes"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "producer_codes"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
     OR (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -1145,8 +1147,9 @@ CREATE POLICY "accounts_select" ON "policycenter"."accounts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
+    ((NOT "policycenter"."plan_fold_i_view_all"() AND ((NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+        OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"()))))
+      OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT NULL::bigint) AND "accounts"."id" <= '9223372036854775807'::bigint))
     OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
       AND (NOT "policycenter"."plan_when_3c3ccbce078b"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );

@@ -11,7 +11,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { closureRead } from './closure.ts';
-import { foldTest, hintConjunct, type HintedArm } from './hints.ts';
+import { foldTest, hintConjunct, standInText, type HintedArm, type StandIn } from './hints.ts';
 
 export interface ExprContext {
   readonly model: ModelNode;
@@ -59,6 +59,8 @@ export interface ExprContext {
   readonly readsClosures?: boolean;
   /** Arms of the policy clause being printed that carry a planner hint (see hints.ts). */
   readonly planHints?: ReadonlyMap<Expr, HintedArm>;
+  /** Disjuncts of the read policy's USING being printed that get a stand-in (see hints.ts, StandIn). */
+  readonly standIns?: ReadonlyMap<Expr, StandIn>;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -192,15 +194,17 @@ function guardedArm(arm: string, hint: HintedArm | undefined, ctx: ExprContext):
  * `when` as a range on the primary key of `table` (read in `scope`), or undefined if the key has
  * no least value. Only the lower bound carries the condition, so it is computed once per
  * statement; the upper bound is the type's greatest value as a literal, which makes the pair a
- * range the planner estimates as narrow (an unknown bound counts as 0.5% of the table).
+ * range the planner estimates as narrow (an unknown bound counts as 0.5% of the table). With no
+ * condition (null) the lower bound is NULL: the range admits no row, estimated the same.
  */
-function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): string | undefined {
+function keyRange(table: string, scope: string, when: Expr | null, ctx: ExprContext): string | undefined {
   const key = ctx.model.tables.find((t) => t.name === table)?.primaryKey[0];
   const type = key === undefined ? UNKNOWN : ctx.types.columnType(table, key);
   const minimum = typeMinimum(type);
   if (key === undefined || minimum === undefined) return undefined;
   const column = printExpr({ kind: 'column', scope, table, column: key }, ctx);
-  const lower = `${column} >= (SELECT CASE WHEN ${printExpr(when, evaluatedOnce(ctx))} THEN ${minimum} END)`;
+  const bound = when === null ? `NULL::${type}` : `CASE WHEN ${printExpr(when, evaluatedOnce(ctx))} THEN ${minimum} END`;
+  const lower = `${column} >= (SELECT ${bound})`;
   const maximum = typeMaximum(type);
   return maximum === undefined ? lower : `${lower} AND ${column} <= ${maximum}`;
 }
@@ -213,8 +217,14 @@ function keyRange(table: string, scope: string, when: Expr, ctx: ExprContext): s
  */
 export function printExpr(e: Expr, ctx: ExprContext): string {
   const hint = ctx.planHints?.get(e);
-  const inner = ctx.planHints !== undefined && e.kind !== 'and' && e.kind !== 'or' ? { ...ctx, planHints: undefined } : ctx;
-  return (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, inner, hint);
+  const inner = (ctx.planHints !== undefined || ctx.standIns !== undefined) && e.kind !== 'and' && e.kind !== 'or' ? { ...ctx, planHints: undefined, standIns: undefined } : ctx;
+  const text = (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, inner, hint);
+  const standIn = ctx.standIns?.get(e);
+  if (standIn === undefined) return text;
+  const nullRange = keyRange(standIn.table, ROW_SCOPE, null, ctx);
+  if (nullRange === undefined) throw new Error(`internal: a stand-in on "${standIn.table}" needs a primary key with a least value (validation reports this)`);
+  const plain = { ...ctx, planHints: undefined, standIns: undefined };
+  return standInText(standIn, ctx.model.schema, text, standIn.rowConditions.map((c) => operand(c, plain)), nullRange);
 }
 
 export function hierarchyFunctionName(hierarchy: string, direction: 'descendants' | 'ancestors'): string {

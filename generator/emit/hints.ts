@@ -79,6 +79,9 @@
 //   user's many rows); a table with an every-row arm no mark drops gets no ranges. "Few" is at most
 //   FEW_ELEMENTS elements, or what the fact says with `planHint: { few: n }` (SuperOffice's
 //   secondary groups: 1, since a group holds a large share of the contacts).
+// - Between the two (the guard not true, the sets many) the arm and what it is ANDed with are
+//   still NULL, so a range on the key that is NULL for every row stands in for them, keeping the
+//   estimate without their facts or their Filter (see StandIn).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
 //   on a boolean fact are dropped, by the not-true mark alone: there the estimate decides
 //   nothing, and the fact is not computed.
@@ -242,6 +245,8 @@ export interface FoldHint {
 
 export interface PolicyHints {
   readonly using: ReadonlyMap<Expr, HintedArm>;
+  /** Disjuncts of a read's USING printed with a stand-in (see StandIn). */
+  readonly standIns: ReadonlyMap<Expr, StandIn>;
   readonly check: ReadonlyMap<Expr, HintedArm>;
   /** A `lookup` read's arm that widens its estimate (see the file comment). */
   readonly lookup?: LookupHint;
@@ -260,9 +265,48 @@ export interface LookupHint {
   readonly type: string;
 }
 
+/**
+ * A disjunct of a read's USING (a node reached through AND and OR whose parent is an OR, or the
+ * clause itself) that ANDs an every-row arm, through AND only, with whatever else (SuperOffice's
+ * "others": the range AND not mine AND not my groups'), where the arm is dropped only while its
+ * guard is not true AND the clause's sets are few. For a user whose guard is not true but whose
+ * sets are many the arm is NULL, yet it stayed, and with it the conditions beside it: fact calls
+ * on every statement, and a Filter that rechecks the whole policy on every row a bitmap returns
+ * (PostgreSQL drops that recheck only when the policy is exactly the OR of the bitmap's index
+ * conditions). So the disjunct is printed as
+ *
+ *   (NOT <schema>.plan_fold_<guard>() AND <disjunct>)
+ *   OR (<schema>.plan_fold_<guard>() AND <the arm's drop test> AND <key> >= (SELECT NULL::<type>) AND <key> <= <max>)
+ *
+ * Without the not-true mark the second part folds away and the first is the disjunct as before.
+ * With it the first folds away, and the second is a range on the key that is NULL for every row
+ * (admits nothing, where NULL and false alike reject) and that the planner estimates as the arm's
+ * range was (0.5% of the table: the key walk it holds for users with many rows stays), computing
+ * no fact; while the sets are few as well, the drop test folds it away too.
+ * - Rows: the second part is never true, whatever the marks; the first drops the disjunct only
+ *   where the arm was dropped before (the guard not true), and a wrong mark, as every not-true
+ *   mark, can only hide rows, from whoever forged it.
+ */
+export interface StandIn {
+  /** The guard's not-true mark (its plan_fold_ function). */
+  readonly notTrue: string;
+  /**
+   * The disjunct's other conjuncts that read the row alone (no fact, no identity, no query), kept
+   * beside the range so the estimate stays the disjunct's (Collect!'s open accounts: no clerk and
+   * no access; without them the 0.5% made the client-subtree user's ILIKE search a parallel walk
+   * of the key, 34 -> 445 ms). Conjuncts that read facts are left out: they cost the calls.
+   */
+  readonly rowConditions: readonly Expr[];
+  /** The every-row arm's drop test: its fold hint's groups. */
+  readonly hints: readonly (readonly string[])[];
+  /** The table whose key the range is on. */
+  readonly table: string;
+}
+
 /** A policy's hints while they are found. */
 interface FoundHints {
   using: Map<Expr, HintedArm>;
+  standIns: Map<Expr, StandIn>;
   check: Map<Expr, HintedArm>;
   lookup: LookupHint | undefined;
 }
@@ -310,7 +354,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     return hint ? hint.few : FEW_ELEMENTS;
   };
   const armsOf = (policy: PolicyNode) => {
-    const found: FoundHints = arms.get(policy) ?? { using: new Map(), check: new Map(), lookup: undefined };
+    const found: FoundHints = arms.get(policy) ?? { using: new Map(), standIns: new Map(), check: new Map(), lookup: undefined };
     arms.set(policy, found);
     return found;
   };
@@ -442,6 +486,8 @@ function findPlanHints(model: ModelNode): PlanHints {
   const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
   /** What makes each read's sets small (smallSets), where its clause has sets the marks count. */
   const readSets = new Map<PolicyNode, (() => string[])[]>();
+  /** Every-row arms of reads dropped only while their sets are few as well: their not-true marks (see StandIn). */
+  const standing = new Map<Expr, string>();
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
@@ -462,8 +508,10 @@ function findPlanHints(model: ModelNode): PlanHints {
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
-        const groups = distinctGroups([[notTrue(guard.when, guard.name, guard.of)], ...sets.map((group) => group())]);
+        const fold = notTrue(guard.when, guard.name, guard.of);
+        const groups = distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
+        if (e.kind === 'every-row-when' && groups.length > 1) standing.set(e, fold);
         return { kind: 'fold', hints: groups };
       });
     }
@@ -505,6 +553,15 @@ function findPlanHints(model: ModelNode): PlanHints {
       }
     }
   }
+  // Disjuncts with such an arm get their stand-in, its drop test the arm's (true marks included).
+  for (const p of reads) {
+    eachDisjunct(p.using!, (disjunct, conjuncts) => {
+      const arm = conjuncts.find((c) => standing.has(c));
+      const fold = arm && armsOf(p).using.get(arm);
+      const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c));
+      if (fold?.kind === 'fold') armsOf(p).standIns.set(disjunct, { notTrue: standing.get(arm!)!, rowConditions, hints: fold.hints, table: p.table });
+    });
+  }
   // A lookup read's widening arm, dropped while the clause's sets are all few; kept for everyone
   // when a set's size is not told, or when the clause has no set the marks count (see LookupHint).
   for (const p of reads) {
@@ -534,6 +591,16 @@ export function hintConjunct(arm: RangeHint, schema: string, column: string): st
 export function lookupDisjunct(hint: LookupHint, schema: string, table: string): string {
   const widen = `${table}.${ident(hint.key)} >= (SELECT NULL::${hint.type})`;
   return hint.hints.length === 0 ? widen : `${marksTest(hint.hints, schema)} AND ${widen}`;
+}
+
+/**
+ * A disjunct's stand-in (see StandIn) around its text as printed, with its row conditions as
+ * printed and the key's NULL range (`<key> >= (SELECT NULL::<type>) AND <key> <= <max>`).
+ */
+export function standInText(standIn: StandIn, schema: string, disjunct: string, rowConditions: readonly string[], nullRange: string): string {
+  const fold = `${qualified(schema, standIn.notTrue)}()`;
+  const standing = [fold, marksTest(standIn.hints, schema), ...rowConditions, nullRange].join(' AND ');
+  return `(NOT ${fold} AND (${disjunct.replaceAll('\n', '\n  ')}))\nOR (${standing})`;
 }
 
 /** The test before a guarded arm: false once the planner has folded it, when it drops the arm. */
@@ -807,6 +874,29 @@ function eachArm(clause: Expr, fn: (arm: Expr, underAnd: boolean) => void, under
   if (clause.kind === 'and' || clause.kind === 'or') clause.items.forEach((i) => eachArm(i, fn, underAnd || clause.kind === 'and'));
   else fn(clause, underAnd);
 }
+
+/**
+ * The disjuncts of a clause (see StandIn): the clause, and every item of an OR reached from it
+ * through AND and OR; each with what it ANDs, through AND only.
+ */
+function eachDisjunct(clause: Expr, fn: (disjunct: Expr, conjuncts: readonly Expr[]) => void): void {
+  const conjuncts = (e: Expr): Expr[] => (e.kind === 'and' ? e.items.flatMap(conjuncts) : [e]);
+  const all = conjuncts(clause);
+  fn(clause, all);
+  for (const c of all) if (c.kind === 'or') c.items.forEach((item) => eachDisjunct(item, fn));
+}
+
+/** Built of the row's columns, literals, comparisons and logic only (see StandIn.rowConditions). */
+function readsRowOnly(e: Expr): boolean {
+  let plain = true;
+  visit(e, (n) => {
+    if (!ROW_ONLY_KINDS.has(n.kind)) plain = false;
+    if (n.kind === 'column' && n.scope !== ROW_SCOPE) plain = false;
+  });
+  return plain;
+}
+
+const ROW_ONLY_KINDS: ReadonlySet<Expr['kind']> = new Set<Expr['kind']>(['column', 'literal', 'compare', 'distinct-from', 'is-null', 'and', 'or', 'not', 'array']);
 
 /** The facts an expression reads, by name. */
 function factsIn(e: Expr): string[] {

@@ -15,7 +15,7 @@ export function policiesSection(model: ModelNode): Section {
       const ctx = exprContext(model, ident(p.table));
       const hints = hinted.get(p);
       const clause = (word: string, text: string | undefined) => (text !== undefined ? [`  ${word} (`, indent(text, '    '), '  )'] : []);
-      const using = p.using && printExpr(p.using, { ...ctx, planHints: hints?.using ?? new Map() });
+      const using = p.using && printExpr(p.using, { ...ctx, planHints: hints?.using ?? new Map(), standIns: hints?.standIns ?? new Map() });
       const check = p.check && printExpr(p.check, { ...ctx, planHints: hints?.check ?? new Map() });
       // A lookup read's widening arm goes last, ORed with the whole clause (in parentheses unless
       // the clause is an OR itself, whose arms it joins).

@@ -124,10 +124,12 @@ describe('planner hints', () => {
     const test = marksTest(notes, [['plan_fold_i_am_admin'], ['plan_hint_my_team_ids']]);
     const armTest = marksTest(notes, [['plan_fold_i_am_admin', 'plan_true_i_am_admin'], ['plan_hint_my_team_ids', 'plan_true_i_am_admin']]);
     const arm = `${armTest} AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "notes"."id" <= '9223372036854775807'::bigint`;
+    // While the fact is not true but the sets are many, a NULL range stands in for the arm.
     expect(notes.up('policy crm.notes.notes_select')).toContain(
       [
-        `    ((${arm})`,
-        '      OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"())))',
+        `    ((NOT "crm"."plan_fold_i_am_admin"() AND ((${arm})`,
+        '        OR ("crm"."plan_true_i_am_admin"() AND (SELECT "crm"."i_am_admin"()))))',
+        `      OR ("crm"."plan_fold_i_am_admin"() AND ${armTest} AND "notes"."id" >= (SELECT NULL::bigint) AND "notes"."id" <= '9223372036854775807'::bigint))`,
         '    OR ("notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])',
         `      AND (${test} OR ("notes"."team_id" >= `,
       ].join('\n'),
@@ -143,6 +145,35 @@ describe('planner hints', () => {
     expect(marks).toContain(`FROM (SELECT\n    ((rg_fact.me_row."is_admin"))::boolean AS "i_am_admin") AS rg_guard_facts);`);
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(`RETURN 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
     expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
+  });
+
+  it('where an every-row arm is dropped only with its sets few, a NULL range on the key stands in for its disjunct while its guard is not true: with the conditions beside it that read the row alone, without those that read facts', () => {
+    const model = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
+      const posts = m.table('posts', { id: t.bigint().primaryKey(), team_id: t.bigint(), owner_id: t.bigint(), closed: t.boolean() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      m.policy(posts, 'posts_select', {
+        for: 'select',
+        using: (p) => or(p.team_id.in(teams), and(p.closed.isNull(), m.everyRowWhen(posts, admin), p.owner_id.isDistinctFrom(m.me))),
+      });
+      m.policy(posts, 'posts_update', { for: 'update', using: (p) => or(p.team_id.in(teams), and(p.closed.isNull(), m.everyRowWhen(posts, admin))) });
+    });
+    const drop = marksTest(model, [['plan_fold_i_am_admin'], ['plan_hint_my_team_ids']]);
+    const select = model.up('policy crm.posts.posts_select');
+    expect(select).toContain(
+      [
+        `    OR ((NOT "crm"."plan_fold_i_am_admin"() AND (("posts"."closed" IS NULL)`,
+        `        AND (${drop} AND "posts"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"() THEN '-9223372036854775808'::bigint END) AND "posts"."id" <= '9223372036854775807'::bigint)`,
+        `        AND ("posts"."owner_id" IS DISTINCT FROM (select "crm"."current_user_id"()))))`,
+        `      OR ("crm"."plan_fold_i_am_admin"() AND ${drop} AND ("posts"."closed" IS NULL) AND "posts"."id" >= (SELECT NULL::bigint) AND "posts"."id" <= '9223372036854775807'::bigint))`,
+      ].join('\n'),
+    );
+    // Only reads' USING: elsewhere the arm is dropped by its not-true mark alone.
+    expect(model.up('policy crm.posts.posts_update')).not.toContain('NULL::bigint');
+    // An arm dropped by its not-true mark alone (no set beside it) needs no stand-in.
+    expect(notes.up('policy crm.users.users_select')).not.toContain('NULL::bigint');
   });
 
   it('an every-row arm gets the true mark only where the clause ORs it (not ANDed with a condition on the row, nor when one DSL value stands in both places), or where it is declared `mostRows`', () => {
