@@ -284,8 +284,11 @@ export interface LookupHint {
  * range was (0.5% of the table: the key walk it holds for users with many rows stays), computing
  * no fact; while the sets are few as well, the drop test folds it away too.
  * - Rows: the second part is never true, whatever the marks; the first drops the disjunct only
- *   where the arm was dropped before (the guard not true), and a wrong mark, as every not-true
- *   mark, can only hide rows, from whoever forged it.
+ *   while the guard's not-true mark is there, when the arm is NULL or false, and a wrong mark, as
+ *   every not-true mark, can only hide rows, from whoever forged it. A stale one too: a user with
+ *   many sets who gains the guard later in the transaction, and who computed the arm on every
+ *   statement before stand-ins, now sees its rows from the next set_session on, as every user
+ *   whose arm is dropped always did.
  */
 export interface StandIn {
   /** The guard's not-true mark (its plan_fold_ function). */

@@ -33,6 +33,8 @@ const db = useTestDatabase(async (admin) => {
     -- op10 has Security off: every debtor.
     UPDATE collect.operators SET security = false WHERE id = 'op10';
     INSERT INTO collect.team_members (team_id, member_id) SELECT 't' || g, 'op9' FROM generate_series(51, 62) g ON CONFLICT DO NOTHING;
+    -- cl2 logs in for client 2 and the ten clients it owns: more clients than count as few.
+    INSERT INTO collect.operators (id, name, security, client_id, kind) VALUES ('cl2', 'client 2''s login', true, 2, 'client');
     ANALYZE;
   `);
 });
@@ -189,5 +191,41 @@ describe('collect in parallel workers', () => {
       expect(serial, user).toBeGreaterThan(0);
       expect(parallel, user).toBe(serial);
     }
+  });
+});
+
+// Stand-ins (hints.ts, StandIn): a client login sees no open accounts and has Security on, but its
+// eleven clients are not few, so the open-accounts and Security-off arms are not dropped; NULL
+// ranges on the key stand in for them (the open accounts' with its no-clerk, no-access conditions,
+// which keep the estimate), and neither fact is computed.
+describe('collect stand-ins', () => {
+  const CLIENT_LOGIN = 'cl2';
+  const STATEMENTS = [
+    'SELECT count(*)::int AS n FROM collect.debtors',
+    'SELECT id FROM collect.debtors ORDER BY id LIMIT 50',
+    "SELECT id FROM collect.debtors WHERE name LIKE '%7%'",
+    "UPDATE collect.debtors SET name = name WHERE id % 7 = 0 RETURNING id",
+  ];
+
+  it("the client login's plan computes neither Security off nor open accounts, and keeps the open accounts' conditions beside a NULL range", async () => {
+    const marks = await db.current.as('collect', CLIENT_LOGIN, planMarks);
+    expect(marks).toEqual(expect.arrayContaining(['rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_see_open_accounts']));
+    expect(marks).not.toContain('rg_plan_collect_few_debtor_client_ids_for_me');
+    const plan = await explain(db.current, 'collect', CLIENT_LOGIN, 'SELECT count(*) FROM collect.debtors', { verbose: true });
+    expect(plan, plan).not.toContain('i_bypass_security');
+    expect(plan, plan).not.toContain('i_see_open_accounts');
+    expect(plan.match(/Output: NULL::bigint/g), plan).toHaveLength(2);
+    expect(plan, plan).toContain('debtors.clerk_id IS NULL');
+  });
+
+  it('rows are the same for the client login with the stand-ins as with no marks, for reads and writes', async () => {
+    const run = (unmarked: boolean) =>
+      db.current.as('collect', CLIENT_LOGIN, async (tx) => {
+        if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+        return statementOutcomes(tx, STATEMENTS);
+      });
+    const marked = await run(false);
+    expect((marked[1] as number[]).length).toBeGreaterThan(0);
+    expect(await run(true)).toEqual(marked);
   });
 });

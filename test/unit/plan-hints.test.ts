@@ -172,8 +172,11 @@ describe('planner hints', () => {
     );
     // Only reads' USING: elsewhere the arm is dropped by its not-true mark alone.
     expect(model.up('policy crm.posts.posts_update')).not.toContain('NULL::bigint');
-    // An arm dropped by its not-true mark alone (no set beside it) needs no stand-in.
-    expect(notes.up('policy crm.users.users_select')).not.toContain('NULL::bigint');
+    // An arm dropped by its not-true mark alone (no set beside it) needs no stand-in, nor does one
+    // also under NOT (one DSL value in both places).
+    const drafts = notes.up('policy crm.drafts.drafts_select');
+    expect(drafts).toContain('(NOT "crm"."plan_when_');
+    expect(drafts).not.toContain('NULL::bigint');
   });
 
   it('an every-row arm gets the true mark only where the clause ORs it (not ANDed with a condition on the row, nor when one DSL value stands in both places), or where it is declared `mostRows`', () => {
