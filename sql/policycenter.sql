@@ -1090,7 +1090,8 @@ CREATE POLICY "users_select" ON "policycenter"."users"
     OR ("users"."id" = (select "policycenter"."current_user_id"()))
     OR ("users"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
       AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("users"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "users"."organization_id" = (select "policycenter"."my_external_organization_id"()))
+    OR ((NOT "policycenter"."plan_fold_i_am_external"() AND (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "users"."organization_id" = (select "policycenter"."my_external_organization_id"())))
+      OR ("policycenter"."plan_fold_i_am_external"() AND NOT "policycenter"."plan_when_084eab8fa6aa"() AND "users"."organization_id" = (SELECT NULL::bigint)))
   );
 COMMENT ON POLICY "users_select" ON "policycenter"."users" IS 'View All Users; myself; users of organizations in my zones; an external user: the users of their organization.';
 
@@ -1126,7 +1127,8 @@ CREATE POLICY "producer_codes_select" ON "policycenter"."producer_codes"
       OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_12360943bdcf"() AND "producer_codes"."id" >= (SELECT NULL::bigint) AND "producer_codes"."id" <= '9223372036854775807'::bigint))
     OR ("producer_codes"."organization_id" = any((select "policycenter"."organization_ids_in_my_zones"())::bigint[])
       AND (NOT "policycenter"."plan_when_82cda0a888c9"() OR ("producer_codes"."organization_id" >= (SELECT '-9223372036854775808'::bigint) AND "producer_codes"."organization_id" <= (SELECT '9223372036854775807'::bigint))))
-    OR (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"()))
+    OR ((NOT "policycenter"."plan_fold_i_am_external"() AND (NOT "policycenter"."plan_when_084eab8fa6aa"() AND "producer_codes"."organization_id" = (select "policycenter"."my_external_organization_id"())))
+      OR ("policycenter"."plan_fold_i_am_external"() AND NOT "policycenter"."plan_when_084eab8fa6aa"() AND "producer_codes"."organization_id" = (SELECT NULL::bigint)))
     OR (NOT "policycenter"."plan_hint_organization_ids_in_my_zones"() AND "producer_codes"."id" >= (SELECT NULL::bigint))
   );
 COMMENT ON POLICY "producer_codes_select" ON "policycenter"."producer_codes" IS 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.';

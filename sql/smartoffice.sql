@@ -1271,15 +1271,17 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND ((NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+        OR ("smartoffice"."plan_fold_my_open_office_id_when"() AND NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (SELECT NULL::bigint))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND (NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
-        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
+      AND ((NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND (NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+          AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
+        OR ("smartoffice"."plan_fold_i_have_enterprise_view"() AND NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((SELECT NULL::bigint[])::bigint[]))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
   );
@@ -1394,8 +1396,9 @@ CREATE POLICY "proxies_select" ON "smartoffice"."proxies"
   USING (
     ("proxies"."proxy_id" = (select "smartoffice"."current_user_id"()))
     OR ("proxies"."agent_id" = (select "smartoffice"."current_user_id"()))
-    OR (NOT "smartoffice"."plan_when_c748ee02f23f"() AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
-      AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "smartoffice"."plan_fold_i_am_admin"() AND (NOT "smartoffice"."plan_when_c748ee02f23f"() AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_users_i_administer"() OR ("proxies"."agent_id" >= (SELECT '-9223372036854775808'::bigint) AND "proxies"."agent_id" <= (SELECT '9223372036854775807'::bigint)))))
+      OR ("smartoffice"."plan_fold_i_am_admin"() AND NOT "smartoffice"."plan_when_c748ee02f23f"() AND "proxies"."agent_id" = any((SELECT NULL::bigint[])::bigint[])))
   );
 COMMENT ON POLICY "proxies_select" ON "smartoffice"."proxies" IS 'Rows where I am proxy or agent; an administrator sees every row of the office.';
 
@@ -1479,8 +1482,9 @@ CREATE POLICY "users_select" ON "smartoffice"."users"
   USING (
     ("users"."id" = (select "smartoffice"."current_user_id"()))
     OR ("users"."office_id" = (select "smartoffice"."my_office_id"()))
-    OR (NOT "smartoffice"."plan_when_693522718f9f"() AND "users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
-      AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("users"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."office_id" <= (SELECT '9223372036854775807'::bigint))))
+    OR ((NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND (NOT "smartoffice"."plan_when_693522718f9f"() AND "users"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+        AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("users"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "users"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
+      OR ("smartoffice"."plan_fold_i_have_enterprise_view"() AND NOT "smartoffice"."plan_when_693522718f9f"() AND "users"."office_id" = any((SELECT NULL::bigint[])::bigint[])))
     OR ("users"."id" = any((select "smartoffice"."my_link_partner_ids"())::bigint[]))
   );
 COMMENT ON POLICY "users_select" ON "smartoffice"."users" IS 'Myself, my office, offices below mine with enterprise view, and my record-sharing partners.';

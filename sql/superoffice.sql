@@ -2046,8 +2046,10 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT NULL::bigint)))
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_bd1493da894c"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_00859c9b1cbd"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
@@ -2133,8 +2135,10 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT NULL::bigint)))
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_58b5399dc7de"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_8980ba682d02"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
@@ -2216,8 +2220,10 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT NULL::bigint)))
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_7cd7d43179ba"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_4677e0ed7791"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
@@ -2302,8 +2308,10 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
+    ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT NULL::bigint)))
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+      OR ("superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
       AND (NOT "superoffice"."plan_when_9bee69411970"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_6fa64f364573"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)

@@ -220,11 +220,21 @@ export function printExpr(e: Expr, ctx: ExprContext): string {
   const inner = (ctx.planHints !== undefined || ctx.standIns !== undefined) && e.kind !== 'and' && e.kind !== 'or' ? { ...ctx, planHints: undefined, standIns: undefined } : ctx;
   const text = (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, inner, hint);
   const standIn = ctx.standIns?.get(e);
-  if (standIn === undefined) return text;
-  const nullRange = keyRange(standIn.table, ROW_SCOPE, null, ctx);
-  if (nullRange === undefined) throw new Error(`internal: a stand-in on "${standIn.table}" needs a primary key with a least value (validation reports this)`);
-  const plain = { ...ctx, planHints: undefined, standIns: undefined };
-  return standInText(standIn, ctx.model.schema, text, standIn.rowConditions.map((c) => operand(c, plain)), nullRange);
+  return standIn === undefined ? text : standInText(standIn, ctx.model.schema, text, standing(e, standIn.with, { ...ctx, planHints: undefined, standIns: undefined }));
+}
+
+/** What stands in (hints.ts, StandIn), as printed. */
+function standing(e: Expr, by: StandIn['with'], ctx: ExprContext): string[] {
+  if (by.kind === 'key') {
+    const nullRange = keyRange(by.table, ROW_SCOPE, null, ctx);
+    if (nullRange === undefined) throw new Error(`internal: a stand-in on "${by.table}" needs a primary key with a least value (validation reports this)`);
+    return [...by.rowConditions.map((c) => operand(c, ctx)), nullRange];
+  }
+  const none = `(SELECT NULL::${by.type})`;
+  // With its cast: `= any((SELECT …))` alone is the sub-query form of ANY.
+  if (e.kind === 'in-set' && by.operand === 'set') return [`${comparand(e.item, ctx)} = any(${none}::${by.type})`];
+  if (e.kind === 'compare' && by.operand !== 'set') return [`${by.operand === 'left' ? none : comparand(e.left, ctx)} ${e.op} ${by.operand === 'right' ? none : comparand(e.right, ctx)}`];
+  throw new Error(`internal: a stand-in of its ${by.operand} on a ${e.kind} arm`);
 }
 
 export function hierarchyFunctionName(hierarchy: string, direction: 'descendants' | 'ancestors'): string {

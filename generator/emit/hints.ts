@@ -81,7 +81,8 @@
 //   secondary groups: 1, since a group holds a large share of the contacts).
 // - Between the two (the guard not true, the sets many) the arm and what it is ANDed with are
 //   still NULL, so a range on the key that is NULL for every row stands in for them, keeping the
-//   estimate without their facts or their Filter (see StandIn).
+//   estimate without their facts or their Filter; a guarded set or comparison arm stands in as
+//   itself with a NULL value (see StandIn).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
 //   on a boolean fact are dropped, by the not-true mark alone: there the estimate decides
 //   nothing, and the fact is not computed.
@@ -293,6 +294,16 @@ export interface LookupHint {
 export interface StandIn {
   /** The guard's not-true mark (its plan_fold_ function). */
   readonly notTrue: string;
+  /** The arm's drop test: its fold hint's groups. */
+  readonly hints: readonly (readonly string[])[];
+  /** What stands in: a NULL range on the key, or (a guarded set or comparison arm) the arm with its guarded operand NULL. */
+  readonly with: KeyStandIn | OperandStandIn;
+}
+
+export interface KeyStandIn {
+  readonly kind: 'key';
+  /** The table whose key the range is on. */
+  readonly table: string;
   /**
    * The disjunct's other conjuncts that read the row alone (no fact, no identity, no query), kept
    * beside the range so the estimate stays the disjunct's (Collect!'s open accounts: no clerk and
@@ -300,10 +311,19 @@ export interface StandIn {
    * of the key, 34 -> 445 ms). Conjuncts that read facts are left out: they cost the calls.
    */
   readonly rowConditions: readonly Expr[];
-  /** The every-row arm's drop test: its fold hint's groups. */
-  readonly hints: readonly (readonly string[])[];
-  /** The table whose key the range is on. */
-  readonly table: string;
+}
+
+/**
+ * A guarded arm `col = any(<set NULL unless the guard holds>)` or `col = <value NULL unless…>`
+ * (Collect!'s routing arms, whose principals are NULL for a client login) stands in for itself as
+ * `col = any((SELECT NULL::<type>)::<type>)` or `col = (SELECT NULL::<type>)`: NULL for every row, as the
+ * arm is then, estimated as the arm was (a value the planner cannot see), computing nothing.
+ */
+export interface OperandStandIn {
+  readonly kind: 'operand';
+  /** The operand printed as NULL: an in-set arm's set, or a comparison's guarded side. */
+  readonly operand: 'set' | 'left' | 'right';
+  readonly type: string;
 }
 
 /** A policy's hints while they are found. */
@@ -490,7 +510,20 @@ function findPlanHints(model: ModelNode): PlanHints {
   /** What makes each read's sets small (smallSets), where its clause has sets the marks count. */
   const readSets = new Map<PolicyNode, (() => string[])[]>();
   /** Every-row arms of reads dropped only while their sets are few as well: their not-true marks (see StandIn). */
-  const standing = new Map<Expr, string>();
+  const standing = new Map<PolicyNode, Map<Expr, string>>();
+  /** Guarded set and comparison arms of reads dropped only while their sets are few as well (see OperandStandIn). */
+  const standingArms = new Map<PolicyNode, Map<Expr, { notTrue: string; operand: Omit<OperandStandIn, 'kind'> }>>();
+  /** The operand of a guarded set or comparison arm that is NULL unless its guard holds, with its type (see guardOf). */
+  const nullOperand = (e: Expr): Omit<OperandStandIn, 'kind'> | undefined => {
+    const typed = (operand: OperandStandIn['operand'], x: Expr) => {
+      const type = types.of(x);
+      return type === UNKNOWN ? undefined : { operand, type };
+    };
+    if (e.kind === 'in-set') return typed('set', e.set);
+    if (e.kind !== 'compare') return undefined;
+    const right = caseGuard(e.right) !== undefined || (caseGuard(e.left) === undefined && factGuard(e.right) !== undefined);
+    return right ? typed('right', e.right) : typed('left', e.left);
+  };
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
@@ -508,13 +541,19 @@ function findPlanHints(model: ModelNode): PlanHints {
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       readSets.set(p, sets);
+      const everyRow = new Map<Expr, string>();
+      const guarded = new Map<Expr, { notTrue: string; operand: Omit<OperandStandIn, 'kind'> }>();
+      standing.set(p, everyRow);
+      standingArms.set(p, guarded);
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
         const fold = notTrue(guard.when, guard.name, guard.of);
         const groups = distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
-        if (e.kind === 'every-row-when' && groups.length > 1) standing.set(e, fold);
+        if (e.kind === 'every-row-when' && groups.length > 1) everyRow.set(e, fold);
+        const operand = groups.length > 1 ? nullOperand(e) : undefined;
+        if (operand) guarded.set(e, { notTrue: fold, operand });
         return { kind: 'fold', hints: groups };
       });
     }
@@ -558,12 +597,17 @@ function findPlanHints(model: ModelNode): PlanHints {
   }
   // Disjuncts with such an arm get their stand-in, its drop test the arm's (true marks included).
   for (const p of reads) {
+    const everyRow = standing.get(p) ?? new Map<Expr, string>();
     eachDisjunct(p.using!, (disjunct, conjuncts) => {
-      const arm = conjuncts.find((c) => standing.has(c));
+      const arm = conjuncts.find((c) => everyRow.has(c));
       const fold = arm && armsOf(p).using.get(arm);
       const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c));
-      if (fold?.kind === 'fold') armsOf(p).standIns.set(disjunct, { notTrue: standing.get(arm!)!, rowConditions, hints: fold.hints, table: p.table });
+      if (fold?.kind === 'fold') armsOf(p).standIns.set(disjunct, { notTrue: everyRow.get(arm!)!, hints: fold.hints, with: { kind: 'key', table: p.table, rowConditions } });
     });
+    for (const [arm, { notTrue: fold, operand }] of standingArms.get(p) ?? []) {
+      const hint = armsOf(p).using.get(arm);
+      if (hint?.kind === 'fold') armsOf(p).standIns.set(arm, { notTrue: fold, hints: hint.hints, with: { kind: 'operand', ...operand } });
+    }
   }
   // A lookup read's widening arm, dropped while the clause's sets are all few; kept for everyone
   // when a set's size is not told, or when the clause has no set the marks count (see LookupHint).
@@ -597,13 +641,12 @@ export function lookupDisjunct(hint: LookupHint, schema: string, table: string):
 }
 
 /**
- * A disjunct's stand-in (see StandIn) around its text as printed, with its row conditions as
- * printed and the key's NULL range (`<key> >= (SELECT NULL::<type>) AND <key> <= <max>`).
+ * A stand-in (see StandIn) around the text of what it stands in for, `standing` what stands in as
+ * printed (row conditions and the key's NULL range, or the arm with its operand NULL).
  */
-export function standInText(standIn: StandIn, schema: string, disjunct: string, rowConditions: readonly string[], nullRange: string): string {
+export function standInText(standIn: StandIn, schema: string, text: string, standing: readonly string[]): string {
   const fold = `${qualified(schema, standIn.notTrue)}()`;
-  const standing = [fold, marksTest(standIn.hints, schema), ...rowConditions, nullRange].join(' AND ');
-  return `(NOT ${fold} AND (${disjunct.replaceAll('\n', '\n  ')}))\nOR (${standing})`;
+  return `(NOT ${fold} AND (${text.replaceAll('\n', '\n  ')}))\nOR (${[fold, marksTest(standIn.hints, schema), ...standing].join(' AND ')})`;
 }
 
 /** The test before a guarded arm: false once the planner has folded it, when it drops the arm. */

@@ -197,7 +197,9 @@ describe('collect in parallel workers', () => {
 // Stand-ins (hints.ts, StandIn): a client login sees no open accounts and has Security on, but its
 // eleven clients are not few, so the open-accounts and Security-off arms are not dropped; NULL
 // ranges on the key stand in for them (the open accounts' with its no-clerk, no-access conditions,
-// which keep the estimate), and neither fact is computed.
+// which keep the estimate), and neither fact is computed. Its principals are NULL (it is no
+// account-restricted operator), so its four routing arms stand in as themselves with a NULL set,
+// and the principals are not computed either.
 describe('collect stand-ins', () => {
   const CLIENT_LOGIN = 'cl2';
   const STATEMENTS = [
@@ -207,13 +209,15 @@ describe('collect stand-ins', () => {
     "UPDATE collect.debtors SET name = name WHERE id % 7 = 0 RETURNING id",
   ];
 
-  it("the client login's plan computes neither Security off nor open accounts, and keeps the open accounts' conditions beside a NULL range", async () => {
+  it("the client login's plan computes neither Security off, open accounts nor principals, and keeps the open accounts' conditions beside a NULL range", async () => {
     const marks = await db.current.as('collect', CLIENT_LOGIN, planMarks);
     expect(marks).toEqual(expect.arrayContaining(['rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_see_open_accounts']));
     expect(marks).not.toContain('rg_plan_collect_few_debtor_client_ids_for_me');
     const plan = await explain(db.current, 'collect', CLIENT_LOGIN, 'SELECT count(*) FROM collect.debtors', { verbose: true });
     expect(plan, plan).not.toContain('i_bypass_security');
     expect(plan, plan).not.toContain('i_see_open_accounts');
+    expect(plan, plan).not.toContain('my_principal_ids');
+    expect(plan.match(/Output: NULL::text\[\]/g), plan).toHaveLength(4);
     expect(plan.match(/Output: NULL::bigint/g), plan).toHaveLength(2);
     expect(plan, plan).toContain('debtors.clerk_id IS NULL');
   });

@@ -179,6 +179,21 @@ describe('planner hints', () => {
     expect(drafts).not.toContain('NULL::bigint');
   });
 
+  it('a set arm whose set is NULL unless a guard holds, dropped only with the other sets few, stands in for itself with a NULL set (cast, or ANY would read a sub-query)', () => {
+    const model = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint(), region_id: t.bigint() });
+      const posts = m.table('posts', { id: t.bigint().primaryKey(), team_id: t.bigint(), region_id: t.bigint() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      const regions = m.fact('my_region_ids', when(admin, arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.region_id })))));
+      m.policy(posts, 'posts_select', { for: 'select', using: (p) => or(p.team_id.in(teams), p.region_id.in(regions)) });
+    });
+    const select = model.up('policy crm.posts.posts_select');
+    expect(select).toContain('(NOT "crm"."plan_fold_i_am_admin"() AND (');
+    expect(select).toMatch(/OR \("crm"\."plan_fold_i_am_admin"\(\) AND NOT "crm"\."plan_when_[0-9a-f]+"\(\) AND "posts"\."region_id" = any\(\(SELECT NULL::bigint\[\]\)::bigint\[\]\)\)/);
+  });
+
   it('an every-row arm gets the true mark only where the clause ORs it (not ANDed with a condition on the row, nor when one DSL value stands in both places), or where it is declared `mostRows`', () => {
     const shared = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
@@ -323,9 +338,12 @@ describe('planner hints', () => {
     // The guarded set that stays is narrowed when its fact is small.
     expect(policy).toContain('AND (NOT "crm"."plan_hint_my_team_ids"() OR ("deals"."team_id" >= (SELECT');
     // Two arms are dropped (own, team); the guard on the row and the CASE with an ELSE are not.
-    expect(policy.match(/\(NOT "crm"\."plan_(fold|when)_[a-z0-9_]+"\(\) AND /g)).toHaveLength(2);
-    // And one range, on the team set's own mark: three tests in all.
-    expect(policy.match(/NOT "crm"\."plan_/g)).toHaveLength(3);
+    // The own arm, dropped only with the team set few as well, gets a stand-in besides: itself
+    // with a NULL value while its guard is not true (the team arm is dropped by its guard alone).
+    expect(policy.match(/\(NOT "crm"\."plan_(fold|when)_[a-z0-9_]+"\(\) AND /g)).toHaveLength(3);
+    expect(policy).toContain(`OR ("crm"."plan_fold_my_scopes_has_own"() AND ${own} AND "deals"."owner_id" = (SELECT NULL::bigint))`);
+    // And one range, on the team set's own mark: three tests in all, and the stand-in's two.
+    expect(policy.match(/NOT "crm"\."plan_/g)).toHaveLength(5);
     expect(guarded.up('policy crm.deals.deals_not_mine')).not.toContain('plan_');
     const users = guarded.up('policy crm.users.users_select');
     const folds = [...users.matchAll(/NOT "crm"\."(plan_fold_[a-z0-9_]+)"\(\)/g)].map((x) => x[1]);
