@@ -440,19 +440,28 @@ function findPlanHints(model: ModelNode): PlanHints {
    * comparison with a guarded CASE or such a fact, a set arm whose set is one. `everyRowOnly` for
    * the places where only every-row arms on a fact are dropped.
    */
-  const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string; of?: string } | undefined => {
+  const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string; of?: string; operand?: Expr } | undefined => {
     if (everyRowOnly) {
       const named = e.kind === 'every-row-when' && e.when.kind === 'fact' ? guardName(e.when) : undefined;
       return e.kind === 'every-row-when' && named ? { when: e.when, name: named } : undefined;
     }
-    const when =
-      e.kind === 'every-row-when' ? e.when
-      : e.kind === 'compare' ? (caseGuard(e.right) ?? caseGuard(e.left))
-      : e.kind === 'in-set' ? caseGuard(e.set)
-      : undefined;
-    const name = when && guardName(when);
-    if (when) return name ? { when, name } : undefined;
-    return e.kind === 'compare' ? (factGuard(e.right) ?? factGuard(e.left)) : e.kind === 'in-set' ? factGuard(e.set) : undefined;
+    if (e.kind === 'every-row-when') {
+      const name = guardName(e.when);
+      return name ? { when: e.when, name } : undefined;
+    }
+    // The operand that is NULL unless the guard holds (a CASE, else a fact defined as one).
+    const operands = e.kind === 'compare' ? [e.right, e.left] : e.kind === 'in-set' ? [e.set] : [];
+    const cased = operands.find((x) => caseGuard(x) !== undefined);
+    if (cased) {
+      const when = caseGuard(cased)!;
+      const name = guardName(when);
+      return name ? { when, name, operand: cased } : undefined;
+    }
+    for (const x of operands) {
+      const guard = factGuard(x);
+      if (guard) return { ...guard, operand: x };
+    }
+    return undefined;
   };
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
   /** A set arm: `col = any(<set>)` on a column of the row other than the first key column. */
@@ -514,15 +523,12 @@ function findPlanHints(model: ModelNode): PlanHints {
   /** Guarded set and comparison arms of reads dropped only while their sets are few as well (see OperandStandIn). */
   const standingArms = new Map<PolicyNode, Map<Expr, { notTrue: string; operand: Omit<OperandStandIn, 'kind'> }>>();
   /** The operand of a guarded set or comparison arm that is NULL unless its guard holds, with its type (see guardOf). */
-  const nullOperand = (e: Expr): Omit<OperandStandIn, 'kind'> | undefined => {
-    const typed = (operand: OperandStandIn['operand'], x: Expr) => {
-      const type = types.of(x);
-      return type === UNKNOWN ? undefined : { operand, type };
-    };
-    if (e.kind === 'in-set') return typed('set', e.set);
-    if (e.kind !== 'compare') return undefined;
-    const right = caseGuard(e.right) !== undefined || (caseGuard(e.left) === undefined && factGuard(e.right) !== undefined);
-    return right ? typed('right', e.right) : typed('left', e.left);
+  const nullOperand = (e: Expr, guarded: Expr | undefined): Omit<OperandStandIn, 'kind'> | undefined => {
+    const type = guarded && types.of(guarded);
+    if (!guarded || type === UNKNOWN) return undefined;
+    if (e.kind === 'in-set' && guarded === e.set) return { operand: 'set', type: type! };
+    if (e.kind === 'compare') return { operand: guarded === e.right ? 'right' : 'left', type: type! };
+    return undefined;
   };
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
@@ -552,7 +558,7 @@ function findPlanHints(model: ModelNode): PlanHints {
         const groups = distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
         if (e.kind === 'every-row-when' && groups.length > 1) everyRow.set(e, fold);
-        const operand = groups.length > 1 ? nullOperand(e) : undefined;
+        const operand = groups.length > 1 ? nullOperand(e, guard.operand) : undefined;
         if (operand) guarded.set(e, { notTrue: fold, operand });
         return { kind: 'fold', hints: groups };
       });

@@ -187,11 +187,16 @@ describe('planner hints', () => {
       const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
       const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
       const regions = m.fact('my_region_ids', when(admin, arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.region_id })))));
-      m.policy(posts, 'posts_select', { for: 'select', using: (p) => or(p.team_id.in(teams), p.region_id.in(regions)) });
+      // The same comparison (its guarded CASE on the left, `<`) in the OR and, in a restrictive policy, under NOT.
+      let below: ReturnType<typeof when> | undefined;
+      m.policy(posts, 'posts_select', { for: 'select', using: (p) => or(p.team_id.in(teams), p.region_id.in(regions), (below = when(admin, m.me).lt(p.team_id))) });
+      m.policy(posts, 'posts_not_below', { for: 'select', restrictive: true, using: (p) => or(p.team_id.in(teams), not(below!)) });
     });
     const select = model.up('policy crm.posts.posts_select');
     expect(select).toContain('(NOT "crm"."plan_fold_i_am_admin"() AND (');
     expect(select).toMatch(/OR \("crm"\."plan_fold_i_am_admin"\(\) AND NOT "crm"\."plan_when_[0-9a-f]+"\(\) AND "posts"\."region_id" = any\(\(SELECT NULL::bigint\[\]\)::bigint\[\]\)\)/);
+    expect(select).toMatch(/OR \("crm"\."plan_fold_i_am_admin"\(\) AND NOT "crm"\."plan_when_[0-9a-f]+"\(\) AND \(SELECT NULL::bigint\) < "posts"\."team_id"\)/);
+    expect(model.up('policy crm.posts.posts_not_below')).not.toContain('NULL::bigint');
   });
 
   it('an every-row arm gets the true mark only where the clause ORs it (not ANDed with a condition on the row, nor when one DSL value stands in both places), or where it is declared `mostRows`', () => {
