@@ -2,8 +2,8 @@
 // teams over a 1,111-client tree: a locked-out operator's query must not scan the whole debtors
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
-import { statementOutcomes, useTestDatabase } from '../support/db.ts';
-import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
+import { useTestDatabase } from '../support/db.ts';
+import { everyMark, expectOnlyFewer, markedAndUnmarked, ownAndForged, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -139,14 +139,9 @@ describe("collect dropped arms and the text arms' hints", () => {
 
   it('rows are the same with the marks set_session sets as with none, for reads and writes', async () => {
     for (const user of [LOCKED_OUT, OPEN, MANY_TEAMS, SECURITY_OFF]) {
-      const run = (unmarked: boolean) =>
-        db.current.as('collect', user, async (tx) => {
-          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-          return statementOutcomes(tx, STATEMENTS);
-        });
-      const marked = await run(false);
+      const [marked, unmarked] = await markedAndUnmarked(db.current, 'collect', user, STATEMENTS);
       expect((marked[1] as number[]).length, user).toBeGreaterThan(0);
-      expect(await run(true), user).toEqual(marked);
+      expect(unmarked, user).toEqual(marked);
     }
   });
 
@@ -223,13 +218,8 @@ describe('collect stand-ins', () => {
   });
 
   it('rows are the same for the client login with the stand-ins as with no marks, for reads and writes', async () => {
-    const run = (unmarked: boolean) =>
-      db.current.as('collect', CLIENT_LOGIN, async (tx) => {
-        if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-        return statementOutcomes(tx, STATEMENTS);
-      });
-    const marked = await run(false);
+    const [marked, unmarked] = await markedAndUnmarked(db.current, 'collect', CLIENT_LOGIN, STATEMENTS);
     expect((marked[1] as number[]).length).toBeGreaterThan(0);
-    expect(await run(true)).toEqual(marked);
+    expect(unmarked).toEqual(marked);
   });
 });

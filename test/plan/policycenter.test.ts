@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectOnlyFewer, expectSelectivePlan, explain, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
+import { expectOnlyFewer, markedAndUnmarked, expectSelectivePlan, explain, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -162,14 +162,9 @@ describe('policycenter dropped every-row arms', () => {
   it('rows are the same with the marks set_session sets as with none: reads, updates (in place and moved), deletes and inserts, for users with and without View All', async () => {
     const written = new Set<string>();
     for (const user of [EXTERNAL, NO_GROUP, PERSONA, VIEW_ALL]) {
-      const run = (unmarked: boolean) =>
-        db.current.as('policycenter', user, async (tx) => {
-          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-          return statementOutcomes(tx, STATEMENTS);
-        });
-      const own = await run(false);
+      const [own, unmarked] = await markedAndUnmarked(db.current, 'policycenter', user, STATEMENTS);
       own.slice(3).forEach((o, i) => typeof o !== 'string' && o.length > 0 && written.add(`${i}`));
-      expect(await run(true), `user ${user}`).toEqual(own);
+      expect(unmarked, `user ${user}`).toEqual(own);
     }
     // Every write was admitted for someone (the moving UPDATE and the INSERT are refused for others).
     expect([...written].sort()).toEqual(['0', '1', '2', '3']);

@@ -4,9 +4,9 @@
 // regression in the generated rights-matrix shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { planHints } from '../../generator/emit/hints.ts';
-import { statementOutcomes, useTestDatabase } from '../support/db.ts';
+import { useTestDatabase } from '../support/db.ts';
 import { models } from '../support/models.ts';
-import { everyMark, expectOnlyFewer, ownAndForged, explain, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, markedAndUnmarked, ownAndForged, explain, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -125,14 +125,9 @@ describe('superoffice dropped guarded arms', () => {
   it('rows are the same with the marks set_session sets as with none, for reads and writes, for roles with and without each scope', async () => {
     const written = new Set<number>();
     for (const user of [OWN_ONLY, PRIMARY_ONLY, 1, READS_ALL, SYSTEM]) {
-      const run = (unmarked: boolean) =>
-        db.current.as('superoffice', user, async (tx) => {
-          if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-          return statementOutcomes(tx, STATEMENTS);
-        });
-      const own = await run(false);
+      const [own, unmarked] = await markedAndUnmarked(db.current, 'superoffice', user, STATEMENTS);
       own.slice(3).forEach((o, i) => typeof o !== 'string' && o.length > 0 && written.add(i));
-      expect(await run(true), `user ${user}`).toEqual(own);
+      expect(unmarked, `user ${user}`).toEqual(own);
     }
     expect([...written].sort()).toEqual([0, 1, 2, 3]);
   });
@@ -208,13 +203,8 @@ describe('superoffice stand-ins', () => {
   });
 
   it('rows are the same for that user with the stand-in as with no marks, for reads and writes', async () => {
-    const run = (user: number, unmarked: boolean) =>
-      db.current.as('superoffice', user, async (tx) => {
-        if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
-        return statementOutcomes(tx, STATEMENTS);
-      });
-    const own = await run(THREE_GROUPS, false);
+    const [own, unmarked] = await markedAndUnmarked(db.current, 'superoffice', THREE_GROUPS, STATEMENTS);
     expect((own[1] as number[]).length).toBeGreaterThan(0);
-    expect(await run(THREE_GROUPS, true)).toEqual(own);
+    expect(unmarked).toEqual(own);
   });
 });

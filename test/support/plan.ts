@@ -5,6 +5,20 @@
 import { expect, it } from 'vitest';
 import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 
+/**
+ * What `statements` return or refuse for `user` with the marks set_session sets, and with none (a
+ * search_path without them), each in a rolled-back transaction: the two must be equal wherever
+ * the hints are right.
+ */
+export async function markedAndUnmarked(db: TestDatabase, schema: string, user: string | number, statements: readonly string[]): Promise<[(number[] | string)[], (number[] | string)[]]> {
+  const run = (unmarked: boolean) =>
+    db.as(schema, user, async (tx) => {
+      if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+      return statementOutcomes(tx, statements);
+    });
+  return [await run(false), await run(true)];
+}
+
 /** The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set). */
 export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean } = {}): Promise<string> {
   const text = await db.as(schema, user, (tx) => planText(tx, `${options.verbose ? '(VERBOSE) ' : ''}${query}`));
