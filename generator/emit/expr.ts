@@ -217,10 +217,11 @@ function keyRange(table: string, scope: string, when: Expr | null, ctx: ExprCont
  */
 export function printExpr(e: Expr, ctx: ExprContext): string {
   const hint = ctx.planHints?.get(e);
-  const inner = (ctx.planHints !== undefined || ctx.standIns !== undefined) && e.kind !== 'and' && e.kind !== 'or' ? { ...ctx, planHints: undefined, standIns: undefined } : ctx;
-  const text = (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, inner, hint);
+  const hinted = ctx.planHints !== undefined || ctx.standIns !== undefined;
+  const plain = hinted ? { ...ctx, planHints: undefined, standIns: undefined } : ctx;
+  const text = (printers[e.kind] as (e: Expr, ctx: ExprContext, hint?: HintedArm) => string)(e, e.kind === 'and' || e.kind === 'or' ? ctx : plain, hint);
   const standIn = ctx.standIns?.get(e);
-  return standIn === undefined ? text : standInText(standIn, ctx.model.schema, text, standing(e, standIn.with, { ...ctx, planHints: undefined, standIns: undefined }));
+  return standIn === undefined ? text : standInText(standIn, ctx.model.schema, text, standing(e, standIn.with, plain));
 }
 
 /** What stands in (hints.ts, StandIn), as printed. */

@@ -518,16 +518,18 @@ function findPlanHints(model: ModelNode): PlanHints {
   const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
   /** What makes each read's sets small (smallSets), where its clause has sets the marks count. */
   const readSets = new Map<PolicyNode, (() => string[])[]>();
-  /** Every-row arms of reads dropped only while their sets are few as well: their not-true marks (see StandIn). */
-  const standing = new Map<PolicyNode, Map<Expr, string>>();
-  /** Guarded set and comparison arms of reads dropped only while their sets are few as well (see OperandStandIn). */
-  const standingArms = new Map<PolicyNode, Map<Expr, { notTrue: string; operand: Omit<OperandStandIn, 'kind'> }>>();
+  /**
+   * Guarded arms of reads dropped only while their sets are few as well, by policy: their guard's
+   * not-true mark, and for a set or comparison arm the operand that stands in as NULL (see StandIn).
+   */
+  const standing = new Map<PolicyNode, Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>>();
   /** The operand of a guarded set or comparison arm that is NULL unless its guard holds, with its type (see guardOf). */
   const nullOperand = (e: Expr, guarded: Expr | undefined): Omit<OperandStandIn, 'kind'> | undefined => {
-    const type = guarded && types.of(guarded);
-    if (!guarded || type === UNKNOWN) return undefined;
-    if (e.kind === 'in-set' && guarded === e.set) return { operand: 'set', type: type! };
-    if (e.kind === 'compare') return { operand: guarded === e.right ? 'right' : 'left', type: type! };
+    if (guarded === undefined) return undefined;
+    const type = types.of(guarded);
+    if (type === UNKNOWN) return undefined;
+    if (e.kind === 'in-set' && guarded === e.set) return { operand: 'set', type };
+    if (e.kind === 'compare') return { operand: guarded === e.right ? 'right' : 'left', type };
     return undefined;
   };
   if (model.identity) {
@@ -547,19 +549,16 @@ function findPlanHints(model: ModelNode): PlanHints {
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       readSets.set(p, sets);
-      const everyRow = new Map<Expr, string>();
-      const guarded = new Map<Expr, { notTrue: string; operand: Omit<OperandStandIn, 'kind'> }>();
-      standing.set(p, everyRow);
-      standingArms.set(p, guarded);
+      const guarded = new Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>();
+      standing.set(p, guarded);
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
         const fold = notTrue(guard.when, guard.name, guard.of);
         const groups = distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
-        if (e.kind === 'every-row-when' && groups.length > 1) everyRow.set(e, fold);
-        const operand = groups.length > 1 ? nullOperand(e, guard.operand) : undefined;
-        if (operand) guarded.set(e, { notTrue: fold, operand });
+        const operand = groups.length > 1 && e.kind !== 'every-row-when' ? nullOperand(e, guard.operand) : undefined;
+        if (groups.length > 1 && (e.kind === 'every-row-when' || operand)) guarded.set(e, { notTrue: fold, ...(operand ? { operand } : {}) });
         return { kind: 'fold', hints: groups };
       });
     }
@@ -603,16 +602,20 @@ function findPlanHints(model: ModelNode): PlanHints {
   }
   // Disjuncts with such an arm get their stand-in, its drop test the arm's (true marks included).
   for (const p of reads) {
-    const everyRow = standing.get(p) ?? new Map<Expr, string>();
-    eachDisjunct(p.using!, (disjunct, conjuncts) => {
-      const arm = conjuncts.find((c) => everyRow.has(c));
-      const fold = arm && armsOf(p).using.get(arm);
-      const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c));
-      if (fold?.kind === 'fold') armsOf(p).standIns.set(disjunct, { notTrue: everyRow.get(arm!)!, hints: fold.hints, with: { kind: 'key', table: p.table, rowConditions } });
-    });
-    for (const [arm, { notTrue: fold, operand }] of standingArms.get(p) ?? []) {
+    const guarded = standing.get(p) ?? new Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>();
+    const foldOf = (arm: Expr) => {
       const hint = armsOf(p).using.get(arm);
-      if (hint?.kind === 'fold') armsOf(p).standIns.set(arm, { notTrue: fold, hints: hint.hints, with: { kind: 'operand', ...operand } });
+      return hint?.kind === 'fold' ? hint : undefined;
+    };
+    eachDisjunct(p.using!, (disjunct, conjuncts) => {
+      const arm = conjuncts.find((c) => c.kind === 'every-row-when' && guarded.has(c));
+      const fold = arm && foldOf(arm);
+      const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c));
+      if (fold) armsOf(p).standIns.set(disjunct, { notTrue: guarded.get(arm!)!.notTrue, hints: fold.hints, with: { kind: 'key', table: p.table, rowConditions } });
+    });
+    for (const [arm, { notTrue, operand }] of guarded) {
+      const fold = foldOf(arm);
+      if (fold && operand) armsOf(p).standIns.set(arm, { notTrue, hints: fold.hints, with: { kind: 'operand', ...operand } });
     }
   }
   // A lookup read's widening arm, dropped while the clause's sets are all few; kept for everyone
