@@ -305,7 +305,12 @@ export async function runScenario(
   const results: QueryResult[] = [];
   try {
     const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
-    for (const persona of (await scenario.personas(owner, scale)).filter(options.personaFilter ?? (() => true))) {
+    const all = await scenario.personas(owner, scale);
+    const personas = all.filter(options.personaFilter ?? (() => true));
+    if (personas.length === 0) {
+      throw new Error(`--persona names none of ${scenario.schema}'s personas; they are: ${all.map((p) => `"${p.name}"`).join(', ')}`);
+    }
+    for (const persona of personas) {
       const vs = scenario.visibleSet(persona);
       const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
       const appUser: As = { role: 'app_user', schema: scenario.schema, userId: persona.userId };
