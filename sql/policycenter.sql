@@ -580,7 +580,7 @@ BEGIN
   END IF;
   SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
 AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]));
 END
 $rg$;
@@ -606,7 +606,7 @@ BEGIN
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q8"."id" <= '9223372036854775807'::bigint)
 OR ("q8"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
 OR ("q8"."id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
@@ -636,7 +636,7 @@ BEGIN
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
 OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END
@@ -666,13 +666,13 @@ AND ((((rg_fact.me IS NOT NULL)
       AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
     AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
   OR ("q11"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
     AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
   OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
 OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
 OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)))::bigint[] END;
 END
@@ -697,7 +697,7 @@ BEGIN
   END IF;
   SELECT u."is_external", u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
   AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
 OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END

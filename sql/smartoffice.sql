@@ -711,7 +711,7 @@ BEGIN
   END IF;
   SELECT u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
-AND ("q8"."id" = any((ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
+AND ("q8"."id" = any((ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
 AND ("q8"."is_private" IS DISTINCT FROM true));
 END
 $rg$;
