@@ -2,7 +2,7 @@
 // external users, the "View All Users" bypass, a column external users may not change, and
 // "find and view" vs "select for action" for producer codes.
 // The contract is ../shared/reference-models.md, section "policycenter".
-import { and, arrayOf, defineModel, not, or, scalarOf, t, when, type E, type RowOf } from '../generator/dsl/index.ts';
+import { and, array, arrayOf, defineModel, not, or, scalarOf, t, union, when, type E, type RowOf } from '../generator/dsl/index.ts';
 
 export default defineModel(
   'policycenter',
@@ -144,11 +144,20 @@ export default defineModel(
     type CodeRow = RowOf<typeof producerCodes>;
     /** "Find and view": the same rule as the policy, with the bypass as a plain flag (a fact is computed once). */
     const codeArms = (p: CodeRow) => [p.organization_id.in(zoneOrgs), p.organization_id.eq(myExternalOrg)];
-    const codeVisibleIn = (p: CodeRow, viewAll: E) => or(viewAll, ...codeArms(p));
+    /**
+     * The same two arms as one array, for the facts' queries: one `= any` is an index-only scan
+     * (the generated index on organization_id then includes id), where the OR of the arms was a
+     * BitmapOr and a visit to every code's row (the 10% user's 960 codes: 0.88 -> 0.62 ms a call,
+     * paired). The policy keeps the
+     * arms apart, each with its planner hint. Only the rows each admits matter in a WHERE, and an
+     * external organization of NULL adds an element that matches nothing.
+     */
+    const codeInMyOrganizations = (p: CodeRow) => p.organization_id.in(union(zoneOrgs, array([myExternalOrg])));
+    const codeVisibleIn = (p: CodeRow, viewAll: E) => or(viewAll, codeInMyOrganizations(p));
     m.policy(producerCodes, 'producer_codes_select', {
       for: 'select',
       description: 'View All Users; codes of organizations in my zones; an external user: the codes of their organization.',
-      using: (p) => codeVisibleIn(p, m.everyRowWhen(producerCodes, iViewAll)),
+      using: (p) => or(m.everyRowWhen(producerCodes, iViewAll), ...codeArms(p)),
       // Reached from accounts, whose visibility is their producer code's: a join from accounts
       // ordered by their key should walk it, not sort every visible account.
       lookup: true,
@@ -187,7 +196,7 @@ export default defineModel(
      */
     const codesByZoneOrOrganization = m.fact(
       'producer_code_ids_by_zone_or_organization',
-      arrayOf(m.from(producerCodes, (p) => ({ where: or(...codeArms(p)), select: p.id }))),
+      arrayOf(m.from(producerCodes, (p) => ({ where: codeInMyOrganizations(p), select: p.id }))),
       { description: 'Producer codes I can see through my zones (internal) or my organization (external); View All Users aside.' },
     );
     const accountVisible = (a: RowOf<typeof accounts>) => or(m.everyRowWhen(accounts, iViewAll), a.producer_code_id.in(codesByZoneOrOrganization));

@@ -135,7 +135,7 @@ CREATE INDEX "producer_code_members_producer_code_id_idx" ON "policycenter"."pro
 
 CREATE INDEX "producer_code_members_user_id_idx" ON "policycenter"."producer_code_members" ("user_id");
 
-CREATE INDEX "producer_codes_organization_id_idx" ON "policycenter"."producer_codes" ("organization_id");
+CREATE INDEX "producer_codes_organization_id_idx" ON "policycenter"."producer_codes" ("organization_id") INCLUDE ("id");
 
 CREATE INDEX "users_organization_id_idx" ON "policycenter"."users" ("organization_id");
 
@@ -635,10 +635,9 @@ BEGIN
   RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
-OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+OR ("q9"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
+  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -665,16 +664,14 @@ BEGIN
 AND ((((rg_fact.me IS NOT NULL)
       AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
     AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
-  OR ("q11"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+  OR ("q11"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-    AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-  OR ("q11"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
+    AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
     AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
-OR ("q9"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+OR ("q9"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
   AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)))::bigint[] END;
+  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]))))::bigint[] END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."usable_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -696,10 +693,9 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[]))
-OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
+  RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() OWNER TO "rowguard_definer";
@@ -753,10 +749,9 @@ BEGIN
     CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
 AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
 AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_organization_ids_in_my_zones' END,
-    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."organization_id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
-OR ("q12"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint)) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
     CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_am_external' END,
     CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
     CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END,
