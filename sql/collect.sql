@@ -227,6 +227,8 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "collect"."establish_session"($1);
+  -- Not-true marks count while no table a guard reads is written (see collect.rg_guards_changed).
+  PERFORM pg_catalog.set_config('rowguard.collect_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text, true);
   -- Planner hints (see collect.plan_hint_debtor_client_ids_for_me and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -935,7 +937,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -950,7 +952,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
@@ -965,8 +967,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -981,7 +983,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1031,12 +1033,15 @@ CREATE FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() RETURNS b
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of collect.client_account_ids_for_me() is not true (schema rg_plan_collect_not_client_account_ids_for_me_when in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of collect.client_account_ids_for_me() is not true (schema rg_plan_collect_not_client_account_ids_for_me_when in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_am_account_restricted() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_am_account_restricted";
@@ -1047,12 +1052,15 @@ CREATE FUNCTION "collect"."plan_fold_i_am_account_restricted"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_am_account_restricted() is not true (schema rg_plan_collect_not_i_am_account_restricted in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_am_account_restricted() is not true (schema rg_plan_collect_not_i_am_account_restricted in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
@@ -1063,12 +1071,15 @@ CREATE FUNCTION "collect"."plan_fold_i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_bypass_security"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_bypass_security"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_edit_every_client() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_edit_every_client";
@@ -1079,12 +1090,15 @@ CREATE FUNCTION "collect"."plan_fold_i_edit_every_client"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_edit_every_client"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_edit_every_client"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_see_open_accounts() is not true.
 CREATE SCHEMA "rg_plan_collect_not_i_see_open_accounts";
@@ -1095,12 +1109,15 @@ CREATE FUNCTION "collect"."plan_fold_i_see_open_accounts"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is true.
 CREATE SCHEMA "rg_plan_collect_is_i_bypass_security";
@@ -1117,6 +1134,29 @@ $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_true_i_bypass_security"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_true_i_bypass_security"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_true_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is true (schema rg_plan_collect_is_i_bypass_security in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Bumped by every write to a table the planner hints' guards read; see collect.plan_marks and set_session.
+CREATE SEQUENCE "collect"."rg_guards_changed";
+REVOKE ALL ON SEQUENCE "collect"."rg_guards_changed" FROM PUBLIC;
+GRANT USAGE ON SEQUENCE "collect"."rg_guards_changed" TO "app_user", "rowguard_definer";
+
+CREATE FUNCTION "collect"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.nextval('"collect"."rg_guards_changed"'::regclass);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::text[]) ORDER BY rg_n), ','), ', '), true);
+  END IF;
+  RETURN NULL;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "collect"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "collect"."operators"
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."rg_guards_changed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

@@ -287,6 +287,8 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "policycenter"."establish_session"($1);
+  -- Not-true marks count while no table a guard reads is written (see policycenter.rg_guards_changed).
+  PERFORM pg_catalog.set_config('rowguard.policycenter_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text, true);
   -- Planner hints (see policycenter.plan_hint_organization_ids_in_my_zones and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -779,7 +781,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -793,7 +795,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -807,7 +809,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -821,7 +823,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -835,7 +837,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -884,12 +886,15 @@ CREATE FUNCTION "policycenter"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_am_external"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_am_external() is not true (schema rg_plan_policycenter_not_i_am_external in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_am_external() is not true (schema rg_plan_policycenter_not_i_am_external in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.i_may_use_every_code() is not true.
 CREATE SCHEMA "rg_plan_policycenter_not_i_may_use_every_code";
@@ -900,12 +905,15 @@ CREATE FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() RETURNS boolea
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is not true.
 CREATE SCHEMA "rg_plan_policycenter_not_i_view_all";
@@ -916,12 +924,15 @@ CREATE FUNCTION "policycenter"."plan_fold_i_view_all"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_view_all"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is true.
 CREATE SCHEMA "rg_plan_policycenter_is_i_view_all";
@@ -938,6 +949,29 @@ $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_true_i_view_all"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_true_i_view_all"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_true_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is true (schema rg_plan_policycenter_is_i_view_all in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Bumped by every write to a table the planner hints' guards read; see policycenter.plan_marks and set_session.
+CREATE SEQUENCE "policycenter"."rg_guards_changed";
+REVOKE ALL ON SEQUENCE "policycenter"."rg_guards_changed" FROM PUBLIC;
+GRANT USAGE ON SEQUENCE "policycenter"."rg_guards_changed" TO "app_user", "rowguard_definer";
+
+CREATE FUNCTION "policycenter"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.nextval('"policycenter"."rg_guards_changed"'::regclass);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ','), ', '), true);
+  END IF;
+  RETURN NULL;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "policycenter"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "policycenter"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "policycenter"."rg_guards_changed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

@@ -312,6 +312,8 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "smartoffice"."establish_session"($1);
+  -- Not-true marks count while no table a guard reads is written (see smartoffice.rg_guards_changed).
+  PERFORM pg_catalog.set_config('rowguard.smartoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text, true);
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -988,7 +990,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1003,7 +1005,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1017,7 +1019,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1032,7 +1034,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1097,12 +1099,15 @@ CREATE FUNCTION "smartoffice"."plan_fold_i_am_admin"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_am_admin() is not true (schema rg_plan_smartoffice_not_i_am_admin in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_am_admin() is not true (schema rg_plan_smartoffice_not_i_am_admin in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when smartoffice.i_have_enterprise_view() is not true.
 CREATE SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view";
@@ -1113,12 +1118,15 @@ CREATE FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() RETURNS boole
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_have_enterprise_view() is not true (schema rg_plan_smartoffice_not_i_have_enterprise_view in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_have_enterprise_view() is not true (schema rg_plan_smartoffice_not_i_have_enterprise_view in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when the condition of smartoffice.my_open_office_id() is not true.
 CREATE SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when";
@@ -1129,12 +1137,41 @@ CREATE FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() RETURNS boole
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of smartoffice.my_open_office_id() is not true (schema rg_plan_smartoffice_not_my_open_office_id_when in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of smartoffice.my_open_office_id() is not true (schema rg_plan_smartoffice_not_my_open_office_id_when in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- Bumped by every write to a table the planner hints' guards read; see smartoffice.plan_marks and set_session.
+CREATE SEQUENCE "smartoffice"."rg_guards_changed";
+REVOKE ALL ON SEQUENCE "smartoffice"."rg_guards_changed" FROM PUBLIC;
+GRANT USAGE ON SEQUENCE "smartoffice"."rg_guards_changed" TO "app_user", "rowguard_definer";
+
+CREATE FUNCTION "smartoffice"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.nextval('"smartoffice"."rg_guards_changed"'::regclass);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::text[]) ORDER BY rg_n), ','), ', '), true);
+  END IF;
+  RETURN NULL;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."offices"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_changed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

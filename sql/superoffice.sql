@@ -575,6 +575,8 @@ BEGIN
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';
   END IF;
   PERFORM "superoffice"."establish_session"($1);
+  -- Not-true marks count while no table a guard reads is written (see superoffice.rg_guards_changed).
+  PERFORM pg_catalog.set_config('rowguard.superoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text, true);
   -- Planner hints (see superoffice.plan_hint_my_secondary_group_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -1265,8 +1267,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
@@ -1279,7 +1281,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
@@ -1292,8 +1294,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
@@ -1306,8 +1308,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
@@ -1320,8 +1322,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
@@ -1334,8 +1336,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
@@ -1348,8 +1350,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
@@ -1362,8 +1364,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
@@ -1376,8 +1378,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
@@ -1390,8 +1392,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1405,8 +1407,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
@@ -1419,8 +1421,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
@@ -1433,9 +1435,9 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1449,8 +1451,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
@@ -1463,8 +1465,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path);
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
@@ -1477,8 +1479,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
@@ -1491,8 +1493,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
@@ -1505,8 +1507,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1520,8 +1522,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
@@ -1534,8 +1536,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
@@ -1548,9 +1550,9 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1564,7 +1566,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
@@ -1577,8 +1579,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
@@ -1591,8 +1593,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
@@ -1624,12 +1626,15 @@ CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() 
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.company_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own";
@@ -1640,12 +1645,15 @@ CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() RET
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.company_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438";
@@ -1656,12 +1664,15 @@ CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_gr
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.company_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7";
@@ -1672,12 +1683,15 @@ CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others";
@@ -1688,12 +1702,15 @@ CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() 
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.contact_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own";
@@ -1704,12 +1721,15 @@ CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() RET
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.contact_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e";
@@ -1720,12 +1740,15 @@ CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_gr
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.contact_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99";
@@ -1736,12 +1759,15 @@ CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_external() is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_external";
@@ -1752,12 +1778,15 @@ CREATE FUNCTION "superoffice"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_external"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_external() is not true (schema rg_plan_superoffice_not_i_am_external in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_external() is not true (schema rg_plan_superoffice_not_i_am_external in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_staff";
@@ -1768,12 +1797,15 @@ CREATE FUNCTION "superoffice"."plan_fold_i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_staff"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_staff"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_system";
@@ -1784,12 +1816,15 @@ CREATE FUNCTION "superoffice"."plan_fold_i_am_system"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_system"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others";
@@ -1800,12 +1835,15 @@ CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() 
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.project_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own";
@@ -1816,12 +1854,15 @@ CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() RET
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.project_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a";
@@ -1832,12 +1873,15 @@ CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_gr
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.project_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2";
@@ -1848,12 +1892,15 @@ CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others";
@@ -1864,12 +1911,15 @@ CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() RET
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_others in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.sale_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own";
@@ -1880,12 +1930,15 @@ CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() RETURN
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.sale_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group";
@@ -1896,12 +1949,15 @@ CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.sale_scopes_with_read()) is not true.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7";
@@ -1912,12 +1968,15 @@ CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_gro
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+    RETURN false;
+  END IF;
+  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is true.
 CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others";
@@ -2014,6 +2073,32 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- Bumped by every write to a table the planner hints' guards read; see superoffice.plan_marks and set_session.
+CREATE SEQUENCE "superoffice"."rg_guards_changed";
+REVOKE ALL ON SEQUENCE "superoffice"."rg_guards_changed" FROM PUBLIC;
+GRANT USAGE ON SEQUENCE "superoffice"."rg_guards_changed" TO "app_user", "rowguard_definer";
+
+CREATE FUNCTION "superoffice"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.nextval('"superoffice"."rg_guards_changed"'::regclass);
+  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::text[]) ORDER BY rg_n), ','), ', '), true);
+  END IF;
+  RETURN NULL;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "superoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."role_rights"
+  FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_changed"();
 
 -- ======================================================================
 -- Questions applications may ask about the acting user

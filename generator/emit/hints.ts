@@ -93,10 +93,11 @@
 //   alike): with a correct mark every statement returns, changes and admits exactly the same rows.
 // - A wrong mark can only hide rows. Whoever adds the schema to their own search_path loses rows
 //   and gains none; a role that cannot use the schema, or a path without it, keeps the arm.
-// - The fact is read when set_session runs: a user who gains it later in the same transaction
-//   sees the extra rows from the next set_session on (the next transaction, for a pooled
-//   application). A user who loses it loses the rows at once: without the mark the arm is
-//   computed in each statement, as before.
+// - The fact is read when set_session runs. A user who loses it loses the rows at once: without
+//   the mark the arm is computed in each statement, as before. One who gains it later in the
+//   transaction gains them in the next statement too: a write to a table a guard reads bumps a
+//   sequence, and a not-true mark counts only while its value is the one set_session recorded
+//   (see GUARDS_CHANGED). Plans PostgreSQL keeps in other transactions are the exception.
 //
 // The third kind says the opposite: a guard that is true. An every-row arm is then every row, but
 // its range on the key still counts as 0.5% of the table, so a user who sees every row got the
@@ -147,7 +148,7 @@ import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
 import { boundedRowCount, printExpr, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
-import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
+import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 
 /** A fact with at most this many elements marks its arms as narrow (see the file comment). */
@@ -159,6 +160,72 @@ export const FEW_ELEMENTS = 10;
  * most FEW_ELEMENTS wrongly when over a hundred elements of a set lead to at most that many.
  */
 const READ_SETS_CUT = 10 * FEW_ELEMENTS + 1;
+
+/**
+ * Guards change while marks are in use: a not-true mark is read when set_session runs, and a guard
+ * granted later (by the user's own transaction, or committed by another while it is open) would
+ * stay dropped until the next set_session, where the rules must read live data in the next
+ * statement. So every write to a table a guard reads bumps this sequence (a statement trigger;
+ * nextval is seen by every session at once, committed or not), set_session records its value, and
+ * a not-true mark counts only while the value is the one recorded. After a bump the arms are
+ * planned as if unmarked (computed, correct, slower) until the next set_session. A bump that
+ * comes to nothing (a rollback, a write that changes no guard) only costs that. Plans PostgreSQL
+ * keeps (prepared statements, PL/pgSQL) are not re-planned by a bump: they keep the marks of their
+ * set_session, as they always did.
+ */
+export const GUARDS_CHANGED = 'rg_guards_changed';
+
+/** The transaction-local setting in which set_session records the sequence's value. */
+export function guardsSeenSetting(schema: string): string {
+  return `rowguard.${schema}_guards_seen`;
+}
+
+/** The sequence's value now (0 before its first bump), as text. */
+function guardsNow(schema: string): string {
+  return `COALESCE(pg_catalog.pg_sequence_last_value(${literal(`${qualified(schema, GUARDS_CHANGED)}`)}::regclass), 0)::text`;
+}
+
+/** True while no guard's table has been written since set_session (never NULL). */
+function guardsUnchanged(schema: string): string {
+  return `(pg_catalog.current_setting(${literal(guardsSeenSetting(schema))}, true) IS NOT DISTINCT FROM ${guardsNow(schema)})`;
+}
+
+/** set_session's first step: record the sequence's value before the marks are computed. */
+export function guardsSeenSql(model: ModelNode): string[] {
+  if (planHints(model).folds.length === 0) return [];
+  return [
+    `  -- Not-true marks count while no table a guard reads is written (see ${model.schema}.${GUARDS_CHANGED}).`,
+    `  PERFORM pg_catalog.set_config(${literal(guardsSeenSetting(model.schema))}, ${guardsNow(model.schema)}, true);`,
+  ];
+}
+
+/**
+ * The tables whose rows decide the guards: those the guards' facts read, through the facts those
+ * read, and a walk's table. Raw SQL could read any: then every table of the model.
+ */
+function guardTables(model: ModelNode, guards: readonly Expr[], facts: FactDefinitions): string[] {
+  const tables = new Set<string>();
+  const seen = new Set<string>();
+  let opaque = false;
+  const read = (e: Expr): void =>
+    visit(e, (n) => {
+      if (n.kind === 'fact' && !seen.has(n.name)) {
+        seen.add(n.name);
+        const definition = facts.get(n.name);
+        if (definition) read(definition.expr);
+      } else if (n.kind === 'exists' || n.kind === 'array-of' || n.kind === 'scalar-of') {
+        tables.add(n.query.table);
+      } else if (n.kind === 'hierarchy-set') {
+        const h = model.hierarchies.find((x) => x.name === n.hierarchy);
+        if (h) tables.add(h.table);
+        else opaque = true;
+      } else if (n.kind === 'raw') {
+        opaque = true;
+      }
+    });
+  guards.forEach(read);
+  return (opaque ? model.tables.map((t) => t.name) : [...tables]).sort(byCodePoint);
+}
 
 /** Fact names may not start with it: the hint functions are named with it. */
 export const PLAN_HINT_PREFIX = 'plan_hint_';
@@ -770,6 +837,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       ];
   // The tests of several marks the policies make, each once.
   const schemaOf = new Map(marks.map((m) => [m.hint, m.schema]));
+  const notHints = new Set(folds.map((f) => f.hint));
   const tests = new Map<string, string[][]>();
   for (const { using, check, lookup } of arms.values()) {
     const armTests = [...using.values(), ...check.values()].flatMap((arm) => [arm.hints, ...(arm.kind === 'fold' && arm.range ? [arm.range.hints] : [])]);
@@ -789,7 +857,12 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       if (schema === undefined) throw new Error(`internal: ${name} tests ${h}, which has no mark schema`);
       return schema;
     };
-    const held = (h: string) => `${literal(schemaFor(h))} OPERATOR(pg_catalog.=) ANY (rg_path)`;
+    // A not-true mark holds only while no guard has changed (see GUARDS_CHANGED); AND stops at the
+    // first false, so the sequence is read only where the mark is there.
+    const held = (h: string) =>
+      notHints.has(h)
+        ? `(${literal(schemaFor(h))} OPERATOR(pg_catalog.=) ANY (rg_path) AND ${guardsUnchanged(model.schema)})`
+        : `${literal(schemaFor(h))} OPERATOR(pg_catalog.=) ANY (rg_path)`;
     return hintFunction(model, name, `${andOfOrs(groups, (h) => `${h}()`)} in one call, reading the search_path once.`, [
       'DECLARE',
       '  rg_path name[] := pg_catalog.current_schemas(false);',
@@ -812,13 +885,76 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
         ].join('\n'),
         `DROP SCHEMA ${ident(m.schema)};`,
       ),
-      hintFunction(model, m.hint, `true when set_session found that ${m.says} (schema ${m.schema} in the search_path). ${m.effect}`, [
-        'BEGIN',
-        `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`,
-        'END',
-      ]),
-    ])],
+      hintFunction(
+        model,
+        m.hint,
+        `true when set_session found that ${m.says} (schema ${m.schema} in the search_path)${notHints.has(m.hint) ? ` and no table a guard reads has been written since (${model.schema}.${GUARDS_CHANGED})` : ''}. ${m.effect}`,
+        notHints.has(m.hint)
+          ? [
+              'BEGIN',
+              `  IF NOT ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN`,
+              '    RETURN false;',
+              '  END IF;',
+              `  RETURN ${guardsUnchanged(model.schema)};`,
+              'END',
+            ]
+          : ['BEGIN', `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'],
+      ),
+    ]), ...(folds.length > 0 ? guardsChangedStatements(model, guardTables(model, folds.map((f) => f.when), facts)) : [])],
   };
+}
+
+/** The sequence a write to a guard's table bumps, its trigger function, and the triggers. */
+function guardsChangedStatements(model: ModelNode, tables: readonly string[]): Statement[] {
+  const sequence = qualified(model.schema, GUARDS_CHANGED);
+  return [
+    statement(
+      `sequence ${model.schema}.${GUARDS_CHANGED}`,
+      [
+        `-- Bumped by every write to a table the planner hints' guards read; see ${model.schema}.${PLAN_MARKS} and set_session.`,
+        `CREATE SEQUENCE ${sequence};`,
+        `REVOKE ALL ON SEQUENCE ${sequence} FROM PUBLIC;`,
+        // The hint functions and the trigger run with the caller's rights: they read its value, and a
+        // writer bumps it (the definer writes too, in the write rules' triggers). Whoever bumps it at
+        // will only makes every open transaction plan without its marks.
+        `GRANT USAGE ON SEQUENCE ${sequence} TO ${ident(APP_ROLE)}, ${ident(DEFINER_ROLE)};`,
+      ].join('\n'),
+      `DROP SEQUENCE ${sequence};`,
+    ),
+    createFunction({
+      schema: model.schema,
+      name: GUARDS_CHANGED,
+      args: [],
+      returns: 'trigger',
+      volatility: 'VOLATILE',
+      // The writer's rights, and its search_path: a function-level SET would undo the set_config
+      // below on return. Every name in it is qualified.
+      securityDefiner: false,
+      pinSearchPath: false,
+      grantTo: [],
+      comment:
+        'Statement trigger on the tables the planner hints\' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction\'s own marks from its search_path, so that its next statement is planned without them, a prepared one too.',
+      body: [
+        'BEGIN',
+        `  PERFORM pg_catalog.nextval(${literal(sequence)}::regclass);`,
+        `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN`,
+        `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(model)}, ', '), true);`,
+        '  END IF;',
+        '  RETURN NULL;',
+        'END',
+      ].join('\n'),
+    }),
+    ...tables.map((table) =>
+      statement(
+        `trigger ${model.schema}.${table}.${GUARDS_CHANGED}`,
+        [
+          `CREATE TRIGGER ${ident(GUARDS_CHANGED)} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${qualified(model.schema, table)}`,
+          `  FOR EACH STATEMENT EXECUTE FUNCTION ${sequence}();`,
+        ].join('\n'),
+        `DROP TRIGGER ${ident(GUARDS_CHANGED)} ON ${qualified(model.schema, table)};`,
+      ),
+    ),
+  ];
 }
 
 /**
@@ -875,35 +1011,50 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
   return `COALESCE(pg_catalog.cardinality(${printExpr(e, ctx)}), 0)`;
 }
 
+/** Every mark of the model: its hint function and its schema. */
+function markHints(model: ModelNode): { readonly schema: string; readonly hint: string }[] {
+  const { facts, folds, trues } = planHints(model);
+  return [
+    ...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })),
+    ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint })),
+    ...trues.map((f) => ({ schema: f.isSchema, hint: f.hint })),
+  ];
+}
+
+/**
+ * The search_path without this model's marks, as SQL: its entries, split at commas and joined
+ * again as they were, but for our marks (bare or quoted, with any white space around). Not a
+ * regular expression: one with the marks' alternation and a lookahead took 0.4-1 ms once the path
+ * held marks (a second set_session in a transaction). The escapes are E'' so that no string
+ * setting changes them. Undefined for a model without marks.
+ */
+function pathWithoutMarks(model: ModelNode): string | undefined {
+  const hints = markHints(model);
+  if (hints.length === 0) return undefined;
+  const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::text[]`;
+  return [
+    `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
+    `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ',')`,
+  ].join('\n');
+}
+
 /**
  * set_session's last step: the search_path without this model's hint schemas (quoted or not: a
  * path copied into a session-level SET must not keep an old user's marks), plus one per fact that
  * is small, or not true, for the user just set. Transaction-local, like the identity.
  */
 export function hintSearchPathSql(model: ModelNode): string[] {
-  const { facts, folds, trues } = planHints(model);
-  const hints = [
-    ...facts.map((f) => ({ schema: f.fewSchema, hint: f.hint })),
-    ...folds.map((f) => ({ schema: f.notSchema, hint: f.hint })),
-    ...trues.map((f) => ({ schema: f.isSchema, hint: f.hint })),
-  ];
-  if (hints.length === 0) return [];
-  const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::text[]`;
-  // The entries, split at commas and joined again as they were, but for our marks (bare or quoted,
-  // with any white space around). Not a regular expression: one with the marks' alternation and a
-  // lookahead took 0.4-1 ms once the path held marks (a second set_session in a transaction). The
-  // escapes are E'' so that no string setting changes them.
-  const split = [
-    `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
-    `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ',')`,
-  ].join('\n');
+  const [first] = markHints(model);
+  const split = pathWithoutMarks(model);
+  if (first === undefined || split === undefined) return [];
   // The trim drops the separator left before a mark that came first, or before no mark at all.
   const setPath = (kept: string) => [
     `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC`,
     `      ARRAY[${kept}] OPERATOR(pg_catalog.||) ${qualified(model.schema, PLAN_MARKS)}()), ', '), true);`,
   ];
   return [
-    `  -- Planner hints (see ${model.schema}.${hints[0]!.hint} and its siblings): mark the facts that are small or not`,
+    ...guardsSeenSql(model),
+    `  -- Planner hints (see ${model.schema}.${first.hint} and its siblings): mark the facts that are small or not`,
     '  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.',
     // A path without a mark, as a transaction starts, is kept as it is: the statement that splits
     // it costs ~0.08 ms to start even where it would not run.

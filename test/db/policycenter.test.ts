@@ -69,6 +69,46 @@ describe('policycenter: visibility by zones', () => {
     }).catch(ignoreRollback);
   });
 
+  // A guard that is not true for the user gets a not-true mark at set_session, and the planner
+  // drops the arms it guards; a write to a table the guards read retires the marks, so a grant
+  // takes effect in the next statement without another set_session.
+  it('a View All grant takes effect in the next statement of the same transaction', async () => {
+    await db.current.admin.begin(async (tx) => {
+      const every = await ids(tx as never, sel('producer_codes'));
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      await tx`SELECT policycenter.set_session(1)`;
+      expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1003, 1004]);
+      expect((await tx`SELECT policycenter.plan_fold_i_view_all() AS v`)[0]!.v).toBe(true);
+      await tx.unsafe('RESET ROLE');
+      await tx`UPDATE policycenter.users SET view_all_users = true WHERE id = 1`;
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      expect((await tx`SELECT policycenter.plan_fold_i_view_all() AS v`)[0]!.v).toBe(false);
+      expect(await ids(tx as never, sel('producer_codes'))).toEqual(every);
+      expect(await ids(tx as never, 'SELECT id FROM policycenter.users ORDER BY id')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      // The next set_session marks afresh: the guard is true now, so no not-true mark.
+      await tx`SELECT policycenter.set_session(1)`;
+      expect(await ids(tx as never, sel('producer_codes'))).toEqual(every);
+      throw new Rollback();
+    }).catch(ignoreRollback);
+  });
+
+  it('a grant committed by another session while the transaction is open takes effect in its next statement', async () => {
+    const admin = db.current.admin;
+    try {
+      await admin.begin(async (tx) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx`SELECT policycenter.set_session(1)`;
+        expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1003, 1004]);
+        // Another connection of the pool, in its own transaction, committed at once.
+        await admin`UPDATE policycenter.users SET view_all_users = true WHERE id = 1`;
+        expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1001, 1002, 1003, 1004]);
+        throw new Rollback();
+      }).catch(ignoreRollback);
+    } finally {
+      await admin`UPDATE policycenter.users SET view_all_users = false WHERE id = 1`;
+    }
+  });
+
   it('no identity: nothing in any table', async () => {
     for (const table of ['security_zones', 'organizations', 'groups', 'users', 'group_members', 'producer_codes', 'producer_code_members', 'accounts']) {
       expect(await as(null, async (tx) => (await tx.unsafe(`SELECT count(*)::int AS n FROM policycenter.${table}`))[0]!.n), table).toBe(0);

@@ -1,7 +1,8 @@
 // The SuperOffice contract as app_user with superoffice.set_session, across all four object types.
 import { describe, expect, it } from 'vitest';
 import { superofficeSample } from '../../generator/cli/samples/superoffice.ts';
-import { ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { ids, rolledBack, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { planMarks } from '../support/plan.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(superofficeSample.sql);
@@ -106,6 +107,41 @@ describe('superoffice: each level for each command', () => {
       await asAdmin(`UPDATE superoffice.role_rights SET rights = 'none' WHERE role_id = 9 AND object_type = 'company'`);
       expect(await asUser('SELECT id FROM superoffice.companies ORDER BY id')).toEqual([]);
     });
+  });
+});
+
+describe('superoffice: rights changes without another set_session', () => {
+  // Role 9 lacks the "others" scope on companies: set_session marks that guard not true and the
+  // planner drops its arm. A write to role_rights retires the mark for the rest of the transaction.
+  const companies = 'SELECT id FROM superoffice.companies ORDER BY id';
+  it('a grant made in the same transaction shows in the next statement, prepared statements too', async () => {
+    await rolledBack(db.current.admin, async (tx) => {
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      await tx.unsafe('SELECT superoffice.set_session(9)');
+      const prepared = async () => (await tx`SELECT id FROM superoffice.companies ORDER BY id`).map((r) => Number(r.id));
+      expect(await planMarks(tx)).toContain('rg_plan_superoffice_not_company_scopes_with_read_has_others');
+      expect(await ids(tx, companies)).toEqual([100, 101]);
+      expect(await prepared()).toEqual([100, 101]);
+      await tx.unsafe(`RESET ROLE; UPDATE superoffice.role_rights SET rights = 'read' WHERE role_id = 9 AND object_type = 'company' AND scope = 'others'; SET LOCAL ROLE app_user`);
+      expect(await ids(tx, companies)).toEqual([100, 101, 102, 103, 104, 105]);
+      expect(await prepared()).toEqual([100, 101, 102, 103, 104, 105]);
+    });
+  });
+  it('a grant committed by another session shows in the next statement of an open transaction', async () => {
+    const admin = db.current.admin;
+    const grant = (rights: string) => admin.unsafe(`UPDATE superoffice.role_rights SET rights = '${rights}' WHERE role_id = 9 AND object_type = 'company' AND scope = 'others'`);
+    const [{ rights: before }] = (await admin`SELECT rights FROM superoffice.role_rights WHERE role_id = 9 AND object_type = 'company' AND scope = 'others'`) as unknown as [{ rights: string }];
+    try {
+      await rolledBack(admin, async (tx) => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx.unsafe('SELECT superoffice.set_session(9)');
+        expect(await ids(tx, companies)).toEqual([100, 101]);
+        await grant('read');
+        expect(await ids(tx, companies)).toEqual([100, 101, 102, 103, 104, 105]);
+      });
+    } finally {
+      await grant(before);
+    }
   });
 });
 

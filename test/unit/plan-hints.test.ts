@@ -143,8 +143,25 @@ describe('planner hints', () => {
     expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_crm_not_i_am_admin' END`);
     expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS TRUE THEN 'rg_plan_crm_is_i_am_admin' END`);
     expect(marks).toContain(`FROM (SELECT\n    ((rg_fact.me_row."is_admin"))::boolean AS "i_am_admin") AS rg_guard_facts);`);
-    expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(`RETURN 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
-    expect(notes.up('function crm.set_session')).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
+    // A not-true mark counts only while no table a guard reads has been written since set_session.
+    const unchanged = `(pg_catalog.current_setting('rowguard.crm_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"crm"."rg_guards_changed"'::regclass), 0)::text)`;
+    expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(
+      [
+        `  IF NOT 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN`,
+        '    RETURN false;',
+        '  END IF;',
+        `  RETURN ${unchanged};`,
+      ].join('\n'),
+    );
+    // A true mark decides no row, and reads nothing more.
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN 'rg_plan_crm_is_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    const session = notes.up('function crm.set_session');
+    expect(session).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
+    // The sequence's value is recorded before plan_marks reads the guards.
+    expect(session.indexOf("set_config('rowguard.crm_guards_seen'")).toBeLessThan(session.indexOf('"crm"."plan_marks"()'));
+    // i_am_admin reads users: a write there bumps the sequence.
+    expect(notes.up('trigger crm.users.rg_guards_changed')).toContain('AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "crm"."users"\n  FOR EACH STATEMENT');
+    expect(notes.ids).not.toContain('trigger crm.deals.rg_guards_changed');
   });
 
   it('where an every-row arm is dropped only with its sets few, a NULL range on the key stands in for its disjunct while its guard is not true: with the conditions beside it that read the row alone, without those that read facts', () => {
