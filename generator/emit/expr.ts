@@ -244,16 +244,17 @@ export function hierarchyFunctionName(hierarchy: string, direction: 'descendants
 }
 
 /**
- * The set of `x = any(<set>)` printed in place, without the DISTINCT of the queries that build it
- * (through CASE branches and unions too): ANY ignores duplicates, and a DISTINCT is a hash
- * aggregate on every call (SmartOffice's my_office_contacts_assigned_to_me_or_my_agents, which
- * inlines the agent's 184 assignments: ~0.59 -> ~0.44 ms a call). A fact's own function keeps it
- * (an application may read the array), and so does a set cut at `boundedSets` elements: a LIMIT
- * of rows with duplicates could leave a distinct value out of the count.
+ * A fact inlined as the set of `x = any(<set>)` (inside another fact's body), without the DISTINCT
+ * of the queries that build its value (through its CASE branches and unions too): ANY ignores
+ * duplicates, and a DISTINCT is a hash aggregate on every call (SmartOffice's
+ * my_office_contacts_assigned_to_me_or_my_agents inlines contacts_assigned_to_me_or_my_agents: the
+ * agent's 191 assignment rows, 184 contacts, ~0.59 -> ~0.44 ms a call). The fact's own function
+ * keeps it (an application may read the array), and so does a set written in place with
+ * `distinct: true` (asked for there) and a set cut at `boundedSets` elements (a LIMIT of rows
+ * with duplicates could leave a distinct value out of the count).
  */
 function asMembers(set: Expr, ctx: ExprContext): readonly [Expr, ExprContext] {
-  if (ctx.boundedSets !== undefined) return [set, ctx];
-  if (set.kind !== 'fact' || ctx.factColumns?.has(set.name)) return [withoutDistinct(set), ctx];
+  if (ctx.boundedSets !== undefined || set.kind !== 'fact' || ctx.factColumns?.has(set.name)) return [set, ctx];
   const inline = ctx.inlineFacts?.get(set.name);
   if (inline === undefined) return [set, ctx];
   const expr = withoutDistinct(inline.expr);
