@@ -228,7 +228,7 @@ BEGIN
   END IF;
   PERFORM "collect"."establish_session"($1);
   -- Not-true marks count while no table a guard reads is written (see collect.rg_guards_changed).
-  PERFORM pg_catalog.set_config('rowguard.collect_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text, true);
+  PERFORM pg_catalog.set_config('rowguard.collect_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text, true);
   -- Planner hints (see collect.plan_hint_debtor_client_ids_for_me and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -237,7 +237,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "collect"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -937,7 +937,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -952,7 +952,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
@@ -967,8 +967,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -983,7 +983,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1036,7 +1036,7 @@ BEGIN
   IF NOT 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() FROM PUBLIC;
@@ -1055,7 +1055,7 @@ BEGIN
   IF NOT 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() FROM PUBLIC;
@@ -1074,7 +1074,7 @@ BEGIN
   IF NOT 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_bypass_security"() FROM PUBLIC;
@@ -1093,7 +1093,7 @@ BEGIN
   IF NOT 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_edit_every_client"() FROM PUBLIC;
@@ -1112,7 +1112,7 @@ BEGIN
   IF NOT 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.collect_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
@@ -1138,25 +1138,57 @@ COMMENT ON FUNCTION "collect"."plan_true_i_bypass_security"() IS 'Planner hint, 
 -- Bumped by every write to a table the planner hints' guards read; see collect.plan_marks and set_session.
 CREATE SEQUENCE "collect"."rg_guards_changed";
 REVOKE ALL ON SEQUENCE "collect"."rg_guards_changed" FROM PUBLIC;
-GRANT USAGE ON SEQUENCE "collect"."rg_guards_changed" TO "app_user", "rowguard_definer";
+GRANT SELECT ON SEQUENCE "collect"."rg_guards_changed" TO "app_user";
+GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_guards_changed" TO "rowguard_definer";
 
 CREATE FUNCTION "collect"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"collect"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"collect"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "collect"."rg_guards_changed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).';
+
+CREATE FUNCTION "collect"."rg_guards_unmark"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
 AS $rg$
 BEGIN
-  PERFORM pg_catalog.nextval('"collect"."rg_guards_changed"'::regclass);
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_collect_few_debtor_client_ids_for_me', 'rg_plan_collect_few_my_principal_ids', 'rg_plan_collect_not_client_account_ids_for_me_when', 'rg_plan_collect_not_i_am_account_restricted', 'rg_plan_collect_not_i_bypass_security', 'rg_plan_collect_not_i_edit_every_client', 'rg_plan_collect_not_i_see_open_accounts', 'rg_plan_collect_is_i_bypass_security']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
 $rg$;
-REVOKE ALL ON FUNCTION "collect"."rg_guards_changed"() FROM PUBLIC;
-COMMENT ON FUNCTION "collect"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+REVOKE ALL ON FUNCTION "collect"."rg_guards_unmark"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."rg_guards_unmark"() IS 'Statement trigger beside rg_guards_changed: takes the writing transaction''s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE FUNCTION "collect"."rg_guards_committed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"collect"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"collect"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "collect"."rg_guards_committed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "collect"."rg_guards_committed"() FROM PUBLIC;
+COMMENT ON FUNCTION "collect"."rg_guards_committed"() IS 'Deferred to the commit of a write to a table the planner hints'' guards read: bumps collect.rg_guards_changed again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.';
 
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "collect"."operators"
   FOR EACH STATEMENT EXECUTE FUNCTION "collect"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "collect"."operators"
+  FOR EACH STATEMENT EXECUTE FUNCTION "collect"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "collect"."operators"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "collect"."rg_guards_committed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

@@ -288,7 +288,7 @@ BEGIN
   END IF;
   PERFORM "policycenter"."establish_session"($1);
   -- Not-true marks count while no table a guard reads is written (see policycenter.rg_guards_changed).
-  PERFORM pg_catalog.set_config('rowguard.policycenter_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text, true);
+  PERFORM pg_catalog.set_config('rowguard.policycenter_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text, true);
   -- Planner hints (see policycenter.plan_hint_organization_ids_in_my_zones and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -297,7 +297,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -781,7 +781,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -795,7 +795,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -809,7 +809,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -823,7 +823,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -837,7 +837,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -889,7 +889,7 @@ BEGIN
   IF NOT 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_am_external"() FROM PUBLIC;
@@ -908,7 +908,7 @@ BEGIN
   IF NOT 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() FROM PUBLIC;
@@ -927,7 +927,7 @@ BEGIN
   IF NOT 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.policycenter_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
@@ -953,25 +953,57 @@ COMMENT ON FUNCTION "policycenter"."plan_true_i_view_all"() IS 'Planner hint, fo
 -- Bumped by every write to a table the planner hints' guards read; see policycenter.plan_marks and set_session.
 CREATE SEQUENCE "policycenter"."rg_guards_changed";
 REVOKE ALL ON SEQUENCE "policycenter"."rg_guards_changed" FROM PUBLIC;
-GRANT USAGE ON SEQUENCE "policycenter"."rg_guards_changed" TO "app_user", "rowguard_definer";
+GRANT SELECT ON SEQUENCE "policycenter"."rg_guards_changed" TO "app_user";
+GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_guards_changed" TO "rowguard_definer";
 
 CREATE FUNCTION "policycenter"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"policycenter"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"policycenter"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "policycenter"."rg_guards_changed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).';
+
+CREATE FUNCTION "policycenter"."rg_guards_unmark"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
 AS $rg$
 BEGIN
-  PERFORM pg_catalog.nextval('"policycenter"."rg_guards_changed"'::regclass);
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
 $rg$;
-REVOKE ALL ON FUNCTION "policycenter"."rg_guards_changed"() FROM PUBLIC;
-COMMENT ON FUNCTION "policycenter"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+REVOKE ALL ON FUNCTION "policycenter"."rg_guards_unmark"() FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."rg_guards_unmark"() IS 'Statement trigger beside rg_guards_changed: takes the writing transaction''s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE FUNCTION "policycenter"."rg_guards_committed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"policycenter"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"policycenter"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "policycenter"."rg_guards_committed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "policycenter"."rg_guards_committed"() FROM PUBLIC;
+COMMENT ON FUNCTION "policycenter"."rg_guards_committed"() IS 'Deferred to the commit of a write to a table the planner hints'' guards read: bumps policycenter.rg_guards_changed again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.';
 
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "policycenter"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "policycenter"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "policycenter"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "policycenter"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "policycenter"."users"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "policycenter"."rg_guards_committed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

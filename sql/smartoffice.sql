@@ -313,7 +313,7 @@ BEGIN
   END IF;
   PERFORM "smartoffice"."establish_session"($1);
   -- Not-true marks count while no table a guard reads is written (see smartoffice.rg_guards_changed).
-  PERFORM pg_catalog.set_config('rowguard.smartoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text, true);
+  PERFORM pg_catalog.set_config('rowguard.smartoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text, true);
   -- Planner hints (see smartoffice.plan_hint_enterprise_office_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -322,7 +322,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -990,7 +990,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1005,7 +1005,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1019,7 +1019,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
@@ -1034,7 +1034,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1102,7 +1102,7 @@ BEGIN
   IF NOT 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() FROM PUBLIC;
@@ -1121,7 +1121,7 @@ BEGIN
   IF NOT 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() FROM PUBLIC;
@@ -1140,7 +1140,7 @@ BEGIN
   IF NOT 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() FROM PUBLIC;
@@ -1150,28 +1150,66 @@ COMMENT ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() IS 'Plann
 -- Bumped by every write to a table the planner hints' guards read; see smartoffice.plan_marks and set_session.
 CREATE SEQUENCE "smartoffice"."rg_guards_changed";
 REVOKE ALL ON SEQUENCE "smartoffice"."rg_guards_changed" FROM PUBLIC;
-GRANT USAGE ON SEQUENCE "smartoffice"."rg_guards_changed" TO "app_user", "rowguard_definer";
+GRANT SELECT ON SEQUENCE "smartoffice"."rg_guards_changed" TO "app_user";
+GRANT SELECT, UPDATE ON SEQUENCE "smartoffice"."rg_guards_changed" TO "rowguard_definer";
 
 CREATE FUNCTION "smartoffice"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."rg_guards_changed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).';
+
+CREATE FUNCTION "smartoffice"."rg_guards_unmark"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
 AS $rg$
 BEGIN
-  PERFORM pg_catalog.nextval('"smartoffice"."rg_guards_changed"'::regclass);
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
 $rg$;
-REVOKE ALL ON FUNCTION "smartoffice"."rg_guards_changed"() FROM PUBLIC;
-COMMENT ON FUNCTION "smartoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+REVOKE ALL ON FUNCTION "smartoffice"."rg_guards_unmark"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."rg_guards_unmark"() IS 'Statement trigger beside rg_guards_changed: takes the writing transaction''s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE FUNCTION "smartoffice"."rg_guards_committed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."rg_guards_committed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."rg_guards_committed"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."rg_guards_committed"() IS 'Deferred to the commit of a write to a table the planner hints'' guards read: bumps smartoffice.rg_guards_changed again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.';
 
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."offices"
   FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_changed"();
 
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."offices"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "smartoffice"."offices"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "smartoffice"."rg_guards_committed"();
+
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "smartoffice"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "smartoffice"."users"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "smartoffice"."rg_guards_committed"();
 
 -- ======================================================================
 -- Triggers: write rules and column guards

@@ -576,7 +576,7 @@ BEGIN
   END IF;
   PERFORM "superoffice"."establish_session"($1);
   -- Not-true marks count while no table a guard reads is written (see superoffice.rg_guards_changed).
-  PERFORM pg_catalog.set_config('rowguard.superoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text, true);
+  PERFORM pg_catalog.set_config('rowguard.superoffice_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text, true);
   -- Planner hints (see superoffice.plan_hint_my_secondary_group_ids and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
@@ -585,7 +585,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -1267,8 +1267,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
@@ -1281,7 +1281,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
@@ -1294,8 +1294,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
@@ -1308,8 +1308,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
@@ -1322,8 +1322,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
@@ -1336,8 +1336,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
@@ -1350,8 +1350,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
@@ -1364,8 +1364,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
@@ -1378,8 +1378,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
@@ -1392,8 +1392,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1407,8 +1407,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
@@ -1421,8 +1421,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
@@ -1435,9 +1435,9 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1451,8 +1451,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
@@ -1465,8 +1465,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
@@ -1479,8 +1479,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
@@ -1493,8 +1493,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
@@ -1507,8 +1507,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1522,8 +1522,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
@@ -1536,8 +1536,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
@@ -1550,9 +1550,9 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
+  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
     AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
@@ -1566,7 +1566,7 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
@@ -1579,8 +1579,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
@@ -1593,8 +1593,8 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
@@ -1629,7 +1629,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() FROM PUBLIC;
@@ -1648,7 +1648,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() FROM PUBLIC;
@@ -1667,7 +1667,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() FROM PUBLIC;
@@ -1686,7 +1686,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() FROM PUBLIC;
@@ -1705,7 +1705,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() FROM PUBLIC;
@@ -1724,7 +1724,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() FROM PUBLIC;
@@ -1743,7 +1743,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() FROM PUBLIC;
@@ -1762,7 +1762,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() FROM PUBLIC;
@@ -1781,7 +1781,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_external"() FROM PUBLIC;
@@ -1800,7 +1800,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_staff"() FROM PUBLIC;
@@ -1819,7 +1819,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
@@ -1838,7 +1838,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() FROM PUBLIC;
@@ -1857,7 +1857,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() FROM PUBLIC;
@@ -1876,7 +1876,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() FROM PUBLIC;
@@ -1895,7 +1895,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() FROM PUBLIC;
@@ -1914,7 +1914,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() FROM PUBLIC;
@@ -1933,7 +1933,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() FROM PUBLIC;
@@ -1952,7 +1952,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() FROM PUBLIC;
@@ -1971,7 +1971,7 @@ BEGIN
   IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
     RETURN false;
   END IF;
-  RETURN (pg_catalog.current_setting('rowguard.superoffice_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::regclass), 0)::text);
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() FROM PUBLIC;
@@ -2077,28 +2077,66 @@ COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"()
 -- Bumped by every write to a table the planner hints' guards read; see superoffice.plan_marks and set_session.
 CREATE SEQUENCE "superoffice"."rg_guards_changed";
 REVOKE ALL ON SEQUENCE "superoffice"."rg_guards_changed" FROM PUBLIC;
-GRANT USAGE ON SEQUENCE "superoffice"."rg_guards_changed" TO "app_user", "rowguard_definer";
+GRANT SELECT ON SEQUENCE "superoffice"."rg_guards_changed" TO "app_user";
+GRANT SELECT, UPDATE ON SEQUENCE "superoffice"."rg_guards_changed" TO "rowguard_definer";
 
 CREATE FUNCTION "superoffice"."rg_guards_changed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"superoffice"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"superoffice"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_guards_changed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_guards_changed"() FROM PUBLIC;
+COMMENT ON FUNCTION "superoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).';
+
+CREATE FUNCTION "superoffice"."rg_guards_unmark"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
 AS $rg$
 BEGIN
-  PERFORM pg_catalog.nextval('"superoffice"."rg_guards_changed"'::regclass);
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."rg_guards_changed"() FROM PUBLIC;
-COMMENT ON FUNCTION "superoffice"."rg_guards_changed"() IS 'Statement trigger on the tables the planner hints'' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction''s own marks from its search_path, so that its next statement is planned without them, a prepared one too.';
+REVOKE ALL ON FUNCTION "superoffice"."rg_guards_unmark"() FROM PUBLIC;
+COMMENT ON FUNCTION "superoffice"."rg_guards_unmark"() IS 'Statement trigger beside rg_guards_changed: takes the writing transaction''s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.';
+
+CREATE FUNCTION "superoffice"."rg_guards_committed"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  PERFORM pg_catalog.setval('"superoffice"."rg_guards_changed"'::pg_catalog.regclass, pg_catalog.nextval('"superoffice"."rg_guards_changed"'::pg_catalog.regclass));
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_guards_committed"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_guards_committed"() FROM PUBLIC;
+COMMENT ON FUNCTION "superoffice"."rg_guards_committed"() IS 'Deferred to the commit of a write to a table the planner hints'' guards read: bumps superoffice.rg_guards_changed again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.';
 
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."role_rights"
   FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_changed"();
 
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."role_rights"
+  FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "superoffice"."role_rights"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "superoffice"."rg_guards_committed"();
+
 CREATE TRIGGER "rg_guards_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_changed"();
+
+CREATE TRIGGER "rg_guards_unmark" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "superoffice"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "superoffice"."rg_guards_unmark"();
+
+CREATE CONSTRAINT TRIGGER "rg_guards_committed" AFTER INSERT OR UPDATE OR DELETE ON "superoffice"."users"
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "superoffice"."rg_guards_committed"();
 
 -- ======================================================================
 -- Questions applications may ask about the acting user

@@ -165,15 +165,33 @@ const READ_SETS_CUT = 10 * FEW_ELEMENTS + 1;
  * Guards change while marks are in use: a not-true mark is read when set_session runs, and a guard
  * granted later (by the user's own transaction, or committed by another while it is open) would
  * stay dropped until the next set_session, where the rules must read live data in the next
- * statement. So every write to a table a guard reads bumps this sequence (a statement trigger;
- * nextval is seen by every session at once, committed or not), set_session records its value, and
- * a not-true mark counts only while the value is the one recorded. After a bump the arms are
- * planned as if unmarked (computed, correct, slower) until the next set_session. A bump that
- * comes to nothing (a rollback, a write that changes no guard) only costs that. Plans PostgreSQL
- * keeps (prepared statements, PL/pgSQL) are not re-planned by a bump: they keep the marks of their
- * set_session, as they always did.
+ * statement. So every write to a table a guard reads bumps this sequence, set_session records its
+ * value before it computes the marks, and a not-true mark counts only while the value is the one
+ * recorded. After a bump the arms are planned as if unmarked (computed, correct, slower) until the
+ * next set_session; a bump that comes to nothing (a rollback, a write that changes no guard) only
+ * costs that.
+ * - Two bumps per write: a statement trigger at the write, which also takes the writing
+ *   transaction's own marks out of its search_path (its prepared statements are then re-planned),
+ *   and a deferred row trigger at its commit. A sequence is not transactional: a set_session that
+ *   runs between the write and the commit reads the first bump but computes its marks from the
+ *   rows before the write; the second retires them. What is left is the commit itself (and, under
+ *   synchronous replication, its wait for the standby), during which a set_session can still read
+ *   the last bump and the old rows.
+ * - The bumps are setval(nextval()) by definer functions: app_user reads the sequence and cannot
+ *   move it, and setval is written to the WAL at every call (nextval logs 32 values ahead), so a
+ *   standby's set_session and marks follow the primary's bumps as they replay.
+ * - Not covered: plans PostgreSQL keeps (prepared statements, PL/pgSQL queries) in a transaction
+ *   other than the writer's are not re-planned by a bump and keep their set_session's marks; writes
+ *   that fire no trigger (session_replication_role = replica, as logical replication applies them;
+ *   disabled triggers; a closure rebuild); raw SQL in a guard that reads outside the model.
  */
 export const GUARDS_CHANGED = 'rg_guards_changed';
+
+/** The deferred trigger function that bumps the sequence again at the writer's commit. */
+export const GUARDS_COMMITTED = 'rg_guards_committed';
+
+/** The statement trigger function that takes the writing transaction's own marks out of its path. */
+export const GUARDS_UNMARK = 'rg_guards_unmark';
 
 /** The transaction-local setting in which set_session records the sequence's value. */
 export function guardsSeenSetting(schema: string): string {
@@ -182,12 +200,17 @@ export function guardsSeenSetting(schema: string): string {
 
 /** The sequence's value now (0 before its first bump), as text. */
 function guardsNow(schema: string): string {
-  return `COALESCE(pg_catalog.pg_sequence_last_value(${literal(`${qualified(schema, GUARDS_CHANGED)}`)}::regclass), 0)::text`;
+  return `COALESCE(pg_catalog.pg_sequence_last_value(${sequenceOid(schema)}), 0)::pg_catalog.text`;
 }
 
-/** True while no guard's table has been written since set_session (never NULL). */
+/** The sequence as a regclass, every name qualified (it is also read by a definer function). */
+function sequenceOid(schema: string): string {
+  return `${literal(qualified(schema, GUARDS_CHANGED))}::pg_catalog.regclass`;
+}
+
+/** True while no guard's table has been written since set_session (never NULL: an unset setting is ''). */
 function guardsUnchanged(schema: string): string {
-  return `(pg_catalog.current_setting(${literal(guardsSeenSetting(schema))}, true) IS NOT DISTINCT FROM ${guardsNow(schema)})`;
+  return `(COALESCE(pg_catalog.current_setting(${literal(guardsSeenSetting(schema))}, true), '') OPERATOR(pg_catalog.=) ${guardsNow(schema)})`;
 }
 
 /** set_session's first step: record the sequence's value before the marks are computed. */
@@ -353,10 +376,8 @@ export interface LookupHint {
  * no fact; while the sets are few as well, the drop test folds it away too.
  * - Rows: the second part is never true, whatever the marks; the first drops the disjunct only
  *   while the guard's not-true mark is there, when the arm is NULL or false, and a wrong mark, as
- *   every not-true mark, can only hide rows, from whoever forged it. A stale one too: a user with
- *   many sets who gains the guard later in the transaction, and who computed the arm on every
- *   statement before stand-ins, now sees its rows from the next set_session on, as every user
- *   whose arm is dropped always did.
+ *   every not-true mark, can only hide rows, from whoever forged it. A mark that a later write
+ *   to a guard's table has made stale no longer counts (GUARDS_CHANGED).
  */
 export interface StandIn {
   /** The guard's not-true mark (its plan_fold_ function). */
@@ -907,6 +928,8 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
 /** The sequence a write to a guard's table bumps, its trigger function, and the triggers. */
 function guardsChangedStatements(model: ModelNode, tables: readonly string[]): Statement[] {
   const sequence = qualified(model.schema, GUARDS_CHANGED);
+  // setval is written to the WAL at every call (nextval logs 32 values ahead): a standby follows.
+  const bump = `  PERFORM pg_catalog.setval(${sequenceOid(model.schema)}, pg_catalog.nextval(${sequenceOid(model.schema)}));`;
   return [
     statement(
       `sequence ${model.schema}.${GUARDS_CHANGED}`,
@@ -914,10 +937,11 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
         `-- Bumped by every write to a table the planner hints' guards read; see ${model.schema}.${PLAN_MARKS} and set_session.`,
         `CREATE SEQUENCE ${sequence};`,
         `REVOKE ALL ON SEQUENCE ${sequence} FROM PUBLIC;`,
-        // The hint functions and the trigger run with the caller's rights: they read its value, and a
-        // writer bumps it (the definer writes too, in the write rules' triggers). Whoever bumps it at
-        // will only makes every open transaction plan without its marks.
-        `GRANT USAGE ON SEQUENCE ${sequence} TO ${ident(APP_ROLE)}, ${ident(DEFINER_ROLE)};`,
+        // The hint functions run with the caller's rights and read its value; only the triggers'
+        // definer functions bump it (setval, which PostgreSQL writes to the WAL each time, so that a
+        // standby sees every bump: nextval logs 32 values ahead).
+        `GRANT SELECT ON SEQUENCE ${sequence} TO ${ident(APP_ROLE)};`,
+        `GRANT SELECT, UPDATE ON SEQUENCE ${sequence} TO ${ident(DEFINER_ROLE)};`,
       ].join('\n'),
       `DROP SEQUENCE ${sequence};`,
     ),
@@ -927,16 +951,26 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       args: [],
       returns: 'trigger',
       volatility: 'VOLATILE',
-      // The writer's rights, and its search_path: a function-level SET would undo the set_config
-      // below on return. Every name in it is qualified.
+      // The definer bumps the sequence: a writer needs no right on it, and app_user cannot move it.
+      securityDefiner: true,
+      grantTo: [],
+      comment: 'Statement trigger on the tables the planner hints\' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).',
+      body: ['BEGIN', bump, '  RETURN NULL;', 'END'].join('\n'),
+    }),
+    createFunction({
+      schema: model.schema,
+      name: GUARDS_UNMARK,
+      args: [],
+      returns: 'trigger',
+      volatility: 'VOLATILE',
+      // The writer's rights and search_path (a function-level SET would undo the set_config on
+      // return); it needs no right, and every name in it is qualified.
       securityDefiner: false,
       pinSearchPath: false,
       grantTo: [],
-      comment:
-        'Statement trigger on the tables the planner hints\' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session), and drops the writing transaction\'s own marks from its search_path, so that its next statement is planned without them, a prepared one too.',
+      comment: 'Statement trigger beside rg_guards_changed: takes the writing transaction\'s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.',
       body: [
         'BEGIN',
-        `  PERFORM pg_catalog.nextval(${literal(sequence)}::regclass);`,
         `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN`,
         `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(model)}, ', '), true);`,
         '  END IF;',
@@ -944,16 +978,39 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
         'END',
       ].join('\n'),
     }),
-    ...tables.map((table) =>
-      statement(
-        `trigger ${model.schema}.${table}.${GUARDS_CHANGED}`,
-        [
-          `CREATE TRIGGER ${ident(GUARDS_CHANGED)} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${qualified(model.schema, table)}`,
-          `  FOR EACH STATEMENT EXECUTE FUNCTION ${sequence}();`,
-        ].join('\n'),
-        `DROP TRIGGER ${ident(GUARDS_CHANGED)} ON ${qualified(model.schema, table)};`,
+    createFunction({
+      schema: model.schema,
+      name: GUARDS_COMMITTED,
+      args: [],
+      returns: 'trigger',
+      volatility: 'VOLATILE',
+      securityDefiner: true,
+      grantTo: [],
+      comment: `Deferred to the commit of a write to a table the planner hints' guards read: bumps ${model.schema}.${GUARDS_CHANGED} again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.`,
+      body: ['BEGIN', bump, '  RETURN NULL;', 'END'].join('\n'),
+    }),
+    ...tables.flatMap((table) => [
+      ...[GUARDS_CHANGED, GUARDS_UNMARK].map((name) =>
+        statement(
+          `trigger ${model.schema}.${table}.${name}`,
+          [
+            `CREATE TRIGGER ${ident(name)} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${qualified(model.schema, table)}`,
+            `  FOR EACH STATEMENT EXECUTE FUNCTION ${qualified(model.schema, name)}();`,
+          ].join('\n'),
+          `DROP TRIGGER ${ident(name)} ON ${qualified(model.schema, table)};`,
+        ),
       ),
-    ),
+      // The bump above comes before the writer's commit: a set_session between the two reads the
+      // new value but computes its marks from the old rows. A second bump at commit retires them.
+      statement(
+        `trigger ${model.schema}.${table}.${GUARDS_COMMITTED}`,
+        [
+          `CREATE CONSTRAINT TRIGGER ${ident(GUARDS_COMMITTED)} AFTER INSERT OR UPDATE OR DELETE ON ${qualified(model.schema, table)}`,
+          `  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${qualified(model.schema, GUARDS_COMMITTED)}();`,
+        ].join('\n'),
+        `DROP TRIGGER ${ident(GUARDS_COMMITTED)} ON ${qualified(model.schema, table)};`,
+      ),
+    ]),
   ];
 }
 
@@ -1031,7 +1088,7 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
 function pathWithoutMarks(model: ModelNode): string | undefined {
   const hints = markHints(model);
   if (hints.length === 0) return undefined;
-  const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::text[]`;
+  const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::pg_catalog.text[]`;
   return [
     `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
     `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ',')`,

@@ -2,7 +2,7 @@
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
-import { PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
+import { GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK, PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
@@ -22,7 +22,7 @@ export class ValidationError extends Error {
 }
 
 /** Names the generator itself creates in each model schema; facts and rules may not take them. */
-const RESERVED_FUNCTIONS = ['current_user_id', 'set_session', 'establish_session', 'bind_login', 'unbind_login', PLAN_MARKS];
+const RESERVED_FUNCTIONS = ['current_user_id', 'set_session', 'establish_session', 'bind_login', 'unbind_login', PLAN_MARKS, GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK];
 
 export function validateModel(model: ModelNode): { result?: ValidatedModel; problems: Problem[] } {
   const problems: Problem[] = model.buildProblems.map((p) => ({ ...p, file: model.file }));

@@ -99,8 +99,13 @@ describe('policycenter: visibility by zones', () => {
         await tx.unsafe('SET LOCAL ROLE app_user');
         await tx`SELECT policycenter.set_session(1)`;
         expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1003, 1004]);
-        // Another connection of the pool, in its own transaction, committed at once.
+        // Another connection of the pool, in its own transaction, committed at once. Its write bumps
+        // the sequence twice: at the statement, and again (deferred) at its commit, so that a
+        // set_session in between cannot keep marks computed from the rows before the commit.
+        const bumps = async () => Number((await admin`SELECT last_value FROM policycenter.rg_guards_changed`)[0]!.last_value);
+        const before = await bumps();
         await admin`UPDATE policycenter.users SET view_all_users = true WHERE id = 1`;
+        expect(await bumps()).toBe(before + 2);
         expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1001, 1002, 1003, 1004]);
         throw new Rollback();
       }).catch(ignoreRollback);

@@ -103,7 +103,7 @@ describe('planner hints', () => {
     const session = crm.up('function crm.set_session');
     expect(session).not.toContain('SET search_path');
     // The path's entries but ours (bare or quoted), split and joined without a regular expression.
-    expect(session).toContain(`WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_crm_few_my_labels', 'rg_plan_crm_few_team_user_ids']::text[]) ORDER BY rg_n), ',')`);
+    expect(session).toContain(`WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_crm_few_my_labels', 'rg_plan_crm_few_team_user_ids']::pg_catalog.text[]) ORDER BY rg_n), ',')`);
     expect(session).not.toContain('regexp');
     expect(session).toContain(`OPERATOR(pg_catalog.||) "crm"."plan_marks"()), ', '), true);`);
   });
@@ -144,7 +144,7 @@ describe('planner hints', () => {
     expect(marks).toContain(`CASE WHEN (rg_guard_facts."i_am_admin") IS TRUE THEN 'rg_plan_crm_is_i_am_admin' END`);
     expect(marks).toContain(`FROM (SELECT\n    ((rg_fact.me_row."is_admin"))::boolean AS "i_am_admin") AS rg_guard_facts);`);
     // A not-true mark counts only while no table a guard reads has been written since set_session.
-    const unchanged = `(pg_catalog.current_setting('rowguard.crm_guards_seen', true) IS NOT DISTINCT FROM COALESCE(pg_catalog.pg_sequence_last_value('"crm"."rg_guards_changed"'::regclass), 0)::text)`;
+    const unchanged = `(COALESCE(pg_catalog.current_setting('rowguard.crm_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"crm"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)`;
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(
       [
         `  IF NOT 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN`,
@@ -156,12 +156,21 @@ describe('planner hints', () => {
     // A true mark decides no row, and reads nothing more.
     expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN 'rg_plan_crm_is_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
     const session = notes.up('function crm.set_session');
-    expect(session).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::text[])");
+    expect(session).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::pg_catalog.text[])");
     // The sequence's value is recorded before plan_marks reads the guards.
     expect(session.indexOf("set_config('rowguard.crm_guards_seen'")).toBeLessThan(session.indexOf('"crm"."plan_marks"()'));
     // i_am_admin reads users: a write there bumps the sequence.
     expect(notes.up('trigger crm.users.rg_guards_changed')).toContain('AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "crm"."users"\n  FOR EACH STATEMENT');
     expect(notes.ids).not.toContain('trigger crm.deals.rg_guards_changed');
+    // And again at the writer's commit (deferred), by definer functions: app_user may read the
+    // sequence, not bump it. The one that strips marks keeps the writer's search_path (a SET would
+    // undo the strip on return), so every name in it is qualified.
+    expect(notes.up('trigger crm.users.rg_guards_committed')).toContain('DEFERRABLE INITIALLY DEFERRED FOR EACH ROW');
+    expect(notes.up('sequence crm.rg_guards_changed')).toContain('GRANT SELECT ON SEQUENCE "crm"."rg_guards_changed" TO "app_user";');
+    expect(notes.up('function crm.rg_guards_changed')).toContain('SECURITY DEFINER\n  SET search_path = pg_catalog, pg_temp');
+    const unmark = notes.up('function crm.rg_guards_unmark');
+    expect(unmark).toContain('LANGUAGE plpgsql VOLATILE\nAS');
+    expect(unmark).not.toMatch(/::(text|regclass)\b|[^)] = /);
   });
 
   it('where an every-row arm is dropped only with its sets few, a NULL range on the key stands in for its disjunct while its guard is not true: with the conditions beside it that read the row alone, without those that read facts', () => {
