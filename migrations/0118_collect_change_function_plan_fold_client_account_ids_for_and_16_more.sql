@@ -137,9 +137,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+  IF NOT ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_872e0dd82448"() FROM PUBLIC;
@@ -153,7 +159,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+  IF NOT (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
     AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
@@ -169,10 +183,16 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+  IF NOT ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_c1c1b07bf103"() FROM PUBLIC;
@@ -186,9 +206,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+  IF NOT ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_edafacf21a67"() FROM PUBLIC;

@@ -245,8 +245,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
@@ -260,7 +267,13 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
@@ -274,8 +287,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
@@ -289,8 +308,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
@@ -304,8 +329,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
@@ -319,8 +351,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
@@ -334,8 +373,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
@@ -349,8 +394,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
@@ -364,8 +415,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
@@ -379,9 +437,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
@@ -395,8 +459,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
@@ -410,8 +481,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
@@ -425,10 +503,16 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() FROM PUBLIC;
@@ -442,8 +526,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
@@ -457,8 +547,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
@@ -472,8 +568,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
@@ -487,8 +590,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
@@ -502,9 +611,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_9bee69411970"() FROM PUBLIC;
@@ -518,8 +633,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
@@ -533,8 +654,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
@@ -548,10 +675,16 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_bd1493da894c"() FROM PUBLIC;
@@ -565,7 +698,13 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
@@ -579,8 +718,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
@@ -594,8 +740,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;

@@ -781,8 +781,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() FROM PUBLIC;
@@ -795,7 +801,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  IF NOT (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -809,7 +822,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+  IF NOT (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
@@ -823,8 +843,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() FROM PUBLIC;
@@ -837,8 +863,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() FROM PUBLIC;

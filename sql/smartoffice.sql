@@ -990,9 +990,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+  IF NOT ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
+    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() FROM PUBLIC;
@@ -1005,8 +1011,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_693522718f9f"() FROM PUBLIC;
@@ -1019,9 +1031,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
+  IF NOT ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
     AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path);
+    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() FROM PUBLIC;
@@ -1034,8 +1052,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() FROM PUBLIC;

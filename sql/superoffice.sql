@@ -1267,8 +1267,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
@@ -1281,7 +1288,13 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
@@ -1294,8 +1307,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
@@ -1308,8 +1327,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
@@ -1322,8 +1347,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
@@ -1336,8 +1368,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
@@ -1350,8 +1389,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
@@ -1364,8 +1409,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
@@ -1378,8 +1429,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
@@ -1392,9 +1450,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
@@ -1407,8 +1471,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
@@ -1421,8 +1492,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
@@ -1435,10 +1513,16 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() FROM PUBLIC;
@@ -1451,8 +1535,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
@@ -1465,8 +1555,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
@@ -1479,8 +1575,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
@@ -1493,8 +1596,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
@@ -1507,9 +1616,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_9bee69411970"() FROM PUBLIC;
@@ -1522,8 +1637,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
@@ -1536,8 +1657,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
@@ -1550,10 +1677,16 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_bd1493da894c"() FROM PUBLIC;
@@ -1566,7 +1699,13 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
@@ -1579,8 +1718,15 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND (('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
+    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
@@ -1593,8 +1739,14 @@ AS $rg$
 DECLARE
   rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  RETURN ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text))
-    AND (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) AND (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path));
+  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path)
+    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
