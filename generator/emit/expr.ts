@@ -434,6 +434,22 @@ export function dependsOnRow(e: Expr): boolean {
   return found;
 }
 
+/**
+ * Built of the row's own columns, literals, comparisons and logic only (array literals too where
+ * `arrays`): no fact, identity, query or other scope's column. A partial index's predicate
+ * (grants.ts) and a stand-in's row conditions (hints.ts, StandIn) must be.
+ */
+export function readsRowOnly(e: Expr, options: { readonly arrays: boolean }): boolean {
+  let plain = true;
+  visit(e, (n) => {
+    if (!ROW_ONLY_KINDS.has(n.kind) && !(options.arrays && n.kind === 'array')) plain = false;
+    if (n.kind === 'column' && n.scope !== ROW_SCOPE) plain = false;
+  });
+  return plain;
+}
+
+const ROW_ONLY_KINDS: ReadonlySet<ExprKind> = new Set<ExprKind>(['column', 'literal', 'compare', 'distinct-from', 'is-null', 'not', 'and', 'or']);
+
 /** Depth-first walk over an expression and the expressions inside its queries. */
 export function visit(e: Expr, fn: (n: Expr) => void): void {
   fn(e);

@@ -3,7 +3,7 @@
 import type { Expr, ModelNode, QueryNode } from '../model/nodes.ts';
 import { COMMANDS } from '../model/nodes.ts';
 import { byCodePoint, ident, identifierBytes, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
-import { dependsOnRow, exprContext, printExpr, visit } from './expr.ts';
+import { dependsOnRow, exprContext, printExpr, readsRowOnly, visit } from './expr.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
@@ -227,12 +227,7 @@ function coverArm(arm: Expr, primaryKey: string | undefined): ArmCover | undefin
 
 /** Reads only the row's own columns and constants (so it can be a partial index's predicate). */
 function rowConstant(e: Expr): boolean {
-  let ok = dependsOnRow(e);
-  visit(e, (n) => {
-    if (!['column', 'literal', 'compare', 'distinct-from', 'is-null', 'not', 'and', 'or'].includes(n.kind)) ok = false;
-    if (n.kind === 'column' && n.scope !== ROW_SCOPE) ok = false;
-  });
-  return ok;
+  return dependsOnRow(e) && readsRowOnly(e, { arrays: false });
 }
 
 /**

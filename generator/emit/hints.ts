@@ -146,7 +146,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
-import { boundedRowCount, printExpr, visit, type ExprContext } from './expr.ts';
+import { boundedRowCount, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
@@ -414,6 +414,12 @@ export interface OperandStandIn {
   readonly type: string;
 }
 
+/** A guarded arm of a read that gets a stand-in: its guard's not-true mark, and the operand that stands in as NULL (none for an every-row arm). */
+interface StandingArm {
+  readonly notTrue: string;
+  readonly operand?: Omit<OperandStandIn, 'kind'>;
+}
+
 /** A policy's hints while they are found. */
 interface FoundHints {
   using: Map<Expr, HintedArm>;
@@ -539,11 +545,11 @@ function findPlanHints(model: ModelNode): PlanHints {
     }
     // The operand that is NULL unless the guard holds (a CASE, else a fact defined as one).
     const operands = e.kind === 'compare' ? [e.right, e.left] : e.kind === 'in-set' ? [e.set] : [];
-    const cased = operands.find((x) => caseGuard(x) !== undefined);
-    if (cased) {
-      const when = caseGuard(cased)!;
+    for (const x of operands) {
+      const when = caseGuard(x);
+      if (when === undefined) continue;
       const name = guardName(when);
-      return name ? { when, name, operand: cased } : undefined;
+      return name ? { when, name, operand: x } : undefined;
     }
     for (const x of operands) {
       const guard = factGuard(x);
@@ -610,7 +616,7 @@ function findPlanHints(model: ModelNode): PlanHints {
    * Guarded arms of reads dropped only while their sets are few as well, by policy: their guard's
    * not-true mark, and for a set or comparison arm the operand that stands in as NULL (see StandIn).
    */
-  const standing = new Map<PolicyNode, Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>>();
+  const standing = new Map<PolicyNode, Map<Expr, StandingArm>>();
   /** The operand of a guarded set or comparison arm that is NULL unless its guard holds, with its type (see guardOf). */
   const nullOperand = (e: Expr, guarded: Expr | undefined): Omit<OperandStandIn, 'kind'> | undefined => {
     if (guarded === undefined) return undefined;
@@ -637,7 +643,7 @@ function findPlanHints(model: ModelNode): PlanHints {
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       readSets.set(p, sets);
-      const guarded = new Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>();
+      const guarded = new Map<Expr, StandingArm>();
       standing.set(p, guarded);
       walk(p.using!, armsOf(p).using, (e) => {
         const guard = guardOf(e, false);
@@ -690,7 +696,7 @@ function findPlanHints(model: ModelNode): PlanHints {
   }
   // Disjuncts with such an arm get their stand-in, its drop test the arm's (true marks included).
   for (const p of reads) {
-    const guarded = standing.get(p) ?? new Map<Expr, { notTrue: string; operand?: Omit<OperandStandIn, 'kind'> }>();
+    const guarded = standing.get(p) ?? new Map<Expr, StandingArm>();
     const foldOf = (arm: Expr) => {
       const hint = armsOf(p).using.get(arm);
       return hint?.kind === 'fold' ? hint : undefined;
@@ -698,7 +704,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     eachDisjunct(p.using!, (disjunct, conjuncts) => {
       const arm = conjuncts.find((c) => c.kind === 'every-row-when' && guarded.has(c));
       const fold = arm && foldOf(arm);
-      const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c));
+      const rowConditions = conjuncts.filter((c) => c !== arm && readsRowOnly(c, { arrays: true }));
       if (fold) armsOf(p).standIns.set(disjunct, { notTrue: guarded.get(arm!)!.notTrue, hints: fold.hints, with: { kind: 'key', table: p.table, rowConditions } });
     });
     for (const [arm, { notTrue, operand }] of guarded) {
@@ -1158,18 +1164,6 @@ function eachDisjunct(clause: Expr, fn: (disjunct: Expr, conjuncts: readonly Exp
   fn(clause, all);
   for (const c of all) if (c.kind === 'or') c.items.forEach((item) => eachDisjunct(item, fn));
 }
-
-/** Built of the row's columns, literals, comparisons and logic only (see StandIn.rowConditions). */
-function readsRowOnly(e: Expr): boolean {
-  let plain = true;
-  visit(e, (n) => {
-    if (!ROW_ONLY_KINDS.has(n.kind)) plain = false;
-    if (n.kind === 'column' && n.scope !== ROW_SCOPE) plain = false;
-  });
-  return plain;
-}
-
-const ROW_ONLY_KINDS: ReadonlySet<Expr['kind']> = new Set<Expr['kind']>(['column', 'literal', 'compare', 'distinct-from', 'is-null', 'and', 'or', 'not', 'array']);
 
 /** The facts an expression reads, by name. */
 function factsIn(e: Expr): string[] {
