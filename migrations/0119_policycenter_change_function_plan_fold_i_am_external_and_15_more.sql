@@ -114,10 +114,7 @@ BEGIN
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() FROM PUBLIC;
@@ -179,10 +176,7 @@ BEGIN
     AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() FROM PUBLIC;
@@ -200,10 +194,7 @@ BEGIN
     AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() FROM PUBLIC;

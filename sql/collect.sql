@@ -942,10 +942,7 @@ BEGIN
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_872e0dd82448"() FROM PUBLIC;
@@ -987,10 +984,7 @@ BEGIN
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_c1c1b07bf103"() FROM PUBLIC;
@@ -1008,10 +1002,7 @@ BEGIN
     AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
     RETURN false;
   END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN false;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_edafacf21a67"() FROM PUBLIC;

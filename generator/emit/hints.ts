@@ -889,22 +889,13 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
     if (!groups.some((g) => g.some((h) => notHints.has(h)))) {
       return hintFunction(model, name, says, ['DECLARE', '  rg_path name[] := pg_catalog.current_schemas(false);', 'BEGIN', `  RETURN ${andOfOrs(groups, held, '\n    AND ')};`, 'END']);
     }
-    // A not-true mark holds only while no guard has changed (see GUARDS_CHANGED). Marks appear in
-    // the test only positively, so where it fails with them it fails without them: the counter is
-    // read once, and only when the test holds; if it has moved, the test is made again with every
-    // not-true mark absent (a group of them alone is then false, and so is the test).
+    // Without its not-true marks a group of them alone is false, and so is the test.
     const stale = groups.map((g) => g.filter((h) => !notHints.has(h)));
     return hintFunction(model, name, says, [
       'DECLARE',
       '  rg_path name[] := pg_catalog.current_schemas(false);',
       'BEGIN',
-      `  IF NOT (${andOfOrs(groups, held, '\n    AND ')}) THEN`,
-      '    RETURN false;',
-      '  END IF;',
-      `  IF ${guardsUnchanged(model.schema)} THEN`,
-      '    RETURN true;',
-      '  END IF;',
-      `  RETURN ${stale.some((g) => g.length === 0) ? 'false' : andOfOrs(stale, held, '\n    AND ')};`,
+      ...liveMarksTest(model.schema, `(${andOfOrs(groups, held, '\n    AND ')})`, stale.some((g) => g.length === 0) ? undefined : andOfOrs(stale, held, '\n    AND ')),
       'END',
     ]);
   });
@@ -926,19 +917,35 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
         model,
         m.hint,
         `true when set_session found that ${m.says} (schema ${m.schema} in the search_path)${notHints.has(m.hint) ? ` and no table a guard reads has been written since (${model.schema}.${GUARDS_CHANGED})` : ''}. ${m.effect}`,
-        notHints.has(m.hint)
-          ? [
-              'BEGIN',
-              `  IF NOT ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN`,
-              '    RETURN false;',
-              '  END IF;',
-              `  RETURN ${guardsUnchanged(model.schema)};`,
-              'END',
-            ]
-          : ['BEGIN', `  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`, 'END'],
+        [
+          'BEGIN',
+          ...(notHints.has(m.hint)
+            ? liveMarksTest(model.schema, `${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))`, undefined)
+            : [`  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`]),
+          'END',
+        ],
       ),
     ]), ...(folds.length > 0 ? guardsChangedStatements(model, guardTables(model, folds.map((f) => f.when), facts)) : [])],
   };
+}
+
+/**
+ * The statements of a mark function that decide its value when `test` (its marks, as they read
+ * with every mark there) holds a not-true mark, which counts only while the guards' counter is
+ * unchanged (see GUARDS_CHANGED). Marks appear in a test only positively, so where it fails with
+ * them it fails without them: the counter is read once, and only when the test holds. If it has
+ * moved, the value is `withoutNotTrue`, the test with every not-true mark absent (undefined where
+ * that is false).
+ */
+function liveMarksTest(schema: string, test: string, withoutNotTrue: string | undefined): string[] {
+  return [
+    `  IF NOT ${test} THEN`,
+    '    RETURN false;',
+    '  END IF;',
+    ...(withoutNotTrue === undefined
+      ? [`  RETURN ${guardsUnchanged(schema)};`]
+      : [`  IF ${guardsUnchanged(schema)} THEN`, '    RETURN true;', '  END IF;', `  RETURN ${withoutNotTrue};`]),
+  ];
 }
 
 /** The sequence a write to a guard's table bumps, its trigger function, and the triggers. */
