@@ -934,12 +934,10 @@ COMMENT ON FUNCTION "collect"."plan_marks"() IS 'Internal, for set_session: the 
 CREATE FUNCTION "collect"."plan_when_872e0dd82448"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -947,41 +945,37 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_872e0dd82448"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_872e0dd82448"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_when_872e0dd82448"() IS 'Planner hint, folded while planning: plan_fold_i_am_account_restricted() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "collect"."plan_when_872e0dd82448"() IS 'Planner hint, folded while planning: plan_fold_i_am_account_restricted() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call.';
 
 CREATE FUNCTION "collect"."plan_when_9934ef4c7866"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_9934ef4c7866"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_9934ef4c7866"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_when_9934ef4c7866"() IS 'Planner hint, folded while planning: (plan_fold_i_bypass_security() OR plan_true_i_bypass_security()) AND (plan_hint_debtor_client_ids_for_me() OR plan_true_i_bypass_security()) AND (plan_hint_my_principal_ids() OR plan_true_i_bypass_security()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "collect"."plan_when_9934ef4c7866"() IS 'Planner hint, folded while planning: (plan_fold_i_bypass_security() OR plan_true_i_bypass_security()) AND (plan_hint_debtor_client_ids_for_me() OR plan_true_i_bypass_security()) AND (plan_hint_my_principal_ids() OR plan_true_i_bypass_security()) in one call.';
 
 CREATE FUNCTION "collect"."plan_when_c1c1b07bf103"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -989,17 +983,15 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_c1c1b07bf103"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_c1c1b07bf103"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_when_c1c1b07bf103"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "collect"."plan_when_c1c1b07bf103"() IS 'Planner hint, folded while planning: plan_fold_i_bypass_security() AND plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call.';
 
 CREATE FUNCTION "collect"."plan_when_edafacf21a67"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1007,50 +999,56 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_edafacf21a67"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_when_edafacf21a67"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."plan_when_edafacf21a67"() IS 'Planner hint, folded while planning: plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "collect"."plan_when_edafacf21a67"() IS 'Planner hint, folded while planning: plan_fold_i_see_open_accounts() AND plan_hint_debtor_client_ids_for_me() AND plan_hint_my_principal_ids() in one call.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
+-- set_session puts it in the search_path when collect.debtor_client_ids_for_me() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
-REVOKE ALL ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me" IS 'Planner-hint marker: visible while rg_plan_collect_few_debtor_client_ids_for_me is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_few_debtor_client_ids_for_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() IS 'Planner hint, folded while planning: true when set_session found that collect.debtor_client_ids_for_me() has at most 10 elements (schema rg_plan_collect_few_debtor_client_ids_for_me in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.my_principal_ids() has at most 32 elements.
+-- set_session puts it in the search_path when collect.my_principal_ids() has at most 32 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_few_my_principal_ids";
-REVOKE ALL ON SCHEMA "rg_plan_collect_few_my_principal_ids" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids" IS 'Planner-hint marker: visible while rg_plan_collect_few_my_principal_ids is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_hint_my_principal_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_few_my_principal_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_my_principal_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_hint_my_principal_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, folded while planning: true when set_session found that collect.my_principal_ids() has at most 32 elements (schema rg_plan_collect_few_my_principal_ids in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when the condition of collect.client_account_ids_for_me() is not true.
+-- set_session puts it in the search_path when the condition of collect.client_account_ids_for_me() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when";
-REVOKE ALL ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when" IS 'Planner-hint marker: visible while rg_plan_collect_not_client_account_ids_for_me_when is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_collect_not_client_account_ids_for_me_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1060,16 +1058,18 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() FR
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of collect.client_account_ids_for_me() is not true (schema rg_plan_collect_not_client_account_ids_for_me_when in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.i_am_account_restricted() is not true.
+-- set_session puts it in the search_path when collect.i_am_account_restricted() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_not_i_am_account_restricted";
-REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_am_account_restricted is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_fold_i_am_account_restricted"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_collect_not_i_am_account_restricted' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1079,16 +1079,18 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() FROM PUBL
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_am_account_restricted() is not true (schema rg_plan_collect_not_i_am_account_restricted in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is not true.
+-- set_session puts it in the search_path when collect.i_bypass_security() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
-REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_bypass_security" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_bypass_security" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_bypass_security" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_bypass_security is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_fold_i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_collect_not_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1098,16 +1100,18 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_i_bypass_security"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_bypass_security"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_bypass_security() is not true (schema rg_plan_collect_not_i_bypass_security in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.i_edit_every_client() is not true.
+-- set_session puts it in the search_path when collect.i_edit_every_client() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_not_i_edit_every_client";
-REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_edit_every_client" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_edit_every_client" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_edit_every_client" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_edit_every_client is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_fold_i_edit_every_client"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_collect_not_i_edit_every_client' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1117,16 +1121,18 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_i_edit_every_client"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_edit_every_client"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_edit_every_client() is not true (schema rg_plan_collect_not_i_edit_every_client in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.i_see_open_accounts() is not true.
+-- set_session puts it in the search_path when collect.i_see_open_accounts() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_not_i_see_open_accounts";
-REVOKE ALL ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_see_open_accounts is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_fold_i_see_open_accounts"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_collect_not_i_see_open_accounts' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1136,16 +1142,18 @@ REVOKE ALL ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint, folded while planning: true when set_session found that collect.i_see_open_accounts() is not true (schema rg_plan_collect_not_i_see_open_accounts in the search_path) and no table a guard reads has been written since (collect.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when collect.i_bypass_security() is true.
+-- set_session puts it in the search_path when collect.i_bypass_security() is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_collect_is_i_bypass_security";
-REVOKE ALL ON SCHEMA "rg_plan_collect_is_i_bypass_security" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_collect_is_i_bypass_security" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_collect_is_i_bypass_security" TO PUBLIC;
+CREATE VIEW "rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security" AS SELECT;
+COMMENT ON VIEW "rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security" IS 'Planner-hint marker: visible while rg_plan_collect_is_i_bypass_security is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "collect"."plan_true_i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_collect_is_i_bypass_security' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_true_i_bypass_security"() FROM PUBLIC;

@@ -778,11 +778,9 @@ COMMENT ON FUNCTION "policycenter"."plan_marks"() IS 'Internal, for set_session:
 CREATE FUNCTION "policycenter"."plan_when_084eab8fa6aa"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -790,58 +788,52 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_hint_organization_ids_in_my_zones() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "policycenter"."plan_when_084eab8fa6aa"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_hint_organization_ids_in_my_zones() in one call.';
 
 CREATE FUNCTION "policycenter"."plan_when_12360943bdcf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_12360943bdcf"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_12360943bdcf"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_when_12360943bdcf"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_organization_ids_in_my_zones() OR plan_true_i_view_all()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "policycenter"."plan_when_12360943bdcf"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_organization_ids_in_my_zones() OR plan_true_i_view_all()) in one call.';
 
 CREATE FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_producer_code_ids_by_zone_or_organization() OR plan_true_i_view_all()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() IS 'Planner hint, folded while planning: (plan_fold_i_view_all() OR plan_true_i_view_all()) AND (plan_hint_producer_code_ids_by_zone_or_organization() OR plan_true_i_view_all()) in one call.';
 
 CREATE FUNCTION "policycenter"."plan_when_3c3ccbce078b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -849,16 +841,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_producer_code_ids_by_zone_or_organization() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "policycenter"."plan_when_3c3ccbce078b"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_producer_code_ids_by_zone_or_organization() in one call.';
 
 CREATE FUNCTION "policycenter"."plan_when_82cda0a888c9"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -866,50 +856,56 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_organization_ids_in_my_zones() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() IS 'Planner hint, folded while planning: plan_fold_i_view_all() AND plan_hint_organization_ids_in_my_zones() in one call.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.organization_ids_in_my_zones() has at most 10 elements.
+-- set_session puts it in the search_path when policycenter.organization_ids_in_my_zones() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones" IS 'Planner-hint marker: visible while rg_plan_policycenter_few_organization_ids_in_my_zones is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_few_organization_ids_in_my_zones' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.organization_ids_in_my_zones() has at most 10 elements (schema rg_plan_policycenter_few_organization_ids_in_my_zones in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
+-- set_session puts it in the search_path when policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" IS 'Planner-hint marker: visible while rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.producer_code_ids_by_zone_or_organization() has at most 10 elements (schema rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.i_am_external() is not true.
+-- set_session puts it in the search_path when policycenter.i_am_external() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_not_i_am_external";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_am_external" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_am_external" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_am_external" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_am_external is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_policycenter_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -919,16 +915,18 @@ REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_am_external"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_am_external() is not true (schema rg_plan_policycenter_not_i_am_external in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.i_may_use_every_code() is not true.
+-- set_session puts it in the search_path when policycenter.i_may_use_every_code() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_not_i_may_use_every_code";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_may_use_every_code is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_policycenter_not_i_may_use_every_code' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -938,16 +936,18 @@ REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() FROM PU
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_may_use_every_code() is not true (schema rg_plan_policycenter_not_i_may_use_every_code in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is not true.
+-- set_session puts it in the search_path when policycenter.i_view_all() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_not_i_view_all";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_not_i_view_all" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_view_all" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_view_all" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_view_all is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_view_all"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_policycenter_not_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -957,16 +957,18 @@ REVOKE ALL ON FUNCTION "policycenter"."plan_fold_i_view_all"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "policycenter"."plan_fold_i_view_all"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, folded while planning: true when set_session found that policycenter.i_view_all() is not true (schema rg_plan_policycenter_not_i_view_all in the search_path) and no table a guard reads has been written since (policycenter.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when policycenter.i_view_all() is true.
+-- set_session puts it in the search_path when policycenter.i_view_all() is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_policycenter_is_i_view_all";
-REVOKE ALL ON SCHEMA "rg_plan_policycenter_is_i_view_all" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_policycenter_is_i_view_all" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_policycenter_is_i_view_all" TO PUBLIC;
+CREATE VIEW "rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all" AS SELECT;
+COMMENT ON VIEW "rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all" IS 'Planner-hint marker: visible while rg_plan_policycenter_is_i_view_all is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "policycenter"."plan_true_i_view_all"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_policycenter_is_i_view_all' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_true_i_view_all"() FROM PUBLIC;

@@ -987,12 +987,10 @@ COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: 
 CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1000,16 +998,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 CREATE FUNCTION "smartoffice"."plan_when_693522718f9f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1017,17 +1013,15 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_693522718f9f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_693522718f9f"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_693522718f9f"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "smartoffice"."plan_when_693522718f9f"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() in one call.';
 
 CREATE FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1035,16 +1029,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 CREATE FUNCTION "smartoffice"."plan_when_c748ee02f23f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1052,66 +1044,74 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, folded while planning: plan_fold_i_am_admin() AND plan_hint_users_i_administer() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, folded while planning: plan_fold_i_am_admin() AND plan_hint_users_i_administer() in one call.';
 
--- Empty on purpose: set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
+-- set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_enterprise_office_ids is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_few_enterprise_office_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.enterprise_office_ids() has at most 10 elements (schema rg_plan_smartoffice_few_enterprise_office_ids in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when smartoffice.private_owner_ids_visible_to_me() has at most 10 elements.
+-- set_session puts it in the search_path when smartoffice.private_owner_ids_visible_to_me() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_private_owner_ids_visible_to_me is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.private_owner_ids_visible_to_me() has at most 10 elements (schema rg_plan_smartoffice_few_private_owner_ids_visible_to_me in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when smartoffice.users_i_administer() has at most 10 elements.
+-- set_session puts it in the search_path when smartoffice.users_i_administer() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_few_users_i_administer";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_users_i_administer is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_users_i_administer"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_smartoffice_few_users_i_administer' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.users_i_administer() has at most 10 elements (schema rg_plan_smartoffice_few_users_i_administer in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when smartoffice.i_am_admin() is not true.
+-- set_session puts it in the search_path when smartoffice.i_am_admin() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_not_i_am_admin";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_i_am_admin is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_am_admin"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_smartoffice_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1121,16 +1121,18 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_am_admin() is not true (schema rg_plan_smartoffice_not_i_am_admin in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when smartoffice.i_have_enterprise_view() is not true.
+-- set_session puts it in the search_path when smartoffice.i_have_enterprise_view() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_i_have_enterprise_view is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_smartoffice_not_i_have_enterprise_view' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1140,16 +1142,18 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() FROM P
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.i_have_enterprise_view() is not true (schema rg_plan_smartoffice_not_i_have_enterprise_view in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when the condition of smartoffice.my_open_office_id() is not true.
+-- set_session puts it in the search_path when the condition of smartoffice.my_open_office_id() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when";
-REVOKE ALL ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_my_open_office_id_when is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_smartoffice_not_my_open_office_id_when' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);

@@ -1264,51 +1264,45 @@ COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: 
 CREATE FUNCTION "superoffice"."plan_when_00859c9b1cbd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_others() OR plan_true_company_scopes_with_read_has_others()) AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_company_scopes_with_read_has_others()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_others() OR plan_true_company_scopes_with_read_has_others()) AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_company_scopes_with_read_has_others()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_10bf2e10fce2"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (rg_path);
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() IS 'Planner hint, folded while planning: (plan_fold_i_am_staff() OR plan_true_i_am_staff()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() IS 'Planner hint, folded while planning: (plan_fold_i_am_staff() OR plan_true_i_am_staff()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_1d40332b27be"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1316,16 +1310,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1333,58 +1325,52 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2a24579454cd"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_2ec31639ef86"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_4677e0ed7791"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_others() OR plan_true_project_scopes_with_read_has_others()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_scopes_with_read_has_others()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_others() OR plan_true_project_scopes_with_read_has_others()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_scopes_with_read_has_others()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1392,16 +1378,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1409,38 +1393,34 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_5866dc8b5b49"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_58b5399dc7de"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1448,60 +1428,54 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_58b5399dc7de"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_6fa64f364573"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_6fa64f364573"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_6fa64f364573"() IS 'Planner hint, folded while planning: (plan_fold_sale_scopes_with_read_has_others() OR plan_true_sale_scopes_with_read_has_others()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_scopes_with_read_has_others()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_6fa64f364573"() IS 'Planner hint, folded while planning: (plan_fold_sale_scopes_with_read_has_others() OR plan_true_sale_scopes_with_read_has_others()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_scopes_with_read_has_others()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_76724387b3cf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_76724387b3cf"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_76724387b3cf"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_76724387b3cf"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_7cd7d43179ba"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1509,16 +1483,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_7cd7d43179ba"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_7fd1d758b516"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1526,16 +1498,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_primary_group() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_7fd1d758b516"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_primary_group() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1543,37 +1513,33 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_external() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) AND plan_fold_i_am_external() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_8980ba682d02"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_8980ba682d02"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_8980ba682d02"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_others() OR plan_true_contact_scopes_with_read_has_others()) AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_contact_scopes_with_read_has_others()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_8980ba682d02"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_others() OR plan_true_contact_scopes_with_read_has_others()) AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_contact_scopes_with_read_has_others()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_918e1352bcdf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1581,17 +1547,15 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_own() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_own() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_9bee69411970"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1599,16 +1563,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_9bee69411970"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_9bee69411970"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_9bee69411970"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_9bee69411970"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1616,16 +1578,14 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_primary_group() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_b84cf641b28c"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_primary_group() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_b8d07f00311f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1633,18 +1593,16 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_bd1493da894c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path)) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
+    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1652,56 +1610,50 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_bd1493da894c"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bd1493da894c"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_bd1493da894c"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_bd1493da894c"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_d2c3fe376550"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path);
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_d2fb16c08889"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT (('rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))
-    AND ('rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (rg_path));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
-DECLARE
-  rg_path name[] := pg_catalog.current_schemas(false);
 BEGIN
-  IF NOT ('rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (rg_path)
-    AND ('rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (rg_path) OR 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (rg_path))) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1709,34 +1661,38 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call, reading the search_path once.';
+COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
+-- set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids" IS 'Planner-hint marker: visible while rg_plan_superoffice_few_my_secondary_group_ids is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_few_my_secondary_group_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.my_secondary_group_ids() has at most 1 elements (schema rg_plan_superoffice_few_my_secondary_group_ids in the search_path). Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1746,16 +1702,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_oth
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.company_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'own' = any(superoffice.company_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1765,16 +1723,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.company_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'primary_group' = any(superoffice.company_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1784,16 +1744,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_pri
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.company_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'secondary_group' = any(superoffice.company_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1803,16 +1765,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_sec
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1822,16 +1786,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_oth
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.contact_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'own' = any(superoffice.contact_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1841,16 +1807,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'primary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1860,16 +1828,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_pri
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'secondary_group' = any(superoffice.contact_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1879,16 +1849,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_sec
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_external() is not true.
+-- set_session puts it in the search_path when superoffice.i_am_external() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_external";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_external" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_external" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_external" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_external is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_i_am_external' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1898,16 +1870,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_external"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_external"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_external"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_external() is not true (schema rg_plan_superoffice_not_i_am_external in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is not true.
+-- set_session puts it in the search_path when superoffice.i_am_staff() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_staff";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_staff" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_staff" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_staff" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_staff is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1917,16 +1891,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_staff"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_staff"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is not true (schema rg_plan_superoffice_not_i_am_staff in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is not true.
+-- set_session puts it in the search_path when superoffice.i_am_system() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_system";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_i_am_system" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_system" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_system" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_system is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_system"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1936,16 +1912,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_system"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1955,16 +1933,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_oth
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.project_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'own' = any(superoffice.project_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1974,16 +1954,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.project_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'primary_group' = any(superoffice.project_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1993,16 +1975,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_pri
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.project_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'secondary_group' = any(superoffice.project_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2012,16 +1996,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_sec
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2031,16 +2017,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'own' = any(superoffice.sale_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'own' = any(superoffice.sale_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2050,16 +2038,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"()
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'primary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'primary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2069,16 +2059,18 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primar
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''primary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'secondary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+-- set_session puts it in the search_path when 'secondary_group' = any(superoffice.sale_scopes_with_read()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN
+  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2088,96 +2080,108 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_second
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_staff() is true.
+-- set_session puts it in the search_path when superoffice.i_am_staff() is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_i_am_staff";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_i_am_staff" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_staff" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_staff" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_i_am_staff is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_i_am_staff' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_staff"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_staff"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_i_am_staff"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_staff() is true (schema rg_plan_superoffice_is_i_am_staff in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when superoffice.i_am_system() is true.
+-- set_session puts it in the search_path when superoffice.i_am_system() is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_i_am_system";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_i_am_system" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_system" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_system" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_i_am_system is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_i_am_system"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_i_am_system' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_system"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is true (schema rg_plan_superoffice_is_i_am_system in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- Empty on purpose: set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others";
-REVOKE ALL ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" FROM PUBLIC;
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" TO "app_user";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
 
 CREATE FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));
+  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() FROM PUBLIC;

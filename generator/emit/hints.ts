@@ -20,11 +20,12 @@
 // routing arms called my_principal_ids eight times per statement, now four.
 //
 // - plan_hint_<fact>() is IMMUTABLE with no arguments, so PostgreSQL folds it while planning. It
-//   is true when the transaction's search_path names an (empty) schema rg_plan_<schema>_few_<fact>,
-//   which set_session appends when the fact has at most FEW_ELEMENTS elements for the user it
-//   sets. A fact declared with `planHint: false` gets none. The IMMUTABLE label is true only of
-//   what PostgreSQL does with it here, folding it into a plan; it must never be used where a
-//   value is stored (an index, a generated column) or cached by PL/pgSQL.
+//   is true when the transaction's search_path names a schema rg_plan_<schema>_few_<fact> (empty
+//   but for its marker view, see markHeld), which set_session appends when the fact has at most
+//   FEW_ELEMENTS elements for the user it sets. A fact declared with `planHint: false` gets none.
+//   The IMMUTABLE label is true only of what PostgreSQL does with it here, folding it into a plan;
+//   it must never be used where a value is stored (an index, a generated column) or cached by
+//   PL/pgSQL.
 // - No hint: `true OR x` folds to true and the conjunct vanishes: the plan is exactly as without.
 // - Hint: the range holds for every value the arm admits (a type's least and greatest values), and
 //   it is an index condition on the arm's own index (no Filter), but with bounds the planner cannot
@@ -39,8 +40,9 @@
 // - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
 //   statement is planned for the marks of the user acting now, never kept from its first user
 //   (a connection that alternates users of different classes re-plans at each change).
-// - A role that reaches app_user without inheriting its privileges (NOINHERIT, no SET ROLE)
-//   lacks USAGE on the mark schemas: current_schemas() leaves them out and its plans are unhinted.
+// - Every role may use the mark schemas (USAGE to PUBLIC; they hold a view of no columns that
+//   grants nothing): PostgreSQL leaves a schema the role may not use out of the path it compares to
+//   re-plan, and out of the path in which the marks are looked for, which must be the same path.
 //
 // Not while a read policy on the same table keeps an "every row when" arm: its range on the key
 // (NULL unless the condition holds) is estimated as 0.5% of the table whoever acts, and
@@ -884,16 +886,14 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       if (schema === undefined) throw new Error(`internal: ${name} tests ${h}, which has no mark schema`);
       return schema;
     };
-    const held = (h: string) => `${literal(schemaFor(h))} OPERATOR(pg_catalog.=) ANY (rg_path)`;
-    const says = `${andOfOrs(groups, (h) => `${h}()`)} in one call, reading the search_path once.`;
+    const held = (h: string) => markHeld(schemaFor(h));
+    const says = `${andOfOrs(groups, (h) => `${h}()`)} in one call.`;
     if (!groups.some((g) => g.some((h) => notHints.has(h)))) {
-      return hintFunction(model, name, says, ['DECLARE', '  rg_path name[] := pg_catalog.current_schemas(false);', 'BEGIN', `  RETURN ${andOfOrs(groups, held, '\n    AND ')};`, 'END']);
+      return hintFunction(model, name, says, ['BEGIN', `  RETURN ${andOfOrs(groups, held, '\n    AND ')};`, 'END']);
     }
     // Without its not-true marks a group of them alone is false, and so is the test.
     const stale = groups.map((g) => g.filter((h) => !notHints.has(h)));
     return hintFunction(model, name, says, [
-      'DECLARE',
-      '  rg_path name[] := pg_catalog.current_schemas(false);',
       'BEGIN',
       ...liveMarksTest(model.schema, `(${andOfOrs(groups, held, '\n    AND ')})`, stale.some((g) => g.length === 0) ? undefined : andOfOrs(stale, held, '\n    AND ')),
       'END',
@@ -905,13 +905,16 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       statement(
         `hint-schema ${m.schema}`,
         [
-          `-- Empty on purpose: set_session puts it in the search_path when ${m.says}.`,
+          `-- set_session puts it in the search_path when ${m.says}.`,
+          '-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.',
           `CREATE SCHEMA ${ident(m.schema)};`,
-          `REVOKE ALL ON SCHEMA ${ident(m.schema)} FROM PUBLIC;`,
-          // current_schemas() lists only the schemas the role may use.
-          `GRANT USAGE ON SCHEMA ${ident(m.schema)} TO ${ident(APP_ROLE)};`,
+          // Every role: the search_path PostgreSQL compares to re-plan a cached statement holds only
+          // schemas the role may use, and so must the marks its plans were made with.
+          `GRANT USAGE ON SCHEMA ${ident(m.schema)} TO PUBLIC;`,
+          `CREATE VIEW ${markerView(m.schema)} AS SELECT;`,
+          `COMMENT ON VIEW ${markerView(m.schema)} IS ${literal(`Planner-hint marker: visible while ${m.schema} is in the search_path. Grants nothing and reads nothing.`)};`,
         ].join('\n'),
-        `DROP SCHEMA ${ident(m.schema)};`,
+        `DROP VIEW ${markerView(m.schema)};\nDROP SCHEMA ${ident(m.schema)};`,
       ),
       hintFunction(
         model,
@@ -920,13 +923,30 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
         [
           'BEGIN',
           ...(notHints.has(m.hint)
-            ? liveMarksTest(model.schema, `${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false))`, undefined)
-            : [`  RETURN ${literal(m.schema)} OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`]),
+            ? liveMarksTest(model.schema, markHeld(m.schema), undefined)
+            : [`  RETURN ${markHeld(m.schema)};`]),
           'END',
         ],
       ),
     ]), ...(folds.length > 0 ? guardsChangedStatements(model, guardTables(model, folds.map((f) => f.when), facts)) : [])],
   };
+}
+
+/** A mark schema's one relation (see markHeld). */
+function markerView(schema: string): string {
+  return qualified(schema, schema);
+}
+
+/**
+ * Whether a mark schema is in the search_path, as SQL: whether its marker view is visible there.
+ * PostgreSQL answers from the path it keeps resolved (the schemas the role may use, as it compares
+ * them to re-plan a cached statement), where current_schemas(false) built an array of the path's
+ * names on every call: ~0.8 µs instead of ~4.6 while planning. A relation of the same name earlier
+ * in the path hides the mark, which only leaves an arm in. The regclass constant is resolved once
+ * per session, and PostgreSQL re-plans the function's expression if the view is dropped.
+ */
+function markHeld(schema: string): string {
+  return `pg_catalog.pg_table_is_visible(${literal(markerView(schema))}::pg_catalog.regclass)`;
 }
 
 /**

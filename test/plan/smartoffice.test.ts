@@ -224,6 +224,32 @@ describe('smartoffice planner hints', () => {
     expectOnlyFewer(own, forged, GUARDED, FIRST_PAGE);
   });
 
+  it('a relation of a marker\'s name earlier in the search_path hides the mark: the agent gets the unmarked plan and the same rows', async () => {
+    const [plan, rows] = await db.current.as('smartoffice', PERSONA, async (tx) => {
+      // The temporary schema comes first in the path for relations.
+      for (const mark of await planMarks(tx)) await tx.unsafe(`CREATE TEMPORARY VIEW "${mark}" AS SELECT`);
+      return [await planText(tx, FIRST_PAGE), await ids(tx, FIRST_PAGE)] as const;
+    });
+    expect(plan, plan).toMatch(PK_WALK);
+    expect(rows).toEqual(await db.current.as('smartoffice', PERSONA, (tx) => ids(tx, FIRST_PAGE)));
+  });
+
+  it('every role may use the mark schemas and create nothing in them; their marker views grant nothing', async () => {
+    const marks = await db.current.as('smartoffice', PERSONA, (tx) => everyMark(tx, 'smartoffice'));
+    expect(marks.length).toBeGreaterThan(0);
+    for (const mark of marks) {
+      const grants = await db.current.admin`
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege
+        FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = ${mark} AND a.grantee <> n.nspowner ORDER BY 1, 2`;
+      expect(grants.map((g) => `${g.grantee} ${g.privilege}`), mark).toEqual(['PUBLIC USAGE']);
+      const [view] = await db.current.admin`
+        SELECT c.relkind::text AS kind, c.relnatts AS columns, c.relacl::text AS acl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${mark} AND c.relname = ${mark}`;
+      expect(view, mark).toEqual({ kind: 'v', columns: 0, acl: null });
+      expect((await db.current.admin`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${mark}`)[0]!.n).toBe(1);
+    }
+  });
+
   it('a prepared statement is planned again for each mark set, even when its plan is generic', async () => {
     const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
     try {

@@ -13,7 +13,8 @@ function compile(build: (m: Builder) => void) {
   const { result, problems } = validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' });
   expect(problems).toEqual([]);
   const statements = compileModel(result!).flatMap((s) => s.statements);
-  return { ids: statements.map((s) => s.id), up: (id: string) => statements.find((s) => s.id === id)?.up ?? '' };
+  const find = (id: string) => statements.find((s) => s.id === id);
+  return { ids: statements.map((s) => s.id), up: (id: string) => find(id)?.up ?? '', down: (id: string) => find(id)?.down ?? '' };
 }
 
 /**
@@ -28,7 +29,7 @@ function marksTest(c: ReturnType<typeof compile>, groups: string[][]): string {
   const checks = (id: string) =>
     (/IF NOT \(([\s\S]*?)\) THEN\n {4}RETURN false;/.exec(c.up(id)) ?? /RETURN ([\s\S]*?);\nEND/.exec(c.up(id)))![1]!
       .split(/\n\s+AND /)
-      .map((g) => [...g.matchAll(/'([^']+)' OPERATOR\(pg_catalog\.=\) ANY \(rg_path\)/g)].map((m) => m[1]!));
+      .map((g) => [...g.matchAll(/pg_catalog\.pg_table_is_visible\('"([^"]+)"\."\1"'::pg_catalog\.regclass\)/g)].map((m) => m[1]!));
   const found = c.ids.filter((id) => id.startsWith('function crm.plan_when_') && key(checks(id)) === key(groups.map((g) => g.map(schema))));
   expect(found, key(groups)).toHaveLength(1);
   return `NOT "crm"."${found[0]!.slice('function crm.'.length)}"()`;
@@ -85,7 +86,7 @@ describe('planner hints', () => {
     expect(crm.up('policy crm.deals.deals_update')).not.toContain('plan_hint');
   });
 
-  it('each hinted fact has an empty schema app_user may use and an IMMUTABLE hint that reads the search_path, pinning none', () => {
+  it('each hinted fact has a schema every role may use, holding one marker view, and an IMMUTABLE hint that looks for it in the search_path, pinning none', () => {
     expect(crm.ids.filter((id) => id.includes('plan'))).toEqual([
       'function crm.plan_marks',
       'hint-schema rg_plan_crm_few_my_labels',
@@ -93,12 +94,17 @@ describe('planner hints', () => {
       'hint-schema rg_plan_crm_few_team_user_ids',
       'function crm.plan_hint_team_user_ids',
     ]);
-    expect(crm.up('hint-schema rg_plan_crm_few_team_user_ids')).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO "app_user";');
+    const schema = crm.up('hint-schema rg_plan_crm_few_team_user_ids');
+    // Every role: PostgreSQL leaves a schema the role may not use out of the path it compares to re-plan.
+    expect(schema).toContain('GRANT USAGE ON SCHEMA "rg_plan_crm_few_team_user_ids" TO PUBLIC;');
+    expect(schema).toContain('CREATE VIEW "rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids" AS SELECT;');
+    expect(schema).not.toMatch(/GRANT (?!USAGE ON SCHEMA)/);
+    expect(crm.down('hint-schema rg_plan_crm_few_team_user_ids')).toBe('DROP VIEW "rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids";\nDROP SCHEMA "rg_plan_crm_few_team_user_ids";');
     const hint = crm.up('function crm.plan_hint_team_user_ids');
     // PARALLEL SAFE: it reads the search_path, which parallel workers share.
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$');
     expect(hint).not.toContain('SET search_path');
-    expect(hint).toContain(`RETURN 'rg_plan_crm_few_team_user_ids' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    expect(hint).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids"'::pg_catalog.regclass);`);
   });
 
   it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
@@ -136,9 +142,10 @@ describe('planner hints', () => {
         `      AND (${test} OR ("notes"."team_id" >= `,
       ].join('\n'),
     );
-    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN 'rg_plan_crm_is_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass);`);
     const when = notes.up(`function ${test.slice(4, -2).replaceAll('"', '')}`);
-    expect(when).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$\nDECLARE\n  rg_path name[] := pg_catalog.current_schemas(false);');
+    expect(when).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$\nBEGIN\n');
+    expect(when).not.toContain('current_schemas');
     expect(when).toContain('TO "app_user", "reporting_user";');
     // The facts guards read are computed once, as columns of a row the marks read.
     const marks = notes.up('function crm.plan_marks');
@@ -149,7 +156,7 @@ describe('planner hints', () => {
     const unchanged = `(COALESCE(pg_catalog.current_setting('rowguard.crm_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"crm"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)`;
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(
       [
-        `  IF NOT 'rg_plan_crm_not_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false)) THEN`,
+        `  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_crm_not_i_am_admin"."rg_plan_crm_not_i_am_admin"'::pg_catalog.regclass) THEN`,
         '    RETURN false;',
         '  END IF;',
         `  RETURN ${unchanged};`,
@@ -162,7 +169,7 @@ describe('planner hints', () => {
     expect(notes.up(severalMarks)).toContain(['  END IF;', `  RETURN ${unchanged};`, 'END'].join('\n'));
     expect(notes.up(severalMarks)).toMatch(/IF NOT \([\s\S]*\) THEN\n {4}RETURN false;\n {2}END IF;\n {2}RETURN \(COALESCE\(pg_catalog\.current_setting\('rowguard\.crm_guards_seen', true\), ''\)[^\n]*;\nEND/);
     // A true mark decides no row, and reads nothing more.
-    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN 'rg_plan_crm_is_i_am_admin' OPERATOR(pg_catalog.=) ANY (pg_catalog.current_schemas(false));`);
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass);`);
     const session = notes.up('function crm.set_session');
     expect(session).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::pg_catalog.text[])");
     // The sequence's value is recorded before plan_marks reads the guards.
