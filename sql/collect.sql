@@ -935,9 +935,9 @@ CREATE FUNCTION "collect"."plan_when_872e0dd82448"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -951,17 +951,17 @@ CREATE FUNCTION "collect"."plan_when_9934ef4c7866"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_when_9934ef4c7866"() FROM PUBLIC;
@@ -972,10 +972,10 @@ CREATE FUNCTION "collect"."plan_when_c1c1b07bf103"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -989,9 +989,9 @@ CREATE FUNCTION "collect"."plan_when_edafacf21a67"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1006,13 +1006,13 @@ COMMENT ON FUNCTION "collect"."plan_when_edafacf21a67"() IS 'Planner hint, folde
 CREATE SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me";
 GRANT USAGE ON SCHEMA "rg_plan_collect_few_debtor_client_ids_for_me" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me" IS 'Planner-hint marker: visible while rg_plan_collect_few_debtor_client_ids_for_me is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_few_debtor_client_ids_for_me is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_debtor_client_ids_for_me"."rg_plan_collect_few_debtor_client_ids_for_me"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() FROM PUBLIC;
@@ -1024,13 +1024,13 @@ COMMENT ON FUNCTION "collect"."plan_hint_debtor_client_ids_for_me"() IS 'Planner
 CREATE SCHEMA "rg_plan_collect_few_my_principal_ids";
 GRANT USAGE ON SCHEMA "rg_plan_collect_few_my_principal_ids" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids" IS 'Planner-hint marker: visible while rg_plan_collect_few_my_principal_ids is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_few_my_principal_ids is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_hint_my_principal_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_collect_few_my_principal_ids"."rg_plan_collect_few_my_principal_ids"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_hint_my_principal_ids"() FROM PUBLIC;
@@ -1042,13 +1042,13 @@ COMMENT ON FUNCTION "collect"."plan_hint_my_principal_ids"() IS 'Planner hint, f
 CREATE SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when";
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_client_account_ids_for_me_when" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when" IS 'Planner-hint marker: visible while rg_plan_collect_not_client_account_ids_for_me_when is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_not_client_account_ids_for_me_when is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_client_account_ids_for_me_when"."rg_plan_collect_not_client_account_ids_for_me_when"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1063,13 +1063,13 @@ COMMENT ON FUNCTION "collect"."plan_fold_client_account_ids_for_me_when"() IS 'P
 CREATE SCHEMA "rg_plan_collect_not_i_am_account_restricted";
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_am_account_restricted" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_am_account_restricted is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_not_i_am_account_restricted is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_fold_i_am_account_restricted"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_am_account_restricted"."rg_plan_collect_not_i_am_account_restricted"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1084,13 +1084,13 @@ COMMENT ON FUNCTION "collect"."plan_fold_i_am_account_restricted"() IS 'Planner 
 CREATE SCHEMA "rg_plan_collect_not_i_bypass_security";
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_bypass_security" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_bypass_security is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_not_i_bypass_security is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_fold_i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_bypass_security"."rg_plan_collect_not_i_bypass_security"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1105,13 +1105,13 @@ COMMENT ON FUNCTION "collect"."plan_fold_i_bypass_security"() IS 'Planner hint, 
 CREATE SCHEMA "rg_plan_collect_not_i_edit_every_client";
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_edit_every_client" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_edit_every_client is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_not_i_edit_every_client is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_fold_i_edit_every_client"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_edit_every_client"."rg_plan_collect_not_i_edit_every_client"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1126,13 +1126,13 @@ COMMENT ON FUNCTION "collect"."plan_fold_i_edit_every_client"() IS 'Planner hint
 CREATE SCHEMA "rg_plan_collect_not_i_see_open_accounts";
 GRANT USAGE ON SCHEMA "rg_plan_collect_not_i_see_open_accounts" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts" IS 'Planner-hint marker: visible while rg_plan_collect_not_i_see_open_accounts is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_not_i_see_open_accounts is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_fold_i_see_open_accounts"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_collect_not_i_see_open_accounts"."rg_plan_collect_not_i_see_open_accounts"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.collect_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"collect"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1147,13 +1147,13 @@ COMMENT ON FUNCTION "collect"."plan_fold_i_see_open_accounts"() IS 'Planner hint
 CREATE SCHEMA "rg_plan_collect_is_i_bypass_security";
 GRANT USAGE ON SCHEMA "rg_plan_collect_is_i_bypass_security" TO PUBLIC;
 CREATE VIEW "rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security" AS SELECT;
-COMMENT ON VIEW "rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security" IS 'Planner-hint marker: visible while rg_plan_collect_is_i_bypass_security is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security" IS 'Planner-hint marker, read by the collect.plan_* functions: visible while rg_plan_collect_is_i_bypass_security is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "collect"."plan_true_i_bypass_security"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_collect_is_i_bypass_security"."rg_plan_collect_is_i_bypass_security"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "collect"."plan_true_i_bypass_security"() FROM PUBLIC;

@@ -779,8 +779,8 @@ CREATE FUNCTION "policycenter"."plan_when_084eab8fa6aa"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -794,15 +794,15 @@ CREATE FUNCTION "policycenter"."plan_when_12360943bdcf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_12360943bdcf"() FROM PUBLIC;
@@ -813,15 +813,15 @@ CREATE FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_when_2b4aa1fcc315"() FROM PUBLIC;
@@ -832,8 +832,8 @@ CREATE FUNCTION "policycenter"."plan_when_3c3ccbce078b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -847,8 +847,8 @@ CREATE FUNCTION "policycenter"."plan_when_82cda0a888c9"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -863,13 +863,13 @@ COMMENT ON FUNCTION "policycenter"."plan_when_82cda0a888c9"() IS 'Planner hint, 
 CREATE SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_organization_ids_in_my_zones" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones" IS 'Planner-hint marker: visible while rg_plan_policycenter_few_organization_ids_in_my_zones is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_few_organization_ids_in_my_zones is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_organization_ids_in_my_zones"."rg_plan_policycenter_few_organization_ids_in_my_zones"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() FROM PUBLIC;
@@ -881,13 +881,13 @@ COMMENT ON FUNCTION "policycenter"."plan_hint_organization_ids_in_my_zones"() IS
 CREATE SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" IS 'Planner-hint marker: visible while rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"."rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organization"() FROM PUBLIC;
@@ -899,13 +899,13 @@ COMMENT ON FUNCTION "policycenter"."plan_hint_producer_code_ids_by_zone_or_organ
 CREATE SCHEMA "rg_plan_policycenter_not_i_am_external";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_am_external" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_am_external is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_not_i_am_external is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_am_external"."rg_plan_policycenter_not_i_am_external"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -920,13 +920,13 @@ COMMENT ON FUNCTION "policycenter"."plan_fold_i_am_external"() IS 'Planner hint,
 CREATE SCHEMA "rg_plan_policycenter_not_i_may_use_every_code";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_may_use_every_code" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_may_use_every_code is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_not_i_may_use_every_code is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_may_use_every_code"."rg_plan_policycenter_not_i_may_use_every_code"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -941,13 +941,13 @@ COMMENT ON FUNCTION "policycenter"."plan_fold_i_may_use_every_code"() IS 'Planne
 CREATE SCHEMA "rg_plan_policycenter_not_i_view_all";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_not_i_view_all" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all" IS 'Planner-hint marker: visible while rg_plan_policycenter_not_i_view_all is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_not_i_view_all is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_fold_i_view_all"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_not_i_view_all"."rg_plan_policycenter_not_i_view_all"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.policycenter_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -962,13 +962,13 @@ COMMENT ON FUNCTION "policycenter"."plan_fold_i_view_all"() IS 'Planner hint, fo
 CREATE SCHEMA "rg_plan_policycenter_is_i_view_all";
 GRANT USAGE ON SCHEMA "rg_plan_policycenter_is_i_view_all" TO PUBLIC;
 CREATE VIEW "rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all" AS SELECT;
-COMMENT ON VIEW "rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all" IS 'Planner-hint marker: visible while rg_plan_policycenter_is_i_view_all is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all" IS 'Planner-hint marker, read by the policycenter.plan_* functions: visible while rg_plan_policycenter_is_i_view_all is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "policycenter"."plan_true_i_view_all"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_policycenter_is_i_view_all"."rg_plan_policycenter_is_i_view_all"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "policycenter"."plan_true_i_view_all"() FROM PUBLIC;

@@ -988,9 +988,9 @@ CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1004,8 +1004,8 @@ CREATE FUNCTION "smartoffice"."plan_when_693522718f9f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1019,9 +1019,9 @@ CREATE FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1035,8 +1035,8 @@ CREATE FUNCTION "smartoffice"."plan_when_c748ee02f23f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1051,13 +1051,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, f
 CREATE SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_enterprise_office_ids" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_enterprise_office_ids is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_few_enterprise_office_ids is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() FROM PUBLIC;
@@ -1069,13 +1069,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() IS 'Planne
 CREATE SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_private_owner_ids_visible_to_me" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_private_owner_ids_visible_to_me is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_few_private_owner_ids_visible_to_me is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() FROM PUBLIC;
@@ -1087,13 +1087,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() 
 CREATE SCHEMA "rg_plan_smartoffice_few_users_i_administer";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_users_i_administer" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer" IS 'Planner-hint marker: visible while rg_plan_smartoffice_few_users_i_administer is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_few_users_i_administer is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_hint_users_i_administer"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_users_i_administer"."rg_plan_smartoffice_few_users_i_administer"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() FROM PUBLIC;
@@ -1105,13 +1105,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_hint_users_i_administer"() IS 'Planner h
 CREATE SCHEMA "rg_plan_smartoffice_not_i_am_admin";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_am_admin" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_i_am_admin is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_not_i_am_admin is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_am_admin"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_am_admin"."rg_plan_smartoffice_not_i_am_admin"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1126,13 +1126,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_fold_i_am_admin"() IS 'Planner hint, fol
 CREATE SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_i_have_enterprise_view" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_i_have_enterprise_view is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_not_i_have_enterprise_view is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1147,13 +1147,13 @@ COMMENT ON FUNCTION "smartoffice"."plan_fold_i_have_enterprise_view"() IS 'Plann
 CREATE SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_my_open_office_id_when" TO PUBLIC;
 CREATE VIEW "rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when" AS SELECT;
-COMMENT ON VIEW "rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when" IS 'Planner-hint marker: visible while rg_plan_smartoffice_not_my_open_office_id_when is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_not_my_open_office_id_when is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);

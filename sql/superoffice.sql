@@ -1265,15 +1265,15 @@ CREATE FUNCTION "superoffice"."plan_when_00859c9b1cbd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_00859c9b1cbd"() FROM PUBLIC;
@@ -1284,13 +1284,13 @@ CREATE FUNCTION "superoffice"."plan_when_10bf2e10fce2"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_10bf2e10fce2"() FROM PUBLIC;
@@ -1301,8 +1301,8 @@ CREATE FUNCTION "superoffice"."plan_when_1d40332b27be"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1316,8 +1316,8 @@ CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1331,15 +1331,15 @@ CREATE FUNCTION "superoffice"."plan_when_2ec31639ef86"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
@@ -1350,15 +1350,15 @@ CREATE FUNCTION "superoffice"."plan_when_4677e0ed7791"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
@@ -1369,8 +1369,8 @@ CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1384,8 +1384,8 @@ CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1399,15 +1399,15 @@ CREATE FUNCTION "superoffice"."plan_when_5866dc8b5b49"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
+  RETURN ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
@@ -1418,9 +1418,9 @@ CREATE FUNCTION "superoffice"."plan_when_58b5399dc7de"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1434,15 +1434,15 @@ CREATE FUNCTION "superoffice"."plan_when_6fa64f364573"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
@@ -1453,15 +1453,15 @@ CREATE FUNCTION "superoffice"."plan_when_76724387b3cf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
+  RETURN ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
@@ -1472,10 +1472,10 @@ CREATE FUNCTION "superoffice"."plan_when_7cd7d43179ba"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1489,8 +1489,8 @@ CREATE FUNCTION "superoffice"."plan_when_7fd1d758b516"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1504,8 +1504,8 @@ CREATE FUNCTION "superoffice"."plan_when_85f7b2bbad1b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1519,15 +1519,15 @@ CREATE FUNCTION "superoffice"."plan_when_8980ba682d02"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_8980ba682d02"() FROM PUBLIC;
@@ -1538,8 +1538,8 @@ CREATE FUNCTION "superoffice"."plan_when_918e1352bcdf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1553,9 +1553,9 @@ CREATE FUNCTION "superoffice"."plan_when_9bee69411970"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1569,8 +1569,8 @@ CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1584,8 +1584,8 @@ CREATE FUNCTION "superoffice"."plan_when_b8d07f00311f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1599,10 +1599,10 @@ CREATE FUNCTION "superoffice"."plan_when_bd1493da894c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass)
-    AND pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass)) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1616,13 +1616,13 @@ CREATE FUNCTION "superoffice"."plan_when_d2c3fe376550"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2c3fe376550"() FROM PUBLIC;
@@ -1633,15 +1633,15 @@ CREATE FUNCTION "superoffice"."plan_when_d2fb16c08889"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE));
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_d2fb16c08889"() FROM PUBLIC;
@@ -1652,8 +1652,8 @@ CREATE FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) OR pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass))) THEN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass) IS TRUE)
+    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1668,13 +1668,13 @@ COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, f
 CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids" IS 'Planner-hint marker: visible while rg_plan_superoffice_few_my_secondary_group_ids is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_few_my_secondary_group_ids is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() FROM PUBLIC;
@@ -1686,13 +1686,13 @@ COMMENT ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() IS 'Plann
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1707,13 +1707,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_own" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_own"."rg_plan_superoffice_not_company_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1728,13 +1728,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"()
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"."rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1749,13 +1749,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_primar
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1770,13 +1770,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_second
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1791,13 +1791,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_own" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_own"."rg_plan_superoffice_not_contact_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1812,13 +1812,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"()
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"."rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1833,13 +1833,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_primar
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1854,13 +1854,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_second
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_external";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_external" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_external is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_i_am_external is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_external"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1875,13 +1875,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_external"() IS 'Planner hint, 
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_staff";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_staff" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_staff is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_i_am_staff is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_staff"."rg_plan_superoffice_not_i_am_staff"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1896,13 +1896,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_staff"() IS 'Planner hint, fol
 CREATE SCHEMA "rg_plan_superoffice_not_i_am_system";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_i_am_system" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_i_am_system is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_i_am_system is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_i_am_system"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1917,13 +1917,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, fo
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1938,13 +1938,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_own" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_own"."rg_plan_superoffice_not_project_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1959,13 +1959,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"()
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"."rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -1980,13 +1980,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_primar
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2001,13 +2001,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_second
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2022,13 +2022,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_others"()
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_own is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own"."rg_plan_superoffice_not_sale_scopes_with_read_has_own"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2043,13 +2043,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"."rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2064,13 +2064,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_primary_g
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" IS 'Planner-hint marker: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
@@ -2085,13 +2085,13 @@ COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary
 CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_company_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_others"."rg_plan_superoffice_is_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() FROM PUBLIC;
@@ -2103,13 +2103,13 @@ COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_contact_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_others"."rg_plan_superoffice_is_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() FROM PUBLIC;
@@ -2121,13 +2121,13 @@ COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_is_i_am_staff";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_staff" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_i_am_staff is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_i_am_staff is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_staff"."rg_plan_superoffice_is_i_am_staff"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_staff"() FROM PUBLIC;
@@ -2139,13 +2139,13 @@ COMMENT ON FUNCTION "superoffice"."plan_true_i_am_staff"() IS 'Planner hint, fol
 CREATE SCHEMA "rg_plan_superoffice_is_i_am_system";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_i_am_system" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_i_am_system is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_i_am_system is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_i_am_system"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_i_am_system"."rg_plan_superoffice_is_i_am_system"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_system"() FROM PUBLIC;
@@ -2157,13 +2157,13 @@ COMMENT ON FUNCTION "superoffice"."plan_true_i_am_system"() IS 'Planner hint, fo
 CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_project_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_others"."rg_plan_superoffice_is_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() FROM PUBLIC;
@@ -2175,13 +2175,13 @@ COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others
 CREATE SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_others" TO PUBLIC;
 CREATE VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others" IS 'Planner-hint marker: visible while rg_plan_superoffice_is_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing.';
+COMMENT ON VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_sale_scopes_with_read_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
 CREATE FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_others"."rg_plan_superoffice_is_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() FROM PUBLIC;

@@ -40,9 +40,9 @@
 // - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
 //   statement is planned for the marks of the user acting now, never kept from its first user
 //   (a connection that alternates users of different classes re-plans at each change).
-// - Every role may use the mark schemas (USAGE to PUBLIC; they hold a view of no columns that
-//   grants nothing): PostgreSQL leaves a schema the role may not use out of the path it compares to
-//   re-plan, and out of the path in which the marks are looked for, which must be the same path.
+// - Every role may use the mark schemas (USAGE to PUBLIC; each holds a view of no columns that
+//   grants nothing): a mark function finds its marker view by name, which needs USAGE for whoever
+//   plans the statement (see markHeld).
 //
 // Not while a read policy on the same table keeps an "every row when" arm: its range on the key
 // (NULL unless the condition holds) is estimated as 0.5% of the table whoever acts, and
@@ -94,7 +94,8 @@
 //   are monotone; permissive policies are ORed, restrictive ones ANDed, for reading and writing
 //   alike): with a correct mark every statement returns, changes and admits exactly the same rows.
 // - A wrong mark can only hide rows. Whoever adds the schema to their own search_path loses rows
-//   and gains none; a role that cannot use the schema, or a path without it, keeps the arm.
+//   and gains none; a path without it, or with a relation of its marker's name earlier in the
+//   path, keeps the arm.
 // - The fact is read when set_session runs. A user who loses it loses the rows at once: without
 //   the mark the arm is computed in each statement, as before. One who gains it later in the
 //   transaction gains them in the next statement too: a write to a table a guard reads bumps a
@@ -908,11 +909,10 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           `-- set_session puts it in the search_path when ${m.says}.`,
           '-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.',
           `CREATE SCHEMA ${ident(m.schema)};`,
-          // Every role: the search_path PostgreSQL compares to re-plan a cached statement holds only
-          // schemas the role may use, and so must the marks its plans were made with.
+          // Every role that plans a statement on the model's tables resolves the marker's name.
           `GRANT USAGE ON SCHEMA ${ident(m.schema)} TO PUBLIC;`,
           `CREATE VIEW ${markerView(m.schema)} AS SELECT;`,
-          `COMMENT ON VIEW ${markerView(m.schema)} IS ${literal(`Planner-hint marker: visible while ${m.schema} is in the search_path. Grants nothing and reads nothing.`)};`,
+          `COMMENT ON VIEW ${markerView(m.schema)} IS ${literal(`Planner-hint marker, read by the ${model.schema}.plan_* functions: visible while ${m.schema} is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model's tables would fail to plan.`)};`,
         ].join('\n'),
         `DROP VIEW ${markerView(m.schema)};\nDROP SCHEMA ${ident(m.schema)};`,
       ),
@@ -939,14 +939,19 @@ function markerView(schema: string): string {
 
 /**
  * Whether a mark schema is in the search_path, as SQL: whether its marker view is visible there.
- * PostgreSQL answers from the path it keeps resolved (the schemas the role may use, as it compares
- * them to re-plan a cached statement), where current_schemas(false) built an array of the path's
- * names on every call: ~0.8 µs instead of ~4.6 while planning. A relation of the same name earlier
- * in the path hides the mark, which only leaves an arm in. The regclass constant is resolved once
- * per session, and PostgreSQL re-plans the function's expression if the view is dropped.
+ * PostgreSQL answers from the path it keeps resolved (the schemas that exist and the role may use:
+ * the list it compares to re-plan a cached statement), where current_schemas(false) built an
+ * array of that path's names on every call: ~0.8 µs instead of ~4.6 while planning.
+ * - A relation of the same name earlier in the path hides the mark, which only leaves an arm in.
+ * - The regclass constant is resolved when PL/pgSQL plans the expression (again after each change
+ *   of the search_path), which needs USAGE on the schema: hence USAGE to PUBLIC, so that whoever
+ *   plans a statement on the model's tables can resolve it. A dropped view or schema, or a revoked
+ *   grant, makes that planning fail with PostgreSQL's error rather than go unhinted.
+ * - IS TRUE: PostgreSQL answers NULL for a relation dropped since the constant was resolved, and a
+ *   NULL must read as no mark (for a not-true mark, NULL would drop the arm).
  */
 function markHeld(schema: string): string {
-  return `pg_catalog.pg_table_is_visible(${literal(markerView(schema))}::pg_catalog.regclass)`;
+  return `(pg_catalog.pg_table_is_visible(${literal(markerView(schema))}::pg_catalog.regclass) IS TRUE)`;
 }
 
 /**

@@ -29,7 +29,7 @@ function marksTest(c: ReturnType<typeof compile>, groups: string[][]): string {
   const checks = (id: string) =>
     (/IF NOT \(([\s\S]*?)\) THEN\n {4}RETURN false;/.exec(c.up(id)) ?? /RETURN ([\s\S]*?);\nEND/.exec(c.up(id)))![1]!
       .split(/\n\s+AND /)
-      .map((g) => [...g.matchAll(/pg_catalog\.pg_table_is_visible\('"([^"]+)"\."\1"'::pg_catalog\.regclass\)/g)].map((m) => m[1]!));
+      .map((g) => [...g.matchAll(/\(pg_catalog\.pg_table_is_visible\('"([^"]+)"\."\1"'::pg_catalog\.regclass\) IS TRUE\)/g)].map((m) => m[1]!));
   const found = c.ids.filter((id) => id.startsWith('function crm.plan_when_') && key(checks(id)) === key(groups.map((g) => g.map(schema))));
   expect(found, key(groups)).toHaveLength(1);
   return `NOT "crm"."${found[0]!.slice('function crm.'.length)}"()`;
@@ -104,7 +104,7 @@ describe('planner hints', () => {
     // PARALLEL SAFE: it reads the search_path, which parallel workers share.
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$');
     expect(hint).not.toContain('SET search_path');
-    expect(hint).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids"'::pg_catalog.regclass);`);
+    expect(hint).toContain(`RETURN (pg_catalog.pg_table_is_visible('"rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids"'::pg_catalog.regclass) IS TRUE);`);
   });
 
   it('set_session marks the small facts in a transaction-local search_path, replacing its own earlier marks, and pins no search_path itself', () => {
@@ -142,7 +142,7 @@ describe('planner hints', () => {
         `      AND (${test} OR ("notes"."team_id" >= `,
       ].join('\n'),
     );
-    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass);`);
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN (pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass) IS TRUE);`);
     const when = notes.up(`function ${test.slice(4, -2).replaceAll('"', '')}`);
     expect(when).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$\nBEGIN\n');
     expect(when).not.toContain('current_schemas');
@@ -156,7 +156,7 @@ describe('planner hints', () => {
     const unchanged = `(COALESCE(pg_catalog.current_setting('rowguard.crm_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"crm"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text)`;
     expect(notes.up('function crm.plan_fold_i_am_admin')).toContain(
       [
-        `  IF NOT pg_catalog.pg_table_is_visible('"rg_plan_crm_not_i_am_admin"."rg_plan_crm_not_i_am_admin"'::pg_catalog.regclass) THEN`,
+        `  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_crm_not_i_am_admin"."rg_plan_crm_not_i_am_admin"'::pg_catalog.regclass) IS TRUE) THEN`,
         '    RETURN false;',
         '  END IF;',
         `  RETURN ${unchanged};`,
@@ -169,7 +169,7 @@ describe('planner hints', () => {
     expect(notes.up(severalMarks)).toContain(['  END IF;', `  RETURN ${unchanged};`, 'END'].join('\n'));
     expect(notes.up(severalMarks)).toMatch(/IF NOT \([\s\S]*\) THEN\n {4}RETURN false;\n {2}END IF;\n {2}RETURN \(COALESCE\(pg_catalog\.current_setting\('rowguard\.crm_guards_seen', true\), ''\)[^\n]*;\nEND/);
     // A true mark decides no row, and reads nothing more.
-    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass);`);
+    expect(notes.up('function crm.plan_true_i_am_admin')).toContain(`RETURN (pg_catalog.pg_table_is_visible('"rg_plan_crm_is_i_am_admin"."rg_plan_crm_is_i_am_admin"'::pg_catalog.regclass) IS TRUE);`);
     const session = notes.up('function crm.set_session');
     expect(session).toContain("ALL (ARRAY['rg_plan_crm_few_my_team_ids', 'rg_plan_crm_not_i_am_admin', 'rg_plan_crm_is_i_am_admin']::pg_catalog.text[])");
     // The sequence's value is recorded before plan_marks reads the guards.
