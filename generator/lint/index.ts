@@ -257,6 +257,46 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
       fix: `CREATE INDEX ON ${qualified(schema, table)} (${ident(column)});`,
     });
   }
+
+  // 8. rowguard's planner-hint marks: each mark function resolves its marker view's name
+  // (generator/emit/hints.ts, markHeld) whoever plans a statement on the tables whose policies
+  // call it, so a dropped view or schema, or a revoked USAGE, makes those statements fail to plan.
+  const markFunctions = await sql<{ schema: string; name: string; body: string }[]>`
+    SELECT n.nspname AS schema, p.proname AS name, p.prosrc AS body
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.proname ~ '^plan_(hint|fold|true|when)_' AND p.prosrc LIKE '%pg_table_is_visible(%' AND ${sql.unsafe(SYSTEM_SCHEMAS)}
+    ORDER BY 1, 2`;
+  const readers = new Map<string, string[]>();
+  for (const f of markFunctions) {
+    if (!inScope(f.schema)) continue;
+    for (const m of f.body.matchAll(/pg_table_is_visible\('"((?:[^"]|"")+)"\."\1"'::pg_catalog\.regclass\)/g)) {
+      const mark = m[1]!.replaceAll('""', '"');
+      readers.set(mark, [...(readers.get(mark) ?? []), `${f.schema}.${f.name}()`]);
+    }
+  }
+  const marks = [...readers.keys()].sort();
+  const states = await sql<{ mark: string; schema: boolean; view: boolean; usage: boolean }[]>`
+    SELECT m.mark,
+           EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = m.mark) AS schema,
+           EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = m.mark AND c.relname = m.mark) AS view,
+           EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = m.mark AND a.grantee = 0 AND a.privilege_type = 'USAGE') AS usage
+    FROM unnest(${marks}::text[]) AS m(mark) ORDER BY 1`;
+  for (const m of states) {
+    if (m.view && m.usage) continue;
+    const fns = [...new Set(readers.get(m.mark))].sort();
+    const what = !m.schema ? 'is missing' : !m.view ? 'has lost its marker view' : 'does not grant USAGE to PUBLIC';
+    add({
+      code: 'hint-marker-broken',
+      severity: 'error',
+      object: `schema ${m.mark}`,
+      message: `${what}: ${fns.join(', ')} resolve${fns.length === 1 ? 's' : ''} the view ${m.mark}.${m.mark} while PostgreSQL plans, so every statement on a table whose policies call ${fns.length === 1 ? 'it' : 'them'} fails to plan`,
+      fix: [
+        ...(m.schema ? [] : [`CREATE SCHEMA ${ident(m.mark)};`]),
+        ...(m.usage ? [] : [`GRANT USAGE ON SCHEMA ${ident(m.mark)} TO PUBLIC;`]),
+        ...(m.view ? [] : [`CREATE VIEW ${qualified(m.mark, m.mark)} AS SELECT;`]),
+      ].join(' '),
+    });
+  }
   return findings;
 }
 

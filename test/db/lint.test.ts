@@ -135,4 +135,24 @@ describe('rowguard lint', () => {
       project.remove();
     }
   });
+
+  it('a planner-hint mark whose marker view or grant is gone: statements on its tables fail to plan, lint says which, and its fix restores them', async () => {
+    const admin = db.current.admin;
+    const [view, grant] = ['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_not_i_have_enterprise_view'];
+    const count = () => db.current.as('smartoffice', null, (tx) => tx.unsafe('SELECT count(*)::int AS n FROM smartoffice.contacts'));
+    const before = await count();
+    await admin.unsafe(`DROP VIEW "${view}"."${view}"; REVOKE USAGE ON SCHEMA "${grant}" FROM PUBLIC`);
+    await expect(count()).rejects.toThrow(/does not exist|permission denied for schema/);
+    const findings = (await lint()).filter((f) => f.code === 'hint-marker-broken');
+    expect(findings.map((f) => [f.object, f.severity])).toEqual([
+      [`schema ${view}`, 'error'],
+      [`schema ${grant}`, 'error'],
+    ]);
+    expect(findings[0]!.message).toContain('has lost its marker view: smartoffice.plan_hint_enterprise_office_ids()');
+    expect(findings[0]!.fix).toBe(`CREATE VIEW "${view}"."${view}" AS SELECT;`);
+    expect(findings[1]!.fix).toBe(`GRANT USAGE ON SCHEMA "${grant}" TO PUBLIC;`);
+    for (const f of findings) await admin.unsafe(f.fix);
+    expect(await count()).toEqual(before);
+    expect(await lint()).toEqual([]);
+  });
 });
