@@ -954,6 +954,12 @@ function markHeld(schema: string): string {
   return `(pg_catalog.pg_table_is_visible(${literal(markerView(schema))}::pg_catalog.regclass) IS TRUE)`;
 }
 
+/** The mark schemas a mark function's body looks for (markHeld, read back: `rowguard lint`). */
+export function marksHeldIn(body: string): string[] {
+  const unquote = (s: string) => s.replaceAll("''", "'").replaceAll('""', '"');
+  return [...body.matchAll(/pg_catalog\.pg_table_is_visible\('"((?:[^"]|"")+)"\."\1"'::pg_catalog\.regclass\) IS TRUE\)/g)].map((m) => unquote(m[1]!));
+}
+
 /**
  * The statements of a mark function that decide its value when `test` (its marks, as they read
  * with every mark there) holds a not-true mark, which counts only while the guards' counter is
@@ -977,7 +983,7 @@ function liveMarksTest(schema: string, test: string, withoutNotTrue: string | un
 function guardsChangedStatements(model: ModelNode, tables: readonly string[]): Statement[] {
   const sequence = qualified(model.schema, GUARDS_CHANGED);
   // setval is written to the WAL at every call (nextval logs 32 values ahead): a standby follows.
-  const bump = `  PERFORM pg_catalog.setval(${sequenceOid(model.schema)}, pg_catalog.nextval(${sequenceOid(model.schema)}));`;
+  const bumpBody = ['BEGIN', `  PERFORM pg_catalog.setval(${sequenceOid(model.schema)}, pg_catalog.nextval(${sequenceOid(model.schema)}));`, '  RETURN NULL;', 'END'].join('\n');
   return [
     statement(
       `sequence ${model.schema}.${GUARDS_CHANGED}`,
@@ -1003,7 +1009,7 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       securityDefiner: true,
       grantTo: [],
       comment: 'Statement trigger on the tables the planner hints\' guards read: a write there retires the not-true marks of every open transaction (they count again from its next set_session).',
-      body: ['BEGIN', bump, '  RETURN NULL;', 'END'].join('\n'),
+      body: bumpBody,
     }),
     createFunction({
       schema: model.schema,
@@ -1020,7 +1026,7 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       body: [
         'BEGIN',
         `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN`,
-        `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(model)}, ', '), true);`,
+        `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(markHints(model))}, ', '), true);`,
         '  END IF;',
         '  RETURN NULL;',
         'END',
@@ -1035,7 +1041,7 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       securityDefiner: true,
       grantTo: [],
       comment: `Deferred to the commit of a write to a table the planner hints' guards read: bumps ${model.schema}.${GUARDS_CHANGED} again, so that a set_session that read the sequence after the write but computed its marks before the commit does not keep them.`,
-      body: ['BEGIN', bump, '  RETURN NULL;', 'END'].join('\n'),
+      body: bumpBody,
     }),
     ...tables.flatMap((table) => [
       ...[GUARDS_CHANGED, GUARDS_UNMARK].map((name) =>
@@ -1127,15 +1133,13 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
 }
 
 /**
- * The search_path without this model's marks, as SQL: its entries, split at commas and joined
+ * The search_path without these marks (a model's), as SQL: its entries, split at commas and joined
  * again as they were, but for our marks (bare or quoted, with any white space around). Not a
  * regular expression: one with the marks' alternation and a lookahead took 0.4-1 ms once the path
  * held marks (a second set_session in a transaction). The escapes are E'' so that no string
- * setting changes them. Undefined for a model without marks.
+ * setting changes them.
  */
-function pathWithoutMarks(model: ModelNode): string | undefined {
-  const hints = markHints(model);
-  if (hints.length === 0) return undefined;
+function pathWithoutMarks(hints: readonly { readonly schema: string }[]): string {
   const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::pg_catalog.text[]`;
   return [
     `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
@@ -1149,9 +1153,10 @@ function pathWithoutMarks(model: ModelNode): string | undefined {
  * is small, or not true, for the user just set. Transaction-local, like the identity.
  */
 export function hintSearchPathSql(model: ModelNode): string[] {
-  const [first] = markHints(model);
-  const split = pathWithoutMarks(model);
-  if (first === undefined || split === undefined) return [];
+  const hints = markHints(model);
+  const [first] = hints;
+  if (first === undefined) return [];
+  const split = pathWithoutMarks(hints);
   // The trim drops the separator left before a mark that came first, or before no mark at all.
   const setPath = (kept: string) => [
     `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC`,

@@ -1,6 +1,7 @@
 // `rowguard lint`: inspects a live database for the ways row-level security silently fails to
 // protect (or to perform), whoever created the objects. Read-only: catalog queries only.
 import type { Sql } from 'postgres';
+import { marksHeldIn } from '../emit/hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { ident, qualified } from '../sql/print.ts';
 import { functionCalls, matchedColumns } from './predicates.ts';
@@ -269,10 +270,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   const readers = new Map<string, string[]>();
   for (const f of markFunctions) {
     if (!inScope(f.schema)) continue;
-    for (const m of f.body.matchAll(/pg_table_is_visible\('"((?:[^"]|"")+)"\."\1"'::pg_catalog\.regclass\)/g)) {
-      const mark = m[1]!.replaceAll('""', '"');
-      readers.set(mark, [...(readers.get(mark) ?? []), `${f.schema}.${f.name}()`]);
-    }
+    for (const mark of marksHeldIn(f.body)) readers.set(mark, [...(readers.get(mark) ?? []), `${f.schema}.${f.name}()`]);
   }
   const marks = [...readers.keys()].sort();
   const states = await sql<{ mark: string; schema: boolean; view: boolean; usage: boolean }[]>`

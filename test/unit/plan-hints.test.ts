@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { and, arrayOf, defineModel, lit, not, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
-import { planHints } from '../../generator/emit/hints.ts';
+import { marksHeldIn, planHints } from '../../generator/emit/hints.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
 type Builder = Parameters<Parameters<typeof defineModel>[1]>[0];
@@ -104,6 +104,8 @@ describe('planner hints', () => {
     // PARALLEL SAFE: it reads the search_path, which parallel workers share.
     expect(hint).toContain('LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE\nAS $rg$');
     expect(hint).not.toContain('SET search_path');
+    // What lint reads back from a mark function's body (hint-marker-broken).
+    expect(marksHeldIn(hint)).toEqual(['rg_plan_crm_few_team_user_ids']);
     expect(hint).toContain(`RETURN (pg_catalog.pg_table_is_visible('"rg_plan_crm_few_team_user_ids"."rg_plan_crm_few_team_user_ids"'::pg_catalog.regclass) IS TRUE);`);
   });
 
