@@ -105,14 +105,12 @@ export function sessionSection(model: ModelNode): Section {
       // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
-      '  k record;',
       'BEGIN',
       '  -- A value set with set_config() by anything but set_session carries no valid signature,',
       '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
       '  -- a second function call: every fact of every statement reads the identity.)',
       '  IF claimed IS NOT NULL THEN',
-      `    SELECT s.${ident('key')} INTO k FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS s;`,
-      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
+      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql(literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
       '    END IF;',
       '  END IF;',

@@ -13,14 +13,16 @@ export const DEFINER_ROLE = 'rowguard_definer';
 
 export const CORE_SCHEMA = 'rowguard';
 
+/** The signing key, as definer code reads it: rowguard.signing_key(), which PostgreSQL folds while it plans (see there). */
+const SIGNING_KEY = `${ident(CORE_SCHEMA)}.${ident('signing_key')}()`;
+
 /**
- * The identity signature over a row `key` of rowguard.session_key: bound to the model, this backend
- * and this transaction. session_token and each model's current_user_id print it from here;
- * `indent` starts its second line.
+ * The identity signature: bound to the model, this backend and this transaction. session_token
+ * and each model's current_user_id print it from here; `indent` starts its second line.
  */
-export function sessionTokenSql(key: string, model: string, claimed: string, indent: string): string {
+export function sessionTokenSql(model: string, claimed: string, indent: string): string {
   return [
-    `encode(sha256(${key}.${ident('key')} || convert_to(`,
+    `encode(sha256(${SIGNING_KEY} || convert_to(`,
     `${indent}${model} || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
   ].join('\n');
 }
@@ -82,6 +84,44 @@ export function coreSections(): Section[] {
       `DROP TABLE ${ident(CORE_SCHEMA)}.${ident('session_key')};`,
     ),
     statement(
+      `function ${CORE_SCHEMA}.signing_key`,
+      [
+        `-- The key as one call PostgreSQL folds while it plans (IMMUTABLE): a model's current_user_id,`,
+        `-- which every fact calls, keeps it as a constant in its cached plan instead of reading the`,
+        `-- table each time (about 20 µs of every fact call). The trigger below keeps that true when`,
+        `-- the key changes. Only rowguard_definer may call it.`,
+        `CREATE FUNCTION ${SIGNING_KEY} RETURNS bytea`,
+        '  LANGUAGE sql IMMUTABLE',
+        '  SET search_path = pg_catalog, pg_temp',
+        `AS ${dollarQuote(`  SELECT k.${ident('key')} FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS k`)};`,
+        `ALTER FUNCTION ${SIGNING_KEY} OWNER TO ${ident(DEFINER_ROLE)};`,
+        `REVOKE ALL ON FUNCTION ${SIGNING_KEY} FROM PUBLIC;`,
+      ].join('\n'),
+      `DROP FUNCTION ${SIGNING_KEY};`,
+    ),
+    statement(
+      `function ${CORE_SCHEMA}.session_key_changed`,
+      [
+        `-- A change to the key rewrites signing_key's catalog row, which makes every backend plan again`,
+        `-- what folded the old key: a signature made with it stops counting at once, on pooled`,
+        `-- connections too.`,
+        `CREATE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() RETURNS trigger`,
+        '  LANGUAGE plpgsql VOLATILE SECURITY DEFINER',
+        '  SET search_path = pg_catalog, pg_temp',
+        `AS ${dollarQuote(['BEGIN', `  ALTER FUNCTION ${SIGNING_KEY} IMMUTABLE;`, '  RETURN NULL;', 'END'].join('\n'))};`,
+        `ALTER FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() OWNER TO ${ident(DEFINER_ROLE)};`,
+        `REVOKE ALL ON FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() FROM PUBLIC;`,
+        `CREATE TRIGGER ${ident('session_key_changed')} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${ident(CORE_SCHEMA)}.${ident('session_key')}`,
+        `  FOR EACH STATEMENT EXECUTE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}();`,
+        `-- In session_replication_role = replica too (logical replication, some restores).`,
+        `ALTER TABLE ${ident(CORE_SCHEMA)}.${ident('session_key')} ENABLE ALWAYS TRIGGER ${ident('session_key_changed')};`,
+      ].join('\n'),
+      [
+        `DROP TRIGGER ${ident('session_key_changed')} ON ${ident(CORE_SCHEMA)}.${ident('session_key')};`,
+        `DROP FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}();`,
+      ].join('\n'),
+    ),
+    statement(
       `function ${CORE_SCHEMA}.session_token`,
       [
         `-- The signature binds the identity to this backend and this transaction, so it cannot be`,
@@ -89,9 +129,7 @@ export function coreSections(): Section[] {
         `CREATE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(model text, claimed text) RETURNS text`,
         '  LANGUAGE sql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
-        `AS ${dollarQuote(
-          [`  SELECT ${sessionTokenSql('k', 'model', 'claimed', '    ')}`, `  FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS k`].join('\n'),
-        )};`,
+        `AS ${dollarQuote(`  SELECT ${sessionTokenSql('model', 'claimed', '    ')}`)};`,
         `ALTER FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) OWNER TO ${ident(DEFINER_ROLE)};`,
         `REVOKE ALL ON FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) FROM PUBLIC;`,
       ].join('\n'),

@@ -90,6 +90,51 @@ for (const model of models) {
       }
     });
 
+    it('a new signing key retires signatures made with the old one at once, on a connection that already verified one', async () => {
+      // current_user_id keeps the key folded into its cached plan (rowguard.signing_key); a change
+      // to rowguard.session_key must make every backend read it again.
+      const conn = await db.current.admin.reserve();
+      /** In a new transaction on conn: signs the persona with `key`, as set_session would, and asks who is acting. */
+      const actingWith = async (key: Buffer): Promise<string | null> => {
+        await conn.unsafe('BEGIN');
+        await conn.unsafe(
+          `SELECT set_config($1, $2, true), set_config($3, encode(sha256($4::bytea || convert_to($5 || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || $2, 'UTF8')), 'hex'), true)`,
+          [setting, String(persona), `rowguard.${model.schema}_token`, key, model.schema],
+        );
+        await conn.unsafe('SET LOCAL ROLE app_user');
+        const [row] = await conn.unsafe(whoAmI);
+        await conn.unsafe('ROLLBACK');
+        return row!.id as string | null;
+      };
+      try {
+        const [{ key: old }] = (await db.current.admin.unsafe('SELECT key FROM rowguard.session_key')) as unknown as [{ key: Buffer }];
+        // Signed with the real key, by hand: it counts (so the refusal below is the key's doing).
+        expect(await actingWith(old)).toBe(String(persona));
+        expect(await actingWith(old), 'again, from the cached plan').toBe(String(persona));
+        await db.current.admin.unsafe('UPDATE rowguard.session_key SET key = $1', [randomBytes(32)]);
+        expect(await actingWith(old), 'the old key, after the change').toBeNull();
+        await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        expect((await conn.unsafe(whoAmI))[0]!.id, 'set_session signs with the new key').toBe(String(persona));
+        await conn.unsafe('ROLLBACK');
+        // No key: nobody is acting. The first key back: its signatures count again.
+        await db.current.admin.unsafe('DELETE FROM rowguard.session_key');
+        expect(await actingWith(old)).toBeNull();
+        await db.current.admin.unsafe('INSERT INTO rowguard.session_key (key) VALUES ($1)', [old]);
+        expect(await actingWith(old), 'the first key back').toBe(String(persona));
+        // As logical replication writes it (replica mode fires only ALWAYS triggers).
+        await db.current.admin.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL session_replication_role = replica');
+          await tx.unsafe('UPDATE rowguard.session_key SET key = $1', [randomBytes(32)]);
+        });
+        expect(await actingWith(old), 'after a write in replica mode').toBeNull();
+        await db.current.admin.unsafe('UPDATE rowguard.session_key SET key = $1', [old]);
+      } finally {
+        await conn.unsafe('ROLLBACK').catch(() => {});
+        conn.release();
+      }
+    });
+
     it('a prepared statement, generic plan or not, answers for the identity of each execution', async () => {
       const personas = personasOf(model.schema);
       // The sample's main table: its personas see different rows by construction.
