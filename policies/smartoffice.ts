@@ -103,9 +103,12 @@ export default defineModel(
       union(array([me]), arrayOf(m.from(proxies, (p) => ({ where: p.proxy_id.eq(me), select: p.agent_id })))),
       { description: 'Me and every agent I am a proxy for.' },
     );
+    // Read only through `in` (= any), which ignores a contact assigned to me and to my agent
+    // twice: no DISTINCT (its hash aggregate was 0.1 ms of every call, 191 rows for the bench's agent).
     const assignedToMe = m.fact(
       'contacts_assigned_to_me_or_my_agents',
-      arrayOf(m.from(contactAssignments, (a) => ({ where: a.user_id.in(actingFor), select: a.contact_id, distinct: true }))),
+      arrayOf(m.from(contactAssignments, (a) => ({ where: a.user_id.in(actingFor), select: a.contact_id }))),
+      { description: 'Contacts assigned to me or to an agent I am a proxy for (an id may appear twice).' },
     );
     // Rule 2's "my office and assigned to me or my agents" as one set of contact ids, for reading.
     // As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index on

@@ -689,12 +689,13 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[]));
+  RETURN ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() IS 'Contacts assigned to me or to an agent I am a proxy for (an id may appear twice).';
 
 CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
