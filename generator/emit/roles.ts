@@ -1,6 +1,6 @@
 // Cluster-wide roles and the rowguard schema shared by every model. Roles are global to the
 // cluster, so they are created idempotently and dropped only when nothing else uses them.
-import { dollarQuote, ident, literal } from '../sql/print.ts';
+import { dollarQuote, ident, literal, qualified } from '../sql/print.ts';
 import { statement, type Section } from './statement.ts';
 
 /** What applications use (SET ROLE app_user): NOLOGIN, no BYPASSRLS, owns nothing. */
@@ -13,8 +13,11 @@ export const DEFINER_ROLE = 'rowguard_definer';
 
 export const CORE_SCHEMA = 'rowguard';
 
+const KEY_TABLE = qualified(CORE_SCHEMA, 'session_key');
 /** The signing key, as definer code reads it: rowguard.signing_key(), which PostgreSQL folds while it plans (see there). */
-const SIGNING_KEY = `${ident(CORE_SCHEMA)}.${ident('signing_key')}()`;
+const SIGNING_KEY = `${qualified(CORE_SCHEMA, 'signing_key')}()`;
+const KEY_CHANGED = qualified(CORE_SCHEMA, 'session_key_changed');
+const SESSION_TOKEN = qualified(CORE_SCHEMA, 'session_token');
 
 /**
  * The identity signature: bound to the model, this backend and this transaction. session_token
@@ -72,16 +75,16 @@ export function coreSections(): Section[] {
       [
         `-- A per-database secret. set_session signs the identity it sets with it, so a role that`,
         `-- calls set_config() itself cannot claim an identity: unsigned settings count as no identity.`,
-        `CREATE TABLE ${ident(CORE_SCHEMA)}.${ident('session_key')} (`,
+        `CREATE TABLE ${KEY_TABLE} (`,
         `  ${ident('key')} bytea NOT NULL,`,
         `  ${ident('singleton')} boolean PRIMARY KEY DEFAULT true CHECK (${ident('singleton')})`,
         ');',
-        `INSERT INTO ${ident(CORE_SCHEMA)}.${ident('session_key')} (${ident('key')})`,
+        `INSERT INTO ${KEY_TABLE} (${ident('key')})`,
         `  SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');`,
-        `REVOKE ALL ON ${ident(CORE_SCHEMA)}.${ident('session_key')} FROM PUBLIC;`,
-        `GRANT SELECT ON ${ident(CORE_SCHEMA)}.${ident('session_key')} TO ${ident(DEFINER_ROLE)};`,
+        `REVOKE ALL ON ${KEY_TABLE} FROM PUBLIC;`,
+        `GRANT SELECT ON ${KEY_TABLE} TO ${ident(DEFINER_ROLE)};`,
       ].join('\n'),
-      `DROP TABLE ${ident(CORE_SCHEMA)}.${ident('session_key')};`,
+      `DROP TABLE ${KEY_TABLE};`,
     ),
     statement(
       `function ${CORE_SCHEMA}.signing_key`,
@@ -93,7 +96,7 @@ export function coreSections(): Section[] {
         `CREATE FUNCTION ${SIGNING_KEY} RETURNS bytea`,
         '  LANGUAGE sql IMMUTABLE',
         '  SET search_path = pg_catalog, pg_temp',
-        `AS ${dollarQuote(`  SELECT k.${ident('key')} FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS k`)};`,
+        `AS ${dollarQuote(`  SELECT k.${ident('key')} FROM ${KEY_TABLE} AS k`)};`,
         `ALTER FUNCTION ${SIGNING_KEY} OWNER TO ${ident(DEFINER_ROLE)};`,
         `REVOKE ALL ON FUNCTION ${SIGNING_KEY} FROM PUBLIC;`,
       ].join('\n'),
@@ -105,20 +108,20 @@ export function coreSections(): Section[] {
         `-- A change to the key rewrites signing_key's catalog row, which makes every backend plan again`,
         `-- what folded the old key: a signature made with it stops counting at once, on pooled`,
         `-- connections too.`,
-        `CREATE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() RETURNS trigger`,
+        `CREATE FUNCTION ${KEY_CHANGED}() RETURNS trigger`,
         '  LANGUAGE plpgsql VOLATILE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
         `AS ${dollarQuote(['BEGIN', `  ALTER FUNCTION ${SIGNING_KEY} IMMUTABLE;`, '  RETURN NULL;', 'END'].join('\n'))};`,
-        `ALTER FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() OWNER TO ${ident(DEFINER_ROLE)};`,
-        `REVOKE ALL ON FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}() FROM PUBLIC;`,
-        `CREATE TRIGGER ${ident('session_key_changed')} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${ident(CORE_SCHEMA)}.${ident('session_key')}`,
-        `  FOR EACH STATEMENT EXECUTE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}();`,
+        `ALTER FUNCTION ${KEY_CHANGED}() OWNER TO ${ident(DEFINER_ROLE)};`,
+        `REVOKE ALL ON FUNCTION ${KEY_CHANGED}() FROM PUBLIC;`,
+        `CREATE TRIGGER ${ident('session_key_changed')} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${KEY_TABLE}`,
+        `  FOR EACH STATEMENT EXECUTE FUNCTION ${KEY_CHANGED}();`,
         `-- In session_replication_role = replica too (logical replication, some restores).`,
-        `ALTER TABLE ${ident(CORE_SCHEMA)}.${ident('session_key')} ENABLE ALWAYS TRIGGER ${ident('session_key_changed')};`,
+        `ALTER TABLE ${KEY_TABLE} ENABLE ALWAYS TRIGGER ${ident('session_key_changed')};`,
       ].join('\n'),
       [
-        `DROP TRIGGER ${ident('session_key_changed')} ON ${ident(CORE_SCHEMA)}.${ident('session_key')};`,
-        `DROP FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_key_changed')}();`,
+        `DROP TRIGGER ${ident('session_key_changed')} ON ${KEY_TABLE};`,
+        `DROP FUNCTION ${KEY_CHANGED}();`,
       ].join('\n'),
     ),
     statement(
@@ -126,14 +129,14 @@ export function coreSections(): Section[] {
       [
         `-- The signature binds the identity to this backend and this transaction, so it cannot be`,
         `-- replayed from another connection or a later transaction on a pooled connection.`,
-        `CREATE FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(model text, claimed text) RETURNS text`,
+        `CREATE FUNCTION ${SESSION_TOKEN}(model text, claimed text) RETURNS text`,
         '  LANGUAGE sql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
         `AS ${dollarQuote(`  SELECT ${sessionTokenSql('model', 'claimed', '    ')}`)};`,
-        `ALTER FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) OWNER TO ${ident(DEFINER_ROLE)};`,
-        `REVOKE ALL ON FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text) FROM PUBLIC;`,
+        `ALTER FUNCTION ${SESSION_TOKEN}(text, text) OWNER TO ${ident(DEFINER_ROLE)};`,
+        `REVOKE ALL ON FUNCTION ${SESSION_TOKEN}(text, text) FROM PUBLIC;`,
       ].join('\n'),
-      `DROP FUNCTION ${ident(CORE_SCHEMA)}.${ident('session_token')}(text, text);`,
+      `DROP FUNCTION ${SESSION_TOKEN}(text, text);`,
     ),
   ];
   return [
