@@ -51,46 +51,15 @@ INSERT INTO "rowguard"."session_key" ("key")
 REVOKE ALL ON "rowguard"."session_key" FROM PUBLIC;
 GRANT SELECT ON "rowguard"."session_key" TO "rowguard_definer";
 
--- The key as one call PostgreSQL folds while it plans (IMMUTABLE): a model's current_user_id,
--- which every fact calls, keeps it as a constant in its cached plan instead of reading the
--- table each time (about 20 µs of every fact call). The trigger below keeps that true when
--- the key changes. Only rowguard_definer may call it.
-CREATE FUNCTION "rowguard"."signing_key"() RETURNS bytea
-  LANGUAGE sql IMMUTABLE
-  SET search_path = pg_catalog, pg_temp
-AS $rg$
-  SELECT k."key" FROM "rowguard"."session_key" AS k
-$rg$;
-ALTER FUNCTION "rowguard"."signing_key"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "rowguard"."signing_key"() FROM PUBLIC;
-
--- A change to the key rewrites signing_key's catalog row, which makes every backend plan again
--- what folded the old key: a signature made with it stops counting at once, on pooled
--- connections too.
-CREATE FUNCTION "rowguard"."session_key_changed"() RETURNS trigger
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-  SET search_path = pg_catalog, pg_temp
-AS $rg$
-BEGIN
-  ALTER FUNCTION "rowguard"."signing_key"() IMMUTABLE;
-  RETURN NULL;
-END
-$rg$;
-ALTER FUNCTION "rowguard"."session_key_changed"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "rowguard"."session_key_changed"() FROM PUBLIC;
-CREATE TRIGGER "session_key_changed" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "rowguard"."session_key"
-  FOR EACH STATEMENT EXECUTE FUNCTION "rowguard"."session_key_changed"();
--- In session_replication_role = replica too (logical replication, some restores).
-ALTER TABLE "rowguard"."session_key" ENABLE ALWAYS TRIGGER "session_key_changed";
-
 -- The signature binds the identity to this backend and this transaction, so it cannot be
 -- replayed from another connection or a later transaction on a pooled connection.
 CREATE FUNCTION "rowguard"."session_token"(model text, claimed text) RETURNS text
   LANGUAGE sql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
-  SELECT encode(sha256("rowguard"."signing_key"() || convert_to(
+  SELECT encode(sha256(k."key" || convert_to(
     model || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex')
+  FROM "rowguard"."session_key" AS k
 $rg$;
 ALTER FUNCTION "rowguard"."session_token"(text, text) OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "rowguard"."session_token"(text, text) FROM PUBLIC;

@@ -105,12 +105,15 @@ export function sessionSection(model: ModelNode): Section {
       // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
+      '  k record;',
       'BEGIN',
       '  -- A value set with set_config() by anything but set_session carries no valid signature,',
       '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
-      '  -- a second function call: every fact of every statement reads the identity.)',
+      '  -- a second function call: every fact of every statement reads the identity.) Compared with',
+      '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
       '  IF claimed IS NOT NULL THEN',
-      `    IF current_setting(${literal(settings.token)}, true) IS NOT DISTINCT FROM ${sessionTokenSql(literal(schema), 'claimed', '        ')} THEN`,
+      `    SELECT s.${ident('key')} INTO k FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS s;`,
+      `    IF current_setting(${literal(settings.token)}, true) = ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
       '    END IF;',
       '  END IF;',

@@ -12,20 +12,17 @@ export const REPORTING_ROLE = 'reporting_user';
 export const DEFINER_ROLE = 'rowguard_definer';
 
 export const CORE_SCHEMA = 'rowguard';
-
 const KEY_TABLE = qualified(CORE_SCHEMA, 'session_key');
-/** The signing key, as definer code reads it: rowguard.signing_key(), which PostgreSQL folds while it plans (see there). */
-const SIGNING_KEY = `${qualified(CORE_SCHEMA, 'signing_key')}()`;
-const KEY_CHANGED = qualified(CORE_SCHEMA, 'session_key_changed');
 const SESSION_TOKEN = qualified(CORE_SCHEMA, 'session_token');
 
 /**
- * The identity signature: bound to the model, this backend and this transaction. session_token
- * and each model's current_user_id print it from here; `indent` starts its second line.
+ * The identity signature over a row `key` of rowguard.session_key: bound to the model, this backend
+ * and this transaction. session_token and each model's current_user_id print it from here;
+ * `indent` starts its second line.
  */
-export function sessionTokenSql(model: string, claimed: string, indent: string): string {
+export function sessionTokenSql(key: string, model: string, claimed: string, indent: string): string {
   return [
-    `encode(sha256(${SIGNING_KEY} || convert_to(`,
+    `encode(sha256(${key}.${ident('key')} || convert_to(`,
     `${indent}${model} || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
   ].join('\n');
 }
@@ -87,44 +84,6 @@ export function coreSections(): Section[] {
       `DROP TABLE ${KEY_TABLE};`,
     ),
     statement(
-      `function ${CORE_SCHEMA}.signing_key`,
-      [
-        `-- The key as one call PostgreSQL folds while it plans (IMMUTABLE): a model's current_user_id,`,
-        `-- which every fact calls, keeps it as a constant in its cached plan instead of reading the`,
-        `-- table each time (about 20 µs of every fact call). The trigger below keeps that true when`,
-        `-- the key changes. Only rowguard_definer may call it.`,
-        `CREATE FUNCTION ${SIGNING_KEY} RETURNS bytea`,
-        '  LANGUAGE sql IMMUTABLE',
-        '  SET search_path = pg_catalog, pg_temp',
-        `AS ${dollarQuote(`  SELECT k.${ident('key')} FROM ${KEY_TABLE} AS k`)};`,
-        `ALTER FUNCTION ${SIGNING_KEY} OWNER TO ${ident(DEFINER_ROLE)};`,
-        `REVOKE ALL ON FUNCTION ${SIGNING_KEY} FROM PUBLIC;`,
-      ].join('\n'),
-      `DROP FUNCTION ${SIGNING_KEY};`,
-    ),
-    statement(
-      `function ${CORE_SCHEMA}.session_key_changed`,
-      [
-        `-- A change to the key rewrites signing_key's catalog row, which makes every backend plan again`,
-        `-- what folded the old key: a signature made with it stops counting at once, on pooled`,
-        `-- connections too.`,
-        `CREATE FUNCTION ${KEY_CHANGED}() RETURNS trigger`,
-        '  LANGUAGE plpgsql VOLATILE SECURITY DEFINER',
-        '  SET search_path = pg_catalog, pg_temp',
-        `AS ${dollarQuote(['BEGIN', `  ALTER FUNCTION ${SIGNING_KEY} IMMUTABLE;`, '  RETURN NULL;', 'END'].join('\n'))};`,
-        `ALTER FUNCTION ${KEY_CHANGED}() OWNER TO ${ident(DEFINER_ROLE)};`,
-        `REVOKE ALL ON FUNCTION ${KEY_CHANGED}() FROM PUBLIC;`,
-        `CREATE TRIGGER ${ident('session_key_changed')} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${KEY_TABLE}`,
-        `  FOR EACH STATEMENT EXECUTE FUNCTION ${KEY_CHANGED}();`,
-        `-- In session_replication_role = replica too (logical replication, some restores).`,
-        `ALTER TABLE ${KEY_TABLE} ENABLE ALWAYS TRIGGER ${ident('session_key_changed')};`,
-      ].join('\n'),
-      [
-        `DROP TRIGGER ${ident('session_key_changed')} ON ${KEY_TABLE};`,
-        `DROP FUNCTION ${KEY_CHANGED}();`,
-      ].join('\n'),
-    ),
-    statement(
       `function ${CORE_SCHEMA}.session_token`,
       [
         `-- The signature binds the identity to this backend and this transaction, so it cannot be`,
@@ -132,7 +91,9 @@ export function coreSections(): Section[] {
         `CREATE FUNCTION ${SESSION_TOKEN}(model text, claimed text) RETURNS text`,
         '  LANGUAGE sql STABLE SECURITY DEFINER',
         '  SET search_path = pg_catalog, pg_temp',
-        `AS ${dollarQuote(`  SELECT ${sessionTokenSql('model', 'claimed', '    ')}`)};`,
+        `AS ${dollarQuote(
+          [`  SELECT ${sessionTokenSql('k', 'model', 'claimed', '    ')}`, `  FROM ${KEY_TABLE} AS k`].join('\n'),
+        )};`,
         `ALTER FUNCTION ${SESSION_TOKEN}(text, text) OWNER TO ${ident(DEFINER_ROLE)};`,
         `REVOKE ALL ON FUNCTION ${SESSION_TOKEN}(text, text) FROM PUBLIC;`,
       ].join('\n'),

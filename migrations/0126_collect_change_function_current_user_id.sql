@@ -135,12 +135,15 @@ CREATE FUNCTION "collect"."current_user_id"() RETURNS text
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.collect_user_id', true), '');
+  k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
   -- and counts for nothing. (The signature is rowguard.session_token, computed here without
-  -- a second function call: every fact of every statement reads the identity.)
+  -- a second function call: every fact of every statement reads the identity.) Compared with
+  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
-    IF current_setting('rowguard.collect_token', true) IS NOT DISTINCT FROM encode(sha256("rowguard"."signing_key"() || convert_to(
+    SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
+    IF current_setting('rowguard.collect_token', true) = encode(sha256(k."key" || convert_to(
         'collect' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
       RETURN claimed::text;
     END IF;
