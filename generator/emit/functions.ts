@@ -20,7 +20,7 @@ import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
-import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE, sessionTokenSql } from './roles.ts';
+import { APP_ROLE, DEFINER_ROLE, KEY_TABLE, REPORTING_ROLE, SESSION_TOKEN, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 import { hintSearchPathSql } from './hints.ts';
 
@@ -112,7 +112,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- a second function call: every fact of every statement reads the identity.) Compared with',
       '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
       '  IF claimed IS NOT NULL THEN',
-      `    SELECT s.${ident('key')} INTO k FROM ${ident(CORE_SCHEMA)}.${ident('session_key')} AS s;`,
+      `    SELECT s.${ident('key')} INTO k FROM ${KEY_TABLE} AS s;`,
       `    IF current_setting(${literal(settings.token)}, true) = ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
       '    END IF;',
@@ -142,7 +142,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- is_local = true: the identity ends with the transaction and never reaches the next user',
       '  -- of a pooled connection.',
       `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
-      `  PERFORM set_config(${literal(settings.token)}, ${ident(CORE_SCHEMA)}.${ident('session_token')}(${literal(schema)}, $1::text), true);`,
+      `  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`,
       'END',
     ].join('\n'),
   });

@@ -12,8 +12,9 @@ export const REPORTING_ROLE = 'reporting_user';
 export const DEFINER_ROLE = 'rowguard_definer';
 
 export const CORE_SCHEMA = 'rowguard';
-const KEY_TABLE = qualified(CORE_SCHEMA, 'session_key');
-const SESSION_TOKEN = qualified(CORE_SCHEMA, 'session_token');
+/** The table of the one signing key, and the function that signs with it (set_session's establish_session calls it). */
+export const KEY_TABLE = qualified(CORE_SCHEMA, 'session_key');
+export const SESSION_TOKEN = qualified(CORE_SCHEMA, 'session_token');
 
 /**
  * The identity signature over a row `key` of rowguard.session_key: bound to the model, this backend
