@@ -1121,12 +1121,14 @@ CREATE POLICY "organizations_update" ON "policycenter"."organizations"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   )
   WITH CHECK (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "organizations"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "organizations"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("organizations"."id" = (select "policycenter"."my_organization_id"()))
     OR ("organizations"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
   );
@@ -1152,13 +1154,15 @@ CREATE POLICY "groups_update" ON "policycenter"."groups"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
   )
   WITH CHECK (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+    ((NOT "policycenter"."plan_true_i_view_all"() AND "groups"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "groups"."id" <= '9223372036854775807'::bigint)
+      OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"())))
     OR ("groups"."security_zone_id" = any((select "policycenter"."my_zone_ids"())::bigint[]))
     OR ("groups"."id" = any((select "policycenter"."my_group_ids_if_internal"())::bigint[]))
     OR ("groups"."organization_id" = (select "policycenter"."my_external_organization_id"()))
@@ -1261,12 +1265,18 @@ CREATE POLICY "accounts_update" ON "policycenter"."accounts"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
+    ((NOT "policycenter"."plan_fold_i_view_all"() AND ((NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+        OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"()))))
+      OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT NULL::bigint) AND "accounts"."id" <= '9223372036854775807'::bigint))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
+      AND (NOT "policycenter"."plan_when_3c3ccbce078b"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   )
   WITH CHECK (
-    (NOT "policycenter"."plan_fold_i_view_all"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[]))
+    ((NOT "policycenter"."plan_fold_i_view_all"() AND ((NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_view_all"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
+        OR ("policycenter"."plan_true_i_view_all"() AND (SELECT "policycenter"."i_view_all"()))))
+      OR ("policycenter"."plan_fold_i_view_all"() AND NOT "policycenter"."plan_when_2b4aa1fcc315"() AND "accounts"."id" >= (SELECT NULL::bigint) AND "accounts"."id" <= '9223372036854775807'::bigint))
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."producer_code_ids_by_zone_or_organization"())::bigint[])
+      AND (NOT "policycenter"."plan_when_3c3ccbce078b"() OR ("accounts"."producer_code_id" >= (SELECT '-9223372036854775808'::bigint) AND "accounts"."producer_code_id" <= (SELECT '9223372036854775807'::bigint))))
   );
 COMMENT ON POLICY "accounts_update" ON "policycenter"."accounts" IS 'Accounts I can see, kept on codes I can see.';
 

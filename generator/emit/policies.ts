@@ -15,14 +15,17 @@ export function policiesSection(model: ModelNode): Section {
       const ctx = exprContext(model, ident(p.table));
       const hints = hinted.get(p);
       const clause = (word: string, text: string | undefined) => (text !== undefined ? [`  ${word} (`, indent(text, '    '), '  )'] : []);
-      const using = p.using && printExpr(p.using, { ...ctx, planHints: hints?.using ?? new Map(), standIns: hints?.standIns ?? new Map() });
-      const check = p.check && printExpr(p.check, { ...ctx, planHints: hints?.check ?? new Map() });
-      // A lookup read's widening arm goes last, ORed with the whole clause (in parentheses unless
-      // the clause is an OR itself, whose arms it joins).
-      const widened = using !== undefined && hints?.lookup
-        ? `${p.using!.kind === 'or' ? using : `(${using})`}\nOR (${lookupDisjunct(hints.lookup, model.schema, ident(p.table))})`
-        : using;
-      const body = [...clause('USING', widened), ...clause('WITH CHECK', check)];
+      /** A policy's USING as printed; a clause that repeats a read's is printed as the read's (hints.ts, twinRead). */
+      const usingOf = (r: PolicyNode) => {
+        const own = hinted.get(r);
+        const using = printExpr(r.using!, { ...ctx, planHints: own?.using ?? new Map(), standIns: own?.standIns ?? new Map() });
+        // A lookup read's widening arm goes last, ORed with the whole clause (in parentheses unless
+        // the clause is an OR itself, whose arms it joins).
+        return own?.lookup ? `${r.using!.kind === 'or' ? using : `(${using})`}\nOR (${lookupDisjunct(own.lookup, model.schema, ident(r.table))})` : using;
+      };
+      const using = p.using && usingOf(hints?.usingAs ?? p);
+      const check = p.check && (hints?.checkAs ? usingOf(hints.checkAs) : printExpr(p.check, { ...ctx, planHints: hints?.check ?? new Map() }));
+      const body = [...clause('USING', using), ...clause('WITH CHECK', check)];
       const header = [
         lineComment(`${p.origin.path}${p.description ? `: ${p.description}` : ''}`),
         ...ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`)),

@@ -3,7 +3,7 @@
 // table nor run a per-row SubPlan, so a regression in the generated policy shapes fails CI.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { everyMark, expectOnlyFewer, markedAndUnmarked, ownAndForged, explain, planMarks, planShapeTests, planText } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, markedAndUnmarked, ownAndForged, explain, initPlanCalls, planMarks, planShapeTests, planText } from '../support/plan.ts';
 
 const DEBTORS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -63,6 +63,21 @@ describe('collect plan shapes', () => {
       what: 'the principal and client sets',
       functions: ['collect.debtor_client_ids_for_me', 'collect.my_principal_ids'],
     },
+  });
+});
+
+describe('collect writes', () => {
+  it("an UPDATE, a DELETE and an INSERT … RETURNING compute each fact as often as a read does, once more for an UPDATE's new row: their policies repeat the read's text, which PostgreSQL applies once", async () => {
+    const calls = async (query: string) => initPlanCalls(await explain(db.current, 'collect', PERSONA, query, { verbose: true }));
+    const read = await calls('SELECT * FROM collect.debtors WHERE id = 5');
+    // One InitPlan per routing arm (operator, sales, clerk, access).
+    expect(read['collect.my_principal_ids']).toBe(4);
+    const twice = Object.fromEntries(Object.entries(read).map(([f, n]) => [f, 2 * n]));
+    // The rows found (the read's USING and the update's, one text) and the new row (the update's
+    // check and, for RETURNING, the read's: one text again).
+    expect(await calls("UPDATE collect.debtors SET phone = '555' WHERE id = 5 RETURNING id")).toEqual(twice);
+    expect(await calls('DELETE FROM collect.debtors WHERE id = 5 RETURNING id')).toEqual(read);
+    expect(await calls("INSERT INTO collect.debtors (id, client_id, operator_id) VALUES (99999, 5, 'op7') RETURNING id")).toEqual(read);
   });
 });
 

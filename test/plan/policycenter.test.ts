@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { expectOnlyFewer, markedAndUnmarked, expectSelectivePlan, explain, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
+import { expectOnlyFewer, markedAndUnmarked, expectSelectivePlan, explain, initPlanCalls, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -90,6 +90,15 @@ describe('policycenter plan shapes', () => {
       'policycenter.organization_ids_in_my_zones',
       'policycenter.producer_code_ids_by_zone_or_organization',
     ]);
+  });
+  it('an UPDATE computes the visible codes once for the rows it finds and once for the new row: its policy repeats the read\'s text, which PostgreSQL applies once', async () => {
+    // The read applies too (the UPDATE reads rows, and RETURNING returns them): four InitPlans
+    // when the two policies were printed apart.
+    const update = await explain(db.current, 'policycenter', 10002, "UPDATE policycenter.accounts SET name = 'renamed' WHERE id = 5 RETURNING id", { verbose: true });
+    expect(initPlanCalls(update)['policycenter.producer_code_ids_by_zone_or_organization']).toBe(2);
+    // DELETE needs a usable code, which is another condition: its own, and the read's.
+    const remove = await explain(db.current, 'policycenter', 10002, 'DELETE FROM policycenter.accounts WHERE id = 5', { verbose: true });
+    expect(initPlanCalls(remove)).toMatchObject({ 'policycenter.producer_code_ids_by_zone_or_organization': 1, 'policycenter.usable_producer_code_ids': 1 });
   });
 });
 

@@ -77,11 +77,16 @@ export const WIDENING_ARM = /Index Cond: \(id >= (?:\$\d+|\(InitPlan \d+\)\.col1
  * are followed by the Result node whose Output is the expression.
  */
 export function initPlanFunctions(plan: string): string[] {
-  const found = new Set<string>();
+  return Object.keys(initPlanCalls(plan)).sort();
+}
+
+/** How many InitPlans of a VERBOSE plan call each function: once per policy clause that PostgreSQL keeps. */
+export function initPlanCalls(plan: string): Record<string, number> {
+  const calls: Record<string, number> = {};
   for (const [, output] of plan.matchAll(/InitPlan \d+[^\n]*\n[^\n]*->\s+Result\b[^\n]*\n\s*Output: ([^\n]*)/g)) {
-    for (const [, name] of output!.matchAll(/\b(\w+\.\w+)\(/g)) found.add(name!);
+    for (const [, name] of output!.matchAll(/\b(\w+\.\w+)\(/g)) calls[name!] = (calls[name!] ?? 0) + 1;
   }
-  return [...found].sort();
+  return calls;
 }
 
 /** How many rows of `table` the persona sees, as app_user. */

@@ -58,7 +58,10 @@ const notes = compile((m) => {
   const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
   const quiet = m.fact('quiet_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: false });
   m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
-  m.policy(notes, 'notes_insert', { for: 'insert', check: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+  // Not the read's USING (which a check would repeat as printed: see the twin test below).
+  m.policy(notes, 'notes_insert', { for: 'insert', check: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams), n.team_id.isNull()) });
+  // The read's USING again (an equal value); its check is not.
+  m.policy(notes, 'notes_update', { for: 'update', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)), check: (n) => n.team_id.in(teams) });
   m.policy(notes, 'notes_not_frozen', { for: 'select', using: () => not(m.everyRowWhen(notes, admin)), restrictive: true });
   // One DSL value used twice: where it is reached through AND and OR, and under NOT.
   const drafts = m.table('drafts', { id: t.bigint().primaryKey(), team_id: t.bigint() });
@@ -313,6 +316,21 @@ describe('planner hints', () => {
     // A user with many regions keeps the admin arm (and its walk), so the few teams get no range either.
     const test = marksTest(ranged, [['plan_hint_my_team_ids'], ['plan_fold_i_am_admin'], ['plan_hint_my_region_ids']]);
     expect(ranged.up('policy crm.notes.notes_select')).toContain(`AND (${test} OR ("notes"."team_id" >= `);
+  });
+
+  it("a write's clause that repeats a read's USING is printed as the read's, hints and all, so PostgreSQL applies it once; one that does not keeps its own", () => {
+    const clause = (id: string, word: string) => {
+      const up = notes.up(id);
+      const start = up.indexOf(`  ${word} (\n`);
+      expect(start, `${id} ${word}`).toBeGreaterThan(-1);
+      return up.slice(start + word.length + 5, up.indexOf('\n  )', start));
+    };
+    const read = clause('policy crm.notes.notes_select', 'USING');
+    expect(read).toContain('plan_true_i_am_admin');
+    expect(clause('policy crm.notes.notes_update', 'USING')).toBe(read);
+    // Its check is another condition, printed as a check: no range hint on the team set.
+    expect(clause('policy crm.notes.notes_update', 'WITH CHECK')).toBe('    "notes"."team_id" = any((select "crm"."my_team_ids"())::bigint[])');
+    expect(clause('policy crm.notes.notes_insert', 'WITH CHECK')).not.toBe(read);
   });
 
   it('in WITH CHECK an every-row arm is dropped whenever its fact is not true; under NOT, beside a set no hint may count, or on a condition that is no fact, never', () => {
