@@ -136,8 +136,8 @@
 //
 //   OR (NOT (<every set of the clause few>) AND <key> >= (SELECT NULL::<key type>))
 //
-// NULL for every row: where it stands (the top of a read's USING) NULL and false alike reject a
-// row, so it admits nothing, whatever marks there are. The planner cannot see the NULL and counts
+// NULL for every row: where it stands (the top of a read's USING, or of a write's clause printed
+// as the read's: twinRead) NULL and false alike reject a row, so it admits nothing, whatever marks there are. The planner cannot see the NULL and counts
 // a one-sided comparison as a third of the table. The test drops it while the clause's sets are
 // all few (the lookup table's own pages want the narrow estimate then); a set whose size no mark
 // tells keeps it for everyone.
@@ -622,8 +622,8 @@ function findPlanHints(model: ModelNode): PlanHints {
     });
   const reads = model.policies.filter((p) => p.using !== undefined && (p.command === 'select' || p.command === 'all'));
   for (const p of model.policies) {
-    const usingAs = p.using && !reads.includes(p) ? twinRead(reads, p, p.using) : undefined;
-    const checkAs = p.check && twinRead(reads, p, p.check);
+    const usingAs = p.using && !reads.includes(p) ? twinRead(model, p, p.using, 'using') : undefined;
+    const checkAs = p.check && twinRead(model, p, p.check, 'check');
     if (usingAs) armsOf(p).usingAs = usingAs;
     if (checkAs) armsOf(p).checkAs = checkAs;
   }
@@ -648,7 +648,7 @@ function findPlanHints(model: ModelNode): PlanHints {
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
-    // whenever the fact is not true. In the USING of reads every guarded arm is, but only where
+    // whenever the fact is not true (a clause printed as a read's, twinRead, has the read's hints). In the USING of reads every guarded arm is, but only where
     // the clause's sets are all small as well: for a user whose sets are large, an every-row arm's
     // 0.5% estimate is what keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10%
     // user: 4 ms that way, 78 ms by a bitmap of its rows).
@@ -676,7 +676,7 @@ function findPlanHints(model: ModelNode): PlanHints {
         return { kind: 'fold', hints: groups };
       });
     }
-    // Set arms are narrowed only in reads, and only where no every-row arm stays whoever acts (one
+    // Set arms are narrowed only in reads (and clauses printed as theirs), and only where no every-row arm stays whoever acts (one
     // reached through AND and OR that no mark drops): one that stays is estimated as 0.5% of the
     // table, and PostgreSQL merges every further range on the key into it. Restrictive policies
     // only narrow what the permissive ones admit, so only those are looked at.
@@ -750,18 +750,33 @@ function findPlanHints(model: ModelNode): PlanHints {
 }
 
 /**
- * The read on the policy's table whose USING `clause` repeats (the same DSL value, or an equal one:
- * PolicyCenter's update says "accounts I can see" with the function its read uses), if any. Such a
- * clause is printed as that read's USING, hints and all. PostgreSQL applies a table's read
- * policies to an UPDATE or DELETE that reads its rows (a WHERE), and as a check to the new row of
- * one that returns it, and drops a qual or check equal to one it already has: the same text
- * computes its facts once, not once per policy (PolicyCenter's many-zones update ran its 960-code
- * fact four times, 2.45 ms; twice, 1.18 ms). A read's hints change plans, never rows, and a wrong
- * mark only hides rows (see the file comment), so as a write's clause it admits exactly what the
- * write's own hints would.
+ * The read on the policy's table whose USING `clause` repeats (an equal DSL value: PolicyCenter's
+ * update says "accounts I can see" with the function its read uses), where PostgreSQL would then
+ * apply the two once; undefined elsewhere. Such a clause is printed as that read's USING, hints
+ * and all.
+ *
+ * PostgreSQL applies a table's read policies to an UPDATE or DELETE that reads a column (a WHERE,
+ * a SET from a column, RETURNING) beside the command's own, and checks an UPDATE's new row (and
+ * an INSERT's that returns it) against them as well. It drops a qual or check equal to one it
+ * already has (list_append_unique in rowsecurity.c): a restrictive policy's qual on its own; the
+ * permissive ones as their OR, and a check carries no policy name only then. So a permissive
+ * clause is printed as the read's only where each command has that one permissive policy (the
+ * read's OR is the read, the write's the write), and a restrictive one only in USING (its check
+ * names its policy). The same text then computes its facts once, not once per policy:
+ * PolicyCenter's many-zones update ran its 960-code fact four times, now twice (3.04 → 1.97 ms,
+ * paired). A read's hints change plans, never rows, and a wrong or forged mark only hides rows
+ * (see the file comment): as a write's clause the text admits exactly the clause's rows with
+ * correct marks, and never more with any.
  */
-function twinRead(reads: readonly PolicyNode[], policy: PolicyNode, clause: Expr): PolicyNode | undefined {
-  return reads.find((r) => r.table === policy.table && isDeepStrictEqual(r.using, clause));
+function twinRead(model: ModelNode, policy: PolicyNode, clause: Expr, which: 'using' | 'check'): PolicyNode | undefined {
+  const restrictive = policy.mode === 'restrictive';
+  if (restrictive && which === 'check') return undefined;
+  const applying = (command: PolicyNode['command']) =>
+    model.policies.filter((q) => q.table === policy.table && q.mode === policy.mode && (q.command === command || q.command === 'all'));
+  const reads = applying('select').filter((r) => r.using !== undefined);
+  const commands: PolicyNode['command'][] = policy.command === 'all' ? ['insert', 'update'] : [policy.command];
+  if (!restrictive && (reads.length !== 1 || commands.some((c) => applying(c).length !== 1))) return undefined;
+  return reads.find((r) => isDeepStrictEqual(r.using, clause));
 }
 
 /** A set arm's conjunct, its column printed as `column`. */

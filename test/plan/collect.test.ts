@@ -74,7 +74,7 @@ describe('collect writes', () => {
     expect(read['collect.my_principal_ids']).toBe(4);
     const twice = Object.fromEntries(Object.entries(read).map(([f, n]) => [f, 2 * n]));
     // The rows found (the read's USING and the update's, one text) and the new row (the update's
-    // check and, for RETURNING, the read's: one text again).
+    // check and the read's, which PostgreSQL checks too when the UPDATE reads a column: one text again).
     expect(await calls("UPDATE collect.debtors SET phone = '555' WHERE id = 5 RETURNING id")).toEqual(twice);
     expect(await calls('DELETE FROM collect.debtors WHERE id = 5 RETURNING id')).toEqual(read);
     expect(await calls("INSERT INTO collect.debtors (id, client_id, operator_id) VALUES (99999, 5, 'op7') RETURNING id")).toEqual(read);

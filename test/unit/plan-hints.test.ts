@@ -333,6 +333,33 @@ describe('planner hints', () => {
     expect(clause('policy crm.notes.notes_insert', 'WITH CHECK')).not.toBe(read);
   });
 
+  it("a write's clause is printed as the read's only where PostgreSQL would merge the two: one permissive policy for each command; a restrictive policy's USING, never its check", () => {
+    const twins = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), is_admin: t.boolean(), team_id: t.bigint() });
+      m.identity(users);
+      const admin = m.fact('i_am_admin', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_admin }))));
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      // Two permissive reads: PostgreSQL compares their OR with the update's clause, which differs.
+      const notes = m.table('notes', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+      m.policy(notes, 'notes_select_open', { for: 'select', using: (n) => n.team_id.isNull() });
+      m.policy(notes, 'notes_update', { for: 'update', using: (n) => or(m.everyRowWhen(notes, admin), n.team_id.in(teams)) });
+      // A restrictive read repeated by a restrictive write: USING merged, the check not.
+      const tasks = m.table('tasks', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.policy(tasks, 'tasks_select', { for: 'select', using: (k) => or(m.everyRowWhen(tasks, admin), k.team_id.in(teams)) });
+      m.policy(tasks, 'tasks_update', { for: 'update', using: () => m.me.isNotNull(), check: () => m.me.isNotNull() });
+      m.policy(tasks, 'tasks_team', { for: 'select', using: (k) => or(m.everyRowWhen(tasks, admin), k.team_id.in(teams)), restrictive: true });
+      m.policy(tasks, 'tasks_team_write', { for: 'update', using: (k) => or(m.everyRowWhen(tasks, admin), k.team_id.in(teams)), check: (k) => or(m.everyRowWhen(tasks, admin), k.team_id.in(teams)), restrictive: true });
+    });
+    const using = (id: string) => /USING \(\n([\s\S]*?)\n {2}\)/.exec(twins.up(id))![1];
+    const check = (id: string) => /WITH CHECK \(\n([\s\S]*?)\n {2}\)/.exec(twins.up(id))![1];
+    expect(using('policy crm.notes.notes_select')).toContain('plan_true_i_am_admin');
+    expect(using('policy crm.notes.notes_update')).not.toContain('plan_true_i_am_admin');
+    expect(using('policy crm.tasks.tasks_team')).toContain('plan_true_i_am_admin');
+    expect(using('policy crm.tasks.tasks_team_write')).toBe(using('policy crm.tasks.tasks_team'));
+    expect(check('policy crm.tasks.tasks_team_write')).not.toContain('plan_true_');
+  });
+
   it('in WITH CHECK an every-row arm is dropped whenever its fact is not true; under NOT, beside a set no hint may count, or on a condition that is no fact, never', () => {
     const insert = notes.up('policy crm.notes.notes_insert');
     expect(insert.slice(insert.indexOf('WITH CHECK'))).toContain(`(NOT "crm"."plan_fold_i_am_admin"() AND "notes"."id" >= (SELECT CASE WHEN "crm"."i_am_admin"()`);
