@@ -1,6 +1,6 @@
 // The committed migrations, applied with node-pg-migrate's runner to empty databases: up applies
 // everything, twice is a no-op, down reverts, and a failing migration leaves nothing behind.
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -76,6 +76,38 @@ describe('migrations', () => {
       expect(applied).toEqual([]);
     } finally {
       await sql.end();
+    }
+  });
+
+  it('a migration that cannot take its locks within the lock_timeout the DBA sets gives up, changes nothing, and applies once the lock is free', async () => {
+    // The newest migration that re-creates a policy: it needs ACCESS EXCLUSIVE on the table, so
+    // it waits behind any open transaction that read it, and every later reader queues behind it.
+    const files = readdirSync('migrations').filter((f) => f.endsWith('.sql')).sort();
+    const target = files.findLast((f) => /^DROP POLICY "\w+" ON "policycenter"\."accounts";$/m.test(readFileSync(join('migrations', f), 'utf8')))!;
+    expect(target).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'rowguard-migrations-'));
+    for (const f of files.slice(0, files.indexOf(target))) cpSync(join('migrations', f), join(dir, f));
+    const url = await emptyDatabase();
+    await migrate(url, { dir });
+    cpSync(join('migrations', target), join(dir, target));
+    const policies = `SELECT policyname, qual, with_check FROM pg_policies WHERE schemaname = 'policycenter' ORDER BY policyname`;
+    const reader = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const before = await reader.unsafe(policies);
+      // What the README tells a DBA to do: PGOPTIONS='-c lock_timeout=…' (here in the URL, which
+      // node-pg-migrate's pg client reads the same way).
+      const timed = new URL(url);
+      timed.searchParams.set('options', '-c lock_timeout=300ms');
+      await reader.begin(async (tx) => {
+        await tx`SELECT count(*) FROM policycenter.accounts`;
+        await expect(migrate(timed.toString(), { dir })).rejects.toThrow(/lock timeout/);
+      });
+      expect(await reader.unsafe(policies)).toEqual(before);
+      const applied = await reader.unsafe(`SELECT name FROM public.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
+      expect(applied.map((r) => `${r.name}.sql`)).not.toContain(target);
+      expect(await migrate(timed.toString(), { dir })).toEqual([target.replace(/\.sql$/, '')]);
+    } finally {
+      await reader.end();
     }
   });
 });
