@@ -1,5 +1,5 @@
 // Side channels: a user probing rows the policies hide — through errors, non-leakproof functions
-// and operators, RETURNING, ON CONFLICT, COPY, EXPLAIN ANALYZE and aggregates — learns nothing
+// and operators, RETURNING, ON CONFLICT, MERGE, COPY, EXPLAIN ANALYZE and aggregates — learns nothing
 // PostgreSQL's RLS does not already concede. The concessions (a unique or foreign key reveals that
 // a hidden key exists; EXPLAIN and statistics reveal how many rows a table has) are asserted at
 // the end, as the README documents them.
@@ -171,6 +171,43 @@ for (const model of models) {
         });
         const after = await db.current.admin.unsafe(`SELECT ${keySql(t.table)} AS k, to_jsonb(t) AS r FROM ${name} AS t ORDER BY 1`);
         expect(after).toEqual(before);
+      }
+    });
+
+    it('MERGE on a hidden key matches nothing: its UPDATE and DELETE change no row, its INSERT is refused; a visible key is matched', async () => {
+      for (const t of found) {
+        const name = tableSql(model, t.table.name);
+        const cols = t.table.columns.map((c) => ident(c.name));
+        const col = ident(t.table.columns.find((c) => !t.table.primaryKey.includes(c.name))?.name ?? t.table.primaryKey[0]!);
+        const merge = (action: string) =>
+          `MERGE INTO ${name} AS t USING (SELECT * FROM jsonb_populate_record(NULL::${name}, $1)) AS s ON ${t.table.primaryKey.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(' AND ')} ${action}`;
+        const update = merge(`WHEN MATCHED THEN UPDATE SET ${col} = s.${col}`);
+        const upsert = merge(`WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}) VALUES (${cols.map((c) => `s.${c}`).join(', ')})`);
+        await as(model.schema, t.persona, async (tx) => {
+          /** The rows MERGE reports it changed, or the SQLSTATE it was refused with; undone either way. */
+          const outcome = async (q: string, row: Record<string, unknown>) => {
+            await tx.unsafe('SAVEPOINT merge');
+            try {
+              return (await tx.unsafe(q, [row] as never[])).count;
+            } catch (error) {
+              return (error as { code?: string }).code;
+            } finally {
+              await tx.unsafe('ROLLBACK TO SAVEPOINT merge');
+            }
+          };
+          for (const [key, row] of t.hidden) {
+            // The policies hide the row from MERGE's scan of the target, so it is not matched
+            // (42501: the role may not UPDATE or DELETE that table at all).
+            expect([0, '42501'], `${t.table.name} ${key}: MERGE … UPDATE`).toContain(await outcome(update, row));
+            expect([0, '42501'], `${t.table.name} ${key}: MERGE … DELETE`).toContain(await outcome(merge('WHEN MATCHED THEN DELETE'), row));
+            // Not matched, it is inserted: refused by the INSERT policy, or by the key that exists
+            // (23505, the concession asserted at the end).
+            expect(['42501', '23505'], `${t.table.name} ${key}: MERGE … INSERT`).toContain(await outcome(upsert, row));
+          }
+          // The control: a visible key is matched (changed, or refused by the UPDATE policy).
+          const [key, row] = [...t.visible][0]!;
+          expect([1, '42501'], `${t.table.name} ${key}: MERGE … UPDATE of a visible row`).toContain(await outcome(update, row));
+        });
       }
     });
 

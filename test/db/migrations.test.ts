@@ -83,7 +83,7 @@ describe('migrations', () => {
     // The newest migration that re-creates a policy: it needs ACCESS EXCLUSIVE on the table, so
     // it waits behind any open transaction that read it, and every later reader queues behind it.
     const files = readdirSync('migrations').filter((f) => f.endsWith('.sql')).sort();
-    const target = files.findLast((f) => /^DROP POLICY "\w+" ON "policycenter"\."accounts";$/m.test(readFileSync(join('migrations', f), 'utf8')))!;
+    const target = [...files].reverse().find((f) => /^DROP POLICY "\w+" ON "policycenter"\."accounts";$/m.test(readFileSync(join('migrations', f), 'utf8')))!;
     expect(target).toBeDefined();
     const dir = mkdtempSync(join(tmpdir(), 'rowguard-migrations-'));
     for (const f of files.slice(0, files.indexOf(target))) cpSync(join('migrations', f), join(dir, f));
