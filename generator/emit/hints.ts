@@ -137,8 +137,9 @@
 //   OR (NOT (<every set of the clause few>) AND <key> >= (SELECT NULL::<key type>))
 //
 // NULL for every row: where it stands (the top of a read's USING, or of a write's clause printed
-// as the read's: twinRead) NULL and false alike reject a row, so it admits nothing, whatever marks there are. The planner cannot see the NULL and counts
-// a one-sided comparison as a third of the table. The test drops it while the clause's sets are
+// as the read's: twinRead) NULL and false alike reject a row, so it admits nothing, whatever
+// marks there are. The planner cannot see the NULL and counts a one-sided comparison as a third
+// of the table. The test drops it while the clause's sets are
 // all few (the lookup table's own pages want the narrow estimate then); a set whose size no mark
 // tells keeps it for everyone.
 //
@@ -648,10 +649,11 @@ function findPlanHints(model: ModelNode): PlanHints {
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
     // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
-    // whenever the fact is not true (a clause printed as a read's, twinRead, has the read's hints). In the USING of reads every guarded arm is, but only where
-    // the clause's sets are all small as well: for a user whose sets are large, an every-row arm's
-    // 0.5% estimate is what keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10%
-    // user: 4 ms that way, 78 ms by a bitmap of its rows).
+    // whenever the fact is not true (a clause printed as a read's, twinRead, has the read's
+    // hints). In the USING of reads every guarded arm is, but only where the clause's sets are
+    // all small as well: for a user whose sets are large, an every-row arm's 0.5% estimate is what
+    // keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10% user: 4 ms that way,
+    // 78 ms by a bitmap of its rows).
     const dropWhenNotTrue = (e: Expr): HintedArm | undefined => {
       const guard = guardOf(e, true);
       return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
@@ -676,10 +678,11 @@ function findPlanHints(model: ModelNode): PlanHints {
         return { kind: 'fold', hints: groups };
       });
     }
-    // Set arms are narrowed only in reads (and clauses printed as theirs), and only where no every-row arm stays whoever acts (one
-    // reached through AND and OR that no mark drops): one that stays is estimated as 0.5% of the
-    // table, and PostgreSQL merges every further range on the key into it. Restrictive policies
-    // only narrow what the permissive ones admit, so only those are looked at.
+    // Set arms are narrowed only in reads (and clauses printed as theirs), and only where no
+    // every-row arm stays whoever acts (one reached through AND and OR that no mark drops): one
+    // that stays is estimated as 0.5% of the table, and PostgreSQL merges every further range on
+    // the key into it. Restrictive policies only narrow what the permissive ones admit, so only
+    // those are looked at.
     const stays = (p: PolicyNode): boolean => {
       let found = false;
       eachArm(p.using!, (e) => {
