@@ -146,7 +146,6 @@
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep the unhinted plans (a lookup read's widened one: without marks its arm stays).
 import { createHash } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import type { Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
@@ -753,10 +752,10 @@ function findPlanHints(model: ModelNode): PlanHints {
 }
 
 /**
- * The read on the policy's table whose USING `clause` repeats (an equal DSL value: PolicyCenter's
- * update says "accounts I can see" with the function its read uses), where PostgreSQL would then
- * apply the two once; undefined elsewhere. Such a clause is printed as that read's USING, hints
- * and all.
+ * The read on the policy's table whose USING `clause` repeats (the same shape, see sameShape:
+ * PolicyCenter's update says "accounts I can see" with the function its read uses), where
+ * PostgreSQL would then apply the two once; undefined elsewhere. Such a clause is printed as that
+ * read's USING, hints and all.
  *
  * PostgreSQL applies a table's read policies to an UPDATE or DELETE that reads a column (a WHERE,
  * a SET from a column, RETURNING) beside the command's own, and checks an UPDATE's new row (and
@@ -779,7 +778,35 @@ function twinRead(model: ModelNode, policy: PolicyNode, clause: Expr, which: 'us
   const reads = applying('select').filter((r) => r.using !== undefined);
   const commands: PolicyNode['command'][] = policy.command === 'all' ? ['insert', 'update'] : [policy.command];
   if (!restrictive && (reads.length !== 1 || commands.some((c) => applying(c).length !== 1))) return undefined;
-  return reads.find((r) => isDeepStrictEqual(r.using, clause));
+  const text = sameShape(clause);
+  return reads.find((r) => sameShape(r.using!) === text);
+}
+
+/**
+ * An expression as text that two clauses built alike share: keys sorted, and the scopes of its
+ * sub-queries (`q1`, `q2`, … numbered across the whole model, so a clause built twice by the same
+ * function gets new ones) renamed in the order they appear. A scope no sub-query of the
+ * expression declares (the policy's row) stays as it is.
+ */
+function sameShape(e: Expr): string {
+  const scopes = new Map<string, string>();
+  const declare = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(declare);
+    else if (v !== null && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (o.kind === 'query' && typeof o.scope === 'string' && !scopes.has(o.scope)) scopes.set(o.scope, `#${scopes.size}`);
+      for (const key of Object.keys(o).sort()) declare(o[key]);
+    }
+  };
+  const text = (v: unknown): string => {
+    if (Array.isArray(v)) return `[${v.map(text).join(',')}]`;
+    if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined';
+    const o = v as Record<string, unknown>;
+    const field = (key: string) => (key === 'scope' && typeof o[key] === 'string' ? JSON.stringify(scopes.get(o[key]) ?? o[key]) : text(o[key]));
+    return `{${Object.keys(o).filter((key) => o[key] !== undefined).sort().map((key) => `${JSON.stringify(key)}:${field(key)}`).join(',')}}`;
+  };
+  declare(e);
+  return text(e);
 }
 
 /** A set arm's conjunct, its column printed as `column`. */

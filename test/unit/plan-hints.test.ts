@@ -2,7 +2,7 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { and, arrayOf, defineModel, lit, not, or, scalarOf, t, when } from '../../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { marksHeldIn, planHints } from '../../generator/emit/hints.ts';
 import { validateModel } from '../../generator/validate/index.ts';
@@ -358,6 +358,21 @@ describe('planner hints', () => {
     expect(using('policy crm.tasks.tasks_team')).toContain('plan_true_i_am_admin');
     expect(using('policy crm.tasks.tasks_team_write')).toBe(using('policy crm.tasks.tasks_team'));
     expect(clauseOf(twins, 'policy crm.tasks.tasks_team_write', 'WITH CHECK')).not.toContain('plan_true_');
+  });
+
+  it("a clause with a sub-query built again by the same function is the read's twin: its scopes are new, its shape the same; another sub-query is not", () => {
+    const built = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      m.identity(users);
+      const notes = m.table('notes', { id: t.bigint().primaryKey(), author_id: t.bigint() });
+      const byMyTeam = (n: RowOf<typeof notes>) => exists(m.from(users, (u) => ({ where: and(u.id.eq(n.author_id), u.team_id.eq(scalarOf(m.from(users, (me) => ({ where: me.id.eq(m.me), select: me.team_id }))))) })));
+      const mine = (n: RowOf<typeof notes>) => exists(m.from(users, (u) => ({ where: and(u.id.eq(n.author_id), u.id.eq(m.me)) })));
+      m.policy(notes, 'notes_select', { for: 'select', using: byMyTeam });
+      m.policy(notes, 'notes_update', { for: 'update', using: byMyTeam, check: mine });
+    });
+    const read = clauseOf(built, 'policy crm.notes.notes_select', 'USING');
+    expect(clauseOf(built, 'policy crm.notes.notes_update', 'USING')).toBe(read);
+    expect(clauseOf(built, 'policy crm.notes.notes_update', 'WITH CHECK')).not.toBe(read);
   });
 
   it('in WITH CHECK an every-row arm is dropped whenever its fact is not true; under NOT, beside a set no hint may count, or on a condition that is no fact, never', () => {
