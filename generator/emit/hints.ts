@@ -783,26 +783,32 @@ function twinRead(model: ModelNode, policy: PolicyNode, clause: Expr, which: 'us
 }
 
 /**
- * An expression as text that two clauses built alike share: keys sorted, and the scopes of its
- * sub-queries (`q1`, `q2`, … numbered across the whole model, so a clause built twice by the same
- * function gets new ones) renamed in the order they appear. A scope no sub-query of the
- * expression declares (the policy's row) stays as it is.
+ * An expression as text that two clauses built alike share: keys sorted, every value tagged with
+ * its type (NaN is not null), and the scopes of its sub-queries (`q1`, `q2`, … numbered across
+ * the whole model, so a clause built twice by the same function gets new ones) renamed `@0`,
+ * `@1`, … in the order they appear, unquoted where every other scope is a quoted string. A scope
+ * no sub-query of the expression declares (the policy's row) stays as it is, and so do all of
+ * them when the expression holds raw SQL, which may name a sub-query's alias. Exported for tests.
  */
-function sameShape(e: Expr): string {
+export function sameShape(e: Expr): string {
   const scopes = new Map<string, string>();
+  let raw = false;
   const declare = (v: unknown): void => {
     if (Array.isArray(v)) v.forEach(declare);
     else if (v !== null && typeof v === 'object') {
       const o = v as Record<string, unknown>;
-      if (o.kind === 'query' && typeof o.scope === 'string' && !scopes.has(o.scope)) scopes.set(o.scope, `#${scopes.size}`);
+      if (o.kind === 'raw') raw = true;
+      if (o.kind === 'query' && typeof o.scope === 'string' && !scopes.has(o.scope)) scopes.set(o.scope, `@${scopes.size}`);
       for (const key of Object.keys(o).sort()) declare(o[key]);
     }
   };
   const text = (v: unknown): string => {
     if (Array.isArray(v)) return `[${v.map(text).join(',')}]`;
-    if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined';
+    if (v === null) return 'null';
+    if (typeof v === 'string') return JSON.stringify(v);
+    if (typeof v !== 'object') return `${typeof v}:${String(v)}`;
     const o = v as Record<string, unknown>;
-    const field = (key: string) => (key === 'scope' && typeof o[key] === 'string' ? JSON.stringify(scopes.get(o[key]) ?? o[key]) : text(o[key]));
+    const field = (key: string) => (key === 'scope' && typeof o[key] === 'string' && !raw && scopes.has(o[key]) ? scopes.get(o[key])! : text(o[key]));
     return `{${Object.keys(o).filter((key) => o[key] !== undefined).sort().map((key) => `${JSON.stringify(key)}:${field(key)}`).join(',')}}`;
   };
   declare(e);

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { and, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
-import { marksHeldIn, planHints } from '../../generator/emit/hints.ts';
+import { marksHeldIn, planHints, sameShape } from '../../generator/emit/hints.ts';
+import type { Expr } from '../../generator/model/nodes.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
 type Builder = Parameters<Parameters<typeof defineModel>[1]>[0];
@@ -373,6 +374,23 @@ describe('planner hints', () => {
     const read = clauseOf(built, 'policy crm.notes.notes_select', 'USING');
     expect(clauseOf(built, 'policy crm.notes.notes_update', 'USING')).toBe(read);
     expect(clauseOf(built, 'policy crm.notes.notes_update', 'WITH CHECK')).not.toBe(read);
+  });
+
+  it('clauses have the same shape only up to the names of their own sub-queries: literals keep their type, and raw SQL keeps every name', () => {
+    const literal = (value: unknown): Expr => ({ kind: 'compare', op: '=', left: { kind: 'column', scope: 'row', table: 'notes', column: 'id' }, right: { kind: 'literal', value } as Expr });
+    expect(sameShape(literal(Number.NaN))).not.toBe(sameShape(literal(null)));
+    expect(sameShape(literal(Number.POSITIVE_INFINITY))).not.toBe(sameShape(literal(null)));
+    expect(sameShape(literal(1))).not.toBe(sameShape(literal('1')));
+    const sub = (scope: string, extra?: Expr): Expr => ({
+      kind: 'exists',
+      query: { kind: 'query', scope, table: 'users', where: extra ?? { kind: 'compare', op: '=', left: { kind: 'column', scope, table: 'users', column: 'id' }, right: { kind: 'column', scope: 'row', table: 'notes', column: 'author_id' } } },
+    });
+    expect(sameShape(sub('q1'))).toBe(sameShape(sub('q2')));
+    // A free scope is compared as written, even one spelled like a renamed one.
+    expect(sameShape(sub('q1'))).not.toBe(sameShape(sub('q1', { kind: 'compare', op: '=', left: { kind: 'column', scope: '@0', table: 'users', column: 'id' }, right: { kind: 'column', scope: 'row', table: 'notes', column: 'author_id' } })));
+    // Raw SQL naming the first one's alias: in the second it names nothing the clause declares.
+    const raw = (scope: string): Expr => sub(scope, { kind: 'raw', sql: '"q1".id = 1', type: 'boolean', reason: 'test' } as Expr);
+    expect(sameShape(raw('q1'))).not.toBe(sameShape(raw('q2')));
   });
 
   it('in WITH CHECK an every-row arm is dropped whenever its fact is not true; under NOT, beside a set no hint may count, or on a condition that is no fact, never', () => {
