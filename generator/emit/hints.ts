@@ -146,13 +146,14 @@
 // Reporting logins (bound by a DBA, never calling set_session) have no hint schemas in their path
 // and keep the unhinted plans (a lookup read's widened one: without marks its arm stays).
 import { createHash } from 'node:crypto';
-import type { Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
+import type { Command, Expr, ModelNode, PolicyNode } from '../model/nodes.ts';
 import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
 import { boundedRowCount, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
+import { applicablePolicies } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
 
@@ -773,10 +774,9 @@ function findPlanHints(model: ModelNode): PlanHints {
 function twinRead(model: ModelNode, policy: PolicyNode, clause: Expr, which: 'using' | 'check'): PolicyNode | undefined {
   const restrictive = policy.mode === 'restrictive';
   if (restrictive && which === 'check') return undefined;
-  const applying = (command: PolicyNode['command']) =>
-    model.policies.filter((q) => q.table === policy.table && q.mode === policy.mode && (q.command === command || q.command === 'all'));
+  const applying = (command: Command) => applicablePolicies(model, policy.table, command).filter((q) => q.mode === policy.mode);
   const reads = applying('select').filter((r) => r.using !== undefined);
-  const commands: PolicyNode['command'][] = policy.command === 'all' ? ['insert', 'update'] : [policy.command];
+  const commands: Command[] = policy.command === 'all' ? ['insert', 'update'] : [policy.command];
   if (!restrictive && (reads.length !== 1 || commands.some((c) => applying(c).length !== 1))) return undefined;
   const text = sameShape(clause);
   return reads.find((r) => sameShape(r.using!) === text);

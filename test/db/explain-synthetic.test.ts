@@ -4,14 +4,12 @@
 // compiled by the real emitters and installed into this test's database.
 import { describe, expect, it } from 'vitest';
 import { and, defineModel, scalarOf, t } from '../../generator/dsl/index.ts';
-import { compileModel } from '../../generator/emit/index.ts';
 import { explainRow } from '../../generator/explain/explain.ts';
 import { formatExplanation } from '../../generator/explain/format.ts';
 import { EXPLAIN_COMMANDS } from '../../generator/explain/plan.ts';
-import { validateModel } from '../../generator/validate/index.ts';
 import { collectReport, type TreeNode } from '../../generator/report/collect.ts';
 import { checkAgreement } from '../support/agreement.ts';
-import { useTestDatabase } from '../support/db.ts';
+import { installModel, useTestDatabase } from '../support/db.ts';
 
 const model = {
   ...defineModel('rg_synthetic', (m) => {
@@ -44,9 +42,7 @@ const model = {
 };
 
 const db = useTestDatabase(async (admin) => {
-  const { result, problems } = validateModel(model);
-  if (!result) throw new Error(`synthetic model: ${JSON.stringify(problems)}`);
-  await admin.unsafe(compileModel(result).flatMap((s) => s.statements.map((st) => st.up)).join('\n'));
+  await installModel(admin, model);
   await admin.unsafe(`
     INSERT INTO rg_synthetic.users VALUES (1, 'a', 'Ana'), (2, 'a', 'Ben'), (3, 'b', 'Cy');
     INSERT INTO rg_synthetic.docs (id, team, owner_id, archived, secret) VALUES

@@ -3,9 +3,7 @@
 // the rows an UPDATE finds. The model is compiled by the real emitters into this test's database.
 import { describe, expect, it } from 'vitest';
 import { and, defineModel, exists, scalarOf, t, type RowOf } from '../../generator/dsl/index.ts';
-import { compileModel } from '../../generator/emit/index.ts';
-import { validateModel } from '../../generator/validate/index.ts';
-import { useTestDatabase } from '../support/db.ts';
+import { installModel, useTestDatabase } from '../support/db.ts';
 import { planText } from '../support/plan.ts';
 
 const model = (twin: boolean) => ({
@@ -26,9 +24,7 @@ const model = (twin: boolean) => ({
 
 const db = useTestDatabase(async (admin) => {
   for (const twin of [true, false]) {
-    const { result, problems } = validateModel(model(twin));
-    if (!result) throw new Error(`twin model: ${JSON.stringify(problems)}`);
-    await admin.unsafe(compileModel(result).flatMap((s) => s.statements.map((st) => st.up)).join('\n'));
+    await installModel(admin, model(twin));
     const schema = twin ? 'rg_twin' : 'rg_apart';
     await admin.unsafe(`
       INSERT INTO ${schema}.users VALUES (1, 'a'), (2, 'a'), (3, 'b');

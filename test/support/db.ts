@@ -5,6 +5,9 @@ import { randomBytes } from 'node:crypto';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { withDatabase } from '../../generator/db/server.ts';
+import { compileModel } from '../../generator/emit/index.ts';
+import type { ModelNode } from '../../generator/model/nodes.ts';
+import { validateModel } from '../../generator/validate/index.ts';
 
 export type Tx = TransactionSql<Record<string, never>>;
 
@@ -154,4 +157,11 @@ export async function statementOutcomes(tx: Tx, statements: readonly string[]): 
   }
   await tx.unsafe('ROLLBACK TO SAVEPOINT outcomes');
   return found;
+}
+
+/** Validates a model built in a test, and creates everything it compiles to (as the superuser). */
+export async function installModel(admin: Sql, model: ModelNode): Promise<void> {
+  const { result, problems } = validateModel(model);
+  if (!result) throw new Error(`${model.schema}: ${JSON.stringify(problems)}`);
+  await admin.unsafe(compileModel(result).flatMap((s) => s.statements.map((st) => st.up)).join('\n'));
 }
