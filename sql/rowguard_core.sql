@@ -57,8 +57,8 @@ CREATE FUNCTION "rowguard"."session_token"(model text, claimed text) RETURNS tex
   LANGUAGE sql STABLE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
-  SELECT encode(sha256(k."key" || convert_to(
-    model || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex')
+  SELECT encode(sha256(k."key" || timestamptz_send(transaction_timestamp()) || convert_to(
+    model || '|' || pg_backend_pid()::text || '|' || claimed, 'UTF8')), 'hex')
   FROM "rowguard"."session_key" AS k
 $rg$;
 ALTER FUNCTION "rowguard"."session_token"(text, text) OWNER TO "rowguard_definer";

@@ -521,8 +521,8 @@ BEGIN
   -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
-    IF current_setting('rowguard.superoffice_token', true) = encode(sha256(k."key" || convert_to(
-        'superoffice' || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || claimed, 'UTF8')), 'hex') THEN
+    IF current_setting('rowguard.superoffice_token', true) = encode(sha256(k."key" || timestamptz_send(transaction_timestamp()) || convert_to(
+        'superoffice' || '|' || pg_backend_pid()::text || '|' || claimed, 'UTF8')), 'hex') THEN
       RETURN claimed::bigint;
     END IF;
   END IF;

@@ -20,11 +20,16 @@ export const SESSION_TOKEN = qualified(CORE_SCHEMA, 'session_token');
  * The identity signature over a row `key` of rowguard.session_key: bound to the model, this backend
  * and this transaction. session_token and each model's current_user_id print it from here;
  * `indent` starts its second line.
+ *
+ * The transaction's start enters as its 8 binary bytes (timestamptz_send), never as text: text
+ * follows TimeZone and DateStyle, so an application that set either after set_session would
+ * have lost its identity (and seen no rows) for the rest of the transaction. The fixed-length
+ * bytes come before the text, so the signed message still reads back one way only.
  */
 export function sessionTokenSql(key: string, model: string, claimed: string, indent: string): string {
   return [
-    `encode(sha256(${key}.${ident('key')} || convert_to(`,
-    `${indent}${model} || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
+    `encode(sha256(${key}.${ident('key')} || timestamptz_send(transaction_timestamp()) || convert_to(`,
+    `${indent}${model} || '|' || pg_backend_pid()::text || '|' || ${claimed}, 'UTF8')), 'hex')`,
   ].join('\n');
 }
 

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
+import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { rolledBack, sqlState, useTestDatabase } from '../support/db.ts';
 import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
@@ -41,6 +42,25 @@ for (const model of models) {
         await conn.unsafe('ROLLBACK');
       } finally {
         conn.release();
+      }
+    });
+
+    it('survives the application changing TimeZone, DateStyle or IntervalStyle after set_session', async () => {
+      const answer = async (settings: string): Promise<[unknown, unknown]> =>
+        db.current.as(model.schema, persona!, async (tx) => {
+          if (settings) await tx.unsafe(settings);
+          const id = (await tx.unsafe(whoAmI))[0]!.id;
+          const n = (await tx.unsafe(`SELECT count(*)::int AS n FROM ${someTable}`))[0]!.n;
+          return [id, n];
+        });
+      const plain = await answer('');
+      expect(plain[0]).toBe(String(persona));
+      for (const settings of [
+        "SET LOCAL TimeZone = 'Pacific/Kiritimati'",
+        "SET LOCAL DateStyle = 'German, DMY'",
+        "SET LOCAL IntervalStyle = 'sql_standard'; SET LOCAL TimeZone = 'America/St_Johns'",
+      ]) {
+        expect(await answer(settings), settings).toEqual(plain);
       }
     });
 
@@ -103,7 +123,7 @@ for (const model of models) {
             await tx.unsafe('SELECT set_config($1, $2, true)', [setting, String(persona)]);
             if (key) {
               await tx.unsafe(
-                `SELECT set_config($1, encode(sha256($2::bytea || convert_to($3 || '|' || pg_backend_pid()::text || '|' || transaction_timestamp()::text || '|' || $4, 'UTF8')), 'hex'), true)`,
+                `SELECT set_config($1, ${sessionTokenSql('k', '$3', '$4', '')}, true) FROM (SELECT $2::bytea AS key) AS k`,
                 [`rowguard.${model.schema}_token`, key, model.schema, String(persona)],
               );
             }
