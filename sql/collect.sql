@@ -83,15 +83,7 @@ ALTER TABLE "collect"."debtors"
 
 CREATE INDEX "clients_owned_by_idx" ON "collect"."clients" ("owned_by");
 
-CREATE INDEX "debtors_access_id_idx" ON "collect"."debtors" ("access_id");
-
-CREATE INDEX "debtors_clerk_id_idx" ON "collect"."debtors" ("clerk_id");
-
 CREATE INDEX "debtors_client_id_idx" ON "collect"."debtors" ("client_id");
-
-CREATE INDEX "debtors_operator_id_idx" ON "collect"."debtors" ("operator_id");
-
-CREATE INDEX "debtors_sales_id_idx" ON "collect"."debtors" ("sales_id");
 
 CREATE INDEX "operators_client_id_idx" ON "collect"."operators" ("client_id");
 
@@ -99,6 +91,8 @@ CREATE INDEX "team_members_member_id_idx" ON "collect"."team_members" ("member_i
 
 CREATE INDEX "debtors_open_accounts_idx" ON "collect"."debtors" ("id")
   WHERE ("clerk_id" IS NULL) AND ("access_id" IS NULL);
+
+CREATE INDEX "debtors_operator_id_sales_id_clerk_id_access_id_any_idx" ON "collect"."debtors" USING gin ((ARRAY["operator_id", "sales_id", "clerk_id", "access_id"]::text[])) WITH (fastupdate = off);
 
 -- ======================================================================
 -- Row-level security: enabled and forced, so the owner is filtered too
@@ -1278,18 +1272,9 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
         AND ("debtors"."access_id" IS NULL)
         AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((SELECT NULL::text[])::text[])))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
 
@@ -1308,18 +1293,9 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
         AND ("debtors"."access_id" IS NULL)
         AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((SELECT NULL::text[])::text[])))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
   )
   WITH CHECK (
     ((NOT "collect"."plan_fold_i_bypass_security"() AND ((NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
@@ -1331,18 +1307,9 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
         AND ("debtors"."access_id" IS NULL)
         AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((SELECT NULL::text[])::text[])))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
   );
 COMMENT ON POLICY "debtors_update" ON "collect"."debtors" IS 'The debtors I can see, and the result must stay visible to me (placeholders are never writable).';
 
@@ -1361,18 +1328,9 @@ CREATE POLICY "debtors_insert" ON "collect"."debtors"
         AND ("debtors"."access_id" IS NULL)
         AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((SELECT NULL::text[])::text[])))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
   );
 COMMENT ON POLICY "debtors_insert" ON "collect"."debtors" IS 'Only debtors I would be able to see.';
 
@@ -1391,18 +1349,9 @@ CREATE POLICY "debtors_delete" ON "collect"."debtors"
         AND ("debtors"."access_id" IS NULL)
         AND (NOT "collect"."plan_when_edafacf21a67"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)))
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((select "collect"."my_principal_ids"())::text[])
+    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."operator_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."operator_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."sales_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."sales_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."clerk_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."clerk_id" = any((SELECT NULL::text[])::text[])))
-    OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((select "collect"."my_principal_ids"())::text[])
-        AND (NOT "collect"."plan_when_c1c1b07bf103"() OR "debtors"."access_id" >= ALL((SELECT '{}'::text[])::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."access_id" = any((SELECT NULL::text[])::text[])))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
   );
 COMMENT ON POLICY "debtors_delete" ON "collect"."debtors" IS 'The debtors I can see.';
 
@@ -1600,10 +1549,7 @@ FROM (
     OR ((d."clerk_id" IS NULL)
       AND (d."access_id" IS NULL)
       AND (d."id" >= (SELECT CASE WHEN "collect"."i_see_open_accounts"() THEN '-9223372036854775808'::bigint END) AND d."id" <= '9223372036854775807'::bigint))
-    OR (d."operator_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR (d."sales_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR (d."clerk_id" = any((select "collect"."my_principal_ids"())::text[]))
-    OR (d."access_id" = any((select "collect"."my_principal_ids"())::text[]))
+    OR (ARRAY[d."operator_id", d."sales_id", d."clerk_id", d."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[])
   ), false) AS rg_visible
   FROM "collect"."debtors" AS d
 ) AS d

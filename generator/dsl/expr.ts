@@ -58,6 +58,17 @@ function junction(kind: 'and' | 'or', items: E[]): E {
   return new E({ kind, items: flat });
 }
 
+/**
+ * Routing columns read as one: `anyOf(d.operator_id, d.sales_id).in(myTeams)` holds when some
+ * non-NULL one of the columns is in the set (NULL when the set is NULL). Where `or` of `.in` arms
+ * computes the set once per column and reads one index per column, this computes it once and reads
+ * one GIN index over the columns' array, which rowguard creates. The columns must be the row's own
+ * and share the set's element type.
+ */
+export function anyOf(...items: E[]): { in(set: E): E } {
+  return { in: (set: E) => new E({ kind: 'any-in-set', items: items.map((i) => i.node), set: set.node }) };
+}
+
 export function not(item: E): E {
   return new E({ kind: 'not', item: item.node });
 }

@@ -556,7 +556,7 @@ function findPlanHints(model: ModelNode): PlanHints {
       return name ? { when: e.when, name } : undefined;
     }
     // The operand that is NULL unless the guard holds (a CASE, else a fact defined as one).
-    const operands = e.kind === 'compare' ? [e.right, e.left] : e.kind === 'in-set' ? [e.set] : [];
+    const operands = e.kind === 'compare' ? [e.right, e.left] : e.kind === 'in-set' || e.kind === 'any-in-set' ? [e.set] : [];
     for (const x of operands) {
       const when = caseGuard(x);
       if (when === undefined) continue;
@@ -570,9 +570,14 @@ function findPlanHints(model: ModelNode): PlanHints {
     return undefined;
   };
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
-  /** A set arm: `col = any(<set>)` on a column of the row other than the first key column. */
-  const setArm = (e: Expr, table: string) =>
-    e.kind === 'in-set' && e.item.kind === 'column' && e.item.scope === ROW_SCOPE && e.item.column !== keyOf(table) ? { set: e.set, column: e.item.column } : undefined;
+  /**
+   * A set arm: `col = any(<set>)` on a column of the row other than the first key column, or
+   * `anyOf(cols).in(<set>)` (its range goes on the first column).
+   */
+  const setArm = (e: Expr, table: string) => {
+    const item = e.kind === 'in-set' ? e.item : e.kind === 'any-in-set' ? e.items[0] : undefined;
+    return item?.kind === 'column' && item.scope === ROW_SCOPE && item.column !== keyOf(table) ? { set: (e as { set: Expr }).set, column: item.column } : undefined;
+  };
   /** The set's fact, when set_session may count it. */
   const countable = (set: Expr) => (set.kind === 'fact' && !optedOut.has(set.name) && elementOf(types.of(set)) !== UNKNOWN ? set.name : undefined);
   /** `CASE WHEN <guard> THEN <fact> END`: the fact (the set holds its elements or none), when set_session may count it. */
@@ -642,7 +647,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     if (guarded === undefined) return undefined;
     const type = types.of(guarded);
     if (type === UNKNOWN) return undefined;
-    if (e.kind === 'in-set' && guarded === e.set) return { operand: 'set', type };
+    if ((e.kind === 'in-set' || e.kind === 'any-in-set') && guarded === e.set) return { operand: 'set', type };
     if (e.kind === 'compare') return { operand: guarded === e.right ? 'right' : 'left', type };
     return undefined;
   };

@@ -64,6 +64,9 @@ export type Expr =
   | { readonly kind: 'compare'; readonly op: CompareOp; readonly left: Expr; readonly right: Expr }
   | { readonly kind: 'distinct-from'; readonly negated: boolean; readonly left: Expr; readonly right: Expr }
   | { readonly kind: 'in-set'; readonly item: Expr; readonly set: Expr }
+  /** Some non-NULL one of several columns of the row is in `set` (`anyOf(…).in(set)`): printed as
+   *  `ARRAY[cols] && set`, which one GIN index over that array answers (and the set is computed once). */
+  | { readonly kind: 'any-in-set'; readonly items: readonly Expr[]; readonly set: Expr }
   | { readonly kind: 'is-null'; readonly negated: boolean; readonly expr: Expr }
   | { readonly kind: 'and'; readonly items: readonly Expr[] }
   | { readonly kind: 'or'; readonly items: readonly Expr[] }

@@ -47,6 +47,7 @@ export class TypeResolver {
       case 'compare':
       case 'distinct-from':
       case 'in-set':
+      case 'any-in-set':
       case 'is-null':
       case 'and':
       case 'or':

@@ -300,6 +300,18 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           else if (setType !== UNKNOWN && !comparable(types.of(e.item), setType.slice(0, -2))) add(path, 'type-mismatch', `a ${types.of(e.item)} value is tested for membership in a set of ${setType}`, 'compare values of the same type');
           break;
         }
+        case 'any-in-set': {
+          const setType = types.of(e.set);
+          const element = setType.endsWith('[]') ? setType.slice(0, -2) : UNKNOWN;
+          if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"anyOf(…).in" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
+          if (e.items.length < 2 || e.items.some((i) => i.kind !== 'column' || i.scope !== ROW_SCOPE)) {
+            add(path, 'any-of-columns', 'anyOf(…) takes two or more columns of the policy\'s own row (one GIN index covers them)', 'pass the row\'s columns, e.g. anyOf(d.operator_id, d.sales_id); for one column write d.operator_id.in(set)');
+          } else {
+            const mismatched = e.items.map((i) => types.of(i)).find((t) => t !== UNKNOWN && element !== UNKNOWN && t !== element);
+            if (mismatched) add(path, 'type-mismatch', `anyOf(…) has a ${mismatched} column, tested against a set of ${setType}`, `give every column the set's element type, ${element}`);
+          }
+          break;
+        }
         case 'compare':
           if (!comparable(types.of(e.left), types.of(e.right))) add(path, 'type-mismatch', `comparing ${types.of(e.left)} with ${types.of(e.right)}`, 'compare values of the same type');
           break;

@@ -1,7 +1,7 @@
 // DSL additions made for the Collect! model — everyRowWhen, the masked view, partial indexes:
 // the exact SQL of small models, and the validation errors for misuse.
 import { describe, expect, it } from 'vitest';
-import { and, defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { and, anyOf, array, defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import type { ModelNode } from '../../generator/model/nodes.ts';
 import { validateModel } from '../../generator/validate/index.ts';
@@ -125,5 +125,49 @@ describe('partial indexes', () => {
       ['unknown-column', 'tables.docs.indexes[0]'],
       ['index-predicate-not-immutable', 'tables.docs.indexes[0]'],
     ]);
+  });
+});
+
+describe('anyOf(…).in(set)', () => {
+  const routed = (using: 'combined' | 'one column' | 'a fact' | 'mixed types') =>
+    defineModel('desk', (m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const tickets = m.table('tickets', { id: t.bigint().primaryKey(), owner_id: t.bigint(), helper_id: t.bigint(), queue: t.text() });
+      m.identity(users);
+      const mine = m.fact('my_principals', array([m.me, scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id })))]));
+      m.policy(tickets, 'tickets_select', {
+        for: 'select',
+        using: (k) =>
+          using === 'combined'
+            ? anyOf(k.owner_id, k.helper_id).in(mine)
+            : using === 'one column'
+              ? anyOf(k.owner_id).in(mine)
+              : using === 'a fact'
+                ? anyOf(k.owner_id, mine).in(mine)
+                : anyOf(k.owner_id, k.queue).in(mine),
+      });
+    });
+
+  it('prints the columns as one array against the set, and one GIN index over that array instead of an index per column', () => {
+    const sql = compiled(routed('combined'));
+    // With the range hint of a set arm, on the first column, while the set is not known to be few.
+    expect(sql.get('policy desk.tickets.tickets_select')).toContain(
+      [
+        `    ARRAY["tickets"."owner_id", "tickets"."helper_id"]::bigint[] && (select "desk"."my_principals"())::bigint[]`,
+        `    AND (NOT "desk"."plan_hint_my_principals"() OR ("tickets"."owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "tickets"."owner_id" <= (SELECT '9223372036854775807'::bigint)))`,
+      ].join('\n'),
+    );
+    expect(sql.get('index desk.tickets_owner_id_helper_id_any_idx')).toBe(
+      `CREATE INDEX "tickets_owner_id_helper_id_any_idx" ON "desk"."tickets" USING gin ((ARRAY["owner_id", "helper_id"]::bigint[])) WITH (fastupdate = off);`,
+    );
+    expect([...sql.keys()].filter((id) => /index desk\.tickets_(owner|helper)_id_idx/.test(id))).toEqual([]);
+  });
+
+  it('is refused with one column, with a value that is not a column of the row, and with a column of another type than the set', () => {
+    const codes = (using: Parameters<typeof routed>[0]) => validateModel(routed(using)).problems.map((p) => [p.code, p.path]);
+    expect(codes('one column')).toEqual([['any-of-columns', 'tickets.select[0] "tickets_select"']]);
+    expect(codes('a fact')).toEqual([['any-of-columns', 'tickets.select[0] "tickets_select"']]);
+    expect(codes('mixed types')).toEqual([['type-mismatch', 'tickets.select[0] "tickets_select"']]);
+    expect(validateModel(routed('mixed types')).problems[0]!.message).toContain('text column, tested against a set of bigint[]');
   });
 });
