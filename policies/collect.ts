@@ -4,8 +4,9 @@
 // The contract is ../shared/reference-models.md, section "collect".
 //
 // Every rule reads facts about the acting operator. Each fact is NULL (or empty) when its branch
-// of the switchboard does not apply, so each policy arm is a plain `col = any(fact)` or a key
-// range an index can drive, and the branches never need a bare boolean OR'd into the predicate.
+// of the switchboard does not apply, so each policy arm is a plain `col = any(fact)`, one
+// `ARRAY[routing fields] && fact` (anyOf), or a key range an index can drive, and the branches
+// never need a bare boolean OR'd into the predicate.
 import { and, anyOf, array, defineModel, exists, not, or, scalarOf, t, union, when, type E, type RowOf } from '../generator/dsl/index.ts';
 
 export default defineModel(
@@ -52,7 +53,15 @@ export default defineModel(
     }, {
       // The "open accounts" arm (no Clerk, no Access) gets its own index: its key range is then
       // one index scan without a Filter, instead of the whole key index ANDed with clerk_id IS NULL.
-      indexes: [{ name: 'debtors_open_accounts_idx', columns: ['id'], where: (d) => and(d.clerk_id.isNull(), d.access_id.isNull()) }],
+      indexes: [
+        { name: 'debtors_open_accounts_idx', columns: ['id'], where: (d) => and(d.clerk_id.isNull(), d.access_id.isNull()) },
+        // The rules read the routing fields through one GIN index (anyOf below); applications look
+        // debtors up by one of them (a collector's work list by Operator), so each keeps its own.
+        { columns: ['operator_id'] },
+        { columns: ['sales_id'] },
+        { columns: ['clerk_id'] },
+        { columns: ['access_id'] },
+      ],
     });
 
     m.identity(operators); // collect.set_session(operator_id text)
@@ -138,7 +147,8 @@ export default defineModel(
         and(d.clerk_id.isNull(), d.access_id.isNull(), m.everyRowWhen(debtors, iSeeOpenAccounts)),
         // 3b. Operator, Sales, Clerk or Access names me or a team I belong to (at any depth):
         // one GIN index over the four, and the principals computed once (four `.in` arms computed
-        // them four times and read four indexes: the locked-out operator's count 2.2 → 1.3 ms).
+        // them four times and read four indexes; paired, the locked-out operator's count 2.22 →
+        // 1.84 ms, first page 2.80 → 2.18 ms).
         anyOf(d.operator_id, d.sales_id, d.clerk_id, d.access_id).in(myPrincipals),
       );
 

@@ -83,7 +83,15 @@ ALTER TABLE "collect"."debtors"
 
 CREATE INDEX "clients_owned_by_idx" ON "collect"."clients" ("owned_by");
 
+CREATE INDEX "debtors_access_id_idx" ON "collect"."debtors" ("access_id");
+
+CREATE INDEX "debtors_clerk_id_idx" ON "collect"."debtors" ("clerk_id");
+
 CREATE INDEX "debtors_client_id_idx" ON "collect"."debtors" ("client_id");
+
+CREATE INDEX "debtors_operator_id_idx" ON "collect"."debtors" ("operator_id");
+
+CREATE INDEX "debtors_sales_id_idx" ON "collect"."debtors" ("sales_id");
 
 CREATE INDEX "operators_client_id_idx" ON "collect"."operators" ("client_id");
 

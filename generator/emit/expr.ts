@@ -128,10 +128,10 @@ const printers = {
   'in-set': (e, ctx, hint) => {
     const set = setOperand(e.set, ctx);
     const item = comparand(e.item, ctx);
-    return setArm(`${item} = any(${set})`, item, hint, ctx);
+    return hintedSetArm(`${item} = any(${set})`, item, hint, ctx);
   },
-  // The range hint goes on the first column: any one narrows the estimate as a set arm's does.
-  'any-in-set': (e, ctx, hint) => setArm(`${itemsArray(e, ctx)} && ${setOperand(e.set, ctx)}`, comparand(e.items[0]!, ctx), hint, ctx),
+  // The hint goes on the first column (hints.ts: always `>= ALL`, true where that column is NULL).
+  'any-in-set': (e, ctx, hint) => hintedSetArm(`${itemsArray(e, ctx)} && ${setOperand(e.set, ctx)}`, comparand(e.items[0]!, ctx), hint, ctx),
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),
   or: (e, ctx) => joinBool('OR', e.items, ctx),
@@ -180,7 +180,6 @@ const printers = {
   },
 } satisfies Printers as Printers;
 
-/** A guarded arm with the test the planner folds to drop it (hints.ts), when it has one. */
 /**
  * The set of an `in` or `anyOf(…).in` arm with its array cast, computed once per statement. Hoisted
  * only with the cast: `= any((SELECT …))` without one is the sub-query form of ANY.
@@ -194,19 +193,20 @@ function setOperand(e: Expr, ctx: ExprContext): string {
   return `${needsParens(e) && !hoist ? `(${set})` : set}${cast}`;
 }
 
-/** The columns of an `anyOf(…).in` arm as one array, as its GIN index reads them (anyOfIndexes in grants.ts). */
+/** The columns of an `anyOf(…).in` arm as one array of the set's element type, as its GIN index reads them (anyOfIndexes in grants.ts). */
 export function itemsArray(e: Extract<Expr, { kind: 'any-in-set' }>, ctx: ExprContext): string {
   const type = elementOf(ctx.types.of(e.set));
-  return `ARRAY[${e.items.map((i) => printExpr(i, ctx)).join(', ')}]${type === UNKNOWN ? '' : `::${type}[]`}`;
+  return printExpr(type === UNKNOWN ? { kind: 'array', items: e.items } : { kind: 'array', items: e.items, type }, ctx);
 }
 
 /** A set arm with its planner hint: the range that narrows its estimate (on `item`), under its guard's fold. */
-function setArm(arm: string, item: string, hint: HintedArm | undefined, ctx: ExprContext): string {
+function hintedSetArm(arm: string, item: string, hint: HintedArm | undefined, ctx: ExprContext): string {
   const range = hint?.kind === 'range' ? hint : hint?.range;
   const narrowed = range ? joinParts('AND', [arm, hintConjunct(range, ctx.model.schema, item)]) : arm;
   return hint?.kind === 'fold' ? guardedArm(narrowed, hint, ctx) : narrowed;
 }
 
+/** A guarded arm with the test the planner folds to drop it (hints.ts), when it has one. */
 function guardedArm(arm: string, hint: HintedArm | undefined, ctx: ExprContext): string {
   return hint ? `${foldTest(hint, ctx.model.schema)} AND ${arm}` : arm;
 }

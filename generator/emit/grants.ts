@@ -107,8 +107,9 @@ function anyOfArm(e: Expr): Extract<Expr, { kind: 'any-in-set' }> | undefined {
 function anyOfIndexes(model: ModelNode): Statement[] {
   const out = new Map<string, Statement>();
   const ctx = exprContext(model, '');
+  // USING clauses only: those find rows, where a WITH CHECK only tests the row written.
   for (const p of model.policies) {
-    for (const clause of [p.using, p.check]) {
+    for (const clause of [p.using]) {
       if (!clause) continue;
       visit(clause, (n) => {
         const arm = anyOfArm(n);

@@ -16,8 +16,13 @@
 // matter), and the planner, which cannot see the array, estimates it as ten unknown one-sided
 // comparisons that must all hold (a third each: 0.333^10, about 2e-5). It is a Filter, not an
 // index condition, but the estimate is what decides the plan. It replaced a range up to the set's
-// greatest element, which computed the fact a second time for each column: Collect!'s four text
-// routing arms called my_principal_ids eight times per statement, now four.
+// greatest element, which computed the fact a second time for each column (Collect!'s four text
+// routing arms called my_principal_ids eight times per statement; since they are one anyOf arm, once).
+//
+// An `anyOf(cols).in(<fact>)` arm gets the `>= ALL` form on its first column whatever the type:
+// the row may match through another column while the first is NULL, and only ALL of no elements
+// is true for a NULL (a range would drop the row); and it is no index condition, so it cannot
+// send the planner to a btree index of that column beside the arm's GIN index.
 //
 // - plan_hint_<fact>() is IMMUTABLE with no arguments, so PostgreSQL folds it while planning. It
 //   is true when the transaction's search_path names a schema rg_plan_<schema>_few_<fact> (empty
@@ -35,8 +40,8 @@
 //   ExecEvalScalarArrayOp, returns TRUE for an empty array before it looks at the left side, and
 //   test/plan/collect.test.ts checks it on rows with NULL routing fields.)
 // - Either way `A AND (NOT h OR range)` has A's value in three-valued logic (when A is true the
-//   column equals an element, so the range is true): a wrong, stale or forged hint changes a plan,
-//   never a row.
+//   column equals an element, so the range is true; an anyOf arm's `>= ALL` is true for every row):
+//   a wrong, stale or forged hint changes a plan, never a row.
 // - PostgreSQL re-plans a cached statement when the search_path has changed, so a prepared
 //   statement is planned for the marks of the user acting now, never kept from its first user
 //   (a connection that alternates users of different classes re-plans at each change).
@@ -413,9 +418,10 @@ export interface KeyStandIn {
 
 /**
  * A guarded arm `col = any(<set NULL unless the guard holds>)` or `col = <value NULL unless…>`
- * (Collect!'s routing arms, whose principals are NULL for a client login) stands in for itself as
- * `col = any((SELECT NULL::<type>)::<type>)` or `col = (SELECT NULL::<type>)`: NULL for every row, as the
- * arm is then, estimated as the arm was (a value the planner cannot see), computing nothing.
+ * stands in for itself as `col = any((SELECT NULL::<type>)::<type>)` or `col = (SELECT NULL::<type>)`:
+ * NULL for every row, as the arm is then, estimated as the arm was (a value the planner cannot see),
+ * computing nothing. An `anyOf(cols).in(<set>)` arm (Collect!'s routing arm, whose principals are
+ * NULL for a client login) stands in as `ARRAY[cols] @> (SELECT NULL::<type>)::<type>` (see standing in expr.ts).
  */
 export interface OperandStandIn {
   readonly kind: 'operand';
@@ -457,7 +463,8 @@ export interface PlanHints {
  * - set arms `col = any(<set>)` on a column of the policy's row other than the first key column
  *   (a key arm is already estimated as ten rows), of a type with a least value, in the USING of
  *   reads, on a table where no every-row arm stays whoever acts, while the table's every-row arms
- *   are dropped: a range (for text, which has no greatest value, `>= ALL` of an empty array);
+ *   are dropped: a range (for text, which has no greatest value, `>= ALL` of an empty array); and
+ *   `anyOf(cols).in(<set>)` arms alike, with `>= ALL` on their first column whatever its type;
  * - guarded arms (see the file comment and guardOf): a test that drops them.
  */
 export function planHints(model: ModelNode): PlanHints {
@@ -572,11 +579,12 @@ function findPlanHints(model: ModelNode): PlanHints {
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
   /**
    * A set arm: `col = any(<set>)` on a column of the row other than the first key column, or
-   * `anyOf(cols).in(<set>)` (its range goes on the first column).
+   * `anyOf(cols).in(<set>)` (its hint goes on the first column, always as `>= ALL`: `several`).
    */
-  const setArm = (e: Expr, table: string) => {
-    const item = e.kind === 'in-set' ? e.item : e.kind === 'any-in-set' ? e.items[0] : undefined;
-    return item?.kind === 'column' && item.scope === ROW_SCOPE && item.column !== keyOf(table) ? { set: (e as { set: Expr }).set, column: item.column } : undefined;
+  const setArm = (e: Expr, table: string): { set: Expr; column: string; several: boolean } | undefined => {
+    if (e.kind !== 'in-set' && e.kind !== 'any-in-set') return undefined;
+    const item = e.kind === 'in-set' ? e.item : e.items[0];
+    return item?.kind === 'column' && item.scope === ROW_SCOPE && item.column !== keyOf(table) ? { set: e.set, column: item.column, several: e.kind === 'any-in-set' } : undefined;
   };
   /** The set's fact, when set_session may count it. */
   const countable = (set: Expr) => (set.kind === 'fact' && !optedOut.has(set.name) && elementOf(types.of(set)) !== UNKNOWN ? set.name : undefined);
@@ -617,7 +625,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     const minimum = typeMinimum(type);
     const maximum = typeMaximum(type);
     if (minimum === undefined) return undefined;
-    const bound = maximum !== undefined ? { lower: `(SELECT ${minimum})`, upper: `(SELECT ${maximum})` } : { noneOf: type };
+    const bound = maximum !== undefined && !arm.several ? { lower: `(SELECT ${minimum})`, upper: `(SELECT ${maximum})` } : { noneOf: type };
     const range: RangeHint = { kind: 'range', hints: distinctGroups([[few(fact)], ...(everyRowDrops.get(table) ?? [])]), narrow: bound };
     return fold?.kind === 'fold' ? { ...fold, range } : range;
   };

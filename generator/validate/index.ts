@@ -307,8 +307,15 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           if (e.items.length < 2 || e.items.some((i) => i.kind !== 'column' || i.scope !== ROW_SCOPE)) {
             add(path, 'any-of-columns', 'anyOf(…) takes two or more columns of the policy\'s own row (one GIN index covers them)', 'pass the row\'s columns, e.g. anyOf(d.operator_id, d.sales_id); for one column write d.operator_id.in(set)');
           } else {
-            const mismatched = e.items.map((i) => types.of(i)).find((t) => t !== UNKNOWN && element !== UNKNOWN && t !== element);
-            if (mismatched) add(path, 'type-mismatch', `anyOf(…) has a ${mismatched} column, tested against a set of ${setType}`, `give every column the set's element type, ${element}`);
+            // Exactly the set's element type (or, where the set's type is not known, one type): the
+            // array's cast is then no conversion, in the arm and in its GIN index alike.
+            const itemTypes = e.items.map((i) => types.of(i)).filter((t) => t !== UNKNOWN);
+            const expected = element !== UNKNOWN ? element : itemTypes[0];
+            const mismatched = itemTypes.find((t) => t !== expected);
+            if (mismatched) {
+              const against = element !== UNKNOWN ? `a set of ${setType}` : `a ${expected} column beside it`;
+              add(path, 'type-mismatch', `anyOf(…) has a ${mismatched} column, tested against ${against}`, `give every column ${element !== UNKNOWN ? `the set's element type, ${element}` : 'the same type'}`);
+            }
           }
           break;
         }
