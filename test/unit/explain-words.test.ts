@@ -24,6 +24,12 @@ describe('describeExpr', () => {
     expect(describeExpr({ kind: 'is-null', negated: false, expr: { kind: 'fact', name: 'f' } })).toBe('f is NULL');
     expect(describeExpr({ kind: 'compare', op: '>=', left: { kind: 'fact', name: 'a' }, right: { kind: 'literal', value: 3 } })).toBe('a is at least 3');
   });
+  it("reads Collect!'s routing arm (anyOf) as one condition over its four fields", () => {
+    const collect = models.find((m) => m.schema === 'collect')!;
+    const [select] = planCommand(collect, 'debtors', 'select');
+    const words = select!.policies[0]!.arms.flatMap((a) => a.conditions.map((c) => c.words));
+    expect(words).toContain('one of operator_id, sales_id, clerk_id, access_id is one of my_principal_ids');
+  });
 });
 
 describe('planCommand', () => {
