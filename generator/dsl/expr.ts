@@ -60,10 +60,11 @@ function junction(kind: 'and' | 'or', items: E[]): E {
 
 /**
  * Routing columns read as one: `anyOf(d.operator_id, d.sales_id).in(myTeams)` holds when some
- * non-NULL one of the columns is in the set (NULL when the set is NULL). Where `or` of `.in` arms
- * computes the set once per column and reads one index per column, this computes it once and reads
- * one GIN index over the columns' array, which rowguard creates. The columns must be the row's own
- * and share the set's element type.
+ * non-NULL one of the columns is in the set, is NULL when the set is NULL, and is false otherwise
+ * (where `or` of `.in` arms may be NULL: the same rows in a policy's AND and OR, not under `not`).
+ * Where the `or` computes the set once per column and reads one index per column, this computes it
+ * once and reads one GIN index over the columns' array, which rowguard creates. The columns must be
+ * the row's own and have the set's element type.
  */
 export function anyOf(...items: E[]): { in(set: E): E } {
   return { in: (set: E) => new E({ kind: 'any-in-set', items: items.map((i) => i.node), set: set.node }) };

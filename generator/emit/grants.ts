@@ -109,22 +109,20 @@ function anyOfIndexes(model: ModelNode): Statement[] {
   const ctx = exprContext(model, '');
   // USING clauses only: those find rows, where a WITH CHECK only tests the row written.
   for (const p of model.policies) {
-    for (const clause of [p.using]) {
-      if (!clause) continue;
-      visit(clause, (n) => {
-        const arm = anyOfArm(n);
-        if (!arm) return;
-        const name = indexName(p.table, [...arm.items.map((i) => rowColumn(i)!), 'any']);
-        out.set(
-          name,
-          statement(
-            `index ${model.schema}.${name}`,
-            `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, p.table)} USING gin ((${itemsArray(arm, ctx)})) WITH (fastupdate = off);`,
-            `DROP INDEX ${qualified(model.schema, name)};`,
-          ),
-        );
-      });
-    }
+    if (!p.using) continue;
+    visit(p.using, (n) => {
+      const arm = anyOfArm(n);
+      if (!arm) return;
+      const name = indexName(p.table, [...arm.items.map((i) => rowColumn(i)!), 'any']);
+      out.set(
+        name,
+        statement(
+          `index ${model.schema}.${name}`,
+          `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, p.table)} USING gin ((${itemsArray(arm, ctx)})) WITH (fastupdate = off);`,
+          `DROP INDEX ${qualified(model.schema, name)};`,
+        ),
+      );
+    });
   }
   return [...out.keys()].sort(byCodePoint).map((name) => out.get(name)!);
 }
