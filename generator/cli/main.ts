@@ -17,7 +17,7 @@ Usage:
       Inspect the live database at DATABASE_URL: RLS not enabled/forced, unprotected tables in
       secured schemas, application/reporting roles that skip RLS or own tables, owner-rights views,
       SECURITY DEFINER functions without search_path, per-row function calls in policies, and
-      policy columns without an index. Exit 0: no errors (warnings allowed); 1: errors; 2: could
+      policy columns (and anyOf arrays) without an index. Exit 0: no errors (warnings allowed); 1: errors; 2: could
       not run. --json prints the findings as JSON; --role replaces app_user/reporting_user.
   rowguard demo
       Start embedded PostgreSQL (data in .rowguard/), apply the migrations, load sample data

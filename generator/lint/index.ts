@@ -4,7 +4,7 @@ import type { Sql } from 'postgres';
 import { marksHeldIn } from '../emit/hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { ident, qualified } from '../sql/print.ts';
-import { functionCalls, matchedColumns } from './predicates.ts';
+import { columnArrays, functionCalls, matchedColumns, overlappedColumnArrays } from './predicates.ts';
 
 export type Severity = 'error' | 'warning';
 
@@ -207,6 +207,15 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${sql.unsafe(SYSTEM_SCHEMAS)}`;
   const existing = new Set(columns.map((r) => `${r.schema}.${r.table}.${r.column}`));
   const unindexed = new Map<string, Set<string>>();
+  // GIN indexes over an array of columns, as `schema.table.col,col`: what answers an anyOf arm.
+  const ginArrays = await sql<{ schema: string; table: string; def: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS "table", pg_catalog.pg_get_indexdef(i.indexrelid) AS def
+    FROM pg_index i
+    JOIN pg_class ix ON ix.oid = i.indexrelid JOIN pg_am am ON am.oid = ix.relam
+    JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE am.amname = 'gin' AND i.indpred IS NULL`;
+  const ginCovered = new Set(ginArrays.flatMap((r) => columnArrays(r.def).map((cols) => `${r.schema}.${r.table}.${cols.join('\u0000')}`)));
+  const unindexedArrays = new Map<string, Set<string>>();
   for (const p of policies) {
     if (!inScope(p.schema)) continue;
     const object = `policy ${p.name} on ${p.schema}.${p.table}`;
@@ -247,6 +256,23 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
       if (!unindexed.has(key)) unindexed.set(key, new Set());
       unindexed.get(key)!.add(p.name);
     }
+    for (const columns of overlappedColumnArrays(text)) {
+      const key = `${p.schema}.${p.table}.${columns.join('\u0000')}`;
+      if (!columns.every((c) => existing.has(`${p.schema}.${p.table}.${c}`)) || ginCovered.has(key)) continue;
+      if (!unindexedArrays.has(key)) unindexedArrays.set(key, new Set());
+      unindexedArrays.get(key)!.add(p.name);
+    }
+  }
+  for (const [key, names] of [...unindexedArrays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const [schema, table, list] = key.split('.') as [string, string, string];
+    const columns = list.split('\u0000');
+    add({
+      code: 'policy-array-unindexed',
+      severity: 'warning',
+      object: `columns ${schema}.${table} (${columns.join(', ')})`,
+      message: `polic${names.size === 1 ? 'y' : 'ies'} ${[...names].sort().join(', ')} match ARRAY[${columns.join(', ')}] with && against a per-statement set (an anyOf arm), but no GIN index covers that array: every query reads the whole table`,
+      fix: `CREATE INDEX ON ${qualified(schema, table)} USING gin ((ARRAY[${columns.map(ident).join(', ')}])) WITH (fastupdate = off);`,
+    });
   }
   for (const [key, names] of [...unindexed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const [schema, table, column] = key.split('.') as [string, string, string];

@@ -87,7 +87,24 @@ export function matchedColumns(text: string): string[] {
   const out = new Set<string>();
   for (const m of text.matchAll(MATCHED_COLUMN)) {
     const raw = m[1]!;
-    out.add(raw.startsWith('"') ? raw.slice(1, -1).replaceAll('""', '"') : raw);
+    out.add(unquote(raw));
   }
   return [...out];
+}
+
+/** `ARRAY[col, col, …]` of plain columns, as PostgreSQL prints a policy's or an index's expression. */
+const COLUMN_ARRAY = new RegExp(`ARRAY\\[(${COLUMN}(?:, ${COLUMN})+)\\]`, 'g');
+
+function unquote(raw: string): string {
+  return raw.startsWith('"') ? raw.slice(1, -1).replaceAll('""', '"') : raw;
+}
+
+/** The columns of each `ARRAY[col, …]` in `text` (arrays of anything but plain columns are skipped). */
+export function columnArrays(text: string): string[][] {
+  return [...text.matchAll(COLUMN_ARRAY)].map((m) => [...m[1]!.matchAll(new RegExp(COLUMN, 'g'))].map((c) => unquote(c[0])));
+}
+
+/** The column arrays a predicate matches with `&&` against a per-statement value (an anyOf arm). */
+export function overlappedColumnArrays(text: string): string[][] {
+  return [...text.matchAll(new RegExp(`${COLUMN_ARRAY.source} && \\(+\\s*SELECT\\b`, 'g'))].flatMap((m) => columnArrays(m[0]));
 }

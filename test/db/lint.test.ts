@@ -3,7 +3,7 @@
 // app_user too.
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { functionCalls, matchedColumns } from '../../generator/lint/predicates.ts';
+import { columnArrays, functionCalls, matchedColumns, overlappedColumnArrays } from '../../generator/lint/predicates.ts';
 import { hasErrors, lintDatabase, type Finding } from '../../generator/lint/index.ts';
 import { ids, useTestDatabase } from '../support/db.ts';
 import { TempProject } from '../support/project.ts';
@@ -31,6 +31,11 @@ describe('policy predicates as PostgreSQL prints them', () => {
       { name: 's.ids', schema: 's', wrapped: true },
     ]);
     expect(matchedColumns(text).sort()).toEqual(['id', 'office_id']);
+  });
+  it('finds the column arrays an anyOf arm matches with &&, and those a GIN index is built on', () => {
+    const text = '((ARRAY[operator_id, "Sales Id"] && ( SELECT s.my_principal_ids() AS my_principal_ids)) OR (ARRAY[a, b] && ARRAY[c]) OR (ARRAY[(x)::text, y] && ( SELECT s.f() AS f)))';
+    expect(overlappedColumnArrays(text)).toEqual([['operator_id', 'Sales Id']]);
+    expect(columnArrays('CREATE INDEX i ON s.t USING gin ((ARRAY[operator_id, sales_id, clerk_id]))')).toEqual([['operator_id', 'sales_id', 'clerk_id']]);
   });
 });
 
@@ -69,6 +74,8 @@ describe('rowguard lint', () => {
       -- 7. a read policy calling a function declared without a PARALLEL label (wrapped, once per statement)
       CREATE FUNCTION smartoffice.region_office_ids() RETURNS bigint[] LANGUAGE sql STABLE AS 'SELECT ARRAY[1::bigint]';
       CREATE POLICY by_region ON smartoffice.contacts FOR SELECT TO app_user USING (office_id = ANY ((SELECT smartoffice.region_office_ids())::bigint[]));
+      -- 8. an anyOf arm (ARRAY[cols] && set) with no GIN index over that array
+      CREATE POLICY by_labels ON smartoffice.contacts FOR SELECT TO app_user USING (ARRAY[name, phone] && (SELECT ARRAY[smartoffice.current_user_id()::text]));
     `);
 
     // The breaks are real: app_user with no identity reads every proxy and, through the view, every contact.
@@ -87,6 +94,7 @@ describe('rowguard lint', () => {
       ['policy-per-row-call', 'policy per_row on smartoffice.contacts', 'warning'],
       ['policy-column-unindexed', 'column smartoffice.contacts.phone', 'warning'],
       ['policy-parallel-unsafe', 'policy by_region on smartoffice.contacts', 'warning'],
+      ['policy-array-unindexed', 'columns smartoffice.contacts (name, phone)', 'warning'],
     ];
     for (const [code, object, severity] of expected) {
       const f = find(findings, code, object);
@@ -99,6 +107,9 @@ describe('rowguard lint', () => {
     expect(find(findings, 'rls-disabled', 'table smartoffice.proxies')!.fix).toContain('ENABLE ROW LEVEL SECURITY');
     expect(find(findings, 'view-owner-rights', 'view smartoffice.all_contacts')!.fix).toBe('ALTER VIEW "smartoffice"."all_contacts" SET (security_invoker = true);');
     expect(find(findings, 'policy-parallel-unsafe', 'policy by_region on smartoffice.contacts')!.fix).toContain('ALTER FUNCTION smartoffice.region_office_ids(…) PARALLEL RESTRICTED;');
+    expect(find(findings, 'policy-array-unindexed', 'columns smartoffice.contacts (name, phone)')!.fix).toBe(
+      'CREATE INDEX ON "smartoffice"."contacts" USING gin ((ARRAY["name", "phone"])) WITH (fastupdate = off);',
+    );
     expect(hasErrors(findings)).toBe(true);
 
     // --schema limits the objects (roles stay checked: they act in every schema).
@@ -116,10 +127,10 @@ describe('rowguard lint', () => {
       const json = await project.cliWithEnv(env, 'lint', '--json');
       expect(json.code).toBe(1);
       const report = JSON.parse(json.stdout) as { errors: number; warnings: number; findings: Finding[] };
-      expect([report.errors, report.warnings]).toEqual([6, 4]);
+      expect([report.errors, report.warnings]).toEqual([6, 5]);
 
       // Fixing what lint says brings it back to clean.
-      for (const f of findings.filter((x) => ['rls-disabled', 'rls-not-forced', 'view-owner-rights'].includes(x.code))) await db.current.admin.unsafe(f.fix);
+      for (const f of findings.filter((x) => ['rls-disabled', 'rls-not-forced', 'view-owner-rights', 'policy-array-unindexed'].includes(x.code))) await db.current.admin.unsafe(f.fix);
       await db.current.admin.unsafe(`
         DROP TABLE smartoffice.audit_log; DROP VIEW smartoffice.all_contacts, smartoffice.my_contacts;
         DROP POLICY per_row ON smartoffice.contacts; DROP POLICY by_phone ON smartoffice.contacts;
