@@ -92,6 +92,11 @@ function partialIndexes(model: ModelNode): Statement[] {
   return out.sort((a, b) => byCodePoint(a.name, b.name)).map((x) => x.statement);
 }
 
+/** Index statements by name, in name order (the generated SQL is the same bytes every run). */
+function inNameOrder(byName: Map<string, Statement>): Statement[] {
+  return [...byName.keys()].sort(byCodePoint).map((name) => byName.get(name)!);
+}
+
 /** The `anyOf(…).in(set)` arm over the row's own columns, else undefined. */
 function anyOfArm(e: Expr): Extract<Expr, { kind: 'any-in-set' }> | undefined {
   return e.kind === 'any-in-set' && e.items.every((i) => rowColumn(i) !== undefined) && !dependsOnRow(e.set) ? e : undefined;
@@ -124,7 +129,7 @@ function anyOfIndexes(model: ModelNode): Statement[] {
       );
     });
   }
-  return [...out.keys()].sort(byCodePoint).map((name) => out.get(name)!);
+  return inNameOrder(out);
 }
 
 export function partialIndexName(table: string, index: { readonly columns: readonly string[]; readonly name?: string }): string {
@@ -217,7 +222,7 @@ function armIndexes(model: ModelNode): Statement[] {
       );
     }
   }
-  return [...out.keys()].sort(byCodePoint).map((name) => out.get(name)!);
+  return inNameOrder(out);
 }
 
 interface ArmCover {

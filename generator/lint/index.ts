@@ -29,6 +29,17 @@ const SYSTEM_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AN
 const NOT_EXTENSION = (classTable: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${classTable}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
 
+/** Adds `name` to the names found for `key`. */
+function namedBy(found: Map<string, Set<string>>, key: string, name: string): void {
+  if (!found.has(key)) found.set(key, new Set());
+  found.get(key)!.add(name);
+}
+
+/** The entries in key order (code points), so findings come out in the same order every run. */
+function byKey<T>(found: Map<string, T>): [string, T][] {
+  return [...found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise<Finding[]> {
   const schemas = options.schemas && options.schemas.length > 0 ? [...options.schemas] : null;
   const inScope = (schema: string) => schemas === null || schemas.includes(schema);
@@ -253,17 +264,15 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     for (const column of matchedColumns(text)) {
       const key = `${p.schema}.${p.table}.${column}`;
       if (!existing.has(key) || leading.has(key)) continue;
-      if (!unindexed.has(key)) unindexed.set(key, new Set());
-      unindexed.get(key)!.add(p.name);
+      namedBy(unindexed, key, p.name);
     }
     for (const columns of overlappedColumnArrays(text)) {
       const key = `${p.schema}.${p.table}.${columns.join('\u0000')}`;
       if (!columns.every((c) => existing.has(`${p.schema}.${p.table}.${c}`)) || ginCovered.has(key)) continue;
-      if (!unindexedArrays.has(key)) unindexedArrays.set(key, new Set());
-      unindexedArrays.get(key)!.add(p.name);
+      namedBy(unindexedArrays, key, p.name);
     }
   }
-  for (const [key, names] of [...unindexedArrays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [key, names] of byKey(unindexedArrays)) {
     const [schema, table, list] = key.split('.') as [string, string, string];
     const columns = list.split('\u0000');
     add({
@@ -274,7 +283,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
       fix: `CREATE INDEX ON ${qualified(schema, table)} USING gin ((ARRAY[${columns.map(ident).join(', ')}])) WITH (fastupdate = off);`,
     });
   }
-  for (const [key, names] of [...unindexed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [key, names] of byKey(unindexed)) {
     const [schema, table, column] = key.split('.') as [string, string, string];
     add({
       code: 'policy-column-unindexed',

@@ -1,6 +1,6 @@
 // Validation collects every problem at once, each with the file, the path inside the model and a fix.
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
-import { comparable, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
+import { comparable, elementOf, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
 import { GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK, PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
@@ -302,7 +302,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
         }
         case 'any-in-set': {
           const setType = types.of(e.set);
-          const element = setType.endsWith('[]') ? setType.slice(0, -2) : UNKNOWN;
+          const element = elementOf(setType);
           if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"anyOf(…).in" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
           if (e.items.length < 2 || e.items.some((i) => i.kind !== 'column' || i.scope !== ROW_SCOPE)) {
             add(path, 'any-of-columns', 'anyOf(…) takes two or more columns of the policy\'s own row (one GIN index covers them)', 'pass the row\'s columns, e.g. anyOf(d.operator_id, d.sales_id); for one column write d.operator_id.in(set)');

@@ -6,7 +6,7 @@
 // arm's hint on its first column must hold where that column is NULL (`>= ALL`, not a range), or a
 // user with few principals would lose the rows routed to them through another column.
 import { describe, expect, it } from 'vitest';
-import { anyOf, defineModel, or, t, when, arrayOf } from '../../generator/dsl/index.ts';
+import { anyOf, arrayOf, defineModel, or, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { installModel, useTestDatabase } from '../support/db.ts';
 import { planMarks, planText } from '../support/plan.ts';
 
@@ -19,15 +19,10 @@ const model = (combined: boolean) => ({
     const restricted = m.fact('i_am_restricted', m.me.isNotNull().and(arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me).and(u.restricted.isTrue()), select: u.id }))).isNotNull()), { type: 'boolean' });
     // NULL unless restricted (a NULL set), and it may hold NULL (a grant with no principal).
     const mine = m.fact('my_principals', when(restricted, arrayOf(m.from(grants, (g) => ({ where: g.user_id.eq(m.me), select: g.principal })))));
-    m.policy(cases, 'cases_select', {
-      for: 'select',
-      using: (c) => (combined ? anyOf(c.owner, c.reviewer, c.watcher).in(mine) : or(c.owner.in(mine), c.reviewer.in(mine), c.watcher.in(mine))),
-    });
-    m.policy(cases, 'cases_update', {
-      for: 'update',
-      using: (c) => (combined ? anyOf(c.owner, c.reviewer, c.watcher).in(mine) : or(c.owner.in(mine), c.reviewer.in(mine), c.watcher.in(mine))),
-      check: (c) => (combined ? anyOf(c.owner, c.reviewer, c.watcher).in(mine) : or(c.owner.in(mine), c.reviewer.in(mine), c.watcher.in(mine))),
-    });
+    const routedToMe = (c: RowOf<typeof cases>) =>
+      combined ? anyOf(c.owner, c.reviewer, c.watcher).in(mine) : or(c.owner.in(mine), c.reviewer.in(mine), c.watcher.in(mine));
+    m.policy(cases, 'cases_select', { for: 'select', using: routedToMe });
+    m.policy(cases, 'cases_update', { for: 'update', using: routedToMe, check: routedToMe });
     m.policy(users, 'users_read', { for: 'select', using: () => m.me.isNotNull() });
     m.policy(grants, 'grants_read', { for: 'select', using: () => m.me.isNotNull() });
   }),
