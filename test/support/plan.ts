@@ -26,6 +26,30 @@ export async function explain(db: TestDatabase, schema: string, user: string | n
   return text;
 }
 
+/** Names the prepared statements of explainGeneric apart. */
+let generic = 0;
+
+/**
+ * The EXPLAIN text of `query` (parameters $1, $2, …) as a prepared statement's generic plan, the
+ * plan PostgreSQL keeps for a prepared statement once it finds it no dearer than the custom ones
+ * (postgres.js prepares every tagged query): planned without the parameters' values, run as
+ * app_user acting as `user`.
+ */
+export async function explainGeneric(db: TestDatabase, schema: string, user: string | number, query: string, params: readonly string[]): Promise<string> {
+  const text = await db.as(schema, user, async (tx) => {
+    await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
+    // A prepared statement outlives the transaction: each gets a name of its own, and a failed
+    // EXPLAIN leaves one behind that nothing else uses.
+    const name = `rg_generic_${++generic}`;
+    await tx.unsafe(`PREPARE ${name} AS ${query}`);
+    const plan = await planText(tx, `EXECUTE ${name}(${params.map((p) => `'${p.replaceAll("'", "''")}'`).join(', ')})`);
+    await tx.unsafe(`DEALLOCATE ${name}`);
+    return plan;
+  });
+  if (process.env.RG_SHOW_PLAN) console.log(`-- ${schema} as ${user}, generic plan: ${query}\n${text}`);
+  return text;
+}
+
 /** The transaction's search_path, as PostgreSQL shows it. */
 export async function searchPath(tx: Pick<Tx, 'unsafe'>): Promise<string> {
   return (await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p as string;
@@ -107,6 +131,8 @@ export interface PlanShapeSpec {
   readonly minVisible: number;
   /** [what, query] pairs, each planned as the persona. */
   readonly queries: readonly (readonly [string, string])[];
+  /** [what, query with $1, value of $1]: each planned as a prepared statement's generic plan. */
+  readonly prepared: readonly (readonly [string, string, string])[];
   /** What the count's InitPlans are, in words, and exactly which functions they call. */
   readonly initPlans: { readonly what: string; readonly functions: readonly string[] };
 }
@@ -117,6 +143,11 @@ export function planShapeTests(db: { readonly current: TestDatabase }, spec: Pla
   for (const [what, query] of spec.queries) {
     it(`${spec.who}'s ${what}: no sequential scan of ${table}, no per-row SubPlan`, async () => {
       expectSelectivePlan(await explain(db.current, schema, spec.persona, query), table);
+    });
+  }
+  for (const [what, query, param] of spec.prepared) {
+    it(`${spec.who}'s prepared ${what}, its generic plan: no sequential scan of ${table}, no per-row SubPlan`, async () => {
+      expectSelectivePlan(await explainGeneric(db.current, schema, spec.persona, query, [param]), table);
     });
   }
   it('the persona sees a realistic, small share', async () => {
