@@ -96,6 +96,12 @@ export interface Timing {
   readonly buffers: number | null;
   readonly planningMs: number | null;
   readonly executionMs: number | null;
+  /**
+   * Prepared (`--prepare`): how many of the timed runs (untimed warm runs included) had a generic
+   * plan and how many a custom one (pg_prepared_statements), and the kind explained for the
+   * buffers and plan times: the kind most runs had.
+   */
+  readonly plans?: { readonly generic: number; readonly custom: number; readonly explained: 'generic' | 'custom' | null };
 }
 
 export interface QueryResult {
@@ -138,17 +144,27 @@ async function begin(conn: ReservedSql, as: As): Promise<void> {
   }
 }
 
+function preparedText(as: As, st: Statement, prepare: boolean): string {
+  return prepare && as.role === 'owner' ? `${st.text} /* as owner */` : st.text;
+}
+
+/** postgres.js reads `simple` (not in its typings): false sends even a statement without parameters prepared. */
+const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
+
 async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
   // Prepared, the owner's statements get a text of their own. postgres.js names a prepared
   // statement by its text, and B0 has S's; one statement executed as the owner and then as
   // app_user is planned again at each change of role (its plan applies RLS for one and not the
   // other), so until the twentieth round S and B0 paid their planning on every run (~0.5 ms for
-  // Collect!'s count) while B2 did not.
-  const text = prepare && as.role === 'owner' ? `${st.text} /* as owner */` : st.text;
+  // Collect!'s count) while B2 did not. And `unsafe` sends a statement without parameters as a
+  // simple query, never prepared, unless told otherwise (a tagged template is prepared either
+  // way): until the twenty-first round S's count, pages without a cursor, joins and visible set
+  // were planned at every run while B2, whose user is `$1`, was prepared.
+  const text = preparedText(as, st, prepare);
   await begin(conn, as);
   try {
     const t0 = process.hrtime.bigint();
-    const rows = await conn.unsafe(text, (st.params ?? []) as never[], { prepare });
+    const rows = await conn.unsafe(text, (st.params ?? []) as never[], prepare ? PREPARED : {});
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     return { ms, rows };
   } finally {
@@ -171,22 +187,73 @@ function planShape(node: ExplainNode, depth = 0): string {
   return [label, ...(node.Plans ?? []).map((child) => planShape(child, depth + 1))].join('\n');
 }
 
-async function explain(conn: ReservedSql, as: As, st: Statement): Promise<Pick<Timing, 'buffers' | 'planningMs' | 'executionMs'> & { shape: string }> {
+/** One EXPLAIN ANALYZE; `kind`: which plan a prepared statement's explained execution ran. */
+type Explained = Pick<Timing, 'buffers' | 'planningMs' | 'executionMs'> & { readonly shape: string; readonly kind?: 'generic' | 'custom' | null };
+
+/** A parameter as an SQL literal, for EXECUTE's arguments (an array in its text form). */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  const element = (e: unknown) => (e === null ? 'NULL' : `"${String(e).replace(/[\\"]/g, '\\$&')}"`);
+  const text = Array.isArray(value) ? `{${value.map(element).join(',')}}` : String(value);
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+let explainedStatements = 0;
+
+/**
+ * EXPLAIN ANALYZE of a prepared statement's plan of the kind (generic or custom) that most of its
+ * timed runs had: the same text prepared in SQL and explained under that `plan_cache_mode`, so
+ * the buffers and plan times describe the plan that was timed (without a kind, or where PREPARE
+ * cannot type the statement's parameters, the statement is explained unprepared: kind null).
+ */
+async function explainPrepared(conn: ReservedSql, as: As, st: Statement, kind: 'generic' | 'custom' | null): Promise<Explained> {
+  if (kind === null) return { ...(await explain(conn, as, st)), kind };
+  const name = `rg_bench_explain_${++explainedStatements}`;
+  const args = st.params?.length ? `(${st.params.map(literal).join(', ')})` : '';
+  await begin(conn, as);
+  try {
+    await conn.unsafe(`PREPARE ${name} AS ${preparedText(as, st, true)}`);
+  } catch {
+    await conn.unsafe('ROLLBACK');
+    return { ...(await explain(conn, as, st)), kind: null };
+  }
+  try {
+    await conn.unsafe(`SET LOCAL plan_cache_mode = force_${kind}_plan`);
+    const [row] = await conn.unsafe(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE ${name}${args}`);
+    return { ...explainDocument(row!), kind };
+  } finally {
+    await conn.unsafe('ROLLBACK');
+    await conn.unsafe(`DEALLOCATE ${name}`);
+  }
+}
+
+/** How often the protocol-level prepared statements of these texts were planned generic and custom. */
+async function planCounts(conn: ReservedSql, texts: readonly string[]): Promise<{ generic: number; custom: number }[]> {
+  const rows = await conn.unsafe('SELECT statement, generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE NOT from_sql');
+  const by = new Map(rows.map((r) => [r.statement as string, { generic: Number(r.generic), custom: Number(r.custom) }]));
+  return texts.map((t) => by.get(t) ?? { generic: 0, custom: 0 });
+}
+
+async function explain(conn: ReservedSql, as: As, st: Statement): Promise<Explained> {
   await begin(conn, as);
   try {
     const [row] = await conn.unsafe(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${st.text}`, (st.params ?? []) as never[]);
-    const doc = (row!['QUERY PLAN'] as unknown[])[0] as {
-      Plan: ExplainNode;
-      Planning?: { 'Shared Hit Blocks'?: number; 'Shared Read Blocks'?: number };
-      'Planning Time': number;
-      'Execution Time': number;
-    };
-    const planBuffers = (doc.Planning?.['Shared Hit Blocks'] ?? 0) + (doc.Planning?.['Shared Read Blocks'] ?? 0);
-    const execBuffers = (doc.Plan['Shared Hit Blocks'] ?? 0) + (doc.Plan['Shared Read Blocks'] ?? 0);
-    return { buffers: planBuffers + execBuffers, planningMs: doc['Planning Time'], executionMs: doc['Execution Time'], shape: planShape(doc.Plan) };
+    return explainDocument(row!);
   } finally {
     await conn.unsafe('ROLLBACK');
   }
+}
+
+function explainDocument(row: postgres.Row): Explained {
+  const doc = (row['QUERY PLAN'] as unknown[])[0] as {
+    Plan: ExplainNode;
+    Planning?: { 'Shared Hit Blocks'?: number; 'Shared Read Blocks'?: number };
+    'Planning Time': number;
+    'Execution Time': number;
+  };
+  const planBuffers = (doc.Planning?.['Shared Hit Blocks'] ?? 0) + (doc.Planning?.['Shared Read Blocks'] ?? 0);
+  const execBuffers = (doc.Plan['Shared Hit Blocks'] ?? 0) + (doc.Plan['Shared Read Blocks'] ?? 0);
+  return { buffers: planBuffers + execBuffers, planningMs: doc['Planning Time'], executionMs: doc['Execution Time'], shape: planShape(doc.Plan) };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -244,6 +311,8 @@ interface Timed {
 /** Times statements side by side (see sampleInTurn), then explains each once. */
 async function timeTogether<const R extends readonly Variant[]>(conn: ReservedSql, runs: R, options: RunOptions): Promise<{ -readonly [K in keyof R]: Timed }> {
   const rows: postgres.RowList<postgres.Row[]>[] = [];
+  const texts = runs.map(({ as, st }) => preparedText(as, st, true));
+  const before = options.prepare ? await planCounts(conn, texts) : [];
   const sampled = await sampleInTurn(
     options,
     runs.map(({ as, st }, i) => async () => {
@@ -252,11 +321,15 @@ async function timeTogether<const R extends readonly Variant[]>(conn: ReservedSq
       return run.ms;
     }),
   );
+  const after = options.prepare ? await planCounts(conn, texts) : [];
   const out: Timed[] = [];
   for (const [i, { as, st }] of runs.entries()) {
-    const plan = await explain(conn, as, st);
+    const counts = options.prepare && { generic: after[i]!.generic - before[i]!.generic, custom: after[i]!.custom - before[i]!.custom };
+    const mostly = counts ? (counts.generic + counts.custom === 0 ? null : counts.generic > counts.custom ? 'generic' : 'custom') : null;
+    const plan = counts ? await explainPrepared(conn, as, st, mostly) : await explain(conn, as, st);
+    const plans = counts && { ...counts, explained: plan.kind ?? null };
     out.push({
-      timing: { ...sampled[i]!, buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs },
+      timing: { ...sampled[i]!, buffers: plan.buffers, planningMs: plan.planningMs, executionMs: plan.executionMs, ...(plans && { plans }) },
       shape: plan.shape,
       rows: rows[i]!,
     });
@@ -419,9 +492,13 @@ function share(n: number, total: number): string {
 const ms = (t: Timing | null): string => (t ? t.medianMs.toFixed(3).padStart(9) : '        -');
 const x = (r: number | null): string => (r === null ? '     -' : `${r.toFixed(2)}×`.padStart(6));
 
+/** Prepared: which plan most timed runs had, generic or custom ("-" unprepared). */
+const planKind = (t: Timing | null): string => t?.plans?.explained ?? '-';
+
 export function formatRow(r: QueryResult): string {
   const verdict = r.targets.length === 0 ? '' : r.targets.map((t) => `${t.met ? 'ok' : 'MISS'} ${t.name}`).join(', ');
-  return `${r.query.padEnd(22)} rows ${String(r.rows).padStart(7)}  S ${ms(r.secured)} p95 ${r.secured.p95Ms.toFixed(3).padStart(8)}  B0 ${ms(r.b0)}  B1 ${ms(r.b1)}  B2 ${ms(r.b2)}  S/B1 ${x(r.ratios.toB1)} S/B2 ${x(r.ratios.toB2)} S/B0 ${x(r.ratios.toB0)}  buf S ${String(r.secured.buffers ?? '-').padStart(6)} B1 ${String(r.b1?.buffers ?? '-').padStart(6)} B2 ${String(r.b2?.buffers ?? '-').padStart(6)}  ${verdict}`;
+  const plans = r.secured.plans ? `  plan S ${planKind(r.secured)} B2 ${planKind(r.b2)}` : '';
+  return `${r.query.padEnd(22)} rows ${String(r.rows).padStart(7)}  S ${ms(r.secured)} p95 ${r.secured.p95Ms.toFixed(3).padStart(8)}  B0 ${ms(r.b0)}  B1 ${ms(r.b1)}  B2 ${ms(r.b2)}  S/B1 ${x(r.ratios.toB1)} S/B2 ${x(r.ratios.toB2)} S/B0 ${x(r.ratios.toB0)}  buf S ${String(r.secured.buffers ?? '-').padStart(6)} B1 ${String(r.b1?.buffers ?? '-').padStart(6)} B2 ${String(r.b2?.buffers ?? '-').padStart(6)}${plans}  ${verdict}`;
 }
 
 export function formatTable(model: string, results: readonly QueryResult[]): string {

@@ -140,7 +140,7 @@ try {
           data: scenario.describe(scale),
           params,
           environment: { postgres: serverVersion, server: server.kind, settings: BENCH_SETTINGS, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
-          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.prepare ? 'every statement a named prepared statement (cached plan after the first executions)' : 'planned at every execution'}; medians and p95 over the runs; buffers from one EXPLAIN (ANALYZE, BUFFERS)`,
+          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.prepare ? 'every statement a named prepared statement, those without parameters too (cached plan after the first executions; `plans`: how many timed runs had a generic plan and how many a custom one); buffers from an EXPLAIN (ANALYZE, BUFFERS) of the same text prepared in SQL, its plan forced to the kind most timed runs had' : 'planned at every execution; buffers from one EXPLAIN (ANALYZE, BUFFERS)'}; medians and p95 over the runs`,
           results,
         };
         writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
