@@ -57,13 +57,7 @@ describe('collect plan shapes', () => {
       ['equality search', 'SELECT * FROM collect.debtors WHERE client_id = 500'],
       ['join with clients', 'SELECT d.id, d.name, c.name AS client FROM collect.debtors d JOIN collect.clients c ON c.id = d.client_id ORDER BY d.id LIMIT 50'],
     ],
-    // The same reads as prepared statements (postgres.js prepares every tagged query), whose
-    // generic plans PostgreSQL makes without the parameters' values.
-    prepared: [
-      ['primary-key lookup', 'SELECT * FROM collect.debtors WHERE id = $1', '5'],
-      ['keyset page', 'SELECT * FROM collect.debtors WHERE id > $1 ORDER BY id LIMIT 50', '100'],
-      ['equality search', "SELECT * FROM collect.debtors WHERE client_id = $1", '500'],
-    ],
+    preparedSearch: ["SELECT * FROM collect.debtors WHERE client_id = $1", '500'],
     initPlans: {
       // The switchboard's every-row arms (security off, open accounts) are dropped for this
       // operator; the routing arms' hints compute no fact.

@@ -39,13 +39,7 @@ describe('smartoffice plan shapes', () => {
       ['first page', 'SELECT * FROM smartoffice.contacts ORDER BY id LIMIT 50'],
       ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = 'contact 50'"],
     ],
-    // The same reads as prepared statements (postgres.js prepares every tagged query), whose
-    // generic plans PostgreSQL makes without the parameters' values.
-    prepared: [
-      ['primary-key lookup', 'SELECT * FROM smartoffice.contacts WHERE id = $1', '5'],
-      ['keyset page', 'SELECT * FROM smartoffice.contacts WHERE id > $1 ORDER BY id LIMIT 50', '100'],
-      ['equality search', "SELECT * FROM smartoffice.contacts WHERE name = $1", 'contact 50'],
-    ],
+    preparedSearch: ["SELECT * FROM smartoffice.contacts WHERE name = $1", 'contact 50'],
     initPlans: {
       // The enterprise and open-office arms are dropped for this agent (planner hints): their
       // facts are NULL unless a guard holds, and it does not.

@@ -131,8 +131,11 @@ export interface PlanShapeSpec {
   readonly minVisible: number;
   /** [what, query] pairs, each planned as the persona. */
   readonly queries: readonly (readonly [string, string])[];
-  /** [what, query with $1, value of $1]: each planned as a prepared statement's generic plan. */
-  readonly prepared: readonly (readonly [string, string, string])[];
+  /**
+   * An equality search with its value as $1, and the value: planned as a prepared statement's
+   * generic plan, with a primary-key lookup and a keyset page of `table`.
+   */
+  readonly preparedSearch: readonly [string, string];
   /** What the count's InitPlans are, in words, and exactly which functions they call. */
   readonly initPlans: { readonly what: string; readonly functions: readonly string[] };
 }
@@ -145,7 +148,14 @@ export function planShapeTests(db: { readonly current: TestDatabase }, spec: Pla
       expectSelectivePlan(await explain(db.current, schema, spec.persona, query), table);
     });
   }
-  for (const [what, query, param] of spec.prepared) {
+  // The same kinds of reads as prepared statements (postgres.js prepares every tagged query),
+  // whose generic plans PostgreSQL makes without the parameters' values.
+  const prepared: [string, string, string][] = [
+    ['primary-key lookup', `SELECT * FROM ${schema}.${table} WHERE id = $1`, '5'],
+    ['keyset page', `SELECT * FROM ${schema}.${table} WHERE id > $1 ORDER BY id LIMIT 50`, '100'],
+    ['equality search', ...spec.preparedSearch],
+  ];
+  for (const [what, query, param] of prepared) {
     it(`${spec.who}'s prepared ${what}, its generic plan: no sequential scan of ${table}, no per-row SubPlan`, async () => {
       expectSelectivePlan(await explainGeneric(db.current, schema, spec.persona, query, [param]), table);
     });
