@@ -5,6 +5,7 @@
 // included unless the statements are prepared, identity already set in the transaction), the cost
 // an application pays per query.
 import type postgres from 'postgres';
+import { literal } from '../generator/sql/print.ts';
 
 export type Sql = postgres.Sql;
 export type ReservedSql = postgres.ReservedSql;
@@ -190,12 +191,11 @@ function planShape(node: ExplainNode, depth = 0): string {
 /** One EXPLAIN ANALYZE; `kind`: which plan a prepared statement's explained execution ran. */
 type Explained = Pick<Timing, 'buffers' | 'planningMs' | 'executionMs'> & { readonly shape: string; readonly kind?: 'generic' | 'custom' | null };
 
-/** A parameter as an SQL literal, for EXECUTE's arguments (an array in its text form). */
-function literal(value: unknown): string {
-  if (value === null || value === undefined) return 'NULL';
+/** A parameter as an SQL literal of unknown type, for EXECUTE's arguments (an array in its text form). */
+function argument(value: unknown): string {
+  if (value === null || value === undefined) return literal(null);
   const element = (e: unknown) => (e === null ? 'NULL' : `"${String(e).replace(/[\\"]/g, '\\$&')}"`);
-  const text = Array.isArray(value) ? `{${value.map(element).join(',')}}` : String(value);
-  return `'${text.replaceAll("'", "''")}'`;
+  return literal(Array.isArray(value) ? `{${value.map(element).join(',')}}` : String(value));
 }
 
 let explainedStatements = 0;
@@ -209,7 +209,7 @@ let explainedStatements = 0;
 async function explainPrepared(conn: ReservedSql, as: As, st: Statement, kind: 'generic' | 'custom' | null): Promise<Explained> {
   if (kind === null) return { ...(await explain(conn, as, st)), kind };
   const name = `rg_bench_explain_${++explainedStatements}`;
-  const args = st.params?.length ? `(${st.params.map(literal).join(', ')})` : '';
+  const args = st.params?.length ? `(${st.params.map(argument).join(', ')})` : '';
   await begin(conn, as);
   try {
     await conn.unsafe(`PREPARE ${name} AS ${preparedText(as, st, true)}`);

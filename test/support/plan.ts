@@ -3,6 +3,7 @@
 // matters for the share it sees and for the planner hints set_session gives it (which facts are
 // small for it: generator/emit/hints.ts).
 import { expect, it } from 'vitest';
+import { literal } from '../../generator/sql/print.ts';
 import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 
 /**
@@ -42,7 +43,7 @@ export async function explainGeneric(db: TestDatabase, schema: string, user: str
     // EXPLAIN leaves one behind that nothing else uses.
     const name = `rg_generic_${++generic}`;
     await tx.unsafe(`PREPARE ${name} AS ${query}`);
-    const plan = await planText(tx, `EXECUTE ${name}(${params.map((p) => `'${p.replaceAll("'", "''")}'`).join(', ')})`);
+    const plan = await planText(tx, `EXECUTE ${name}(${params.map(literal).join(', ')})`);
     await tx.unsafe(`DEALLOCATE ${name}`);
     return plan;
   });
