@@ -1194,6 +1194,1162 @@ GRANT EXECUTE ON FUNCTION "superoffice"."my_function_names"() TO "app_user", "re
 COMMENT ON FUNCTION "superoffice"."my_function_names"() IS 'The functional rights of my role (bulk update, export, …).';
 
 -- ======================================================================
+-- Policy values: statement values of several facts, one call each
+-- ======================================================================
+
+CREATE FUNCTION "superoffice"."rg_once_06715976148b"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q18"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_06715976148b"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_06715976148b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_06715976148b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_06715976148b"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_101beedc6dbb"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q19"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_101beedc6dbb"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_101beedc6dbb"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_101beedc6dbb"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_101beedc6dbb"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_12f64dfa1bb6"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q18"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_12f64dfa1bb6"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_12f64dfa1bb6"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_12f64dfa1bb6"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_12f64dfa1bb6"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_1563afd8ecce"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q13"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_1563afd8ecce"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_1563afd8ecce"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_1563afd8ecce"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_1563afd8ecce"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_19bee20c4fb9"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q9"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_19bee20c4fb9"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_19bee20c4fb9"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_19bee20c4fb9"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_19bee20c4fb9"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_1b09c906f98e"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q10"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_1b09c906f98e"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_1b09c906f98e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_1b09c906f98e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_1b09c906f98e"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_1bb5cb6f053b"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q5"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_1bb5cb6f053b"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_1bb5cb6f053b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_1bb5cb6f053b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_1bb5cb6f053b"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_1eca9bf21d20"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q17"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_1eca9bf21d20"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_1eca9bf21d20"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_1eca9bf21d20"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_1eca9bf21d20"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_22ae0f07af75"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q11"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_22ae0f07af75"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_22ae0f07af75"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_22ae0f07af75"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_22ae0f07af75"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_241c63736f93"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q12"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_241c63736f93"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_241c63736f93"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_241c63736f93"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_241c63736f93"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_2e9178b1cb5c"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q8"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_2e9178b1cb5c"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_2e9178b1cb5c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_2e9178b1cb5c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_2e9178b1cb5c"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_321e4d806edf"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q16"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_321e4d806edf"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_321e4d806edf"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_321e4d806edf"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_321e4d806edf"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_3be0881ed928"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q7"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_3be0881ed928"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_3be0881ed928"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_3be0881ed928"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_3be0881ed928"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_3deb2dcc50cf"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q8"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_3deb2dcc50cf"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_3deb2dcc50cf"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_3deb2dcc50cf"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_3deb2dcc50cf"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_4ecf8689d076"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q7"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_4ecf8689d076"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_4ecf8689d076"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_4ecf8689d076"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_4ecf8689d076"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_510a3414d7d2"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q15"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_510a3414d7d2"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_510a3414d7d2"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_510a3414d7d2"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_510a3414d7d2"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_53bbaac8c56c"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q12"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_53bbaac8c56c"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_53bbaac8c56c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_53bbaac8c56c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_53bbaac8c56c"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_57ff675c463b"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q18"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_57ff675c463b"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_57ff675c463b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_57ff675c463b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_57ff675c463b"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_5923fda796b2"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q16"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_5923fda796b2"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_5923fda796b2"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_5923fda796b2"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_5923fda796b2"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_5bfa30330a0c"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q13"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_5bfa30330a0c"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_5bfa30330a0c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_5bfa30330a0c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_5bfa30330a0c"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_60d297f8cb81"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q5"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_60d297f8cb81"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_60d297f8cb81"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_60d297f8cb81"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_60d297f8cb81"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_6ce681b7918e"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q11"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_6ce681b7918e"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_6ce681b7918e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_6ce681b7918e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_6ce681b7918e"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_7e2edb988221"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q6"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_7e2edb988221"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_7e2edb988221"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_7e2edb988221"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_7e2edb988221"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_7f63bd2c9582"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q8"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_7f63bd2c9582"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_7f63bd2c9582"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_7f63bd2c9582"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_7f63bd2c9582"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_89c4fa470f8a"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q9"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_89c4fa470f8a"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_89c4fa470f8a"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_89c4fa470f8a"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_89c4fa470f8a"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_89f80ca84ca0"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q10"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_89f80ca84ca0"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_89f80ca84ca0"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_89f80ca84ca0"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_89f80ca84ca0"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_8da605791218"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q19"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_8da605791218"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_8da605791218"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_8da605791218"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_8da605791218"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_918199d40757"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q12"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_918199d40757"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_918199d40757"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_918199d40757"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_918199d40757"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_97135528962d"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q13"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_97135528962d"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_97135528962d"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_97135528962d"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_97135528962d"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_9b2fbd60980e"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q11"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_9b2fbd60980e"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_9b2fbd60980e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_9b2fbd60980e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_9b2fbd60980e"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_a031106891b1"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q15"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_a031106891b1"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_a031106891b1"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_a031106891b1"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_a031106891b1"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_a736379a583a"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q14"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_a736379a583a"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_a736379a583a"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_a736379a583a"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_a736379a583a"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_a7a1caaf7631"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q14"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_a7a1caaf7631"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_a7a1caaf7631"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_a7a1caaf7631"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_a7a1caaf7631"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_b548d6575c3a"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q20"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_b548d6575c3a"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_b548d6575c3a"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_b548d6575c3a"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_b548d6575c3a"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_b95be7cf87d7"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q20"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_b95be7cf87d7"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_b95be7cf87d7"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_b95be7cf87d7"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_b95be7cf87d7"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_b9b865d3cb17"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q6"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_b9b865d3cb17"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_b9b865d3cb17"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_b9b865d3cb17"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_b9b865d3cb17"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_c281627eb15f"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q19"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_c281627eb15f"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_c281627eb15f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_c281627eb15f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_c281627eb15f"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_c9437f0caaf5"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q5"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_c9437f0caaf5"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_c9437f0caaf5"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_c9437f0caaf5"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_c9437f0caaf5"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_ca2bd4a00317"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q15"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_ca2bd4a00317"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_ca2bd4a00317"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_ca2bd4a00317"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_ca2bd4a00317"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_cadf9e2d7357"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q10"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_cadf9e2d7357"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_cadf9e2d7357"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_cadf9e2d7357"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_cadf9e2d7357"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_d3678a11488c"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q17"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_d3678a11488c"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_d3678a11488c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_d3678a11488c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_d3678a11488c"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_d69e7264696f"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q14"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_d69e7264696f"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_d69e7264696f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_d69e7264696f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_d69e7264696f"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_e1f7cc9ccce0"() RETURNS bigint[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'secondary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q17"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN (ARRAY(SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_e1f7cc9ccce0"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_e1f7cc9ccce0"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_e1f7cc9ccce0"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_e1f7cc9ccce0"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''secondary_group'' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_ecd10329d482"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q6"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_ecd10329d482"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_ecd10329d482"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_ecd10329d482"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_ecd10329d482"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_f7007a36caff"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q20"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_f7007a36caff"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_f7007a36caff"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_f7007a36caff"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_f7007a36caff"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_f901e64c62f8"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q7"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_f901e64c62f8"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_f901e64c62f8"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_f901e64c62f8"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_f901e64c62f8"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_feef1f2d7c15"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'own' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q16"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[]::text[]) THEN rg_fact.me ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_feef1f2d7c15"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_feef1f2d7c15"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_feef1f2d7c15"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_feef1f2d7c15"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''own'' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END';
+
+CREATE FUNCTION "superoffice"."rg_once_ff81a3c3dd54"() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "superoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."kind", u."primary_group_id", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN 'primary_group' = any((CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q9"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[]::text[]) THEN ((rg_fact.me_row."primary_group_id"))::bigint ELSE NULL END;
+END
+$rg$;
+ALTER FUNCTION "superoffice"."rg_once_ff81a3c3dd54"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "superoffice"."rg_once_ff81a3c3dd54"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."rg_once_ff81a3c3dd54"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."rg_once_ff81a3c3dd54"() IS 'Computed once per statement by policies, in one definer call where it would make 2: CASE WHEN ''primary_group'' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END';
+
+-- ======================================================================
 -- Planner hints: which facts are small or not true for the acting user
 -- ======================================================================
 
@@ -2284,11 +3440,11 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+    ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT "superoffice"."rg_once_c9437f0caaf5"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT NULL::bigint)))
-    OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT "superoffice"."rg_once_60d297f8cb81"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT NULL::bigint)))
-    OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+    OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT "superoffice"."rg_once_1bb5cb6f053b"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
       AND (NOT "superoffice"."plan_when_bd1493da894c"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_00859c9b1cbd"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_company_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."company_scopes_with_read"()::text[]))))
@@ -2312,9 +3468,9 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("companies"."owner_id" = (SELECT "superoffice"."rg_once_ecd10329d482"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_7e2edb988221"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_b9b865d3cb17"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2329,9 +3485,9 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("companies"."owner_id" = (SELECT "superoffice"."rg_once_f901e64c62f8"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_3be0881ed928"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_4ecf8689d076"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2339,9 +3495,9 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("companies"."owner_id" = (SELECT "superoffice"."rg_once_f901e64c62f8"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_3be0881ed928"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_4ecf8689d076"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2356,9 +3512,9 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
   FOR DELETE
   TO "app_user"
   USING (
-    ("companies"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("companies"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("companies"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("companies"."owner_id" = (SELECT "superoffice"."rg_once_3deb2dcc50cf"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_7f63bd2c9582"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_2e9178b1cb5c"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND ("companies"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("companies"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2373,11 +3529,11 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+    ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT "superoffice"."rg_once_19bee20c4fb9"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT NULL::bigint)))
-    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT "superoffice"."rg_once_ff81a3c3dd54"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT NULL::bigint)))
-    OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+    OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT "superoffice"."rg_once_89c4fa470f8a"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
       AND (NOT "superoffice"."plan_when_58b5399dc7de"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_8980ba682d02"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_contact_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."contact_scopes_with_read"()::text[]))))
@@ -2397,9 +3553,9 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_89f80ca84ca0"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_1b09c906f98e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_cadf9e2d7357"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2414,9 +3570,9 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_22ae0f07af75"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_9b2fbd60980e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_6ce681b7918e"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2424,9 +3580,9 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_22ae0f07af75"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_9b2fbd60980e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_6ce681b7918e"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2441,9 +3597,9 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
   FOR DELETE
   TO "app_user"
   USING (
-    ("contacts"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("contacts"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_53bbaac8c56c"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_241c63736f93"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_918199d40757"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND ("contacts"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("contacts"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2458,11 +3614,11 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+    ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT "superoffice"."rg_once_5bfa30330a0c"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT NULL::bigint)))
-    OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT "superoffice"."rg_once_97135528962d"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT NULL::bigint)))
-    OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+    OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT "superoffice"."rg_once_1563afd8ecce"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
       AND (NOT "superoffice"."plan_when_7cd7d43179ba"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_4677e0ed7791"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_project_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."project_scopes_with_read"()::text[]))))
@@ -2485,9 +3641,9 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("projects"."owner_id" = (SELECT "superoffice"."rg_once_d69e7264696f"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_a7a1caaf7631"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_a736379a583a"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2502,9 +3658,9 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("projects"."owner_id" = (SELECT "superoffice"."rg_once_a031106891b1"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_510a3414d7d2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_ca2bd4a00317"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2512,9 +3668,9 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("projects"."owner_id" = (SELECT "superoffice"."rg_once_a031106891b1"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_510a3414d7d2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_ca2bd4a00317"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2529,9 +3685,9 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
   FOR DELETE
   TO "app_user"
   USING (
-    ("projects"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("projects"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("projects"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("projects"."owner_id" = (SELECT "superoffice"."rg_once_feef1f2d7c15"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_5923fda796b2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_321e4d806edf"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND ("projects"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("projects"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2546,11 +3702,11 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END)))
+    ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT "superoffice"."rg_once_d3678a11488c"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT NULL::bigint)))
-    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END)))
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT "superoffice"."rg_once_1eca9bf21d20"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT NULL::bigint)))
-    OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[])
+    OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT "superoffice"."rg_once_e1f7cc9ccce0"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
       AND (NOT "superoffice"."plan_when_9bee69411970"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_6fa64f364573"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_sale_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."sale_scopes_with_read"()::text[]))))
@@ -2570,9 +3726,9 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("sales"."owner_id" = (SELECT "superoffice"."rg_once_12f64dfa1bb6"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_57ff675c463b"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_06715976148b"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2587,9 +3743,9 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("sales"."owner_id" = (SELECT "superoffice"."rg_once_8da605791218"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_101beedc6dbb"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_c281627eb15f"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2597,9 +3753,9 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("sales"."owner_id" = (SELECT "superoffice"."rg_once_8da605791218"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_101beedc6dbb"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_c281627eb15f"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))
@@ -2614,9 +3770,9 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
   FOR DELETE
   TO "app_user"
   USING (
-    ("sales"."owner_id" = (SELECT CASE WHEN 'own' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END))
-    OR ("sales"."group_id" = (SELECT CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END))
-    OR ("sales"."group_id" = any((SELECT CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END)::bigint[]))
+    ("sales"."owner_id" = (SELECT "superoffice"."rg_once_f7007a36caff"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_b548d6575c3a"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
+    OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_b95be7cf87d7"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
     OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND ("sales"."owner_id" IS DISTINCT FROM (select "superoffice"."current_user_id"()))
       AND ("sales"."group_id" IS DISTINCT FROM (select "superoffice"."my_primary_group_id"()))

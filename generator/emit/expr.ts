@@ -12,6 +12,7 @@ import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { closureRead } from './closure.ts';
 import { foldTest, hintConjunct, standInText, type HintedArm, type StandIn } from './hints.ts';
+import type { CombinedValues } from './combined.ts';
 
 export interface ExprContext {
   readonly model: ModelNode;
@@ -61,6 +62,8 @@ export interface ExprContext {
   readonly planHints?: ReadonlyMap<Expr, HintedArm>;
   /** Disjuncts of the read policy's USING being printed that get a stand-in (see hints.ts, StandIn). */
   readonly standIns?: ReadonlyMap<Expr, StandIn>;
+  /** Where a policy is printed: statement values of several facts become one call each (combined.ts). */
+  readonly combined?: CombinedValues;
 }
 
 export function exprContext(model: ModelNode, rowQualifier?: string, sessionUser?: string): ExprContext {
@@ -189,7 +192,7 @@ function setOperand(e: Expr, ctx: ExprContext): string {
   const cast = setType === UNKNOWN ? '' : `::${setType}`;
   const hoist = cast !== '' && hoisted(e, ctx);
   const [members, membersCtx] = asMembers(e, ctx);
-  const set = hoist ? `(SELECT ${printExpr(members, evaluatedOnce(membersCtx))})` : printExpr(members, membersCtx);
+  const set = hoist ? `(SELECT ${onceValue(members, membersCtx)})` : printExpr(members, membersCtx);
   return `${needsParens(e) && !hoist ? `(${set})` : set}${cast}`;
 }
 
@@ -428,7 +431,12 @@ function hoisted(e: Expr, ctx: ExprContext): boolean {
 }
 
 function comparand(e: Expr, ctx: ExprContext): string {
-  return hoisted(e, ctx) ? `(SELECT ${printExpr(e, evaluatedOnce(ctx))})` : operand(e, ctx);
+  return hoisted(e, ctx) ? `(SELECT ${onceValue(e, ctx)})` : operand(e, ctx);
+}
+
+/** The inside of a hoisted value's sub-select: one call where the policy combines its facts (combined.ts). */
+function onceValue(e: Expr, ctx: ExprContext): string {
+  return ctx.combined?.call(e, ctx) ?? printExpr(e, evaluatedOnce(ctx));
 }
 
 function operand(e: Expr, ctx: ExprContext): string {

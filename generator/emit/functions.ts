@@ -82,7 +82,7 @@ export function identitySettings(schema: string): { user: string; token: string 
   return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token` };
 }
 
-const READERS = [APP_ROLE, REPORTING_ROLE];
+export const READERS = [APP_ROLE, REPORTING_ROLE];
 
 export function sessionSection(model: ModelNode): Section {
   const identity = model.identity;

@@ -1,7 +1,8 @@
 // A validated model → its sections of statements, in the order they must run.
 import type { HierarchyNode } from '../model/nodes.ts';
 import type { ValidatedModel } from '../validate/index.ts';
-import { factsSection, hierarchySection, sessionSection } from './functions.ts';
+import { CombinedValues } from './combined.ts';
+import { factDefinitions, factsSection, hierarchySection, sessionSection } from './functions.ts';
 import { grantsSection, indexesSection } from './grants.ts';
 import { policiesSection } from './policies.ts';
 import { planHintsSection } from './hints.ts';
@@ -13,6 +14,9 @@ import { membershipFunctionsSection, seedsSection } from './seeds.ts';
 import type { Section } from './statement.ts';
 
 export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
+  // Printed first: printing them finds the values their functions compute (combined.ts).
+  const combined = new CombinedValues(model, factDefinitions(model, factTypes));
+  const policies = policiesSection(model, combined);
   const nodeType = (h: HierarchyNode) => model.tables.find((t) => t.name === h.table)!.columns.find((c) => c.name === h.child)!.type;
   return [
     schemaSection(model),
@@ -26,11 +30,12 @@ export function compileModel({ model, factTypes }: ValidatedModel): Section[] {
     sessionSection(model),
     hierarchySection(model, nodeType),
     factsSection(model, factTypes),
+    combined.section(),
     planHintsSection(model, factTypes),
     membershipFunctionsSection(model, factTypes),
     triggersSection(model),
     countersSection(model),
-    policiesSection(model),
+    policies,
     viewsSection(model),
   ].filter((s) => s.statements.length > 0);
 }

@@ -59,13 +59,13 @@ describe('superoffice plan shapes', () => {
     ],
     preparedSearch: ["SELECT * FROM superoffice.contacts WHERE company_id = $1", '4242'],
     initPlans: {
-      // The system users' arm is dropped for this user (planner hints).
+      // The system users' arm is dropped for this user (planner hints). Each scope arm's value
+      // reads the scopes and the identity or a group: one definer call for both (combined.ts).
       what: 'the identity, the groups and the scopes the role reads',
       functions: [
-        'superoffice.contact_scopes_with_read',
-        'superoffice.current_user_id',
-        'superoffice.my_primary_group_id',
-        'superoffice.my_secondary_group_ids',
+        'superoffice.rg_once(contact_scopes_with_read, current_user_id)',
+        'superoffice.rg_once(contact_scopes_with_read, my_primary_group_id)',
+        'superoffice.rg_once(contact_scopes_with_read, my_secondary_group_ids)',
       ],
     },
   });

@@ -168,8 +168,28 @@ export function planShapeTests(db: { readonly current: TestDatabase }, spec: Pla
   });
   it(`${spec.initPlans.what} are InitPlans, computed once per statement`, async () => {
     const plan = await explain(db.current, schema, spec.persona, `SELECT count(*) FROM ${schema}.${table}`, { verbose: true });
-    expect(initPlanFunctions(plan)).toEqual(spec.initPlans.functions);
+    expect(await byWhatTheyCombine(db.current, initPlanFunctions(plan))).toEqual(spec.initPlans.functions);
   });
+}
+
+/**
+ * `names`, with each function that computes a statement value of several facts in one call
+ * (generator/emit/combined.ts, named by a hash) named by the functions its comment says it
+ * stands for: `superoffice.rg_once(contact_scopes_with_read, current_user_id)`.
+ */
+export async function byWhatTheyCombine(db: TestDatabase, names: readonly string[]): Promise<string[]> {
+  const rows = await db.admin`
+    SELECT n.nspname || '.' || p.proname AS name, obj_description(p.oid, 'pg_proc') AS comment
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname LIKE 'rg\_once\_%'`;
+  const comments = new Map(rows.map((r) => [r.name as string, r.comment as string]));
+  return names
+    .map((name) => {
+      const comment = comments.get(name);
+      if (comment === undefined) return name;
+      const combined = [...comment.slice(comment.indexOf(': ')).matchAll(/"\w+"\."(\w+)"\(/g)].map(([, fn]) => fn);
+      return `${name.slice(0, name.indexOf('.'))}.rg_once(${combined.join(', ')})`;
+    })
+    .sort();
 }
 
 /** Every planner-hint mark schema of `schema`'s model (generator/emit/hints.ts), in order. */

@@ -44,9 +44,44 @@ describe('statement constants', () => {
       });
     }).get('policy crm.deals.deals_select')!;
     // Guarded by a fact: the planner drops it for a user whose fact is not true (planner hints).
-    expect(sql).toContain(`(NOT "crm"."plan_fold_i_am_admin"() AND "deals"."region" = (SELECT CASE WHEN "crm"."i_am_admin"() THEN "crm"."my_region"() ELSE NULL END))`);
+    // Of two facts: one call that computes both, with what it computes beside it (next test).
+    expect(sql).toMatch(
+      /\(NOT "crm"\."plan_fold_i_am_admin"\(\) AND "deals"\."region" = \(SELECT "crm"\."rg_once_[0-9a-f]{12}"\(\) \/\* CASE WHEN "crm"\."i_am_admin"\(\) THEN "crm"\."my_region"\(\) ELSE NULL END \*\/\)\)/,
+    );
     expect(sql).toContain(`("deals"."owner_id" = CASE WHEN "deals"."region" IS NULL THEN`);
     expect(sql).toContain(`("deals"."id" = coalesce(`);
+  });
+
+  it('a statement value of two facts or more is one definer call that reads the identity once; one fact, or one that reads a table, stays as it is', () => {
+    const sql = compile((m) => {
+      const { users, deals, iAmAdmin, myRegion } = base(m);
+      const adminRegion = when(iAmAdmin, myRegion, null);
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.region.eq(adminRegion), d.owner_id.eq(when(iAmAdmin, m.me, null)), d.id.eq(coalesce(myRegion, lit(7, 'bigint')))) });
+      m.policy(deals, 'deals_update', { for: 'update', using: (d) => d.region.eq(adminRegion), check: (d) => d.region.eq(adminRegion) });
+      // Its EXISTS reads users as the caller, under their row-level security: it stays in the policy.
+      const regionHasAdmin = exists(m.from(users, (u) => ({ where: u.region.eq(myRegion) })));
+      m.policy(deals, 'deals_delete', { for: 'delete', using: (d) => d.region.eq(when(regionHasAdmin, myRegion, null)) });
+    });
+    const select = sql.get('policy crm.deals.deals_select')!;
+    const calls = [...select.matchAll(/\(SELECT "crm"\."(rg_once_[0-9a-f]{12})"\(\) \/\* (.*?) \*\/\)/g)].map(([, name, text]) => ({ name: name!, text }));
+    expect(calls.map((c) => c.text)).toEqual([
+      'CASE WHEN "crm"."i_am_admin"() THEN "crm"."my_region"() ELSE NULL END',
+      'CASE WHEN "crm"."i_am_admin"() THEN "crm"."current_user_id"() ELSE NULL END',
+    ]);
+    // One fact is one call already: it stays a sub-select of its own.
+    expect(select).toContain('("deals"."id" = (SELECT coalesce("crm"."my_region"(), 7::bigint)))');
+    // The function has a fact's body: facts inlined, the identity and the user's row read once.
+    const fn = sql.get(`function crm.${calls[0]!.name}`)!;
+    expect(fn).toContain('SECURITY DEFINER');
+    expect(fn).toContain('  me bigint := "crm"."current_user_id"();');
+    expect(fn).toContain('  IF rg_fact.me IS NULL THEN\n    RETURN NULL;\n  END IF;');
+    expect(fn).toContain('SELECT u."admin", u."region" INTO rg_fact.me_row FROM "crm"."users" AS u WHERE u."id" = rg_fact.me;');
+    expect(fn).toContain('RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."admin") THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."region"))::bigint ELSE NULL END;');
+    expect(fn).toContain('GRANT EXECUTE ON FUNCTION "crm".');
+    // The same value in another policy, and in both of an update's clauses, is the same function.
+    expect(sql.get('policy crm.deals.deals_update')!.match(new RegExp(calls[0]!.name, 'g'))).toHaveLength(2);
+    expect([...sql.keys()].filter((id) => id.startsWith('function crm.rg_once_'))).toHaveLength(2);
+    expect(sql.get('policy crm.deals.deals_delete')).toContain('(SELECT CASE WHEN EXISTS (SELECT 1 FROM "crm"."users"');
   });
 
   it('facts are plain calls where the expression is evaluated once, and sub-selects inside queries, which run per row', () => {
