@@ -525,6 +525,9 @@ export async function policyFacts(owner: Sql, schema: string, table: string): Pr
   const names = new Set<string>();
   for (const r of rows) for (const m of String(r.qual).matchAll(new RegExp(`${schema}\\.(\\w+)\\(\\)`, 'g'))) names.add(m[1]!);
   names.delete('current_user_id');
+  // A policy value of several facts (generator/emit/combined.ts) is computed from facts the
+  // statement lists already; with it the statement would compute those values twice.
+  for (const name of names) if (name.startsWith('rg_once_')) names.delete(name);
   if (names.size === 0) throw new Error(`no fact functions found in the SELECT policies of ${schema}.${table}`);
   return { text: `SELECT ${[...names].sort().map((n) => `${schema}.${n}() AS ${n}`).join(', ')}` };
 }
