@@ -8,12 +8,12 @@ import { lookupDisjunct, planHints } from './hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section } from './statement.ts';
 
-export function policiesSection(model: ModelNode, combined?: CombinedValues): Section {
+export function policiesSection(model: ModelNode, combined: CombinedValues): Section {
   const hinted = planHints(model).arms;
   return {
     title: 'Policies',
     statements: model.policies.map((p) => {
-      const ctx = { ...exprContext(model, ident(p.table)), ...(combined ? { combined } : {}) };
+      const ctx = { ...exprContext(model, ident(p.table)), combined };
       const hints = hinted.get(p);
       const clause = (word: string, text: string | undefined) => (text !== undefined ? [`  ${word} (`, indent(text, '    '), '  )'] : []);
       /** A policy's USING as printed; a clause that repeats a read's is printed as the read's (hints.ts, twinRead). */
