@@ -177,7 +177,7 @@ export function planShapeTests(db: { readonly current: TestDatabase }, spec: Pla
  * (generator/emit/combined.ts, named by a hash) named by the functions its comment says it
  * stands for: `superoffice.rg_once(contact_scopes_with_read, current_user_id)`.
  */
-export async function byWhatTheyCombine(db: TestDatabase, names: readonly string[]): Promise<string[]> {
+async function byWhatTheyCombine(db: TestDatabase, names: readonly string[]): Promise<string[]> {
   const rows = await db.admin`
     SELECT n.nspname || '.' || p.proname AS name, obj_description(p.oid, 'pg_proc') AS comment
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname LIKE 'rg\_once\_%'`;
