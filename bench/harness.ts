@@ -5,7 +5,7 @@
 // included unless the statements are prepared, identity already set in the transaction), the cost
 // an application pays per query.
 import type postgres from 'postgres';
-import { literal } from '../generator/sql/print.ts';
+import { byCodePoint, literal } from '../generator/sql/print.ts';
 
 export type Sql = postgres.Sql;
 export type ReservedSql = postgres.ReservedSql;
@@ -482,7 +482,7 @@ function rowCount(rows: readonly postgres.Row[]): number {
   return rows.length;
 }
 
-const compareIds = (a: string, b: string): number => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0);
+const compareIds = (a: string, b: string): number => (a.length - b.length) || byCodePoint(a, b);
 
 function share(n: number, total: number): string {
   const p = (100 * n) / total;

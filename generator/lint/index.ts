@@ -3,7 +3,7 @@
 import type { Sql } from 'postgres';
 import { marksHeldIn } from '../emit/hints.ts';
 import { APP_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
-import { ident, qualified } from '../sql/print.ts';
+import { byCodePoint, ident, qualified } from '../sql/print.ts';
 import { columnArrays, functionCalls, matchedColumns, overlappedColumnArrays } from './predicates.ts';
 
 export type Severity = 'error' | 'warning';
@@ -37,7 +37,7 @@ function namedBy(found: Map<string, Set<string>>, key: string, name: string): vo
 
 /** The entries in key order (code points), so findings come out in the same order every run. */
 function byKey<T>(found: Map<string, T>): [string, T][] {
-  return [...found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [...found].sort(([a], [b]) => byCodePoint(a, b));
 }
 
 export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise<Finding[]> {

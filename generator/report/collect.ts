@@ -10,7 +10,7 @@ import type { Sample } from '../cli/samples/sample.ts';
 import { actAsBypassRole } from '../db/bypass.ts';
 import { APP_ROLE } from '../emit/roles.ts';
 import { exprContext, printExpr } from '../emit/expr.ts';
-import { ident, qualified } from '../sql/print.ts';
+import { byCodePoint, ident, qualified } from '../sql/print.ts';
 import { armsOf } from '../explain/plan.ts';
 import { describeExpr } from '../explain/words.ts';
 
@@ -315,5 +315,5 @@ function naturalOrder(a: string, b: string): number {
   const na = Number(a);
   const nb = Number(b);
   if (Number.isFinite(na) && Number.isFinite(nb)) return na - nb;
-  return a < b ? -1 : a > b ? 1 : 0;
+  return byCodePoint(a, b);
 }
