@@ -70,6 +70,16 @@ export function anyOf(...items: E[]): { in(set: E): E } {
   return { in: (set: E) => new E({ kind: 'any-in-set', items: items.map((i) => i.node), set: set.node }) };
 }
 
+/**
+ * `allOf(lit('read'), lit('write')).in(myRights)` holds when every one of the values is in the set
+ * (`ARRAY[…] <@ set`), is NULL when the set is NULL, and is false otherwise. Where `and` of `.in`
+ * tests reads the set once per value (a fact's definition, inlined, is printed at each), this reads
+ * it once. The values must have the set's element type.
+ */
+export function allOf(...items: E[]): { in(set: E): E } {
+  return { in: (set: E) => new E({ kind: 'all-in-set', items: items.map((i) => i.node), set: set.node }) };
+}
+
 export function not(item: E): E {
   return new E({ kind: 'not', item: item.node });
 }

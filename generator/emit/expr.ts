@@ -135,6 +135,7 @@ const printers = {
   },
   // The hint goes on the first column (hints.ts: always `>= ALL`, true where that column is NULL).
   'any-in-set': (e, ctx, hint) => hintedSetArm(`${itemsArray(e, ctx)} && ${setOperand(e.set, ctx)}`, comparand(e.items[0]!, ctx), hint, ctx),
+  'all-in-set': (e, ctx) => `${itemsArray(e, ctx)} <@ ${setOperand(e.set, ctx)}`,
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),
   or: (e, ctx) => joinBool('OR', e.items, ctx),
@@ -196,8 +197,8 @@ function setOperand(e: Expr, ctx: ExprContext): string {
   return `${needsParens(e) && !hoist ? `(${set})` : set}${cast}`;
 }
 
-/** The columns of an `anyOf(…).in` arm as one array of the set's element type, as its GIN index reads them (anyOfIndexes in grants.ts). */
-export function itemsArray(e: Extract<Expr, { kind: 'any-in-set' }>, ctx: ExprContext): string {
+/** The columns of an `anyOf(…).in` arm (or the values of `allOf(…).in`) as one array of the set's element type, as its GIN index reads them (anyOfIndexes in grants.ts). */
+export function itemsArray(e: Extract<Expr, { kind: 'any-in-set' | 'all-in-set' }>, ctx: ExprContext): string {
   const type = elementOf(ctx.types.of(e.set));
   return printExpr(type === UNKNOWN ? { kind: 'array', items: e.items } : { kind: 'array', items: e.items, type }, ctx);
 }
@@ -501,6 +502,7 @@ export function visit(e: Expr, fn: (n: Expr) => void): void {
       sub(e.set);
       break;
     case 'any-in-set':
+    case 'all-in-set':
       e.items.forEach(sub);
       sub(e.set);
       break;

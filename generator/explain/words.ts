@@ -36,6 +36,7 @@ const words = {
   },
   'in-set': (e) => `${part(e.item)} is one of ${part(e.set)}`,
   'any-in-set': (e) => `one of ${e.items.map(part).join(', ')} is one of ${part(e.set)}`,
+  'all-in-set': (e) => `each of ${e.items.map(part).join(', ')} is one of ${part(e.set)}`,
   'is-null': (e) => `${part(e.expr)} is ${e.negated ? 'set (not NULL)' : 'NULL'}`,
   and: (e) => (e.items.length === 0 ? 'always' : e.items.map(part).join(' and ')),
   or: (e) => (e.items.length === 0 ? 'never' : `either ${e.items.map(part).join(', or ')}`),

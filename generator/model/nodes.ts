@@ -67,6 +67,9 @@ export type Expr =
   /** Some non-NULL one of several columns of the row is in `set` (`anyOf(…).in(set)`): printed as
    *  `ARRAY[cols] && set`, which one GIN index over that array answers (and the set is computed once). */
   | { readonly kind: 'any-in-set'; readonly items: readonly Expr[]; readonly set: Expr }
+  /** Every one of several values is in `set` (`allOf(…).in(set)`): printed as `ARRAY[values] <@ set`,
+   *  the set read once. */
+  | { readonly kind: 'all-in-set'; readonly items: readonly Expr[]; readonly set: Expr }
   | { readonly kind: 'is-null'; readonly negated: boolean; readonly expr: Expr }
   | { readonly kind: 'and'; readonly items: readonly Expr[] }
   | { readonly kind: 'or'; readonly items: readonly Expr[] }

@@ -48,6 +48,7 @@ export class TypeResolver {
       case 'distinct-from':
       case 'in-set':
       case 'any-in-set':
+      case 'all-in-set':
       case 'is-null':
       case 'and':
       case 'or':

@@ -319,6 +319,15 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           }
           break;
         }
+        case 'all-in-set': {
+          const setType = types.of(e.set);
+          const element = elementOf(setType);
+          if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"allOf(…).in" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
+          if (e.items.length === 0) add(path, 'all-of-values', 'allOf() needs at least one value', "pass the values the set must hold, e.g. allOf(lit('read'), lit('write'))");
+          const mismatched = element === UNKNOWN ? undefined : e.items.map((i) => types.of(i)).find((t) => t !== UNKNOWN && !comparable(t, element));
+          if (mismatched) add(path, 'type-mismatch', `allOf(…) has a ${mismatched} value, tested against a set of ${setType}`, `give every value the set's element type, ${element}`);
+          break;
+        }
         case 'compare':
           if (!comparable(types.of(e.left), types.of(e.right))) add(path, 'type-mismatch', `comparing ${types.of(e.left)} with ${types.of(e.right)}`, 'compare values of the same type');
           break;

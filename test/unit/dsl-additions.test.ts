@@ -1,7 +1,7 @@
 // DSL additions made for the Collect! model — everyRowWhen, the masked view, partial indexes:
 // the exact SQL of small models, and the validation errors for misuse.
 import { describe, expect, it } from 'vitest';
-import { and, anyOf, array, defineModel, or, scalarOf, t } from '../../generator/dsl/index.ts';
+import { allOf, and, anyOf, array, defineModel, lit, or, scalarOf, t } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import type { ModelNode } from '../../generator/model/nodes.ts';
 import { validateModel } from '../../generator/validate/index.ts';
@@ -170,5 +170,30 @@ describe('anyOf(…).in(set)', () => {
     expect(codes('a fact')).toEqual([['any-of-columns', 'tickets.select[0] "tickets_select"']]);
     expect(codes('mixed types')).toEqual([['type-mismatch', 'tickets.select[0] "tickets_select"']]);
     expect(validateModel(routed('mixed types')).problems[0]!.message).toContain('text column, tested against a set of bigint[]');
+  });
+});
+
+describe('allOf(…).in(set)', () => {
+  const holding = (values: 'two texts' | 'none' | 'a number' | 'not a set') =>
+    defineModel('desk', (m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), badge: t.text() });
+      const tickets = m.table('tickets', { id: t.bigint().primaryKey() });
+      m.identity(users);
+      const badges = m.fact('my_badges', array([scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.badge })))]));
+      const items = { 'two texts': [lit('read'), lit('write')], none: [], 'a number': [lit('read'), lit(7)], 'not a set': [lit('read')] }[values];
+      m.policy(tickets, 'tickets_select', { for: 'select', using: () => allOf(...items).in(values === 'not a set' ? m.me : badges) });
+    });
+
+  it('prints the values as one array contained in the set, which is computed once', () => {
+    expect(compiled(holding('two texts')).get('policy desk.tickets.tickets_select')).toContain(
+      `ARRAY['read', 'write']::text[] <@ (select "desk"."my_badges"())::text[]`,
+    );
+  });
+
+  it('is refused with no values, with a value of another type than the set, and against a value that is not a set', () => {
+    const codes = (values: Parameters<typeof holding>[0]) => validateModel(holding(values)).problems.map((p) => p.code);
+    expect(codes('none')).toEqual(['all-of-values']);
+    expect(codes('a number')).toEqual(['type-mismatch']);
+    expect(codes('not a set')).toEqual(['not-a-set']);
   });
 });
