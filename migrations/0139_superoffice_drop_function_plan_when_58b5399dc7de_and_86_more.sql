@@ -661,6 +661,24 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "superoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
 
+-- added: function superoffice.plan_when_2459d2665ec1
+CREATE FUNCTION "superoffice"."plan_when_2459d2665ec1"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() IS 'Planner hint, folded while planning: (plan_fold_contact_every_scope_with_read() OR plan_true_contact_every_scope_with_read()) in one call.';
+
 -- added: function superoffice.plan_when_26e56775b2fa
 CREATE FUNCTION "superoffice"."plan_when_26e56775b2fa"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -680,65 +698,41 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() IS 'Planner hint, folded while planning: plan_fold_company_every_scope_with_read() AND plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
 
--- added: function superoffice.plan_when_30f394507b23
-CREATE FUNCTION "superoffice"."plan_when_30f394507b23"() RETURNS boolean
+-- added: function superoffice.plan_when_431a5b491290
+CREATE FUNCTION "superoffice"."plan_when_431a5b491290"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_30f394507b23"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_30f394507b23"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_30f394507b23"() IS 'Planner hint, folded while planning: (plan_fold_project_every_scope_with_read() OR plan_true_project_every_scope_with_read()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_every_scope_with_read()) in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_431a5b491290"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_431a5b491290"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_431a5b491290"() IS 'Planner hint, folded while planning: (plan_fold_company_every_scope_with_read() OR plan_true_company_every_scope_with_read()) in one call.';
 
--- added: function superoffice.plan_when_4f39ca3b0b39
-CREATE FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() RETURNS boolean
+-- added: function superoffice.plan_when_4d30c29a6df9
+CREATE FUNCTION "superoffice"."plan_when_4d30c29a6df9"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() IS 'Planner hint, folded while planning: (plan_fold_company_every_scope_with_read() OR plan_true_company_every_scope_with_read()) AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_company_every_scope_with_read()) in one call.';
-
--- added: function superoffice.plan_when_5713862947d2
-CREATE FUNCTION "superoffice"."plan_when_5713862947d2"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_5713862947d2"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5713862947d2"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_5713862947d2"() IS 'Planner hint, folded while planning: (plan_fold_sale_every_scope_with_read() OR plan_true_sale_every_scope_with_read()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_every_scope_with_read()) in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() IS 'Planner hint, folded while planning: (plan_fold_project_every_scope_with_read() OR plan_true_project_every_scope_with_read()) in one call.';
 
 -- added: function superoffice.plan_when_5761d2670110
 CREATE FUNCTION "superoffice"."plan_when_5761d2670110"() RETURNS boolean
@@ -795,25 +789,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_every_scope_with_read() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call.';
 
--- added: function superoffice.plan_when_7924408ab729
-CREATE FUNCTION "superoffice"."plan_when_7924408ab729"() RETURNS boolean
+-- added: function superoffice.plan_when_bb7a1d8627f2
+CREATE FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_7924408ab729"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7924408ab729"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_7924408ab729"() IS 'Planner hint, folded while planning: (plan_fold_contact_every_scope_with_read() OR plan_true_contact_every_scope_with_read()) AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_contact_every_scope_with_read()) in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() IS 'Planner hint, folded while planning: (plan_fold_sale_every_scope_with_read() OR plan_true_sale_every_scope_with_read()) in one call.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_every_scope_with_create
 -- set_session puts it in the search_path when superoffice.company_every_scope_with_create() is not true.
@@ -1293,9 +1285,8 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_company_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_4f39ca3b0b39"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_company_every_scope_with_read"() AND (SELECT "superoffice"."company_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_company_every_scope_with_read"() AND NOT "superoffice"."plan_when_4f39ca3b0b39"() AND "companies"."id" >= (SELECT NULL::bigint) AND "companies"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_431a5b491290"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_company_every_scope_with_read"() AND (SELECT "superoffice"."company_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT "superoffice"."rg_once_c9437f0caaf5"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT "superoffice"."rg_once_60d297f8cb81"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -1393,9 +1384,8 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_contact_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_7924408ab729"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_contact_every_scope_with_read"() AND (SELECT "superoffice"."contact_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_contact_every_scope_with_read"() AND NOT "superoffice"."plan_when_7924408ab729"() AND "contacts"."id" >= (SELECT NULL::bigint) AND "contacts"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_2459d2665ec1"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_contact_every_scope_with_read"() AND (SELECT "superoffice"."contact_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT "superoffice"."rg_once_19bee20c4fb9"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT "superoffice"."rg_once_ff81a3c3dd54"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -1489,9 +1479,8 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_project_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_30f394507b23"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_project_every_scope_with_read"() AND (SELECT "superoffice"."project_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_project_every_scope_with_read"() AND NOT "superoffice"."plan_when_30f394507b23"() AND "projects"."id" >= (SELECT NULL::bigint) AND "projects"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_4d30c29a6df9"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_project_every_scope_with_read"() AND (SELECT "superoffice"."project_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT "superoffice"."rg_once_5bfa30330a0c"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT "superoffice"."rg_once_97135528962d"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -1588,9 +1577,8 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_sale_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_5713862947d2"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_sale_every_scope_with_read"() AND (SELECT "superoffice"."sale_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_sale_every_scope_with_read"() AND NOT "superoffice"."plan_when_5713862947d2"() AND "sales"."id" >= (SELECT NULL::bigint) AND "sales"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_bb7a1d8627f2"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_sale_every_scope_with_read"() AND (SELECT "superoffice"."sale_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT "superoffice"."rg_once_d3678a11488c"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT "superoffice"."rg_once_1eca9bf21d20"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -1821,7 +1809,7 @@ DROP FUNCTION "superoffice"."plan_fold_company_every_scope_with_create"();
 DROP VIEW "rg_plan_superoffice_not_company_every_scope_with_create"."rg_plan_superoffice_not_company_every_scope_with_create";
 DROP SCHEMA "rg_plan_superoffice_not_company_every_scope_with_create";
 
-DROP FUNCTION "superoffice"."plan_when_7924408ab729"();
+DROP FUNCTION "superoffice"."plan_when_bb7a1d8627f2"();
 
 DROP FUNCTION "superoffice"."plan_when_6efa8624a0d5"();
 
@@ -1829,13 +1817,13 @@ DROP FUNCTION "superoffice"."plan_when_69c0a8cfebec"();
 
 DROP FUNCTION "superoffice"."plan_when_5761d2670110"();
 
-DROP FUNCTION "superoffice"."plan_when_5713862947d2"();
+DROP FUNCTION "superoffice"."plan_when_4d30c29a6df9"();
 
-DROP FUNCTION "superoffice"."plan_when_4f39ca3b0b39"();
-
-DROP FUNCTION "superoffice"."plan_when_30f394507b23"();
+DROP FUNCTION "superoffice"."plan_when_431a5b491290"();
 
 DROP FUNCTION "superoffice"."plan_when_26e56775b2fa"();
+
+DROP FUNCTION "superoffice"."plan_when_2459d2665ec1"();
 
 DROP FUNCTION "superoffice"."plan_marks"();
 

@@ -2921,6 +2921,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
+CREATE FUNCTION "superoffice"."plan_when_2459d2665ec1"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() IS 'Planner hint, folded while planning: (plan_fold_contact_every_scope_with_read() OR plan_true_contact_every_scope_with_read()) in one call.';
+
 CREATE FUNCTION "superoffice"."plan_when_26e56775b2fa"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -2973,24 +2990,22 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_30f394507b23"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_431a5b491290"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"."rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_30f394507b23"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_30f394507b23"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_30f394507b23"() IS 'Planner hint, folded while planning: (plan_fold_project_every_scope_with_read() OR plan_true_project_every_scope_with_read()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_every_scope_with_read()) in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_431a5b491290"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_431a5b491290"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_431a5b491290"() IS 'Planner hint, folded while planning: (plan_fold_company_every_scope_with_read() OR plan_true_company_every_scope_with_read()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_4677e0ed7791"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3011,24 +3026,22 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_others() OR plan_true_project_scopes_with_read_has_others()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_scopes_with_read_has_others()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_4d30c29a6df9"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"."rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
     RETURN false;
   END IF;
   IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
     RETURN true;
   END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_4f39ca3b0b39"() IS 'Planner hint, folded while planning: (plan_fold_company_every_scope_with_read() OR plan_true_company_every_scope_with_read()) AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_company_every_scope_with_read()) in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() IS 'Planner hint, folded while planning: (plan_fold_project_every_scope_with_read() OR plan_true_project_every_scope_with_read()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3059,25 +3072,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
-
-CREATE FUNCTION "superoffice"."plan_when_5713862947d2"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"."rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_5713862947d2"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5713862947d2"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_5713862947d2"() IS 'Planner hint, folded while planning: (plan_fold_sale_every_scope_with_read() OR plan_true_sale_every_scope_with_read()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_every_scope_with_read()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_5761d2670110"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3188,25 +3182,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_76724387b3cf"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_76724387b3cf"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_76724387b3cf"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_7924408ab729"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"."rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE));
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_7924408ab729"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_7924408ab729"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_7924408ab729"() IS 'Planner hint, folded while planning: (plan_fold_contact_every_scope_with_read() OR plan_true_contact_every_scope_with_read()) AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_contact_every_scope_with_read()) in one call.';
-
 CREATE FUNCTION "superoffice"."plan_when_7fd1d758b516"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3300,6 +3275,23 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
+
+CREATE FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() IS 'Planner hint, folded while planning: (plan_fold_sale_every_scope_with_read() OR plan_true_sale_every_scope_with_read()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_d2c3fe376550"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -4380,9 +4372,8 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_company_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_4f39ca3b0b39"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_company_every_scope_with_read"() AND (SELECT "superoffice"."company_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_company_every_scope_with_read"() AND NOT "superoffice"."plan_when_4f39ca3b0b39"() AND "companies"."id" >= (SELECT NULL::bigint) AND "companies"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_431a5b491290"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_company_every_scope_with_read"() AND (SELECT "superoffice"."company_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT "superoffice"."rg_once_c9437f0caaf5"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT "superoffice"."rg_once_60d297f8cb81"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -4476,9 +4467,8 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_contact_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_7924408ab729"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_contact_every_scope_with_read"() AND (SELECT "superoffice"."contact_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_contact_every_scope_with_read"() AND NOT "superoffice"."plan_when_7924408ab729"() AND "contacts"."id" >= (SELECT NULL::bigint) AND "contacts"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_2459d2665ec1"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_contact_every_scope_with_read"() AND (SELECT "superoffice"."contact_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT "superoffice"."rg_once_19bee20c4fb9"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT "superoffice"."rg_once_ff81a3c3dd54"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -4568,9 +4558,8 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_project_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_30f394507b23"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_project_every_scope_with_read"() AND (SELECT "superoffice"."project_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_project_every_scope_with_read"() AND NOT "superoffice"."plan_when_30f394507b23"() AND "projects"."id" >= (SELECT NULL::bigint) AND "projects"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_4d30c29a6df9"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_project_every_scope_with_read"() AND (SELECT "superoffice"."project_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT "superoffice"."rg_once_5bfa30330a0c"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT "superoffice"."rg_once_97135528962d"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
@@ -4663,9 +4652,8 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_fold_sale_every_scope_with_read"() AND ((NOT "superoffice"."plan_when_5713862947d2"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
-        OR ("superoffice"."plan_true_sale_every_scope_with_read"() AND (SELECT "superoffice"."sale_every_scope_with_read"()))))
-      OR ("superoffice"."plan_fold_sale_every_scope_with_read"() AND NOT "superoffice"."plan_when_5713862947d2"() AND "sales"."id" >= (SELECT NULL::bigint) AND "sales"."id" <= '9223372036854775807'::bigint))
+    ((NOT "superoffice"."plan_when_bb7a1d8627f2"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_sale_every_scope_with_read"() AND (SELECT "superoffice"."sale_every_scope_with_read"())))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT "superoffice"."rg_once_d3678a11488c"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT "superoffice"."rg_once_1eca9bf21d20"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))

@@ -156,9 +156,13 @@ export interface ModelBuilder {
    * `{ mostRows: true }`: ANDed with conditions on the row, the arm still admits most of the table
    * when `condition` holds (a scope that is "every row the other scopes do not match"), so a user
    * for whom it holds is planned as one who sees most rows (the true mark, README "Performance").
-   * It changes plans, never rows.
+   * `{ shortcut: true }`: the policy's other arms admit every row whenever `condition` holds (the
+   * rights matrix's "every scope"), so the arm only lets a statement admit each row at it without
+   * computing the other arms' facts; for a user without it, the planner drops it outright rather
+   * than counting the rows it might have admitted. Put it first: OR is evaluated in order.
+   * Both change plans, never rows.
    */
-  everyRowWhen(table: TableHandle<Columns>, condition: E, options?: { readonly mostRows?: boolean }): E;
+  everyRowWhen(table: TableHandle<Columns>, condition: E, options?: { readonly mostRows?: boolean; readonly shortcut?: boolean }): E;
   /** A security_invoker view for BI tools: `columns(row)` names each output column's expression. */
   reportingView<C extends Columns>(name: string, spec: { table: TableHandle<C>; columns: (row: Row<C>) => Record<string, E>; description?: string }): void;
   /** Rows the migration inserts (and the down migration deletes again), e.g. predefined roles. */
@@ -488,7 +492,13 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
 
     everyRowWhen(table, condition, options) {
       const tname = tableName(table, 'everyRowWhen()');
-      return new E({ kind: 'every-row-when', table: tname, when: condition.node, ...(options?.mostRows ? { mostRows: true as const } : {}) });
+      return new E({
+        kind: 'every-row-when',
+        table: tname,
+        when: condition.node,
+        ...(options?.mostRows ? { mostRows: true as const } : {}),
+        ...(options?.shortcut ? { shortcut: true as const } : {}),
+      });
     },
 
     maskedView(name, spec) {

@@ -109,7 +109,7 @@ export function rightsMatrix(m: ModelBuilder, spec: RightsMatrixSpec): RightsMat
         );
         // The otherwise scope is every row the others do not match: for a role that has it, most rows.
         const otherwise = and(m.everyRowWhen(table, inSet(spec.otherwise, scopes), { mostRows: true }), ...tests.map((t) => t.isNotTrue()));
-        return or(m.everyRowWhen(table, everyScope), ...arms, otherwise);
+        return or(m.everyRowWhen(table, everyScope, { shortcut: true }), ...arms, otherwise);
       };
     },
   };

@@ -684,7 +684,9 @@ function findPlanHints(model: ModelNode): PlanHints {
         const guard = guardOf(e, false);
         if (!guard) return undefined;
         const fold = notTrue(guard.when, guard.name, guard.of);
-        const groups = distinctGroups([[fold], ...sets.map((group) => group())]);
+        // A shortcut (an arm the others imply) adds no rows to the estimate: dropped by its own
+        // mark whatever the sets, with no stand-in (the rights matrix's "every scope").
+        const groups = e.kind === 'every-row-when' && e.shortcut ? [[fold]] : distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
         const operand = groups.length > 1 && e.kind !== 'every-row-when' ? nullOperand(e, guard.operand) : undefined;
         if (groups.length > 1 && (e.kind === 'every-row-when' || operand)) guarded.set(e, { notTrue: fold, ...(operand ? { operand } : {}) });

@@ -92,6 +92,8 @@ export type Expr =
       readonly when: Expr;
       /** Declared to admit most of the table when `when` holds, even ANDed with conditions on the row (planner hints only). */
       readonly mostRows?: true;
+      /** Declared to admit no row the policy's other arms do not: it only lets a statement stop there (planner hints only). */
+      readonly shortcut?: true;
     };
 
 export type ExprKind = Expr['kind'];
