@@ -586,7 +586,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_every_scope_with_create', 'rg_plan_superoffice_not_company_every_scope_with_delete', 'rg_plan_superoffice_not_company_every_scope_with_read', 'rg_plan_superoffice_not_company_every_scope_with_update', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_every_scope_with_create', 'rg_plan_superoffice_not_contact_every_scope_with_delete', 'rg_plan_superoffice_not_contact_every_scope_with_read', 'rg_plan_superoffice_not_contact_every_scope_with_update', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_every_scope_with_create', 'rg_plan_superoffice_not_project_every_scope_with_delete', 'rg_plan_superoffice_not_project_every_scope_with_read', 'rg_plan_superoffice_not_project_every_scope_with_update', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_every_scope_with_create', 'rg_plan_superoffice_not_sale_every_scope_with_delete', 'rg_plan_superoffice_not_sale_every_scope_with_read', 'rg_plan_superoffice_not_sale_every_scope_with_update', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_every_scope_with_read', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_every_scope_with_read', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_every_scope_with_read', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_every_scope_with_read', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_create_has_others', 'rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1', 'rg_plan_superoffice_not_company_scopes_with_delete_has_others', 'rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_company_scopes_with_update_has_others', 'rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf', 'rg_plan_superoffice_not_contact_scopes_with_create_has_others', 'rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba', 'rg_plan_superoffice_not_contact_scopes_with_delete_has_others', 'rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_contact_scopes_with_update_has_others', 'rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_create_has_others', 'rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21', 'rg_plan_superoffice_not_project_scopes_with_delete_has_others', 'rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_project_scopes_with_update_has_others', 'rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5', 'rg_plan_superoffice_not_sale_scopes_with_create_has_others', 'rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4', 'rg_plan_superoffice_not_sale_scopes_with_delete_has_others', 'rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_not_sale_scopes_with_update_has_others', 'rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "superoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -789,30 +789,6 @@ REVOKE ALL ON FUNCTION "superoffice"."company_scopes_with_read"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_read"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_read"() IS 'The scopes in which my role grants at least read on company rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."company_every_scope_with_read"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q5"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."company_every_scope_with_read"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."company_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."company_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."company_every_scope_with_read"() IS 'Whether my role grants at least read on company rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."company_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -836,30 +812,6 @@ ALTER FUNCTION "superoffice"."company_scopes_with_create"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."company_scopes_with_create"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_create"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_create"() IS 'The scopes in which my role grants at least create on company rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."company_every_scope_with_create"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q6"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."company_every_scope_with_create"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."company_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."company_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."company_every_scope_with_create"() IS 'Whether my role grants at least create on company rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."company_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -885,30 +837,6 @@ REVOKE ALL ON FUNCTION "superoffice"."company_scopes_with_update"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_update"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_update"() IS 'The scopes in which my role grants at least update on company rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."company_every_scope_with_update"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q7"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."company_every_scope_with_update"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."company_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."company_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."company_every_scope_with_update"() IS 'Whether my role grants at least update on company rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."company_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -932,30 +860,6 @@ ALTER FUNCTION "superoffice"."company_scopes_with_delete"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."company_scopes_with_delete"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."company_scopes_with_delete"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."company_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on company rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."company_every_scope_with_delete"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q8"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."company_every_scope_with_delete"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."company_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."company_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."company_every_scope_with_delete"() IS 'Whether my role grants at least delete on company rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -981,30 +885,6 @@ REVOKE ALL ON FUNCTION "superoffice"."contact_scopes_with_read"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_read"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_read"() IS 'The scopes in which my role grants at least read on contact rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."contact_every_scope_with_read"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q9"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."contact_every_scope_with_read"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."contact_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."contact_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."contact_every_scope_with_read"() IS 'Whether my role grants at least read on contact rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."contact_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1028,30 +908,6 @@ ALTER FUNCTION "superoffice"."contact_scopes_with_create"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."contact_scopes_with_create"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_create"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_create"() IS 'The scopes in which my role grants at least create on contact rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."contact_every_scope_with_create"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q10"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."contact_every_scope_with_create"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."contact_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."contact_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."contact_every_scope_with_create"() IS 'Whether my role grants at least create on contact rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."contact_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1077,30 +933,6 @@ REVOKE ALL ON FUNCTION "superoffice"."contact_scopes_with_update"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_update"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_update"() IS 'The scopes in which my role grants at least update on contact rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."contact_every_scope_with_update"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q11"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."contact_every_scope_with_update"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."contact_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."contact_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."contact_every_scope_with_update"() IS 'Whether my role grants at least update on contact rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."contact_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1124,30 +956,6 @@ ALTER FUNCTION "superoffice"."contact_scopes_with_delete"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."contact_scopes_with_delete"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."contact_scopes_with_delete"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."contact_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on contact rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."contact_every_scope_with_delete"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q12"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."contact_every_scope_with_delete"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."contact_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."contact_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."contact_every_scope_with_delete"() IS 'Whether my role grants at least delete on contact rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1173,30 +981,6 @@ REVOKE ALL ON FUNCTION "superoffice"."project_scopes_with_read"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_read"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_read"() IS 'The scopes in which my role grants at least read on project rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."project_every_scope_with_read"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q13"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."project_every_scope_with_read"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."project_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."project_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."project_every_scope_with_read"() IS 'Whether my role grants at least read on project rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."project_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1220,30 +1004,6 @@ ALTER FUNCTION "superoffice"."project_scopes_with_create"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."project_scopes_with_create"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_create"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_create"() IS 'The scopes in which my role grants at least create on project rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."project_every_scope_with_create"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q14"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."project_every_scope_with_create"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."project_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."project_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."project_every_scope_with_create"() IS 'Whether my role grants at least create on project rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."project_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1269,30 +1029,6 @@ REVOKE ALL ON FUNCTION "superoffice"."project_scopes_with_update"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_update"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_update"() IS 'The scopes in which my role grants at least update on project rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."project_every_scope_with_update"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q15"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."project_every_scope_with_update"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."project_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."project_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."project_every_scope_with_update"() IS 'Whether my role grants at least update on project rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."project_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1316,30 +1052,6 @@ ALTER FUNCTION "superoffice"."project_scopes_with_delete"() OWNER TO "rowguard_d
 REVOKE ALL ON FUNCTION "superoffice"."project_scopes_with_delete"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."project_scopes_with_delete"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."project_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on project rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."project_every_scope_with_delete"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q16"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."project_every_scope_with_delete"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."project_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."project_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."project_every_scope_with_delete"() IS 'Whether my role grants at least delete on project rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_read"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1365,30 +1077,6 @@ REVOKE ALL ON FUNCTION "superoffice"."sale_scopes_with_read"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_read"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_read"() IS 'The scopes in which my role grants at least read on sale rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."sale_every_scope_with_read"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q17"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."sale_every_scope_with_read"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."sale_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."sale_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."sale_every_scope_with_read"() IS 'Whether my role grants at least read on sale rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."sale_scopes_with_create"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1412,30 +1100,6 @@ ALTER FUNCTION "superoffice"."sale_scopes_with_create"() OWNER TO "rowguard_defi
 REVOKE ALL ON FUNCTION "superoffice"."sale_scopes_with_create"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_create"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_create"() IS 'The scopes in which my role grants at least create on sale rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."sale_every_scope_with_create"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q18"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."sale_every_scope_with_create"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."sale_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."sale_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."sale_every_scope_with_create"() IS 'Whether my role grants at least create on sale rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."sale_scopes_with_update"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1461,30 +1125,6 @@ REVOKE ALL ON FUNCTION "superoffice"."sale_scopes_with_update"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_update"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_update"() IS 'The scopes in which my role grants at least update on sale rows (NULL when the matrix does not apply to me).';
 
-CREATE FUNCTION "superoffice"."sale_every_scope_with_update"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q19"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."sale_every_scope_with_update"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."sale_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."sale_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."sale_every_scope_with_update"() IS 'Whether my role grants at least update on sale rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
-
 CREATE FUNCTION "superoffice"."sale_scopes_with_delete"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -1508,30 +1148,6 @@ ALTER FUNCTION "superoffice"."sale_scopes_with_delete"() OWNER TO "rowguard_defi
 REVOKE ALL ON FUNCTION "superoffice"."sale_scopes_with_delete"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."sale_scopes_with_delete"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."sale_scopes_with_delete"() IS 'The scopes in which my role grants at least delete on sale rows (NULL when the matrix does not apply to me).';
-
-CREATE FUNCTION "superoffice"."sale_every_scope_with_delete"() RETURNS boolean
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "superoffice"."current_user_id"();
-  me_row record;
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q20"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[]::text[];
-END
-$rg$;
-ALTER FUNCTION "superoffice"."sale_every_scope_with_delete"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "superoffice"."sale_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."sale_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."sale_every_scope_with_delete"() IS 'Whether my role grants at least delete on sale rows in every scope, and so on every row (NULL when the matrix does not apply to me).';
 
 CREATE FUNCTION "superoffice"."i_am_staff"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -2753,116 +2369,116 @@ BEGIN
   SELECT u."kind", u."role_id" INTO rg_fact.me_row FROM "superoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q4"."group_id" FROM "superoffice"."user_secondary_groups" AS "q4" WHERE "q4"."user_id" = rg_fact.me) SELECT 1 FROM rg_rows LIMIT 2) AS rg_bound) <= 1 THEN 'rg_plan_superoffice_few_my_secondary_group_ids' END,
-    CASE WHEN (rg_guard_facts."company_every_scope_with_create") IS NOT TRUE THEN 'rg_plan_superoffice_not_company_every_scope_with_create' END,
-    CASE WHEN (rg_guard_facts."company_every_scope_with_delete") IS NOT TRUE THEN 'rg_plan_superoffice_not_company_every_scope_with_delete' END,
-    CASE WHEN (rg_guard_facts."company_every_scope_with_read") IS NOT TRUE THEN 'rg_plan_superoffice_not_company_every_scope_with_read' END,
-    CASE WHEN (rg_guard_facts."company_every_scope_with_update") IS NOT TRUE THEN 'rg_plan_superoffice_not_company_every_scope_with_update' END,
+    CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_create"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_create_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."company_scopes_with_create"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1' END,
+    CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_delete"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_delete_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."company_scopes_with_delete"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12' END,
     CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_others' END,
     CASE WHEN ('own' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_own' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."company_scopes_with_read"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438' END,
     CASE WHEN ('secondary_group' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7' END,
-    CASE WHEN (rg_guard_facts."contact_every_scope_with_create") IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_every_scope_with_create' END,
-    CASE WHEN (rg_guard_facts."contact_every_scope_with_delete") IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_every_scope_with_delete' END,
-    CASE WHEN (rg_guard_facts."contact_every_scope_with_read") IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_every_scope_with_read' END,
-    CASE WHEN (rg_guard_facts."contact_every_scope_with_update") IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_every_scope_with_update' END,
+    CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_update"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_update_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."company_scopes_with_update"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf' END,
+    CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_create"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_create_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."contact_scopes_with_create"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba' END,
+    CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_delete"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_delete_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."contact_scopes_with_delete"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58' END,
     CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_others' END,
     CASE WHEN ('own' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_own' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."contact_scopes_with_read"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e' END,
     CASE WHEN ('secondary_group' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99' END,
+    CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_update"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_update_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."contact_scopes_with_update"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70' END,
     CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_external' END,
     CASE WHEN (rg_guard_facts."i_am_staff") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_staff' END,
     CASE WHEN (rg_guard_facts."i_am_system") IS NOT TRUE THEN 'rg_plan_superoffice_not_i_am_system' END,
-    CASE WHEN (rg_guard_facts."project_every_scope_with_create") IS NOT TRUE THEN 'rg_plan_superoffice_not_project_every_scope_with_create' END,
-    CASE WHEN (rg_guard_facts."project_every_scope_with_delete") IS NOT TRUE THEN 'rg_plan_superoffice_not_project_every_scope_with_delete' END,
-    CASE WHEN (rg_guard_facts."project_every_scope_with_read") IS NOT TRUE THEN 'rg_plan_superoffice_not_project_every_scope_with_read' END,
-    CASE WHEN (rg_guard_facts."project_every_scope_with_update") IS NOT TRUE THEN 'rg_plan_superoffice_not_project_every_scope_with_update' END,
+    CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_create"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_create_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."project_scopes_with_create"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21' END,
+    CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_delete"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_delete_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."project_scopes_with_delete"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e' END,
     CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_others' END,
     CASE WHEN ('own' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_own' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."project_scopes_with_read"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a' END,
     CASE WHEN ('secondary_group' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2' END,
-    CASE WHEN (rg_guard_facts."sale_every_scope_with_create") IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_every_scope_with_create' END,
-    CASE WHEN (rg_guard_facts."sale_every_scope_with_delete") IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_every_scope_with_delete' END,
-    CASE WHEN (rg_guard_facts."sale_every_scope_with_read") IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_every_scope_with_read' END,
-    CASE WHEN (rg_guard_facts."sale_every_scope_with_update") IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_every_scope_with_update' END,
+    CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_update"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_update_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."project_scopes_with_update"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_create"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_create_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_create"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_delete"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_delete_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_delete"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c' END,
     CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_others' END,
     CASE WHEN ('own' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_read"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42' END,
     CASE WHEN ('primary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group' END,
     CASE WHEN ('secondary_group' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7' END,
-    CASE WHEN (rg_guard_facts."company_every_scope_with_read") IS TRUE THEN 'rg_plan_superoffice_is_company_every_scope_with_read' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_update"::text[])) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_update_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_update"::text[]) IS NOT TRUE THEN 'rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500' END,
     CASE WHEN ('others' = any(rg_guard_facts."company_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_company_scopes_with_read_has_others' END,
-    CASE WHEN (rg_guard_facts."contact_every_scope_with_read") IS TRUE THEN 'rg_plan_superoffice_is_contact_every_scope_with_read' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."company_scopes_with_read"::text[]) IS TRUE THEN 'rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7' END,
     CASE WHEN ('others' = any(rg_guard_facts."contact_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_contact_scopes_with_read_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."contact_scopes_with_read"::text[]) IS TRUE THEN 'rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428' END,
     CASE WHEN (rg_guard_facts."i_am_staff") IS TRUE THEN 'rg_plan_superoffice_is_i_am_staff' END,
     CASE WHEN (rg_guard_facts."i_am_system") IS TRUE THEN 'rg_plan_superoffice_is_i_am_system' END,
-    CASE WHEN (rg_guard_facts."project_every_scope_with_read") IS TRUE THEN 'rg_plan_superoffice_is_project_every_scope_with_read' END,
     CASE WHEN ('others' = any(rg_guard_facts."project_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_project_scopes_with_read_has_others' END,
-    CASE WHEN (rg_guard_facts."sale_every_scope_with_read") IS TRUE THEN 'rg_plan_superoffice_is_sale_every_scope_with_read' END,
-    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' END
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."project_scopes_with_read"::text[]) IS TRUE THEN 'rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3' END,
+    CASE WHEN ('others' = any(rg_guard_facts."sale_scopes_with_read"::text[])) IS TRUE THEN 'rg_plan_superoffice_is_sale_scopes_with_read_has_others' END,
+    CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_read"::text[]) IS TRUE THEN 'rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb' END
   ]::text[], NULL)
   FROM (SELECT
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q6"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[]::text[])::boolean AS "company_every_scope_with_create",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[] AS "company_scopes_with_create",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q8"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[]::text[])::boolean AS "company_every_scope_with_delete",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q5"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[]::text[])::boolean AS "company_every_scope_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q7"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[]::text[])::boolean AS "company_every_scope_with_update",
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[] AS "company_scopes_with_delete",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q5"."object_type" = 'company')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[] AS "company_scopes_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q7"."object_type" = 'company')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[] AS "company_scopes_with_update",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q10"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[]::text[])::boolean AS "contact_every_scope_with_create",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[] AS "contact_scopes_with_create",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q12"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[]::text[])::boolean AS "contact_every_scope_with_delete",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q9"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[]::text[])::boolean AS "contact_every_scope_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q11"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[]::text[])::boolean AS "contact_every_scope_with_update",
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[] AS "contact_scopes_with_delete",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q9"."object_type" = 'contact')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[] AS "contact_scopes_with_read",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q11"."object_type" = 'contact')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[] AS "contact_scopes_with_update",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'external' THEN true ELSE false END)::boolean AS "i_am_external",
     ((((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system'))::boolean AS "i_am_staff",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END)::boolean AS "i_am_system",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q14"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[]::text[])::boolean AS "project_every_scope_with_create",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[] AS "project_scopes_with_create",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q16"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[]::text[])::boolean AS "project_every_scope_with_delete",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q13"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[]::text[])::boolean AS "project_every_scope_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q15"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[]::text[])::boolean AS "project_every_scope_with_update",
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[] AS "project_scopes_with_delete",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q13"."object_type" = 'project')
 AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[] AS "project_scopes_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q15"."object_type" = 'project')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[] AS "project_scopes_with_update",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q18"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[]::text[])::boolean AS "sale_every_scope_with_create",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[] AS "sale_scopes_with_create",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q20"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[]::text[])::boolean AS "sale_every_scope_with_delete",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q17"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[]::text[])::boolean AS "sale_every_scope_with_read",
-    (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q19"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[]::text[])::boolean AS "sale_every_scope_with_update",
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[] AS "sale_scopes_with_delete",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
 AND ("q17"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[] AS "sale_scopes_with_read") AS rg_guard_facts);
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[] AS "sale_scopes_with_read",
+    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
+AND ("q19"."object_type" = 'sale')
+AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[] AS "sale_scopes_with_update") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";
@@ -2921,40 +2537,22 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_1d40332b27be"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1d40332b27be"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_1d40332b27be"() IS 'Planner hint, folded while planning: plan_fold_sale_scopes_with_read_has_own() AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_2459d2665ec1"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_when_1fb2d60e1b40"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_2459d2665ec1"() IS 'Planner hint, folded while planning: (plan_fold_contact_every_scope_with_read() OR plan_true_contact_every_scope_with_read()) in one call.';
-
-CREATE FUNCTION "superoffice"."plan_when_26e56775b2fa"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"."rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"'::pg_catalog.regclass) IS TRUE)
     AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_26e56775b2fa"() IS 'Planner hint, folded while planning: plan_fold_company_every_scope_with_read() AND plan_fold_company_scopes_with_read_has_others() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_1fb2d60e1b40"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_1fb2d60e1b40"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_1fb2d60e1b40"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_scopes_with_read_has_others() AND plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_2a24579454cd"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2970,6 +2568,40 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_2a24579454cd"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2a24579454cd"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_2a24579454cd"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
+
+CREATE FUNCTION "superoffice"."plan_when_2bccc3f1343c"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"."rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"."rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"."rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2bccc3f1343c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2bccc3f1343c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2bccc3f1343c"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b() OR plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019()) in one call.';
+
+CREATE FUNCTION "superoffice"."plan_when_2bf024f80a9e"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"."rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"."rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"."rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_2bf024f80a9e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2bf024f80a9e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_2bf024f80a9e"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb() OR plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_2ec31639ef86"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -2990,23 +2622,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_2ec31639ef86"() IS 'Planner hint, folded while planning: (plan_fold_i_am_system() OR plan_true_i_am_system()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_431a5b491290"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_431a5b491290"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_431a5b491290"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_431a5b491290"() IS 'Planner hint, folded while planning: (plan_fold_company_every_scope_with_read() OR plan_true_company_every_scope_with_read()) in one call.';
-
 CREATE FUNCTION "superoffice"."plan_when_4677e0ed7791"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3026,23 +2641,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_4677e0ed7791"() IS 'Planner hint, folded while planning: (plan_fold_project_scopes_with_read_has_others() OR plan_true_project_scopes_with_read_has_others()) AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_project_scopes_with_read_has_others()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_4d30c29a6df9"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_4d30c29a6df9"() IS 'Planner hint, folded while planning: (plan_fold_project_every_scope_with_read() OR plan_true_project_every_scope_with_read()) in one call.';
-
 CREATE FUNCTION "superoffice"."plan_when_4f3b70f09454"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3058,6 +2656,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_4f3b70f09454"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_own() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
+CREATE FUNCTION "superoffice"."plan_when_506b07841cfa"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"."rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"."rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"."rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_506b07841cfa"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_506b07841cfa"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_506b07841cfa"() IS 'Planner hint, folded while planning: (plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b() OR plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b()) in one call.';
+
 CREATE FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3072,23 +2687,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_56d4c0a24fb8"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_own() AND (plan_fold_company_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
-
-CREATE FUNCTION "superoffice"."plan_when_5761d2670110"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_others"."rg_plan_superoffice_not_sale_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
-    RETURN false;
-  END IF;
-  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_5761d2670110"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5761d2670110"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_5761d2670110"() IS 'Planner hint, folded while planning: plan_fold_i_am_system() AND plan_fold_sale_every_scope_with_read() AND plan_fold_sale_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_5866dc8b5b49"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3109,41 +2707,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_5866dc8b5b49"() IS 'Planner hint, folded while planning: (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_i_am_system()) AND (plan_fold_i_am_system() OR plan_true_i_am_system()) in one call.';
 
-CREATE FUNCTION "superoffice"."plan_when_69c0a8cfebec"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
-    RETURN false;
-  END IF;
-  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_69c0a8cfebec"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_69c0a8cfebec"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_69c0a8cfebec"() IS 'Planner hint, folded while planning: plan_fold_contact_every_scope_with_read() AND plan_fold_contact_scopes_with_read_has_others() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
-
-CREATE FUNCTION "superoffice"."plan_when_6efa8624a0d5"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
-    RETURN false;
-  END IF;
-  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_6efa8624a0d5"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_every_scope_with_read() AND plan_fold_project_scopes_with_read_has_others() AND plan_hint_my_secondary_group_ids() in one call.';
-
 CREATE FUNCTION "superoffice"."plan_when_6fa64f364573"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3162,6 +2725,24 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_6fa64f364573"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_6fa64f364573"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_6fa64f364573"() IS 'Planner hint, folded while planning: (plan_fold_sale_scopes_with_read_has_others() OR plan_true_sale_scopes_with_read_has_others()) AND (plan_fold_sale_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids() OR plan_true_sale_scopes_with_read_has_others()) in one call.';
+
+CREATE FUNCTION "superoffice"."plan_when_70d28bab9e17"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_others"."rg_plan_superoffice_not_company_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"."rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_70d28bab9e17"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_70d28bab9e17"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_70d28bab9e17"() IS 'Planner hint, folded while planning: plan_fold_company_scopes_with_read_has_others() AND plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b() AND plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_76724387b3cf"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3246,6 +2827,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_918e1352bcdf"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_own() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
+CREATE FUNCTION "superoffice"."plan_when_b066f463dc47"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_others"."rg_plan_superoffice_not_contact_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"."rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_b066f463dc47"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b066f463dc47"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_b066f463dc47"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_others() AND plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb() AND plan_fold_i_am_system() AND plan_hint_my_secondary_group_ids() in one call.';
+
 CREATE FUNCTION "superoffice"."plan_when_b84cf641b28c"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
@@ -3275,23 +2873,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_b8d07f00311f"() IS 'Planner hint, folded while planning: plan_fold_project_scopes_with_read_has_primary_group() AND (plan_fold_project_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
-
-CREATE FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE))) THEN
-    RETURN false;
-  END IF;
-  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
-    RETURN true;
-  END IF;
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_when_bb7a1d8627f2"() IS 'Planner hint, folded while planning: (plan_fold_sale_every_scope_with_read() OR plan_true_sale_every_scope_with_read()) in one call.';
 
 CREATE FUNCTION "superoffice"."plan_when_d2c3fe376550"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -3344,6 +2925,41 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_when_d533ecbd0cd8"() IS 'Planner hint, folded while planning: plan_fold_contact_scopes_with_read_has_primary_group() AND (plan_fold_contact_scopes_with_read_has_secondary_group() OR plan_hint_my_secondary_group_ids()) in one call.';
 
+CREATE FUNCTION "superoffice"."plan_when_ea208b636176"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_external"."rg_plan_superoffice_not_i_am_external"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_i_am_system"."rg_plan_superoffice_not_i_am_system"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_others"."rg_plan_superoffice_not_project_scopes_with_read_has_others"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"."rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_few_my_secondary_group_ids"."rg_plan_superoffice_few_my_secondary_group_ids"'::pg_catalog.regclass) IS TRUE)) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_ea208b636176"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_ea208b636176"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_ea208b636176"() IS 'Planner hint, folded while planning: plan_fold_i_am_external() AND plan_fold_i_am_system() AND plan_fold_project_scopes_with_read_has_others() AND plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b() AND plan_hint_my_secondary_group_ids() in one call.';
+
+CREATE FUNCTION "superoffice"."plan_when_f7133e8c974e"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (((pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"."rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"'::pg_catalog.regclass) IS TRUE) OR (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"."rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"'::pg_catalog.regclass) IS TRUE))) THEN
+    RETURN false;
+  END IF;
+  IF (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text) THEN
+    RETURN true;
+  END IF;
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"."rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_when_f7133e8c974e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_when_f7133e8c974e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_when_f7133e8c974e"() IS 'Planner hint, folded while planning: (plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f() OR plan_true_sale_scopes_with_read_has_own_primary_group__0de74345()) in one call.';
+
 -- set_session puts it in the search_path when superoffice.my_secondary_group_ids() has at most 1 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_few_my_secondary_group_ids";
@@ -3362,89 +2978,89 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() FROM P
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_hint_my_secondary_group_ids"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.my_secondary_group_ids() has at most 1 elements (schema rg_plan_superoffice_few_my_secondary_group_ids in the search_path). Changes plans, never results.';
 
--- set_session puts it in the search_path when superoffice.company_every_scope_with_create() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_create()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_company_every_scope_with_create";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_every_scope_with_create" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_company_every_scope_with_create"."rg_plan_superoffice_not_company_every_scope_with_create" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_every_scope_with_create"."rg_plan_superoffice_not_company_every_scope_with_create" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_every_scope_with_create is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_create_has_others"."rg_plan_superoffice_not_company_scopes_with_create_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_create_has_others"."rg_plan_superoffice_not_company_scopes_with_create_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_create_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_company_every_scope_with_create"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_create"."rg_plan_superoffice_not_company_every_scope_with_create"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_create_has_others"."rg_plan_superoffice_not_company_scopes_with_create_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_create"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.company_every_scope_with_create() is not true (schema rg_plan_superoffice_not_company_every_scope_with_create in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_create()) is not true (schema rg_plan_superoffice_not_company_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.company_every_scope_with_delete() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_company_every_scope_with_delete";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_every_scope_with_delete" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_company_every_scope_with_delete"."rg_plan_superoffice_not_company_every_scope_with_delete" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_every_scope_with_delete"."rg_plan_superoffice_not_company_every_scope_with_delete" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_every_scope_with_delete is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1"."rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1"."rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_company_every_scope_with_delete"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_delete"."rg_plan_superoffice_not_company_every_scope_with_delete"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1"."rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_delete"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.company_every_scope_with_delete() is not true (schema rg_plan_superoffice_not_company_every_scope_with_delete in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.company_every_scope_with_read() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_delete()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_company_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_delete_has_others"."rg_plan_superoffice_not_company_scopes_with_delete_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_delete_has_others"."rg_plan_superoffice_not_company_scopes_with_delete_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_delete_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_company_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_read"."rg_plan_superoffice_not_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_delete_has_others"."rg_plan_superoffice_not_company_scopes_with_delete_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.company_every_scope_with_read() is not true (schema rg_plan_superoffice_not_company_every_scope_with_read in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_company_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.company_every_scope_with_update() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_company_every_scope_with_update";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_every_scope_with_update" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_company_every_scope_with_update"."rg_plan_superoffice_not_company_every_scope_with_update" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_company_every_scope_with_update"."rg_plan_superoffice_not_company_every_scope_with_update" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_every_scope_with_update is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12"."rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12"."rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_company_every_scope_with_update"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_every_scope_with_update"."rg_plan_superoffice_not_company_every_scope_with_update"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12"."rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_every_scope_with_update"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.company_every_scope_with_update() is not true (schema rg_plan_superoffice_not_company_every_scope_with_update in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -3488,6 +3104,27 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"."rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"."rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"."rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
 -- set_session puts it in the search_path when 'primary_group' = any(superoffice.company_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438";
@@ -3530,89 +3167,131 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_sec
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.company_scopes_with_read()) is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.contact_every_scope_with_create() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_update()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_create";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_create" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_contact_every_scope_with_create"."rg_plan_superoffice_not_contact_every_scope_with_create" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_every_scope_with_create"."rg_plan_superoffice_not_contact_every_scope_with_create" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_every_scope_with_create is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_update_has_others"."rg_plan_superoffice_not_company_scopes_with_update_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_update_has_others"."rg_plan_superoffice_not_company_scopes_with_update_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_update_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_contact_every_scope_with_create"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_create"."rg_plan_superoffice_not_contact_every_scope_with_create"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_update_has_others"."rg_plan_superoffice_not_company_scopes_with_update_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_create"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.contact_every_scope_with_create() is not true (schema rg_plan_superoffice_not_contact_every_scope_with_create in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_update()) is not true (schema rg_plan_superoffice_not_company_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.contact_every_scope_with_delete() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_delete";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_delete" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_contact_every_scope_with_delete"."rg_plan_superoffice_not_contact_every_scope_with_delete" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_every_scope_with_delete"."rg_plan_superoffice_not_contact_every_scope_with_delete" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_every_scope_with_delete is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf"."rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf"."rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_contact_every_scope_with_delete"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_delete"."rg_plan_superoffice_not_contact_every_scope_with_delete"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf"."rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_delete"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.contact_every_scope_with_delete() is not true (schema rg_plan_superoffice_not_contact_every_scope_with_delete in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.contact_every_scope_with_read() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_create()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_create_has_others"."rg_plan_superoffice_not_contact_scopes_with_create_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_create_has_others"."rg_plan_superoffice_not_contact_scopes_with_create_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_create_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_contact_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_read"."rg_plan_superoffice_not_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_create_has_others"."rg_plan_superoffice_not_contact_scopes_with_create_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.contact_every_scope_with_read() is not true (schema rg_plan_superoffice_not_contact_every_scope_with_read in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_create()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.contact_every_scope_with_update() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_update";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_every_scope_with_update" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_contact_every_scope_with_update"."rg_plan_superoffice_not_contact_every_scope_with_update" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_contact_every_scope_with_update"."rg_plan_superoffice_not_contact_every_scope_with_update" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_every_scope_with_update is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba"."rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba"."rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_contact_every_scope_with_update"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_every_scope_with_update"."rg_plan_superoffice_not_contact_every_scope_with_update"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba"."rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_every_scope_with_update"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.contact_every_scope_with_update() is not true (schema rg_plan_superoffice_not_contact_every_scope_with_update in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_delete()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_delete_has_others"."rg_plan_superoffice_not_contact_scopes_with_delete_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_delete_has_others"."rg_plan_superoffice_not_contact_scopes_with_delete_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_delete_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_delete_has_others"."rg_plan_superoffice_not_contact_scopes_with_delete_has_others"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58"."rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58"."rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58"."rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -3656,6 +3335,27 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"."rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"."rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"."rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
 -- set_session puts it in the search_path when 'primary_group' = any(superoffice.contact_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e";
@@ -3697,6 +3397,48 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.contact_scopes_with_read()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_update()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_update_has_others"."rg_plan_superoffice_not_contact_scopes_with_update_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_update_has_others"."rg_plan_superoffice_not_contact_scopes_with_update_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_update_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_update_has_others"."rg_plan_superoffice_not_contact_scopes_with_update_has_others"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_update()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70"."rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70"."rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70"."rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when superoffice.i_am_external() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -3761,89 +3503,89 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_i_am_system"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is not true (schema rg_plan_superoffice_not_i_am_system in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.project_every_scope_with_create() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_create()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_project_every_scope_with_create";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_every_scope_with_create" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_project_every_scope_with_create"."rg_plan_superoffice_not_project_every_scope_with_create" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_every_scope_with_create"."rg_plan_superoffice_not_project_every_scope_with_create" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_every_scope_with_create is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_create_has_others"."rg_plan_superoffice_not_project_scopes_with_create_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_create_has_others"."rg_plan_superoffice_not_project_scopes_with_create_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_create_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_project_every_scope_with_create"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_create"."rg_plan_superoffice_not_project_every_scope_with_create"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_create_has_others"."rg_plan_superoffice_not_project_scopes_with_create_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_create"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.project_every_scope_with_create() is not true (schema rg_plan_superoffice_not_project_every_scope_with_create in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_create()) is not true (schema rg_plan_superoffice_not_project_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.project_every_scope_with_delete() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_project_every_scope_with_delete";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_every_scope_with_delete" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_project_every_scope_with_delete"."rg_plan_superoffice_not_project_every_scope_with_delete" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_every_scope_with_delete"."rg_plan_superoffice_not_project_every_scope_with_delete" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_every_scope_with_delete is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21"."rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21"."rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_project_every_scope_with_delete"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_delete"."rg_plan_superoffice_not_project_every_scope_with_delete"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21"."rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_delete"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.project_every_scope_with_delete() is not true (schema rg_plan_superoffice_not_project_every_scope_with_delete in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.project_every_scope_with_read() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_delete()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_project_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_delete_has_others"."rg_plan_superoffice_not_project_scopes_with_delete_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_delete_has_others"."rg_plan_superoffice_not_project_scopes_with_delete_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_delete_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_project_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_read"."rg_plan_superoffice_not_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_delete_has_others"."rg_plan_superoffice_not_project_scopes_with_delete_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.project_every_scope_with_read() is not true (schema rg_plan_superoffice_not_project_every_scope_with_read in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_project_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.project_every_scope_with_update() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_project_every_scope_with_update";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_every_scope_with_update" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_project_every_scope_with_update"."rg_plan_superoffice_not_project_every_scope_with_update" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_project_every_scope_with_update"."rg_plan_superoffice_not_project_every_scope_with_update" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_every_scope_with_update is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e"."rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e"."rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_project_every_scope_with_update"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_every_scope_with_update"."rg_plan_superoffice_not_project_every_scope_with_update"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e"."rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_every_scope_with_update"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.project_every_scope_with_update() is not true (schema rg_plan_superoffice_not_project_every_scope_with_update in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -3887,6 +3629,27 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"."rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"."rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"."rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
 -- set_session puts it in the search_path when 'primary_group' = any(superoffice.project_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a";
@@ -3929,89 +3692,131 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_sec
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.project_scopes_with_read()) is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.sale_every_scope_with_create() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_update()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_create";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_create" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_sale_every_scope_with_create"."rg_plan_superoffice_not_sale_every_scope_with_create" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_every_scope_with_create"."rg_plan_superoffice_not_sale_every_scope_with_create" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_every_scope_with_create is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_update_has_others"."rg_plan_superoffice_not_project_scopes_with_update_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_update_has_others"."rg_plan_superoffice_not_project_scopes_with_update_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_update_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_sale_every_scope_with_create"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_create"."rg_plan_superoffice_not_sale_every_scope_with_create"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_update_has_others"."rg_plan_superoffice_not_project_scopes_with_update_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_create"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_create"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_create"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.sale_every_scope_with_create() is not true (schema rg_plan_superoffice_not_sale_every_scope_with_create in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_update()) is not true (schema rg_plan_superoffice_not_project_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.sale_every_scope_with_delete() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_delete";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_delete" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_sale_every_scope_with_delete"."rg_plan_superoffice_not_sale_every_scope_with_delete" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_every_scope_with_delete"."rg_plan_superoffice_not_sale_every_scope_with_delete" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_every_scope_with_delete is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5"."rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5"."rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_sale_every_scope_with_delete"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_delete"."rg_plan_superoffice_not_sale_every_scope_with_delete"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5"."rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_delete"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_delete"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_delete"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.sale_every_scope_with_delete() is not true (schema rg_plan_superoffice_not_sale_every_scope_with_delete in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.sale_every_scope_with_read() is not true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_create()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_create_has_others"."rg_plan_superoffice_not_sale_scopes_with_create_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_create_has_others"."rg_plan_superoffice_not_sale_scopes_with_create_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_create_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_sale_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_read"."rg_plan_superoffice_not_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_create_has_others"."rg_plan_superoffice_not_sale_scopes_with_create_has_others"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.sale_every_scope_with_read() is not true (schema rg_plan_superoffice_not_sale_every_scope_with_read in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_create()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.sale_every_scope_with_update() is not true.
+-- set_session puts it in the search_path when its guard is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_update";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_every_scope_with_update" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_not_sale_every_scope_with_update"."rg_plan_superoffice_not_sale_every_scope_with_update" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_not_sale_every_scope_with_update"."rg_plan_superoffice_not_sale_every_scope_with_update" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_every_scope_with_update is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4"."rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4"."rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_fold_sale_every_scope_with_update"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_every_scope_with_update"."rg_plan_superoffice_not_sale_every_scope_with_update"'::pg_catalog.regclass) IS TRUE) THEN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4"."rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4"'::pg_catalog.regclass) IS TRUE) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_update"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_update"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_every_scope_with_update"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.sale_every_scope_with_update() is not true (schema rg_plan_superoffice_not_sale_every_scope_with_update in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_delete()) is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_delete_has_others"."rg_plan_superoffice_not_sale_scopes_with_delete_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_delete_has_others"."rg_plan_superoffice_not_sale_scopes_with_delete_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_delete_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_delete_has_others"."rg_plan_superoffice_not_sale_scopes_with_delete_has_others"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c"."rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c"."rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c"."rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -4055,6 +3860,27 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"()
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own"() IS 'Planner hint, folded while planning: true when set_session found that ''own'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"."rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"."rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"."rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
 -- set_session puts it in the search_path when 'primary_group' = any(superoffice.sale_scopes_with_read()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group";
@@ -4097,23 +3923,47 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_second
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() IS 'Planner hint, folded while planning: true when set_session found that ''secondary_group'' = any(superoffice.sale_scopes_with_read()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
--- set_session puts it in the search_path when superoffice.company_every_scope_with_read() is true.
+-- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_update()) is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_is_company_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_company_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_others";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_others" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_update_has_others"."rg_plan_superoffice_not_sale_scopes_with_update_has_others" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_update_has_others"."rg_plan_superoffice_not_sale_scopes_with_update_has_others" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_update_has_others is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_true_company_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_others"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_every_scope_with_read"."rg_plan_superoffice_is_company_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_update_has_others"."rg_plan_superoffice_not_sale_scopes_with_update_has_others"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_company_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.company_every_scope_with_read() is true (schema rg_plan_superoffice_is_company_every_scope_with_read in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_others"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_others"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_update()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
+-- set_session puts it in the search_path when its guard is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500"."rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500"."rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500"."rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.superoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"superoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_read()) is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -4133,23 +3983,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_oth
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_read()) is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- set_session puts it in the search_path when superoffice.contact_every_scope_with_read() is true.
+-- set_session puts it in the search_path when its guard is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_is_contact_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_contact_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"."rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"."rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_true_contact_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_every_scope_with_read"."rg_plan_superoffice_is_contact_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"."rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_contact_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.contact_every_scope_with_read() is true (schema rg_plan_superoffice_is_contact_every_scope_with_read in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_read()) is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -4168,6 +4018,24 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_read()) is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- set_session puts it in the search_path when its guard is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"."rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"."rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"."rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- set_session puts it in the search_path when superoffice.i_am_staff() is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -4205,24 +4073,6 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_true_i_am_system"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_i_am_system"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_i_am_system"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.i_am_system() is true (schema rg_plan_superoffice_is_i_am_system in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- set_session puts it in the search_path when superoffice.project_every_scope_with_read() is true.
--- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_is_project_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_project_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
-
-CREATE FUNCTION "superoffice"."plan_true_project_every_scope_with_read"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_every_scope_with_read"."rg_plan_superoffice_is_project_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_project_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.project_every_scope_with_read() is true (schema rg_plan_superoffice_is_project_every_scope_with_read in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
-
 -- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_read()) is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_others";
@@ -4241,23 +4091,23 @@ REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_oth
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_read()) is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
--- set_session puts it in the search_path when superoffice.sale_every_scope_with_read() is true.
+-- set_session puts it in the search_path when its guard is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
-CREATE SCHEMA "rg_plan_superoffice_is_sale_every_scope_with_read";
-GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_every_scope_with_read" TO PUBLIC;
-CREATE VIEW "rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read" AS SELECT;
-COMMENT ON VIEW "rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_sale_every_scope_with_read is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"."rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"."rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3 is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
 
-CREATE FUNCTION "superoffice"."plan_true_sale_every_scope_with_read"() RETURNS boolean
+CREATE FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
-  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_every_scope_with_read"."rg_plan_superoffice_is_sale_every_scope_with_read"'::pg_catalog.regclass) IS TRUE);
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"."rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3"'::pg_catalog.regclass) IS TRUE);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_every_scope_with_read"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_every_scope_with_read"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_sale_every_scope_with_read"() IS 'Planner hint, folded while planning: true when set_session found that superoffice.sale_every_scope_with_read() is true (schema rg_plan_superoffice_is_sale_every_scope_with_read in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_read()) is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -4276,6 +4126,24 @@ $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_read()) is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_others in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+
+-- set_session puts it in the search_path when its guard is true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb";
+GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb" TO PUBLIC;
+CREATE VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"."rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb" AS SELECT;
+COMMENT ON VIEW "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"."rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb" IS 'Planner-hint marker, read by the superoffice.plan_* functions: visible while rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"."rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- Bumped by every write to a table the planner hints' guards read; see superoffice.plan_marks and set_session.
 CREATE SEQUENCE "superoffice"."rg_guards_changed";
@@ -4302,7 +4170,7 @@ AS $rg$
 BEGIN
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_every_scope_with_create', 'rg_plan_superoffice_not_company_every_scope_with_delete', 'rg_plan_superoffice_not_company_every_scope_with_read', 'rg_plan_superoffice_not_company_every_scope_with_update', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_contact_every_scope_with_create', 'rg_plan_superoffice_not_contact_every_scope_with_delete', 'rg_plan_superoffice_not_contact_every_scope_with_read', 'rg_plan_superoffice_not_contact_every_scope_with_update', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_every_scope_with_create', 'rg_plan_superoffice_not_project_every_scope_with_delete', 'rg_plan_superoffice_not_project_every_scope_with_read', 'rg_plan_superoffice_not_project_every_scope_with_update', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_sale_every_scope_with_create', 'rg_plan_superoffice_not_sale_every_scope_with_delete', 'rg_plan_superoffice_not_sale_every_scope_with_read', 'rg_plan_superoffice_not_sale_every_scope_with_update', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_is_company_every_scope_with_read', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_every_scope_with_read', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_every_scope_with_read', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_every_scope_with_read', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_superoffice_few_my_secondary_group_ids', 'rg_plan_superoffice_not_company_scopes_with_create_has_others', 'rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1', 'rg_plan_superoffice_not_company_scopes_with_delete_has_others', 'rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12', 'rg_plan_superoffice_not_company_scopes_with_read_has_others', 'rg_plan_superoffice_not_company_scopes_with_read_has_own', 'rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8', 'rg_plan_superoffice_not_company_scopes_with_read_has_p_6952e438', 'rg_plan_superoffice_not_company_scopes_with_read_has_s_e3e9aee7', 'rg_plan_superoffice_not_company_scopes_with_update_has_others', 'rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf', 'rg_plan_superoffice_not_contact_scopes_with_create_has_others', 'rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba', 'rg_plan_superoffice_not_contact_scopes_with_delete_has_others', 'rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58', 'rg_plan_superoffice_not_contact_scopes_with_read_has_others', 'rg_plan_superoffice_not_contact_scopes_with_read_has_own', 'rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d', 'rg_plan_superoffice_not_contact_scopes_with_read_has_p_d1ccb40e', 'rg_plan_superoffice_not_contact_scopes_with_read_has_s_5fde2c99', 'rg_plan_superoffice_not_contact_scopes_with_update_has_others', 'rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70', 'rg_plan_superoffice_not_i_am_external', 'rg_plan_superoffice_not_i_am_staff', 'rg_plan_superoffice_not_i_am_system', 'rg_plan_superoffice_not_project_scopes_with_create_has_others', 'rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21', 'rg_plan_superoffice_not_project_scopes_with_delete_has_others', 'rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e', 'rg_plan_superoffice_not_project_scopes_with_read_has_others', 'rg_plan_superoffice_not_project_scopes_with_read_has_own', 'rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f', 'rg_plan_superoffice_not_project_scopes_with_read_has_p_54ff529a', 'rg_plan_superoffice_not_project_scopes_with_read_has_s_9b5ce4b2', 'rg_plan_superoffice_not_project_scopes_with_update_has_others', 'rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5', 'rg_plan_superoffice_not_sale_scopes_with_create_has_others', 'rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4', 'rg_plan_superoffice_not_sale_scopes_with_delete_has_others', 'rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c', 'rg_plan_superoffice_not_sale_scopes_with_read_has_others', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own', 'rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42', 'rg_plan_superoffice_not_sale_scopes_with_read_has_primary_group', 'rg_plan_superoffice_not_sale_scopes_with_read_has_seco_d5d1cdb7', 'rg_plan_superoffice_not_sale_scopes_with_update_has_others', 'rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500', 'rg_plan_superoffice_is_company_scopes_with_read_has_others', 'rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7', 'rg_plan_superoffice_is_contact_scopes_with_read_has_others', 'rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428', 'rg_plan_superoffice_is_i_am_staff', 'rg_plan_superoffice_is_i_am_system', 'rg_plan_superoffice_is_project_scopes_with_read_has_others', 'rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3', 'rg_plan_superoffice_is_sale_scopes_with_read_has_others', 'rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
@@ -4372,14 +4240,14 @@ CREATE POLICY "companies_select" ON "superoffice"."companies"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_when_431a5b491290"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
-      OR ("superoffice"."plan_true_company_every_scope_with_read"() AND (SELECT "superoffice"."company_every_scope_with_read"())))
+    ((NOT "superoffice"."plan_when_506b07841cfa"() AND "companies"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_read"()::text[] THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() AND (SELECT ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_read"()::text[])))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT "superoffice"."rg_once_c9437f0caaf5"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_56d4c0a24fb8"() AND "companies"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT "superoffice"."rg_once_60d297f8cb81"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_company_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_7fd1d758b516"() AND "companies"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_company_scopes_with_read_has_secondary_group"() AND "companies"."group_id" = any((SELECT "superoffice"."rg_once_1bb5cb6f053b"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
-      AND (NOT "superoffice"."plan_when_26e56775b2fa"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "superoffice"."plan_when_70d28bab9e17"() OR ("companies"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "companies"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_company_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_00859c9b1cbd"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_company_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."company_scopes_with_read"()::text[]))))
         AND (("companies"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
@@ -4402,11 +4270,11 @@ CREATE POLICY "companies_insert" ON "superoffice"."companies"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_company_every_scope_with_create"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_create"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() AND "companies"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_create"()::text[] THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR ("companies"."owner_id" = (SELECT "superoffice"."rg_once_ecd10329d482"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_7e2edb988221"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_b9b865d3cb17"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_create_has_others"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND (("companies"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4420,22 +4288,22 @@ CREATE POLICY "companies_update" ON "superoffice"."companies"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_company_every_scope_with_update"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() AND "companies"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR ("companies"."owner_id" = (SELECT "superoffice"."rg_once_f901e64c62f8"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_3be0881ed928"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_4ecf8689d076"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_update_has_others"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND (("companies"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_company_every_scope_with_update"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() AND "companies"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR ("companies"."owner_id" = (SELECT "superoffice"."rg_once_f901e64c62f8"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_3be0881ed928"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_4ecf8689d076"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_update_has_others"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND (("companies"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4449,11 +4317,11 @@ CREATE POLICY "companies_delete" ON "superoffice"."companies"
   FOR DELETE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_company_every_scope_with_delete"() AND "companies"."id" >= (SELECT CASE WHEN "superoffice"."company_every_scope_with_delete"() THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() AND "companies"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."company_scopes_with_delete"()::text[] THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
     OR ("companies"."owner_id" = (SELECT "superoffice"."rg_once_3deb2dcc50cf"() /* CASE WHEN 'own' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("companies"."group_id" = (SELECT "superoffice"."rg_once_7f63bd2c9582"() /* CASE WHEN 'primary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("companies"."group_id" = any((SELECT "superoffice"."rg_once_2e9178b1cb5c"() /* CASE WHEN 'secondary_group' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_company_scopes_with_delete_has_others"() AND "companies"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."company_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "companies"."id" <= '9223372036854775807'::bigint)
       AND (("companies"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("companies"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4467,14 +4335,14 @@ CREATE POLICY "contacts_select" ON "superoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_when_2459d2665ec1"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
-      OR ("superoffice"."plan_true_contact_every_scope_with_read"() AND (SELECT "superoffice"."contact_every_scope_with_read"())))
+    ((NOT "superoffice"."plan_when_2bf024f80a9e"() AND "contacts"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_read"()::text[] THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() AND (SELECT ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_read"()::text[])))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT "superoffice"."rg_once_19bee20c4fb9"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_4f3b70f09454"() AND "contacts"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT "superoffice"."rg_once_ff81a3c3dd54"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_contact_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_d533ecbd0cd8"() AND "contacts"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_contact_scopes_with_read_has_secondary_group"() AND "contacts"."group_id" = any((SELECT "superoffice"."rg_once_89c4fa470f8a"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
-      AND (NOT "superoffice"."plan_when_69c0a8cfebec"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "superoffice"."plan_when_b066f463dc47"() OR ("contacts"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_contact_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_8980ba682d02"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_contact_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."contact_scopes_with_read"()::text[]))))
         AND (("contacts"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
@@ -4493,11 +4361,11 @@ CREATE POLICY "contacts_insert" ON "superoffice"."contacts"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_contact_every_scope_with_create"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_create"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() AND "contacts"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_create"()::text[] THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
     OR ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_89f80ca84ca0"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_1b09c906f98e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_cadf9e2d7357"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_create_has_others"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND (("contacts"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4511,22 +4379,22 @@ CREATE POLICY "contacts_update" ON "superoffice"."contacts"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_contact_every_scope_with_update"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() AND "contacts"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
     OR ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_22ae0f07af75"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_9b2fbd60980e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_6ce681b7918e"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_update_has_others"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND (("contacts"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_contact_every_scope_with_update"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() AND "contacts"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
     OR ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_22ae0f07af75"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_9b2fbd60980e"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_6ce681b7918e"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_update_has_others"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND (("contacts"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4540,11 +4408,11 @@ CREATE POLICY "contacts_delete" ON "superoffice"."contacts"
   FOR DELETE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_contact_every_scope_with_delete"() AND "contacts"."id" >= (SELECT CASE WHEN "superoffice"."contact_every_scope_with_delete"() THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() AND "contacts"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."contact_scopes_with_delete"()::text[] THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
     OR ("contacts"."owner_id" = (SELECT "superoffice"."rg_once_53bbaac8c56c"() /* CASE WHEN 'own' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = (SELECT "superoffice"."rg_once_241c63736f93"() /* CASE WHEN 'primary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("contacts"."group_id" = any((SELECT "superoffice"."rg_once_918199d40757"() /* CASE WHEN 'secondary_group' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() AND "contacts"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."contact_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "contacts"."id" <= '9223372036854775807'::bigint)
       AND (("contacts"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("contacts"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4558,14 +4426,14 @@ CREATE POLICY "projects_select" ON "superoffice"."projects"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_when_4d30c29a6df9"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
-      OR ("superoffice"."plan_true_project_every_scope_with_read"() AND (SELECT "superoffice"."project_every_scope_with_read"())))
+    ((NOT "superoffice"."plan_when_2bccc3f1343c"() AND "projects"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_read"()::text[] THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() AND (SELECT ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_read"()::text[])))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT "superoffice"."rg_once_5bfa30330a0c"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_918e1352bcdf"() AND "projects"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT "superoffice"."rg_once_97135528962d"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_project_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b8d07f00311f"() AND "projects"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_project_scopes_with_read_has_secondary_group"() AND "projects"."group_id" = any((SELECT "superoffice"."rg_once_1563afd8ecce"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
-      AND (NOT "superoffice"."plan_when_6efa8624a0d5"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "superoffice"."plan_when_ea208b636176"() OR ("projects"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "projects"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_project_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_4677e0ed7791"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_project_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."project_scopes_with_read"()::text[]))))
         AND (("projects"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
@@ -4587,11 +4455,11 @@ CREATE POLICY "projects_insert" ON "superoffice"."projects"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_project_every_scope_with_create"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_create"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() AND "projects"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_create"()::text[] THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR ("projects"."owner_id" = (SELECT "superoffice"."rg_once_d69e7264696f"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_a7a1caaf7631"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_a736379a583a"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_create_has_others"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND (("projects"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4605,22 +4473,22 @@ CREATE POLICY "projects_update" ON "superoffice"."projects"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_project_every_scope_with_update"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() AND "projects"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR ("projects"."owner_id" = (SELECT "superoffice"."rg_once_a031106891b1"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_510a3414d7d2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_ca2bd4a00317"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_update_has_others"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND (("projects"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_project_every_scope_with_update"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() AND "projects"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR ("projects"."owner_id" = (SELECT "superoffice"."rg_once_a031106891b1"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_510a3414d7d2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_ca2bd4a00317"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_update_has_others"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND (("projects"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4634,11 +4502,11 @@ CREATE POLICY "projects_delete" ON "superoffice"."projects"
   FOR DELETE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_project_every_scope_with_delete"() AND "projects"."id" >= (SELECT CASE WHEN "superoffice"."project_every_scope_with_delete"() THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() AND "projects"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."project_scopes_with_delete"()::text[] THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
     OR ("projects"."owner_id" = (SELECT "superoffice"."rg_once_feef1f2d7c15"() /* CASE WHEN 'own' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("projects"."group_id" = (SELECT "superoffice"."rg_once_5923fda796b2"() /* CASE WHEN 'primary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("projects"."group_id" = any((SELECT "superoffice"."rg_once_321e4d806edf"() /* CASE WHEN 'secondary_group' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_project_scopes_with_delete_has_others"() AND "projects"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."project_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "projects"."id" <= '9223372036854775807'::bigint)
       AND (("projects"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("projects"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4652,14 +4520,14 @@ CREATE POLICY "sales_select" ON "superoffice"."sales"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    ((NOT "superoffice"."plan_when_bb7a1d8627f2"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_read"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
-      OR ("superoffice"."plan_true_sale_every_scope_with_read"() AND (SELECT "superoffice"."sale_every_scope_with_read"())))
+    ((NOT "superoffice"."plan_when_f7133e8c974e"() AND "sales"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_read"()::text[] THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+      OR ("superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() AND (SELECT ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_read"()::text[])))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND (NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT "superoffice"."rg_once_d3678a11488c"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_own"() AND NOT "superoffice"."plan_when_1d40332b27be"() AND "sales"."owner_id" = (SELECT NULL::bigint)))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND (NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT "superoffice"."rg_once_1eca9bf21d20"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */)))
       OR ("superoffice"."plan_fold_sale_scopes_with_read_has_primary_group"() AND NOT "superoffice"."plan_when_b84cf641b28c"() AND "sales"."group_id" = (SELECT NULL::bigint)))
     OR (NOT "superoffice"."plan_fold_sale_scopes_with_read_has_secondary_group"() AND "sales"."group_id" = any((SELECT "superoffice"."rg_once_e1f7cc9ccce0"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[])
-      AND (NOT "superoffice"."plan_when_5761d2670110"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
+      AND (NOT "superoffice"."plan_when_1fb2d60e1b40"() OR ("sales"."group_id" >= (SELECT '-9223372036854775808'::bigint) AND "sales"."group_id" <= (SELECT '9223372036854775807'::bigint))))
     OR ((NOT "superoffice"."plan_fold_sale_scopes_with_read_has_others"() AND (((NOT "superoffice"."plan_when_6fa64f364573"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_read"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
           OR ("superoffice"."plan_true_sale_scopes_with_read_has_others"() AND (SELECT 'others' = any("superoffice"."sale_scopes_with_read"()::text[]))))
         AND (("sales"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
@@ -4678,11 +4546,11 @@ CREATE POLICY "sales_insert" ON "superoffice"."sales"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_sale_every_scope_with_create"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_create"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() AND "sales"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_create"()::text[] THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
     OR ("sales"."owner_id" = (SELECT "superoffice"."rg_once_12f64dfa1bb6"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_57ff675c463b"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_06715976148b"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_create_has_others"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_create"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND (("sales"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4696,22 +4564,22 @@ CREATE POLICY "sales_update" ON "superoffice"."sales"
   FOR UPDATE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_sale_every_scope_with_update"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() AND "sales"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
     OR ("sales"."owner_id" = (SELECT "superoffice"."rg_once_8da605791218"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_101beedc6dbb"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_c281627eb15f"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_update_has_others"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND (("sales"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
     OR (NOT "superoffice"."plan_fold_i_am_system"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."i_am_system"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
-    (NOT "superoffice"."plan_fold_sale_every_scope_with_update"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_update"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() AND "sales"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_update"()::text[] THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
     OR ("sales"."owner_id" = (SELECT "superoffice"."rg_once_8da605791218"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_101beedc6dbb"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_c281627eb15f"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_update_has_others"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_update"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND (("sales"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))
@@ -4725,11 +4593,11 @@ CREATE POLICY "sales_delete" ON "superoffice"."sales"
   FOR DELETE
   TO "app_user"
   USING (
-    (NOT "superoffice"."plan_fold_sale_every_scope_with_delete"() AND "sales"."id" >= (SELECT CASE WHEN "superoffice"."sale_every_scope_with_delete"() THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    (NOT "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() AND "sales"."id" >= (SELECT CASE WHEN ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ "superoffice"."sale_scopes_with_delete"()::text[] THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
     OR ("sales"."owner_id" = (SELECT "superoffice"."rg_once_f7007a36caff"() /* CASE WHEN 'own' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."current_user_id"() ELSE NULL END */))
     OR ("sales"."group_id" = (SELECT "superoffice"."rg_once_b548d6575c3a"() /* CASE WHEN 'primary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_primary_group_id"() ELSE NULL END */))
     OR ("sales"."group_id" = any((SELECT "superoffice"."rg_once_b95be7cf87d7"() /* CASE WHEN 'secondary_group' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN "superoffice"."my_secondary_group_ids"() ELSE NULL END */)::bigint[]))
-    OR (("sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
+    OR ((NOT "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() AND "sales"."id" >= (SELECT CASE WHEN 'others' = any("superoffice"."sale_scopes_with_delete"()::text[]) THEN '-9223372036854775808'::bigint END) AND "sales"."id" <= '9223372036854775807'::bigint)
       AND (("sales"."owner_id" = (select "superoffice"."current_user_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = (select "superoffice"."my_primary_group_id"())) IS DISTINCT FROM true)
       AND (("sales"."group_id" = any((select "superoffice"."my_secondary_group_ids"())::bigint[])) IS DISTINCT FROM true))

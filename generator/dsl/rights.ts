@@ -9,7 +9,7 @@
 //
 // A role that has the level in every scope, the otherwise scope included, has it on every row: a
 // row matches some scope's rule or, matching none, has the otherwise scope. So the predicate starts
-// with an every-row arm on a boolean fact, "every scope" (`<object>_every_scope_with_<level>`).
+// with an every-row arm whose condition is "every scope" (`ARRAY['own', …, 'others'] <@ scopes`).
 // For such a role (most of SuperOffice's predefined ones read everything) it holds before any other
 // arm is evaluated: the row is admitted at once and the other arms' facts, InitPlans evaluated only
 // when first read, are never computed (SuperOffice's level-2 user: 13 definer calls per statement,
@@ -84,23 +84,10 @@ export function rightsMatrix(m: ModelBuilder, spec: RightsMatrixSpec): RightsMat
     scopesFacts.set(key, fact);
     return fact;
   };
-  const everyScopeFacts = new Map<string, E>();
-  const inEveryScope = (objectType: string, level: string): E => {
-    const key = `${objectType}\u0000${level}`;
-    const known = everyScopeFacts.get(key);
-    if (known) return known;
-    const names = [...spec.scopes.map((s) => s.name), spec.otherwise];
-    const fact = m.fact(`${objectType}_every_scope_with_${level}`, allOf(...names.map((name) => lit(name))).in(allowedScopes(objectType, level)), {
-      type: 'boolean',
-      description: `Whether my role grants at least ${level} on ${objectType} rows in every scope, and so on every row (NULL when the matrix does not apply to me).`,
-    });
-    everyScopeFacts.set(key, fact);
-    return fact;
-  };
   return {
     allows(table, objectType, command) {
       const scopes = allowedScopes(objectType, spec.needs[command]);
-      const everyScope = inEveryScope(objectType, spec.needs[command]);
+      const everyScope = allOf(...[...spec.scopes.map((s) => s.name), spec.otherwise].map((name) => lit(name))).in(scopes);
       return (row) => {
         const cols = row as Record<string, E>;
         const tests = spec.scopes.map((s) => (s.is ? cols[s.column]!.eq(s.is) : cols[s.column]!.in(s.in!)));

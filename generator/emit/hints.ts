@@ -91,8 +91,8 @@
 //   estimate without their facts or their Filter; a guarded set or comparison arm stands in as
 //   itself with a NULL value (see StandIn).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
-//   on a boolean fact are dropped, by the not-true mark alone: there the estimate decides
-//   nothing, and the fact is not computed. A clause that repeats a read's USING is printed as
+//   are dropped (a boolean fact, `'x' = any(<fact>)` or `allOf(…).in(<fact>)` as the guard), by
+//   the not-true mark alone: there the estimate decides nothing, and the fact is not computed. A clause that repeats a read's USING is printed as
 //   that read's instead (twinRead), which PostgreSQL then applies once.
 // Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
 // - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
@@ -504,6 +504,11 @@ function findPlanHints(model: ModelNode): PlanHints {
     if (g.kind === 'fact') return optedOut.has(g.name) ? undefined : g.name;
     const scope = g.kind === 'in-set' && g.item.kind === 'literal' && typeof g.item.value === 'string' ? g.item.value : undefined;
     if (g.kind === 'in-set' && scope !== undefined && /^[a-z0-9_]+$/.test(scope) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) return `${g.set.name}_has_${scope}`;
+    // `allOf('a', 'b').in(<fact>)` (the rights matrix's "every scope"): <fact>_has_a_b.
+    const values = g.kind === 'all-in-set' ? g.items.map((i) => (i.kind === 'literal' && typeof i.value === 'string' ? i.value : undefined)) : [];
+    if (g.kind === 'all-in-set' && values.every((v) => v !== undefined && /^[a-z0-9_]+$/.test(v)) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) {
+      return `${g.set.name}_has_${values.join('_')}`;
+    }
     return undefined;
   };
   const trues = new Map<string, TrueGuard>();
@@ -551,17 +556,14 @@ function findPlanHints(model: ModelNode): PlanHints {
   /**
    * The guard of an arm that is false or NULL unless its guard is true: an every-row arm, a
    * comparison with a guarded CASE or such a fact, a set arm whose set is one. `everyRowOnly` for
-   * the places where only every-row arms on a fact are dropped.
+   * the places where only every-row arms are dropped.
    */
   const guardOf = (e: Expr, everyRowOnly: boolean): { when: Expr; name: string; of?: string; operand?: Expr } | undefined => {
-    if (everyRowOnly) {
-      const named = e.kind === 'every-row-when' && e.when.kind === 'fact' ? guardName(e.when) : undefined;
-      return e.kind === 'every-row-when' && named ? { when: e.when, name: named } : undefined;
-    }
     if (e.kind === 'every-row-when') {
       const name = guardName(e.when);
       return name ? { when: e.when, name } : undefined;
     }
+    if (everyRowOnly) return undefined;
     // The operand that is NULL unless the guard holds (a CASE, else a fact defined as one).
     const operands = e.kind === 'compare' ? [e.right, e.left] : e.kind === 'in-set' || e.kind === 'any-in-set' ? [e.set] : [];
     for (const x of operands) {
@@ -661,7 +663,7 @@ function findPlanHints(model: ModelNode): PlanHints {
   };
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
-    // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms on a fact are dropped
+    // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms are dropped
     // whenever the fact is not true (a clause printed as a read's, twinRead, has the read's
     // hints). In the USING of reads every guarded arm is, but only where the clause's sets are
     // all small as well: for a user whose sets are large, an every-row arm's 0.5% estimate is what

@@ -115,7 +115,7 @@ describe('rightsMatrix', () => {
     const initPlans = plan.split(/\n(?=\s*InitPlan)/).slice(1);
     const ran = initPlans.filter((p) => !p.includes('never executed'));
     expect(ran.length, plan).toBe(1);
-    expect(ran[0], plan).toContain('deal_every_scope_with_read');
+    expect(ran[0], plan).toContain(`'{own,team,teams,others}'::text[] <@ ${S}.deal_scopes_with_read()`);
     expect(initPlans.length, plan).toBeGreaterThan(3);
   });
 });
