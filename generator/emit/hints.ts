@@ -92,8 +92,9 @@
 //   itself with a NULL value (see StandIn).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
 //   are dropped (a boolean fact, `'x' = any(<fact>)` or `allOf(…).in(<fact>)` as the guard), by
-//   the not-true mark alone: there the estimate decides nothing, and the fact is not computed. A clause that repeats a read's USING is printed as
-//   that read's instead (twinRead), which PostgreSQL then applies once.
+//   the not-true mark alone: there the estimate decides nothing, and the fact is not computed. A
+//   clause that repeats a read's USING is printed as that read's instead (twinRead), which
+//   PostgreSQL then applies once.
 // Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
 // - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
 //   can only shrink what a policy admits when it goes from NULL to false (three-valued AND and OR
@@ -502,14 +503,12 @@ function findPlanHints(model: ModelNode): PlanHints {
   /** A guard's name: a boolean fact, or `'x' = any(<fact>)` as `<fact>_has_x`; others get no mark. */
   const guardName = (g: Expr): string | undefined => {
     if (g.kind === 'fact') return optedOut.has(g.name) ? undefined : g.name;
-    const scope = g.kind === 'in-set' && g.item.kind === 'literal' && typeof g.item.value === 'string' ? g.item.value : undefined;
-    if (g.kind === 'in-set' && scope !== undefined && /^[a-z0-9_]+$/.test(scope) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) return `${g.set.name}_has_${scope}`;
-    // `allOf('a', 'b').in(<fact>)` (the rights matrix's "every scope"): <fact>_has_a_b.
-    const values = g.kind === 'all-in-set' ? g.items.map((i) => (i.kind === 'literal' && typeof i.value === 'string' ? i.value : undefined)) : [];
-    if (g.kind === 'all-in-set' && values.every((v) => v !== undefined && /^[a-z0-9_]+$/.test(v)) && g.set.kind === 'fact' && !optedOut.has(g.set.name)) {
-      return `${g.set.name}_has_${values.join('_')}`;
-    }
-    return undefined;
+    // `'x' = any(<fact>)`: <fact>_has_x; `allOf('a', 'b').in(<fact>)` (the rights matrix's "every
+    // scope"): <fact>_has_a_b.
+    const values = g.kind === 'in-set' ? [g.item] : g.kind === 'all-in-set' ? g.items : [];
+    const words = values.map((v) => (v.kind === 'literal' && typeof v.value === 'string' && /^[a-z0-9_]+$/.test(v.value) ? v.value : undefined));
+    const set = (g.kind === 'in-set' || g.kind === 'all-in-set') && g.set.kind === 'fact' && !optedOut.has(g.set.name) ? g.set.name : undefined;
+    return set !== undefined && words.length > 0 && words.every((w) => w !== undefined) ? `${set}_has_${words.join('_')}` : undefined;
   };
   const trues = new Map<string, TrueGuard>();
   /** Every guard's name, for its not-true and its true mark alike, and the guard it names. */

@@ -30,6 +30,12 @@ describe('describeExpr', () => {
     const words = select!.policies[0]!.arms.flatMap((a) => a.conditions.map((c) => c.words));
     expect(words).toContain('one of operator_id, sales_id, clerk_id, access_id is one of my_principal_ids');
   });
+  it("reads SuperOffice's every-scope arm (allOf) as one condition over the scopes", () => {
+    const superoffice = models.find((m) => m.schema === 'superoffice')!;
+    const [select] = planCommand(superoffice, 'contacts', 'select');
+    const words = select!.policies[0]!.arms[0]!.conditions.map((c) => c.words).join(' ');
+    expect(words).toContain("each of 'own', 'primary_group', 'secondary_group', 'others' is one of contact_scopes_with_read");
+  });
 });
 
 describe('planCommand', () => {
