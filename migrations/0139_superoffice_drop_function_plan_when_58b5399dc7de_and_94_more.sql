@@ -431,7 +431,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_create()) is not true (schema rg_plan_superoffice_not_company_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.company_scopes_with_create() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1" TO PUBLIC;
@@ -451,7 +451,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_create_has_own_primary_g_231726ad"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.company_scopes_with_create() is not true (schema rg_plan_superoffice_not_company_scopes_with_create_has_6db268c1 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_delete_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_delete()) is not true.
@@ -477,7 +477,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_company_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.company_scopes_with_delete() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12" TO PUBLIC;
@@ -497,10 +497,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_delete_has_own_primary_g_b4f5e0dc"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.company_scopes_with_delete() is not true (schema rg_plan_superoffice_not_company_scopes_with_delete_has_a5e94f12 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.company_scopes_with_read() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8" TO PUBLIC;
@@ -520,7 +520,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_read_has_own_primary_gro_7028ac6b"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.company_scopes_with_read() is not true (schema rg_plan_superoffice_not_company_scopes_with_read_has_o_accec4c8 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_update_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.company_scopes_with_update()) is not true.
@@ -546,7 +546,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.company_scopes_with_update()) is not true (schema rg_plan_superoffice_not_company_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.company_scopes_with_update() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf" TO PUBLIC;
@@ -566,7 +566,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_company_scopes_with_update_has_own_primary_g_3c4f520e"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.company_scopes_with_update() is not true (schema rg_plan_superoffice_not_company_scopes_with_update_has_8ca7acbf in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_create_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_create()) is not true.
@@ -592,7 +592,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_create()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.contact_scopes_with_create() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba" TO PUBLIC;
@@ -612,7 +612,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_create_has_own_primary_g_73c92586"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.contact_scopes_with_create() is not true (schema rg_plan_superoffice_not_contact_scopes_with_create_has_fcbd92ba in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_delete_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_delete()) is not true.
@@ -638,7 +638,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.contact_scopes_with_delete() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58" TO PUBLIC;
@@ -658,10 +658,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_delete_has_own_primary_g_539458e6"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.contact_scopes_with_delete() is not true (schema rg_plan_superoffice_not_contact_scopes_with_delete_has_ca1a9c58 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.contact_scopes_with_read() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d" TO PUBLIC;
@@ -681,7 +681,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_read_has_own_primary_gro_8f07dadb"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.contact_scopes_with_read() is not true (schema rg_plan_superoffice_not_contact_scopes_with_read_has_o_7b7b478d in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_update_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.contact_scopes_with_update()) is not true.
@@ -707,7 +707,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.contact_scopes_with_update()) is not true (schema rg_plan_superoffice_not_contact_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.contact_scopes_with_update() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70" TO PUBLIC;
@@ -727,7 +727,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_contact_scopes_with_update_has_own_primary_g_8211220e"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.contact_scopes_with_update() is not true (schema rg_plan_superoffice_not_contact_scopes_with_update_has_e5da3b70 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_create_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_create()) is not true.
@@ -753,7 +753,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_create()) is not true (schema rg_plan_superoffice_not_project_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.project_scopes_with_create() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21" TO PUBLIC;
@@ -773,7 +773,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_create_has_own_primary_g_92a10e11"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.project_scopes_with_create() is not true (schema rg_plan_superoffice_not_project_scopes_with_create_has_8bf52c21 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_delete_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_delete()) is not true.
@@ -799,7 +799,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_project_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.project_scopes_with_delete() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e" TO PUBLIC;
@@ -819,10 +819,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_delete_has_own_primary_g_7dd8fa22"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.project_scopes_with_delete() is not true (schema rg_plan_superoffice_not_project_scopes_with_delete_has_92211a8e in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.project_scopes_with_read() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f" TO PUBLIC;
@@ -842,7 +842,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_read_has_own_primary_gro_8fa8c23b"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.project_scopes_with_read() is not true (schema rg_plan_superoffice_not_project_scopes_with_read_has_o_3ba6444f in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_update_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.project_scopes_with_update()) is not true.
@@ -868,7 +868,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_ha
 COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.project_scopes_with_update()) is not true (schema rg_plan_superoffice_not_project_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.project_scopes_with_update() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5" TO PUBLIC;
@@ -888,7 +888,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_project_scopes_with_update_has_own_primary_g_a2e68299"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.project_scopes_with_update() is not true (schema rg_plan_superoffice_not_project_scopes_with_update_has_c4ff9fc5 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_create_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_create()) is not true.
@@ -914,7 +914,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_o
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_create()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_create_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.sale_scopes_with_create() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4" TO PUBLIC;
@@ -934,7 +934,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_create_has_own_primary_grou_e6b2c02b"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.sale_scopes_with_create() is not true (schema rg_plan_superoffice_not_sale_scopes_with_create_has_ow_bd5d3fc4 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_delete_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_delete()) is not true.
@@ -960,7 +960,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_o
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_delete()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_delete_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.sale_scopes_with_delete() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c" TO PUBLIC;
@@ -980,10 +980,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_delete_has_own_primary_grou_45a94ddd"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.sale_scopes_with_delete() is not true (schema rg_plan_superoffice_not_sale_scopes_with_delete_has_ow_8401667c in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.sale_scopes_with_read() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42" TO PUBLIC;
@@ -1003,7 +1003,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_read_has_own_primary_group__37869e7f"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.sale_scopes_with_read() is not true (schema rg_plan_superoffice_not_sale_scopes_with_read_has_own__36568e42 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_update_has_others
 -- set_session puts it in the search_path when 'others' = any(superoffice.sale_scopes_with_update()) is not true.
@@ -1029,7 +1029,7 @@ GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_o
 COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_others"() IS 'Planner hint, folded while planning: true when set_session found that ''others'' = any(superoffice.sale_scopes_with_update()) is not true (schema rg_plan_superoffice_not_sale_scopes_with_update_has_others in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500
--- set_session puts it in the search_path when its guard is not true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.sale_scopes_with_update() is not true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500" TO PUBLIC;
@@ -1049,10 +1049,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() IS 'Planner hint, folded while planning: true when set_session found that its guard is not true (schema rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+COMMENT ON FUNCTION "superoffice"."plan_fold_sale_scopes_with_update_has_own_primary_grou_c1857b3c"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.sale_scopes_with_update() is not true (schema rg_plan_superoffice_not_sale_scopes_with_update_has_ow_483c4500 in the search_path) and no table a guard reads has been written since (superoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
 -- added: hint-schema rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7
--- set_session puts it in the search_path when its guard is true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.company_scopes_with_read() is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7" TO PUBLIC;
@@ -1069,10 +1069,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+COMMENT ON FUNCTION "superoffice"."plan_true_company_scopes_with_read_has_own_primary_gro_8585da0b"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.company_scopes_with_read() is true (schema rg_plan_superoffice_is_company_scopes_with_read_has_ow_0c40f9f7 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- added: hint-schema rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428
--- set_session puts it in the search_path when its guard is true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.contact_scopes_with_read() is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428" TO PUBLIC;
@@ -1089,10 +1089,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+COMMENT ON FUNCTION "superoffice"."plan_true_contact_scopes_with_read_has_own_primary_gro_23f05a41"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.contact_scopes_with_read() is true (schema rg_plan_superoffice_is_contact_scopes_with_read_has_ow_abd41428 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- added: hint-schema rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3
--- set_session puts it in the search_path when its guard is true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.project_scopes_with_read() is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3" TO PUBLIC;
@@ -1109,10 +1109,10 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+COMMENT ON FUNCTION "superoffice"."plan_true_project_scopes_with_read_has_own_primary_gro_ba52b019"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.project_scopes_with_read() is true (schema rg_plan_superoffice_is_project_scopes_with_read_has_ow_fe0a4ab3 in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- added: hint-schema rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb
--- set_session puts it in the search_path when its guard is true.
+-- set_session puts it in the search_path when ARRAY['own', 'primary_group', 'secondary_group', 'others'] <@ superoffice.sale_scopes_with_read() is true.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb";
 GRANT USAGE ON SCHEMA "rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb" TO PUBLIC;
@@ -1129,7 +1129,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() IS 'Planner hint, folded while planning: true when set_session found that its guard is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
+COMMENT ON FUNCTION "superoffice"."plan_true_sale_scopes_with_read_has_own_primary_group__0de74345"() IS 'Planner hint, folded while planning: true when set_session found that ARRAY[''own'', ''primary_group'', ''secondary_group'', ''others''] <@ superoffice.sale_scopes_with_read() is true (schema rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb in the search_path). The planner then reads its every-row arms as the guard itself, true for every row, and plans for most of the table. Changes plans, never results.';
 
 -- new definition: function superoffice.rg_guards_unmark
 CREATE FUNCTION "superoffice"."rg_guards_unmark"() RETURNS trigger

@@ -158,8 +158,9 @@ export interface ModelBuilder {
    * for whom it holds is planned as one who sees most rows (the true mark, README "Performance").
    * `{ shortcut: true }`: the policy's other arms admit every row whenever `condition` holds (the
    * rights matrix's "every scope"), so the arm only lets a statement admit each row at it without
-   * computing the other arms' facts; for a user without it, the planner drops it outright rather
-   * than counting the rows it might have admitted. Put it first: OR is evaluated in order.
+   * computing the other arms' facts; for a user without it, the planner drops it by its own mark,
+   * with no stand-in counting the rows it might have admitted (where the policy's sets are told by
+   * marks, see README "Performance"). Put it first: OR is evaluated in order.
    * Both change plans, never rows.
    */
   everyRowWhen(table: TableHandle<Columns>, condition: E, options?: { readonly mostRows?: boolean; readonly shortcut?: boolean }): E;

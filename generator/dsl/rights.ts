@@ -90,10 +90,10 @@ export function rightsMatrix(m: ModelBuilder, spec: RightsMatrixSpec): RightsMat
       const everyScope = allOf(...[...spec.scopes.map((s) => s.name), spec.otherwise].map((name) => lit(name))).in(scopes);
       return (row) => {
         const cols = row as Record<string, E>;
-        const tests = spec.scopes.map((s) => (s.is ? cols[s.column]!.eq(s.is) : cols[s.column]!.in(s.in!)));
-        const arms = spec.scopes.map((s) =>
-          s.is ? cols[s.column]!.eq(when(inSet(s.name, scopes), s.is)) : cols[s.column]!.in(when(inSet(s.name, scopes), s.in!)),
-        );
+        // A rule's test of the row against its value or set, as such, or only when the role has the scope.
+        const test = (s: ScopeRule, value: E) => (s.is ? cols[s.column]!.eq(value) : cols[s.column]!.in(value));
+        const tests = spec.scopes.map((s) => test(s, (s.is ?? s.in)!));
+        const arms = spec.scopes.map((s) => test(s, when(inSet(s.name, scopes), (s.is ?? s.in)!)));
         // The otherwise scope is every row the others do not match: for a role that has it, most rows.
         const otherwise = and(m.everyRowWhen(table, inSet(spec.otherwise, scopes), { mostRows: true }), ...tests.map((t) => t.isNotTrue()));
         return or(m.everyRowWhen(table, everyScope, { shortcut: true }), ...arms, otherwise);

@@ -60,9 +60,10 @@
 // `col = CASE WHEN <guard> THEN v END` or `col = any(CASE WHEN <guard> THEN <set> END)` (no ELSE,
 // or ELSE NULL: SuperOffice's scope arms, `CASE WHEN 'own' = any(<scopes>) THEN me END`), and of
 // an arm compared with, or whose set is, a fact defined that way (`when(<guard>, v)`: SmartOffice's
-// enterprise offices and open office, Collect!'s principals). A guard that is a boolean fact, or
-// `'x' = any(<fact>)` (named `<fact>_has_x`), gets a mark; any other guard of a fact's definition
-// gets one named after the fact, `<fact>_when`. Such an arm, reached from the clause through AND
+// enterprise offices and open office, Collect!'s principals). A guard that is a boolean fact,
+// `'x' = any(<fact>)` (named `<fact>_has_x`) or `allOf('a', 'b').in(<fact>)` (`<fact>_has_a_b`: the
+// rights matrix's every-scope arm), gets a mark; any other guard of a fact's definition gets one
+// named after the fact, `<fact>_when`. Such an arm, reached from the clause through AND
 // and OR only, is printed as
 //
 //   (NOT (<schema>.plan_fold_<fact>() [AND <schema>.plan_hint_<set fact>() ...]) AND id >= (SELECT CASE WHEN <fact> THEN <min> END) AND id <= <max>)
@@ -500,7 +501,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     facts.set(fact, found);
     return found.hint;
   };
-  /** A guard's name: a boolean fact, or `'x' = any(<fact>)` as `<fact>_has_x`; others get no mark. */
+  /** A guard's name: a boolean fact, `'x' = any(<fact>)` as `<fact>_has_x`, `allOf('a', 'b').in(<fact>)` as `<fact>_has_a_b`; others get no mark. */
   const guardName = (g: Expr): string | undefined => {
     if (g.kind === 'fact') return optedOut.has(g.name) ? undefined : g.name;
     // `'x' = any(<fact>)`: <fact>_has_x; `allOf('a', 'b').in(<fact>)` (the rights matrix's "every
@@ -686,7 +687,8 @@ function findPlanHints(model: ModelNode): PlanHints {
         if (!guard) return undefined;
         const fold = notTrue(guard.when, guard.name, guard.of);
         // A shortcut (an arm the others imply) adds no rows to the estimate: dropped by its own
-        // mark whatever the sets, with no stand-in (the rights matrix's "every scope").
+        // mark without waiting for the clause's sets to be few, and with no stand-in (the rights
+        // matrix's "every scope"). Where a set's size is told by no mark, it stays with the rest.
         const groups = e.kind === 'every-row-when' && e.shortcut ? [[fold]] : distinctGroups([[fold], ...sets.map((group) => group())]);
         if (e.kind === 'every-row-when' && p.mode === 'permissive') everyRowDrops.set(p.table, distinctGroups([...(everyRowDrops.get(p.table) ?? []), ...groups]));
         const operand = groups.length > 1 && e.kind !== 'every-row-when' ? nullOperand(e, guard.operand) : undefined;
@@ -911,6 +913,9 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
   const guardText = (f: FoldedGuard | TrueGuard) => {
     const g = f.when;
     if (g.kind === 'in-set' && g.item.kind === 'literal' && g.set.kind === 'fact') return `${literal(g.item.value)} = any(${q(g.set.name)})`;
+    if (g.kind === 'all-in-set' && g.items.every((i) => i.kind === 'literal') && g.set.kind === 'fact') {
+      return `ARRAY[${g.items.map((i) => literal((i as { value: string }).value)).join(', ')}] <@ ${q(g.set.name)}`;
+    }
     return g.kind === 'fact' ? q(g.name) : 'of' in f && f.of ? `the condition of ${q(f.of)}` : 'its guard';
   };
   // The facts the guards read, computed once in plan_marks (SuperOffice's scope lists each hold

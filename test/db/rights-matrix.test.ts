@@ -95,14 +95,19 @@ describe('rightsMatrix', () => {
       expect(marked, `user ${user.id} (role ${user.role})`).toEqual(expected);
       expect(plain, `user ${user.id} (role ${user.role}), no planner marks`).toEqual(expected);
     }
-    // The NULL rows are there to be seen: a role with read in every scope sees every deal.
-    expect(allowed(USERS.find((u) => u.role === 80)!, 1)).toHaveLength(DEALS.length);
+    // The NULL rows are there to be seen: a role with write in every scope sees every deal.
+    expect(await db.current.as(S, USERS.find((u) => u.role === 80)!.id, (tx) => ids(tx, `SELECT id FROM ${S}.deals`))).toHaveLength(DEALS.length);
+    // No identity: nothing, whatever the roles grant.
+    expect(await db.current.as(S, null, (tx) => ids(tx, `SELECT id FROM ${S}.deals`))).toEqual([]);
   });
 
-  it('updates exactly the rows whose scopes grant write', async () => {
-    for (const user of USERS.filter((u) => u.id % 2 === 0)) {
-      const updated = await db.current.as(S, user.id, (tx) => ids(tx, `UPDATE ${S}.deals SET owner_id = owner_id RETURNING id`));
-      expect(updated, `user ${user.id} (role ${user.role})`).toEqual(allowed(user, 2));
+  it('updates exactly the rows whose scopes grant write, with and without the planner marks', async () => {
+    const update = `UPDATE ${S}.deals SET owner_id = owner_id RETURNING id`;
+    for (const user of USERS) {
+      const marked = await db.current.as(S, user.id, (tx) => ids(tx, update));
+      const plain = await db.current.as(S, user.id, async (tx) => (await unmarked(tx), ids(tx, update)));
+      expect(marked, `user ${user.id} (role ${user.role})`).toEqual(allowed(user, 2));
+      expect(plain, `user ${user.id} (role ${user.role}), no planner marks`).toEqual(allowed(user, 2));
     }
   });
 
