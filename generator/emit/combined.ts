@@ -12,7 +12,7 @@ import type { Expr, ModelNode } from '../model/nodes.ts';
 import { UNKNOWN } from '../model/types.ts';
 import { byCodePoint } from '../sql/print.ts';
 import { evaluatedOnce, factCall, printExpr, visit, type ExprContext } from './expr.ts';
-import { createFunction, factBody, READERS, type FactDefinitions } from './functions.ts';
+import { factFunction, type FactDefinitions } from './functions.ts';
 import type { Section } from './statement.ts';
 
 /** Node kinds printed as a definer call of their own where a policy reads them (expr.ts). */
@@ -60,16 +60,11 @@ export class CombinedValues {
     const statements = [...this.values.entries()]
       .sort(([a], [b]) => byCodePoint(a, b))
       .map(([name, v]) =>
-        createFunction({
-          schema: this.model.schema,
+        factFunction(this.model, this.facts, {
           name,
-          args: [],
-          returns: v.type,
-          volatility: 'STABLE',
-          securityDefiner: true,
-          grantTo: READERS,
+          type: v.type,
+          expr: v.expr,
           comment: `Computed once per statement by policies, in one definer call where it would make ${v.calls}: ${v.text}`,
-          ...factBody(this.model, this.facts, (ctx) => printExpr(v.expr, ctx)),
         }),
       );
     return { title: 'Policy values: statement values of several facts, one call each', statements };

@@ -16,7 +16,7 @@
 // the DBA's functions, triggers) stay unlabelled: they change settings or rows. So do facts whose
 // body holds raw SQL, which may too (see factBody); `rowguard lint` then names the policies that
 // call them (policy-parallel-unsafe).
-import type { Expr, FactNode, HierarchyNode, ModelNode } from '../model/nodes.ts';
+import type { Expr, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
@@ -82,7 +82,7 @@ export function identitySettings(schema: string): { user: string; token: string 
   return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token` };
 }
 
-export const READERS = [APP_ROLE, REPORTING_ROLE];
+const READERS = [APP_ROLE, REPORTING_ROLE];
 
 export function sessionSection(model: ModelNode): Section {
   const identity = model.identity;
@@ -283,24 +283,25 @@ export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, st
   const facts = factDefinitions(model, factTypes);
   return {
     title: 'Facts: values about the acting user, computed once per statement',
-    statements: model.facts.map((f) => factFunction(model, f, facts)),
+    statements: model.facts.map((f) => factFunction(model, facts, { name: f.name, type: facts.get(f.name)!.type, expr: f.expr, comment: f.description })),
   };
 }
 
 /** The block label that qualifies a fact body's own variables, so no column name can shadow them. */
 const FACT_BLOCK = 'rg_fact';
 
-function factFunction(model: ModelNode, fact: FactNode, facts: FactDefinitions): Statement {
+/** A definer function of no arguments that returns `expr` about the acting user: a fact's, or a combined policy value's (combined.ts). */
+export function factFunction(model: ModelNode, facts: FactDefinitions, value: { name: string; type: string; expr: Expr; comment?: string | undefined }): Statement {
   return createFunction({
     schema: model.schema,
-    name: fact.name,
+    name: value.name,
     args: [],
-    returns: facts.get(fact.name)!.type,
+    returns: value.type,
     volatility: 'STABLE',
     securityDefiner: true,
     grantTo: READERS,
-    ...(fact.description ? { comment: fact.description } : {}),
-    ...factBody(model, facts, (ctx) => printExpr(fact.expr, ctx)),
+    ...(value.comment ? { comment: value.comment } : {}),
+    ...factBody(model, facts, (ctx) => printExpr(value.expr, ctx)),
   });
 }
 

@@ -38,6 +38,13 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     return key !== undefined && type !== UNKNOWN && typeMinimum(type) === undefined ? { key, type } : undefined;
   };
   const RANGED_KEY_TYPES = 'bigint, integer, smallint, text, varchar, date, timestamp, timestamptz, numeric or uuid';
+  /** The type of the set `what` (`anyOf(…).in`, `allOf(…).in`) tests against, and its element's; a set that is no array is a problem. */
+  const elementOfSet = (path: string, set: Expr, what: string) => {
+    const setType = types.of(set);
+    const element = elementOf(setType);
+    if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"${what}" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
+    return { setType, element };
+  };
 
   const checkName = (path: string, what: string, name: string) => {
     if (identifierBytes(name) > MAX_IDENTIFIER_BYTES) {
@@ -301,9 +308,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           break;
         }
         case 'any-in-set': {
-          const setType = types.of(e.set);
-          const element = elementOf(setType);
-          if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"anyOf(…).in" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
+          const { setType, element } = elementOfSet(path, e.set, 'anyOf(…).in');
           if (e.items.length < 2 || e.items.some((i) => i.kind !== 'column' || i.scope !== ROW_SCOPE)) {
             add(path, 'any-of-columns', 'anyOf(…) takes two or more columns of the policy\'s own row (one GIN index covers them)', 'pass the row\'s columns, e.g. anyOf(d.operator_id, d.sales_id); for one column write d.operator_id.in(set)');
           } else {
@@ -320,9 +325,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           break;
         }
         case 'all-in-set': {
-          const setType = types.of(e.set);
-          const element = elementOf(setType);
-          if (setType !== UNKNOWN && element === UNKNOWN) add(path, 'not-a-set', `"allOf(…).in" needs a set (an array), but got a value of type ${setType}`, 'pass a set fact, a hierarchy set or arrayOf()');
+          const { setType, element } = elementOfSet(path, e.set, 'allOf(…).in');
           if (e.items.length === 0) add(path, 'all-of-values', 'allOf() needs at least one value', "pass the values the set must hold, e.g. allOf(lit('read'), lit('write'))");
           const mismatched = element === UNKNOWN ? undefined : e.items.map((i) => types.of(i)).find((t) => t !== UNKNOWN && !comparable(t, element));
           if (mismatched) add(path, 'type-mismatch', `allOf(…) has a ${mismatched} value, tested against a set of ${setType}`, `give every value the set's element type, ${element}`);
