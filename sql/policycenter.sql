@@ -218,6 +218,16 @@ ALTER TABLE "policycenter"."login_bindings" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "policycenter"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "policycenter"."login_bindings" TO "rowguard_definer";
 
+-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
+CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM PUBLIC;
+GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_user" TO "rowguard_definer";
+COMMENT ON SEQUENCE "policycenter"."rg_acting_user" IS 'Internal: currval() is the id that policycenter.set_session last set on this connection; read by policycenter.current_user_id.';
+CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM PUBLIC;
+GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_since" TO "rowguard_definer";
+COMMENT ON SEQUENCE "policycenter"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that policycenter.set_session last set on this connection; read by policycenter.current_user_id.';
+
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -227,11 +237,20 @@ DECLARE
   claimed text := nullif(current_setting('rowguard.policycenter_user_id', true), '');
   k record;
 BEGIN
-  -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
-  -- a second function call: every fact of every statement reads the identity.) Compared with
-  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
+  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed
+  -- here without a second function call: every fact of every statement reads the identity)
+  -- and records it where only rowguard_definer writes (the acting sequences, read first),
+  -- for this transaction. A value set with set_config() by anything else counts for nothing.
+  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
+    -- What set_session recorded in this transaction (see the sequences): no signature to check.
+    -- Compared as text, so any claimed value compares without an error; the setting first,
+    -- so currval() is read only where set_session has set it (AND stops at false).
+    IF current_setting('rowguard.policycenter_acting', true) IS NOT DISTINCT FROM 'on'
+        AND pg_catalog.currval('"policycenter"."rg_acting_user"'::pg_catalog.regclass)::text = claimed
+        AND pg_catalog.currval('"policycenter"."rg_acting_since"'::pg_catalog.regclass) = (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint THEN
+      RETURN claimed::bigint;
+    END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
     IF current_setting('rowguard.policycenter_token', true) = encode(sha256(k."key" || timestamptz_send(transaction_timestamp()) || convert_to(
         'policycenter' || '|' || pg_backend_pid()::text || '|' || claimed, 'UTF8')), 'hex') THEN
@@ -261,6 +280,14 @@ BEGIN
   -- of a pooled connection.
   PERFORM set_config('rowguard.policycenter_user_id', $1::text, true);
   PERFORM set_config('rowguard.policycenter_token', "rowguard"."session_token"('policycenter', $1::text), true);
+  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.
+  -- A read-only transaction (or a standby) may not setval: there the signature alone serves.
+  IF current_setting('transaction_read_only') = 'off' THEN
+    PERFORM pg_catalog.setval('"policycenter"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"policycenter"."rg_acting_since"'::pg_catalog.regclass, (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint);
+    PERFORM set_config('rowguard.policycenter_acting', 'on', true);
+  ELSE
+    PERFORM set_config('rowguard.policycenter_acting', '', true);
+  END IF;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."establish_session"(bigint) OWNER TO "rowguard_definer";

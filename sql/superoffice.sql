@@ -506,6 +506,16 @@ ALTER TABLE "superoffice"."login_bindings" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "superoffice"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "superoffice"."login_bindings" TO "rowguard_definer";
 
+-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
+CREATE UNLOGGED SEQUENCE "superoffice"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "superoffice"."rg_acting_user" FROM PUBLIC;
+GRANT SELECT, UPDATE ON SEQUENCE "superoffice"."rg_acting_user" TO "rowguard_definer";
+COMMENT ON SEQUENCE "superoffice"."rg_acting_user" IS 'Internal: currval() is the id that superoffice.set_session last set on this connection; read by superoffice.current_user_id.';
+CREATE UNLOGGED SEQUENCE "superoffice"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "superoffice"."rg_acting_since" FROM PUBLIC;
+GRANT SELECT, UPDATE ON SEQUENCE "superoffice"."rg_acting_since" TO "rowguard_definer";
+COMMENT ON SEQUENCE "superoffice"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that superoffice.set_session last set on this connection; read by superoffice.current_user_id.';
+
 CREATE FUNCTION "superoffice"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -515,11 +525,20 @@ DECLARE
   claimed text := nullif(current_setting('rowguard.superoffice_user_id', true), '');
   k record;
 BEGIN
-  -- A value set with set_config() by anything but set_session carries no valid signature,
-  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
-  -- a second function call: every fact of every statement reads the identity.) Compared with
-  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
+  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed
+  -- here without a second function call: every fact of every statement reads the identity)
+  -- and records it where only rowguard_definer writes (the acting sequences, read first),
+  -- for this transaction. A value set with set_config() by anything else counts for nothing.
+  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
+    -- What set_session recorded in this transaction (see the sequences): no signature to check.
+    -- Compared as text, so any claimed value compares without an error; the setting first,
+    -- so currval() is read only where set_session has set it (AND stops at false).
+    IF current_setting('rowguard.superoffice_acting', true) IS NOT DISTINCT FROM 'on'
+        AND pg_catalog.currval('"superoffice"."rg_acting_user"'::pg_catalog.regclass)::text = claimed
+        AND pg_catalog.currval('"superoffice"."rg_acting_since"'::pg_catalog.regclass) = (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint THEN
+      RETURN claimed::bigint;
+    END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
     IF current_setting('rowguard.superoffice_token', true) = encode(sha256(k."key" || timestamptz_send(transaction_timestamp()) || convert_to(
         'superoffice' || '|' || pg_backend_pid()::text || '|' || claimed, 'UTF8')), 'hex') THEN
@@ -549,6 +568,14 @@ BEGIN
   -- of a pooled connection.
   PERFORM set_config('rowguard.superoffice_user_id', $1::text, true);
   PERFORM set_config('rowguard.superoffice_token', "rowguard"."session_token"('superoffice', $1::text), true);
+  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.
+  -- A read-only transaction (or a standby) may not setval: there the signature alone serves.
+  IF current_setting('transaction_read_only') = 'off' THEN
+    PERFORM pg_catalog.setval('"superoffice"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"superoffice"."rg_acting_since"'::pg_catalog.regclass, (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint);
+    PERFORM set_config('rowguard.superoffice_acting', 'on', true);
+  ELSE
+    PERFORM set_config('rowguard.superoffice_acting', '', true);
+  END IF;
 END
 $rg$;
 ALTER FUNCTION "superoffice"."establish_session"(bigint) OWNER TO "rowguard_definer";

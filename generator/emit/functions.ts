@@ -77,9 +77,53 @@ function parallelLabel(spec: FunctionSpec): string {
   return spec.volatility === 'VOLATILE' || spec.parallel === 'UNSAFE' ? '' : ' PARALLEL RESTRICTED';
 }
 
-/** The custom settings that carry the identity. Only set_session writes them, signed. */
-export function identitySettings(schema: string): { user: string; token: string } {
-  return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token` };
+/**
+ * The custom settings that carry the identity. Only set_session writes them: the id, its signature,
+ * and `acting` ('on' once it has recorded an integer id in the sequences of `actingSequences`).
+ */
+export function identitySettings(schema: string): { user: string; token: string; acting: string } {
+  return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token`, acting: `rowguard.${schema}_acting` };
+}
+
+/** Identity types that the acting sequences can hold. */
+const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8']);
+
+/**
+ * Where set_session records an integer identity for current_user_id to read back without checking
+ * its signature: the id, and the transaction's start in microseconds, as this session's currval()
+ * of two sequences. A session's currval() changes only by its own setval() or nextval(), which need
+ * UPDATE or USAGE on the sequence, and only rowguard_definer has them (and SELECT, for currval).
+ * The signature costs a read of the key and a hash in every fact of every statement (~25% of a
+ * one-fact point lookup's server time, measured); these two reads cost a few microseconds.
+ * Other identity types (uuid, text) keep the signature alone. Null for a model without identity.
+ */
+export function actingSequences(model: ModelNode): { user: string; since: string } | null {
+  if (!model.identity || !INTEGER_TYPES.has(model.identity.type.toLowerCase())) return null;
+  return { user: qualified(model.schema, 'rg_acting_user'), since: qualified(model.schema, 'rg_acting_since') };
+}
+
+/** The transaction's start in whole microseconds since 1970: a value a later transaction of this backend does not share. */
+const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
+
+/** The two sequences, readable and settable by rowguard_definer alone. */
+function actingSequenceStatement(model: ModelNode, acting: { user: string; since: string }): Statement {
+  const create = (name: string, what: string) => [
+    // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
+    // for set_session. Any bigint, negative ids included.
+    `CREATE UNLOGGED SEQUENCE ${name} AS bigint MINVALUE -9223372036854775808;`,
+    `REVOKE ALL ON SEQUENCE ${name} FROM PUBLIC;`,
+    `GRANT SELECT, UPDATE ON SEQUENCE ${name} TO ${ident(DEFINER_ROLE)};`,
+    `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that ${model.schema}.set_session last set on this connection; read by ${model.schema}.current_user_id.`)};`,
+  ];
+  return statement(
+    `sequences ${model.schema}.rg_acting`,
+    [
+      `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
+      ...create(acting.user, 'the id'),
+      ...create(acting.since, "the transaction start, in microseconds since 1970,"),
+    ].join('\n'),
+    `DROP SEQUENCE ${acting.since};\nDROP SEQUENCE ${acting.user};`,
+  );
 }
 
 const READERS = [APP_ROLE, REPORTING_ROLE];
@@ -90,6 +134,7 @@ export function sessionSection(model: ModelNode): Section {
   const { schema } = model;
   const settings = identitySettings(schema);
   const idType = identity.type;
+  const acting = actingSequences(model);
 
   const currentUser = createFunction({
     schema,
@@ -107,11 +152,33 @@ export function sessionSection(model: ModelNode): Section {
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
       '  k record;',
       'BEGIN',
-      '  -- A value set with set_config() by anything but set_session carries no valid signature,',
-      '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
-      '  -- a second function call: every fact of every statement reads the identity.) Compared with',
-      '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
+      ...(acting
+        ? [
+            '  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed',
+            '  -- here without a second function call: every fact of every statement reads the identity)',
+            '  -- and records it where only rowguard_definer writes (the acting sequences, read first),',
+            '  -- for this transaction. A value set with set_config() by anything else counts for nothing.',
+            '  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
+          ]
+        : [
+            '  -- A value set with set_config() by anything but set_session carries no valid signature,',
+            '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
+            '  -- a second function call: every fact of every statement reads the identity.) Compared with',
+            '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
+          ]),
       '  IF claimed IS NOT NULL THEN',
+      ...(acting
+        ? [
+            '    -- What set_session recorded in this transaction (see the sequences): no signature to check.',
+            '    -- Compared as text, so any claimed value compares without an error; the setting first,',
+            '    -- so currval() is read only where set_session has set it (AND stops at false).',
+            `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM 'on'`,
+            `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
+            `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = ${TRANSACTION_START_US} THEN`,
+            `      RETURN claimed::${idType};`,
+            '    END IF;',
+          ]
+        : []),
       `    SELECT s.${ident('key')} INTO k FROM ${KEY_TABLE} AS s;`,
       `    IF current_setting(${literal(settings.token)}, true) = ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
@@ -143,6 +210,18 @@ export function sessionSection(model: ModelNode): Section {
       '  -- of a pooled connection.',
       `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
       `  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`,
+      ...(acting
+        ? [
+            '  -- Also in this session\'s currval() of the acting sequences, for current_user_id to read back.',
+            '  -- A read-only transaction (or a standby) may not setval: there the signature alone serves.',
+            "  IF current_setting('transaction_read_only') = 'off' THEN",
+            `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, ${TRANSACTION_START_US});`,
+            `    PERFORM set_config(${literal(settings.acting)}, 'on', true);`,
+            '  ELSE',
+            `    PERFORM set_config(${literal(settings.acting)}, '', true);`,
+            '  END IF;',
+          ]
+        : []),
       'END',
     ].join('\n'),
   });
@@ -185,7 +264,10 @@ export function sessionSection(model: ModelNode): Section {
     ].join('\n'),
   });
 
-  return { title: 'Session: who is acting', statements: [loginBindings(model), currentUser, establish, setSession, bindLogin(model), unbindLogin(model)] };
+  return {
+    title: 'Session: who is acting',
+    statements: [loginBindings(model), ...(acting ? [actingSequenceStatement(model, acting)] : []), currentUser, establish, setSession, bindLogin(model), unbindLogin(model)],
+  };
 }
 
 /** Direct-login reporting roles bound to a model user by a DBA. */

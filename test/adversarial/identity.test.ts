@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
+import { actingSequences, identitySettings } from '../../generator/emit/functions.ts';
 import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { rolledBack, sqlState, useTestDatabase } from '../support/db.ts';
@@ -107,6 +108,76 @@ for (const model of models) {
       } finally {
         a.release();
         b.release();
+      }
+    });
+
+    // Models whose identity is not an integer (Collect!'s text ids) have no record: the signature alone.
+    const acting = actingSequences(model);
+    if (acting) it('an integer identity is also recorded where only rowguard_definer writes, for its transaction alone', async () => {
+      const names = identitySettings(model.schema);
+      const second = personasOf(model.schema).find((p) => String(p) !== String(persona));
+      const conn = await db.current.admin.reserve();
+      const who = async () => (await conn.unsafe(whoAmI))[0]!.id as string | null;
+      const actingSetting = async () => (await conn.unsafe('SELECT current_setting($1, true) AS v', [names.acting]))[0]!.v as string | null;
+      try {
+        await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        expect(await actingSetting()).toBe('on');
+        // With the signature cleared, the record alone answers, for the id set_session set.
+        await conn.unsafe(`SELECT set_config($1, '', true)`, [names.token]);
+        expect(await who()).toBe(String(persona));
+        // Another id claimed by hand: the record does not vouch for it, and it carries no signature.
+        await conn.unsafe('SELECT set_config($1, $2, true)', [setting, String(unknownId(model))]);
+        expect(await who()).toBeNull();
+        // app_user may neither read nor write the record.
+        for (const q of [`SELECT currval('${acting.user}')`, `SELECT setval('${acting.user}', 1)`, `SELECT nextval('${acting.since}')`]) {
+          await conn.unsafe('SAVEPOINT p');
+          expect(await sqlState(conn.unsafe(q)), q).toBe('42501');
+          await conn.unsafe('ROLLBACK TO SAVEPOINT p');
+        }
+        await conn.unsafe('COMMIT');
+        // A later transaction on the same connection: the id and the setting written by hand count
+        // for nothing, the record being of the transaction before.
+        await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        await conn.unsafe('SELECT set_config($1, $2, true), set_config($3, $4, true)', [setting, String(persona), names.acting, 'on']);
+        expect(await who()).toBeNull();
+        await conn.unsafe('ROLLBACK');
+        // A set_session undone by ROLLBACK TO SAVEPOINT: the one before it acts again (setval is
+        // not undone, the settings are, and the record then vouches for neither).
+        if (second !== undefined) {
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          await conn.unsafe('SAVEPOINT s');
+          await conn.unsafe(`SELECT ${S}.set_session($1)`, [second]);
+          expect(await who()).toBe(String(second));
+          await conn.unsafe('ROLLBACK TO SAVEPOINT s');
+          expect(await who()).toBe(String(persona));
+          await conn.unsafe('ROLLBACK');
+        }
+        // A read-only transaction may not setval: there the signature alone serves.
+        await conn.unsafe('BEGIN READ ONLY; SET LOCAL ROLE app_user');
+        await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        expect(await actingSetting()).toBe('');
+        expect(await who()).toBe(String(persona));
+        await conn.unsafe(`SELECT set_config($1, '', true)`, [names.token]);
+        expect(await who()).toBeNull();
+        await conn.unsafe('ROLLBACK');
+      } finally {
+        await conn.unsafe('ROLLBACK').catch(() => {}); // a failed step leaves its transaction open
+        conn.release();
+      }
+      // On a connection where set_session never ran there is no record to read: a forged 'on' is
+      // an error (currval "not yet defined in this session"), never an identity.
+      const fresh = postgres(db.current.url, { max: 1, onnotice: () => {} });
+      try {
+        const forged = fresh.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          await tx.unsafe('SELECT set_config($1, $2, true), set_config($3, $4, true)', [setting, String(persona), names.acting, 'on']);
+          return tx.unsafe(whoAmI);
+        });
+        expect(await sqlState(forged)).toBe('55000');
+      } finally {
+        await fresh.end();
       }
     });
 
