@@ -133,13 +133,13 @@ DROP FUNCTION "policycenter"."current_user_id"();
 -- added: sequences policycenter.rg_acting
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM PUBLIC;
+REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
 GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_user" TO "rowguard_definer";
-COMMENT ON SEQUENCE "policycenter"."rg_acting_user" IS 'Internal: currval() is the id that policycenter.set_session last set on this connection; read by policycenter.current_user_id.';
+COMMENT ON SEQUENCE "policycenter"."rg_acting_user" IS 'Internal: currval() is the id that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
 CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM PUBLIC;
+REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
 GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_since" TO "rowguard_definer";
-COMMENT ON SEQUENCE "policycenter"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that policycenter.set_session last set on this connection; read by policycenter.current_user_id.';
+COMMENT ON SEQUENCE "policycenter"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
 
 -- new definition: function policycenter.current_user_id
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
@@ -149,20 +149,25 @@ CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.policycenter_user_id', true), '');
+  started bigint := (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint;
   k record;
 BEGIN
   -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed
   -- here without a second function call: every fact of every statement reads the identity)
-  -- and records it where only rowguard_definer writes (the acting sequences, read first),
-  -- for this transaction. A value set with set_config() by anything else counts for nothing.
+  -- and records it in sequences that rowguard_definer writes (read first, see below), for
+  -- this transaction. A value set with set_config() by anything else counts for nothing.
   -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
-    -- What set_session recorded in this transaction (see the sequences): no signature to check.
-    -- Compared as text, so any claimed value compares without an error; the setting first,
-    -- so currval() is read only where set_session has set it (AND stops at false).
-    IF current_setting('rowguard.policycenter_acting', true) IS NOT DISTINCT FROM 'on'
+    -- What set_session recorded in this transaction (see the acting sequences): no signature
+    -- to check. Only for a login that may call set_session itself: a role a DBA granted more
+    -- on the sequences (pg_write_all_data, a schema-wide GRANT) could write them. The setting
+    -- holds the start of the transaction that recorded, so a stale or forged one skips
+    -- currval(), which fails where this connection has recorded nothing (AND stops at false).
+    -- The id compared as text, so any claimed value compares without an error.
+    IF current_setting('rowguard.policycenter_acting', true) IS NOT DISTINCT FROM started::text
+        AND pg_catalog.pg_has_role(session_user, 'app_user', 'MEMBER')
         AND pg_catalog.currval('"policycenter"."rg_acting_user"'::pg_catalog.regclass)::text = claimed
-        AND pg_catalog.currval('"policycenter"."rg_acting_since"'::pg_catalog.regclass) = (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint THEN
+        AND pg_catalog.currval('"policycenter"."rg_acting_since"'::pg_catalog.regclass) = started THEN
       RETURN claimed::bigint;
     END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
@@ -185,6 +190,9 @@ CREATE FUNCTION "policycenter"."establish_session"("user_id" bigint) RETURNS voi
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+DECLARE
+  token text;
+  started bigint := (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM "policycenter"."users" AS u WHERE u."id" = $1) THEN
     RAISE EXCEPTION 'policycenter.set_session: no users row with id = %', $1
@@ -194,12 +202,14 @@ BEGIN
   -- is_local = true: the identity ends with the transaction and never reaches the next user
   -- of a pooled connection.
   PERFORM set_config('rowguard.policycenter_user_id', $1::text, true);
-  PERFORM set_config('rowguard.policycenter_token', "rowguard"."session_token"('policycenter', $1::text), true);
+  token := "rowguard"."session_token"('policycenter', $1::text);
+  PERFORM set_config('rowguard.policycenter_token', token, true);
   -- Also in this session's currval() of the acting sequences, for current_user_id to read back.
-  -- A read-only transaction (or a standby) may not setval: there the signature alone serves.
-  IF current_setting('transaction_read_only') = 'off' THEN
-    PERFORM pg_catalog.setval('"policycenter"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"policycenter"."rg_acting_since"'::pg_catalog.regclass, (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint);
-    PERFORM set_config('rowguard.policycenter_acting', 'on', true);
+  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on
+  -- a standby, which may not setval: there the signature alone serves.
+  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN
+    PERFORM pg_catalog.setval('"policycenter"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"policycenter"."rg_acting_since"'::pg_catalog.regclass, started);
+    PERFORM set_config('rowguard.policycenter_acting', started::text, true);
   ELSE
     PERFORM set_config('rowguard.policycenter_acting', '', true);
   END IF;

@@ -79,7 +79,8 @@ function parallelLabel(spec: FunctionSpec): string {
 
 /**
  * The custom settings that carry the identity. Only set_session writes them: the id, its signature,
- * and `acting` ('on' once it has recorded an integer id in the sequences of `actingSequences`).
+ * and `acting` (the transaction's start, once it has recorded an integer id in the sequences of
+ * `actingSequences`; '' where it recorded none).
  */
 export function identitySettings(schema: string): { user: string; token: string; acting: string } {
   return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token`, acting: `rowguard.${schema}_acting` };
@@ -92,9 +93,11 @@ const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bi
  * Where set_session records an integer identity for current_user_id to read back without checking
  * its signature: the id, and the transaction's start in microseconds, as this session's currval()
  * of two sequences. A session's currval() changes only by its own setval() or nextval(), which need
- * UPDATE or USAGE on the sequence, and only rowguard_definer has them (and SELECT, for currval).
+ * UPDATE or USAGE on the sequence. rowguard_definer has them; so may roles a DBA grants more (the
+ * owner, pg_write_all_data, a schema-wide GRANT), which is why current_user_id reads the record only
+ * for a login that is a member of app_user, and so may call set_session for any id anyway.
  * The signature costs a read of the key and a hash in every fact of every statement (~25% of a
- * one-fact point lookup's server time, measured); these two reads cost a few microseconds.
+ * one-fact point lookup's server time, measured); these reads cost a few microseconds.
  * Other identity types (uuid, text) keep the signature alone. Null for a model without identity.
  */
 export function actingSequences(model: ModelNode): { user: string; since: string } | null {
@@ -102,7 +105,11 @@ export function actingSequences(model: ModelNode): { user: string; since: string
   return { user: qualified(model.schema, 'rg_acting_user'), since: qualified(model.schema, 'rg_acting_since') };
 }
 
-/** The transaction's start in whole microseconds since 1970: a value a later transaction of this backend does not share. */
+/**
+ * The transaction's start in whole microseconds since 1970. A later transaction of this backend has
+ * another, unless it began in the same microsecond, as transactions sent in one simple-query message
+ * do (the signature, over the same start, shares that).
+ */
 const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
 
 /** The two sequences, readable and settable by rowguard_definer alone. */
@@ -111,9 +118,10 @@ function actingSequenceStatement(model: ModelNode, acting: { user: string; since
     // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
     // for set_session. Any bigint, negative ids included.
     `CREATE UNLOGGED SEQUENCE ${name} AS bigint MINVALUE -9223372036854775808;`,
-    `REVOKE ALL ON SEQUENCE ${name} FROM PUBLIC;`,
+    // Named too: default privileges a DBA set for the schema would otherwise reach them.
+    `REVOKE ALL ON SEQUENCE ${name} FROM PUBLIC, ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
     `GRANT SELECT, UPDATE ON SEQUENCE ${name} TO ${ident(DEFINER_ROLE)};`,
-    `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that ${model.schema}.set_session last set on this connection; read by ${model.schema}.current_user_id.`)};`,
+    `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that a read-write ${model.schema}.set_session last recorded on this connection; read by ${model.schema}.current_user_id.`)};`,
   ];
   return statement(
     `sequences ${model.schema}.rg_acting`,
@@ -150,14 +158,15 @@ export function sessionSection(model: ModelNode): Section {
       // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
+      ...(acting ? [`  started bigint := ${TRANSACTION_START_US};`] : []),
       '  k record;',
       'BEGIN',
       ...(acting
         ? [
             '  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed',
             '  -- here without a second function call: every fact of every statement reads the identity)',
-            '  -- and records it where only rowguard_definer writes (the acting sequences, read first),',
-            '  -- for this transaction. A value set with set_config() by anything else counts for nothing.',
+            '  -- and records it in sequences that rowguard_definer writes (read first, see below), for',
+            '  -- this transaction. A value set with set_config() by anything else counts for nothing.',
             '  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
           ]
         : [
@@ -169,12 +178,16 @@ export function sessionSection(model: ModelNode): Section {
       '  IF claimed IS NOT NULL THEN',
       ...(acting
         ? [
-            '    -- What set_session recorded in this transaction (see the sequences): no signature to check.',
-            '    -- Compared as text, so any claimed value compares without an error; the setting first,',
-            '    -- so currval() is read only where set_session has set it (AND stops at false).',
-            `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM 'on'`,
+            '    -- What set_session recorded in this transaction (see the acting sequences): no signature',
+            '    -- to check. Only for a login that may call set_session itself: a role a DBA granted more',
+            '    -- on the sequences (pg_write_all_data, a schema-wide GRANT) could write them. The setting',
+            '    -- holds the start of the transaction that recorded, so a stale or forged one skips',
+            "    -- currval(), which fails where this connection has recorded nothing (AND stops at false).",
+            '    -- The id compared as text, so any claimed value compares without an error.',
+            `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM started::text`,
+            `        AND pg_catalog.pg_has_role(session_user, ${literal(APP_ROLE)}, 'MEMBER')`,
             `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
-            `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = ${TRANSACTION_START_US} THEN`,
+            `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
             `      RETURN claimed::${idType};`,
             '    END IF;',
           ]
@@ -200,6 +213,7 @@ export function sessionSection(model: ModelNode): Section {
     grantTo: [APP_ROLE],
     comment: `Internal: records a verified identity for this transaction. Call ${schema}.set_session instead.`,
     body: [
+      ...(acting ? ['DECLARE', '  token text;', `  started bigint := ${TRANSACTION_START_US};`] : []),
       'BEGIN',
       `  IF NOT EXISTS (SELECT 1 FROM ${qualified(schema, identity.table)} AS u WHERE u.${ident(identity.column)} = $1) THEN`,
       `    RAISE EXCEPTION '${schema}.set_session: no ${identity.table} row with ${identity.column} = %', $1`,
@@ -209,19 +223,21 @@ export function sessionSection(model: ModelNode): Section {
       '  -- is_local = true: the identity ends with the transaction and never reaches the next user',
       '  -- of a pooled connection.',
       `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
-      `  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`,
       ...(acting
         ? [
-            '  -- Also in this session\'s currval() of the acting sequences, for current_user_id to read back.',
-            '  -- A read-only transaction (or a standby) may not setval: there the signature alone serves.',
-            "  IF current_setting('transaction_read_only') = 'off' THEN",
-            `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, ${TRANSACTION_START_US});`,
-            `    PERFORM set_config(${literal(settings.acting)}, 'on', true);`,
+            `  token := ${SESSION_TOKEN}(${literal(schema)}, $1::text);`,
+            `  PERFORM set_config(${literal(settings.token)}, token, true);`,
+            "  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.",
+            '  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on',
+            '  -- a standby, which may not setval: there the signature alone serves.',
+            "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN",
+            `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`,
+            `    PERFORM set_config(${literal(settings.acting)}, started::text, true);`,
             '  ELSE',
             `    PERFORM set_config(${literal(settings.acting)}, '', true);`,
             '  END IF;',
           ]
-        : []),
+        : [`  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`]),
       'END',
     ].join('\n'),
   });

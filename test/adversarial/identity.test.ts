@@ -113,35 +113,49 @@ for (const model of models) {
 
     // Models whose identity is not an integer (Collect!'s text ids) have no record: the signature alone.
     const acting = actingSequences(model);
-    if (acting) it('an integer identity is also recorded where only rowguard_definer writes, for its transaction alone', async () => {
+    if (acting) it('an integer identity is also recorded in definer-only sequences, and counts only in its transaction and for logins that may call set_session', async () => {
       const names = identitySettings(model.schema);
       const second = personasOf(model.schema).find((p) => String(p) !== String(persona));
       const conn = await db.current.admin.reserve();
       const who = async () => (await conn.unsafe(whoAmI))[0]!.id as string | null;
       const actingSetting = async () => (await conn.unsafe('SELECT current_setting($1, true) AS v', [names.acting]))[0]!.v as string | null;
+      // What set_session writes into the setting: this transaction's start, in microseconds.
+      const started = `(date_part('epoch', transaction_timestamp()) * 1000000)::bigint::text`;
       try {
         await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
         await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
-        expect(await actingSetting()).toBe('on');
+        expect(await actingSetting()).toBe((await conn.unsafe(`SELECT ${started} AS v`))[0]!.v);
         // With the signature cleared, the record alone answers, for the id set_session set.
         await conn.unsafe(`SELECT set_config($1, '', true)`, [names.token]);
         expect(await who()).toBe(String(persona));
         // Another id claimed by hand: the record does not vouch for it, and it carries no signature.
         await conn.unsafe('SELECT set_config($1, $2, true)', [setting, String(unknownId(model))]);
         expect(await who()).toBeNull();
-        // app_user may neither read nor write the record.
+        // app_user may neither read nor write the record, nor may reporting_user.
+        for (const role of ['app_user', 'reporting_user']) {
+          for (const seq of [acting.user, acting.since]) {
+            const [row] = await conn.unsafe(`SELECT has_sequence_privilege($1, $2, 'SELECT, UPDATE, USAGE') AS any`, [role, seq]);
+            expect(row!.any, `${role} on ${seq}`).toBe(false);
+          }
+        }
         for (const q of [`SELECT currval('${acting.user}')`, `SELECT setval('${acting.user}', 1)`, `SELECT nextval('${acting.since}')`]) {
           await conn.unsafe('SAVEPOINT p');
           expect(await sqlState(conn.unsafe(q)), q).toBe('42501');
           await conn.unsafe('ROLLBACK TO SAVEPOINT p');
         }
         await conn.unsafe('COMMIT');
-        // A later transaction on the same connection: the id and the setting written by hand count
-        // for nothing, the record being of the transaction before.
+        // A later transaction on the same connection: the id and the setting written by hand (with
+        // this transaction's start) count for nothing, the record being of the transaction before.
         await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
-        await conn.unsafe('SELECT set_config($1, $2, true), set_config($3, $4, true)', [setting, String(persona), names.acting, 'on']);
+        await conn.unsafe(`SELECT set_config($1, $2, true), set_config($3, ${started}, true)`, [setting, String(persona), names.acting]);
         expect(await who()).toBeNull();
         await conn.unsafe('ROLLBACK');
+        // A stale setting left at session level (a pooled client's SET) is skipped: no identity, no error.
+        await conn.unsafe(`SELECT set_config($1, $2, false), set_config($3, 'on', false)`, [setting, String(persona), names.acting]);
+        await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+        expect(await who()).toBeNull();
+        await conn.unsafe('ROLLBACK');
+        await conn.unsafe('RESET ALL');
         // A set_session undone by ROLLBACK TO SAVEPOINT: the one before it acts again (setval is
         // not undone, the settings are, and the record then vouches for neither).
         if (second !== undefined) {
@@ -166,18 +180,39 @@ for (const model of models) {
         await conn.unsafe('ROLLBACK').catch(() => {}); // a failed step leaves its transaction open
         conn.release();
       }
-      // On a connection where set_session never ran there is no record to read: a forged 'on' is
-      // an error (currval "not yet defined in this session"), never an identity.
+      // On a connection where set_session never ran there is no record to read: a setting forged
+      // with this transaction's start is an error (currval "not yet defined in this session") for
+      // the forger, never an identity.
       const fresh = postgres(db.current.url, { max: 1, onnotice: () => {} });
       try {
         const forged = fresh.begin(async (tx) => {
           await tx.unsafe('SET LOCAL ROLE app_user');
-          await tx.unsafe('SELECT set_config($1, $2, true), set_config($3, $4, true)', [setting, String(persona), names.acting, 'on']);
+          await tx.unsafe(`SELECT set_config($1, $2, true), set_config($3, ${started}, true)`, [setting, String(persona), names.acting]);
           return tx.unsafe(whoAmI);
         });
         expect(await sqlState(forged)).toBe('55000');
       } finally {
         await fresh.end();
+      }
+      // A login that is not a member of app_user (a reporting login) cannot call set_session, so the
+      // record does not count for it, even where a DBA's grant (pg_write_all_data) lets it write the
+      // sequences: it writes them, claims the id, and is still nobody.
+      const login = `rg_report_${randomBytes(4).toString('hex')}`;
+      await db.current.admin.unsafe(`CREATE ROLE ${login} LOGIN PASSWORD 'pw' IN ROLE reporting_user, pg_write_all_data`);
+      const url = new URL(db.current.url);
+      url.username = login;
+      url.password = 'pw';
+      const report = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      try {
+        const id = await report.begin(async (tx) => {
+          await tx.unsafe(`SELECT setval('${acting.user}', $1), setval('${acting.since}', ${started}::bigint)`, [persona!]);
+          await tx.unsafe(`SELECT set_config($1, $2, true), set_config($3, ${started}, true)`, [setting, String(persona), names.acting]);
+          return (await tx.unsafe(whoAmI))[0]!.id as string | null;
+        });
+        expect(id).toBeNull();
+      } finally {
+        await report.end();
+        await db.current.admin.unsafe(`DROP ROLE ${login}`);
       }
     });
 
@@ -215,6 +250,7 @@ for (const model of models) {
         // No key: its signature is NULL, which must not match a missing token (NULL) either.
         await db.current.admin.unsafe('DELETE FROM rowguard.session_key');
         expect(await actingWith(null), 'no key, an id with no token').toBeNull();
+        expect(await db.current.as(model.schema, persona!, async (tx) => (await tx.unsafe(whoAmI))[0]!.id), 'no key, set_session').toBeNull();
         expect(await actingWith(old), 'no key, the old signature').toBeNull();
       } finally {
         await db.current.admin.unsafe('DELETE FROM rowguard.session_key');
