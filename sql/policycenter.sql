@@ -238,18 +238,17 @@ DECLARE
   started bigint := (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint;
   k record;
 BEGIN
-  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed
-  -- here without a second function call: every fact of every statement reads the identity)
-  -- and records it in sequences that rowguard_definer writes (read first, see below), for
-  -- this transaction. A value set with set_config() by anything else counts for nothing.
-  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.
+  -- A value set with set_config() by anything but set_session carries no valid signature,
+  -- and counts for nothing. (The signature is rowguard.session_token, computed here without
+  -- a second function call: every fact of every statement reads the identity.) Compared with
+  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
-    -- What set_session recorded in this transaction (see the acting sequences): no signature
-    -- to check. Only for a login that may call set_session itself: a role a DBA granted more
-    -- on the sequences (pg_write_all_data, a schema-wide GRANT) could write them. The setting
-    -- holds the start of the transaction that recorded, so a stale or forged one skips
-    -- currval(), which fails where this connection has recorded nothing (AND stops at false).
-    -- The id compared as text, so any claimed value compares without an error.
+    -- First, what set_session recorded in this transaction (see the acting sequences): no
+    -- signature to check. Only for a login that may call set_session itself: a role a DBA
+    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.
+    -- The setting holds the start of the transaction that recorded, so a stale or forged one
+    -- skips currval(), which fails where this connection has recorded nothing (AND stops at
+    -- false). The id compared as text, so any claimed value compares without an error.
     IF current_setting('rowguard.policycenter_acting', true) IS NOT DISTINCT FROM started::text
         AND pg_catalog.pg_has_role(session_user, 'app_user', 'MEMBER')
         AND pg_catalog.currval('"policycenter"."rg_acting_user"'::pg_catalog.regclass)::text = claimed

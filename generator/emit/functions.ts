@@ -112,7 +112,7 @@ export function actingSequences(model: ModelNode): { user: string; since: string
  */
 const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
 
-/** The two sequences, readable and settable by rowguard_definer alone. */
+/** The two sequences: of the roles rowguard creates, only rowguard_definer may read or set them. */
 function actingSequenceStatement(model: ModelNode, acting: { user: string; since: string }): Statement {
   const create = (name: string, what: string) => [
     // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
@@ -132,6 +132,44 @@ function actingSequenceStatement(model: ModelNode, acting: { user: string; since
     ].join('\n'),
     `DROP SEQUENCE ${acting.since};\nDROP SEQUENCE ${acting.user};`,
   );
+}
+
+/**
+ * current_user_id's first test, where set_session records integer ids: the record read back.
+ * Declares nothing; the body declares `started` (TRANSACTION_START_US) and `claimed`.
+ */
+function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: { user: string; since: string }, idType: string): string[] {
+  return [
+    '    -- First, what set_session recorded in this transaction (see the acting sequences): no',
+    '    -- signature to check. Only for a login that may call set_session itself: a role a DBA',
+    '    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.',
+    '    -- The setting holds the start of the transaction that recorded, so a stale or forged one',
+    '    -- skips currval(), which fails where this connection has recorded nothing (AND stops at',
+    '    -- false). The id compared as text, so any claimed value compares without an error.',
+    `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM started::text`,
+    `        AND pg_catalog.pg_has_role(session_user, ${literal(APP_ROLE)}, 'MEMBER')`,
+    `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
+    `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
+    `      RETURN claimed::${idType};`,
+    '    END IF;',
+  ];
+}
+
+/** establish_session's signature and record, where set_session records integer ids; the body declares `token` and `started`. */
+function recordWriteLines(schema: string, settings: ReturnType<typeof identitySettings>, acting: { user: string; since: string }): string[] {
+  return [
+    `  token := ${SESSION_TOKEN}(${literal(schema)}, $1::text);`,
+    `  PERFORM set_config(${literal(settings.token)}, token, true);`,
+    "  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.",
+    '  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on',
+    '  -- a standby, which may not setval: there the signature alone serves.',
+    "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN",
+    `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`,
+    `    PERFORM set_config(${literal(settings.acting)}, started::text, true);`,
+    '  ELSE',
+    `    PERFORM set_config(${literal(settings.acting)}, '', true);`,
+    '  END IF;',
+  ];
 }
 
 const READERS = [APP_ROLE, REPORTING_ROLE];
@@ -161,37 +199,12 @@ export function sessionSection(model: ModelNode): Section {
       ...(acting ? [`  started bigint := ${TRANSACTION_START_US};`] : []),
       '  k record;',
       'BEGIN',
-      ...(acting
-        ? [
-            '  -- Only set_session makes a claimed id count: it signs it (rowguard.session_token, computed',
-            '  -- here without a second function call: every fact of every statement reads the identity)',
-            '  -- and records it in sequences that rowguard_definer writes (read first, see below), for',
-            '  -- this transaction. A value set with set_config() by anything else counts for nothing.',
-            '  -- Compared with =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
-          ]
-        : [
-            '  -- A value set with set_config() by anything but set_session carries no valid signature,',
-            '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
-            '  -- a second function call: every fact of every statement reads the identity.) Compared with',
-            '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
-          ]),
+      '  -- A value set with set_config() by anything but set_session carries no valid signature,',
+      '  -- and counts for nothing. (The signature is rowguard.session_token, computed here without',
+      '  -- a second function call: every fact of every statement reads the identity.) Compared with',
+      '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
       '  IF claimed IS NOT NULL THEN',
-      ...(acting
-        ? [
-            '    -- What set_session recorded in this transaction (see the acting sequences): no signature',
-            '    -- to check. Only for a login that may call set_session itself: a role a DBA granted more',
-            '    -- on the sequences (pg_write_all_data, a schema-wide GRANT) could write them. The setting',
-            '    -- holds the start of the transaction that recorded, so a stale or forged one skips',
-            "    -- currval(), which fails where this connection has recorded nothing (AND stops at false).",
-            '    -- The id compared as text, so any claimed value compares without an error.',
-            `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM started::text`,
-            `        AND pg_catalog.pg_has_role(session_user, ${literal(APP_ROLE)}, 'MEMBER')`,
-            `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
-            `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
-            `      RETURN claimed::${idType};`,
-            '    END IF;',
-          ]
-        : []),
+      ...(acting ? recordReadLines(settings, acting, idType) : []),
       `    SELECT s.${ident('key')} INTO k FROM ${KEY_TABLE} AS s;`,
       `    IF current_setting(${literal(settings.token)}, true) = ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
@@ -224,19 +237,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- of a pooled connection.',
       `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
       ...(acting
-        ? [
-            `  token := ${SESSION_TOKEN}(${literal(schema)}, $1::text);`,
-            `  PERFORM set_config(${literal(settings.token)}, token, true);`,
-            "  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.",
-            '  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on',
-            '  -- a standby, which may not setval: there the signature alone serves.',
-            "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN",
-            `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`,
-            `    PERFORM set_config(${literal(settings.acting)}, started::text, true);`,
-            '  ELSE',
-            `    PERFORM set_config(${literal(settings.acting)}, '', true);`,
-            '  END IF;',
-          ]
+        ? recordWriteLines(schema, settings, acting)
         : [`  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`]),
       'END',
     ].join('\n'),
