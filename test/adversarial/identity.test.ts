@@ -8,7 +8,7 @@ import { closureNames } from '../../generator/emit/closure.ts';
 import { actingSequences, identitySettings } from '../../generator/emit/functions.ts';
 import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
-import { rolledBack, sqlState, useTestDatabase } from '../support/db.ts';
+import { rolledBack, sqlState, urlAs, useTestDatabase } from '../support/db.ts';
 import { loadSamples, models, personasOf, sampleOf, tableSql, unknownId } from '../support/models.ts';
 
 const db = useTestDatabase(loadSamples);
@@ -199,10 +199,7 @@ for (const model of models) {
       // sequences: it writes them, claims the id, and is still nobody.
       const login = `rg_report_${randomBytes(4).toString('hex')}`;
       await db.current.admin.unsafe(`CREATE ROLE ${login} LOGIN PASSWORD 'pw' IN ROLE reporting_user, pg_write_all_data`);
-      const url = new URL(db.current.url);
-      url.username = login;
-      url.password = 'pw';
-      const report = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      const report = postgres(urlAs(db.current.url, login, 'pw'), { max: 1, onnotice: () => {} });
       try {
         const id = await report.begin(async (tx) => {
           await tx.unsafe(`SELECT setval('${acting.user}', $1), setval('${acting.since}', ${started}::bigint)`, [persona!]);
@@ -371,10 +368,7 @@ for (const model of models) {
       // SET ROLE anywhere) cannot become the definer or read the signing key.
       const login = `rg_app_${randomBytes(4).toString('hex')}`;
       await db.current.admin.unsafe(`CREATE ROLE ${login} LOGIN PASSWORD 'pw' IN ROLE app_user`);
-      const url = new URL(db.current.url);
-      url.username = login;
-      url.password = 'pw';
-      const app = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      const app = postgres(urlAs(db.current.url, login, 'pw'), { max: 1, onnotice: () => {} });
       try {
         expect(await sqlState(app.begin((tx) => tx.unsafe('SET LOCAL ROLE rowguard_definer')))).toBe('42501');
         expect(await sqlState(app.begin((tx) => tx.unsafe('SET LOCAL ROLE postgres')))).toBe('42501');

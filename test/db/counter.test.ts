@@ -8,7 +8,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
-import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, useTestDatabase, waitForLockWait, type TestDatabase, type Tx } from '../support/db.ts';
+import { createTestDatabase, dropTestDatabase, ids, rolledBack, sqlState, urlAs, useTestDatabase, waitForLockWait, type TestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase, DSL, idsAs, TempProject } from '../support/project.ts';
 import { random } from '../support/random.ts';
 
@@ -317,10 +317,7 @@ export default defineModel('blog', (m) => {
     // Owns the database and everything the migrations create; may act as rowguard_definer (as
     // ALTER … OWNER TO rowguard_definer requires); skips no row-level security.
     await blank.admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'x' NOSUPERUSER NOBYPASSRLS; GRANT rowguard_definer TO ${role}; ALTER DATABASE ${name} OWNER TO ${role}`);
-    const url = new URL(blank.url);
-    url.username = role;
-    url.password = 'x';
-    ownerUrl = url.toString();
+    ownerUrl = urlAs(blank.url, role, 'x');
     project.writePolicy('blog', model(false));
     expect((await project.cli('generate')).code).toBe(0);
     // The core migration still needs a superuser (rowguard_definer has no CREATE on schema

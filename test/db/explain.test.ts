@@ -7,7 +7,7 @@ import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { loadModels } from '../../generator/load.ts';
 import { ExplainError, explainRow, type ExplainRequest } from '../../generator/explain/explain.ts';
 import { formatExplanation } from '../../generator/explain/format.ts';
-import { useTestDatabase } from '../support/db.ts';
+import { urlAs, useTestDatabase } from '../support/db.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(smartofficeSample.sql);
@@ -155,12 +155,7 @@ describe('explain: the connecting role', () => {
     const weak = `${role}_weak`;
     await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'x' NOSUPERUSER NOBYPASSRLS; GRANT rowguard_definer, app_user TO ${role}`);
     await admin.unsafe(`CREATE ROLE ${weak} LOGIN PASSWORD 'x' NOSUPERUSER NOBYPASSRLS; GRANT app_user TO ${weak}`);
-    const connect = (user: string) => {
-      const url = new URL(db.current.url);
-      url.username = user;
-      url.password = 'x';
-      return postgres(url.toString(), { max: 1, onnotice: () => {} });
-    };
+    const connect = (user: string) => postgres(urlAs(db.current.url, user, 'x'), { max: 1, onnotice: () => {} });
     const member = connect(role);
     const other = connect(weak);
     try {

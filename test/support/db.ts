@@ -95,6 +95,14 @@ export async function ids(tx: Tx, query: string, params: unknown[] = []): Promis
 }
 
 /** Expect the promise to fail with the given SQLSTATE; returns the error for further checks. */
+/** The same server and database, logged in as another role (the tests' login roles have a password). */
+export function urlAs(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = user;
+  u.password = password;
+  return u.toString();
+}
+
 export async function sqlState(promise: Promise<unknown>): Promise<string | undefined> {
   try {
     await promise;
