@@ -9,7 +9,7 @@
 // what the statement costs with warm caches; "evicted" shows whether the difference is the CPU's
 // caches (work in between brings it back) or state the transaction keeps (it does not).
 //   npx tsx bench/first-statement.ts <model> <user id> "<query>" [runs, default 1000]
-import type postgres from 'postgres';
+import { PREPARED, stats } from './harness.ts';
 import { withKeptDatabase } from './server.ts';
 
 const [model, user, query, runsArg] = process.argv.slice(2);
@@ -18,7 +18,6 @@ if (!model || !user || !query) {
   process.exit(2);
 }
 const runs = Number(runsArg ?? 1000);
-const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
 /** Unrelated work between the two executions: a sort of a few thousand strings. */
 const UNRELATED = 'SELECT count(*) FROM (SELECT md5(x::text) FROM generate_series(1, 3000) AS x ORDER BY 1) AS s';
 const places = ['bare', 'floor', 'first', 'second', 'evicted'] as const;
@@ -45,8 +44,7 @@ await withKeptDatabase(model, async (sql) => {
         }
       }
     }
-    const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-    for (const place of places) console.log(`${place.padEnd(8)} median ${median(times[place]).toFixed(1).padStart(7)} µs over ${runs} runs`);
+    for (const place of places) console.log(`${place.padEnd(8)} median ${stats(times[place]).medianMs.toFixed(1).padStart(7)} µs over ${runs} runs`);
   } finally {
     conn.release();
   }

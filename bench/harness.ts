@@ -150,7 +150,7 @@ function preparedText(as: As, st: Statement, prepare: boolean): string {
 }
 
 /** postgres.js reads `simple` (not in its typings): false sends even a statement without parameters prepared. */
-const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
+export const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
 
 async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
   // Prepared, the owner's statements get a text of their own. postgres.js names a prepared
@@ -267,7 +267,8 @@ type Stats = Pick<Timing, 'runs' | 'medianMs' | 'p95Ms'>;
 /** A statement faster than this is run once untimed before each timed run (see sampleInTurn). */
 const WARM_AGAIN_UNDER_MS = 50;
 
-function stats(samples: number[]): Stats {
+/** Runs, median and p95 of the samples (sorted in place), by the benchmark's one rule. */
+export function stats(samples: number[]): Stats {
   const sorted = samples.sort((a, b) => a - b);
   return { runs: sorted.length, medianMs: percentile(sorted, 50), p95Ms: percentile(sorted, 95) };
 }

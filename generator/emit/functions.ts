@@ -86,6 +86,12 @@ export function identitySettings(schema: string): { user: string; token: string;
   return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token`, acting: `rowguard.${schema}_acting` };
 }
 
+/** The two sequences of an integer identity's record (actingSequences), qualified. */
+export interface ActingSequences {
+  readonly user: string;
+  readonly since: string;
+}
+
 /** Identity types that the acting sequences can hold. */
 const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8']);
 
@@ -100,7 +106,7 @@ const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bi
  * one-fact point lookup's server time, measured); these reads cost a few microseconds.
  * Other identity types (uuid, text) keep the signature alone. Null for a model without identity.
  */
-export function actingSequences(model: ModelNode): { user: string; since: string } | null {
+export function actingSequences(model: ModelNode): ActingSequences | null {
   if (!model.identity || !INTEGER_TYPES.has(model.identity.type.toLowerCase())) return null;
   return { user: qualified(model.schema, 'rg_acting_user'), since: qualified(model.schema, 'rg_acting_since') };
 }
@@ -110,10 +116,10 @@ export function actingSequences(model: ModelNode): { user: string; since: string
  * another, unless it began in the same microsecond, as transactions sent in one simple-query message
  * do (the signature, over the same start, shares that).
  */
-const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
+export const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
 
 /** The two sequences: of the roles rowguard creates, only rowguard_definer may read or set them. */
-function actingSequenceStatement(model: ModelNode, acting: { user: string; since: string }): Statement {
+function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Statement {
   const create = (name: string, what: string) => [
     // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
     // for set_session. Any bigint, negative ids included.
@@ -138,7 +144,7 @@ function actingSequenceStatement(model: ModelNode, acting: { user: string; since
  * current_user_id's first test, where set_session records integer ids: the record read back.
  * Declares nothing; the body declares `started` (TRANSACTION_START_US) and `claimed`.
  */
-function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: { user: string; since: string }, idType: string): string[] {
+function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: ActingSequences, idType: string): string[] {
   return [
     '    -- First, what set_session recorded in this transaction (see the acting sequences): no',
     '    -- signature to check. Only for a login that may call set_session itself: a role a DBA',
@@ -156,7 +162,7 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
 }
 
 /** establish_session's signature and record, where set_session records integer ids; the body declares `token` and `started`. */
-function recordWriteLines(schema: string, settings: ReturnType<typeof identitySettings>, acting: { user: string; since: string }): string[] {
+function recordWriteLines(schema: string, settings: ReturnType<typeof identitySettings>, acting: ActingSequences): string[] {
   return [
     `  token := ${SESSION_TOKEN}(${literal(schema)}, $1::text);`,
     `  PERFORM set_config(${literal(settings.token)}, token, true);`,

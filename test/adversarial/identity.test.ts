@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
-import { actingSequences, identitySettings } from '../../generator/emit/functions.ts';
+import { actingSequences, identitySettings, TRANSACTION_START_US } from '../../generator/emit/functions.ts';
 import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { rolledBack, sqlState, urlAs, useTestDatabase } from '../support/db.ts';
@@ -120,7 +120,7 @@ for (const model of models) {
       const who = async () => (await conn.unsafe(whoAmI))[0]!.id as string | null;
       const actingSetting = async () => (await conn.unsafe('SELECT current_setting($1, true) AS v', [names.acting]))[0]!.v as string | null;
       // What set_session writes into the setting: this transaction's start, in microseconds.
-      const started = `(date_part('epoch', transaction_timestamp()) * 1000000)::bigint::text`;
+      const started = `${TRANSACTION_START_US}::text`;
       try {
         await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
         await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
@@ -202,7 +202,7 @@ for (const model of models) {
       const report = postgres(urlAs(db.current.url, login, 'pw'), { max: 1, onnotice: () => {} });
       try {
         const id = await report.begin(async (tx) => {
-          await tx.unsafe(`SELECT setval('${acting.user}', $1), setval('${acting.since}', ${started}::bigint)`, [persona!]);
+          await tx.unsafe(`SELECT setval('${acting.user}', $1), setval('${acting.since}', ${TRANSACTION_START_US})`, [persona!]);
           await tx.unsafe(`SELECT set_config($1, $2, true), set_config($3, ${started}, true)`, [setting, String(persona), names.acting]);
           return (await tx.unsafe(whoAmI))[0]!.id as string | null;
         });
