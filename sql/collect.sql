@@ -160,6 +160,20 @@ ALTER TABLE "collect"."login_bindings" FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON "collect"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "collect"."login_bindings" TO "rowguard_definer";
 
+-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
+CREATE UNLOGGED SEQUENCE "collect"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "collect"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_user" TO "rowguard_definer";
+COMMENT ON SEQUENCE "collect"."rg_acting_user" IS 'Internal: currval() is the digest of the id (recorded with the nonce) that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+CREATE UNLOGGED SEQUENCE "collect"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "collect"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_since" TO "rowguard_definer";
+COMMENT ON SEQUENCE "collect"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+CREATE UNLOGGED SEQUENCE "collect"."rg_acting_nonce" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "collect"."rg_acting_nonce" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_nonce" TO "rowguard_definer";
+COMMENT ON SEQUENCE "collect"."rg_acting_nonce" IS 'Internal: currval() is the random key of the digest that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+
 CREATE FUNCTION "collect"."current_user_id"() RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -167,6 +181,7 @@ CREATE FUNCTION "collect"."current_user_id"() RETURNS text
 AS $rg$
 DECLARE
   claimed text := nullif(current_setting('rowguard.collect_user_id', true), '');
+  started bigint := (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint;
   k record;
 BEGIN
   -- A value set with set_config() by anything but set_session carries no valid signature,
@@ -174,6 +189,19 @@ BEGIN
   -- a second function call: every fact of every statement reads the identity.) Compared with
   -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.
   IF claimed IS NOT NULL THEN
+    -- First, what set_session recorded in this transaction (see the acting sequences): no
+    -- signature to check. Only for a login that may call set_session itself: a role a DBA
+    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.
+    -- The setting holds the start of the transaction that recorded, so a stale or forged one
+    -- skips currval(), which fails where this connection has recorded nothing (AND stops at
+    -- false). The id is recorded as its digest under a nonce the caller cannot read, so
+    -- another id claimed by hand does not match it.
+    IF current_setting('rowguard.collect_acting', true) IS NOT DISTINCT FROM started::text
+        AND pg_catalog.pg_has_role(session_user, 'app_user', 'MEMBER')
+        AND pg_catalog.currval('"collect"."rg_acting_since"'::pg_catalog.regclass) = started
+        AND pg_catalog.currval('"collect"."rg_acting_user"'::pg_catalog.regclass) = ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(pg_catalog.currval('"collect"."rg_acting_nonce"'::pg_catalog.regclass)) || pg_catalog.convert_to(claimed, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint THEN
+      RETURN claimed::text;
+    END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
     IF current_setting('rowguard.collect_token', true) = encode(sha256(k."key" || timestamptz_send(transaction_timestamp()) || convert_to(
         'collect' || '|' || pg_backend_pid()::text || '|' || claimed, 'UTF8')), 'hex') THEN
@@ -193,6 +221,10 @@ CREATE FUNCTION "collect"."establish_session"("operator_id" text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $rg$
+DECLARE
+  token text;
+  started bigint := (pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint;
+  nonce bigint;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM "collect"."operators" AS u WHERE u."id" = $1) THEN
     RAISE EXCEPTION 'collect.set_session: no operators row with id = %', $1
@@ -202,7 +234,19 @@ BEGIN
   -- is_local = true: the identity ends with the transaction and never reaches the next user
   -- of a pooled connection.
   PERFORM set_config('rowguard.collect_user_id', $1::text, true);
-  PERFORM set_config('rowguard.collect_token', "rowguard"."session_token"('collect', $1::text), true);
+  token := "rowguard"."session_token"('collect', $1::text);
+  PERFORM set_config('rowguard.collect_token', token, true);
+  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.
+  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on
+  -- a standby, which may not setval: there the signature alone serves.
+  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN
+    nonce := ('x' || pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 16))::pg_catalog.bit(64)::bigint;
+    PERFORM pg_catalog.setval('"collect"."rg_acting_nonce"'::pg_catalog.regclass, nonce), pg_catalog.setval('"collect"."rg_acting_since"'::pg_catalog.regclass, started),
+      pg_catalog.setval('"collect"."rg_acting_user"'::pg_catalog.regclass, ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(nonce) || pg_catalog.convert_to($1::text, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint);
+    PERFORM set_config('rowguard.collect_acting', started::text, true);
+  ELSE
+    PERFORM set_config('rowguard.collect_acting', '', true);
+  END IF;
 END
 $rg$;
 ALTER FUNCTION "collect"."establish_session"(text) OWNER TO "rowguard_definer";

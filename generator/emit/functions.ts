@@ -86,30 +86,55 @@ export function identitySettings(schema: string): { user: string; token: string;
   return { user: `rowguard.${schema}_user_id`, token: `rowguard.${schema}_token`, acting: `rowguard.${schema}_acting` };
 }
 
-/** The two sequences of an integer identity's record (actingSequences), qualified. */
+/** The sequences of an identity's record (actingSequences), qualified. */
 export interface ActingSequences {
+  /** The id itself where it is an integer; otherwise its digest (recordedIdSql) under `nonce`. */
   readonly user: string;
   readonly since: string;
+  /** Where the id is not an integer: a random key for the digest, drawn by each set_session. */
+  readonly nonce: string | null;
 }
 
 /** Identity types that the acting sequences can hold. */
 const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8']);
 
 /**
- * Where set_session records an integer identity for current_user_id to read back without checking
- * its signature: the id, and the transaction's start in microseconds, as this session's currval()
- * of two sequences. A session's currval() changes only by its own setval() or nextval(), which need
+ * Where set_session records the identity for current_user_id to read back without checking its
+ * signature: the id, and the transaction's start in microseconds, as this session's currval() of
+ * two sequences. A session's currval() changes only by its own setval() or nextval(), which need
  * UPDATE or USAGE on the sequence. rowguard_definer has them; so may roles a DBA grants more (the
  * owner, pg_write_all_data, a schema-wide GRANT), which is why current_user_id reads the record only
  * for a login that is a member of app_user, and so may call set_session for any id anyway.
+ * An id that is not an integer (text, uuid) is recorded as a 64-bit digest keyed by a third
+ * sequence's currval(), a random nonce each set_session draws: the caller, who cannot read the
+ * nonce, cannot compute the digest of another id.
  * The signature costs a read of the key and a hash in every fact of every statement (~25% of a
  * one-fact point lookup's server time, measured); these reads cost a few microseconds.
- * Other identity types (uuid, text) keep the signature alone. Null for a model without identity.
+ * Null for a model without identity.
  */
 export function actingSequences(model: ModelNode): ActingSequences | null {
-  if (!model.identity || !INTEGER_TYPES.has(model.identity.type.toLowerCase())) return null;
-  return { user: qualified(model.schema, 'rg_acting_user'), since: qualified(model.schema, 'rg_acting_since') };
+  return model.identity ? sequencesOf(model.schema, model.identity.type) : null;
 }
+
+function sequencesOf(schema: string, idType: string): ActingSequences {
+  return {
+    user: qualified(schema, 'rg_acting_user'),
+    since: qualified(schema, 'rg_acting_since'),
+    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(schema, 'rg_acting_nonce'),
+  };
+}
+
+/**
+ * What rg_acting_user holds for an id that is not an integer: the first 64 bits of SHA-256 over
+ * the nonce's 8 bytes and the id's text, as a bigint. Both arguments are SQL expressions.
+ */
+export function recordedIdSql(nonce: string, claimed: string): string {
+  const hash = `pg_catalog.sha256(pg_catalog.int8send(${nonce}) || pg_catalog.convert_to(${claimed}, 'UTF8'))`;
+  return `('x' || pg_catalog.left(pg_catalog.encode(${hash}, 'hex'), 16))::pg_catalog.bit(64)::bigint`;
+}
+
+/** 60 random bits (a version-4 uuid's first 64, from the server's strong random source), as a bigint. */
+const RANDOM_NONCE = `('x' || pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 16))::pg_catalog.bit(64)::bigint`;
 
 /**
  * The transaction's start in whole microseconds since 1970. A later transaction of this backend has
@@ -118,7 +143,7 @@ export function actingSequences(model: ModelNode): ActingSequences | null {
  */
 export const TRANSACTION_START_US = `(pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint`;
 
-/** The two sequences: of the roles rowguard creates, only rowguard_definer may read or set them. */
+/** The record's sequences: of the roles rowguard creates, only rowguard_definer may read or set them. */
 function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Statement {
   const create = (name: string, what: string) => [
     // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
@@ -133,16 +158,17 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     `sequences ${model.schema}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
-      ...create(acting.user, 'the id'),
+      ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),
       ...create(acting.since, "the transaction start, in microseconds since 1970,"),
+      ...(acting.nonce ? create(acting.nonce, 'the random key of the digest') : []),
     ].join('\n'),
-    `DROP SEQUENCE ${acting.since};\nDROP SEQUENCE ${acting.user};`,
+    [...(acting.nonce ? [`DROP SEQUENCE ${acting.nonce};`] : []), `DROP SEQUENCE ${acting.since};`, `DROP SEQUENCE ${acting.user};`].join('\n'),
   );
 }
 
 /**
- * current_user_id's first test, where set_session records integer ids: the record read back.
- * Declares nothing; the body declares `started` (TRANSACTION_START_US) and `claimed`.
+ * current_user_id's first test: the record read back. Declares nothing; the body declares
+ * `started` (TRANSACTION_START_US) and `claimed`.
  */
 function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: ActingSequences, idType: string): string[] {
   return [
@@ -151,17 +177,29 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
     '    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.',
     '    -- The setting holds the start of the transaction that recorded, so a stale or forged one',
     '    -- skips currval(), which fails where this connection has recorded nothing (AND stops at',
-    '    -- false). The id compared as text, so any claimed value compares without an error.',
+    ...(acting.nonce
+      ? [
+          '    -- false). The id is recorded as its digest under a nonce the caller cannot read, so',
+          '    -- another id claimed by hand does not match it.',
+        ]
+      : ['    -- false). The id compared as text, so any claimed value compares without an error.']),
     `    IF current_setting(${literal(settings.acting)}, true) IS NOT DISTINCT FROM started::text`,
     `        AND pg_catalog.pg_has_role(session_user, ${literal(APP_ROLE)}, 'MEMBER')`,
-    `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
-    `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
+    ...(acting.nonce
+      ? [
+          `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started`,
+          `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass) = ${recordedIdSql(`pg_catalog.currval(${literal(acting.nonce)}::pg_catalog.regclass)`, 'claimed')} THEN`,
+        ]
+      : [
+          `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
+          `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
+        ]),
     `      RETURN claimed::${idType};`,
     '    END IF;',
   ];
 }
 
-/** establish_session's signature and record, where set_session records integer ids; the body declares `token` and `started`. */
+/** establish_session's signature and record; the body declares `token`, `started` and, for a digest, `nonce`. */
 function recordWriteLines(schema: string, settings: ReturnType<typeof identitySettings>, acting: ActingSequences): string[] {
   return [
     `  token := ${SESSION_TOKEN}(${literal(schema)}, $1::text);`,
@@ -170,7 +208,13 @@ function recordWriteLines(schema: string, settings: ReturnType<typeof identitySe
     '  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on',
     '  -- a standby, which may not setval: there the signature alone serves.',
     "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN",
-    `    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`,
+    ...(acting.nonce
+      ? [
+          `    nonce := ${RANDOM_NONCE};`,
+          `    PERFORM pg_catalog.setval(${literal(acting.nonce)}::pg_catalog.regclass, nonce), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started),`,
+          `      pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, ${recordedIdSql('nonce', '$1::text')});`,
+        ]
+      : [`    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`]),
     `    PERFORM set_config(${literal(settings.acting)}, started::text, true);`,
     '  ELSE',
     `    PERFORM set_config(${literal(settings.acting)}, '', true);`,
@@ -186,7 +230,7 @@ export function sessionSection(model: ModelNode): Section {
   const { schema } = model;
   const settings = identitySettings(schema);
   const idType = identity.type;
-  const acting = actingSequences(model);
+  const acting = sequencesOf(schema, idType);
 
   const currentUser = createFunction({
     schema,
@@ -202,7 +246,7 @@ export function sessionSection(model: ModelNode): Section {
       // On a connection that ever ran set_config(…, true), the setting reads as '' (not NULL) in
       // later transactions; both mean "no identity".
       `  claimed text := nullif(current_setting(${literal(settings.user)}, true), '');`,
-      ...(acting ? [`  started bigint := ${TRANSACTION_START_US};`] : []),
+      `  started bigint := ${TRANSACTION_START_US};`,
       '  k record;',
       'BEGIN',
       '  -- A value set with set_config() by anything but set_session carries no valid signature,',
@@ -210,7 +254,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- a second function call: every fact of every statement reads the identity.) Compared with',
       '  -- =, so a missing token, or a missing key (whose signature is NULL), is no identity.',
       '  IF claimed IS NOT NULL THEN',
-      ...(acting ? recordReadLines(settings, acting, idType) : []),
+      ...recordReadLines(settings, acting, idType),
       `    SELECT s.${ident('key')} INTO k FROM ${KEY_TABLE} AS s;`,
       `    IF current_setting(${literal(settings.token)}, true) = ${sessionTokenSql('k', literal(schema), 'claimed', '        ')} THEN`,
       `      RETURN claimed::${idType};`,
@@ -232,7 +276,10 @@ export function sessionSection(model: ModelNode): Section {
     grantTo: [APP_ROLE],
     comment: `Internal: records a verified identity for this transaction. Call ${schema}.set_session instead.`,
     body: [
-      ...(acting ? ['DECLARE', '  token text;', `  started bigint := ${TRANSACTION_START_US};`] : []),
+      'DECLARE',
+      '  token text;',
+      `  started bigint := ${TRANSACTION_START_US};`,
+      ...(acting.nonce ? ['  nonce bigint;'] : []),
       'BEGIN',
       `  IF NOT EXISTS (SELECT 1 FROM ${qualified(schema, identity.table)} AS u WHERE u.${ident(identity.column)} = $1) THEN`,
       `    RAISE EXCEPTION '${schema}.set_session: no ${identity.table} row with ${identity.column} = %', $1`,
@@ -242,9 +289,7 @@ export function sessionSection(model: ModelNode): Section {
       '  -- is_local = true: the identity ends with the transaction and never reaches the next user',
       '  -- of a pooled connection.',
       `  PERFORM set_config(${literal(settings.user)}, $1::text, true);`,
-      ...(acting
-        ? recordWriteLines(schema, settings, acting)
-        : [`  PERFORM set_config(${literal(settings.token)}, ${SESSION_TOKEN}(${literal(schema)}, $1::text), true);`]),
+      ...recordWriteLines(schema, settings, acting),
       'END',
     ].join('\n'),
   });
@@ -289,7 +334,7 @@ export function sessionSection(model: ModelNode): Section {
 
   return {
     title: 'Session: who is acting',
-    statements: [loginBindings(model), ...(acting ? [actingSequenceStatement(model, acting)] : []), currentUser, establish, setSession, bindLogin(model), unbindLogin(model)],
+    statements: [loginBindings(model), actingSequenceStatement(model, acting), currentUser, establish, setSession, bindLogin(model), unbindLogin(model)],
   };
 }
 

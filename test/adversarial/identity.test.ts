@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
-import { actingSequences, identitySettings, TRANSACTION_START_US } from '../../generator/emit/functions.ts';
+import { actingSequences, identitySettings, recordedIdSql, TRANSACTION_START_US } from '../../generator/emit/functions.ts';
 import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { rolledBack, sqlState, urlAs, useTestDatabase } from '../support/db.ts';
@@ -111,9 +111,9 @@ for (const model of models) {
       }
     });
 
-    // Models whose identity is not an integer (Collect!'s text ids) have no record: the signature alone.
+    // An integer id is recorded as itself; another (Collect!'s text ids) as its digest under a nonce.
     const acting = actingSequences(model);
-    if (acting) it('an integer identity is also recorded in definer-only sequences, and counts only in its transaction and for logins that may call set_session', async () => {
+    if (acting) it('the identity is also recorded in definer-only sequences, and counts only in its transaction and for logins that may call set_session', async () => {
       const names = identitySettings(model.schema);
       const second = personasOf(model.schema).find((p) => String(p) !== String(persona));
       const conn = await db.current.admin.reserve();
@@ -133,7 +133,7 @@ for (const model of models) {
         expect(await who()).toBeNull();
         // app_user may neither read nor write the record, nor may reporting_user.
         for (const role of ['app_user', 'reporting_user']) {
-          for (const seq of [acting.user, acting.since]) {
+          for (const seq of [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])]) {
             const [row] = await conn.unsafe(`SELECT has_sequence_privilege($1, $2, 'SELECT, UPDATE, USAGE') AS any`, [role, seq]);
             expect(row!.any, `${role} on ${seq}`).toBe(false);
           }
@@ -202,7 +202,11 @@ for (const model of models) {
       const report = postgres(urlAs(db.current.url, login, 'pw'), { max: 1, onnotice: () => {} });
       try {
         const id = await report.begin(async (tx) => {
-          await tx.unsafe(`SELECT setval('${acting.user}', $1), setval('${acting.since}', ${TRANSACTION_START_US})`, [persona!]);
+          // The record as set_session writes it (for a digest, under a nonce of the forger's choosing).
+          const record = acting.nonce
+            ? `setval('${acting.nonce}', 7), setval('${acting.user}', ${recordedIdSql('7::bigint', '$1::text')})`
+            : `setval('${acting.user}', $1)`;
+          await tx.unsafe(`SELECT ${record}, setval('${acting.since}', ${TRANSACTION_START_US})`, [persona!]);
           await tx.unsafe(`SELECT set_config($1, $2, true), set_config($3, ${started}, true)`, [setting, String(persona), names.acting]);
           return (await tx.unsafe(whoAmI))[0]!.id as string | null;
         });
