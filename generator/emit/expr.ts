@@ -134,7 +134,10 @@ const printers = {
     return hintedSetArm(`${item} = any(${set})`, item, hint, ctx);
   },
   // The hint goes on the first column (hints.ts: always `>= ALL`, true where that column is NULL).
-  'any-in-set': (e, ctx, hint) => hintedSetArm(`${itemsArray(e, ctx)} && ${setOperand(e.set, ctx)}`, comparand(e.items[0]!, ctx), hint, ctx),
+  'any-in-set': (e, ctx, hint) => {
+    const items = itemsArray(e, ctx);
+    return hintedSetArm(`${items} && ${setOperand(e.set, ctx)}`, items, hint, ctx);
+  },
   'all-in-set': (e, ctx) => `${itemsArray(e, ctx)} <@ ${setOperand(e.set, ctx)}`,
   'is-null': (e, ctx) => `${operand(e.expr, ctx)} IS ${e.negated ? 'NOT ' : ''}NULL`,
   and: (e, ctx) => joinBool('AND', e.items, ctx),
@@ -203,7 +206,7 @@ export function itemsArray(e: Extract<Expr, { kind: 'any-in-set' | 'all-in-set' 
   return printExpr(type === UNKNOWN ? { kind: 'array', items: e.items } : { kind: 'array', items: e.items, type }, ctx);
 }
 
-/** A set arm with its planner hint: the range that narrows its estimate (on `item`), under its guard's fold. */
+/** A set arm with its planner hint: the range that narrows its estimate (on `item`: the column, or an anyOf arm's array), under its guard's fold. */
 function hintedSetArm(arm: string, item: string, hint: HintedArm | undefined, ctx: ExprContext): string {
   const range = hint?.kind === 'range' ? hint : hint?.range;
   const narrowed = range ? joinParts('AND', [arm, hintConjunct(range, ctx.model.schema, item)]) : arm;

@@ -3,8 +3,8 @@
 // as `or` of `.in` arms: the same rows for every user (NULL columns, an empty set, a NULL set and
 // a set holding NULL included), for reads and writes, with the set computed once and the index read.
 // The columns are bigint, whose `in` arms get a min/max range as their planner hint: the anyOf
-// arm's hint on its first column must hold where that column is NULL (`>= ALL`, not a range), or a
-// user with few principals would lose the rows routed to them through another column.
+// arm's hint must hold where a column is NULL (its array `@>` an empty array, not a range on a
+// column), or a user with few principals would lose the rows routed to them through another column.
 import { describe, expect, it } from 'vitest';
 import { anyOf, arrayOf, defineModel, or, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { installModel, useTestDatabase } from '../support/db.ts';

@@ -150,12 +150,12 @@ describe('anyOf(…).in(set)', () => {
 
   it('prints the columns as one array against the set, and one GIN index over that array instead of an index per column', () => {
     const sql = compiled(routed('combined'));
-    // A set arm's hint on the first column, as `>= ALL` of no elements even for bigint (whose `in`
-    // arms get a min/max range): true where that column is NULL and the row matches by another.
+    // The arm's hint on the columns' array, `@>` an empty array, even for bigint (whose `in` arms
+    // get a min/max range): true for every row, a NULL column included, and read by the same index.
     expect(sql.get('policy desk.tickets.tickets_select')).toContain(
       [
         `    ARRAY["tickets"."owner_id", "tickets"."helper_id"]::bigint[] && (select "desk"."my_principals"())::bigint[]`,
-        `    AND (NOT "desk"."plan_hint_my_principals"() OR "tickets"."owner_id" >= ALL((SELECT '{}'::bigint[])::bigint[]))`,
+        `    AND (NOT "desk"."plan_hint_my_principals"() OR ARRAY["tickets"."owner_id", "tickets"."helper_id"]::bigint[] @> (SELECT '{}'::bigint[]))`,
       ].join('\n'),
     );
     expect(sql.get('index desk.tickets_owner_id_helper_id_any_idx')).toBe(
