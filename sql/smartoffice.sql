@@ -315,8 +315,14 @@ BEGIN
   PERFORM set_config('rowguard.smartoffice_token', token, true);
   -- Also in this session's currval() of the acting sequences, for current_user_id to read back.
   -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on
-  -- a standby, which may not setval: there the signature alone serves.
-  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN
+  -- a standby, which may not setval: there the signature alone serves. Nor where a grant lets
+  -- the login (or app_user) read or write the sequences itself: it could forge the record.
+  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off'
+      AND (pg_catalog.pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = '"smartoffice"."rg_acting_user"'::pg_catalog.regclass), 'MEMBER')
+          OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+              WHERE c.oid = ANY (ARRAY['"smartoffice"."rg_acting_user"'::pg_catalog.regclass, '"smartoffice"."rg_acting_since"'::pg_catalog.regclass]::pg_catalog.oid[])
+                AND a.grantee <> c.relowner AND a.grantee <> 'rowguard_definer'::pg_catalog.regrole))) THEN
     PERFORM pg_catalog.setval('"smartoffice"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"smartoffice"."rg_acting_since"'::pg_catalog.regclass, started);
     PERFORM set_config('rowguard.smartoffice_acting', started::text, true);
   ELSE

@@ -79,7 +79,7 @@ function parallelLabel(spec: FunctionSpec): string {
 
 /**
  * The custom settings that carry the identity. Only set_session writes them: the id, its signature,
- * and `acting` (the transaction's start, once it has recorded an integer id in the sequences of
+ * and `acting` (the transaction's start, once it has recorded the id in the sequences of
  * `actingSequences`; '' where it recorded none).
  */
 export function identitySettings(schema: string): { user: string; token: string; acting: string } {
@@ -199,6 +199,28 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
   ];
 }
 
+/**
+ * True while no grant reaches the record's sequences: no role but their owner and rowguard_definer
+ * holds a privilege on them (a schema-wide GRANT, a grant to app_user or to a login, to PUBLIC),
+ * and the login is no member of pg_write_all_data or pg_read_all_data. With UPDATE or USAGE
+ * (nextval) a caller could write the record, with SELECT read the nonce, and so claim an id
+ * set_session was never asked for. Read from the sequences' ACLs, so a grant that reaches a login
+ * only through a role it must SET ROLE to counts too. A login that owns the sequences (or may act
+ * as their owner, a superuser included) may change the policies themselves, and counts as true.
+ * A SQL condition, for establish_session (search_path pinned).
+ */
+export function recordUnreachableSql(acting: ActingSequences): string {
+  const sequences = [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])];
+  const owner = `(SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = ${literal(acting.user)}::pg_catalog.regclass)`;
+  return [
+    `(pg_catalog.pg_has_role(session_user, ${owner}, 'MEMBER')`,
+    `  OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')`,
+    `    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a`,
+    `      WHERE c.oid = ANY (ARRAY[${sequences.map((seq) => `${literal(seq)}::pg_catalog.regclass`).join(', ')}]::pg_catalog.oid[])`,
+    `        AND a.grantee <> c.relowner AND a.grantee <> ${literal(DEFINER_ROLE)}::pg_catalog.regrole)))`,
+  ].join('\n        ');
+}
+
 /** establish_session's signature and record; the body declares `token`, `started` and, for a digest, `nonce`. */
 function recordWriteLines(schema: string, settings: ReturnType<typeof identitySettings>, acting: ActingSequences): string[] {
   return [
@@ -206,8 +228,10 @@ function recordWriteLines(schema: string, settings: ReturnType<typeof identitySe
     `  PERFORM set_config(${literal(settings.token)}, token, true);`,
     "  -- Also in this session's currval() of the acting sequences, for current_user_id to read back.",
     '  -- Not without a key (no token: nobody is acting), and not in a read-only transaction or on',
-    '  -- a standby, which may not setval: there the signature alone serves.',
-    "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off' THEN",
+    '  -- a standby, which may not setval: there the signature alone serves. Nor where a grant lets',
+    '  -- the login (or app_user) read or write the sequences itself: it could forge the record.',
+    "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off'",
+      `      AND ${recordUnreachableSql(acting)} THEN`,
     ...(acting.nonce
       ? [
           `    nonce := ${RANDOM_NONCE};`,

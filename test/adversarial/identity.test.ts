@@ -138,7 +138,9 @@ for (const model of models) {
             expect(row!.any, `${role} on ${seq}`).toBe(false);
           }
         }
-        for (const q of [`SELECT currval('${acting.user}')`, `SELECT setval('${acting.user}', 1)`, `SELECT nextval('${acting.since}')`]) {
+        const sequenceCalls = [`SELECT currval('${acting.user}')`, `SELECT setval('${acting.user}', 1)`, `SELECT nextval('${acting.since}')`];
+        if (acting.nonce) sequenceCalls.push(`SELECT currval('${acting.nonce}')`, `SELECT last_value FROM ${acting.nonce}`);
+        for (const q of sequenceCalls) {
           await conn.unsafe('SAVEPOINT p');
           expect(await sqlState(conn.unsafe(q)), q).toBe('42501');
           await conn.unsafe('ROLLBACK TO SAVEPOINT p');
@@ -214,6 +216,80 @@ for (const model of models) {
       } finally {
         await report.end();
         await db.current.admin.unsafe(`DROP ROLE ${login}`);
+      }
+    });
+
+    if (acting?.nonce) it('an id that is not an integer is recorded as its digest under a nonce each set_session draws anew', async () => {
+      const conn = await db.current.admin.reserve();
+      try {
+        const recorded: { nonce: string; user: string; digest: string }[] = [];
+        for (let i = 0; i < 2; i++) {
+          await conn.unsafe('BEGIN; SET LOCAL ROLE app_user');
+          await conn.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          await conn.unsafe('RESET ROLE');
+          const [row] = await conn.unsafe(
+            `SELECT currval('${acting.nonce}')::text AS nonce, currval('${acting.user}')::text AS user, ${recordedIdSql(`currval('${acting.nonce}')`, '$1::text')}::text AS digest`,
+            [String(persona)],
+          );
+          recorded.push(row as unknown as { nonce: string; user: string; digest: string });
+          await conn.unsafe('ROLLBACK');
+        }
+        for (const r of recorded) expect(r.user).toBe(r.digest);
+        expect(recorded[0]!.nonce).not.toBe(recorded[1]!.nonce);
+        expect(recorded[0]!.user).not.toBe(recorded[1]!.user);
+      } finally {
+        await conn.unsafe('ROLLBACK').catch(() => {});
+        conn.release();
+      }
+    });
+
+    if (acting) it("a DBA's grant on the record's sequences, to any role, or pg_write_all_data or pg_read_all_data for the login, turns the record off: the signature alone serves", async () => {
+      const names = identitySettings(model.schema);
+      const app = `rg_app_${randomBytes(4).toString('hex')}`;
+      await db.current.admin.unsafe(`CREATE ROLE ${app} LOGIN PASSWORD 'pw' IN ROLE app_user`);
+      const login = postgres(urlAs(db.current.url, app, 'pw'), { max: 1, onnotice: () => {} });
+      /** set_session as the login: what it recorded (the acting setting), who acts, and who acts with the signature cleared. */
+      const session = () =>
+        login.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          const [row] = await tx.unsafe(`SELECT current_setting($1, true) AS acting, ${S}.current_user_id()::text AS id`, [names.acting]);
+          await tx.unsafe(`SELECT set_config($1, '', true)`, [names.token]);
+          const [bare] = await tx.unsafe(`SELECT ${S}.current_user_id()::text AS id`);
+          return [row!.acting === '' ? 'not recorded' : 'recorded', row!.id, bare!.id];
+        });
+      // With USAGE a caller could nextval() the id sequence and claim the number: so no record.
+      const forged = () =>
+        login.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+          const [{ next }] = (await tx.unsafe(`SELECT nextval('${acting.user}')::text AS next`)) as unknown as [{ next: string }];
+          await tx.unsafe('SELECT set_config($1, $2, true)', [setting, next]);
+          return (await tx.unsafe(whoAmI))[0]!.id as string | null;
+        });
+      const grants = [
+        [`GRANT USAGE ON SEQUENCE ${acting.user} TO app_user`, `REVOKE USAGE ON SEQUENCE ${acting.user} FROM app_user`],
+        [`GRANT SELECT ON SEQUENCE ${acting.nonce ?? acting.since} TO ${app}`, `REVOKE SELECT ON SEQUENCE ${acting.nonce ?? acting.since} FROM ${app}`],
+        [`GRANT pg_write_all_data TO ${app}`, `REVOKE pg_write_all_data FROM ${app}`],
+        [`GRANT pg_read_all_data TO ${app}`, `REVOKE pg_read_all_data FROM ${app}`],
+        // Any grantee counts, one this login could reach only by SET ROLE included.
+        [`GRANT UPDATE ON SEQUENCE ${acting.since} TO reporting_user`, `REVOKE UPDATE ON SEQUENCE ${acting.since} FROM reporting_user`],
+      ];
+      try {
+        expect(await session(), 'no grant').toEqual(['recorded', String(persona), String(persona)]);
+        for (const [grant, revoke] of grants) {
+          await db.current.admin.unsafe(grant!);
+          try {
+            expect(await session(), grant).toEqual(['not recorded', String(persona), null]);
+            if (grant!.includes('USAGE')) expect(await forged(), 'a number from nextval claimed').toBeNull();
+          } finally {
+            await db.current.admin.unsafe(revoke!);
+          }
+        }
+        expect(await session(), 'grants revoked').toEqual(['recorded', String(persona), String(persona)]);
+      } finally {
+        await login.end();
+        await db.current.admin.unsafe(`DROP ROLE ${app}`);
       }
     });
 
