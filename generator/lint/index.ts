@@ -2,7 +2,7 @@
 // protect (or to perform), whoever created the objects. Read-only: catalog queries only.
 import type { Sql } from 'postgres';
 import { marksHeldIn } from '../emit/hints.ts';
-import { APP_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
+import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { byCodePoint, ident, qualified } from '../sql/print.ts';
 import { columnArrays, functionCalls, matchedColumns, overlappedColumnArrays } from './predicates.ts';
 
@@ -328,6 +328,29 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
         ...(m.usage ? [] : [`GRANT USAGE ON SCHEMA ${ident(m.mark)} TO PUBLIC;`]),
         ...(m.view ? [] : [`CREATE VIEW ${qualified(m.mark, m.mark)} AS SELECT;`]),
       ].join(' '),
+    });
+  }
+
+  // 9. The identity record's sequences (generator/emit/functions.ts, recordUnreachableSql): while
+  // any role but their owner and rowguard_definer holds a privilege on one, set_session records
+  // nothing, and every fact checks the identity's signature instead of reading the record back.
+  const acting = await sql<{ schema: string; name: string; grantees: string[] }[]>`
+    SELECT n.nspname AS schema, c.relname AS name,
+           array_agg(DISTINCT g.name ORDER BY g.name) AS grantees
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
+      CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS name) g
+    WHERE c.relkind = 'S' AND c.relname IN ('rg_acting_user', 'rg_acting_since', 'rg_acting_nonce')
+      AND a.grantee <> c.relowner AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = ${DEFINER_ROLE})
+    GROUP BY 1, 2 ORDER BY 1, 2`;
+  for (const q of acting) {
+    if (!inScope(q.schema)) continue;
+    const name = qualified(q.schema, q.name);
+    add({
+      code: 'identity-record-granted',
+      severity: 'warning',
+      object: `sequence ${name}`,
+      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it, so ${q.schema}.set_session records no identity and every fact checks the signature instead (slower, still correct)`,
+      fix: `REVOKE ALL ON SEQUENCE ${name} FROM ${q.grantees.join(', ')};`,
     });
   }
   return findings;

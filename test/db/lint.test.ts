@@ -166,4 +166,21 @@ describe('rowguard lint', () => {
     expect(await count()).toEqual(before);
     expect(await lint()).toEqual([]);
   });
+
+  it("a grant on the identity record's sequences (which turns the record off, test/adversarial/identity): lint names each sequence, and its fix revokes the grant", async () => {
+    const admin = db.current.admin;
+    await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA policycenter TO app_user');
+    try {
+      const findings = (await lint()).filter((f) => f.code === 'identity-record-granted');
+      expect(findings.map((f) => [f.object, f.severity, f.fix])).toEqual([
+        ['sequence "policycenter"."rg_acting_since"', 'warning', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM app_user;'],
+        ['sequence "policycenter"."rg_acting_user"', 'warning', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM app_user;'],
+      ]);
+      expect(findings[0]!.message).toContain('policycenter.set_session records no identity');
+      for (const f of findings) await admin.unsafe(f.fix);
+    } finally {
+      await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM app_user');
+    }
+    expect(await lint()).toEqual([]);
+  });
 });
