@@ -104,7 +104,8 @@ const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bi
  * two sequences. A session's currval() changes only by its own setval() or nextval(), which need
  * UPDATE or USAGE on the sequence. rowguard_definer has them; so may roles a DBA grants more (the
  * owner, pg_write_all_data, a schema-wide GRANT), which is why current_user_id reads the record only
- * for a login that is a member of app_user, and so may call set_session for any id anyway.
+ * for a login that is a member of app_user, and so may call set_session for any id anyway, and why
+ * set_session records nothing while a grant reaches the sequences (recordUnreachableSql).
  * An id that is not an integer (text, uuid) is recorded as a 64-bit digest keyed by a third
  * sequence's currval(), a random nonce each set_session draws: the caller, who cannot read the
  * nonce, cannot compute the digest of another id.
