@@ -47,6 +47,7 @@ export const t = {
   bigint: () => column('bigint'),
   integer: () => column('integer'),
   text: () => column('text'),
+  uuid: () => column('uuid'),
   boolean: () => column('boolean'),
   date: () => column('date'),
   timestamptz: () => column('timestamptz'),
