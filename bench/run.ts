@@ -121,8 +121,9 @@ try {
         log(`  vacuumed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }
       // The load (or the VACUUM) leaves up to gigabytes of dirty buffers for the checkpointer to
-      // write while the first persona is timed: in one run PolicyCenter's first persona took three
-      // times its usual time for every statement, SELECT 1 included. They are written now.
+      // write while the first persona is timed (in one run right after a load, PolicyCenter's first
+      // persona took three times its usual time for every statement, SELECT 1 included). They are
+      // written now.
       const t1 = Date.now();
       await owner.unsafe('CHECKPOINT');
       log(`  checkpoint in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
