@@ -265,7 +265,10 @@ function standing(e: Expr, by: StandIn['with'], ctx: ExprContext): string[] {
   // Containment, not overlap: as NULL as `&&` and read by the same GIN index, but estimated at
   // PostgreSQL's default 0.5%, not 1%. At 1% the stand-in alone turned Collect!'s 1% client login's
   // ILIKE page into a key walk (36 → 560 ms); the per-column arms it replaced stood in at ~0.1% each.
-  if (e.kind === 'any-in-set' && by.operand === 'set') return [`${itemsArray(e, ctx)} @> ${none}::${by.type}`];
+  // The NULL test first: where rows are filtered one by one, AND stops there instead of building
+  // each row's array to compare it with NULL (Collect!'s client-subtree first page, a walk of 4,600
+  // rows: 1.35 → 1.06 ms). Estimated at 99.5%, it leaves the containment's estimate as it was.
+  if (e.kind === 'any-in-set' && by.operand === 'set') return [`${none} IS NOT NULL`, `${itemsArray(e, ctx)} @> ${none}::${by.type}`];
   if (e.kind === 'compare' && by.operand !== 'set') return [`${by.operand === 'left' ? none : comparand(e.left, ctx)} ${e.op} ${by.operand === 'right' ? none : comparand(e.right, ctx)}`];
   throw new Error(`internal: a stand-in of its ${by.operand} on a ${e.kind} arm`);
 }

@@ -431,7 +431,8 @@ export interface KeyStandIn {
  * stands in for itself as `col = any((SELECT NULL::<type>)::<type>)` or `col = (SELECT NULL::<type>)`:
  * NULL for every row, as the arm is then, estimated as the arm was (a value the planner cannot see),
  * computing nothing. An `anyOf(cols).in(<set>)` arm (Collect!'s routing arm, whose principals are
- * NULL for a client login) stands in as `ARRAY[cols] @> (SELECT NULL::<type>)::<type>` (see standing in expr.ts).
+ * NULL for a client login) stands in as `(SELECT NULL::<type>) IS NOT NULL AND ARRAY[cols] @> (SELECT
+ * NULL::<type>)::<type>` (see standing in expr.ts).
  */
 export interface OperandStandIn {
   readonly kind: 'operand';
