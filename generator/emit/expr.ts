@@ -133,7 +133,7 @@ const printers = {
     const item = comparand(e.item, ctx);
     return hintedSetArm(`${item} = any(${set})`, item, hint, ctx);
   },
-  // The hint goes on the first column (hints.ts: always `>= ALL`, true where that column is NULL).
+  // The hint goes on the columns' array (hints.ts: `@>` an empty array, true for every row).
   'any-in-set': (e, ctx, hint) => {
     const items = itemsArray(e, ctx);
     return hintedSetArm(`${items} && ${setOperand(e.set, ctx)}`, items, hint, ctx);

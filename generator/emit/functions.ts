@@ -210,7 +210,7 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
  * as their owner, a superuser included) may change the policies themselves, and counts as true.
  * A SQL condition, for establish_session (search_path pinned).
  */
-export function recordUnreachableSql(acting: ActingSequences): string {
+function recordUnreachableSql(acting: ActingSequences): string {
   const sequences = [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])];
   const owner = `(SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = ${literal(acting.user)}::pg_catalog.regclass)`;
   return [
@@ -232,7 +232,7 @@ function recordWriteLines(schema: string, settings: ReturnType<typeof identitySe
     '  -- a standby, which may not setval: there the signature alone serves. Nor where a grant lets',
     '  -- the login (or app_user) read or write the sequences itself: it could forge the record.',
     "  IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off'",
-      `      AND ${recordUnreachableSql(acting)} THEN`,
+    `      AND ${recordUnreachableSql(acting)} THEN`,
     ...(acting.nonce
       ? [
           `    nonce := ${RANDOM_NONCE};`,
