@@ -334,9 +334,13 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   // 9. The identity record's sequences (generator/emit/functions.ts, recordUnreachableSql): while
   // any role but their owner and rowguard_definer holds a privilege on one, set_session records
   // nothing, and every fact checks the identity's signature instead of reading the record back.
-  const acting = await sql<{ schema: string; name: string; grantees: string[] }[]>`
+  // current_user_id does not check grants at every call, so a role that may write a sequence
+  // (UPDATE: setval; USAGE: nextval) can write a record by hand and act as an id set_session
+  // would refuse: an error. SELECT alone reads the record (and a text id's nonce): a warning.
+  const acting = await sql<{ schema: string; name: string; grantees: string[]; writes: boolean }[]>`
     SELECT n.nspname AS schema, c.relname AS name,
-           array_agg(DISTINCT g.name ORDER BY g.name) AS grantees
+           array_agg(DISTINCT g.name ORDER BY g.name) AS grantees,
+           bool_or(a.privilege_type IN ('UPDATE', 'USAGE')) AS writes
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
       CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS name) g
     WHERE c.relkind = 'S' AND c.relname IN ('rg_acting_user', 'rg_acting_since', 'rg_acting_nonce')
@@ -347,10 +351,28 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     const name = qualified(q.schema, q.name);
     add({
       code: 'identity-record-granted',
-      severity: 'warning',
+      severity: q.writes ? 'error' : 'warning',
       object: `sequence ${name}`,
-      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it, so ${q.schema}.set_session records no identity and every fact checks the signature instead (slower, still correct)`,
+      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it: ${q.schema}.set_session records no identity (every fact checks the signature instead)${q.writes ? ', and a login with that privilege can write a record by hand and act as an id set_session would refuse' : ''}`,
       fix: `REVOKE ALL ON SEQUENCE ${name} FROM ${q.grantees.join(', ')};`,
+    });
+  }
+  // The same for the predefined roles, which no ACL names: a login in app_user's group that is a
+  // member of pg_write_all_data may write the record, of pg_read_all_data read it.
+  const broad = await sql<{ login: string; role: string }[]>`
+    SELECT m.rolname AS login, p.rolname AS role
+    FROM pg_roles m CROSS JOIN pg_roles p
+    WHERE p.rolname IN ('pg_write_all_data', 'pg_read_all_data') AND m.rolcanlogin AND NOT m.rolsuper
+      AND pg_has_role(m.oid, ${APP_ROLE}, 'MEMBER') AND pg_has_role(m.oid, p.oid, 'MEMBER')
+      AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relkind = 'S' AND c.relname = 'rg_acting_user')
+    ORDER BY 1, 2`;
+  for (const b of broad) {
+    add({
+      code: 'identity-record-granted',
+      severity: b.role === 'pg_write_all_data' ? 'error' : 'warning',
+      object: `role ${b.login}`,
+      message: `is a member of ${APP_ROLE} and of ${b.role}: set_session records no identity for it${b.role === 'pg_write_all_data' ? ', and it can write a record by hand and act as an id set_session would refuse' : ''}`,
+      fix: `REVOKE ${ident(b.role)} FROM ${ident(b.login)};`,
     });
   }
   return findings;

@@ -18,7 +18,9 @@ afterAll(async () => {
   await db.current.admin.unsafe(`DROP OWNED BY ${bob}; DROP ROLE IF EXISTS ${alice}; DROP ROLE IF EXISTS ${bob}`).catch(() => {});
 });
 
-const lint = (schemas?: string[]) => lintDatabase(db.current.admin, { schemas });
+// Roles are cluster-wide: test/adversarial/identity makes logins (rg_app_…, rg_report_…) that hold
+// pg_write_all_data for a moment, which lint would report while another file runs beside this one.
+const lint = async (schemas?: string[]) => (await lintDatabase(db.current.admin, { schemas })).filter((f) => !/^role rg_(app|report)_/.test(f.object));
 const find = (findings: Finding[], code: string, object: string) => findings.find((f) => f.code === code && f.object === object);
 
 describe('policy predicates as PostgreSQL prints them', () => {
@@ -173,13 +175,27 @@ describe('rowguard lint', () => {
     try {
       const findings = (await lint()).filter((f) => f.code === 'identity-record-granted');
       expect(findings.map((f) => [f.object, f.severity, f.fix])).toEqual([
-        ['sequence "policycenter"."rg_acting_since"', 'warning', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM app_user;'],
-        ['sequence "policycenter"."rg_acting_user"', 'warning', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM app_user;'],
+        ['sequence "policycenter"."rg_acting_since"', 'error', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM app_user;'],
+        ['sequence "policycenter"."rg_acting_user"', 'error', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM app_user;'],
       ]);
       expect(findings[0]!.message).toContain('policycenter.set_session records no identity');
+      expect(findings[0]!.message).toContain('can write a record by hand');
       for (const f of findings) await admin.unsafe(f.fix);
+      // SELECT alone reads the record: a warning.
+      await admin.unsafe('GRANT SELECT ON SEQUENCE policycenter.rg_acting_user TO reporting_user');
+      expect((await lint()).filter((f) => f.code === 'identity-record-granted').map((f) => [f.object, f.severity])).toEqual([
+        ['sequence "policycenter"."rg_acting_user"', 'warning'],
+      ]);
+      await admin.unsafe('REVOKE SELECT ON SEQUENCE policycenter.rg_acting_user FROM reporting_user');
+      // An application login in pg_write_all_data, which no ACL shows.
+      await admin.unsafe(`CREATE ROLE ${alice} LOGIN IN ROLE app_user, pg_write_all_data`);
+      const member = (await lint()).filter((f) => f.code === 'identity-record-granted');
+      expect(member.map((f) => [f.object, f.severity, f.fix])).toEqual([[`role ${alice}`, 'error', `REVOKE "pg_write_all_data" FROM "${alice}";`]]);
+      await admin.unsafe(member[0]!.fix);
+      await admin.unsafe(`DROP ROLE ${alice}`);
     } finally {
       await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM app_user');
+      await admin.unsafe(`DROP ROLE IF EXISTS ${alice}`);
     }
     expect(await lint()).toEqual([]);
   });
