@@ -331,9 +331,15 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           if (mismatched) add(path, 'type-mismatch', `allOf(…) has a ${mismatched} value, tested against a set of ${setType}`, `give every value the set's element type, ${element}`);
           break;
         }
-        case 'compare':
-          if (!comparable(types.of(e.left), types.of(e.right))) add(path, 'type-mismatch', `comparing ${types.of(e.left)} with ${types.of(e.right)}`, 'compare values of the same type');
+        case 'compare': {
+          const [left, right] = [types.of(e.left), types.of(e.right)];
+          if (comparable(left, right)) break;
+          // A plain string against a uuid, a date, …: the literal needs the other side's type.
+          const text = [e.left, e.right].find((x) => x.kind === 'literal' && x.type === undefined && typeof x.value === 'string');
+          const fix = text?.kind === 'literal' ? `give the string its type: lit('${String(text.value).replaceAll("'", "\\'")}', '${text === e.left ? right : left}')` : 'compare values of the same type';
+          add(path, 'type-mismatch', `comparing ${left} with ${right}`, fix);
           break;
+        }
         case 'every-row-when': {
           if (!allowed.row) {
             add(path, 'row-out-of-scope', `everyRowWhen(${e.table}, …) reads the row's primary key, but there is no row here`, `use it in a policy of "${e.table}"; a fact can hold the condition itself`);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { defineModel, scalarOf, t, type E } from '../../generator/dsl/index.ts';
+import { defineModel, lit, scalarOf, t, type E } from '../../generator/dsl/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
 
 const run = promisify(execFile);
@@ -59,6 +59,22 @@ describe('validation', () => {
       m.policy(users, 'users_delete', { for: 'delete', using: (u) => u.id.in(a) });
     });
     expect(problems.map((p) => p.code).sort()).toEqual(['not-a-set', 'type-mismatch', 'unknown-table']);
+  });
+});
+
+describe('comparisons', () => {
+  it('a plain string against a uuid column is refused with the typed literal that fixes it; typed, it is accepted', () => {
+    const id = '6f1c1a52-0d8e-4b53-9d61-2f0a4f6c9a01';
+    const build = (typed: boolean) => (m: Parameters<Parameters<typeof defineModel>[1]>[0]) => {
+      const users = m.table('users', { id: t.uuid().primaryKey() });
+      const notes = m.table('notes', { id: t.bigint().primaryKey(), owner_id: t.uuid() });
+      m.identity(users);
+      m.policy(notes, 'notes_select', { for: 'select', using: (n) => n.owner_id.eq(typed ? lit(id, 'uuid') : id) });
+    };
+    expect(problemsOf(build(false)).map((p) => [p.code, p.path, p.message, p.fix])).toEqual([
+      ['type-mismatch', 'notes.select[0] "notes_select"', 'comparing uuid with text', `give the string its type: lit('${id}', 'uuid')`],
+    ]);
+    expect(problemsOf(build(true))).toEqual([]);
   });
 });
 
