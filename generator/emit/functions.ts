@@ -20,9 +20,9 @@ import type { Expr, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
 import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
-import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, KEY_TABLE, REPORTING_ROLE, SESSION_TOKEN, sessionTokenSql } from './roles.ts';
+import { APP_ROLE, DEFINER_ROLE, KEY_TABLE, REPORTING_ROLE, SESSION_TOKEN, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
-import { fitName, hintSearchPathSql } from './hints.ts';
+import { hintSearchPathSql } from './hints.ts';
 
 export interface FunctionSpec {
   readonly schema: string;
@@ -117,18 +117,11 @@ export function actingSequences(model: ModelNode): ActingSequences | null {
   return model.identity ? sequencesOf(model.schema, model.identity.type) : null;
 }
 
-/**
- * In the rowguard schema, which only rowguard_definer may use: a grant on every sequence of the
- * model's schema (`GRANT … ON ALL SEQUENCES IN SCHEMA`, common for serial columns) does not reach
- * them, nor does a name lookup by anyone else. (Until migrations 0150–0153 they were in the
- * model's schema.)
- */
 function sequencesOf(schema: string, idType: string): ActingSequences {
-  const name = (what: string) => qualified(CORE_SCHEMA, fitName(`${schema}_acting_${what}`));
   return {
-    user: name('user'),
-    since: name('since'),
-    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : name('nonce'),
+    user: qualified(schema, 'rg_acting_user'),
+    since: qualified(schema, 'rg_acting_since'),
+    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(schema, 'rg_acting_nonce'),
   };
 }
 
@@ -163,7 +156,7 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that a read-write ${model.schema}.set_session last recorded on this connection; read by ${model.schema}.current_user_id.`)};`,
   ];
   return statement(
-    `sequences ${CORE_SCHEMA}.${model.schema}_acting`,
+    `sequences ${model.schema}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
       ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),

@@ -2,7 +2,7 @@
 // protect (or to perform), whoever created the objects. Read-only: catalog queries only.
 import type { Sql } from 'postgres';
 import { marksHeldIn } from '../emit/hints.ts';
-import { APP_ROLE, CORE_SCHEMA, DEFINER_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
+import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { byCodePoint, ident, qualified } from '../sql/print.ts';
 import { columnArrays, functionCalls, matchedColumns, overlappedColumnArrays } from './predicates.ts';
 
@@ -337,23 +337,23 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   // current_user_id does not check grants at every call, so a role that may write a sequence
   // (UPDATE: setval; USAGE: nextval) can write a record by hand and act as an id set_session
   // would refuse: an error. SELECT alone reads the record (and a text id's nonce): a warning.
-  const acting = await sql<{ schema: string; model: string; name: string; grantees: string[]; writes: boolean }[]>`
-    SELECT n.nspname AS schema, regexp_replace(c.relname, '_acting_(user|since|nonce)$', '') AS model, c.relname AS name,
+  const acting = await sql<{ schema: string; name: string; grantees: string[]; writes: boolean }[]>`
+    SELECT n.nspname AS schema, c.relname AS name,
            array_agg(DISTINCT g.name ORDER BY g.name) AS grantees,
            bool_or(a.privilege_type IN ('UPDATE', 'USAGE')) AS writes
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
       CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS name) g
-    WHERE c.relkind = 'S' AND n.nspname = ${CORE_SCHEMA} AND c.relname ~ '_acting_(user|since|nonce)$'
+    WHERE c.relkind = 'S' AND c.relname IN ('rg_acting_user', 'rg_acting_since', 'rg_acting_nonce')
       AND a.grantee <> c.relowner AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = ${DEFINER_ROLE})
-    GROUP BY 1, 2, 3 ORDER BY 1, 3`;
+    GROUP BY 1, 2 ORDER BY 1, 2`;
   for (const q of acting) {
-    if (!inScope(q.model)) continue;
+    if (!inScope(q.schema)) continue;
     const name = qualified(q.schema, q.name);
     add({
       code: 'identity-record-granted',
       severity: q.writes ? 'error' : 'warning',
       object: `sequence ${name}`,
-      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it: ${q.model}.set_session records no identity (every fact checks the signature instead)${q.writes ? ', and a login with that privilege can write a record by hand and act as an id set_session would refuse' : ''}`,
+      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it: ${q.schema}.set_session records no identity (every fact checks the signature instead)${q.writes ? ', and a login with that privilege can write a record by hand and act as an id set_session would refuse' : ''}`,
       fix: `REVOKE ALL ON SEQUENCE ${name} FROM ${q.grantees.join(', ')};`,
     });
   }
@@ -364,8 +364,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     FROM pg_roles m CROSS JOIN pg_roles p
     WHERE p.rolname IN ('pg_write_all_data', 'pg_read_all_data') AND m.rolcanlogin AND NOT m.rolsuper
       AND pg_has_role(m.oid, ${APP_ROLE}, 'MEMBER') AND pg_has_role(m.oid, p.oid, 'MEMBER')
-      AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE c.relkind = 'S' AND n.nspname = ${CORE_SCHEMA} AND c.relname ~ '_acting_user$')
+      AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relkind = 'S' AND c.relname = 'rg_acting_user')
     ORDER BY 1, 2`;
   for (const b of broad) {
     add({
