@@ -95,6 +95,9 @@ export interface ActingSequences {
   readonly nonce: string | null;
 }
 
+/** The record's sequences by what they hold, as named in every model's schema (lint finds them by these names). */
+export const ACTING_SEQUENCE_NAMES = { user: 'rg_acting_user', since: 'rg_acting_since', nonce: 'rg_acting_nonce' } as const;
+
 /** Identity types that the acting sequences can hold. */
 const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8']);
 
@@ -119,10 +122,25 @@ export function actingSequences(model: ModelNode): ActingSequences | null {
 
 function sequencesOf(schema: string, idType: string): ActingSequences {
   return {
-    user: qualified(schema, 'rg_acting_user'),
-    since: qualified(schema, 'rg_acting_since'),
-    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(schema, 'rg_acting_nonce'),
+    user: qualified(schema, ACTING_SEQUENCE_NAMES.user),
+    since: qualified(schema, ACTING_SEQUENCE_NAMES.since),
+    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(schema, ACTING_SEQUENCE_NAMES.nonce),
   };
+}
+
+/** Every sequence of the record, the nonce's last where there is one. */
+export function recordSequences(acting: ActingSequences): string[] {
+  return [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])];
+}
+
+/** A sequence's name as a regclass constant, which PostgreSQL resolves once when it plans the call. */
+function regclass(sequence: string): string {
+  return `${literal(sequence)}::pg_catalog.regclass`;
+}
+
+/** The first 16 hex digits that `hex` (an SQL text expression) yields, as a bigint: 64 bits. */
+function first64Bits(hex: string): string {
+  return `('x' || pg_catalog.left(${hex}, 16))::pg_catalog.bit(64)::bigint`;
 }
 
 /**
@@ -131,11 +149,11 @@ function sequencesOf(schema: string, idType: string): ActingSequences {
  */
 export function recordedIdSql(nonce: string, claimed: string): string {
   const hash = `pg_catalog.sha256(pg_catalog.int8send(${nonce}) || pg_catalog.convert_to(${claimed}, 'UTF8'))`;
-  return `('x' || pg_catalog.left(pg_catalog.encode(${hash}, 'hex'), 16))::pg_catalog.bit(64)::bigint`;
+  return first64Bits(`pg_catalog.encode(${hash}, 'hex')`);
 }
 
 /** 60 random bits (a version-4 uuid's first 64, from the server's strong random source), as a bigint. */
-const RANDOM_NONCE = `('x' || pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 16))::pg_catalog.bit(64)::bigint`;
+const RANDOM_NONCE = first64Bits(`pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '')`);
 
 /**
  * The transaction's start in whole microseconds since 1970. A later transaction of this backend has
@@ -163,7 +181,7 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
       ...create(acting.since, "the transaction start, in microseconds since 1970,"),
       ...(acting.nonce ? create(acting.nonce, 'the random key of the digest') : []),
     ].join('\n'),
-    [...(acting.nonce ? [`DROP SEQUENCE ${acting.nonce};`] : []), `DROP SEQUENCE ${acting.since};`, `DROP SEQUENCE ${acting.user};`].join('\n'),
+    recordSequences(acting).reverse().map((seq) => `DROP SEQUENCE ${seq};`).join('\n'),
   );
 }
 
@@ -188,12 +206,12 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
     `        AND pg_catalog.pg_has_role(session_user, ${literal(APP_ROLE)}, 'MEMBER')`,
     ...(acting.nonce
       ? [
-          `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started`,
-          `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass) = ${recordedIdSql(`pg_catalog.currval(${literal(acting.nonce)}::pg_catalog.regclass)`, 'claimed')} THEN`,
+          `        AND pg_catalog.currval(${regclass(acting.since)}) = started`,
+          `        AND pg_catalog.currval(${regclass(acting.user)}) = ${recordedIdSql(`pg_catalog.currval(${regclass(acting.nonce)})`, 'claimed')} THEN`,
         ]
       : [
-          `        AND pg_catalog.currval(${literal(acting.user)}::pg_catalog.regclass)::text = claimed`,
-          `        AND pg_catalog.currval(${literal(acting.since)}::pg_catalog.regclass) = started THEN`,
+          `        AND pg_catalog.currval(${regclass(acting.user)})::text = claimed`,
+          `        AND pg_catalog.currval(${regclass(acting.since)}) = started THEN`,
         ]),
     `      RETURN claimed::${idType};`,
     '    END IF;',
@@ -211,13 +229,12 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
  * A SQL condition, for establish_session (search_path pinned).
  */
 function recordUnreachableSql(acting: ActingSequences): string {
-  const sequences = [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])];
-  const owner = `(SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = ${literal(acting.user)}::pg_catalog.regclass)`;
+  const owner = `(SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = ${regclass(acting.user)})`;
   return [
     `(pg_catalog.pg_has_role(session_user, ${owner}, 'MEMBER')`,
     `  OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')`,
     `    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a`,
-    `      WHERE c.oid = ANY (ARRAY[${sequences.map((seq) => `${literal(seq)}::pg_catalog.regclass`).join(', ')}]::pg_catalog.oid[])`,
+    `      WHERE c.oid = ANY (ARRAY[${recordSequences(acting).map(regclass).join(', ')}]::pg_catalog.oid[])`,
     `        AND a.grantee <> c.relowner AND a.grantee <> ${literal(DEFINER_ROLE)}::pg_catalog.regrole)))`,
   ].join('\n        ');
 }
@@ -236,10 +253,10 @@ function recordWriteLines(schema: string, settings: ReturnType<typeof identitySe
     ...(acting.nonce
       ? [
           `    nonce := ${RANDOM_NONCE};`,
-          `    PERFORM pg_catalog.setval(${literal(acting.nonce)}::pg_catalog.regclass, nonce), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started),`,
-          `      pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, ${recordedIdSql('nonce', '$1::text')});`,
+          `    PERFORM pg_catalog.setval(${regclass(acting.nonce)}, nonce), pg_catalog.setval(${regclass(acting.since)}, started),`,
+          `      pg_catalog.setval(${regclass(acting.user)}, ${recordedIdSql('nonce', '$1::text')});`,
         ]
-      : [`    PERFORM pg_catalog.setval(${literal(acting.user)}::pg_catalog.regclass, $1), pg_catalog.setval(${literal(acting.since)}::pg_catalog.regclass, started);`]),
+      : [`    PERFORM pg_catalog.setval(${regclass(acting.user)}, $1), pg_catalog.setval(${regclass(acting.since)}, started);`]),
     `    PERFORM set_config(${literal(settings.acting)}, started::text, true);`,
     '  ELSE',
     `    PERFORM set_config(${literal(settings.acting)}, '', true);`,

@@ -1,6 +1,7 @@
 // `rowguard lint`: inspects a live database for the ways row-level security silently fails to
 // protect (or to perform), whoever created the objects. Read-only: catalog queries only.
 import type { Sql } from 'postgres';
+import { ACTING_SEQUENCE_NAMES } from '../emit/functions.ts';
 import { marksHeldIn } from '../emit/hints.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { byCodePoint, ident, qualified } from '../sql/print.ts';
@@ -343,7 +344,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
            bool_or(a.privilege_type IN ('UPDATE', 'USAGE')) AS writes
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
       CROSS JOIN LATERAL (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS name) g
-    WHERE c.relkind = 'S' AND c.relname IN ('rg_acting_user', 'rg_acting_since', 'rg_acting_nonce')
+    WHERE c.relkind = 'S' AND c.relname = ANY (${Object.values(ACTING_SEQUENCE_NAMES)}::text[])
       AND a.grantee <> c.relowner AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = ${DEFINER_ROLE})
     GROUP BY 1, 2 ORDER BY 1, 2`;
   for (const q of acting) {
@@ -364,7 +365,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     FROM pg_roles m CROSS JOIN pg_roles p
     WHERE p.rolname IN ('pg_write_all_data', 'pg_read_all_data') AND m.rolcanlogin AND NOT m.rolsuper
       AND pg_has_role(m.oid, ${APP_ROLE}, 'MEMBER') AND pg_has_role(m.oid, p.oid, 'MEMBER')
-      AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relkind = 'S' AND c.relname = 'rg_acting_user')
+      AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relkind = 'S' AND c.relname = ${ACTING_SEQUENCE_NAMES.user})
     ORDER BY 1, 2`;
   for (const b of broad) {
     add({

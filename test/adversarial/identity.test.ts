@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { closureNames } from '../../generator/emit/closure.ts';
-import { actingSequences, identitySettings, recordedIdSql, TRANSACTION_START_US } from '../../generator/emit/functions.ts';
+import { actingSequences, identitySettings, recordedIdSql, recordSequences, TRANSACTION_START_US } from '../../generator/emit/functions.ts';
 import { sessionTokenSql } from '../../generator/emit/roles.ts';
 import { ident } from '../../generator/sql/print.ts';
 import { rolledBack, sqlState, urlAs, useTestDatabase } from '../support/db.ts';
@@ -133,7 +133,7 @@ for (const model of models) {
         expect(await who()).toBeNull();
         // app_user may neither read nor write the record, nor may reporting_user.
         for (const role of ['app_user', 'reporting_user']) {
-          for (const seq of [acting.user, acting.since, ...(acting.nonce ? [acting.nonce] : [])]) {
+          for (const seq of recordSequences(acting)) {
             const [row] = await conn.unsafe(`SELECT has_sequence_privilege($1, $2, 'SELECT, UPDATE, USAGE') AS any`, [role, seq]);
             expect(row!.any, `${role} on ${seq}`).toBe(false);
           }
