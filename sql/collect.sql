@@ -161,18 +161,22 @@ REVOKE ALL ON "collect"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "collect"."login_bindings" TO "rowguard_definer";
 
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
-CREATE UNLOGGED SEQUENCE "collect"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "collect"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
-GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_user" TO "rowguard_definer";
-COMMENT ON SEQUENCE "collect"."rg_acting_user" IS 'Internal: currval() is the digest of the id (recorded with the nonce) that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
-CREATE UNLOGGED SEQUENCE "collect"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "collect"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
-GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_since" TO "rowguard_definer";
-COMMENT ON SEQUENCE "collect"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
-CREATE UNLOGGED SEQUENCE "collect"."rg_acting_nonce" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "collect"."rg_acting_nonce" FROM PUBLIC, "app_user", "reporting_user";
-GRANT SELECT, UPDATE ON SEQUENCE "collect"."rg_acting_nonce" TO "rowguard_definer";
-COMMENT ON SEQUENCE "collect"."rg_acting_nonce" IS 'Internal: currval() is the random key of the digest that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+CREATE SCHEMA "rg_record_collect";
+REVOKE ALL ON SCHEMA "rg_record_collect" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_record_collect" TO "rowguard_definer";
+COMMENT ON SCHEMA "rg_record_collect" IS 'Internal: the identity record of collect.set_session, read by collect.current_user_id. Grant nothing here.';
+CREATE UNLOGGED SEQUENCE "rg_record_collect"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "rg_record_collect"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "rg_record_collect"."rg_acting_user" TO "rowguard_definer";
+COMMENT ON SEQUENCE "rg_record_collect"."rg_acting_user" IS 'Internal: currval() is the digest of the id (recorded with the nonce) that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+CREATE UNLOGGED SEQUENCE "rg_record_collect"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "rg_record_collect"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "rg_record_collect"."rg_acting_since" TO "rowguard_definer";
+COMMENT ON SEQUENCE "rg_record_collect"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
+CREATE UNLOGGED SEQUENCE "rg_record_collect"."rg_acting_nonce" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "rg_record_collect"."rg_acting_nonce" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "rg_record_collect"."rg_acting_nonce" TO "rowguard_definer";
+COMMENT ON SEQUENCE "rg_record_collect"."rg_acting_nonce" IS 'Internal: currval() is the random key of the digest that a read-write collect.set_session last recorded on this connection; read by collect.current_user_id.';
 
 CREATE FUNCTION "collect"."current_user_id"() RETURNS text
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -198,8 +202,8 @@ BEGIN
     -- another id claimed by hand does not match it.
     IF current_setting('rowguard.collect_acting', true) IS NOT DISTINCT FROM started::text
         AND pg_catalog.pg_has_role(session_user, 'app_user', 'MEMBER')
-        AND pg_catalog.currval('"collect"."rg_acting_since"'::pg_catalog.regclass) = started
-        AND pg_catalog.currval('"collect"."rg_acting_user"'::pg_catalog.regclass) = ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(pg_catalog.currval('"collect"."rg_acting_nonce"'::pg_catalog.regclass)) || pg_catalog.convert_to(claimed, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint THEN
+        AND pg_catalog.currval('"rg_record_collect"."rg_acting_since"'::pg_catalog.regclass) = started
+        AND pg_catalog.currval('"rg_record_collect"."rg_acting_user"'::pg_catalog.regclass) = ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(pg_catalog.currval('"rg_record_collect"."rg_acting_nonce"'::pg_catalog.regclass)) || pg_catalog.convert_to(claimed, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint THEN
       RETURN claimed::text;
     END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
@@ -241,14 +245,14 @@ BEGIN
   -- a standby, which may not setval: there the signature alone serves. Nor where a grant lets
   -- the login (or app_user) read or write the sequences itself: it could forge the record.
   IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off'
-      AND (pg_catalog.pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = '"collect"."rg_acting_user"'::pg_catalog.regclass), 'MEMBER')
+      AND (pg_catalog.pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = '"rg_record_collect"."rg_acting_user"'::pg_catalog.regclass), 'MEMBER')
           OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
-              WHERE c.oid = ANY (ARRAY['"collect"."rg_acting_user"'::pg_catalog.regclass, '"collect"."rg_acting_since"'::pg_catalog.regclass, '"collect"."rg_acting_nonce"'::pg_catalog.regclass]::pg_catalog.oid[])
+              WHERE c.oid = ANY (ARRAY['"rg_record_collect"."rg_acting_user"'::pg_catalog.regclass, '"rg_record_collect"."rg_acting_since"'::pg_catalog.regclass, '"rg_record_collect"."rg_acting_nonce"'::pg_catalog.regclass]::pg_catalog.oid[])
                 AND a.grantee <> c.relowner AND a.grantee <> 'rowguard_definer'::pg_catalog.regrole))) THEN
     nonce := ('x' || pg_catalog.left(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 16))::pg_catalog.bit(64)::bigint;
-    PERFORM pg_catalog.setval('"collect"."rg_acting_nonce"'::pg_catalog.regclass, nonce), pg_catalog.setval('"collect"."rg_acting_since"'::pg_catalog.regclass, started),
-      pg_catalog.setval('"collect"."rg_acting_user"'::pg_catalog.regclass, ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(nonce) || pg_catalog.convert_to($1::text, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint);
+    PERFORM pg_catalog.setval('"rg_record_collect"."rg_acting_nonce"'::pg_catalog.regclass, nonce), pg_catalog.setval('"rg_record_collect"."rg_acting_since"'::pg_catalog.regclass, started),
+      pg_catalog.setval('"rg_record_collect"."rg_acting_user"'::pg_catalog.regclass, ('x' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(pg_catalog.int8send(nonce) || pg_catalog.convert_to($1::text, 'UTF8')), 'hex'), 16))::pg_catalog.bit(64)::bigint);
     PERFORM set_config('rowguard.collect_acting', started::text, true);
   ELSE
     PERFORM set_config('rowguard.collect_acting', '', true);

@@ -219,14 +219,18 @@ REVOKE ALL ON "policycenter"."login_bindings" FROM PUBLIC;
 GRANT SELECT ON "policycenter"."login_bindings" TO "rowguard_definer";
 
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
-CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
-GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_user" TO "rowguard_definer";
-COMMENT ON SEQUENCE "policycenter"."rg_acting_user" IS 'Internal: currval() is the id that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
-CREATE UNLOGGED SEQUENCE "policycenter"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
-REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
-GRANT SELECT, UPDATE ON SEQUENCE "policycenter"."rg_acting_since" TO "rowguard_definer";
-COMMENT ON SEQUENCE "policycenter"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
+CREATE SCHEMA "rg_record_policycenter";
+REVOKE ALL ON SCHEMA "rg_record_policycenter" FROM PUBLIC;
+GRANT USAGE ON SCHEMA "rg_record_policycenter" TO "rowguard_definer";
+COMMENT ON SCHEMA "rg_record_policycenter" IS 'Internal: the identity record of policycenter.set_session, read by policycenter.current_user_id. Grant nothing here.';
+CREATE UNLOGGED SEQUENCE "rg_record_policycenter"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "rg_record_policycenter"."rg_acting_user" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "rg_record_policycenter"."rg_acting_user" TO "rowguard_definer";
+COMMENT ON SEQUENCE "rg_record_policycenter"."rg_acting_user" IS 'Internal: currval() is the id that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
+CREATE UNLOGGED SEQUENCE "rg_record_policycenter"."rg_acting_since" AS bigint MINVALUE -9223372036854775808;
+REVOKE ALL ON SEQUENCE "rg_record_policycenter"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
+GRANT SELECT, UPDATE ON SEQUENCE "rg_record_policycenter"."rg_acting_since" TO "rowguard_definer";
+COMMENT ON SEQUENCE "rg_record_policycenter"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write policycenter.set_session last recorded on this connection; read by policycenter.current_user_id.';
 
 CREATE FUNCTION "policycenter"."current_user_id"() RETURNS bigint
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -251,8 +255,8 @@ BEGIN
     -- false). The id compared as text, so any claimed value compares without an error.
     IF current_setting('rowguard.policycenter_acting', true) IS NOT DISTINCT FROM started::text
         AND pg_catalog.pg_has_role(session_user, 'app_user', 'MEMBER')
-        AND pg_catalog.currval('"policycenter"."rg_acting_user"'::pg_catalog.regclass)::text = claimed
-        AND pg_catalog.currval('"policycenter"."rg_acting_since"'::pg_catalog.regclass) = started THEN
+        AND pg_catalog.currval('"rg_record_policycenter"."rg_acting_user"'::pg_catalog.regclass)::text = claimed
+        AND pg_catalog.currval('"rg_record_policycenter"."rg_acting_since"'::pg_catalog.regclass) = started THEN
       RETURN claimed::bigint;
     END IF;
     SELECT s."key" INTO k FROM "rowguard"."session_key" AS s;
@@ -293,12 +297,12 @@ BEGIN
   -- a standby, which may not setval: there the signature alone serves. Nor where a grant lets
   -- the login (or app_user) read or write the sequences itself: it could forge the record.
   IF token IS NOT NULL AND current_setting('transaction_read_only') = 'off'
-      AND (pg_catalog.pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = '"policycenter"."rg_acting_user"'::pg_catalog.regclass), 'MEMBER')
+      AND (pg_catalog.pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = '"rg_record_policycenter"."rg_acting_user"'::pg_catalog.regclass), 'MEMBER')
           OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
-              WHERE c.oid = ANY (ARRAY['"policycenter"."rg_acting_user"'::pg_catalog.regclass, '"policycenter"."rg_acting_since"'::pg_catalog.regclass]::pg_catalog.oid[])
+              WHERE c.oid = ANY (ARRAY['"rg_record_policycenter"."rg_acting_user"'::pg_catalog.regclass, '"rg_record_policycenter"."rg_acting_since"'::pg_catalog.regclass]::pg_catalog.oid[])
                 AND a.grantee <> c.relowner AND a.grantee <> 'rowguard_definer'::pg_catalog.regrole))) THEN
-    PERFORM pg_catalog.setval('"policycenter"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"policycenter"."rg_acting_since"'::pg_catalog.regclass, started);
+    PERFORM pg_catalog.setval('"rg_record_policycenter"."rg_acting_user"'::pg_catalog.regclass, $1), pg_catalog.setval('"rg_record_policycenter"."rg_acting_since"'::pg_catalog.regclass, started);
     PERFORM set_config('rowguard.policycenter_acting', started::text, true);
   ELSE
     PERFORM set_config('rowguard.policycenter_acting', '', true);

@@ -22,7 +22,7 @@ import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, DEFINER_ROLE, KEY_TABLE, REPORTING_ROLE, SESSION_TOKEN, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
-import { hintSearchPathSql } from './hints.ts';
+import { fitName, hintSearchPathSql } from './hints.ts';
 
 export interface FunctionSpec {
   readonly schema: string;
@@ -95,8 +95,19 @@ export interface ActingSequences {
   readonly nonce: string | null;
 }
 
-/** The record's sequences by what they hold, as named in every model's schema (lint finds them by these names). */
+/** The record's sequences by what they hold, as named in every model's record schema (lint finds them by these names). */
 export const ACTING_SEQUENCE_NAMES = { user: 'rg_acting_user', since: 'rg_acting_since', nonce: 'rg_acting_nonce' } as const;
+
+/**
+ * The schema of a model's identity record, `rg_record_<schema>`: the model migration creates it,
+ * and only rowguard_definer (and its owner) may use it. So a grant on every sequence of the
+ * model's schema (`GRANT … ON ALL SEQUENCES IN SCHEMA`, common for serial columns) or the
+ * schema's default privileges do not reach the record. (Until migrations 0150–0153 the sequences
+ * were in the model's schema.)
+ */
+export function recordSchemaOf(schema: string): string {
+  return fitName(`rg_record_${schema}`);
+}
 
 /** Identity types that the acting sequences can hold. */
 const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8']);
@@ -106,7 +117,8 @@ const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bi
  * signature: the id, and the transaction's start in microseconds, as this session's currval() of
  * two sequences. A session's currval() changes only by its own setval() or nextval(), which need
  * UPDATE or USAGE on the sequence. rowguard_definer has them; so may roles a DBA grants more (the
- * owner, pg_write_all_data, a schema-wide GRANT), which is why current_user_id reads the record only
+ * owner, pg_write_all_data, a grant on them: the schema of their own, recordSchemaOf, keeps a grant
+ * on every sequence of the model's schema off them), which is why current_user_id reads the record only
  * for a login that is a member of app_user, and so may call set_session for any id anyway, and why
  * set_session records nothing while a grant reaches the sequences (recordUnreachableSql).
  * An id that is not an integer (text, uuid) is recorded as a 64-bit digest keyed by a third
@@ -121,10 +133,11 @@ export function actingSequences(model: ModelNode): ActingSequences | null {
 }
 
 function sequencesOf(schema: string, idType: string): ActingSequences {
+  const home = recordSchemaOf(schema);
   return {
-    user: qualified(schema, ACTING_SEQUENCE_NAMES.user),
-    since: qualified(schema, ACTING_SEQUENCE_NAMES.since),
-    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(schema, ACTING_SEQUENCE_NAMES.nonce),
+    user: qualified(home, ACTING_SEQUENCE_NAMES.user),
+    since: qualified(home, ACTING_SEQUENCE_NAMES.since),
+    nonce: INTEGER_TYPES.has(idType.toLowerCase()) ? null : qualified(home, ACTING_SEQUENCE_NAMES.nonce),
   };
 }
 
@@ -168,20 +181,26 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     // Unlogged: nothing is kept but the session's own currval(), so no WAL and no transaction id
     // for set_session. Any bigint, negative ids included.
     `CREATE UNLOGGED SEQUENCE ${name} AS bigint MINVALUE -9223372036854775808;`,
-    // Named too: default privileges a DBA set for the schema would otherwise reach them.
+    // Named too: default privileges a DBA set for every schema would otherwise reach them.
     `REVOKE ALL ON SEQUENCE ${name} FROM PUBLIC, ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
     `GRANT SELECT, UPDATE ON SEQUENCE ${name} TO ${ident(DEFINER_ROLE)};`,
     `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that a read-write ${model.schema}.set_session last recorded on this connection; read by ${model.schema}.current_user_id.`)};`,
   ];
+  const home = ident(recordSchemaOf(model.schema));
   return statement(
-    `sequences ${model.schema}.rg_acting`,
+    `sequences ${recordSchemaOf(model.schema)}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
+      // A schema of their own, which only rowguard_definer may use (see recordSchemaOf).
+      `CREATE SCHEMA ${home};`,
+      `REVOKE ALL ON SCHEMA ${home} FROM PUBLIC;`,
+      `GRANT USAGE ON SCHEMA ${home} TO ${ident(DEFINER_ROLE)};`,
+      `COMMENT ON SCHEMA ${home} IS ${literal(`Internal: the identity record of ${model.schema}.set_session, read by ${model.schema}.current_user_id. Grant nothing here.`)};`,
       ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),
       ...create(acting.since, "the transaction start, in microseconds since 1970,"),
       ...(acting.nonce ? create(acting.nonce, 'the random key of the digest') : []),
     ].join('\n'),
-    recordSequences(acting).reverse().map((seq) => `DROP SEQUENCE ${seq};`).join('\n'),
+    [...recordSequences(acting).reverse().map((seq) => `DROP SEQUENCE ${seq};`), `DROP SCHEMA ${home};`].join('\n'),
   );
 }
 

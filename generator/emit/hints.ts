@@ -1298,7 +1298,7 @@ export function hintSearchPathSql(model: ModelNode): string[] {
 }
 
 /** `plain`, or a prefix of it and a hash of the whole when it is longer than PostgreSQL keeps. */
-function fitName(plain: string): string {
+export function fitName(plain: string): string {
   if (identifierBytes(plain) <= MAX_IDENTIFIER_BYTES) return plain;
   return `${plain.slice(0, MAX_IDENTIFIER_BYTES - 9)}_${createHash('sha256').update(plain).digest('hex').slice(0, 8)}`;
 }

@@ -1,7 +1,7 @@
 // `rowguard lint`: inspects a live database for the ways row-level security silently fails to
 // protect (or to perform), whoever created the objects. Read-only: catalog queries only.
 import type { Sql } from 'postgres';
-import { ACTING_SEQUENCE_NAMES } from '../emit/functions.ts';
+import { ACTING_SEQUENCE_NAMES, recordSchemaOf } from '../emit/functions.ts';
 import { marksHeldIn } from '../emit/hints.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from '../emit/roles.ts';
 import { byCodePoint, ident, qualified } from '../sql/print.ts';
@@ -347,14 +347,20 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     WHERE c.relkind = 'S' AND c.relname = ANY (${Object.values(ACTING_SEQUENCE_NAMES)}::text[])
       AND a.grantee <> c.relowner AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = ${DEFINER_ROLE})
     GROUP BY 1, 2 ORDER BY 1, 2`;
+  // Each sequence's model: the schema whose record schema (recordSchemaOf) holds it.
+  const modelOf = new Map<string, string>();
+  if (acting.length > 0) {
+    for (const { name } of await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace`) modelOf.set(recordSchemaOf(name), name);
+  }
   for (const q of acting) {
-    if (!inScope(q.schema)) continue;
+    const model = modelOf.get(q.schema);
+    if (model === undefined || !inScope(model)) continue;
     const name = qualified(q.schema, q.name);
     add({
       code: 'identity-record-granted',
       severity: q.writes ? 'error' : 'warning',
       object: `sequence ${name}`,
-      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it: ${q.schema}.set_session records no identity (every fact checks the signature instead)${q.writes ? ', and a login with that privilege can write a record by hand and act as an id set_session would refuse' : ''}`,
+      message: `${q.grantees.join(', ')} ${q.grantees.length === 1 ? 'holds a privilege' : 'hold privileges'} on it: ${model}.set_session records no identity (every fact checks the signature instead)${q.writes ? ', and a login with that privilege can write a record by hand and act as an id set_session would refuse' : ''}`,
       fix: `REVOKE ALL ON SEQUENCE ${name} FROM ${q.grantees.join(', ')};`,
     });
   }

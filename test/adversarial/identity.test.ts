@@ -134,12 +134,17 @@ for (const model of models) {
         // app_user may neither read nor write the record, nor may reporting_user.
         for (const role of ['app_user', 'reporting_user']) {
           for (const seq of recordSequences(acting)) {
-            const [row] = await conn.unsafe(`SELECT has_sequence_privilege($1, $2, 'SELECT, UPDATE, USAGE') AS any`, [role, seq]);
+            const [row] = await db.current.admin.unsafe(`SELECT has_sequence_privilege($1, $2, 'SELECT, UPDATE, USAGE') AS any`, [role, seq]);
             expect(row!.any, `${role} on ${seq}`).toBe(false);
           }
         }
+        // By name (the record's schema is closed to app_user) and by OID (the sequences themselves are).
+        const oids = Object.fromEntries(
+          await Promise.all(recordSequences(acting).map(async (seq) => [seq, (await db.current.admin.unsafe(`SELECT $1::regclass::oid AS oid`, [seq]))[0]!.oid])),
+        ) as Record<string, number>;
         const sequenceCalls = [`SELECT currval('${acting.user}')`, `SELECT setval('${acting.user}', 1)`, `SELECT nextval('${acting.since}')`];
-        if (acting.nonce) sequenceCalls.push(`SELECT currval('${acting.nonce}')`, `SELECT last_value FROM ${acting.nonce}`);
+        sequenceCalls.push(`SELECT currval(${oids[acting.user]})`, `SELECT setval(${oids[acting.user]}, 1)`, `SELECT nextval(${oids[acting.since]})`);
+        if (acting.nonce) sequenceCalls.push(`SELECT currval('${acting.nonce}')`, `SELECT currval(${oids[acting.nonce]})`, `SELECT last_value FROM ${acting.nonce}`);
         for (const q of sequenceCalls) {
           await conn.unsafe('SAVEPOINT p');
           expect(await sqlState(conn.unsafe(q)), q).toBe('42501');
@@ -258,12 +263,14 @@ for (const model of models) {
           const [bare] = await tx.unsafe(`SELECT ${S}.current_user_id()::text AS id`);
           return [row!.acting === '' ? 'not recorded' : 'recorded', row!.id, bare!.id];
         });
+      const [{ oid }] = (await db.current.admin.unsafe(`SELECT $1::regclass::oid AS oid`, [acting.user])) as unknown as [{ oid: number }];
       // With USAGE a caller could nextval() the id sequence and claim the number: so no record.
       const forged = () =>
         login.begin(async (tx) => {
           await tx.unsafe('SET LOCAL ROLE app_user');
           await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
-          const [{ next }] = (await tx.unsafe(`SELECT nextval('${acting.user}')::text AS next`)) as unknown as [{ next: string }];
+          // By OID: app_user may not use the record's schema, so not its sequences by name.
+          const [{ next }] = (await tx.unsafe(`SELECT nextval(${oid})::text AS next`)) as unknown as [{ next: string }];
           await tx.unsafe('SELECT set_config($1, $2, true)', [setting, next]);
           return (await tx.unsafe(whoAmI))[0]!.id as string | null;
         });
@@ -277,6 +284,14 @@ for (const model of models) {
       ];
       try {
         expect(await session(), 'no grant').toEqual(['recorded', String(persona), String(persona)]);
+        // A grant on every sequence of the model's schema (for serial columns, say) and its
+        // default privileges do not reach the record's, which are in a schema of their own.
+        await db.current.admin.unsafe(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${S} TO ${app}, app_user`);
+        try {
+          expect(await session(), 'every sequence of the model schema').toEqual(['recorded', String(persona), String(persona)]);
+        } finally {
+          await db.current.admin.unsafe(`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${S} FROM ${app}, app_user`);
+        }
         for (const [grant, revoke] of grants) {
           await db.current.admin.unsafe(grant!);
           try {

@@ -171,22 +171,27 @@ describe('rowguard lint', () => {
 
   it("a grant on the identity record's sequences (which turns the record off, test/adversarial/identity): lint names each sequence, and its fix revokes the grant", async () => {
     const admin = db.current.admin;
+    // A schema-wide grant on the model's sequences (for serial columns) does not reach the record.
     await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA policycenter TO app_user');
+    expect((await lint()).filter((f) => f.code === 'identity-record-granted')).toEqual([]);
+    await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM app_user');
+    // A grant on the record's own sequences does.
+    await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA rg_record_policycenter TO app_user');
     try {
       const findings = (await lint()).filter((f) => f.code === 'identity-record-granted');
       expect(findings.map((f) => [f.object, f.severity, f.fix])).toEqual([
-        ['sequence "policycenter"."rg_acting_since"', 'error', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_since" FROM app_user;'],
-        ['sequence "policycenter"."rg_acting_user"', 'error', 'REVOKE ALL ON SEQUENCE "policycenter"."rg_acting_user" FROM app_user;'],
+        ['sequence "rg_record_policycenter"."rg_acting_since"', 'error', 'REVOKE ALL ON SEQUENCE "rg_record_policycenter"."rg_acting_since" FROM app_user;'],
+        ['sequence "rg_record_policycenter"."rg_acting_user"', 'error', 'REVOKE ALL ON SEQUENCE "rg_record_policycenter"."rg_acting_user" FROM app_user;'],
       ]);
       expect(findings[0]!.message).toContain('policycenter.set_session records no identity');
       expect(findings[0]!.message).toContain('can write a record by hand');
       for (const f of findings) await admin.unsafe(f.fix);
       // SELECT alone reads the record: a warning.
-      await admin.unsafe('GRANT SELECT ON SEQUENCE policycenter.rg_acting_user TO reporting_user');
+      await admin.unsafe('GRANT SELECT ON SEQUENCE rg_record_policycenter.rg_acting_user TO reporting_user');
       expect((await lint()).filter((f) => f.code === 'identity-record-granted').map((f) => [f.object, f.severity])).toEqual([
-        ['sequence "policycenter"."rg_acting_user"', 'warning'],
+        ['sequence "rg_record_policycenter"."rg_acting_user"', 'warning'],
       ]);
-      await admin.unsafe('REVOKE SELECT ON SEQUENCE policycenter.rg_acting_user FROM reporting_user');
+      await admin.unsafe('REVOKE SELECT ON SEQUENCE rg_record_policycenter.rg_acting_user FROM reporting_user');
       // An application login in pg_write_all_data, which no ACL shows.
       await admin.unsafe(`CREATE ROLE ${alice} LOGIN IN ROLE app_user, pg_write_all_data`);
       const member = (await lint()).filter((f) => f.code === 'identity-record-granted');
@@ -194,7 +199,7 @@ describe('rowguard lint', () => {
       await admin.unsafe(member[0]!.fix);
       await admin.unsafe(`DROP ROLE ${alice}`);
     } finally {
-      await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM app_user');
+      await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA rg_record_policycenter FROM app_user');
       await admin.unsafe(`DROP ROLE IF EXISTS ${alice}`);
     }
     expect(await lint()).toEqual([]);
