@@ -22,7 +22,9 @@
 //
 // An `anyOf(cols).in(<fact>)` arm, `ARRAY[cols] && <fact>`, gets `ARRAY[cols] @> (SELECT '{}'::T[])`
 // whatever the type: every array contains the empty one, NULL elements included (a range on a
-// column would drop a row that matches through another column while that one is NULL). It is an
+// column would drop a row that matches through another column while that one is NULL). Since it
+// bounds no single column, the key may be among the columns, and a type with no least value
+// (boolean) gets it too. It is an
 // index condition on the arm's own GIN index, never on a btree of one column, and the planner,
 // which cannot see the array, estimates it as a containment (0.5%), so the arm's bitmap counts
 // as narrow where it is built. (Until migration 0144 it was `>= ALL` on the first column: a
@@ -590,12 +592,14 @@ function findPlanHints(model: ModelNode): PlanHints {
   const keyOf = (table: string) => model.tables.find((t) => t.name === table)?.primaryKey[0];
   /**
    * A set arm: `col = any(<set>)` on a column of the row other than the first key column, or
-   * `anyOf(cols).in(<set>)` (`several`: its hint is on the columns' array, as `@>` an empty array).
+   * `anyOf(cols).in(<set>)` (`several`: its hint is on the columns' array, as `@>` an empty array,
+   * never a range on one column, so the key may be among them and any type will do).
    */
   const setArm = (e: Expr, table: string): { set: Expr; column: string; several: boolean } | undefined => {
     if (e.kind !== 'in-set' && e.kind !== 'any-in-set') return undefined;
-    const item = e.kind === 'in-set' ? e.item : e.items[0];
-    return item?.kind === 'column' && item.scope === ROW_SCOPE && item.column !== keyOf(table) ? { set: e.set, column: item.column, several: e.kind === 'any-in-set' } : undefined;
+    const several = e.kind === 'any-in-set';
+    const item = several ? e.items[0] : e.item;
+    return item?.kind === 'column' && item.scope === ROW_SCOPE && (several || item.column !== keyOf(table)) ? { set: e.set, column: item.column, several } : undefined;
   };
   /** The set's fact, when set_session may count it. */
   const countable = (set: Expr) => (set.kind === 'fact' && !optedOut.has(set.name) && elementOf(types.of(set)) !== UNKNOWN ? set.name : undefined);
@@ -635,7 +639,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     const type = types.columnType(table, arm.column);
     const minimum = typeMinimum(type);
     const maximum = typeMaximum(type);
-    if (minimum === undefined) return undefined;
+    if (minimum === undefined && !arm.several) return undefined;
     const element = elementOf(types.of(arm.set));
     const bound = arm.several
       ? { contains: element === UNKNOWN ? type : element }

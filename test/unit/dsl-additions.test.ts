@@ -129,12 +129,13 @@ describe('partial indexes', () => {
 });
 
 describe('anyOf(…).in(set)', () => {
-  const routed = (using: 'combined' | 'one column' | 'a fact' | 'mixed types') =>
+  const routed = (using: 'combined' | 'one column' | 'a fact' | 'mixed types' | 'key first' | 'booleans') =>
     defineModel('desk', (m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint() });
-      const tickets = m.table('tickets', { id: t.bigint().primaryKey(), owner_id: t.bigint(), helper_id: t.bigint(), queue: t.text() });
+      const tickets = m.table('tickets', { id: t.bigint().primaryKey(), owner_id: t.bigint(), helper_id: t.bigint(), queue: t.text(), urgent: t.boolean(), escalated: t.boolean() });
       m.identity(users);
       const mine = m.fact('my_principals', array([m.me, scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id })))]));
+      const flags = m.fact('my_flags', array([scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id.isNull() })))]));
       m.policy(tickets, 'tickets_select', {
         for: 'select',
         using: (k) =>
@@ -144,7 +145,11 @@ describe('anyOf(…).in(set)', () => {
               ? anyOf(k.owner_id).in(mine)
               : using === 'a fact'
                 ? anyOf(k.owner_id, mine).in(mine)
-                : anyOf(k.owner_id, k.queue).in(mine),
+                : using === 'key first'
+                  ? anyOf(k.id, k.owner_id).in(mine)
+                  : using === 'booleans'
+                    ? anyOf(k.urgent, k.escalated).in(flags)
+                    : anyOf(k.owner_id, k.queue).in(mine),
       });
     });
 
@@ -162,6 +167,15 @@ describe('anyOf(…).in(set)', () => {
       `CREATE INDEX "tickets_owner_id_helper_id_any_idx" ON "desk"."tickets" USING gin ((ARRAY["owner_id", "helper_id"]::bigint[])) WITH (fastupdate = off);`,
     );
     expect([...sql.keys()].filter((id) => /index desk\.tickets_(owner|helper)_id_idx/.test(id))).toEqual([]);
+  });
+
+  it('gets its hint with the key among its columns, or with columns of a type that has no least value (boolean): the containment reads no single column', () => {
+    expect(compiled(routed('key first')).get('policy desk.tickets.tickets_select')).toContain(
+      `    AND (NOT "desk"."plan_hint_my_principals"() OR ARRAY["tickets"."id", "tickets"."owner_id"]::bigint[] @> (SELECT '{}'::bigint[]))`,
+    );
+    expect(compiled(routed('booleans')).get('policy desk.tickets.tickets_select')).toContain(
+      `    AND (NOT "desk"."plan_hint_my_flags"() OR ARRAY["tickets"."urgent", "tickets"."escalated"]::boolean[] @> (SELECT '{}'::boolean[]))`,
+    );
   });
 
   it('is refused with one column, with a value that is not a column of the row, and with a column of another type than the set', () => {
