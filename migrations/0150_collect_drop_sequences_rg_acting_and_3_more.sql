@@ -138,7 +138,7 @@ DROP SEQUENCE "collect"."rg_acting_user";
 -- added: sequences rg_record_collect.rg_acting
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE SCHEMA "rg_record_collect";
-REVOKE ALL ON SCHEMA "rg_record_collect" FROM PUBLIC;
+REVOKE ALL ON SCHEMA "rg_record_collect" FROM PUBLIC, "app_user", "reporting_user";
 GRANT USAGE ON SCHEMA "rg_record_collect" TO "rowguard_definer";
 COMMENT ON SCHEMA "rg_record_collect" IS 'Internal: the identity record of collect.set_session, read by collect.current_user_id. Grant nothing here.';
 CREATE UNLOGGED SEQUENCE "rg_record_collect"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;

@@ -137,7 +137,7 @@ DROP SEQUENCE "policycenter"."rg_acting_user";
 -- added: sequences rg_record_policycenter.rg_acting
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE SCHEMA "rg_record_policycenter";
-REVOKE ALL ON SCHEMA "rg_record_policycenter" FROM PUBLIC;
+REVOKE ALL ON SCHEMA "rg_record_policycenter" FROM PUBLIC, "app_user", "reporting_user";
 GRANT USAGE ON SCHEMA "rg_record_policycenter" TO "rowguard_definer";
 COMMENT ON SCHEMA "rg_record_policycenter" IS 'Internal: the identity record of policycenter.set_session, read by policycenter.current_user_id. Grant nothing here.';
 CREATE UNLOGGED SEQUENCE "rg_record_policycenter"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;

@@ -161,7 +161,7 @@ DROP SEQUENCE "smartoffice"."rg_acting_user";
 -- added: sequences rg_record_smartoffice.rg_acting
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE SCHEMA "rg_record_smartoffice";
-REVOKE ALL ON SCHEMA "rg_record_smartoffice" FROM PUBLIC;
+REVOKE ALL ON SCHEMA "rg_record_smartoffice" FROM PUBLIC, "app_user", "reporting_user";
 GRANT USAGE ON SCHEMA "rg_record_smartoffice" TO "rowguard_definer";
 COMMENT ON SCHEMA "rg_record_smartoffice" IS 'Internal: the identity record of smartoffice.set_session, read by smartoffice.current_user_id. Grant nothing here.';
 CREATE UNLOGGED SEQUENCE "rg_record_smartoffice"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;

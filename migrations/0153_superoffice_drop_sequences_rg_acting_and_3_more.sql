@@ -317,7 +317,7 @@ DROP SEQUENCE "superoffice"."rg_acting_user";
 -- added: sequences rg_record_superoffice.rg_acting
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE SCHEMA "rg_record_superoffice";
-REVOKE ALL ON SCHEMA "rg_record_superoffice" FROM PUBLIC;
+REVOKE ALL ON SCHEMA "rg_record_superoffice" FROM PUBLIC, "app_user", "reporting_user";
 GRANT USAGE ON SCHEMA "rg_record_superoffice" TO "rowguard_definer";
 COMMENT ON SCHEMA "rg_record_superoffice" IS 'Internal: the identity record of superoffice.set_session, read by superoffice.current_user_id. Grant nothing here.';
 CREATE UNLOGGED SEQUENCE "rg_record_superoffice"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;

@@ -508,7 +508,7 @@ GRANT SELECT ON "superoffice"."login_bindings" TO "rowguard_definer";
 
 -- set_session records the identity here too, so current_user_id need not check its signature (see its comment).
 CREATE SCHEMA "rg_record_superoffice";
-REVOKE ALL ON SCHEMA "rg_record_superoffice" FROM PUBLIC;
+REVOKE ALL ON SCHEMA "rg_record_superoffice" FROM PUBLIC, "app_user", "reporting_user";
 GRANT USAGE ON SCHEMA "rg_record_superoffice" TO "rowguard_definer";
 COMMENT ON SCHEMA "rg_record_superoffice" IS 'Internal: the identity record of superoffice.set_session, read by superoffice.current_user_id. Grant nothing here.';
 CREATE UNLOGGED SEQUENCE "rg_record_superoffice"."rg_acting_user" AS bigint MINVALUE -9223372036854775808;

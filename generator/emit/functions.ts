@@ -191,9 +191,10 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     `sequences ${recordSchemaOf(model.schema)}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
-      // A schema of their own, which only rowguard_definer may use (see recordSchemaOf).
+      // A schema of their own, which only rowguard_definer may use (see recordSchemaOf); named
+      // in the REVOKE too, so default privileges a DBA set for every schema do not reach it.
       `CREATE SCHEMA ${home};`,
-      `REVOKE ALL ON SCHEMA ${home} FROM PUBLIC;`,
+      `REVOKE ALL ON SCHEMA ${home} FROM PUBLIC, ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
       `GRANT USAGE ON SCHEMA ${home} TO ${ident(DEFINER_ROLE)};`,
       `COMMENT ON SCHEMA ${home} IS ${literal(`Internal: the identity record of ${model.schema}.set_session, read by ${model.schema}.current_user_id. Grant nothing here.`)};`,
       ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),
