@@ -172,9 +172,10 @@ describe('rowguard lint', () => {
   it("a grant on the identity record's sequences (which turns the record off, test/adversarial/identity): lint names each sequence, and its fix revokes the grant", async () => {
     const admin = db.current.admin;
     // A schema-wide grant on the model's sequences (for serial columns) does not reach the record.
-    await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA policycenter TO app_user');
+    // (To reporting_user, which holds no grant of its own there to be revoked after.)
+    await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA policycenter TO reporting_user');
     expect((await lint()).filter((f) => f.code === 'identity-record-granted')).toEqual([]);
-    await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM app_user');
+    await admin.unsafe('REVOKE ALL ON ALL SEQUENCES IN SCHEMA policycenter FROM reporting_user');
     // A grant on the record's own sequences does.
     await admin.unsafe('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA rg_record_policycenter TO app_user');
     try {
