@@ -328,6 +328,22 @@ CREATE UNLOGGED SEQUENCE "rg_record_superoffice"."rg_acting_since" AS bigint MIN
 REVOKE ALL ON SEQUENCE "rg_record_superoffice"."rg_acting_since" FROM PUBLIC, "app_user", "reporting_user";
 GRANT SELECT, UPDATE ON SEQUENCE "rg_record_superoffice"."rg_acting_since" TO "rowguard_definer";
 COMMENT ON SEQUENCE "rg_record_superoffice"."rg_acting_since" IS 'Internal: currval() is the transaction start, in microseconds since 1970, that a read-write superoffice.set_session last recorded on this connection; read by superoffice.current_user_id.';
+DO $rg$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT 'SCHEMA ' || pg_catalog.quote_ident(n.nspname) AS what, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS who
+      FROM pg_catalog.pg_namespace AS n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
+      WHERE n.nspname = 'rg_record_superoffice' AND a.grantee <> n.nspowner AND a.grantee <> 'rowguard_definer'::pg_catalog.regrole
+    UNION SELECT 'SEQUENCE ' || c.oid::pg_catalog.regclass::text, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+      FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a
+      WHERE c.oid = ANY (ARRAY['"rg_record_superoffice"."rg_acting_user"'::pg_catalog.regclass, '"rg_record_superoffice"."rg_acting_since"'::pg_catalog.regclass]::pg_catalog.oid[]) AND a.grantee <> c.relowner AND a.grantee <> 'rowguard_definer'::pg_catalog.regrole
+    ORDER BY 1, 2
+  LOOP
+    EXECUTE 'REVOKE ALL ON ' || r.what || ' FROM ' || r.who;
+  END LOOP;
+END
+$rg$;
 
 -- new definition: function superoffice.current_user_id
 CREATE FUNCTION "superoffice"."current_user_id"() RETURNS bigint
@@ -347,7 +363,7 @@ BEGIN
   IF claimed IS NOT NULL THEN
     -- First, what set_session recorded in this transaction (see the acting sequences): no
     -- signature to check. Only for a login that may call set_session itself: a role a DBA
-    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.
+    -- granted more on the sequences (pg_write_all_data, a GRANT on them) could write them.
     -- The setting holds the start of the transaction that recorded, so a stale or forged one
     -- skips currval(), which fails where this connection has recorded nothing (AND stops at
     -- false). The id compared as text, so any claimed value compares without an error.

@@ -106,7 +106,43 @@ export const ACTING_SEQUENCE_NAMES = { user: 'rg_acting_user', since: 'rg_acting
  * were in the model's schema.)
  */
 export function recordSchemaOf(schema: string): string {
-  return fitName(`rg_record_${schema}`);
+  return fitName(`${RECORD_SCHEMA_PREFIX}${schema}`);
+}
+
+/** The beginning of every record schema's name, which a model's own schema may not take. */
+export const RECORD_SCHEMA_PREFIX = 'rg_record_';
+
+/** An ACL entry `a` (of aclexplode) held by a role other than `owner` and rowguard_definer. */
+function strangerSql(owner: string): string {
+  return `a.grantee <> ${owner} AND a.grantee <> ${literal(DEFINER_ROLE)}::pg_catalog.regrole`;
+}
+
+/**
+ * A DO block that revokes every privilege on the record's schema and sequences held by a role
+ * other than their owner and rowguard_definer: what default privileges a DBA set for every schema
+ * or sequence (`ALTER DEFAULT PRIVILEGES … GRANT … ON SEQUENCES TO <login>`) granted them as they
+ * were created. The owner recorded as grantor, which is who runs the migration, may revoke them.
+ */
+function revokeStrangers(home: string, acting: ActingSequences): string {
+  const grantee = `CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END`;
+  return `DO ${dollarQuote(
+    [
+      'DECLARE',
+      '  r record;',
+      'BEGIN',
+      `  FOR r IN SELECT 'SCHEMA ' || pg_catalog.quote_ident(n.nspname) AS what, ${grantee} AS who`,
+      '      FROM pg_catalog.pg_namespace AS n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a',
+      `      WHERE n.nspname = ${literal(home)} AND ${strangerSql('n.nspowner')}`,
+      `    UNION SELECT 'SEQUENCE ' || c.oid::pg_catalog.regclass::text, ${grantee}`,
+      '      FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a',
+      `      WHERE c.oid = ANY (ARRAY[${recordSequences(acting).map(regclass).join(', ')}]::pg_catalog.oid[]) AND ${strangerSql('c.relowner')}`,
+      '    ORDER BY 1, 2',
+      '  LOOP',
+      "    EXECUTE 'REVOKE ALL ON ' || r.what || ' FROM ' || r.who;",
+      '  END LOOP;',
+      'END',
+    ].join('\n'),
+  )};`;
 }
 
 /** Identity types that the acting sequences can hold. */
@@ -191,8 +227,9 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     `sequences ${recordSchemaOf(model.schema)}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
-      // A schema of their own, which only rowguard_definer may use (see recordSchemaOf); named
-      // in the REVOKE too, so default privileges a DBA set for every schema do not reach it.
+      // A schema of their own, which no application role may use (see recordSchemaOf). What
+      // default privileges grant the schema and the sequences as they are created is revoked
+      // after them (revokeStrangers).
       `CREATE SCHEMA ${home};`,
       `REVOKE ALL ON SCHEMA ${home} FROM PUBLIC, ${ident(APP_ROLE)}, ${ident(REPORTING_ROLE)};`,
       `GRANT USAGE ON SCHEMA ${home} TO ${ident(DEFINER_ROLE)};`,
@@ -200,6 +237,7 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
       ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),
       ...create(acting.since, "the transaction start, in microseconds since 1970,"),
       ...(acting.nonce ? create(acting.nonce, 'the random key of the digest') : []),
+      revokeStrangers(recordSchemaOf(model.schema), acting),
     ].join('\n'),
     [...recordSequences(acting).reverse().map((seq) => `DROP SEQUENCE ${seq};`), `DROP SCHEMA ${home};`].join('\n'),
   );
@@ -213,7 +251,7 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
   return [
     '    -- First, what set_session recorded in this transaction (see the acting sequences): no',
     '    -- signature to check. Only for a login that may call set_session itself: a role a DBA',
-    '    -- granted more on the sequences (pg_write_all_data, a schema-wide GRANT) could write them.',
+    '    -- granted more on the sequences (pg_write_all_data, a GRANT on them) could write them.',
     '    -- The setting holds the start of the transaction that recorded, so a stale or forged one',
     '    -- skips currval(), which fails where this connection has recorded nothing (AND stops at',
     ...(acting.nonce
@@ -240,7 +278,7 @@ function recordReadLines(settings: ReturnType<typeof identitySettings>, acting: 
 
 /**
  * True while no grant reaches the record's sequences: no role but their owner and rowguard_definer
- * holds a privilege on them (a schema-wide GRANT, a grant to app_user or to a login, to PUBLIC),
+ * holds a privilege on them (a GRANT on them, to app_user or to a login, to PUBLIC),
  * and the login is no member of pg_write_all_data or pg_read_all_data. With UPDATE or USAGE
  * (nextval) a caller could write the record, with SELECT read the nonce, and so claim an id
  * set_session was never asked for. Read from the sequences' ACLs, so a grant that reaches a login
@@ -255,7 +293,7 @@ function recordUnreachableSql(acting: ActingSequences): string {
     `  OR (NOT pg_catalog.pg_has_role(session_user, 'pg_write_all_data', 'MEMBER') AND NOT pg_catalog.pg_has_role(session_user, 'pg_read_all_data', 'MEMBER')`,
     `    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS a`,
     `      WHERE c.oid = ANY (ARRAY[${recordSequences(acting).map(regclass).join(', ')}]::pg_catalog.oid[])`,
-    `        AND a.grantee <> c.relowner AND a.grantee <> ${literal(DEFINER_ROLE)}::pg_catalog.regrole)))`,
+    `        AND ${strangerSql('c.relowner')})))`,
   ].join('\n        ');
 }
 

@@ -347,10 +347,15 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
     WHERE c.relkind = 'S' AND c.relname = ANY (${Object.values(ACTING_SEQUENCE_NAMES)}::text[])
       AND a.grantee <> c.relowner AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = ${DEFINER_ROLE})
     GROUP BY 1, 2 ORDER BY 1, 2`;
-  // Each sequence's model: the schema whose record schema (recordSchemaOf) holds it.
+  // Each sequence's model: the schema whose record schema (recordSchemaOf) holds it, or, in a
+  // database not yet migrated past 0149, the model schema itself (one with a current_user_id).
   const modelOf = new Map<string, string>();
   if (acting.length > 0) {
-    for (const { name } of await sql<{ name: string }[]>`SELECT nspname AS name FROM pg_namespace`) modelOf.set(recordSchemaOf(name), name);
+    const schemas = await sql<{ name: string; identity: boolean }[]>`
+      SELECT n.nspname AS name, EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid AND p.proname = 'current_user_id') AS identity
+      FROM pg_namespace n`;
+    for (const { name, identity } of schemas) if (identity) modelOf.set(name, name);
+    for (const { name } of schemas) modelOf.set(recordSchemaOf(name), name);
   }
   for (const q of acting) {
     const model = modelOf.get(q.schema);

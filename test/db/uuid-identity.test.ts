@@ -1,9 +1,10 @@
 // A model whose users are identified by uuid: set_session records the id as its digest under a
 // nonce (as for Collect!'s text ids), current_user_id reads it back as a uuid, and the policies
 // answer for it. Another uuid claimed by hand is nobody, recorded or signed.
-import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
 import { defineModel, t } from '../../generator/dsl/index.ts';
-import { identitySettings } from '../../generator/emit/functions.ts';
+import { actingSequences, identitySettings, recordSchemaOf, recordSequences } from '../../generator/emit/functions.ts';
 import { installModel, useTestDatabase } from '../support/db.ts';
 
 const SCHEMA = 'rg_uuid_identity';
@@ -20,15 +21,44 @@ const model = {
   file: 'test/db/uuid-identity.test.ts',
 };
 
+// A login that default privileges for every schema and sequence reach, as a DBA might set them up
+// for serial columns, in place while the model is installed.
+const WEB = `rg_app_${randomBytes(4).toString('hex')}`;
+
 const db = useTestDatabase(async (admin) => {
-  await installModel(admin, model);
+  await admin.unsafe(`CREATE ROLE ${WEB} LOGIN`);
+  await admin.unsafe(`ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO ${WEB}`);
+  await admin.unsafe(`ALTER DEFAULT PRIVILEGES GRANT USAGE, CREATE ON SCHEMAS TO ${WEB}`);
+  try {
+    await installModel(admin, model);
+  } finally {
+    await admin.unsafe(`ALTER DEFAULT PRIVILEGES REVOKE ALL ON SEQUENCES FROM ${WEB}`);
+    await admin.unsafe(`ALTER DEFAULT PRIVILEGES REVOKE ALL ON SCHEMAS FROM ${WEB}`);
+  }
   await admin.unsafe(`
     INSERT INTO ${SCHEMA}.users (id, name) VALUES ('${ALICE}', 'alice'), ('${BOB}', 'bob');
     INSERT INTO ${SCHEMA}.notes (id, owner_id, body) VALUES (1, '${ALICE}', 'a'), (2, '${ALICE}', 'b'), (3, '${BOB}', 'c');`);
 });
 
+afterAll(async () => {
+  await db.current.admin.unsafe(`DROP OWNED BY ${WEB}`);
+  await db.current.admin.unsafe(`DROP ROLE ${WEB}`);
+});
+
 describe('a uuid identity', () => {
   const names = identitySettings(SCHEMA);
+
+  it("the record's schema and sequences hold no privilege that default privileges granted as they were created (the migration revokes it)", async () => {
+    const acting = actingSequences(model)!;
+    const [row] = await db.current.admin.unsafe(
+      `SELECT has_schema_privilege($1, $2, 'USAGE, CREATE') AS schema, bool_or(has_sequence_privilege($1, s, 'SELECT, UPDATE, USAGE')) AS sequences,
+              has_schema_privilege($1, $3, 'USAGE') AS model_schema
+       FROM unnest($4::text[]) s`,
+      [WEB, recordSchemaOf(SCHEMA), SCHEMA, recordSequences(acting)],
+    );
+    // The model's own schema keeps what the DBA's default privileges give: only the record is cleared.
+    expect(row).toEqual({ schema: false, sequences: false, model_schema: true });
+  });
 
   it('is recorded, read back as a uuid without its signature, and answers for exactly its rows', async () => {
     const seen = await db.current.as(SCHEMA, ALICE, async (tx) => {

@@ -567,4 +567,14 @@ describe('planner hints', () => {
       ['reserved-name', 'facts.plan_marks'],
     ]);
   });
+
+  it("a model's schema may not begin as the schemas rowguard creates for each model do (its identity record's, its marks')", () => {
+    for (const schema of ['rg_record_crm', 'rg_plan_crm']) {
+      const { problems } = validateModel({
+        ...defineModel(schema, (m) => m.identity(m.table('users', { id: t.bigint().primaryKey() }))),
+        file: 'policies/crm.ts',
+      });
+      expect(problems.map((p) => [p.code, p.path, p.fix])).toEqual([['reserved-name', 'model', 'choose a name with another beginning']]);
+    }
+  });
 });
