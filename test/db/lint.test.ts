@@ -193,6 +193,15 @@ describe('rowguard lint', () => {
         ['sequence "rg_record_policycenter"."rg_acting_user"', 'warning'],
       ]);
       await admin.unsafe('REVOKE SELECT ON SEQUENCE rg_record_policycenter.rg_acting_user FROM reporting_user');
+      // A database not yet migrated past 0149 keeps the record in the model's schema: still checked.
+      await admin.unsafe('CREATE SEQUENCE policycenter.rg_acting_user; GRANT USAGE ON SEQUENCE policycenter.rg_acting_user TO app_user');
+      try {
+        const old = (await lint()).filter((f) => f.code === 'identity-record-granted');
+        expect(old.map((f) => [f.object, f.severity])).toEqual([['sequence "policycenter"."rg_acting_user"', 'error']]);
+        expect(old[0]!.message).toContain('policycenter.set_session records no identity');
+      } finally {
+        await admin.unsafe('DROP SEQUENCE policycenter.rg_acting_user');
+      }
       // An application login in pg_write_all_data, which no ACL shows.
       await admin.unsafe(`CREATE ROLE ${alice} LOGIN IN ROLE app_user, pg_write_all_data`);
       const member = (await lint()).filter((f) => f.code === 'identity-record-granted');
