@@ -294,7 +294,7 @@ BEGIN
       USING ERRCODE = 'null_value_not_allowed',
             HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';
   END IF;
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
+  IF NOT pg_catalog.row_security_active('"collect"."login_bindings"'::pg_catalog.regclass) THEN
     RAISE EXCEPTION 'collect.set_session: role % bypasses row-level security, so no identity would be enforced', current_user
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';

@@ -421,7 +421,10 @@ export function sessionSection(model: ModelNode): Section {
       `      USING ERRCODE = 'null_value_not_allowed',`,
       `            HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';`,
       '  END IF;',
-      '  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN',
+      // login_bindings has row-level security enabled and forced, so it is active there for
+      // every role but a superuser or a BYPASSRLS one: the question, asked of the role caches
+      // (about 1 µs) instead of a query of pg_roles (13-17 µs, a scan of pg_authid).
+      `  IF NOT pg_catalog.row_security_active(${literal(qualified(schema, LOGIN_BINDINGS))}::pg_catalog.regclass) THEN`,
       `    RAISE EXCEPTION '${schema}.set_session: role % bypasses row-level security, so no identity would be enforced', current_user`,
       `      USING ERRCODE = 'insufficient_privilege',`,
       `            HINT = 'Run SET ROLE ${APP_ROLE} first (or connect as a login role that is a member of ${APP_ROLE}, not a superuser).';`,
