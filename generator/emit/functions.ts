@@ -98,19 +98,20 @@ export interface ActingSequences {
 /** The record's sequences by what they hold, as named in every model's record schema (lint finds them by these names). */
 export const ACTING_SEQUENCE_NAMES = { user: 'rg_acting_user', since: 'rg_acting_since', nonce: 'rg_acting_nonce' } as const;
 
+/** The beginning of every record schema's name, which a model's own schema may not take. */
+export const RECORD_SCHEMA_PREFIX = 'rg_record_';
+
 /**
  * The schema of a model's identity record, `rg_record_<schema>`: the model migration creates it,
- * and only rowguard_definer (and its owner) may use it. So a grant on every sequence of the
- * model's schema (`GRANT … ON ALL SEQUENCES IN SCHEMA`, common for serial columns) or the
- * schema's default privileges do not reach the record. (Until migrations 0150–0153 the sequences
- * were in the model's schema.)
+ * and no application role may use it (rowguard_definer may, as may its owner, superusers and the
+ * members of pg_read_all_data and pg_write_all_data). So a grant on every sequence of the model's
+ * schema (`GRANT … ON ALL SEQUENCES IN SCHEMA`, common for serial columns) does not reach the
+ * record, and what default privileges grant as it is created is revoked (revokeStrangers).
+ * (Until migrations 0150–0153 the sequences were in the model's schema.)
  */
 export function recordSchemaOf(schema: string): string {
   return fitName(`${RECORD_SCHEMA_PREFIX}${schema}`);
 }
-
-/** The beginning of every record schema's name, which a model's own schema may not take. */
-export const RECORD_SCHEMA_PREFIX = 'rg_record_';
 
 /** An ACL entry `a` (of aclexplode) held by a role other than `owner` and rowguard_definer. */
 function strangerSql(owner: string): string {

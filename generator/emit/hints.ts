@@ -280,6 +280,8 @@ export const PLAN_FOLD_PREFIX = 'plan_fold_';
 
 /** Nor with this: the functions that test several marks at once are named with it. */
 export const PLAN_WHEN_PREFIX = 'plan_when_';
+/** The beginning of every mark schema's name (`rg_plan_<schema>_few_<fact>` and its kin), which a model's own schema may not take. */
+export const MARK_SCHEMA_PREFIX = 'rg_plan_';
 
 /** Nor with this: the functions that read an every-row arm as its guard are named with it. */
 export const PLAN_TRUE_PREFIX = 'plan_true_';
@@ -508,7 +510,7 @@ function findPlanHints(model: ModelNode): PlanHints {
     return found;
   };
   const few = (fact: string) => {
-    const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`rg_plan_${model.schema}_few_${fact}`), few: fewOf(fact) };
+    const found = facts.get(fact) ?? { fact, hint: fitName(`${PLAN_HINT_PREFIX}${fact}`), fewSchema: fitName(`${MARK_SCHEMA_PREFIX}${model.schema}_few_${fact}`), few: fewOf(fact) };
     facts.set(fact, found);
     return found.hint;
   };
@@ -540,13 +542,13 @@ function findPlanHints(model: ModelNode): PlanHints {
   };
   const notTrue = (g: Expr, name: string, of?: string) => {
     const unique = uniqueName(g, name);
-    const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`rg_plan_${model.schema}_not_${unique}`), ...(of ? { of } : {}) };
+    const found = folds.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_FOLD_PREFIX}${unique}`), notSchema: fitName(`${MARK_SCHEMA_PREFIX}${model.schema}_not_${unique}`), ...(of ? { of } : {}) };
     folds.set(unique, found);
     return found.hint;
   };
   const isTrue = (g: Expr, name: string) => {
     const unique = uniqueName(g, name);
-    const found = trues.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_TRUE_PREFIX}${unique}`), isSchema: fitName(`rg_plan_${model.schema}_is_${unique}`) };
+    const found = trues.get(unique) ?? { name: unique, when: g, hint: fitName(`${PLAN_TRUE_PREFIX}${unique}`), isSchema: fitName(`${MARK_SCHEMA_PREFIX}${model.schema}_is_${unique}`) };
     trues.set(unique, found);
     return found.hint;
   };
@@ -1150,7 +1152,7 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       comment: 'Statement trigger beside rg_guards_changed: takes the writing transaction\'s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.',
       body: [
         'BEGIN',
-        `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN`,
+        `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.>) 0 THEN`,
         `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(markHints(model))}, ', '), true);`,
         '  END IF;',
         '  RETURN NULL;',
@@ -1293,7 +1295,7 @@ export function hintSearchPathSql(model: ModelNode): string[] {
     '  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.',
     // A path without a mark, as a transaction starts, is kept as it is: the statement that splits
     // it costs ~0.08 ms to start even where it would not run.
-    `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN`,
+    `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.=) 0 THEN`,
     ...setPath(`pg_catalog.current_setting('search_path')`),
     '  ELSE',
     ...setPath(split),

@@ -3,7 +3,7 @@ import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, elementOf, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
 import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
 import { RECORD_SCHEMA_PREFIX } from '../emit/functions.ts';
-import { GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK, PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
+import { GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK, MARK_SCHEMA_PREFIX, PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
@@ -57,7 +57,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   };
 
   checkName('model', 'schema name', model.schema);
-  for (const prefix of [RECORD_SCHEMA_PREFIX, 'rg_plan_']) {
+  for (const prefix of [RECORD_SCHEMA_PREFIX, MARK_SCHEMA_PREFIX]) {
     if (model.schema.startsWith(prefix)) add('model', 'reserved-name', `schema name "${model.schema}" starts with "${prefix}", which names schemas rowguard creates for each model`, 'choose a name with another beginning');
   }
 
