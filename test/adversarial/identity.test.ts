@@ -284,8 +284,8 @@ for (const model of models) {
       ];
       try {
         expect(await session(), 'no grant').toEqual(['recorded', String(persona), String(persona)]);
-        // A grant on every sequence of the model's schema (for serial columns, say) and its
-        // default privileges do not reach the record's, which are in a schema of their own.
+        // A grant on every sequence of the model's schema (for serial columns, say) does not reach
+        // the record's, which are in a schema of their own (default privileges: uuid-identity).
         // (To this login only: app_user holds grants of its own on the model's other sequences.)
         await db.current.admin.unsafe(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${S} TO ${app}`);
         try {
