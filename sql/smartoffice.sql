@@ -370,6 +370,11 @@ BEGIN
             HINT = 'To act as nobody, end the transaction: the identity does not outlive it.';
   END IF;
   IF NOT pg_catalog.row_security_active('"smartoffice"."login_bindings"'::pg_catalog.regclass) THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
+      RAISE EXCEPTION 'smartoffice.set_session: row-level security is not enabled and forced on smartoffice.login_bindings, which set_session reads to tell whether a role bypasses it'
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'ALTER TABLE "smartoffice"."login_bindings" ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;';
+    END IF;
     RAISE EXCEPTION 'smartoffice.set_session: role % bypasses row-level security, so no identity would be enforced', current_user
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Run SET ROLE app_user first (or connect as a login role that is a member of app_user, not a superuser).';

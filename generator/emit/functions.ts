@@ -426,6 +426,12 @@ export function sessionSection(model: ModelNode): Section {
       // every role but a superuser or a BYPASSRLS one: the question, asked of the role caches
       // (about 1 µs) instead of a query of pg_roles (13-17 µs, a scan of pg_authid).
       `  IF NOT pg_catalog.row_security_active(${literal(qualified(schema, LOGIN_BINDINGS))}::pg_catalog.regclass) THEN`,
+      // Only on the way to an error: whether the role bypasses RLS, or the table lost its RLS.
+      '    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user AND (r.rolsuper OR r.rolbypassrls)) THEN',
+      `      RAISE EXCEPTION '${schema}.set_session: row-level security is not enabled and forced on ${schema}.${LOGIN_BINDINGS}, which set_session reads to tell whether a role bypasses it'`,
+      `        USING ERRCODE = 'object_not_in_prerequisite_state',`,
+      `              HINT = 'ALTER TABLE ${qualified(schema, LOGIN_BINDINGS)} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;';`,
+      '    END IF;',
       `    RAISE EXCEPTION '${schema}.set_session: role % bypasses row-level security, so no identity would be enforced', current_user`,
       `      USING ERRCODE = 'insufficient_privilege',`,
       `            HINT = 'Run SET ROLE ${APP_ROLE} first (or connect as a login role that is a member of ${APP_ROLE}, not a superuser).';`,

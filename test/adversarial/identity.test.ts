@@ -446,6 +446,31 @@ for (const model of models) {
       }
     });
 
+    it("with row-level security turned off on login_bindings (which set_session asks whether a role bypasses it), set_session refuses everyone (55000) and says how to turn it back on", async () => {
+      const table = `${S}.login_bindings`;
+      const attempt = () =>
+        db.current.admin.begin(async (tx) => {
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona!]);
+        });
+      for (const off of ['NO FORCE ROW LEVEL SECURITY', 'DISABLE ROW LEVEL SECURITY']) {
+        await db.current.admin.unsafe(`ALTER TABLE ${table} ${off}`);
+        try {
+          const error = (await attempt().then(() => undefined, (e: unknown) => e)) as { code?: string; message?: string; hint?: string } | undefined;
+          // NO FORCE alone keeps RLS active for app_user, which does not own the table.
+          if (off.startsWith('NO FORCE')) expect(error, off).toBeUndefined();
+          else {
+            expect(error?.code, off).toBe('55000');
+            expect(error?.message).toContain(`row-level security is not enabled and forced on ${model.schema}.login_bindings`);
+            expect(error?.hint).toBe(`ALTER TABLE ${S}."login_bindings" ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;`);
+          }
+        } finally {
+          await db.current.admin.unsafe(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
+        }
+      }
+      await attempt();
+    });
+
     it('app_user and reporting_user are not superusers, do not bypass RLS, own nothing and cannot become a role that does', async () => {
       const roles = await db.current.admin`
         SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcanlogin,
