@@ -223,9 +223,10 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
     `GRANT SELECT, UPDATE ON SEQUENCE ${name} TO ${ident(DEFINER_ROLE)};`,
     `COMMENT ON SEQUENCE ${name} IS ${literal(`Internal: currval() is ${what} that a read-write ${model.schema}.set_session last recorded on this connection; read by ${model.schema}.current_user_id.`)};`,
   ];
-  const home = ident(recordSchemaOf(model.schema));
+  const recordSchema = recordSchemaOf(model.schema);
+  const home = ident(recordSchema);
   return statement(
-    `sequences ${recordSchemaOf(model.schema)}.rg_acting`,
+    `sequences ${recordSchema}.rg_acting`,
     [
       `-- set_session records the identity here too, so current_user_id need not check its signature (see its comment).`,
       // A schema of their own, which no application role may use (see recordSchemaOf). What
@@ -238,7 +239,7 @@ function actingSequenceStatement(model: ModelNode, acting: ActingSequences): Sta
       ...create(acting.user, acting.nonce ? 'the digest of the id (recorded with the nonce)' : 'the id'),
       ...create(acting.since, "the transaction start, in microseconds since 1970,"),
       ...(acting.nonce ? create(acting.nonce, 'the random key of the digest') : []),
-      revokeStrangers(recordSchemaOf(model.schema), acting),
+      revokeStrangers(recordSchema, acting),
     ].join('\n'),
     [...recordSequences(acting).reverse().map((seq) => `DROP SEQUENCE ${seq};`), `DROP SCHEMA ${home};`].join('\n'),
   );

@@ -280,11 +280,12 @@ export const PLAN_FOLD_PREFIX = 'plan_fold_';
 
 /** Nor with this: the functions that test several marks at once are named with it. */
 export const PLAN_WHEN_PREFIX = 'plan_when_';
-/** The beginning of every mark schema's name (`rg_plan_<schema>_few_<fact>` and its kin), which a model's own schema may not take. */
-export const MARK_SCHEMA_PREFIX = 'rg_plan_';
 
 /** Nor with this: the functions that read an every-row arm as its guard are named with it. */
 export const PLAN_TRUE_PREFIX = 'plan_true_';
+
+/** The beginning of every mark schema's name (`rg_plan_<schema>_few_<fact>` and its kin), which a model's own schema may not take. */
+export const MARK_SCHEMA_PREFIX = 'rg_plan_';
 
 export interface HintedFact {
   readonly fact: string;
