@@ -259,7 +259,7 @@ describe('policycenter producer codes as a lookup', () => {
 
   it('a user of many organizations keeps the widening arm, and the join keeps a third of the accounts\' estimate; with the few-organizations mark the arm is gone and the join expects a few rows', async () => {
     // At 10^6 accounts that estimate decides between walking the accounts' key and sorting every
-    // visible account (bench/README, "Fourteenth round"); at this test's 50,000 both estimates
+    // visible account (bench/HISTORY.md, "Fourteenth round"); at this test's 50,000 both estimates
     // choose the sort, so the test checks the estimate itself.
     const joinRows = (plan: string) => Number(/(?:Hash Join|Nested Loop|Merge Join)\s+\(cost=[\d.]+\.\.[\d.]+ rows=(\d+)/.exec(plan)?.[1]);
     const accountRows = (plan: string) => Number(/on (?:policycenter\.)?accounts a\s+\(cost=[\d.]+\.\.[\d.]+ rows=(\d+)/.exec(plan)?.[1]);

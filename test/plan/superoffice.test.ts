@@ -165,7 +165,7 @@ describe('superoffice dropped guarded arms', () => {
 // Companies are a lookup (PolicySpec.lookup): a user with more secondary groups than the one that
 // counts as few gets `OR id >= (SELECT NULL)` on companies, NULL for every row, which the planner
 // counts as a third of them, so a join from contacts keeps the contacts' estimate (see
-// policycenter.test.ts for the estimate; bench/README, "Fourteenth round", for the plans).
+// policycenter.test.ts for the estimate; bench/HISTORY.md, "Fourteenth round", for the plans).
 describe('superoffice companies as a lookup', () => {
   const [THREE_GROUPS, FEW_GROUPS] = [5001, 'rg_plan_superoffice_few_my_secondary_group_ids'];
   const COMPANIES = 'SELECT id FROM superoffice.companies ORDER BY id LIMIT 50';

@@ -1,0 +1,54 @@
+// bench/summary.ts: the scoreboard of the benchmark's targets that bench/README.md shows. The
+// README's copy must be what the committed results say, and the counting must judge writes and
+// the visible set against B2 too, in results written before the harness did.
+import { describe, expect, it } from 'vitest';
+import type { QueryResult } from '../../bench/harness.ts';
+import { readmeIsCurrent, summarize, withSummary, type ResultFile } from '../../bench/summary.ts';
+
+const timing = (medianMs: number) => ({ runs: 5, medianMs, p95Ms: medianMs, buffers: null, planningMs: null, executionMs: null });
+
+function result(query: string, kind: QueryResult['kind'], s: number, b2: number, targets: QueryResult['targets']): QueryResult {
+  return {
+    persona: 'agent',
+    target: '0.01%',
+    visibleRows: 1,
+    visibleShare: 0.000001,
+    query,
+    kind,
+    rows: 1,
+    secured: timing(s),
+    b0: null,
+    b1: null,
+    b2: timing(b2),
+    ratios: { toB0: null, toB1: null, toB2: s / b2 },
+    targets,
+    securedPlan: '',
+  };
+}
+
+const file = (results: QueryResult[]): ResultFile => ({ model: 'smartoffice', environment: { postgres: '18.4', date: '2026-12-03' }, results });
+
+describe('bench summary', () => {
+  it('is what bench/README.md shows for the committed results', () => {
+    expect(readmeIsCurrent(), 'run `npm run bench:summary -- --write`').toBe(true);
+  });
+
+  it('judges writes against B2 from their ratio when the run did not', () => {
+    const prepared = file([
+      result('pk visible', 'read', 0.3, 0.1, [{ name: '≤1.2×B2', met: false }, { name: '≤2×B1', met: false }]),
+      result('count', 'read', 1.0, 1.0, [{ name: '≤1.2×B2', met: true }, { name: '≤2×B1', met: true }]),
+      // Written before the harness judged writes against B2: only its B0 verdict is recorded.
+      result('update', 'write', 0.5, 0.25, [{ name: '≤1.1×B0', met: false }]),
+    ]);
+    const text = summarize({ smartoffice: { prepared } });
+    expect(text).toContain('| Reads ≤ 1.2× B2, prepared | 1 of 2 | – | – | – |');
+    expect(text).toContain('| Writes ≤ 1.2× B2, prepared | 0 of 1 | – | – | – |');
+    expect(text).toContain('| Writes ≤ 1.1× B0, prepared | 0 of 1 | – | – | – |');
+    expect(text).toContain('| update | 1 of 1 | – | – | – |');
+    expect(text).toContain('SmartOffice: planned no run, prepared 2026-12-03 (PostgreSQL 18.4)');
+  });
+
+  it('says where the markers belong when the README has none', () => {
+    expect(() => withSummary('# Benchmark\n', 'x')).toThrow(/markers .* are missing/);
+  });
+});
