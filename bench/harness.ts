@@ -117,7 +117,14 @@ export interface QueryResult {
   readonly b0: Timing | null;
   readonly b1: Timing | null;
   readonly b2: Timing | null;
-  readonly ratios: { readonly toB0: number | null; readonly toB1: number | null; readonly toB2: number | null };
+  /**
+   * Not a target: B2's statement run where S runs, after the persona's set_session in the same
+   * transaction (then as the owner again). S/B2s is what the policy costs beside the expert's
+   * condition; B2s/B2 is what following set_session costs any statement (missing in results
+   * written before 2026-12-03).
+   */
+  readonly b2AfterSession?: Timing | null;
+  readonly ratios: { readonly toB0: number | null; readonly toB1: number | null; readonly toB2: number | null; readonly toB2AfterSession?: number | null };
   readonly targets: readonly { readonly name: string; readonly met: boolean }[];
   /** The secured plan's node types, for the analysis (e.g. "Bitmap Heap Scan", "Seq Scan"). */
   readonly securedPlan: string;
@@ -134,19 +141,29 @@ export interface RunOptions {
   readonly log: (m: string) => void;
 }
 
-type As = { readonly role: 'app_user'; readonly schema: string; readonly userId: string } | { readonly role: 'owner' };
+type Identity = { readonly schema: string; readonly userId: string };
+/**
+ * Who runs a variant: app_user acting as a persona (S), or the owner (B0, B1, B2). `after`: the
+ * owner's statement follows, in its transaction, the persona's set_session as app_user (B2s).
+ */
+type As = ({ readonly role: 'app_user' } & Identity) | { readonly role: 'owner'; readonly after?: Identity };
 
 /** Begins a transaction on the reserved connection and acts as the given role. */
 async function begin(conn: ReservedSql, as: As): Promise<void> {
   await conn.unsafe('BEGIN');
-  if (as.role === 'app_user') {
+  const identity = as.role === 'app_user' ? as : as.after;
+  if (identity) {
     await conn.unsafe('SET LOCAL ROLE app_user');
-    await conn.unsafe(`SELECT ${as.schema}.set_session($1)`, [as.userId] as never[]);
+    await conn.unsafe(`SELECT ${identity.schema}.set_session($1)`, [identity.userId] as never[]);
+    if (as.role === 'owner') await conn.unsafe('RESET ROLE');
   }
 }
 
 function preparedText(as: As, st: Statement, prepare: boolean): string {
-  return prepare && as.role === 'owner' ? `${st.text} /* as owner */` : st.text;
+  // B2s gets a text of its own too: it runs with set_session's planner marks in the search_path,
+  // and one statement run with and without them would be planned again at each change.
+  if (!prepare || as.role !== 'owner') return st.text;
+  return `${st.text} /* as owner${as.after ? ' after set_session' : ''} */`;
 }
 
 /** postgres.js reads `simple` (not in its typings): false sends even a statement without parameters prepared. */
@@ -398,8 +415,10 @@ export async function runScenario(
     for (const persona of personas) {
       const vs = scenario.visibleSet(persona);
       const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
-      const appUser: As = { role: 'app_user', schema: scenario.schema, userId: persona.userId };
+      const identity: Identity = { schema: scenario.schema, userId: persona.userId };
+      const appUser: As = { role: 'app_user', ...identity };
       const ownerAs: As = { role: 'owner' };
+      const ownerAfter: As = { role: 'owner', after: identity };
       // set_session (once per transaction), shown beside the round-trip floor of a bare SELECT 1.
       const [floor] = await timeTogether(conn, [{ as: ownerAs, st: { text: `SELECT 1` } }], options);
       const session = await timeSetSession(conn, scenario.schema, persona.userId, options);
@@ -425,22 +444,34 @@ export async function runScenario(
         let b0: Timed | null = null;
         let b1: Timed | null = null;
         let b2: Timed | null = null;
+        let b2s: Timed;
         if (q.kind === 'read') {
           const b1st = await q.b1({ persona, visible, owner });
-          [secured, b1, b2, b0] = await timeTogether(
+          [secured, b1, b2, b0, b2s] = await timeTogether(
             conn,
-            [{ as: appUser, st: q.secured }, { as: ownerAs, st: b1st }, { as: ownerAs, st: q.b2 }, { as: ownerAs, st: q.b0 ?? q.secured }],
+            [
+              { as: appUser, st: q.secured },
+              { as: ownerAs, st: b1st },
+              { as: ownerAs, st: q.b2 },
+              { as: ownerAs, st: q.b0 ?? q.secured },
+              { as: ownerAfter, st: q.b2 },
+            ],
             options,
           );
           check(q.name, persona.name, 'the secured answer', b1.rows, secured.rows);
           check(q.name, persona.name, 'the hand-written (B2) answer', b1.rows, b2.rows);
+          check(q.name, persona.name, 'the hand-written answer after set_session (B2s)', b1.rows, b2s.rows);
         } else if (q.kind === 'write') {
-          [secured, b0, b2] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b0 }, { as: ownerAs, st: q.b2 }], options);
-          for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2]] as const) {
+          [secured, b0, b2, b2s] = await timeTogether(
+            conn,
+            [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b0 }, { as: ownerAs, st: q.b2 }, { as: ownerAfter, st: q.b2 }],
+            options,
+          );
+          for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2], ['B2s', b2s]] as const) {
             if (run.rows.count !== 1) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected 1`);
           }
         } else {
-          [secured, b2] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b2 }], options);
+          [secured, b2, b2s] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b2 }, { as: ownerAfter, st: q.b2 }], options);
         }
         const partial = {
           persona: persona.name,
@@ -454,7 +485,13 @@ export async function runScenario(
           b0: b0?.timing ?? null,
           b1: b1?.timing ?? null,
           b2: b2?.timing ?? null,
-          ratios: { toB0: ratio(secured.timing, b0?.timing ?? null), toB1: ratio(secured.timing, b1?.timing ?? null), toB2: ratio(secured.timing, b2?.timing ?? null) },
+          b2AfterSession: b2s.timing,
+          ratios: {
+            toB0: ratio(secured.timing, b0?.timing ?? null),
+            toB1: ratio(secured.timing, b1?.timing ?? null),
+            toB2: ratio(secured.timing, b2?.timing ?? null),
+            toB2AfterSession: ratio(secured.timing, b2s.timing),
+          },
           securedPlan: secured.shape,
         };
         const result = { ...partial, targets: targetsFor(q, persona, partial, scale, scenario.hierarchyNodes(scale)) };
@@ -504,11 +541,13 @@ const planKind = (t: Timing | null): string => t?.plans?.explained ?? '-';
 export function formatRow(r: QueryResult): string {
   const verdict = r.targets.length === 0 ? '' : r.targets.map((t) => `${t.met ? 'ok' : 'MISS'} ${t.name}`).join(', ');
   const plans = r.secured.plans ? `  plan S ${planKind(r.secured)} B2 ${planKind(r.b2)}` : '';
-  return `${r.query.padEnd(22)} rows ${String(r.rows).padStart(7)}  S ${ms(r.secured)} p95 ${r.secured.p95Ms.toFixed(3).padStart(8)}  B0 ${ms(r.b0)}  B1 ${ms(r.b1)}  B2 ${ms(r.b2)}  S/B1 ${x(r.ratios.toB1)} S/B2 ${x(r.ratios.toB2)} S/B0 ${x(r.ratios.toB0)}  buf S ${String(r.secured.buffers ?? '-').padStart(6)} B1 ${String(r.b1?.buffers ?? '-').padStart(6)} B2 ${String(r.b2?.buffers ?? '-').padStart(6)}${plans}  ${verdict}`;
+  return `${r.query.padEnd(22)} rows ${String(r.rows).padStart(7)}  S ${ms(r.secured)} p95 ${r.secured.p95Ms.toFixed(3).padStart(8)}  B0 ${ms(r.b0)}  B1 ${ms(r.b1)}  B2 ${ms(r.b2)}  B2s ${ms(r.b2AfterSession ?? null)}  S/B1 ${x(r.ratios.toB1)} S/B2 ${x(r.ratios.toB2)} S/B2s ${x(r.ratios.toB2AfterSession ?? null)} S/B0 ${x(r.ratios.toB0)}  buf S ${String(r.secured.buffers ?? '-').padStart(6)} B1 ${String(r.b1?.buffers ?? '-').padStart(6)} B2 ${String(r.b2?.buffers ?? '-').padStart(6)}${plans}  ${verdict}`;
 }
 
 export function formatTable(model: string, results: readonly QueryResult[]): string {
-  const lines = [`${model}: medians in ms (S = secured as app_user; B0 = owner without RLS; B1 = visible rows by primary key; B2 = hand-written WHERE)`];
+  const lines = [
+    `${model}: medians in ms (S = secured as app_user; B0 = owner without RLS; B1 = visible rows by primary key; B2 = hand-written WHERE; B2s = B2 after the persona's set_session in its transaction, not a target)`,
+  ];
   let persona = '';
   for (const r of results) {
     if (r.persona !== persona) {

@@ -62,6 +62,12 @@ function verdicts(file: ResultFile | undefined, names: readonly string[], kind?:
   return { met: all.filter((t) => t.met).length, of: all.length };
 }
 
+/** Not a target: S within 1.2× of B2 run after the same set_session (B2s), for every query that has one. */
+function afterSession(file: ResultFile | undefined): { met: number; of: number } {
+  const ratios = (file?.results ?? []).map((r) => r.ratios.toB2AfterSession).filter((x): x is number => typeof x === 'number');
+  return { met: ratios.filter((x) => x <= 1.2).length, of: ratios.length };
+}
+
 const cell = (v: { met: number; of: number }): string => (v.of === 0 ? '–' : v.met === v.of ? `all ${v.of}` : `${v.met} of ${v.of}`);
 
 /** The Markdown summary: targets met per model and mode, then where ≤ 1.2× B2 is missed when prepared. */
@@ -74,6 +80,7 @@ export function summarize(runs: Runs): string {
       const what = mode === 'planned' ? 'planned each time' : 'prepared';
       lines.push(`| ${t.label}, ${what} | ${MODELS.map((m) => cell(verdicts(runs[m.name]?.[mode], t.names, t.kind))).join(' | ')} |`);
     }
+    lines.push(`| *Not a target:* ≤ 1.2× B2s (B2 after the same set_session), ${mode === 'planned' ? 'planned each time' : 'prepared'} | ${MODELS.map((m) => cell(afterSession(runs[m.name]?.[mode]))).join(' | ')} |`);
   }
   const dates = MODELS.map((m) => {
     const r = runs[m.name];
