@@ -121,7 +121,7 @@ export interface QueryResult {
    * Not a target: B2's statement run where S runs, after the persona's set_session in the same
    * transaction (then as the owner again). S/B2s is what the policy costs beside the expert's
    * condition; B2s/B2 is what following set_session costs any statement (missing in results
-   * written before 2026-12-03).
+   * written before the twenty-seventh round).
    */
   readonly b2AfterSession?: Timing | null;
   readonly ratios: { readonly toB0: number | null; readonly toB1: number | null; readonly toB2: number | null; readonly toB2AfterSession?: number | null };

@@ -48,8 +48,9 @@ const TARGETS: readonly { readonly label: string; readonly names: readonly strin
 ];
 
 /**
- * A result's verdicts. Runs before 2026-12-03 judged writes and the visible set only against B0
- * and the clock; their B2 verdict is taken from the ratio they recorded, as the harness now does.
+ * A result's verdicts. Runs written before the harness judged writes and the visible set against
+ * B2 too (it did from the twenty-seventh round) have only their B0 and clock verdicts; their B2
+ * verdict is taken from the ratio they recorded, as the harness now does.
  */
 function targetsOf(r: QueryResult): readonly { readonly name: string; readonly met: boolean }[] {
   const judged = r.targets.some((t) => t.name === '≤1.2×B2');
@@ -93,12 +94,20 @@ export function summarize(runs: Runs): string {
   const queries: string[] = [];
   const judged = (r: QueryResult): boolean => targetsOf(r).some((t) => t.name === '≤1.2×B2');
   for (const m of MODELS) for (const r of runs[m.name]?.prepared?.results ?? []) if (judged(r) && !queries.includes(r.query)) queries.push(r.query);
-  lines.push('', 'Prepared, the queries above 1.2× B2 (personas missing of personas run):', '', `| Query | ${MODELS.map((m) => m.title).join(' | ')} |`, rule);
+  lines.push(
+    '',
+    'Prepared, the queries above 1.2× B2: personas missing of personas run (in brackets: of the personas run, how many are above 1.2× B2s, which is not a target):',
+    '',
+    `| Query | ${MODELS.map((m) => m.title).join(' | ')} |`,
+    rule,
+  );
   for (const q of queries) {
     const cells = MODELS.map((m) => {
       const rows = (runs[m.name]?.prepared?.results ?? []).filter((r) => r.query === q && judged(r));
       const missed = rows.filter((r) => targetsOf(r).some((t) => t.name === '≤1.2×B2' && !t.met)).length;
-      return rows.length === 0 ? '–' : `${missed} of ${rows.length}`;
+      const withB2s = rows.filter((r) => typeof r.ratios.toB2AfterSession === 'number');
+      const afterSession = withB2s.length === 0 ? '' : ` (${withB2s.filter((r) => r.ratios.toB2AfterSession! > 1.2).length})`;
+      return rows.length === 0 ? '–' : `${missed} of ${rows.length}${afterSession}`;
     });
     lines.push(`| ${q} | ${cells.join(' | ')} |`);
   }

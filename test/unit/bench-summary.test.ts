@@ -45,6 +45,7 @@ describe('bench summary', () => {
     expect(text).toContain('| Writes ≤ 1.2× B2, prepared | 0 of 1 | – | – | – |');
     expect(text).toContain('| Writes ≤ 1.1× B0, prepared | 0 of 1 | – | – | – |');
     expect(text).toContain('| update | 1 of 1 | – | – | – |');
+    expect(text).toContain('| pk visible | 1 of 1 | – | – | – |');
     expect(text).toContain('SmartOffice: planned no run, prepared 2026-12-03 (PostgreSQL 18.4)');
   });
 
