@@ -2495,57 +2495,59 @@ BEGIN
     CASE WHEN (ARRAY['own', 'primary_group', 'secondary_group', 'others']::text[] <@ rg_guard_facts."sale_scopes_with_read"::text[]) IS TRUE THEN 'rg_plan_superoffice_is_sale_scopes_with_read_has_own_p_bf177abb' END
   ]::text[], NULL)
   FROM (SELECT
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q6"."scope" FROM "superoffice"."role_rights" AS "q6" WHERE ("q6"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q6"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q6"."rights") >= 3)) ELSE NULL END)::text[] AS "company_scopes_with_create",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q8"."scope" FROM "superoffice"."role_rights" AS "q8" WHERE ("q8"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q8"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q8"."rights") >= 5)) ELSE NULL END)::text[] AS "company_scopes_with_delete",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q5"."scope" FROM "superoffice"."role_rights" AS "q5" WHERE ("q5"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q5"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q5"."rights") >= 2)) ELSE NULL END)::text[] AS "company_scopes_with_read",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q7"."scope" FROM "superoffice"."role_rights" AS "q7" WHERE ("q7"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q7"."object_type" = 'company')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q7"."rights") >= 4)) ELSE NULL END)::text[] AS "company_scopes_with_update",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q10"."scope" FROM "superoffice"."role_rights" AS "q10" WHERE ("q10"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q10"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q10"."rights") >= 3)) ELSE NULL END)::text[] AS "contact_scopes_with_create",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q12"."scope" FROM "superoffice"."role_rights" AS "q12" WHERE ("q12"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q12"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q12"."rights") >= 5)) ELSE NULL END)::text[] AS "contact_scopes_with_delete",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q9"."scope" FROM "superoffice"."role_rights" AS "q9" WHERE ("q9"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q9"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q9"."rights") >= 2)) ELSE NULL END)::text[] AS "contact_scopes_with_read",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q11"."scope" FROM "superoffice"."role_rights" AS "q11" WHERE ("q11"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q11"."object_type" = 'contact')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q11"."rights") >= 4)) ELSE NULL END)::text[] AS "contact_scopes_with_update",
+    rg_fused_1."company_scopes_with_create" AS "company_scopes_with_create",
+    rg_fused_1."company_scopes_with_delete" AS "company_scopes_with_delete",
+    rg_fused_1."company_scopes_with_read" AS "company_scopes_with_read",
+    rg_fused_1."company_scopes_with_update" AS "company_scopes_with_update",
+    rg_fused_1."contact_scopes_with_create" AS "contact_scopes_with_create",
+    rg_fused_1."contact_scopes_with_delete" AS "contact_scopes_with_delete",
+    rg_fused_1."contact_scopes_with_read" AS "contact_scopes_with_read",
+    rg_fused_1."contact_scopes_with_update" AS "contact_scopes_with_update",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'external' THEN true ELSE false END)::boolean AS "i_am_external",
     ((((rg_fact.me_row."kind"))::text = 'internal') OR (((rg_fact.me_row."kind"))::text = 'system'))::boolean AS "i_am_staff",
     (CASE WHEN ((rg_fact.me_row."kind"))::text = 'system' THEN true ELSE false END)::boolean AS "i_am_system",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q14"."scope" FROM "superoffice"."role_rights" AS "q14" WHERE ("q14"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q14"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q14"."rights") >= 3)) ELSE NULL END)::text[] AS "project_scopes_with_create",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q16"."scope" FROM "superoffice"."role_rights" AS "q16" WHERE ("q16"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q16"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q16"."rights") >= 5)) ELSE NULL END)::text[] AS "project_scopes_with_delete",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q13"."scope" FROM "superoffice"."role_rights" AS "q13" WHERE ("q13"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q13"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q13"."rights") >= 2)) ELSE NULL END)::text[] AS "project_scopes_with_read",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q15"."scope" FROM "superoffice"."role_rights" AS "q15" WHERE ("q15"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q15"."object_type" = 'project')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q15"."rights") >= 4)) ELSE NULL END)::text[] AS "project_scopes_with_update",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q18"."scope" FROM "superoffice"."role_rights" AS "q18" WHERE ("q18"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q18"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q18"."rights") >= 3)) ELSE NULL END)::text[] AS "sale_scopes_with_create",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q20"."scope" FROM "superoffice"."role_rights" AS "q20" WHERE ("q20"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q20"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q20"."rights") >= 5)) ELSE NULL END)::text[] AS "sale_scopes_with_delete",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q17"."scope" FROM "superoffice"."role_rights" AS "q17" WHERE ("q17"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q17"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q17"."rights") >= 2)) ELSE NULL END)::text[] AS "sale_scopes_with_read",
-    (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN ARRAY(SELECT "q19"."scope" FROM "superoffice"."role_rights" AS "q19" WHERE ("q19"."role_id" = ((rg_fact.me_row."role_id"))::bigint)
-AND ("q19"."object_type" = 'sale')
-AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], "q19"."rights") >= 4)) ELSE NULL END)::text[] AS "sale_scopes_with_update") AS rg_guard_facts);
+    rg_fused_1."project_scopes_with_create" AS "project_scopes_with_create",
+    rg_fused_1."project_scopes_with_delete" AS "project_scopes_with_delete",
+    rg_fused_1."project_scopes_with_read" AS "project_scopes_with_read",
+    rg_fused_1."project_scopes_with_update" AS "project_scopes_with_update",
+    rg_fused_1."sale_scopes_with_create" AS "sale_scopes_with_create",
+    rg_fused_1."sale_scopes_with_delete" AS "sale_scopes_with_delete",
+    rg_fused_1."sale_scopes_with_read" AS "sale_scopes_with_read",
+    rg_fused_1."sale_scopes_with_update" AS "sale_scopes_with_update"
+  FROM (SELECT
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'company')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 3)), '{}') ELSE NULL END)::text[] AS "company_scopes_with_create",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'company')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 5)), '{}') ELSE NULL END)::text[] AS "company_scopes_with_delete",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'company')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 2)), '{}') ELSE NULL END)::text[] AS "company_scopes_with_read",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'company')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 4)), '{}') ELSE NULL END)::text[] AS "company_scopes_with_update",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'contact')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 3)), '{}') ELSE NULL END)::text[] AS "contact_scopes_with_create",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'contact')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 5)), '{}') ELSE NULL END)::text[] AS "contact_scopes_with_delete",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'contact')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 2)), '{}') ELSE NULL END)::text[] AS "contact_scopes_with_read",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'contact')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 4)), '{}') ELSE NULL END)::text[] AS "contact_scopes_with_update",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'project')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 3)), '{}') ELSE NULL END)::text[] AS "project_scopes_with_create",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'project')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 5)), '{}') ELSE NULL END)::text[] AS "project_scopes_with_delete",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'project')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 2)), '{}') ELSE NULL END)::text[] AS "project_scopes_with_read",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'project')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 4)), '{}') ELSE NULL END)::text[] AS "project_scopes_with_update",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'sale')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 3)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_create",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'sale')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 5)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_delete",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'sale')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 2)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_read",
+      (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'sale')
+        AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 4)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_update"
+    FROM "superoffice"."role_rights" AS rg_src WHERE (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint)) AS rg_fused_1) AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";

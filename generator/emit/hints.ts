@@ -167,7 +167,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
-import { boundedRowCount, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
+import { boundedRowCount, fuseArrayReads, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
 import { applicablePolicies } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
@@ -988,8 +988,11 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           ...factBody(model, facts, (ctx) => {
             const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
             if (guardFacts.length === 0) return array;
-            const row = guardFacts.map((f) => `${printExpr({ kind: 'fact', name: f }, ctx)} AS ${ident(f)}`).join(',\n    ');
-            return `(SELECT ${array}\n  FROM (SELECT\n    ${row}) AS rg_guard_facts)`;
+            // Array facts read from one table under the same conditions, one scan for all of them.
+            const fused = fuseArrayReads(guardFacts.map((f) => ({ name: f, ...facts.get(f)! })), ctx);
+            const row = guardFacts.map((f) => `${fused.columns.get(f) ?? printExpr({ kind: 'fact', name: f }, ctx)} AS ${ident(f)}`).join(',\n    ');
+            const sources = fused.from.length === 0 ? '' : `\n  FROM ${fused.from.join(',\n    ')}`;
+            return `(SELECT ${array}\n  FROM (SELECT\n    ${row}${sources}) AS rg_guard_facts)`;
           }),
         }),
       ];
