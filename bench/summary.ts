@@ -63,10 +63,10 @@ function verdicts(file: ResultFile | undefined, names: readonly string[], kind?:
   return { met: all.filter((t) => t.met).length, of: all.length };
 }
 
-/** Not a target: S within 1.2× of B2 run after the same set_session (B2s), for every query that has one. */
+/** Not a target: S within B2's limit of B2 run after the same set_session (B2s), for every query that has one. */
 function afterSession(file: ResultFile | undefined): { met: number; of: number } {
   const ratios = (file?.results ?? []).map((r) => r.ratios.toB2AfterSession).filter((x): x is number => typeof x === 'number');
-  return { met: ratios.filter((x) => x <= 1.2).length, of: ratios.length };
+  return { met: ratios.filter((x) => b2Target(x).met).length, of: ratios.length };
 }
 
 const cell = (v: { met: number; of: number }): string => (v.of === 0 ? '–' : v.met === v.of ? `all ${v.of}` : `${v.met} of ${v.of}`);
@@ -106,7 +106,7 @@ export function summarize(runs: Runs): string {
       const rows = (runs[m.name]?.prepared?.results ?? []).filter((r) => r.query === q && judged(r));
       const missed = rows.filter((r) => targetsOf(r).some((t) => t.name === '≤1.2×B2' && !t.met)).length;
       const withB2s = rows.filter((r) => typeof r.ratios.toB2AfterSession === 'number');
-      const afterSession = withB2s.length === 0 ? '' : ` (${withB2s.filter((r) => r.ratios.toB2AfterSession! > 1.2).length})`;
+      const afterSession = withB2s.length === 0 ? '' : ` (${withB2s.filter((r) => !b2Target(r.ratios.toB2AfterSession!).met).length})`;
       return rows.length === 0 ? '–' : `${missed} of ${rows.length}${afterSession}`;
     });
     lines.push(`| ${q} | ${cells.join(' | ')} |`);
