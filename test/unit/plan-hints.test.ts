@@ -2,7 +2,7 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { and, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, exists, lit, not, or, rightsMatrix, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { marksHeldIn, planHints, sameShape } from '../../generator/emit/hints.ts';
 import type { Expr } from '../../generator/model/nodes.ts';
@@ -575,6 +575,58 @@ describe('planner hints', () => {
         file: 'policies/crm.ts',
       });
       expect(problems.map((p) => [p.code, p.path, p.fix])).toEqual([['reserved-name', 'model', 'choose a name with another beginning']]);
+    }
+  });
+});
+
+describe('plan_marks reads array facts of one table together', () => {
+  // Two object types × two levels: four scope lists, each `ARRAY(SELECT scope FROM rights WHERE
+  // role = my role AND object = … AND level ≥ …)` under the same condition (the matrix applies).
+  const rights = (objects: readonly string[]) =>
+    compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), role_id: t.bigint() });
+      const rightsTable = m.table('rights', { role_id: t.bigint().notNull(), object: t.text().notNull(), scope: t.text().notNull(), level: t.text().notNull() }, { primaryKey: ['role_id', 'object', 'scope'] });
+      m.identity(users);
+      const matrix = rightsMatrix(m, {
+        rights: { table: rightsTable, role: 'role_id', object: 'object', scope: 'scope', level: 'level' },
+        levels: ['none', 'read', 'write'],
+        needs: { select: 'read', insert: 'write', update: 'write', delete: 'write' },
+        role: m.fact('my_role', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.role_id })))),
+        applies: m.me.isNotNull(),
+        scopes: [{ name: 'own', column: 'owner_id', is: m.me }],
+        otherwise: 'others',
+      });
+      for (const object of objects) {
+        const table = m.table(`${object}s`, { id: t.bigint().primaryKey(), owner_id: t.bigint() });
+        m.policy(table, `${object}s_select`, { for: 'select', using: matrix.allows(table, object, 'select') });
+        m.policy(table, `${object}s_update`, { for: 'update', using: matrix.allows(table, object, 'update'), check: matrix.allows(table, object, 'update') });
+      }
+    }).up('function crm.plan_marks');
+
+  it('one scan of the table, its shared conjuncts the WHERE, an array_agg with the rest as FILTER per fact', () => {
+    const marks = rights(['deal', 'lead']);
+    expect(marks.match(/FROM "crm"\."rights" AS rg_src WHERE/g)).toHaveLength(1);
+    expect(marks).not.toContain('ARRAY(SELECT');
+    for (const fact of ['deal_scopes_with_read', 'deal_scopes_with_write', 'lead_scopes_with_read', 'lead_scopes_with_write']) {
+      // The fact's own column: from its CASE to its name, its object type in the FILTER.
+      const column = marks.slice(0, marks.lastIndexOf(`AS "${fact}"`));
+      const own = column.slice(column.lastIndexOf('(CASE WHEN'));
+      expect(own).toContain('COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object" = ');
+      expect(own).toContain(`'${fact.slice(0, 4)}'`);
+      expect(marks).toContain(`rg_fused_1."${fact}" AS "${fact}"`);
+    }
+    // The role is the shared condition: the index on the rights' key drives the one scan.
+    expect(marks).toMatch(/AS rg_src WHERE \(?rg_src\."role_id" = /);
+  });
+
+  it('the conjuncts all the facts share are the WHERE; only what differs is a FILTER', () => {
+    // Read and write of one object type share the role and the object type; only the level differs.
+    const marks = rights(['deal']);
+    expect(marks).toContain(`FROM "crm"."rights" AS rg_src WHERE (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint) AND (rg_src."object" = 'deal')) AS rg_fused_1`);
+    for (const [fact, level] of [['deal_scopes_with_read', 2], ['deal_scopes_with_write', 3]] as const) {
+      expect(marks).toContain(
+        `(CASE WHEN rg_fact.me IS NOT NULL THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (array_position(ARRAY['none', 'read', 'write']::text[], rg_src."level") >= ${level})), '{}') ELSE NULL END)::text[] AS "${fact}"`,
+      );
     }
   });
 });
