@@ -2547,7 +2547,8 @@ BEGIN
         AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 2)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_read",
       (CASE WHEN ((rg_fact.me_row."kind"))::text = 'internal' THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (rg_src."object_type" = 'sale')
         AND (array_position(ARRAY['none', 'read', 'create', 'update', 'delete']::text[], rg_src."rights") >= 4)), '{}') ELSE NULL END)::text[] AS "sale_scopes_with_update"
-    FROM "superoffice"."role_rights" AS rg_src WHERE (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint)) AS rg_fused_1) AS rg_guard_facts);
+    FROM "superoffice"."role_rights" AS rg_src WHERE (((rg_fact.me_row."kind"))::text = 'internal')
+    AND (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint)) AS rg_fused_1) AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "superoffice"."plan_marks"() OWNER TO "rowguard_definer";

@@ -582,7 +582,8 @@ function arrayRead(e: Expr): ArrayRead | undefined {
  * the role's rights, one object type and level each): each group becomes one scan of the table
  * with an `array_agg(…) FILTER (WHERE <the rest>)` per fact, in place of a sub-select, and a plan
  * node to set up, per fact (SuperOffice's plan_marks: 286 → 90 µs). `ARRAY(SELECT …)` of no rows
- * is `'{}'`, as the COALESCE keeps it; the order of elements was never defined.
+ * is `'{}'`, as the COALESCE keeps it; the order of elements was never defined. The condition is
+ * tested before the scan as well, so a user it does not hold for reads nothing, as before.
  * Returns the fused facts' columns (by fact name) and the FROM items that compute them.
  */
 export function fuseArrayReads(facts: readonly { readonly name: string; readonly type: string; readonly expr: Expr }[], ctx: ExprContext): { columns: Map<string, string>; from: string[] } {
@@ -619,7 +620,11 @@ export function fuseArrayReads(facts: readonly { readonly name: string; readonly
       return `(${m.condition === undefined ? agg : `CASE WHEN ${m.condition} THEN ${agg} ELSE NULL END`})::${m.type} AS ${ident(m.name)}`;
     });
     const table = qualified(ctx.model.schema, members[0]!.read.query.table);
-    from.push(`(SELECT\n      ${aggregates.join(',\n      ')}\n    FROM ${table} AS ${source} WHERE ${joinParts('AND', common).replaceAll('\n', '\n    ')}) AS ${alias}`);
+    // The shared condition first, a constant PostgreSQL tests once before the scan: where it is
+    // not true the table is not read, as the facts' own CASE would not read it.
+    const condition = members[0]!.condition;
+    const where = [...(condition === undefined ? [] : [`(${condition})`]), ...common];
+    from.push(`(SELECT\n      ${aggregates.join(',\n      ')}\n    FROM ${table} AS ${source} WHERE ${joinParts('AND', where).replaceAll('\n', '\n    ')}) AS ${alias}`);
   }
   return { columns, from };
 }

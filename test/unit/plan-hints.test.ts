@@ -616,13 +616,14 @@ describe('plan_marks reads array facts of one table together', () => {
       expect(marks).toContain(`rg_fused_1."${fact}" AS "${fact}"`);
     }
     // The role is the shared condition: the index on the rights' key drives the one scan.
-    expect(marks).toMatch(/AS rg_src WHERE \(?rg_src\."role_id" = /);
+    expect(marks).toMatch(/AS rg_src WHERE \(rg_fact\.me IS NOT NULL\)\s+AND \(rg_src\."role_id" = /);
   });
 
   it('the conjuncts all the facts share are the WHERE; only what differs is a FILTER', () => {
     // Read and write of one object type share the role and the object type; only the level differs.
     const marks = rights(['deal']);
-    expect(marks).toContain(`FROM "crm"."rights" AS rg_src WHERE (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint) AND (rg_src."object" = 'deal')) AS rg_fused_1`);
+    // The facts' condition (the matrix applies) first: where it is not true, the rights are not read.
+    expect(marks).toContain(`FROM "crm"."rights" AS rg_src WHERE (rg_fact.me IS NOT NULL)\n    AND (rg_src."role_id" = ((rg_fact.me_row."role_id"))::bigint)\n    AND (rg_src."object" = 'deal')) AS rg_fused_1`);
     for (const [fact, level] of [['deal_scopes_with_read', 2], ['deal_scopes_with_write', 3]] as const) {
       expect(marks).toContain(
         `(CASE WHEN rg_fact.me IS NOT NULL THEN COALESCE(pg_catalog.array_agg(rg_src."scope") FILTER (WHERE (array_position(ARRAY['none', 'read', 'write']::text[], rg_src."level") >= ${level})), '{}') ELSE NULL END)::text[] AS "${fact}"`,
