@@ -2,7 +2,7 @@
 // README's copy must be what the committed results say, and the counting must judge writes and
 // the visible set against B2 too, in results written before the harness did.
 import { describe, expect, it } from 'vitest';
-import type { QueryResult } from '../../bench/harness.ts';
+import { SET_SESSION_QUERY, type QueryResult } from '../../bench/harness.ts';
 import { readmeIsCurrent, summarize, withSummary, type ResultFile } from '../../bench/summary.ts';
 
 const timing = (medianMs: number) => ({ runs: 5, medianMs, p95Ms: medianMs, buffers: null, planningMs: null, executionMs: null });
@@ -47,6 +47,13 @@ describe('bench summary', () => {
     expect(text).toContain('| update | 1 of 1 | – | – | – |');
     expect(text).toContain('| pk visible | 1 of 1 | – | – | – |');
     expect(text).toContain('SmartOffice: planned no run, prepared 2026-12-03 (PostgreSQL 18.4)');
+    expect(text).toContain('| *Not a target:* set_session per transaction, ms (median of the personas, their range), prepared | – | – | – | – |');
+  });
+
+  it("shows set_session's time per transaction: the median of the personas' medians and their range", () => {
+    const session = (persona: string, ms: number): QueryResult => ({ ...result(SET_SESSION_QUERY, 'facts', ms, 1, []), persona, b2: null, ratios: { toB0: null, toB1: null, toB2: null } });
+    const text = summarize({ smartoffice: { planned: file([session('a', 0.41), session('b', 0.3), session('c', 0.52)]) } });
+    expect(text).toContain('| *Not a target:* set_session per transaction, ms (median of the personas, their range), planned each time | 0.41 (0.30–0.52) | – | – | – |');
   });
 
   it('says where the markers belong when the README has none', () => {
