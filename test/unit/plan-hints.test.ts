@@ -2,11 +2,12 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { and, arrayOf, defineModel, exists, lit, not, or, rightsMatrix, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
+import { and, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { marksHeldIn, planHints, sameShape } from '../../generator/emit/hints.ts';
 import type { Expr } from '../../generator/model/nodes.ts';
 import { validateModel } from '../../generator/validate/index.ts';
+import { ownOrOthersMatrix } from '../support/rights.ts';
 
 type Builder = Parameters<Parameters<typeof defineModel>[1]>[0];
 
@@ -587,15 +588,7 @@ describe('plan_marks reads array facts of one table together', () => {
       const users = m.table('users', { id: t.bigint().primaryKey(), role_id: t.bigint() });
       const rightsTable = m.table('rights', { role_id: t.bigint().notNull(), object: t.text().notNull(), scope: t.text().notNull(), level: t.text().notNull() }, { primaryKey: ['role_id', 'object', 'scope'] });
       m.identity(users);
-      const matrix = rightsMatrix(m, {
-        rights: { table: rightsTable, role: 'role_id', object: 'object', scope: 'scope', level: 'level' },
-        levels: ['none', 'read', 'write'],
-        needs: { select: 'read', insert: 'write', update: 'write', delete: 'write' },
-        role: m.fact('my_role', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.role_id })))),
-        applies: m.me.isNotNull(),
-        scopes: [{ name: 'own', column: 'owner_id', is: m.me }],
-        otherwise: 'others',
-      });
+      const matrix = ownOrOthersMatrix(m, { rights: rightsTable, users });
       for (const object of objects) {
         const table = m.table(`${object}s`, { id: t.bigint().primaryKey(), owner_id: t.bigint() });
         m.policy(table, `${object}s_select`, { for: 'select', using: matrix.allows(table, object, 'select') });

@@ -1,8 +1,9 @@
 // Exact SQL of seed rows, membership functions and the rights-matrix expansion.
 import { describe, expect, it } from 'vitest';
-import { arrayOf, defineModel, rightsMatrix, scalarOf, t } from '../../generator/dsl/index.ts';
+import { arrayOf, defineModel, t } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { validateModel } from '../../generator/validate/index.ts';
+import { ownOrOthersMatrix } from '../support/rights.ts';
 
 function compile(build: Parameters<typeof defineModel>[1]) {
   const { result, problems } = validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' });
@@ -49,15 +50,7 @@ describe('rightsMatrix', () => {
   it('expands into one scopes fact per object and level, and index-drivable arms', () => {
     const { statements, problems } = compile((m) => {
       const { rights, users, deals } = base(m);
-      const matrix = rightsMatrix(m, {
-        rights: { table: rights, role: 'role_id', object: 'object', scope: 'scope', level: 'level' },
-        levels: ['none', 'read', 'write'],
-        needs: { select: 'read', insert: 'write', update: 'write', delete: 'write' },
-        role: m.fact('my_role', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.role_id })))),
-        applies: m.me.isNotNull(),
-        scopes: [{ name: 'own', column: 'owner_id', is: m.me }],
-        otherwise: 'others',
-      });
+      const matrix = ownOrOthersMatrix(m, { rights, users });
       m.policy(deals, 'deals_select', { for: 'select', using: matrix.allows(deals, 'deal', 'select') });
     });
     expect(problems).toEqual([]);
