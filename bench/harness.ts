@@ -374,10 +374,10 @@ function check(query: string, persona: string, what: string, expected: readonly 
 
 const ratio = (a: Timing, b: Timing | null): number | null => (b && b.medianMs > 0 ? a.medianMs / b.medianMs : null);
 
-/** Secured within 1.2× the expert's hand-written statement (B2), on medians. */
 /** The result row of set_session's own time per transaction (not a target, no baselines). */
 export const SET_SESSION_QUERY = 'set_session (once per transaction)';
 
+/** Secured within 1.2× the expert's hand-written statement (B2), on medians. */
 export const b2Target = (toB2: number): { name: string; met: boolean } => ({ name: '≤1.2×B2', met: toB2 <= 1.2 });
 
 /** Targets of the issue, evaluated on medians. */

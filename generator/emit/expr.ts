@@ -559,14 +559,16 @@ interface ArrayRead {
 }
 
 function arrayRead(e: Expr): ArrayRead | undefined {
+  // Raw text may name a scope or be volatile; the others have no one meaning to print.
+  let opaque = false;
+  visit(e, (n) => (opaque ||= n.kind === 'raw' || n.kind === 'unknown-column' || n.kind === 'every-row-when'));
+  if (opaque) return undefined;
   const read = (x: Expr, condition?: Expr): ArrayRead | undefined => {
-    if (x.kind !== 'array-of' || x.query.select === undefined || x.query.distinct) return undefined;
+    // An untyped literal has no type for array_agg to take; DISTINCT would need one per fact.
+    if (x.kind !== 'array-of' || x.query.select === undefined || x.query.select.kind === 'literal' || x.query.distinct) return undefined;
     const where = x.query.where;
-    // A top-level OR is printed with a key range (printWhere); raw text may name the scope.
+    // A top-level OR is printed with a key range (printWhere).
     if (where?.kind === 'or') return undefined;
-    let opaque = false;
-    visit(x, (n) => (opaque ||= n.kind === 'raw' || n.kind === 'unknown-column' || n.kind === 'every-row-when'));
-    if (opaque) return undefined;
     const query = x.query as ArrayRead['query'];
     const conjuncts = where === undefined ? [] : where.kind === 'and' ? where.items : [where];
     return condition === undefined ? { query, conjuncts } : { condition, query, conjuncts };
@@ -576,54 +578,77 @@ function arrayRead(e: Expr): ArrayRead | undefined {
   return undefined;
 }
 
+/** `<a column of the read> = <a statement value>` (or `= any(<set>)`): what an index on the column drives. */
+function keyCondition(c: Expr, scope: string): boolean {
+  const own = (x: Expr) => x.kind === 'column' && x.scope === scope;
+  const value = (x: Expr) => {
+    let mentions = false;
+    visit(x, (n) => (mentions ||= n.kind === 'column' && n.scope === scope));
+    return x.kind !== 'literal' && !mentions;
+  };
+  if (c.kind === 'in-set') return own(c.item) && value(c.set);
+  return c.kind === 'compare' && c.op === '=' && ((own(c.left) && value(c.right)) || (own(c.right) && value(c.left)));
+}
+
 /**
  * Facts computed together in one statement (plan_marks' guards), where several are arrays read
- * from the same table under the same condition and WHERE conjuncts (SuperOffice's 16 scope lists:
- * the role's rights, one object type and level each): each group becomes one scan of the table
- * with an `array_agg(…) FILTER (WHERE <the rest>)` per fact, in place of a sub-select, and a plan
- * node to set up, per fact (SuperOffice's plan_marks: 286 → 90 µs). `ARRAY(SELECT …)` of no rows
- * is `'{}'`, as the COALESCE keeps it; the order of elements was never defined. The condition is
- * tested before the scan as well, so a user it does not hold for reads nothing, as before.
+ * from the same table under the same condition and share a key condition (SuperOffice's 16 scope
+ * lists: the role's rights, one object type and level each): each group becomes one scan of the
+ * table by the shared conjuncts, with an `array_agg(…) FILTER (WHERE <the rest>)` per fact, in
+ * place of a sub-select, and a plan node to set up, per fact (SuperOffice's plan_marks: 286 →
+ * 90 µs). Only where the shared conjuncts hold a key condition and no fact's own conjuncts do: two
+ * facts keyed on different columns (owner = me, assistant = me) are two index probes, which one
+ * scan by what they share would not beat. `ARRAY(SELECT …)` of no rows is `'{}'`, as the COALESCE
+ * keeps it; the order of elements was never defined. The condition is tested before the scan as
+ * well, a constant PostgreSQL tests once: a user it does not hold for reads nothing, as before.
  * Returns the fused facts' columns (by fact name) and the FROM items that compute them.
  */
 export function fuseArrayReads(facts: readonly { readonly name: string; readonly type: string; readonly expr: Expr }[], ctx: ExprContext): { columns: Map<string, string>; from: string[] } {
   const source = 'rg_src';
-  const inner: ExprContext = { ...ctx, evaluatedOnce: false, scopeAliases: new Map(ctx.scopeAliases ?? []) };
+  // Printed inside a query (not evaluated once); each read's own scope as the scan's alias, and
+  // nothing else: a fact inlined in a conjunct keeps its own sub-select and alias.
+  // Raw SQL met in a fact it inlines leaves the read as it was (its reasons are then recorded where
+  // it is printed, once).
+  const rawReasons: string[] = [];
+  const inQuery = (scope?: string): ExprContext => ({
+    ...ctx,
+    rawReasons,
+    evaluatedOnce: false,
+    ...(scope === undefined ? {} : { scopeAliases: new Map([...(ctx.scopeAliases ?? []), [scope, source]]) }),
+  });
   const reads = facts.flatMap((f) => {
     const read = arrayRead(f.expr);
     if (read === undefined) return [];
-    (inner.scopeAliases as Map<string, string>).set(read.query.scope, source);
-    return [{ ...f, read }];
+    const own = inQuery(read.query.scope);
+    const conjuncts = read.conjuncts.map((c) => ({ text: operand(c, own), key: keyCondition(c, read.query.scope) }));
+    const condition = read.condition === undefined ? undefined : printExpr(read.condition, inQuery());
+    const select = printExpr(read.query.select, own);
+    if (rawReasons.splice(0).length > 0) return [];
+    return [{ ...f, read, condition, conjuncts, select }];
   });
-  const printed = reads.map((r) => ({
-    ...r,
-    condition: r.read.condition === undefined ? undefined : printExpr(r.read.condition, inner),
-    conjuncts: r.read.conjuncts.map((c) => operand(c, inner)),
-  }));
-  const groups = new Map<string, typeof printed>();
-  for (const p of printed) {
-    const key = `${p.read.query.table}\u0000${p.condition ?? ''}`;
-    groups.set(key, [...(groups.get(key) ?? []), p]);
+  const groups = new Map<string, typeof reads>();
+  for (const r of reads) {
+    const key = `${r.read.query.table}\u0000${r.condition ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const columns = new Map<string, string>();
   const from: string[] = [];
   for (const members of groups.values()) {
-    const common = members[0]!.conjuncts.filter((c) => members.every((m) => m.conjuncts.includes(c)));
-    // Two facts at least, and a condition they share for an index to drive the one scan.
-    if (members.length < 2 || common.length === 0) continue;
+    const shared = (c: string) => members.every((m) => m.conjuncts.some((x) => x.text === c));
+    const common = members[0]!.conjuncts.filter((c) => shared(c.text));
+    const rests = members.map((m) => m.conjuncts.filter((c) => !shared(c.text)));
+    if (members.length < 2 || !common.some((c) => c.key) || rests.some((rest) => rest.some((c) => c.key))) continue;
     const alias = `rg_fused_${from.length + 1}`;
-    const aggregates = members.map((m) => {
-      const rest = m.conjuncts.filter((c) => !common.includes(c));
+    const aggregates = members.map((m, i) => {
+      const rest = rests[i]!.map((c) => c.text);
       const filter = rest.length === 0 ? '' : ` FILTER (WHERE ${joinParts('AND', rest).replaceAll('\n', '\n        ')})`;
-      const agg = `COALESCE(pg_catalog.array_agg(${printExpr(m.read.query.select, inner)})${filter}, '{}')`;
+      const agg = `COALESCE(pg_catalog.array_agg(${m.select})${filter}, '{}')`;
       columns.set(m.name, `${alias}.${ident(m.name)}`);
       return `(${m.condition === undefined ? agg : `CASE WHEN ${m.condition} THEN ${agg} ELSE NULL END`})::${m.type} AS ${ident(m.name)}`;
     });
     const table = qualified(ctx.model.schema, members[0]!.read.query.table);
-    // The shared condition first, a constant PostgreSQL tests once before the scan: where it is
-    // not true the table is not read, as the facts' own CASE would not read it.
     const condition = members[0]!.condition;
-    const where = [...(condition === undefined ? [] : [`(${condition})`]), ...common];
+    const where = [...(condition === undefined ? [] : [`(${condition})`]), ...common.map((c) => c.text)];
     from.push(`(SELECT\n      ${aggregates.join(',\n      ')}\n    FROM ${table} AS ${source} WHERE ${joinParts('AND', where).replaceAll('\n', '\n    ')}) AS ${alias}`);
   }
   return { columns, from };

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { planHints } from '../../generator/emit/hints.ts';
 import { useTestDatabase } from '../support/db.ts';
 import { models } from '../support/models.ts';
-import { everyMark, expectOnlyFewer, expectPolicyCoveredByBitmap, markedAndUnmarked, ownAndForged, explain, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
+import { everyMark, expectOnlyFewer, guardMarks, expectPolicyCoveredByBitmap, markedAndUnmarked, ownAndForged, explain, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -134,6 +134,17 @@ describe('superoffice dropped guarded arms', () => {
       expect(unmarked, `user ${user}`).toEqual(own);
     }
     expect([...written].sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it("set_session's guard marks are what the facts themselves say, for the system user (whom the role's rights do not govern) and for roles with and without rights", async () => {
+    // plan_marks reads the 16 scope lists with one scan of role_rights (fuseArrayReads), and not
+    // at all for a user whose kind the matrix does not apply to.
+    const model = models.find((m) => m.schema === 'superoffice')!;
+    for (const user of [OWN_ONLY, PRIMARY_ONLY, READS_ALL, SYSTEM]) {
+      const { set, byFacts } = await db.current.as('superoffice', user, (tx) => guardMarks(tx, model));
+      expect(byFacts.length, `user ${user}`).toBeGreaterThan(0);
+      expect(set, `user ${user}`).toEqual(byFacts);
+    }
   });
 
   it('the system user is marked i_am_system true, and a forged true mark changes no row for users who are not', async () => {

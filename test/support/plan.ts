@@ -3,6 +3,9 @@
 // matters for the share it sees and for the planner hints set_session gives it (which facts are
 // small for it: generator/emit/hints.ts).
 import { expect, it } from 'vitest';
+import { exprContext, printExpr } from '../../generator/emit/expr.ts';
+import { planHints } from '../../generator/emit/hints.ts';
+import type { ModelNode } from '../../generator/model/nodes.ts';
 import { literal } from '../../generator/sql/print.ts';
 import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 
@@ -59,6 +62,23 @@ export async function searchPath(tx: Pick<Tx, 'unsafe'>): Promise<string> {
 /** The planner-hint marks in the transaction's search_path (generator/emit/hints.ts), in order. */
 export async function planMarks(tx: Pick<Tx, 'unsafe'>): Promise<string[]> {
   return (await searchPath(tx)).split(', ').filter((s) => s.startsWith('rg_plan_'));
+}
+
+/**
+ * The acting user's guard marks (not-true and true) as the facts' own functions decide them, and
+ * as set_session set them: plan_marks computes the guards' facts its own way (together, and
+ * array facts of one table in one scan: generator/emit/expr.ts, fuseArrayReads), and must agree.
+ */
+export async function guardMarks(tx: Pick<Tx, 'unsafe'>, model: ModelNode): Promise<{ set: string[]; byFacts: string[] }> {
+  const { folds, trues } = planHints(model);
+  const ctx = exprContext(model);
+  const guards = [
+    ...folds.map((f) => ({ mark: f.notSchema, test: `(${printExpr(f.when, ctx)}) IS NOT TRUE` })),
+    ...trues.map((f) => ({ mark: f.isSchema, test: `(${printExpr(f.when, ctx)}) IS TRUE` })),
+  ];
+  const row = (await tx.unsafe(`SELECT array_remove(ARRAY[${guards.map((g) => `CASE WHEN ${g.test} THEN ${literal(g.mark)} END`).join(', ')}]::text[], NULL) AS marks`))[0]!;
+  const set = (await planMarks(tx)).filter((m) => guards.some((g) => g.mark === m)).sort();
+  return { set, byFacts: [...(row.marks as string[])].sort() };
 }
 
 /** The EXPLAIN text of `statement` (which may start with EXPLAIN's options) in the caller's transaction. */

@@ -623,4 +623,53 @@ describe('plan_marks reads array facts of one table together', () => {
       );
     }
   });
+
+  // Guard facts: each list is read as `'own' = any(<list>)`, a guard of the arm it decides.
+  const guarded = (facts: (m: Builder) => Record<string, ReturnType<typeof arrayOf>>) =>
+    compile((m) => {
+      const docs = m.table('docs', { id: t.bigint().primaryKey(), owner_id: t.bigint() });
+      const lists = Object.values(facts(m));
+      m.policy(docs, 'docs_select', { for: 'select', using: (d) => or(...lists.map((list) => d.owner_id.eq(when(lit('own').in(list), m.me)))) });
+    }).up('function crm.plan_marks');
+
+  it('a list inlined in the shared conjunct keeps its own scan and alias', () => {
+    const marks = guarded((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const members = m.table('members', { user_id: t.bigint().notNull(), team_id: t.text().notNull() }, { primaryKey: ['user_id', 'team_id'] });
+      const rightsTable = m.table('rights', { team_id: t.text().notNull(), object: t.text().notNull(), scope: t.text().notNull(), user_id: t.bigint() }, { primaryKey: ['team_id', 'object', 'scope'] });
+      m.identity(users);
+      const teams = m.fact('my_teams', arrayOf(m.from(members, (r) => ({ where: r.user_id.eq(m.me), select: r.team_id }))));
+      const scopes = (object: string) => m.fact(`${object}_scopes`, arrayOf(m.from(rightsTable, (r) => ({ where: and(r.team_id.in(teams), r.object.eq(object)), select: r.scope }))));
+      return { deal: scopes('deal'), lead: scopes('lead'), teams };
+    });
+    const scan = marks.slice(marks.indexOf('FROM "crm"."rights" AS rg_src WHERE'));
+    const where = scan.slice(0, scan.indexOf(') AS rg_fused_'));
+    expect(where).toMatch(/rg_src\."team_id" = any\(\(?ARRAY\(SELECT "(q\d+)"\."team_id" FROM "crm"\."members" AS "\1" WHERE "\1"\."user_id" = rg_fact\.me\)/);
+    expect(where).not.toContain('rg_src."user_id"');
+  });
+
+  it('lists keyed on different columns, or alone on their table, keep their sub-selects', () => {
+    const keyedApart = guarded((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const tasks = m.table('tasks', { id: t.bigint().primaryKey(), active: t.boolean().notNull(), owner_id: t.bigint(), assistant_id: t.bigint(), scope: t.text() });
+      m.identity(users);
+      // Shared: only `active`, no key; each list's own key is its index probe.
+      const owned = m.fact('owned_scopes', arrayOf(m.from(tasks, (r) => ({ where: and(r.active.isTrue(), r.owner_id.eq(m.me)), select: r.scope }))));
+      const assisted = m.fact('assisted_scopes', arrayOf(m.from(tasks, (r) => ({ where: and(r.active.isTrue(), r.assistant_id.eq(m.me)), select: r.scope }))));
+      return { owned, assisted };
+    });
+    expect(keyedApart).not.toContain('rg_fused_');
+    expect(keyedApart.match(/ARRAY\(SELECT [^\n]* FROM "crm"\."tasks"/g)).toHaveLength(2);
+    // A select policy alone: the read list is the only one of its table.
+    const alone = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), role_id: t.bigint() });
+      const rightsTable = m.table('rights', { role_id: t.bigint().notNull(), object: t.text().notNull(), scope: t.text().notNull(), level: t.text().notNull() }, { primaryKey: ['role_id', 'object', 'scope'] });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint() });
+      m.identity(users);
+      m.policy(deals, 'deals_select', { for: 'select', using: ownOrOthersMatrix(m, { rights: rightsTable, users }).allows(deals, 'deal', 'select') });
+    }).up('function crm.plan_marks');
+    expect(alone).not.toContain('rg_fused_');
+    expect(alone).toContain('ARRAY(SELECT "q');
+  });
 });
+
