@@ -605,10 +605,9 @@ function keyCondition(c: Expr, scope: string): boolean {
  */
 export function fuseArrayReads(facts: readonly { readonly name: string; readonly type: string; readonly expr: Expr }[], ctx: ExprContext): { columns: Map<string, string>; from: string[] } {
   const source = 'rg_src';
-  // Printed inside a query (not evaluated once); each read's own scope as the scan's alias, and
-  // nothing else: a fact inlined in a conjunct keeps its own sub-select and alias.
-  // Raw SQL met in a fact it inlines leaves the read as it was (its reasons are then recorded where
-  // it is printed, once).
+  // Printed inside a query (not evaluated once), with the read's own scope as the scan's alias and
+  // no other: a fact inlined in a conjunct keeps its own sub-select and alias. A read that meets raw
+  // SQL in a fact it inlines is left as it was (its reasons are recorded where it is printed).
   const rawReasons: string[] = [];
   const inQuery = (scope?: string): ExprContext => ({
     ...ctx,
