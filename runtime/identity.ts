@@ -13,6 +13,16 @@ export interface SessionOptions {
    * round trip.
    */
   readonly role?: string;
+  /**
+   * Send `set_session` as a prepared statement, parsed once per connection instead of once per
+   * transaction. postgres.js: on by default, following the instance's own `prepare` option (set
+   * `prepare: false` there for a pooler in transaction mode; then `set_session` costs a second
+   * round trip, postgres.js's describe of an unprepared statement with parameters). pg: off by
+   * default (a named statement fails behind a pooler that does not track them: PgBouncer before
+   * 1.21, or `max_prepared_statements = 0`); `true` names it `rowguard_set_session_<schema>`.
+   * Kysely's pg dialect cannot name a statement and ignores this.
+   */
+  readonly prepare?: boolean;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -25,6 +35,11 @@ function checked(name: string, what: string): string {
 /** `SELECT "schema".set_session($1)`: the identity for the rest of the transaction. */
 export function setSessionSql(identity: Identity): string {
   return `SELECT "${checked(identity.schema, 'schema')}".set_session($1)`;
+}
+
+/** The name node-postgres gives set_session's prepared statement, one per schema (see SessionOptions.prepare). */
+export function setSessionStatementName(identity: Identity): string {
+  return `rowguard_set_session_${checked(identity.schema, 'schema')}`;
 }
 
 export function setRoleSql(role: string): string {

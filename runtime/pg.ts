@@ -1,8 +1,15 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient } from 'pg';
-import { savepointName, setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setRoleSql, setSessionSql, setSessionStatementName, type Identity, type SessionOptions } from './identity.ts';
 
-const active = new WeakMap<object, { identity: Identity; depth: number }>();
+const active = new WeakMap<object, { identity: Identity; depth: number; options: SessionOptions }>();
+
+/** `set_session`, as a named prepared statement only when asked (see SessionOptions.prepare). */
+async function setSession(client: PoolClient, identity: Identity, options: SessionOptions): Promise<void> {
+  const text = setSessionSql(identity);
+  const values = [identity.id];
+  await client.query(options.prepare ? { name: setSessionStatementName(identity), text, values } : { text, values });
+}
 
 /**
  * Runs `fn` with a client in one transaction acting as `identity` (see the postgres.js adapter).
@@ -16,9 +23,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     const client = db as PoolClient;
     const name = savepointName(outer.depth + 1);
     await client.query(`SAVEPOINT ${name}`);
-    active.set(client, { identity, depth: outer.depth + 1 });
+    active.set(client, { identity, depth: outer.depth + 1, options });
     try {
-      await client.query(setSessionSql(identity), [identity.id]);
+      await setSession(client, identity, options);
       const result = await fn(client);
       await client.query(`RELEASE SAVEPOINT ${name}`);
       return result;
@@ -27,7 +34,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
       throw error;
     } finally {
       active.set(client, outer);
-      await client.query(setSessionSql(outer.identity), [outer.identity.id]);
+      await setSession(client, outer.identity, outer.options);
     }
   }
   const isPool = 'totalCount' in db;
@@ -37,8 +44,8 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     await client.query('BEGIN');
     try {
       if (options.role) await client.query(setRoleSql(options.role));
-      await client.query(setSessionSql(identity), [identity.id]);
-      active.set(client, { identity, depth: 0 });
+      await setSession(client, identity, options);
+      active.set(client, { identity, depth: 0, options });
       const result = await fn(client);
       await client.query('COMMIT');
       return result;

@@ -3,7 +3,16 @@ import type { Sql, TransactionSql } from 'postgres';
 import { setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
 
 type AnySql = Sql<Record<string, unknown>> | TransactionSql<Record<string, unknown>>;
-const active = new WeakMap<object, Identity>();
+const active = new WeakMap<object, { identity: Identity; options: SessionOptions }>();
+
+/**
+ * `set_session`, prepared unless the instance or the options say not to: postgres.js prepares a
+ * query only where its instance's `prepare` is on, whatever the query asks. Unprepared, a statement
+ * with parameters costs postgres.js two round trips (it describes the statement first).
+ */
+async function setSession(tx: TransactionSql<Record<string, unknown>>, identity: Identity, options: SessionOptions): Promise<void> {
+  await tx.unsafe(setSessionSql(identity), [identity.id as never], { prepare: options.prepare ?? true });
+}
 
 /**
  * Runs `fn` in one transaction acting as `identity`: BEGIN, `<schema>.set_session(id)`, `fn`,
@@ -17,18 +26,18 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     const tx = sql as TransactionSql<Record<string, unknown>>;
     try {
       return (await tx.savepoint(async (sp) => {
-        await sp.unsafe(setSessionSql(identity), [identity.id as never]);
-        active.set(sp, identity);
+        await setSession(sp, identity, options);
+        active.set(sp, { identity, options });
         return fn(sp);
       })) as T;
     } finally {
-      await tx.unsafe(setSessionSql(outer), [outer.id as never]);
+      await setSession(tx, outer.identity, outer.options);
     }
   }
   return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {
     if (options.role) await tx.unsafe(setRoleSql(options.role));
-    await tx.unsafe(setSessionSql(identity), [identity.id as never]);
-    active.set(tx, identity);
+    await setSession(tx, identity, options);
+    active.set(tx, { identity, options });
     return fn(tx);
   })) as T;
 }

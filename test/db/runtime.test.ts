@@ -110,6 +110,49 @@ describe('runtime: withSession under concurrency', () => {
   });
 });
 
+describe('runtime: set_session prepared once per connection', () => {
+  const john: Identity = { schema: 'smartoffice', id: 11 };
+  const johnSees = [100, 102, 103, 104];
+  const contacts = 'SELECT id FROM smartoffice.contacts ORDER BY id';
+  const prepared = `SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE '%set_session%' ORDER BY name`;
+
+  it('postgres.js prepares it unless its instance or the call says not to', async () => {
+    const seenWith = async (options: postgres.Options<Record<string, never>>, sessionOptions?: { prepare?: boolean }) => {
+      const sql = postgres(appUrl, { max: 1, onnotice: () => {}, ...options });
+      try {
+        // The second transaction on the same connection finds the first one's statement.
+        await withPostgresSession(sql, john, async () => undefined, sessionOptions);
+        return await withPostgresSession(sql, john, async (tx) => ({
+          rows: (await tx.unsafe(contacts)).map((r) => Number(r.id)),
+          statements: (await tx.unsafe(prepared)).map((r) => String(r.statement)),
+        }), sessionOptions);
+      } finally {
+        await sql.end();
+      }
+    };
+    expect(await seenWith({})).toEqual({ rows: johnSees, statements: ['SELECT "smartoffice".set_session($1)'] });
+    // A pooler in transaction mode: the instance's prepare: false wins (test/scale/pgbouncer.scale.ts).
+    expect(await seenWith({ prepare: false })).toEqual({ rows: johnSees, statements: [] });
+    expect(await seenWith({}, { prepare: false })).toEqual({ rows: johnSees, statements: [] });
+  });
+
+  it('pg names it only when asked, and reuses it across transactions and nested sessions', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    try {
+      const run = (prepare?: boolean) =>
+        withPgSession(pool, john, async (client) => ({
+          rows: (await client.query(contacts)).rows.map((r: { id: string }) => Number(r.id)),
+          inner: await withPgSession(client, { schema: 'smartoffice', id: 12 }, async (c) => (await c.query(contacts)).rows.map((r: { id: string }) => Number(r.id)), { prepare }),
+          names: (await client.query(prepared)).rows.map((r: { name: string }) => r.name),
+        }), { prepare });
+      expect(await run()).toEqual({ rows: johnSees, inner: [101, 102, 103, 105], names: [] });
+      for (let i = 0; i < 3; i++) expect(await run(true)).toEqual({ rows: johnSees, inner: [101, 102, 103, 105], names: ['rowguard_set_session_smartoffice'] });
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 describe('runtime: nesting', () => {
   const john: Identity = { schema: 'smartoffice', id: 11 };
   const tom: Identity = { schema: 'smartoffice', id: 12 };

@@ -5,11 +5,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres, { type Sql } from 'postgres';
+import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
 import { freePort } from '../../generator/db/server.ts';
 import { ident } from '../../generator/sql/print.ts';
+import { withPostgresSession } from '../../runtime/index.ts';
 import { DATABASE, postgresAccount, startPrimary, waitFor, type Primary } from './support.ts';
 
 const CLIENTS = 32;
@@ -115,17 +116,24 @@ async function client(n: number, count: number, random: () => number): Promise<O
       const query = `SELECT id FROM ${S}.${ident(sample.table)} ORDER BY id`;
       const expected = persona ? [...persona.sees].map(String).sort() : [];
       const kind = persona ? (i % 7 === 0 ? 'rollback' : 'commit') : pick === personas.length ? 'none' : 'session-setting';
-      const seen = await sql
-        .begin(async (tx) => {
-          await tx.unsafe('SET LOCAL ROLE app_user');
-          if (persona) await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona.id]);
-          // An attacker's move: write the setting session-wide, hoping the next client on this
-          // server connection inherits it. It carries no signature, so it never counts.
-          if (kind === 'session-setting') await tx.unsafe(`SELECT set_config($1, $2, false)`, [`rowguard.${sample.schema}_user_id`, String(personas[0]!.id)]);
-          const rows = (await tx.unsafe(query)).map((r) => String(r.id)).sort();
-          if (kind === 'rollback') throw Object.assign(new Error('rollback'), { rows });
-          return rows;
-        })
+      const work = async (tx: TransactionSql) => {
+        const rows = (await tx.unsafe(query)).map((r) => String(r.id)).sort();
+        if (kind === 'rollback') throw Object.assign(new Error('rollback'), { rows });
+        return rows;
+      };
+      // Every other identity goes through the runtime, which must follow the instance's
+      // prepare: false: a prepared set_session would be missing on the next server connection.
+      const seen = await (persona && i % 2 === 0
+        ? withPostgresSession(sql, { schema: sample.schema, id: persona.id }, work, { role: 'app_user' })
+        : sql.begin(async (tx) => {
+            await tx.unsafe('SET LOCAL ROLE app_user');
+            if (persona) await tx.unsafe(`SELECT ${S}.set_session($1)`, [persona.id]);
+            // An attacker's move: write the setting session-wide, hoping the next client on this
+            // server connection inherits it. It carries no signature, so it never counts.
+            if (kind === 'session-setting') await tx.unsafe(`SELECT set_config($1, $2, false)`, [`rowguard.${sample.schema}_user_id`, String(personas[0]!.id)]);
+            return work(tx);
+          })
+      )
         .catch((e: { rows?: string[] }) => {
           if (e.rows) return e.rows;
           throw e;
