@@ -10,6 +10,7 @@
 // caches (work in between brings it back) or state the transaction keeps (it does not).
 //   npx tsx bench/first-statement.ts <model> <user id> "<query>" [runs, default 1000]
 import { PREPARED, stats } from './harness.ts';
+import { setSessionSql } from '../runtime/identity.ts';
 import { withKeptDatabase } from './server.ts';
 
 const [model, user, query, runsArg] = process.argv.slice(2);
@@ -31,7 +32,8 @@ await withKeptDatabase(model, async (sql) => {
         await conn.unsafe('BEGIN');
         try {
           await conn.unsafe('SET LOCAL ROLE app_user');
-          if (place !== 'bare') await conn.unsafe(`SELECT ${model}.set_session($1)`, [user] as never[]);
+          // set_session as the runtime sends it with postgres.js's default: prepared.
+          if (place !== 'bare') await conn.unsafe(setSessionSql({ schema: model, id: user }), [user] as never[], PREPARED);
           if (place === 'second' || place === 'evicted') await conn.unsafe(query, [], PREPARED);
           if (place === 'evicted') await conn.unsafe(UNRELATED, [], PREPARED);
           const t0 = process.hrtime.bigint();
