@@ -10,7 +10,7 @@ export interface SessionOptions {
   /**
    * Also `SET LOCAL ROLE <role>` first (one more statement). Not needed, and not recommended, when
    * the application logs in as a role that is a member of app_user: then the identity costs one
-   * round trip.
+   * statement, `set_session`.
    */
   readonly role?: string;
   /**
