@@ -10,7 +10,7 @@
 // caches (work in between brings it back) or state the transaction keeps (it does not).
 //   npx tsx bench/first-statement.ts <model> <user id> "<query>" [runs, default 1000]
 import { PREPARED, stats } from './harness.ts';
-import { setSessionSql } from '../runtime/identity.ts';
+import { setSession } from '../runtime/postgres.ts';
 import { withKeptDatabase } from './server.ts';
 
 const [model, user, query, runsArg] = process.argv.slice(2);
@@ -32,8 +32,8 @@ await withKeptDatabase(model, async (sql) => {
         await conn.unsafe('BEGIN');
         try {
           await conn.unsafe('SET LOCAL ROLE app_user');
-          // set_session as the runtime sends it with postgres.js's default: prepared.
-          if (place !== 'bare') await conn.unsafe(setSessionSql({ schema: model, id: user }), [user] as never[], PREPARED);
+          // set_session as the runtime sends it.
+          if (place !== 'bare') await setSession(conn, { schema: model, id: user });
           if (place === 'second' || place === 'evicted') await conn.unsafe(query, [], PREPARED);
           if (place === 'evicted') await conn.unsafe(UNRELATED, [], PREPARED);
           const t0 = process.hrtime.bigint();

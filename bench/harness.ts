@@ -6,7 +6,7 @@
 // an application pays per query.
 import type postgres from 'postgres';
 import { byCodePoint, literal } from '../generator/sql/print.ts';
-import { setSessionSql } from '../runtime/identity.ts';
+import { setSession } from '../runtime/postgres.ts';
 
 export type Sql = postgres.Sql;
 export type ReservedSql = postgres.ReservedSql;
@@ -149,22 +149,14 @@ type Identity = { readonly schema: string; readonly userId: string };
  */
 type As = ({ readonly role: 'app_user' } & Identity) | { readonly role: 'owner'; readonly after?: Identity };
 
-/**
- * set_session as the runtime sends it (runtime/postgres.ts): prepared when the statements are, as
- * on a postgres.js instance with its default `prepare`, and unprepared (two round trips) when they
- * are not, as on an instance with `prepare: false`.
- */
-async function setSession(conn: ReservedSql, identity: Identity, prepare: boolean): Promise<void> {
-  await conn.unsafe(setSessionSql({ schema: identity.schema, id: identity.userId }), [identity.userId] as never[], { prepare });
-}
-
 /** Begins a transaction on the reserved connection and acts as the given role. */
-async function begin(conn: ReservedSql, as: As, prepare: boolean): Promise<void> {
+async function begin(conn: ReservedSql, as: As): Promise<void> {
   await conn.unsafe('BEGIN');
   const identity = as.role === 'app_user' ? as : as.after;
   if (identity) {
     await conn.unsafe('SET LOCAL ROLE app_user');
-    await setSession(conn, identity, prepare);
+    // As the runtime sends it (one simple query), whether the statements are prepared or not.
+    await setSession(conn, { schema: identity.schema, id: identity.userId });
     if (as.role === 'owner') await conn.unsafe('RESET ROLE');
   }
 }
@@ -189,7 +181,7 @@ async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolea
   // way): until the twenty-first round S's count, pages without a cursor, joins and visible set
   // were planned at every run while B2, whose user is `$1`, was prepared.
   const text = preparedText(as, st, prepare);
-  await begin(conn, as, prepare);
+  await begin(conn, as);
   try {
     const t0 = process.hrtime.bigint();
     const rows = await conn.unsafe(text, (st.params ?? []) as never[], prepare ? PREPARED : {});
@@ -237,7 +229,7 @@ async function explainPrepared(conn: ReservedSql, as: As, st: Statement, kind: '
   if (kind === null) return { ...(await explain(conn, as, st)), kind };
   const name = `rg_bench_explain_${++explainedStatements}`;
   const args = st.params?.length ? `(${st.params.map(argument).join(', ')})` : '';
-  await begin(conn, as, true);
+  await begin(conn, as);
   try {
     await conn.unsafe(`PREPARE ${name} AS ${preparedText(as, st, true)}`);
   } catch {
@@ -262,7 +254,7 @@ async function planCounts(conn: ReservedSql, texts: readonly string[]): Promise<
 }
 
 async function explain(conn: ReservedSql, as: As, st: Statement): Promise<Explained> {
-  await begin(conn, as, false);
+  await begin(conn, as);
   try {
     const [row] = await conn.unsafe(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${st.text}`, (st.params ?? []) as never[]);
     return explainDocument(row!);
@@ -523,7 +515,7 @@ async function timeSetSession(conn: ReservedSql, schema: string, userId: string,
     await conn.unsafe('BEGIN');
     await conn.unsafe('SET LOCAL ROLE app_user');
     const t0 = process.hrtime.bigint();
-    await setSession(conn, { schema, userId }, options.prepare ?? false);
+    await setSession(conn, { schema, id: userId });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     await conn.unsafe('ROLLBACK');
     return ms;

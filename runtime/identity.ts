@@ -8,21 +8,11 @@ export interface Identity<S extends string = string, Id = string | number | bigi
 
 export interface SessionOptions {
   /**
-   * Also `SET LOCAL ROLE <role>` first (one more statement). Not needed, and not recommended, when
-   * the application logs in as a role that is a member of app_user: then the identity costs one
-   * statement, `set_session`.
+   * Also `SET LOCAL ROLE <role>` first (postgres.js sends it with `set_session` in one message; pg
+   * and Kysely send one more statement). Not needed, and not recommended, when the application
+   * logs in as a role that is a member of app_user.
    */
   readonly role?: string;
-  /**
-   * Send `set_session` as a prepared statement, parsed once per connection instead of once per
-   * transaction. postgres.js: on by default, following the instance's own `prepare` option (set
-   * `prepare: false` there for a pooler in transaction mode; then `set_session` costs a second
-   * round trip, postgres.js's describe of an unprepared statement with parameters). pg: off by
-   * default (a named statement fails behind a pooler that does not track them: PgBouncer before
-   * 1.21, or `max_prepared_statements = 0`); `true` names it `rowguard_set_session_<schema>`.
-   * Kysely's pg dialect cannot name a statement and ignores this.
-   */
-  readonly prepare?: boolean;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -37,9 +27,26 @@ export function setSessionSql(identity: Identity): string {
   return `SELECT "${checked(identity.schema, 'schema')}".set_session($1)`;
 }
 
-/** The name node-postgres gives set_session's prepared statement, one per schema (see SessionOptions.prepare). */
-export function setSessionStatementName(identity: Identity): string {
-  return `rowguard_set_session_${checked(identity.schema, 'schema')}`;
+/**
+ * The id as an SQL constant of unknown type, which PostgreSQL casts to set_session's parameter
+ * type, for a statement sent without parameters. An E'' string, so that a backslash means the same
+ * whatever standard_conforming_strings says; `NULL` for a missing id (set_session refuses it).
+ */
+export function idLiteral(id: Identity['id'] | null | undefined): string {
+  if (id === null || id === undefined) return 'NULL';
+  const text = String(id);
+  if (text.includes('\0')) throw new Error('rowguard: an identity id cannot contain a NUL character');
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
+
+/**
+ * `SELECT "schema".set_session(E'<id>')`: set_session with the id in the text, for the simple
+ * query protocol. One round trip, and nothing prepared: a prepared set_session would outlive the
+ * transaction on the connection, where SQL run in any session could replace it with one that
+ * asserts another identity for the connection's next user.
+ */
+export function setSessionText(identity: Identity): string {
+  return `SELECT "${checked(identity.schema, 'schema')}".set_session(${idLiteral(identity.id)})`;
 }
 
 export function setRoleSql(role: string): string {

@@ -1,15 +1,8 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient } from 'pg';
-import { savepointName, setRoleSql, setSessionSql, setSessionStatementName, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
 
-const active = new WeakMap<object, { identity: Identity; depth: number; options: SessionOptions }>();
-
-/** `set_session`, as a named prepared statement only when asked (see SessionOptions.prepare). */
-async function setSession(client: PoolClient, identity: Identity, options: SessionOptions): Promise<void> {
-  const text = setSessionSql(identity);
-  const values = [identity.id];
-  await client.query(options.prepare ? { name: setSessionStatementName(identity), text, values } : { text, values });
-}
+const active = new WeakMap<object, { identity: Identity; depth: number }>();
 
 /**
  * Runs `fn` with a client in one transaction acting as `identity` (see the postgres.js adapter).
@@ -23,9 +16,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     const client = db as PoolClient;
     const name = savepointName(outer.depth + 1);
     await client.query(`SAVEPOINT ${name}`);
-    active.set(client, { identity, depth: outer.depth + 1, options });
+    active.set(client, { identity, depth: outer.depth + 1 });
     try {
-      await setSession(client, identity, options);
+      await client.query(setSessionSql(identity), [identity.id]);
       const result = await fn(client);
       await client.query(`RELEASE SAVEPOINT ${name}`);
       return result;
@@ -34,7 +27,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
       throw error;
     } finally {
       active.set(client, outer);
-      await setSession(client, outer.identity, outer.options);
+      await client.query(setSessionSql(outer.identity), [outer.identity.id]);
     }
   }
   const isPool = 'totalCount' in db;
@@ -44,8 +37,8 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     await client.query('BEGIN');
     try {
       if (options.role) await client.query(setRoleSql(options.role));
-      await setSession(client, identity, options);
-      active.set(client, { identity, depth: 0, options });
+      await client.query(setSessionSql(identity), [identity.id]);
+      active.set(client, { identity, depth: 0 });
       const result = await fn(client);
       await client.query('COMMIT');
       return result;

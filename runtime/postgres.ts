@@ -1,17 +1,19 @@
 // withSession for postgres.js.
 import type { Sql, TransactionSql } from 'postgres';
-import { setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
+import { setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 type AnySql = Sql<Record<string, unknown>> | TransactionSql<Record<string, unknown>>;
-const active = new WeakMap<object, { identity: Identity; options: SessionOptions }>();
+const active = new WeakMap<object, Identity>();
 
 /**
- * `set_session`, prepared unless the instance or the options say not to: postgres.js prepares a
- * query only where its instance's `prepare` is on, whatever the query asks. Unprepared, a statement
- * with parameters costs postgres.js two round trips (it describes the statement first).
+ * `set_session` (after `SET LOCAL ROLE` when given a role) as one simple query: one round trip.
+ * postgres.js sends a statement with parameters either prepared, which would leave set_session on
+ * the connection for any later SQL to replace (see setSessionText), or described first, a second
+ * round trip. Exported for the benchmark, which sends it the same way.
  */
-async function setSession(tx: TransactionSql<Record<string, unknown>>, identity: Identity, options: SessionOptions): Promise<void> {
-  await tx.unsafe(setSessionSql(identity), [identity.id as never], { prepare: options.prepare ?? true });
+export async function setSession(sql: Pick<TransactionSql<Record<string, unknown>>, 'unsafe'>, identity: Identity, role?: string): Promise<void> {
+  const text = setSessionText(identity);
+  await sql.unsafe(role ? `${setRoleSql(role)}; ${text}` : text);
 }
 
 /**
@@ -26,18 +28,17 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     const tx = sql as TransactionSql<Record<string, unknown>>;
     try {
       return (await tx.savepoint(async (sp) => {
-        await setSession(sp, identity, options);
-        active.set(sp, { identity, options });
+        await setSession(sp, identity);
+        active.set(sp, identity);
         return fn(sp);
       })) as T;
     } finally {
-      await setSession(tx, outer.identity, outer.options);
+      await setSession(tx, outer);
     }
   }
   return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {
-    if (options.role) await tx.unsafe(setRoleSql(options.role));
-    await setSession(tx, identity, options);
-    active.set(tx, { identity, options });
+    await setSession(tx, identity, options.role);
+    active.set(tx, identity);
     return fn(tx);
   })) as T;
 }

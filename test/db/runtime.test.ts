@@ -6,6 +6,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
+import { idLiteral } from '../../runtime/identity.ts';
 import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -110,45 +111,67 @@ describe('runtime: withSession under concurrency', () => {
   });
 });
 
-describe('runtime: set_session prepared once per connection', () => {
+describe('runtime: set_session as one simple query', () => {
   const john: Identity = { schema: 'smartoffice', id: 11 };
   const johnSees = [100, 102, 103, 104];
   const contacts = 'SELECT id FROM smartoffice.contacts ORDER BY id';
-  const prepared = `SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE '%set_session%' ORDER BY name`;
 
-  it('postgres.js prepares it unless its instance or the call says not to', async () => {
-    const seenWith = async (options: postgres.Options<Record<string, never>>, sessionOptions?: { prepare?: boolean }) => {
+  it('postgres.js leaves no prepared set_session on the connection for later SQL to replace', async () => {
+    for (const options of [{}, { prepare: false }]) {
       const sql = postgres(appUrl, { max: 1, onnotice: () => {}, ...options });
       try {
-        // The second transaction on the same connection finds the first one's statement.
-        await withPostgresSession(sql, john, async () => undefined, sessionOptions);
-        return await withPostgresSession(sql, john, async (tx) => ({
+        // SQL in one session replaces any prepared set_session it can see with one for user 12...
+        await withPostgresSession(sql, john, async (tx) => {
+          for (const r of await tx.unsafe(`SELECT name FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE '%set_session%'`)) {
+            await tx.unsafe(`DEALLOCATE "${String(r.name)}"`);
+            await tx.unsafe(`PREPARE "${String(r.name)}"(text) AS SELECT smartoffice.set_session(12) FROM (SELECT $1) AS hijack`);
+          }
+        });
+        // ...and the connection's next session still acts as its own user, with nothing prepared
+        // that mentions set_session.
+        const seen = await withPostgresSession(sql, { schema: 'smartoffice', id: 10 }, async (tx) => ({
           rows: (await tx.unsafe(contacts)).map((r) => Number(r.id)),
-          statements: (await tx.unsafe(prepared)).map((r) => String(r.statement)),
-        }), sessionOptions);
+          user: Number((await tx.unsafe('SELECT smartoffice.current_user_id() AS id'))[0]!.id),
+          prepared: (await tx.unsafe(`SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%set_session%' AND NOT from_sql`)).length,
+        }));
+        expect(seen.user).toBe(10);
+        expect(seen.prepared).toBe(0);
+        expect(await withPostgresSession(sql, john, async (tx) => (await tx.unsafe(contacts)).map((r) => Number(r.id)))).toEqual(johnSees);
       } finally {
         await sql.end();
       }
-    };
-    expect(await seenWith({})).toEqual({ rows: johnSees, statements: ['SELECT "smartoffice".set_session($1)'] });
-    // A pooler in transaction mode: the instance's prepare: false wins (test/scale/pgbouncer.scale.ts).
-    expect(await seenWith({ prepare: false })).toEqual({ rows: johnSees, statements: [] });
-    expect(await seenWith({}, { prepare: false })).toEqual({ rows: johnSees, statements: [] });
+    }
   });
 
-  it('pg names it only when asked, and reuses it across transactions and nested sessions', async () => {
-    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+  it('the id is a literal nothing can break out of, whatever standard_conforming_strings says', async () => {
+    const tricky = ["o'brien", 'back\\slash', "\\'; SELECT 1; --", "'); SELECT pg_sleep(0); --", "E'x'", '$$', 'ñ😀\nline', ''];
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     try {
-      const run = (prepare?: boolean) =>
-        withPgSession(pool, john, async (client) => ({
-          rows: (await client.query(contacts)).rows.map((r: { id: string }) => Number(r.id)),
-          inner: await withPgSession(client, { schema: 'smartoffice', id: 12 }, async (c) => (await c.query(contacts)).rows.map((r: { id: string }) => Number(r.id)), { prepare }),
-          names: (await client.query(prepared)).rows.map((r: { name: string }) => r.name),
-        }), { prepare });
-      expect(await run()).toEqual({ rows: johnSees, inner: [101, 102, 103, 105], names: [] });
-      for (let i = 0; i < 3; i++) expect(await run(true)).toEqual({ rows: johnSees, inner: [101, 102, 103, 105], names: ['rowguard_set_session_smartoffice'] });
+      for (const scs of ['on', 'off']) {
+        await sql.unsafe(`SET standard_conforming_strings = ${scs}`);
+        for (const text of tricky) expect((await sql.unsafe(`SELECT ${idLiteral(text)}::text AS v`))[0]!.v).toBe(text);
+        // Collect!'s ids are text: an id written to break out is just an unknown operator.
+        await expect(withPostgresSession(sql, { schema: 'collect', id: "x'); SELECT 1; --" }, async () => 1)).rejects.toMatchObject({ code: '28000' });
+      }
+      await sql.unsafe('RESET standard_conforming_strings');
+      await expect(withPostgresSession(sql, { schema: 'collect', id: 'a\0b' }, async () => 1)).rejects.toThrow(/cannot contain a NUL/);
+      expect(idLiteral(null)).toBe('NULL');
+      await expect(withPostgresSession(sql, { schema: 'smartoffice', id: null as never }, async () => 1)).rejects.toMatchObject({ code: '22004' });
     } finally {
-      await pool.end();
+      await sql.end();
+    }
+  });
+
+  it('postgres.js sends the role and set_session together', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      const seen = await withPostgresSession(sql, john, async (tx) => ({
+        role: String((await tx.unsafe('SELECT current_user AS r'))[0]!.r),
+        rows: (await tx.unsafe(contacts)).map((r) => Number(r.id)),
+      }), { role: 'app_user' });
+      expect(seen).toEqual({ role: 'app_user', rows: johnSees });
+    } finally {
+      await sql.end();
     }
   });
 });

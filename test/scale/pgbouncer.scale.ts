@@ -121,8 +121,8 @@ async function client(n: number, count: number, random: () => number): Promise<O
         if (kind === 'rollback') throw Object.assign(new Error('rollback'), { rows });
         return rows;
       };
-      // Every other identity goes through the runtime, which must follow the instance's
-      // prepare: false: a prepared set_session would be missing on the next server connection.
+      // Every other identity goes through the runtime: SET LOCAL ROLE and set_session in one
+      // simple query, nothing prepared for the next server connection to miss.
       const seen = await (persona && i % 2 === 0
         ? withPostgresSession(sql, { schema: sample.schema, id: persona.id }, work, { role: 'app_user' })
         : sql.begin(async (tx) => {
