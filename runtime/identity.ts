@@ -29,14 +29,23 @@ export function setSessionSql(identity: Identity): string {
 
 /**
  * The id as an SQL constant of unknown type, which PostgreSQL casts to set_session's parameter
- * type, for a statement sent without parameters. An E'' string, so that a backslash means the same
- * whatever standard_conforming_strings says; `NULL` for a missing id (set_session refuses it).
+ * type, for a statement sent without parameters; `NULL` for a missing id (set_session refuses
+ * it). An E'' string of printable ASCII only: a backslash and a quote are doubled, and every other
+ * character is a \u or \U escape. So the text means the same whatever the session's
+ * standard_conforming_strings says, and whatever client_encoding SQL earlier on the connection set
+ * (in SJIS, say, a byte of a UTF-8 character could otherwise swallow an escaping backslash).
  */
 export function idLiteral(id: Identity['id'] | null | undefined): string {
   if (id === null || id === undefined) return 'NULL';
-  const text = String(id);
-  if (text.includes('\0')) throw new Error('rowguard: an identity id cannot contain a NUL character');
-  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+  let body = '';
+  for (const ch of String(id)) {
+    const code = ch.codePointAt(0)!;
+    if (code === 0) throw new Error('rowguard: an identity id cannot contain a NUL character');
+    if (ch === '\\' || ch === "'") body += ch + ch;
+    else if (code >= 0x20 && code < 0x7f) body += ch;
+    else body += code > 0xffff ? `\\U${code.toString(16).padStart(8, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  }
+  return `E'${body}'`;
 }
 
 /**

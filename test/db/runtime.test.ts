@@ -2,6 +2,7 @@
 // random identities on a small pool, some of them failing, for each client library. Every
 // transaction must see exactly its persona's rows, and the pool must carry no identity afterwards.
 import { Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -143,17 +144,27 @@ describe('runtime: set_session as one simple query', () => {
     }
   });
 
-  it('the id is a literal nothing can break out of, whatever standard_conforming_strings says', async () => {
-    const tricky = ["o'brien", 'back\\slash', "\\'; SELECT 1; --", "'); SELECT pg_sleep(0); --", "E'x'", '$$', 'ñ😀\nline', ''];
+  it('the id is a literal nothing can break out of, whatever the session set before', async () => {
+    // In SJIS the second byte of a character may be 0x5C, a backslash: ā is C4 81 in UTF-8, and
+    // 81 5C is one SJIS character, so a raw "ā\\" would leave a lone backslash to escape the quote.
+    const tricky = ["o'brien", 'back\\slash', "\\'; SELECT 1; --", "'); SELECT pg_sleep(0); --", "E'x'", '$$', 'ñ😀\nline\r', '\\x27\\u0027\\047', "ā\\'); SELECT 1; --", ''];
+    const md5 = (text: string) => createHash('md5').update(text, 'utf8').digest('hex');
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     try {
-      for (const scs of ['on', 'off']) {
-        await sql.unsafe(`SET standard_conforming_strings = ${scs}`);
-        for (const text of tricky) expect((await sql.unsafe(`SELECT ${idLiteral(text)}::text AS v`))[0]!.v).toBe(text);
-        // Collect!'s ids are text: an id written to break out is just an unknown operator.
-        await expect(withPostgresSession(sql, { schema: 'collect', id: "x'); SELECT 1; --" }, async () => 1)).rejects.toMatchObject({ code: '28000' });
+      for (const [scs, encoding, backslashQuote] of [['on', 'UTF8', 'safe_encoding'], ['off', 'UTF8', 'on'], ['on', 'SJIS', 'on'], ['off', 'SJIS', 'on']]) {
+        // Settings SQL run earlier on the connection could leave behind.
+        await sql.unsafe(`SET standard_conforming_strings = ${scs}; SET client_encoding = '${encoding}'; SET backslash_quote = ${backslashQuote}`);
+        for (const text of tricky) expect([scs, encoding, (await sql.unsafe(`SELECT md5(${idLiteral(text)}::text) AS v`))[0]!.v]).toEqual([scs, encoding, md5(text)]);
+        // Collect!'s ids are text: an id written to break out is just an unknown operator (whose
+        // error message, naming the id, SJIS cannot carry when it holds an ā: 22P05).
+        for (const id of ["x'); SELECT 1; --", "ā\\'); SELECT 1; --"]) {
+          const error = await withPostgresSession(sql, { schema: 'collect', id }, async () => 1).then(() => null, (e: { code?: string }) => e.code);
+          expect([id, encoding, error]).toEqual([id, encoding, encoding === 'SJIS' && id.startsWith('ā') ? '22P05' : '28000']);
+        }
       }
-      await sql.unsafe('RESET standard_conforming_strings');
+      await sql.unsafe('RESET standard_conforming_strings; RESET client_encoding; RESET backslash_quote');
+      expect(idLiteral('\ud800')).toBe("E'\\ud800'");
+      await expect(sql.unsafe(`SELECT ${idLiteral('\ud800')}::text`)).rejects.toMatchObject({ code: '42601', message: expect.stringMatching(/surrogate/) });
       await expect(withPostgresSession(sql, { schema: 'collect', id: 'a\0b' }, async () => 1)).rejects.toThrow(/cannot contain a NUL/);
       expect(idLiteral(null)).toBe('NULL');
       await expect(withPostgresSession(sql, { schema: 'smartoffice', id: null as never }, async () => 1)).rejects.toMatchObject({ code: '22004' });
