@@ -22,11 +22,6 @@ function checked(name: string, what: string): string {
   return name;
 }
 
-/** `SELECT "schema".set_session($1)`: the identity for the rest of the transaction. */
-export function setSessionSql(identity: Identity): string {
-  return `SELECT "${checked(identity.schema, 'schema')}".set_session($1)`;
-}
-
 /**
  * The id as an SQL constant of unknown type, which PostgreSQL casts to set_session's parameter
  * type, for a statement sent without parameters; `NULL` for a missing id (set_session refuses
@@ -41,6 +36,9 @@ export function idLiteral(id: Identity['id'] | null | undefined): string {
   for (const ch of String(id)) {
     const code = ch.codePointAt(0)!;
     if (code === 0) throw new Error('rowguard: an identity id cannot contain a NUL character');
+    // A lone surrogate (a pair is one code point above U+FFFF here): sent as a bound parameter
+    // it would arrive as U+FFFD, the same as another id's.
+    if (code >= 0xd800 && code <= 0xdfff) throw new Error('rowguard: an identity id must be well-formed Unicode (it holds a lone surrogate)');
     if (ch === '\\' || ch === "'") body += ch + ch;
     else if (code >= 0x20 && code < 0x7f) body += ch;
     else body += code > 0xffff ? `\\U${code.toString(16).padStart(8, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
@@ -49,10 +47,11 @@ export function idLiteral(id: Identity['id'] | null | undefined): string {
 }
 
 /**
- * `SELECT "schema".set_session(E'<id>')`: set_session with the id in the text, for the simple
- * query protocol. One round trip, and nothing prepared: a prepared set_session would outlive the
- * transaction on the connection, where SQL run in any session could replace it with one that
- * asserts another identity for the connection's next user.
+ * `SELECT "schema".set_session(E'<id>')`: the identity for the rest of the transaction, with the id
+ * in the text, for the simple query protocol: one round trip with every client library, nothing
+ * prepared (a prepared set_session would outlive the transaction on the connection, where SQL run
+ * in a later session could replace it with one that asserts another user), and no parameter
+ * decoded in whatever client_encoding the connection was left with.
  */
 export function setSessionText(identity: Identity): string {
   return `SELECT "${checked(identity.schema, 'schema')}".set_session(${idLiteral(identity.id)})`;

@@ -1,13 +1,12 @@
 // withSession for Kysely.
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { savepointName, setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 const active = new WeakMap<object, { identity: Identity; depth: number }>();
 
 async function setSession<DB>(db: Kysely<DB>, identity: Identity): Promise<void> {
-  // set_session's schema is validated by setSessionSql; the id is a bound parameter.
-  const [prefix, suffix] = setSessionSql(identity).split('$1');
-  await sql`${sql.raw(prefix!)}${identity.id}${sql.raw(suffix!)}`.execute(db);
+  // No parameters: pg sends it as a simple query (see setSessionText).
+  await sql.raw(setSessionText(identity)).execute(db);
 }
 
 /** Runs `fn` in one Kysely transaction acting as `identity` (see the postgres.js adapter). */

@@ -1,6 +1,6 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient } from 'pg';
-import { savepointName, setRoleSql, setSessionSql, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 const active = new WeakMap<object, { identity: Identity; depth: number }>();
 
@@ -18,7 +18,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     await client.query(`SAVEPOINT ${name}`);
     active.set(client, { identity, depth: outer.depth + 1 });
     try {
-      await client.query(setSessionSql(identity), [identity.id]);
+      await client.query(setSessionText(identity));
       const result = await fn(client);
       await client.query(`RELEASE SAVEPOINT ${name}`);
       return result;
@@ -27,7 +27,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
       throw error;
     } finally {
       active.set(client, outer);
-      await client.query(setSessionSql(outer.identity), [outer.identity.id]);
+      await client.query(setSessionText(outer.identity));
     }
   }
   const isPool = 'totalCount' in db;
@@ -37,7 +37,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     await client.query('BEGIN');
     try {
       if (options.role) await client.query(setRoleSql(options.role));
-      await client.query(setSessionSql(identity), [identity.id]);
+      await client.query(setSessionText(identity));
       active.set(client, { identity, depth: 0 });
       const result = await fn(client);
       await client.query('COMMIT');
