@@ -21,7 +21,7 @@ export async function setSession(sql: Pick<TransactionSql<Record<string, unknown
 /**
  * Runs `fn` in one transaction acting as `identity`: BEGIN, `<schema>.set_session(id)`, `fn`,
  * COMMIT — or ROLLBACK when `fn` throws (the error is rethrown). The identity is transaction-local,
- * so nothing reaches the next user of the pooled connection. Inside another withSession the call
+ * so it never reaches the next user of the pooled connection. Inside another withSession the call
  * runs in a savepoint, and the identity in force before it is back afterwards.
  */
 export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: TransactionSql<Record<string, unknown>>) => Promise<T>, options: SessionOptions = {}): Promise<T> {
