@@ -8,9 +8,9 @@ export interface Identity<S extends string = string, Id = string | number | bigi
 
 export interface SessionOptions {
   /**
-   * Also `SET LOCAL ROLE <role>` first (postgres.js sends it with `set_session` in one message; pg
-   * and Kysely send one more statement). Not needed, and not recommended, when the application
-   * logs in as a role that is a member of app_user.
+   * Also `SET LOCAL ROLE <role>` first, sent with `set_session` in one message by every adapter.
+   * Not needed, and not recommended, when the application logs in as a role that is a member of
+   * app_user. A nested withSession ignores it: the role of the outermost call stays in force.
    */
   readonly role?: string;
 }
@@ -47,18 +47,16 @@ export function idLiteral(id: Identity['id'] | null | undefined): string {
 }
 
 /**
- * `SELECT "schema".set_session(E'<id>')`: the identity for the rest of the transaction, with the id
- * in the text, for the simple query protocol: one round trip with every client library, nothing
- * prepared (a prepared set_session would outlive the transaction on the connection, where SQL run
- * in a later session could replace it with one that asserts another user), and no parameter
- * decoded in whatever client_encoding the connection was left with.
+ * `SELECT "schema".set_session(E'<id>')`, after `SET LOCAL ROLE "<role>"; ` when given a role: the
+ * identity for the rest of the transaction, with the id in the text, for the simple query
+ * protocol: one round trip with every client library, nothing prepared (a prepared set_session
+ * would outlive the transaction on the connection, where SQL run in a later session could replace
+ * it with one that asserts another user), and no parameter decoded in whatever client_encoding the
+ * connection was left with.
  */
-export function setSessionText(identity: Identity): string {
-  return `SELECT "${checked(identity.schema, 'schema')}".set_session(${idLiteral(identity.id)})`;
-}
-
-export function setRoleSql(role: string): string {
-  return `SET LOCAL ROLE "${checked(role, 'role')}"`;
+export function setSessionText(identity: Identity, role?: string): string {
+  const call = `SELECT "${checked(identity.schema, 'schema')}".set_session(${idLiteral(identity.id)})`;
+  return role ? `SET LOCAL ROLE "${checked(role, 'role')}"; ${call}` : call;
 }
 
 /** Savepoint names for nested sessions: unique per nesting depth. */

@@ -1,12 +1,12 @@
 // withSession for Kysely.
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { savepointName, setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 const active = new WeakMap<object, { identity: Identity; depth: number }>();
 
-async function setSession<DB>(db: Kysely<DB>, identity: Identity): Promise<void> {
+async function setSession<DB>(db: Kysely<DB>, identity: Identity, role?: string): Promise<void> {
   // No parameters: pg sends it as a simple query (see setSessionText).
-  await sql.raw(setSessionText(identity)).execute(db);
+  await sql.raw(setSessionText(identity, role)).execute(db);
 }
 
 /** Runs `fn` in one Kysely transaction acting as `identity` (see the postgres.js adapter). */
@@ -31,8 +31,7 @@ export async function withSession<DB, T>(db: Kysely<DB>, identity: Identity, fn:
     }
   }
   return db.transaction().execute(async (trx) => {
-    if (options.role) await sql.raw(setRoleSql(options.role)).execute(trx);
-    await setSession(trx, identity);
+    await setSession(trx, identity, options.role);
     active.set(trx, { identity, depth: 0 });
     return fn(trx);
   });

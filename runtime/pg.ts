@@ -1,6 +1,6 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient } from 'pg';
-import { savepointName, setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import { savepointName, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 const active = new WeakMap<object, { identity: Identity; depth: number }>();
 
@@ -36,8 +36,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   try {
     await client.query('BEGIN');
     try {
-      if (options.role) await client.query(setRoleSql(options.role));
-      await client.query(setSessionText(identity));
+      await client.query(setSessionText(identity, options.role));
       active.set(client, { identity, depth: 0 });
       const result = await fn(client);
       await client.query('COMMIT');

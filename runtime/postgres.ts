@@ -1,6 +1,6 @@
 // withSession for postgres.js.
 import type { Sql, TransactionSql } from 'postgres';
-import { setRoleSql, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import { setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 type AnySql = Sql<Record<string, unknown>> | TransactionSql<Record<string, unknown>>;
 /**
@@ -14,8 +14,7 @@ const sessions = new WeakMap<object, { current: Identity }>();
  * setSessionText): one round trip. Exported for the benchmark, which sends it the same way.
  */
 export async function setSession(sql: Pick<TransactionSql<Record<string, unknown>>, 'unsafe'>, identity: Identity, role?: string): Promise<void> {
-  const text = setSessionText(identity);
-  await sql.unsafe(role ? `${setRoleSql(role)}; ${text}` : text);
+  await sql.unsafe(setSessionText(identity, role));
 }
 
 /**

@@ -173,18 +173,41 @@ describe('runtime: set_session as one simple query', () => {
     }
   });
 
-  it('postgres.js sends the role and set_session together', async () => {
+  it('every adapter sends the role and set_session together, in one message', async () => {
     const sent: string[] = [];
+    const asked = (q: string) => /set_session|SET LOCAL ROLE/.test(q);
+    /** A pg pool whose clients record the text of every query they send. */
+    const recordingPool = () => {
+      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+      pool.on('connect', (client) => {
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+        (client as { query: unknown }).query = (...args: unknown[]) => {
+          const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
+          if (text) sent.push(text);
+          return query(...args);
+        };
+      });
+      return pool;
+    };
     const sql = postgres(appUrl, { max: 1, onnotice: () => {}, debug: (_connection, query) => void sent.push(query) });
+    const pool = recordingPool();
+    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: recordingPool() }) });
+    const seeing = async (query: (text: string) => Promise<Array<Record<string, unknown>>>) => ({
+      role: String((await query('SELECT current_user AS r'))[0]!.r),
+      rows: (await query(contacts)).map((r) => Number(r.id)),
+    });
     try {
-      const seen = await withPostgresSession(sql, john, async (tx) => ({
-        role: String((await tx.unsafe('SELECT current_user AS r'))[0]!.r),
-        rows: (await tx.unsafe(contacts)).map((r) => Number(r.id)),
-      }), { role: 'app_user' });
-      expect(seen).toEqual({ role: 'app_user', rows: johnSees });
-      expect(sent.filter((q) => /set_session|SET LOCAL ROLE/.test(q))).toEqual([`SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`]);
+      const seen = [
+        await withPostgresSession(sql, john, (tx) => seeing((q) => tx.unsafe(q)), { role: 'app_user' }),
+        await withPgSession(pool, john, (client) => seeing(async (q) => (await client.query(q)).rows), { role: 'app_user' }),
+        await withKyselySession(kdb, john, (trx) => seeing(async (q) => (await ksql.raw<Record<string, unknown>>(q).execute(trx)).rows), { role: 'app_user' }),
+      ];
+      expect(seen).toEqual(Array(3).fill({ role: 'app_user', rows: johnSees }));
+      expect(sent.filter(asked)).toEqual(Array(3).fill(`SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`));
     } finally {
       await sql.end();
+      await pool.end();
+      await kdb.destroy();
     }
   });
 
