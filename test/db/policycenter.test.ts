@@ -1,7 +1,7 @@
 // The PolicyCenter contract, rule by rule, as app_user with policycenter.set_session.
 import { describe, expect, it } from 'vitest';
 import { policycenterSample } from '../../generator/cli/samples/policycenter.ts';
-import { ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { ids, savepointed, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(policycenterSample.sql);
@@ -189,6 +189,52 @@ describe('policycenter: writes', () => {
     } finally {
       await db.current.admin`UPDATE policycenter.accounts SET producer_code_id = 1003 WHERE id = 5003`;
     }
+  });
+  /** "Select for action", hand-written as the owner: a code I can find and view, and with producer code security on, linked to me or one of my groups. */
+  const USABLE = `SELECT p.id FROM policycenter.producer_codes p, policycenter.users u WHERE u.id = $1 AND (
+      (NOT u.is_external AND u.view_all_users)
+      OR (NOT u.is_external AND p.organization_id IN (SELECT o.id FROM policycenter.organizations o JOIN policycenter.groups g ON g.security_zone_id = o.security_zone_id
+                                                     JOIN policycenter.group_members gm ON gm.group_id = g.id WHERE gm.user_id = u.id))
+      OR (u.is_external AND p.organization_id = u.organization_id))
+    AND (NOT u.producer_code_security OR EXISTS (SELECT 1 FROM policycenter.producer_code_members pm WHERE pm.producer_code_id = p.id
+      AND (pm.user_id = u.id OR pm.group_id IN (SELECT gm.group_id FROM policycenter.group_members gm WHERE gm.user_id = u.id))))
+    ORDER BY p.id`;
+  it('accounts: every user, with producer code security off and on, inserts and deletes on exactly the codes they may use', async () => {
+    const users = (await db.current.admin`SELECT id FROM policycenter.users ORDER BY id`).map((r) => Number(r.id));
+    const codes = (await db.current.admin`SELECT id FROM policycenter.producer_codes ORDER BY id`).map((r) => Number(r.id));
+    const expected: string[] = [];
+    const found: string[] = [];
+    for (const security of [false, true]) {
+      await db.current.admin`UPDATE policycenter.users SET producer_code_security = ${security}`;
+      for (const user of users) {
+        const usable = (await db.current.admin.unsafe(USABLE, [user])).map((r) => Number(r.id));
+        expected.push(`${security}/${user}: ${usable.join(',')}`);
+        const [inserted, deleted] = await as(user, async (tx) => {
+          const run = savepointed(tx);
+          /** The statement's rows, or undefined when refused; undone either way. */
+          const undone = async (query: string) => {
+            await tx.unsafe('SAVEPOINT undone');
+            const r = await run(query);
+            await tx.unsafe('ROLLBACK TO SAVEPOINT undone');
+            return 'rows' in r ? r.rows : undefined;
+          };
+          const ins: number[] = [];
+          const del: number[] = [];
+          for (const code of codes) {
+            if (await undone(`INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (7000, 'New', ${code}, 1)`)) ins.push(code);
+            const gone = await undone(`WITH d AS (DELETE FROM policycenter.accounts WHERE producer_code_id = ${code} RETURNING id) SELECT count(*)::int AS n FROM d`);
+            if (Number(gone![0]!.n) > 0) del.push(code);
+          }
+          return [ins, del];
+        });
+        const withAccounts = new Set((await db.current.admin`SELECT DISTINCT producer_code_id FROM policycenter.accounts`).map((r) => Number(r.producer_code_id)));
+        found.push(`${security}/${user}: ${inserted.join(',')}`);
+        expect(deleted, `deletes of ${security}/${user}`).toEqual(usable.filter((c) => withAccounts.has(c)));
+      }
+    }
+    await db.current.admin`UPDATE policycenter.users SET producer_code_security = (id = 5)`;
+    expect(found).toEqual(expected);
+    expect(expected.filter((e) => !e.endsWith(': ')).length, 'some users may use some codes').toBeGreaterThan(4);
   });
   it('no identity: no writes', async () => {
     expect(await as(null, async (tx) => (await tx`UPDATE policycenter.organizations SET name = 'x'`).count)).toBe(0);
