@@ -54,8 +54,10 @@ export interface ReadQuery {
 export interface WriteQuery {
   readonly kind: 'write';
   readonly name: string;
-  /** Runs as app_user; must affect exactly one row. Rolled back after each run. */
+  /** Runs as app_user; must affect exactly `rows` rows (one by default). Rolled back after each run. */
   readonly secured: Statement;
+  /** The rows each of its statements must affect: 1 unless said. */
+  readonly rows?: number;
   /** B0: the same write without RLS (the physical limit of a write). */
   readonly b0: Statement;
   /** B2: the write guarded by a hand-written condition, as the owner. */
@@ -473,7 +475,8 @@ export async function runScenario(
             options,
           );
           for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2], ['B2s', b2s]] as const) {
-            if (run.rows.count !== 1) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected 1`);
+            const expected = q.rows ?? 1;
+            if (run.rows.count !== expected) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected ${expected}`);
           }
         } else {
           [secured, b2, b2s] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b2 }, { as: ownerAfter, st: q.b2 }], options);

@@ -111,6 +111,27 @@ export function write(name: string, statement: Statement, b2: Statement): WriteQ
   return { kind: 'write', name, secured: statement, b0: statement, b2 };
 }
 
+/** Rows of the bulk insert: what RLS adds per row once the facts are computed. */
+export const BULK_ROWS = 1_000;
+
+/**
+ * `INSERT INTO <table> (id, <columns>) SELECT 2000000000 + n, <values> FROM generate_series(1,
+ * BULK_ROWS) n`: the single insert's row BULK_ROWS times over, new keys only. S checks each row
+ * against the policy; B2 checks the shared values once, as an expert writing this import would
+ * (`where` may not name `n`); B0 checks nothing.
+ */
+export function bulkInsert(into: { table: string; columns: string; values: string; params: unknown[] }, expert: { where: string; params: unknown[] }): WriteQuery {
+  const insert = `INSERT INTO ${into.table} (id, ${into.columns}) SELECT 2000000000 + n, ${into.values} FROM generate_series(1, ${BULK_ROWS}) n`;
+  return {
+    kind: 'write',
+    name: `insert ${BULK_ROWS.toLocaleString('en-US')} rows`,
+    rows: BULK_ROWS,
+    secured: { text: insert, params: into.params },
+    b0: { text: insert, params: into.params },
+    b2: { text: `${insert} WHERE (${expert.where})`, params: expert.params },
+  };
+}
+
 /**
  * The expert's bypass flag: every row when `flag` holds, written as a range on the bigint key
  * `id` whose lower bound is NULL (no rows) otherwise, as someone who knows that a flag OR'd into a

@@ -2,7 +2,7 @@
 // teams nested in a binary tree (depth 10) with second parents for every seventh team, ~10% open
 // accounts (clerk and access empty), operator/sales/clerk/access routing, 2% routed to teams.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
+import { bulkInsert, everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 export interface CollectOptions {
   /** Number of clients (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -149,6 +149,13 @@ export function collect(options: CollectOptions): Scenario {
                                WHERE ${expertWhere('$3')})`,
           params: [...insertValues, u],
         }),
+        bulkInsert(
+          { table: `${S}.debtors`, columns: 'file_number, client_id, name, operator_id, clerk_id, access_id', values: `'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text`, params: insertValues },
+          {
+            where: `EXISTS (SELECT 1 FROM (SELECT 2000000001::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d WHERE ${expertWhere('$3')})`,
+            params: [...insertValues, u],
+          },
+        ),
         write(
           'update',
           { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },

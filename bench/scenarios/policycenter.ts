@@ -5,7 +5,7 @@
 // ~10^4 producer codes (1 to 9 per organization), each linked to a group of its zone and the agency's
 // group, and accounts spread over the codes.
 import { policyFacts, type Persona, type Query, type Scenario, type Sql } from '../harness.ts';
-import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
+import { bulkInsert, everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 const ZONES = 100;
 const SMALL_ZONES = 10;
@@ -212,6 +212,10 @@ export function policycenter(): Scenario {
                  WHERE EXISTS (SELECT 1 FROM ${S}.producer_codes p WHERE p.id = $1::bigint AND ${codeUsable('$2')})`,
           params: [code, u],
         }),
+        bulkInsert(
+          { table: `${S}.accounts`, columns: 'name, producer_code_id, created_by', values: `'new account', $1::bigint, $2::bigint`, params: [code, u] },
+          { where: `EXISTS (SELECT 1 FROM ${S}.producer_codes p WHERE p.id = $1::bigint AND ${codeUsable('$2')})`, params: [code, u] },
+        ),
         write(
           'update',
           { text: `UPDATE ${S}.accounts SET name = 'renamed account' WHERE id = $1`, params: [middle] },

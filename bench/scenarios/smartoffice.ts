@@ -1,7 +1,7 @@
 // SmartOffice at 10^6 contacts (× scale): an office tree (balanced 10-ary or deep chains), 10^4
 // users, ~2% private contacts, ~10% unassigned, proxies, private proxies and active record shares.
 import { policyFacts, type Persona, type Query, type Scenario, type Sql } from '../harness.ts';
-import { standardReads, write } from '../reads.ts';
+import { bulkInsert, standardReads, write } from '../reads.ts';
 
 export interface SmartOfficeOptions {
   /** Number of offices (default 1,111: a balanced 10-ary tree of depth 3). */
@@ -222,6 +222,15 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
                                        UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
           params: [p.values.office!, u],
         }),
+        bulkInsert(
+          { table: `${S}.contacts`, columns: 'office_id, name', values: `$1::bigint, 'new contact'`, params: [p.values.office!] },
+          {
+            where: `$1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
+                    OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
+                                       UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
+            params: [p.values.office!, u],
+          },
+        ),
         write(
           'update',
           { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable.id] },

@@ -3,7 +3,7 @@
 // 10^5 companies (× scale, at least one per group) and contacts whose owner, group and company
 // follow a deterministic hash: 80% in the owner's primary group, their company in the same group.
 import { policyFacts, type Persona, type Query, type Scenario } from '../harness.ts';
-import { everyRowWhen, sample, standardReads, write } from '../reads.ts';
+import { bulkInsert, everyRowWhen, sample, standardReads, write } from '../reads.ts';
 
 export interface SuperOfficeOptions {
   /** Number of user groups (default 1,000). */
@@ -207,6 +207,13 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
                                WHERE ${expertWhere('$4', 'contact', 'create')})`,
           params: [...insertValues, u],
         }),
+        bulkInsert(
+          { table: `${S}.contacts`, columns: 'company_id, name, owner_id, group_id', values: `$3::bigint, 'new contact', $1::bigint, $2::bigint`, params: insertValues },
+          {
+            where: `EXISTS (SELECT 1 FROM (SELECT 2000000001::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c WHERE ${expertWhere('$4', 'contact', 'create')})`,
+            params: [...insertValues, u],
+          },
+        ),
         write(
           'update',
           { text: updateSql, params: [mine!.id] },
