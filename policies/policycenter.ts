@@ -2,7 +2,7 @@
 // external users, the "View All Users" bypass, a column external users may not change, and
 // "find and view" vs "select for action" for producer codes.
 // The contract is ../shared/reference-models.md, section "policycenter".
-import { and, array, arrayOf, defineModel, exists, not, or, scalarOf, t, union, when, type E, type RowOf } from '../generator/dsl/index.ts';
+import { and, array, arrayOf, defineModel, not, or, scalarOf, t, union, when, type E, type RowOf } from '../generator/dsl/index.ts';
 
 export default defineModel(
   'policycenter',
@@ -209,22 +209,7 @@ export default defineModel(
     });
     /** View All Users without producer code security may use every code: a range again, so the array of every code is never built. */
     const iMayUseEveryCode = m.fact('i_may_use_every_code', and(iViewAll, not(iUseProducerCodeSecurity)), { type: 'boolean' });
-    /**
-     * Without producer code security, one code checked rather than the usable set built: the
-     * account's producer code read by its key, which the producer_codes policy must let me see
-     * (its facts are organizations, not codes). The usable codes would be every visible code
-     * there (960 for the benchmark's 10% user, ~0.2 ms to build in each insert); the key probe is
-     * one per written row (a 20,000-row INSERT … SELECT: 324 -> 329 ms; a single-row insert 0.39
-     * -> 0.22 ms). With it, the usable codes start from my few links and stay the cheaper test
-     * (checked inside the EXISTS they added the visibility facts to them). One call of the flag
-     * picks the branch. The same rows as `a.producer_code_id.in(usableCodes)`, a NULL flag (no
-     * identity) included: the EXISTS then finds no code (HISTORY, "Thirtieth round").
-     */
-    const accountUsable = (a: RowOf<typeof accounts>) =>
-      or(
-        m.everyRowWhen(accounts, iMayUseEveryCode),
-        when(iUseProducerCodeSecurity, a.producer_code_id.in(usableCodes), exists(m.from(producerCodes, (p) => ({ where: p.id.eq(a.producer_code_id) })))),
-      );
+    const accountUsable = (a: RowOf<typeof accounts>) => or(m.everyRowWhen(accounts, iMayUseEveryCode), a.producer_code_id.in(usableCodes));
     m.policy(accounts, 'accounts_insert', {
       for: 'insert',
       description: 'Select for action: the producer code must be one I may use, not merely see.',

@@ -1322,7 +1322,7 @@ CREATE POLICY "accounts_insert" ON "policycenter"."accounts"
   TO "app_user"
   WITH CHECK (
     (NOT "policycenter"."plan_fold_i_may_use_every_code"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-    OR CASE WHEN (select "policycenter"."i_use_producer_code_security"()) THEN "accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]) ELSE EXISTS (SELECT 1 FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."id" = "accounts"."producer_code_id") END
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_insert" ON "policycenter"."accounts" IS 'Select for action: the producer code must be one I may use, not merely see.';
 
@@ -1354,7 +1354,7 @@ CREATE POLICY "accounts_delete" ON "policycenter"."accounts"
   TO "app_user"
   USING (
     (NOT "policycenter"."plan_fold_i_may_use_every_code"() AND "accounts"."id" >= (SELECT CASE WHEN "policycenter"."i_may_use_every_code"() THEN '-9223372036854775808'::bigint END) AND "accounts"."id" <= '9223372036854775807'::bigint)
-    OR CASE WHEN (select "policycenter"."i_use_producer_code_security"()) THEN "accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]) ELSE EXISTS (SELECT 1 FROM "policycenter"."producer_codes" AS "q14" WHERE "q14"."id" = "accounts"."producer_code_id") END
+    OR ("accounts"."producer_code_id" = any((select "policycenter"."usable_producer_code_ids"())::bigint[]))
   );
 COMMENT ON POLICY "accounts_delete" ON "policycenter"."accounts" IS 'Deleting is an action: only accounts on producer codes I may use.';
 
@@ -1368,9 +1368,9 @@ CREATE VIEW "policycenter"."accounts_report" WITH (security_invoker = true) AS
 SELECT
   "accounts"."id" AS "id",
   "accounts"."name" AS "name",
-  (SELECT "q15"."code" FROM "policycenter"."producer_codes" AS "q15" WHERE "q15"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
-  (SELECT "q16"."name" FROM "policycenter"."organizations" AS "q16" WHERE "q16"."id" = (SELECT "q17"."organization_id" FROM "policycenter"."producer_codes" AS "q17" WHERE "q17"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
-  (SELECT "q18"."name" FROM "policycenter"."users" AS "q18" WHERE "q18"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
+  (SELECT "q13"."code" FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
+  (SELECT "q14"."name" FROM "policycenter"."organizations" AS "q14" WHERE "q14"."id" = (SELECT "q15"."organization_id" FROM "policycenter"."producer_codes" AS "q15" WHERE "q15"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
+  (SELECT "q16"."name" FROM "policycenter"."users" AS "q16" WHERE "q16"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
 FROM "policycenter"."accounts" AS "accounts";
 GRANT SELECT ON "policycenter"."accounts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "policycenter"."accounts_report" IS 'For BI tools: the accounts the caller may see, with producer code, its organization and the creator.';

@@ -101,36 +101,6 @@ describe('policycenter plan shapes', () => {
     const remove = await explain(db.current, 'policycenter', 10002, 'DELETE FROM policycenter.accounts WHERE id = 5', { verbose: true });
     expect(initPlanCalls(remove)).toMatchObject({ 'policycenter.producer_code_ids_by_zone_or_organization': 1, 'policycenter.usable_producer_code_ids': 1 });
   });
-  it('an INSERT checks its one producer code by key, and builds the usable codes only for a user with producer code security', async () => {
-    const insert = "INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (900000, 'new', 5, 1)";
-    /** Run under EXPLAIN ANALYZE (and undone): each policy function's InitPlan, and whether it ran. */
-    const ran = (user: number) =>
-      db.current.as('policycenter', user, async (tx) => {
-        await tx.unsafe('SAVEPOINT explained');
-        const plan = await planText(tx, `(ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS OFF) ${insert}`);
-        await tx.unsafe('ROLLBACK TO SAVEPOINT explained');
-        return plan;
-      });
-    // The forty-zones user may use 800 codes: the check reads code 5 by the key, under the
-    // producer codes' policy (organizations, not codes), and never builds the 800.
-    const forty = await ran(10002);
-    expect(forty).toMatch(/SubPlan \d+\n\s*->\s+Index Scan using producer_codes_pkey on policycenter\.producer_codes \w+ \(actual rows=1\.00 loops=1\)\n\s*Index Cond: \(\w+\.id = accounts\.producer_code_id\)/);
-    expect(forty).toMatch(/InitPlan \d+\n\s*->\s+Result \(never executed\)\n\s*Output: policycenter\.usable_producer_code_ids\(\)/);
-    expect(forty).not.toMatch(/Seq Scan/);
-    // With producer code security the usable codes start from the user's links, and the key
-    // probe is not run: unlinked, code 5 is refused; linked, it is usable.
-    await db.current.admin`UPDATE policycenter.users SET producer_code_security = true WHERE id = 10002`;
-    try {
-      await expect(ran(10002)).rejects.toMatchObject({ code: '42501' });
-      await db.current.admin`INSERT INTO policycenter.producer_code_members (producer_code_id, user_id) VALUES (5, 10002)`;
-      const linked = await ran(10002);
-      expect(linked).toMatch(/InitPlan \d+\n\s*->\s+Result \(actual rows=1\.00 loops=1\)\n\s*Output: policycenter\.usable_producer_code_ids\(\)/);
-      expect(linked).toMatch(/SubPlan \d+\n\s*->\s+Index Scan using producer_codes_pkey on policycenter\.producer_codes \w+ \(never executed\)/);
-    } finally {
-      await db.current.admin`UPDATE policycenter.users SET producer_code_security = false WHERE id = 10002`;
-      await db.current.admin`DELETE FROM policycenter.producer_code_members WHERE user_id = 10002`;
-    }
-  });
 });
 
 // Dropped every-row arms (generator/emit/hints.ts): for a user without View All Users whose
