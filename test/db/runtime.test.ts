@@ -203,11 +203,32 @@ describe('runtime: set_session as one simple query', () => {
         await withKyselySession(kdb, john, (trx) => seeing(async (q) => (await ksql.raw<Record<string, unknown>>(q).execute(trx)).rows), { role: 'app_user' }),
       ];
       expect(seen).toEqual(Array(3).fill({ role: 'app_user', rows: johnSees }));
+      await expect(withPgSession(pool, john, async () => 1, { role: 'none' })).rejects.toThrow(/SET ROLE NONE/);
       expect(sent.filter(asked)).toEqual(Array(3).fill(`SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`));
     } finally {
       await sql.end();
       await pool.end();
       await kdb.destroy();
+    }
+  });
+
+  it('a login that does not inherit app_user acts only with { role }', async () => {
+    await db.current.admin.unsafe(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rowguard_test_noinherit') THEN CREATE ROLE rowguard_test_noinherit LOGIN NOINHERIT PASSWORD 'app' IN ROLE app_user; END IF;
+    END $$`);
+    const u = new URL(appUrl);
+    u.username = 'rowguard_test_noinherit';
+    const sql = postgres(u.toString(), { max: 1, onnotice: () => {} });
+    const pool = new pg.Pool({ connectionString: u.toString(), max: 1 });
+    try {
+      const contactsOf = async (tx: { unsafe: (q: string) => Promise<Array<Record<string, unknown>>> }) => (await tx.unsafe(contacts)).map((r) => Number(r.id));
+      await expect(withPostgresSession(sql, john, contactsOf)).rejects.toMatchObject({ code: '42501' });
+      expect(await withPostgresSession(sql, john, contactsOf, { role: 'app_user' })).toEqual(johnSees);
+      await expect(withPgSession(pool, john, async (c) => (await c.query(contacts)).rows)).rejects.toMatchObject({ code: '42501' });
+      expect(await withPgSession(pool, john, async (c) => (await c.query(contacts)).rows.map((r: { id: string }) => Number(r.id)), { role: 'app_user' })).toEqual(johnSees);
+    } finally {
+      await sql.end();
+      await pool.end();
     }
   });
 
