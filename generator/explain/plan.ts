@@ -91,7 +91,7 @@ function conditionPlan(model: ModelNode, table: string, expr: Expr): ConditionPl
   return {
     expr,
     sql: printExpr(expr, exprContext(model, ident(table))),
-    words: describeExpr(expr),
+    words: describeExpr(expr, { asCaller: true }),
     facts: factsUsed(expr),
     columns: rowColumnsUsed(expr),
     usesMe: usesSessionUser(expr),

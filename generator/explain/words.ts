@@ -5,7 +5,18 @@ import type { CompareOp, Expr, ExprKind, QueryNode } from '../model/nodes.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { visit } from '../emit/expr.ts';
 
-type Words = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>) => string };
+/**
+ * Where the words are read: a policy's condition runs as the caller, so its sub-queries see only
+ * the rows the caller may see of their tables (under those tables' policies); a fact runs as its
+ * definer and sees every row.
+ */
+export interface WordsContext {
+  readonly asCaller: boolean;
+}
+
+type Words = { [K in ExprKind]: (e: Extract<Expr, { kind: K }>, c: WordsContext) => string };
+
+const DEFINER: WordsContext = { asCaller: false };
 
 const COMPARE: Record<CompareOp, string> = {
   '=': 'is',
@@ -22,57 +33,63 @@ const words = {
   literal: (e) => (e.value === null ? 'NULL' : typeof e.value === 'string' ? `'${e.value}'` : String(e.value)),
   'session-user': () => 'me (the acting user)',
   fact: (e) => e.name,
-  compare: (e) => {
-    if (e.op === '=' && e.right.kind === 'literal' && typeof e.right.value === 'boolean') return `${part(e.left)} is ${e.right.value}`;
-    return `${part(e.left)} ${COMPARE[e.op]} ${part(e.right)}`;
+  compare: (e, c) => {
+    if (e.op === '=' && e.right.kind === 'literal' && typeof e.right.value === 'boolean') return `${part(e.left, c)} is ${e.right.value}`;
+    return `${part(e.left, c)} ${COMPARE[e.op]} ${part(e.right, c)}`;
   },
-  'distinct-from': (e) => {
+  'distinct-from': (e, c) => {
     if (e.right.kind === 'literal' && e.right.value !== null) {
       // isNotTrue(): NULL counts as "not true".
-      if (!e.negated && e.right.kind === 'literal' && e.right.value === true) return `${part(e.left)} is not true (false or NULL)`;
-      return `${part(e.left)} is ${e.negated ? '' : 'not '}${describeExpr(e.right)}${e.negated ? '' : ' (or NULL)'}`;
+      if (!e.negated && e.right.kind === 'literal' && e.right.value === true) return `${part(e.left, c)} is not true (false or NULL)`;
+      return `${part(e.left, c)} is ${e.negated ? '' : 'not '}${describeExpr(e.right, c)}${e.negated ? '' : ' (or NULL)'}`;
     }
-    return e.negated ? `${part(e.left)} is ${part(e.right)} (NULLs equal)` : `${part(e.left)} differs from ${part(e.right)} (NULLs equal)`;
+    return e.negated ? `${part(e.left, c)} is ${part(e.right, c)} (NULLs equal)` : `${part(e.left, c)} differs from ${part(e.right, c)} (NULLs equal)`;
   },
-  'in-set': (e) => `${part(e.item)} is one of ${part(e.set)}`,
-  'any-in-set': (e) => `one of ${e.items.map(part).join(', ')} is one of ${part(e.set)}`,
-  'all-in-set': (e) => `each of ${e.items.map(part).join(', ')} is one of ${part(e.set)}`,
-  'is-null': (e) => `${part(e.expr)} is ${e.negated ? 'set (not NULL)' : 'NULL'}`,
-  and: (e) => (e.items.length === 0 ? 'always' : e.items.map(part).join(' and ')),
-  or: (e) => (e.items.length === 0 ? 'never' : `either ${e.items.map(part).join(', or ')}`),
-  not: (e) => `not ${part(e.item)}`,
-  exists: (e) => `there is ${article(e.query.table)} ${e.query.table} row${whereWords(e.query)}`,
-  'array-of': (e) => `every ${selectWords(e.query)} of ${e.query.table} rows${whereWords(e.query)}`,
-  'scalar-of': (e) =>
+  'in-set': (e, c) => `${part(e.item, c)} is one of ${part(e.set, c)}`,
+  'any-in-set': (e, c) => `one of ${e.items.map((x) => part(x, c)).join(', ')} is one of ${part(e.set, c)}`,
+  'all-in-set': (e, c) => `each of ${e.items.map((x) => part(x, c)).join(', ')} is one of ${part(e.set, c)}`,
+  'is-null': (e, c) => `${part(e.expr, c)} is ${e.negated ? 'set (not NULL)' : 'NULL'}`,
+  and: (e, c) => (e.items.length === 0 ? 'always' : e.items.map((x) => part(x, c)).join(' and ')),
+  or: (e, c) => (e.items.length === 0 ? 'never' : `either ${e.items.map((x) => part(x, c)).join(', or ')}`),
+  not: (e, c) => `not ${part(e.item, c)}`,
+  exists: (e, c) => `there is ${article(e.query.table)} ${e.query.table} row${seen(c)}${whereWords(e.query, c)}`,
+  'array-of': (e, c) => `every ${selectWords(e.query, c)} of ${e.query.table} rows${seen(c)}${whereWords(e.query, c)}`,
+  'scalar-of': (e, c) =>
     !e.query.select || e.query.select.kind === 'column'
-      ? `the ${selectWords(e.query)} of the ${e.query.table} row${whereWords(e.query)}`
-      : `whether ${selectWords(e.query)}, for the ${e.query.table} row${whereWords(e.query)}`,
-  array: (e) => `[${e.items.map(describeExpr).join(', ')}]`,
-  'set-union': (e) => e.items.map(part).join(' together with '),
-  'hierarchy-set': (e) => {
+      ? `the ${selectWords(e.query, c)} of the ${e.query.table} row${seen(c)}${whereWords(e.query, c)}`
+      : `whether ${selectWords(e.query, c)}, for the ${e.query.table} row${seen(c)}${whereWords(e.query, c)}`,
+  array: (e, c) => `[${e.items.map((x) => describeExpr(x, c)).join(', ')}]`,
+  'set-union': (e, c) => e.items.map((x) => part(x, c)).join(' together with '),
+  'hierarchy-set': (e, c) => {
     const rel = e.direction === 'descendants' ? 'below' : 'above';
-    return `${e.includeSelf ? `${part(e.of)} and ` : ''}every node ${rel} ${part(e.of)} in ${e.hierarchy}`;
+    return `${e.includeSelf ? `${part(e.of, c)} and ` : ''}every node ${rel} ${part(e.of, c)} in ${e.hierarchy}`;
   },
-  case: (e) => {
-    const branches = e.branches.map((b) => `if ${describeExpr(b.when)}: ${describeExpr(b.then)}`).join('; else ');
-    const otherwise = e.else.kind === 'literal' && e.else.value === null ? 'NULL' : describeExpr(e.else);
+  case: (e, c) => {
+    const branches = e.branches.map((b) => `if ${describeExpr(b.when, c)}: ${describeExpr(b.then, c)}`).join('; else ');
+    const otherwise = e.else.kind === 'literal' && e.else.value === null ? 'NULL' : describeExpr(e.else, c);
     return `${branches}; otherwise ${otherwise}`;
   },
-  coalesce: (e) => `the first non-NULL of ${e.items.map(part).join(', ')}`,
-  'array-position': (e) => `the rank of ${part(e.item)} in [${e.array.join(', ')}]`,
+  coalesce: (e, c) => `the first non-NULL of ${e.items.map((x) => part(x, c)).join(', ')}`,
+  'array-position': (e, c) => `the rank of ${part(e.item, c)} in [${e.array.join(', ')}]`,
   raw: (e) => `raw SQL (${e.reason}): ${e.sql}`,
-  'every-row-when': (e) => `every row, when ${describeExpr(e.when)}`,
+  'every-row-when': (e, c) => `every row, when ${describeExpr(e.when, c)}`,
 } satisfies Words as Words;
 
-export function describeExpr(e: Expr): string {
-  return (words[e.kind] as (e: Expr) => string)(e);
+/** The expression in words; `context.asCaller` for a policy's condition (see WordsContext). */
+export function describeExpr(e: Expr, context: WordsContext = DEFINER): string {
+  return (words[e.kind] as (e: Expr, c: WordsContext) => string)(e, context);
+}
+
+/** Said of a sub-query's rows in a policy: PostgreSQL applies their table's policies to them. */
+function seen(c: WordsContext): string {
+  return c.asCaller ? ' I can see' : '';
 }
 
 const BARE: ReadonlySet<ExprKind> = new Set<ExprKind>(['column', 'unknown-column', 'literal', 'session-user', 'fact', 'array', 'hierarchy-set']);
 
 /** Nested logic gets brackets so "a and (b or c)" keeps its meaning. */
-function part(e: Expr): string {
-  const s = describeExpr(e);
+function part(e: Expr, c: WordsContext): string {
+  const s = describeExpr(e, c);
   return BARE.has(e.kind) || e.kind === 'exists' || e.kind === 'array-of' || e.kind === 'scalar-of' ? s : `(${s})`;
 }
 
@@ -80,12 +97,12 @@ function article(word: string): string {
   return /^[aeiou]/i.test(word) ? 'an' : 'a';
 }
 
-function whereWords(q: QueryNode): string {
-  return q.where ? ` where ${describeExpr(q.where)}` : '';
+function whereWords(q: QueryNode, c: WordsContext): string {
+  return q.where ? ` where ${describeExpr(q.where, c)}` : '';
 }
 
-function selectWords(q: QueryNode): string {
-  return q.select ? describeExpr(q.select) : 'row';
+function selectWords(q: QueryNode, c: WordsContext): string {
+  return q.select ? describeExpr(q.select, c) : 'row';
 }
 
 /** The facts an expression reads, in first-use order (facts used by facts are not followed). */

@@ -72,7 +72,7 @@ describe('explain: SELECT', () => {
     expect(byName.allowed).toBe(true);
     const hidden = await explain({ user: '19', table: 'contact_assignments', id: '100,11' });
     expect(hidden.allowed).toBe(false);
-    expect(hidden.stages[0]!.policies[0]!.arms[0]!.conditions[0]!.words).toBe('there is a contacts row where contacts.id is contact_id');
+    expect(hidden.stages[0]!.policies[0]!.arms[0]!.conditions[0]!.words).toBe('there is a contacts row I can see where contacts.id is contact_id');
   });
 });
 

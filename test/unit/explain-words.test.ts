@@ -18,6 +18,11 @@ describe('describeExpr', () => {
     );
     expect(fact('acting_for_ids')).toBe('[me (the acting user)] together with every proxies.agent_id of proxies rows where proxies.proxy_id is me (the acting user)');
   });
+  it('says that a policy\'s sub-queries see only the rows the caller may see (a fact, as its definer, sees every row)', () => {
+    const shares = so.policies.find((p) => p.name === 'contact_assignments_select')!.using!;
+    expect(describeExpr(shares, { asCaller: true })).toBe('there is a contacts row I can see where contacts.id is contact_id');
+    expect(describeExpr(so.facts.find((f) => f.name === 'acting_for_ids')!.expr, { asCaller: true })).toContain('of proxies rows I can see where');
+  });
   it('edge cases of the logic', () => {
     expect(describeExpr({ kind: 'and', items: [] })).toBe('always');
     expect(describeExpr({ kind: 'or', items: [] })).toBe('never');
