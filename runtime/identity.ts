@@ -56,7 +56,7 @@ export function idLiteral(id: Identity['id'] | null | undefined): string {
  */
 export function setSessionText(identity: Identity, role?: string): string {
   const call = `SELECT "${checked(identity.schema, 'schema')}".set_session(${idLiteral(identity.id)})`;
-  if (role === undefined) return call;
+  if (!role) return call;
   // PostgreSQL reads the role name none, quoted or not, as SET ROLE NONE: back to the login.
   if (checked(role, 'role') === 'none') throw new Error('rowguard: role "none" would reset the role to the login (SET ROLE NONE), not set one');
   return `SET LOCAL ROLE "${role}"; ${call}`;
