@@ -9,8 +9,9 @@ export interface Identity<S extends string = string, Id = string | number | bigi
 export interface SessionOptions {
   /**
    * Also `SET LOCAL ROLE <role>` first, sent with `set_session` in one message by every adapter.
-   * Not needed, and not recommended, when the application logs in as a role that is a member of
-   * app_user. A nested withSession ignores it: the role of the outermost call stays in force.
+   * Needed when the login is a member of app_user that does not inherit its rights (NOINHERIT);
+   * not needed, and not recommended, when it inherits them. An empty role is no role. A nested
+   * withSession ignores it: the role of the outermost call stays in force.
    */
   readonly role?: string;
 }

@@ -207,7 +207,8 @@ describe('policycenter: writes', () => {
   const usableAgreement = async () => {
     const users = (await db.current.admin`SELECT id FROM policycenter.users ORDER BY id`).map((r) => Number(r.id));
     const codes = (await db.current.admin`SELECT id FROM policycenter.producer_codes ORDER BY id`).map((r) => Number(r.id));
-    const withAccounts = new Set((await db.current.admin`SELECT DISTINCT producer_code_id FROM policycenter.accounts`).map((r) => Number(r.producer_code_id)));
+    const accountsOn = new Map((await db.current.admin`SELECT producer_code_id, count(*)::int AS n FROM policycenter.accounts GROUP BY 1`).map((r) => [Number(r.producer_code_id), Number(r.n)]));
+    const withAccounts = new Set(accountsOn.keys());
     const saved = await db.current.admin`SELECT id, producer_code_security FROM policycenter.users`;
     const expected: string[] = [];
     const found: string[] = [];
@@ -233,8 +234,12 @@ describe('policycenter: writes', () => {
             const del: number[] = [];
             for (const code of codes) {
               if (await undone(`INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (7000, 'New', ${code}, 1)`)) ins.push(code);
+              // Every account of the code, or none of them.
               const gone = await undone(`WITH d AS (DELETE FROM policycenter.accounts WHERE producer_code_id = ${code} RETURNING id) SELECT count(*)::int AS n FROM d`);
-              if (Number(gone![0]!.n) > 0) del.push(code);
+              expect(gone, `a DELETE is never refused, only filtered (code ${code})`).toBeDefined();
+              const n = Number(gone![0]!.n);
+              expect([0, accountsOn.get(code) ?? 0], `the accounts of code ${code} deleted`).toContain(n);
+              if (n > 0) del.push(code);
             }
             return [ins, del];
           });

