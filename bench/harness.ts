@@ -474,14 +474,14 @@ export async function runScenario(
             [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b0 }, { as: ownerAs, st: q.b2 }, { as: ownerAfter, st: q.b2 }],
             options,
           );
+          const expected = q.rows ?? 1;
           for (const [what, run] of [['secured', secured], ['B0', b0], ['B2', b2], ['B2s', b2s]] as const) {
-            const expected = q.rows ?? 1;
             if (run.rows.count !== expected) throw new ResultMismatch(`${persona.name} / ${q.name}: the ${what} write affected ${run.rows.count} rows, expected ${expected}`);
           }
           // Its runs, each rolled back, leave dead rows by the hundred thousand (a 1,000-row
           // insert runs some 200 times), which the reads of the next persona would visit: an
           // index-only count became a heap scan, and ILIKE pages changed plan. Cleaned now, untimed.
-          if ((q.rows ?? 1) > 1) await owner.unsafe(`VACUUM (INDEX_CLEANUP ON) ${scenario.schema}.${scenario.table}`);
+          if (expected > 1) await owner.unsafe(`VACUUM (INDEX_CLEANUP ON) ${scenario.schema}.${scenario.table}`);
         } else {
           [secured, b2, b2s] = await timeTogether(conn, [{ as: appUser, st: q.secured }, { as: ownerAs, st: q.b2 }, { as: ownerAfter, st: q.b2 }], options);
         }

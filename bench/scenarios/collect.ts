@@ -128,6 +128,11 @@ export function collect(options: CollectOptions): Scenario {
       const insertCols = `(id, file_number, client_id, name, operator_id, clerk_id, access_id)`;
       const insertValues = [row!.client as string, p.values.client ? (row!.operator_id as string) : u];
       const insertSql = `INSERT INTO ${S}.debtors ${insertCols} VALUES (2000000000, 'NEW', $1, 'new debtor', $2, $2, NULL)`;
+      // The expert's insert: the new debtor's values ($1 client, $2 operator), checked once as a
+      // row by the expert's condition for user $3 (the key does not enter it).
+      const newDebtor = `'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text`;
+      const mayWrite = `EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d
+                               WHERE ${expertWhere('$3')})`;
       const queries: Query[] = [
         ...reads,
         {
@@ -144,17 +149,13 @@ export function collect(options: CollectOptions): Scenario {
           },
         },
         write('insert', { text: insertSql, params: insertValues }, {
-          text: `INSERT INTO ${S}.debtors ${insertCols} SELECT 2000000000, 'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text
-                 WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d
-                               WHERE ${expertWhere('$3')})`,
+          text: `INSERT INTO ${S}.debtors ${insertCols} SELECT 2000000000, ${newDebtor}
+                 WHERE ${mayWrite}`,
           params: [...insertValues, u],
         }),
         bulkInsert(
-          { table: `${S}.debtors`, columns: 'file_number, client_id, name, operator_id, clerk_id, access_id', values: `'NEW', $1::bigint, 'new debtor', $2::text, $2::text, NULL::text`, params: insertValues },
-          {
-            where: `EXISTS (SELECT 1 FROM (SELECT 2000000001::bigint AS id, $1::bigint AS client_id, $2::text AS operator_id, NULL::text AS sales_id, $2::text AS clerk_id, NULL::text AS access_id) d WHERE ${expertWhere('$3')})`,
-            params: [...insertValues, u],
-          },
+          { table: `${S}.debtors`, columns: 'file_number, client_id, name, operator_id, clerk_id, access_id', values: newDebtor, params: insertValues },
+          { where: mayWrite, params: [...insertValues, u] },
         ),
         write(
           'update',

@@ -186,6 +186,9 @@ export function policycenter(): Scenario {
       // A new account on a code the persona may select for action (not merely see).
       const code = (await usableCode(owner, u))!;
       const insertSql = `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) VALUES (2000000000, 'new account', $1, $2)`;
+      // The expert's insert: the new account's values ($1 the code, $2 the user), checked once.
+      const newAccount = `'new account', $1::bigint, $2::bigint`;
+      const mayUse = `EXISTS (SELECT 1 FROM ${S}.producer_codes p WHERE p.id = $1::bigint AND ${codeUsable('$2')})`;
       const joinSql = `SELECT a.id, a.name, p.code FROM ${S}.accounts a JOIN ${S}.producer_codes p ON p.id = a.producer_code_id`;
       // The lookup table's own first page: what its widened estimate (lookup: true) costs a user
       // whose sets are not few. B1 reads the first 50 codes the expert's condition admits.
@@ -208,14 +211,11 @@ export function policycenter(): Scenario {
           b2: { text: `${codesSql} WHERE ${codeVisible('$1')} ORDER BY p.id LIMIT 50`, params: [u] },
         },
         write('insert', { text: insertSql, params: [code, u] }, {
-          text: `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) SELECT 2000000000, 'new account', $1::bigint, $2::bigint
-                 WHERE EXISTS (SELECT 1 FROM ${S}.producer_codes p WHERE p.id = $1::bigint AND ${codeUsable('$2')})`,
+          text: `INSERT INTO ${S}.accounts (id, name, producer_code_id, created_by) SELECT 2000000000, ${newAccount}
+                 WHERE ${mayUse}`,
           params: [code, u],
         }),
-        bulkInsert(
-          { table: `${S}.accounts`, columns: 'name, producer_code_id, created_by', values: `'new account', $1::bigint, $2::bigint`, params: [code, u] },
-          { where: `EXISTS (SELECT 1 FROM ${S}.producer_codes p WHERE p.id = $1::bigint AND ${codeUsable('$2')})`, params: [code, u] },
-        ),
+        bulkInsert({ table: `${S}.accounts`, columns: 'name, producer_code_id, created_by', values: newAccount, params: [code, u] }, { where: mayUse, params: [code, u] }),
         write(
           'update',
           { text: `UPDATE ${S}.accounts SET name = 'renamed account' WHERE id = $1`, params: [middle] },

@@ -197,6 +197,10 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
         `SELECT contact_id::text AS c, user_id::text AS u FROM ${S}.contact_assignments WHERE contact_id = ANY ($1::bigint[]) ORDER BY contact_id, user_id LIMIT 50`,
         [visible] as never[],
       );
+      // The expert's insert check: office $1 is the user's ($2) own, or below it with enterprise view.
+      const mayInsertInto = `$1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
+                    OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
+                                       UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`;
       const queries: Query[] = [
         ...reads,
         {
@@ -217,19 +221,12 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
         },
         write('insert', { text: `INSERT INTO ${S}.contacts (id, office_id, name) VALUES (2000000000, $1, 'new contact')`, params: [p.values.office!] }, {
           text: `INSERT INTO ${S}.contacts (id, office_id, name) SELECT 2000000000, $1, 'new contact'
-                 WHERE $1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
-                    OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
-                                       UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
+                 WHERE ${mayInsertInto}`,
           params: [p.values.office!, u],
         }),
         bulkInsert(
           { table: `${S}.contacts`, columns: 'office_id, name', values: `$1::bigint, 'new contact'`, params: [p.values.office!] },
-          {
-            where: `$1::bigint = (SELECT office_id FROM ${S}.users WHERE id = $2::bigint)
-                    OR $1::bigint IN (WITH RECURSIVE below(id) AS (SELECT u.office_id FROM ${S}.users u WHERE u.id = $2::bigint AND u.enterprise_view
-                                       UNION SELECT o.id FROM ${S}.offices o JOIN below b ON o.parent_id = b.id) SELECT id FROM below)`,
-            params: [p.values.office!, u],
-          },
+          { where: mayInsertInto, params: [p.values.office!, u] },
         ),
         write(
           'update',

@@ -181,6 +181,11 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
       if (!mine) throw new Error(`persona "${p.name}" (user ${u}) owns no contact to update at this scale; use --scale 0.05 or more`);
       const insertValues = [u, p.values.primaryGroup!, (row?.company as string | null) ?? null];
       const insertSql = `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) VALUES (2000000000, $3, 'new contact', $1, $2)`;
+      // The expert's insert: the new contact's values ($1 owner, $2 group, $3 company), checked
+      // once as a row by the expert's create condition for user $4 (the key does not enter it).
+      const newContact = `$3::bigint, 'new contact', $1::bigint, $2::bigint`;
+      const mayCreate = `EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c
+                               WHERE ${expertWhere('$4', 'contact', 'create')})`;
       const updateSql = `UPDATE ${S}.contacts SET published = NOT published WHERE id = $1`;
       const queries: Query[] = [
         ...reads,
@@ -202,17 +207,13 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
           b2: { text: `${companiesSql} WHERE ${companiesWhere} ORDER BY co.id LIMIT 50`, params: [u] },
         },
         write('insert', { text: insertSql, params: insertValues }, {
-          text: `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) SELECT 2000000000, $3::bigint, 'new contact', $1::bigint, $2::bigint
-                 WHERE EXISTS (SELECT 1 FROM (SELECT 2000000000::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c
-                               WHERE ${expertWhere('$4', 'contact', 'create')})`,
+          text: `INSERT INTO ${S}.contacts (id, company_id, name, owner_id, group_id) SELECT 2000000000, ${newContact}
+                 WHERE ${mayCreate}`,
           params: [...insertValues, u],
         }),
         bulkInsert(
-          { table: `${S}.contacts`, columns: 'company_id, name, owner_id, group_id', values: `$3::bigint, 'new contact', $1::bigint, $2::bigint`, params: insertValues },
-          {
-            where: `EXISTS (SELECT 1 FROM (SELECT 2000000001::bigint AS id, $1::bigint AS owner_id, $2::bigint AS group_id) c WHERE ${expertWhere('$4', 'contact', 'create')})`,
-            params: [...insertValues, u],
-          },
+          { table: `${S}.contacts`, columns: 'company_id, name, owner_id, group_id', values: newContact, params: insertValues },
+          { where: mayCreate, params: [...insertValues, u] },
         ),
         write(
           'update',
