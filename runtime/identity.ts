@@ -63,11 +63,51 @@ export function setSessionText(identity: Identity, role?: string): string {
   return `SET LOCAL ROLE "${role}"; ${call}`;
 }
 
-/** Savepoint names for nested sessions: unique per nesting depth. */
-export function savepointName(depth: number): string {
-  return `rowguard_session_${depth}`;
-}
+/**
+ * The sessions in force on one client library's handles (a pg client, a Kysely transaction): who
+ * acts on each, and how deeply withSession is nested there. postgres.js hands each savepoint a
+ * handle of its own and keeps its own record (runtime/postgres.ts).
+ */
+export class Sessions {
+  readonly #active = new WeakMap<object, { identity: Identity; depth: number }>();
 
-export function sameIdentity(a: Identity, b: Identity): boolean {
-  return a.schema === b.schema && String(a.id) === String(b.id);
+  /** Whether withSession runs on this handle already, so a call on it nests. */
+  has(handle: object): boolean {
+    return this.#active.has(handle);
+  }
+
+  /** The outermost withSession on this handle acts as `identity` from now on. */
+  begin(handle: object, identity: Identity): void {
+    this.#active.set(handle, { identity, depth: 0 });
+  }
+
+  /** The outermost withSession on this handle has ended. */
+  end(handle: object): void {
+    this.#active.delete(handle);
+  }
+
+  /**
+   * A withSession nested on `handle`: a savepoint (named by its depth), `identity`, `fn`, then
+   * RELEASE, or ROLLBACK TO when `fn` throws (the error is rethrown), and the identity in force
+   * before it is set again. `run` sends one SQL text on the handle.
+   */
+  async nest<T>(handle: object, run: (text: string) => Promise<unknown>, identity: Identity, fn: () => Promise<T>): Promise<T> {
+    const outer = this.#active.get(handle);
+    if (!outer) throw new Error('rowguard: nest() needs a handle inside withSession');
+    const name = `rowguard_session_${outer.depth + 1}`;
+    await run(`SAVEPOINT ${name}`);
+    this.#active.set(handle, { identity, depth: outer.depth + 1 });
+    try {
+      await run(setSessionText(identity));
+      const result = await fn();
+      await run(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (error) {
+      await run(`ROLLBACK TO SAVEPOINT ${name}`);
+      throw error;
+    } finally {
+      this.#active.set(handle, outer);
+      await run(setSessionText(outer.identity));
+    }
+  }
 }

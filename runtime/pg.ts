@@ -1,8 +1,8 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient } from 'pg';
-import { savepointName, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import { Sessions, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
-const active = new WeakMap<object, { identity: Identity; depth: number }>();
+const sessions = new Sessions();
 
 /**
  * Runs `fn` with a client in one transaction acting as `identity` (see the postgres.js adapter).
@@ -11,24 +11,9 @@ const active = new WeakMap<object, { identity: Identity; depth: number }>();
  * savepoint.
  */
 export async function withSession<T>(db: Pool | PoolClient, identity: Identity, fn: (client: PoolClient) => Promise<T>, options: SessionOptions = {}): Promise<T> {
-  const outer = active.get(db);
-  if (outer) {
+  if (sessions.has(db)) {
     const client = db as PoolClient;
-    const name = savepointName(outer.depth + 1);
-    await client.query(`SAVEPOINT ${name}`);
-    active.set(client, { identity, depth: outer.depth + 1 });
-    try {
-      await client.query(setSessionText(identity));
-      const result = await fn(client);
-      await client.query(`RELEASE SAVEPOINT ${name}`);
-      return result;
-    } catch (error) {
-      await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
-      throw error;
-    } finally {
-      active.set(client, outer);
-      await client.query(setSessionText(outer.identity));
-    }
+    return sessions.nest(client, (text) => client.query(text), identity, () => fn(client));
   }
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
@@ -37,7 +22,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     await client.query('BEGIN');
     try {
       await client.query(setSessionText(identity, options.role));
-      active.set(client, { identity, depth: 0 });
+      sessions.begin(client, identity);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
@@ -45,7 +30,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw error;
     } finally {
-      active.delete(client);
+      sessions.end(client);
     }
   } finally {
     if (isPool) client.release(broken);

@@ -327,6 +327,41 @@ describe('runtime: nesting', () => {
     }
   });
 
+  it('pg and Kysely nest two deep: each level acts as its own identity, and each level\'s identity returns when the one inside it ends', async () => {
+    const acting = 'SELECT smartoffice.current_user_id() AS id';
+    const ten: Identity = { schema: 'smartoffice', id: 10 };
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    try {
+      const id = async (c: pg.PoolClient) => Number((await c.query(acting)).rows[0].id);
+      const seen = await withPgSession(pool, ten, async (c0) =>
+        withPgSession(c0, john, async (c1) => {
+          const deepest = await withPgSession(c1, tom, id);
+          const middle = await id(c1);
+          await expect(withPgSession(c1, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+          return [deepest, middle, await id(c1)];
+        }).then(async (inner) => [...inner, await id(c0)]),
+      );
+      expect(seen).toEqual([12, 11, 11, 10]);
+    } finally {
+      await pool.end();
+    }
+    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
+    try {
+      const id = async (t: Transaction<Record<string, never>>) => Number((await ksql<{ id: string }>`SELECT smartoffice.current_user_id() AS id`.execute(t)).rows[0]!.id);
+      const seen = await withKyselySession(kdb, ten, async (t0) =>
+        withKyselySession(t0, john, async (t1) => {
+          const deepest = await withKyselySession(t1, tom, id);
+          const middle = await id(t1);
+          await expect(withKyselySession(t1, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+          return [deepest, middle, await id(t1)];
+        }).then(async (inner) => [...inner, await id(t0)]),
+      );
+      expect(seen).toEqual([12, 11, 11, 10]);
+    } finally {
+      await kdb.destroy();
+    }
+  });
+
   it('refuses a schema name that is not an identifier, before touching the database', async () => {
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     try {
