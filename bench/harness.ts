@@ -366,13 +366,12 @@ function canonical(rows: readonly postgres.Row[]): string {
 
 export class ResultMismatch extends Error {}
 
-function check(query: string, persona: string, what: string, expected: readonly postgres.Row[], actual: readonly postgres.Row[]): void {
+function check(query: string, persona: string, what: string, expected: readonly postgres.Row[], actual: readonly postgres.Row[], against = "B1 (the persona's visible rows read by primary key)"): void {
   const a = canonical(expected);
   const b = canonical(actual);
   if (a !== b) {
-    throw new ResultMismatch(
-      `${persona} / ${query}: ${what} differs from B1 (the persona's visible rows read by primary key).\n  B1:  ${a.slice(0, 400)}\n  got: ${b.slice(0, 400)}`,
-    );
+    const label = against.split(' ')[0];
+    throw new ResultMismatch(`${persona} / ${query}: ${what} differs from ${against}.\n  ${label}:  ${a.slice(0, 400)}\n  got: ${b.slice(0, 400)}`);
   }
 }
 
@@ -509,6 +508,93 @@ export async function runScenario(
         const result = { ...partial, targets: targetsFor(q, persona, partial, scale, scenario.hierarchyNodes(scale)) };
         results.push(result);
         options.log(`    ${formatRow(result)}`);
+      }
+    }
+  } finally {
+    conn.release();
+  }
+  return results;
+}
+
+/**
+ * `--mixed`: one connection serving the personas in turn, as a pool serves its users, every
+ * statement prepared. Each round runs every persona's statement once, S then B2, persona after
+ * persona, so S's prepared statement always runs for another user than the time before (B2's, the
+ * expert's, takes the user as a parameter). A persona whose planner marks differ from the last
+ * one's changes the search_path, and PostgreSQL plans S's statement again; what that costs, and
+ * what it does not, is what this measures. No warm-up run of the same persona before a timed run
+ * (that would time a cached plan). Writes of many rows are left out (their time is the rows').
+ */
+export async function runMixed(owner: Sql, scenario: Scenario, scale: number, options: RunOptions & { readonly personaFilter?: (p: Persona) => boolean }): Promise<QueryResult[]> {
+  const conn = await owner.reserve();
+  const results: QueryResult[] = [];
+  try {
+    const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
+    const personas = (await scenario.personas(owner, scale)).filter(options.personaFilter ?? (() => true));
+    if (personas.length < 2) throw new Error('--mixed needs at least two personas');
+    const each: { persona: Persona; visible: number; queries: Map<string, Query> }[] = [];
+    for (const persona of personas) {
+      const vs = scenario.visibleSet(persona);
+      const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
+      const queries = (await scenario.queries(persona, { visible, owner })).filter((q) => !(q.kind === 'write' && (q.rows ?? 1) > 1));
+      each.push({ persona, visible: visible.length, queries: new Map(queries.map((q) => [q.name, q])) });
+    }
+    const prepared = { ...options, prepare: true };
+    for (const name of each[0]!.queries.keys()) {
+      const runs = each.map(({ persona, queries }) => {
+        const q = queries.get(name)!;
+        const identity: Identity = { schema: scenario.schema, userId: persona.userId };
+        return { persona, q, s: { as: { role: 'app_user', ...identity } as As, st: q.secured }, b2: { as: { role: 'owner' } as As, st: q.b2 } };
+      });
+      const texts = runs.flatMap((r) => [preparedText(r.s.as, r.s.st, true), preparedText(r.b2.as, r.b2.st, true)]);
+      const samples = runs.map(() => ({ s: [] as number[], b2: [] as number[] }));
+      const last: { s: postgres.RowList<postgres.Row[]>; b2: postgres.RowList<postgres.Row[]> }[] = [];
+      const before = await planCounts(conn, texts);
+      const started = Date.now();
+      // One untimed round first: the statements get prepared, and the generic plans chosen.
+      for (let round = -1; round < options.runs && (round < options.minRuns || Date.now() - started < options.budgetMs * 2 * runs.length); round++) {
+        for (const [i, r] of runs.entries()) {
+          const s = await runOnce(conn, r.s.as, r.s.st, true);
+          const b2 = await runOnce(conn, r.b2.as, r.b2.st, true);
+          if (round < 0) continue;
+          samples[i]!.s.push(s.ms);
+          samples[i]!.b2.push(b2.ms);
+          last[i] = { s: s.rows, b2: b2.rows };
+        }
+      }
+      const after = await planCounts(conn, texts);
+      const plans = (k: number) => ({ generic: after[k]!.generic - before[k]!.generic, custom: after[k]!.custom - before[k]!.custom });
+      for (const [i, r] of runs.entries()) {
+        const { s, b2 } = last[i]!;
+        if (r.q.kind === 'write') {
+          if (s.count !== 1 || b2.count !== 1) throw new ResultMismatch(`${r.persona.name} / ${name}: a write affected ${s.count} (S) and ${b2.count} (B2) rows, expected 1`);
+        } else if (r.q.kind === 'read') check(name, r.persona.name, 'the secured answer', b2, s, 'B2 (the hand-written statement, checked against B1 by the other runs)');
+        const timing = (xs: number[], k: number): Timing => {
+          const p = plans(k);
+          return { ...stats(xs), buffers: null, planningMs: null, executionMs: null, plans: { ...p, explained: p.generic + p.custom === 0 ? null : p.generic > p.custom ? 'generic' : 'custom' } };
+        };
+        const secured = timing(samples[i]!.s, 2 * i);
+        const expert = timing(samples[i]!.b2, 2 * i + 1);
+        const toB2 = ratio(secured, expert);
+        const result: QueryResult = {
+          persona: r.persona.name,
+          target: r.persona.target,
+          visibleRows: each[i]!.visible,
+          visibleShare: each[i]!.visible / Number(total),
+          query: name,
+          kind: r.q.kind,
+          rows: r.q.kind === 'read' ? rowCount(s) : s.count,
+          secured,
+          b0: null,
+          b1: null,
+          b2: expert,
+          b2AfterSession: null,
+          ratios: { toB0: null, toB1: null, toB2: toB2, toB2AfterSession: null },
+          targets: toB2 === null ? [] : [b2Target(toB2)],
+          securedPlan: '',
+        };
+        results.push(result);
+        options.log(`  ${r.persona.name.padEnd(22).slice(0, 22)} ${formatRow(result)}`);
       }
     }
   } finally {

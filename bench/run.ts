@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { migrate } from '../generator/db/migrate.ts';
 import { startDatabase, withDatabase } from '../generator/db/server.ts';
-import { formatTable, runScenario, type Scenario } from './harness.ts';
+import { formatTable, runMixed, runScenario, type Scenario } from './harness.ts';
 import { BENCH_DATA_DIR, BENCH_SETTINGS } from './server.ts';
 import { collect } from './scenarios/collect.ts';
 import { policycenter } from './scenarios/policycenter.ts';
@@ -29,6 +29,9 @@ const usage = `npm run bench -- [options]
   --prepare          run every statement as a named prepared statement (what postgres.js does by
                      default): after the first executions PostgreSQL reuses a cached plan, so the
                      times show what an application pays once planning is out of the way
+  --mixed            prepared, with one connection serving the personas in turn, as a pool serves
+                     its users: each run of a statement is for another persona than the run before
+                     (S and B2 only; writes of many rows left out). Writes <model>-mixed.json
   --reuse            keep the database in /tmp/rowguard-bench and reuse loaded data with the same parameters
   --no-write         do not write bench/results/*.json`;
 
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '25' },
     budget: { type: 'string', default: '3000' },
     prepare: { type: 'boolean', default: false },
+    mixed: { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -127,27 +131,28 @@ try {
       const t1 = Date.now();
       await owner.unsafe('CHECKPOINT');
       log(`  checkpoint in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
-      const results = await runScenario(owner, scenario, scale, {
+      const options = {
         runs: Math.round(positive('runs', values.runs)),
         warmup: 3,
         minRuns: 5,
         budgetMs: positive('budget', values.budget),
         prepare: values.prepare,
         log,
-        ...(personaNames ? { personaFilter: (p) => personaNames.includes(p.name) } : {}),
-      });
+        ...(personaNames ? { personaFilter: (p: { name: string }) => personaNames.includes(p.name) } : {}),
+      };
+      const results = values.mixed ? await runMixed(owner, scenario, scale, options) : await runScenario(owner, scenario, scale, options);
       console.log(formatTable(name, results));
       if (!values['no-write']) {
         mkdirSync('bench/results', { recursive: true });
         const defaults = scale === 1 && values.offices === '1111' && shape === 'balanced' && values.clients === '1111' && !personaNames;
-        const suffix = `${defaults ? '' : `-${Object.values(params).join('-')}`}${values.prepare ? '-prepared' : ''}`;
+        const suffix = `${defaults ? '' : `-${Object.values(params).join('-')}`}${values.mixed ? '-mixed' : values.prepare ? '-prepared' : ''}`;
         const file = join('bench/results', `${name}${suffix}.json`);
         const doc = {
           model: name,
           data: scenario.describe(scale),
           params,
           environment: { postgres: serverVersion, server: server.kind, settings: BENCH_SETTINGS, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
-          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.prepare ? 'every statement a named prepared statement, those without parameters too (cached plan after the first executions; `plans`: how many timed runs had a generic plan and how many a custom one); buffers from an EXPLAIN (ANALYZE, BUFFERS) of the same text prepared in SQL, its plan forced to the kind most timed runs had' : 'planned at every execution; buffers from one EXPLAIN (ANALYZE, BUFFERS)'}; medians and p95 over the runs`,
+          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.mixed ? 'every statement a named prepared statement on one connection serving the personas in turn (each run of a statement for another persona than the run before; S and B2 only); `plans` counts all personas\' runs of the statement' : values.prepare ? 'every statement a named prepared statement, those without parameters too (cached plan after the first executions; `plans`: how many timed runs had a generic plan and how many a custom one); buffers from an EXPLAIN (ANALYZE, BUFFERS) of the same text prepared in SQL, its plan forced to the kind most timed runs had' : 'planned at every execution; buffers from one EXPLAIN (ANALYZE, BUFFERS)'}; medians and p95 over the runs`,
           results,
         };
         writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
