@@ -1357,7 +1357,7 @@ CREATE POLICY "debtors_select" ON "collect"."debtors"
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT '{}'::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND (SELECT NULL::text[]) IS NOT NULL AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "debtors_select" ON "collect"."debtors" IS 'Rules 1-3 in Collect! order: security off; client access over the client hierarchy; unassigned unless locked out; operator, sales, clerk or access is me or one of my teams.';
 
@@ -1378,7 +1378,7 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT '{}'::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND (SELECT NULL::text[]) IS NOT NULL AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
   )
   WITH CHECK (
     ((NOT "collect"."plan_fold_i_bypass_security"() AND ((NOT "collect"."plan_when_9934ef4c7866"() AND "debtors"."id" >= (SELECT CASE WHEN "collect"."i_bypass_security"() THEN '-9223372036854775808'::bigint END) AND "debtors"."id" <= '9223372036854775807'::bigint)
@@ -1392,7 +1392,7 @@ CREATE POLICY "debtors_update" ON "collect"."debtors"
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT '{}'::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND (SELECT NULL::text[]) IS NOT NULL AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "debtors_update" ON "collect"."debtors" IS 'The debtors I can see, and the result must stay visible to me (placeholders are never writable).';
 
@@ -1413,7 +1413,7 @@ CREATE POLICY "debtors_insert" ON "collect"."debtors"
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT '{}'::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND (SELECT NULL::text[]) IS NOT NULL AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "debtors_insert" ON "collect"."debtors" IS 'Only debtors I would be able to see.';
 
@@ -1434,7 +1434,7 @@ CREATE POLICY "debtors_delete" ON "collect"."debtors"
       OR ("collect"."plan_fold_i_see_open_accounts"() AND NOT "collect"."plan_when_edafacf21a67"() AND ("debtors"."clerk_id" IS NULL) AND ("debtors"."access_id" IS NULL) AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
     OR ((NOT "collect"."plan_fold_i_am_account_restricted"() AND (NOT "collect"."plan_when_872e0dd82448"() AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] && (select "collect"."my_principal_ids"())::text[]
         AND (NOT "collect"."plan_when_c1c1b07bf103"() OR ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT '{}'::text[]))))
-      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND (SELECT NULL::text[]) IS NOT NULL AND ARRAY["debtors"."operator_id", "debtors"."sales_id", "debtors"."clerk_id", "debtors"."access_id"]::text[] @> (SELECT NULL::text[])::text[]))
+      OR ("collect"."plan_fold_i_am_account_restricted"() AND NOT "collect"."plan_when_872e0dd82448"() AND "debtors"."id" >= (SELECT NULL::bigint) AND "debtors"."id" <= '9223372036854775807'::bigint))
   );
 COMMENT ON POLICY "debtors_delete" ON "collect"."debtors" IS 'The debtors I can see.';
 

@@ -99,7 +99,7 @@
 // - Between the two (the guard not true, the sets many) the arm and what it is ANDed with are
 //   still NULL, so a range on the key that is NULL for every row stands in for them, keeping the
 //   estimate without their facts or their Filter; a guarded set or comparison arm stands in as
-//   itself with a NULL value (see StandIn).
+//   itself with a NULL value, and an anyOf arm as a NULL range on the key (see StandIn).
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) only every-row arms
 //   are dropped (a boolean fact, `'x' = any(<fact>)` or `allOf(…).in(<fact>)` as the guard), by
 //   the not-true mark alone: there the estimate decides nothing, and the fact is not computed. A
@@ -436,8 +436,9 @@ export interface KeyStandIn {
  * stands in for itself as `col = any((SELECT NULL::<type>)::<type>)` or `col = (SELECT NULL::<type>)`:
  * NULL for every row, as the arm is then, estimated as the arm was (a value the planner cannot see),
  * computing nothing. An `anyOf(cols).in(<set>)` arm (Collect!'s routing arm, whose principals are
- * NULL for a client login) stands in as `(SELECT NULL::<type>) IS NOT NULL AND ARRAY[cols] @> (SELECT
- * NULL::<type>)::<type>` (see standing in expr.ts).
+ * NULL for a client login) stands in as a NULL range on the key (KeyStandIn, no row conditions),
+ * or where the key has no least and greatest value as `ARRAY[cols] @> (SELECT NULL::<type>)::<type>`
+ * (see standing in expr.ts).
  */
 export interface OperandStandIn {
   readonly kind: 'operand';
@@ -771,7 +772,16 @@ function findPlanHints(model: ModelNode): PlanHints {
     });
     for (const [arm, { notTrue, operand }] of guarded) {
       const fold = foldOf(arm);
-      if (fold && operand) armsOf(p).standIns.set(arm, { notTrue, hints: fold.hints, with: { kind: 'operand', ...operand } });
+      if (!fold || !operand) continue;
+      // An anyOf arm stands in as a NULL range on the key where the key has a least and a
+      // greatest value: as narrow to the planner as its containment (0.5%; a range open at one
+      // end counts as a third of the table), answered by the key's index alone, and per row two
+      // comparisons with NULL instead of the row's array built (a key walk of 4,600 rows: 0.4 ms).
+      // Its own `ARRAY[…] @> NULL` did the same but for that array.
+      const key = keyOf(p.table);
+      const keyType = key === undefined ? UNKNOWN : types.columnType(p.table, key);
+      const byKey = arm.kind === 'any-in-set' && typeMinimum(keyType) !== undefined && typeMaximum(keyType) !== undefined;
+      armsOf(p).standIns.set(arm, { notTrue, hints: fold.hints, with: byKey ? { kind: 'key', table: p.table, rowConditions: [] } : { kind: 'operand', ...operand } });
     }
   }
   // A lookup read's widening arm, dropped while the clause's sets are all few; kept for everyone

@@ -2,7 +2,7 @@
 // small for the acting user. What they do to plans, and that they never change a row, is tested
 // against PostgreSQL in test/plan/smartoffice.test.ts.
 import { describe, expect, it } from 'vitest';
-import { and, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
+import { and, anyOf, array, arrayOf, defineModel, exists, lit, not, or, scalarOf, t, when, type RowOf } from '../../generator/dsl/index.ts';
 import { compileModel } from '../../generator/emit/index.ts';
 import { marksHeldIn, planHints, sameShape } from '../../generator/emit/hints.ts';
 import type { Expr } from '../../generator/model/nodes.ts';
@@ -488,6 +488,28 @@ describe('planner hints', () => {
       file: 'policies/crm.ts',
     });
     expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
+  });
+
+  it('a guarded anyOf arm stands in as a NULL range on the key where the key has a least and a greatest value (an index condition, no row array built), and as its containment of NULL where it has not', () => {
+    const c = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), org_id: t.bigint(), restricted: t.boolean() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), org_id: t.bigint(), a_id: t.bigint(), b_id: t.bigint() });
+      const notes = m.table('notes', { id: t.text().primaryKey(), org_id: t.bigint(), a_id: t.bigint(), b_id: t.bigint() });
+      m.identity(users);
+      const orgs = m.fact('my_org_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.org_id }))));
+      const restricted = m.fact('i_am_restricted', exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u.restricted.isTrue()) }))));
+      const mine = m.fact('my_principals', when(restricted, array([m.me])));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.org_id.in(orgs), anyOf(d.a_id, d.b_id).in(mine)) });
+      m.policy(notes, 'notes_select', { for: 'select', using: (n) => or(n.org_id.in(orgs), anyOf(n.a_id, n.b_id).in(mine)) });
+    });
+    const deals = clauseOf(c, 'policy crm.deals.deals_select', 'USING');
+    expect(deals).toMatch(/"crm"\."plan_fold_i_am_restricted"\(\) AND .*"deals"\."id" >= \(SELECT NULL::bigint\) AND "deals"\."id" <= '9223372036854775807'::bigint\)/);
+    expect(deals).not.toContain('@> (SELECT NULL');
+    // text has no greatest value: a range open at one end would count as a third of the table.
+    const notes = clauseOf(c, 'policy crm.notes.notes_select', 'USING');
+    expect(notes).toContain('ARRAY["notes"."a_id", "notes"."b_id"]::bigint[] @> (SELECT NULL::bigint[])::bigint[]');
+    expect(notes).not.toContain('(SELECT NULL::text)');
+    expect(notes).not.toContain('IS NOT NULL');
   });
 
   it('a `lookup` read ORs `<key> >= (SELECT NULL)` to its USING, dropped while every set of the clause is few; with a set no mark counts, for everyone; a clause that is no OR is parenthesized; FOR ALL gets no WITH CHECK of its own; a lookup that is no permissive read with a using clause, or whose key type has no range, is refused', () => {
