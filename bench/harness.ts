@@ -542,7 +542,8 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
     const prepared = { ...options, prepare: true };
     for (const name of each[0]!.queries.keys()) {
       const runs = each.map(({ persona, queries }) => {
-        const q = queries.get(name)!;
+        const q = queries.get(name);
+        if (!q) throw new Error(`--mixed: ${scenario.schema}'s persona "${persona.name}" has no query "${name}"; every persona needs the same queries`);
         const identity: Identity = { schema: scenario.schema, userId: persona.userId };
         return { persona, q, s: { as: { role: 'app_user', ...identity } as As, st: q.secured }, b2: { as: { role: 'owner' } as As, st: q.b2 } };
       });
@@ -568,7 +569,7 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
         const { s, b2 } = last[i]!;
         if (r.q.kind === 'write') {
           if (s.count !== 1 || b2.count !== 1) throw new ResultMismatch(`${r.persona.name} / ${name}: a write affected ${s.count} (S) and ${b2.count} (B2) rows, expected 1`);
-        } else if (r.q.kind === 'read') check(name, r.persona.name, 'the secured answer', b2, s, 'B2 (the hand-written statement, checked against B1 by the other runs)');
+        } else if (r.q.kind === 'read') check(name, r.persona.name, 'the secured answer', b2, s, "B2 (the hand-written statement; the runs without --mixed check it against B1)");
         const timing = (xs: number[], k: number): Timing => {
           const p = plans(k);
           return { ...stats(xs), buffers: null, planningMs: null, executionMs: null, plans: { ...p, explained: p.generic + p.custom === 0 ? null : p.generic > p.custom ? 'generic' : 'custom' } };
@@ -600,7 +601,10 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
   } finally {
     conn.release();
   }
-  return results;
+  // Persona by persona, as the other runs list them (formatTable heads each persona's rows).
+  const order = new Map(results.map((r, i) => [r, i]));
+  const personaOrder = [...new Set(results.map((r) => r.persona))];
+  return results.sort((a, b) => personaOrder.indexOf(a.persona) - personaOrder.indexOf(b.persona) || order.get(a)! - order.get(b)!);
 }
 
 async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {
