@@ -328,35 +328,28 @@ describe('runtime: nesting', () => {
   });
 
   it('pg and Kysely nest two deep: each level acts as its own identity, and each level\'s identity returns when the one inside it ends', async () => {
-    const acting = 'SELECT smartoffice.current_user_id() AS id';
     const ten: Identity = { schema: 'smartoffice', id: 10 };
+    /** Two levels inside an outer session, then a failing inner one: who acts at each step. */
+    const twoDeep = async <H>(nest: <T>(handle: H, who: Identity, fn: (h: H) => Promise<T>) => Promise<T>, id: (h: H) => Promise<number>, outer: H) =>
+      nest(outer, ten, async (h0) =>
+        nest(h0, john, async (h1) => {
+          const deepest = await nest(h1, tom, id);
+          const middle = await id(h1);
+          await expect(nest(h1, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+          return [deepest, middle, await id(h1)];
+        }).then(async (inner) => [...inner, await id(h0)]),
+      );
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
     try {
-      const id = async (c: pg.PoolClient) => Number((await c.query(acting)).rows[0].id);
-      const seen = await withPgSession(pool, ten, async (c0) =>
-        withPgSession(c0, john, async (c1) => {
-          const deepest = await withPgSession(c1, tom, id);
-          const middle = await id(c1);
-          await expect(withPgSession(c1, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
-          return [deepest, middle, await id(c1)];
-        }).then(async (inner) => [...inner, await id(c0)]),
-      );
-      expect(seen).toEqual([12, 11, 11, 10]);
+      const id = async (c: pg.Pool | pg.PoolClient) => Number((await c.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
+      expect(await twoDeep<pg.Pool | pg.PoolClient>((h, who, fn) => withPgSession(h, who, fn), id, pool)).toEqual([12, 11, 11, 10]);
     } finally {
       await pool.end();
     }
     const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
     try {
-      const id = async (t: Transaction<Record<string, never>>) => Number((await ksql<{ id: string }>`SELECT smartoffice.current_user_id() AS id`.execute(t)).rows[0]!.id);
-      const seen = await withKyselySession(kdb, ten, async (t0) =>
-        withKyselySession(t0, john, async (t1) => {
-          const deepest = await withKyselySession(t1, tom, id);
-          const middle = await id(t1);
-          await expect(withKyselySession(t1, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
-          return [deepest, middle, await id(t1)];
-        }).then(async (inner) => [...inner, await id(t0)]),
-      );
-      expect(seen).toEqual([12, 11, 11, 10]);
+      const id = async (t: Kysely<Record<string, never>>) => Number((await ksql<{ id: string }>`SELECT smartoffice.current_user_id() AS id`.execute(t)).rows[0]!.id);
+      expect(await twoDeep<Kysely<Record<string, never>>>((h, who, fn) => withKyselySession(h, who, fn), id, kdb)).toEqual([12, 11, 11, 10]);
     } finally {
       await kdb.destroy();
     }
