@@ -403,6 +403,23 @@ function targetsFor(q: Query, persona: Persona, r: Omit<QueryResult, 'targets'>,
   return out;
 }
 
+/** The large table's row count, and the personas the filter keeps (at least one). */
+async function chosenPersonas(owner: Sql, scenario: Scenario, scale: number, filter?: (p: Persona) => boolean): Promise<{ total: number; personas: readonly Persona[] }> {
+  const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
+  const all = await scenario.personas(owner, scale);
+  const personas = all.filter(filter ?? (() => true));
+  if (personas.length === 0) {
+    throw new Error(`--persona names none of ${scenario.schema}'s personas; they are: ${all.map((p) => `"${p.name}"`).join(', ')}`);
+  }
+  return { total: Number(total), personas };
+}
+
+/** The persona's visible ids by the hand-written visible-set query, sorted as compareIds sorts. */
+async function visibleIds(owner: Sql, scenario: Scenario, persona: Persona): Promise<string[]> {
+  const vs = scenario.visibleSet(persona);
+  return (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
+}
+
 export async function runScenario(
   owner: Sql,
   scenario: Scenario,
@@ -412,15 +429,9 @@ export async function runScenario(
   const conn = await owner.reserve();
   const results: QueryResult[] = [];
   try {
-    const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
-    const all = await scenario.personas(owner, scale);
-    const personas = all.filter(options.personaFilter ?? (() => true));
-    if (personas.length === 0) {
-      throw new Error(`--persona names none of ${scenario.schema}'s personas; they are: ${all.map((p) => `"${p.name}"`).join(', ')}`);
-    }
+    const { total, personas } = await chosenPersonas(owner, scenario, scale, options.personaFilter);
     for (const persona of personas) {
-      const vs = scenario.visibleSet(persona);
-      const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
+      const visible = await visibleIds(owner, scenario, persona);
       const identity: Identity = { schema: scenario.schema, userId: persona.userId };
       const appUser: As = { role: 'app_user', ...identity };
       const ownerAs: As = { role: 'owner' };
@@ -428,12 +439,12 @@ export async function runScenario(
       // set_session (once per transaction), shown beside the round-trip floor of a bare SELECT 1.
       const [floor] = await timeTogether(conn, [{ as: ownerAs, st: { text: `SELECT 1` } }], options);
       const session = await timeSetSession(conn, scenario.schema, persona.userId, options);
-      options.log(`  ${persona.name} (${persona.target}): ${visible.length} visible of ${total} (${share(visible.length, Number(total))}); set_session ${session.medianMs.toFixed(3)} ms (SELECT 1: ${floor.timing.medianMs.toFixed(3)} ms)`);
+      options.log(`  ${persona.name} (${persona.target}): ${visible.length} visible of ${total} (${share(visible.length, total)}); set_session ${session.medianMs.toFixed(3)} ms (SELECT 1: ${floor.timing.medianMs.toFixed(3)} ms)`);
       results.push({
         persona: persona.name,
         target: persona.target,
         visibleRows: visible.length,
-        visibleShare: visible.length / Number(total),
+        visibleShare: visible.length / total,
         query: SET_SESSION_QUERY,
         kind: 'facts',
         rows: 1,
@@ -488,7 +499,7 @@ export async function runScenario(
           persona: persona.name,
           target: persona.target,
           visibleRows: visible.length,
-          visibleShare: visible.length / Number(total),
+          visibleShare: visible.length / total,
           query: q.name,
           kind: q.kind,
           rows: q.kind === 'read' ? rowCount(secured.rows) : secured.rows.count,
@@ -527,19 +538,18 @@ export async function runScenario(
  */
 export async function runMixed(owner: Sql, scenario: Scenario, scale: number, options: RunOptions & { readonly personaFilter?: (p: Persona) => boolean }): Promise<QueryResult[]> {
   const conn = await owner.reserve();
-  const results: QueryResult[] = [];
+  // Persona by persona, as the other runs list them (formatTable heads each persona's rows).
+  const byPersona: QueryResult[][] = [];
   try {
-    const [{ n: total }] = (await owner.unsafe(`SELECT count(*)::bigint AS n FROM ${scenario.schema}.${scenario.table}`)) as unknown as [{ n: string }];
-    const personas = (await scenario.personas(owner, scale)).filter(options.personaFilter ?? (() => true));
+    const { total, personas } = await chosenPersonas(owner, scenario, scale, options.personaFilter);
     if (personas.length < 2) throw new Error('--mixed needs at least two personas');
     const each: { persona: Persona; visible: number; queries: Map<string, Query> }[] = [];
     for (const persona of personas) {
-      const vs = scenario.visibleSet(persona);
-      const visible = (await owner.unsafe(vs.text, (vs.params ?? []) as never[])).map((r) => String(r.id)).sort(compareIds);
+      const visible = await visibleIds(owner, scenario, persona);
+      byPersona.push([]);
       const queries = (await scenario.queries(persona, { visible, owner })).filter((q) => !(q.kind === 'write' && (q.rows ?? 1) > 1));
       each.push({ persona, visible: visible.length, queries: new Map(queries.map((q) => [q.name, q])) });
     }
-    const prepared = { ...options, prepare: true };
     for (const name of each[0]!.queries.keys()) {
       const runs = each.map(({ persona, queries }) => {
         const q = queries.get(name);
@@ -581,7 +591,7 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
           persona: r.persona.name,
           target: r.persona.target,
           visibleRows: each[i]!.visible,
-          visibleShare: each[i]!.visible / Number(total),
+          visibleShare: each[i]!.visible / total,
           query: name,
           kind: r.q.kind,
           rows: r.q.kind === 'read' ? rowCount(s) : s.count,
@@ -594,17 +604,14 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
           targets: toB2 === null ? [] : [b2Target(toB2)],
           securedPlan: '',
         };
-        results.push(result);
+        byPersona[i]!.push(result);
         options.log(`  ${r.persona.name.padEnd(22).slice(0, 22)} ${formatRow(result)}`);
       }
     }
   } finally {
     conn.release();
   }
-  // Persona by persona, as the other runs list them (formatTable heads each persona's rows).
-  const order = new Map(results.map((r, i) => [r, i]));
-  const personaOrder = [...new Set(results.map((r) => r.persona))];
-  return results.sort((a, b) => personaOrder.indexOf(a.persona) - personaOrder.indexOf(b.persona) || order.get(a)! - order.get(b)!);
+  return byPersona.flat();
 }
 
 async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {

@@ -266,12 +266,11 @@ function standing(e: Expr, by: StandIn['with'], ctx: ExprContext): string[] {
   // PostgreSQL's default 0.5%, not 1%. At 1% the stand-in alone turned Collect!'s 1% client login's
   // ILIKE page into a key walk (36 → 560 ms); the per-column arms it replaced stood in at ~0.1% each.
   // Only where the key has no least or no greatest value (hints.ts stands in a NULL key range
-  // otherwise), and
-  // nothing beside it: a bitmap scan drops its per-row check of the policy only when every arm is
-  // index conditions alone. A NULL test before the containment (migration 0149, to spare a key
-  // walk each row's array) kept that check on every row, and with it the search of the client
-  // set, quadratic in the client tree: with 10^5 clients the client login's ILIKE page took 66 ms
-  // (B2 19).
+  // otherwise), and nothing beside it: a bitmap scan drops its per-row check of the policy only
+  // when every arm is index conditions alone. A NULL test before the containment (migration 0149,
+  // to spare a key walk each row's array) kept that check on every row, and with it the search of
+  // the client set, quadratic in the client tree: with 10^5 clients the client login's ILIKE page
+  // took 66 ms (B2 19).
   if (e.kind === 'any-in-set' && by.operand === 'set') return [`${itemsArray(e, ctx)} @> ${none}::${by.type}`];
   if (e.kind === 'compare' && by.operand !== 'set') return [`${by.operand === 'left' ? none : comparand(e.left, ctx)} ${e.op} ${by.operand === 'right' ? none : comparand(e.right, ctx)}`];
   throw new Error(`internal: a stand-in of its ${by.operand} on a ${e.kind} arm`);

@@ -13,7 +13,6 @@ let lastRunFailed = false;
 let listening = false;
 function exitCodeFor(runFailed: boolean): void {
   lastRunFailed = runFailed;
-  if (runFailed && !process.exitCode) process.exitCode = 1;
   if (listening) return;
   listening = true;
   process.on('exit', () => {
