@@ -33,7 +33,7 @@ await withKeptDatabase(model, async (sql) => {
         try {
           await conn.unsafe('SET LOCAL ROLE app_user');
           // set_session as the runtime sends it.
-          if (place !== 'bare') await setSession(conn, { schema: model, id: user });
+          if (place !== 'bare') await setSession(conn, { schema: model, id: user }, undefined, {});
           if (place === 'second' || place === 'evicted') await conn.unsafe(query, [], PREPARED);
           if (place === 'evicted') await conn.unsafe(UNRELATED, [], PREPARED);
           const t0 = process.hrtime.bigint();

@@ -151,16 +151,19 @@ type Identity = { readonly schema: string; readonly userId: string };
  */
 type As = ({ readonly role: 'app_user' } & Identity) | { readonly role: 'owner'; readonly after?: Identity };
 
-/** Begins a transaction on the reserved connection and acts as the given role. */
-async function begin(conn: ReservedSql, as: As): Promise<void> {
+/**
+ * Begins a transaction on the reserved connection and acts as the given role. Returns the mark of
+ * the persona's kind the runtime puts before its prepared statements ('' for the owner alone).
+ */
+async function begin(conn: ReservedSql, as: As): Promise<string> {
   await conn.unsafe('BEGIN');
   const identity = as.role === 'app_user' ? as : as.after;
-  if (identity) {
-    await conn.unsafe('SET LOCAL ROLE app_user');
-    // As the runtime sends it (one simple query), whether the statements are prepared or not.
-    await setSession(conn, { schema: identity.schema, id: identity.userId });
-    if (as.role === 'owner') await conn.unsafe('RESET ROLE');
-  }
+  if (!identity) return '';
+  await conn.unsafe('SET LOCAL ROLE app_user');
+  // As the runtime sends it (one simple query), whether the statements are prepared or not.
+  const mark = await setSession(conn, { schema: identity.schema, id: identity.userId }, undefined, {});
+  if (as.role === 'owner') await conn.unsafe('RESET ROLE');
+  return mark;
 }
 
 function preparedText(as: As, st: Statement, prepare: boolean): string {
@@ -173,7 +176,11 @@ function preparedText(as: As, st: Statement, prepare: boolean): string {
 /** postgres.js reads `simple` (not in its typings): false sends even a statement without parameters prepared. */
 export const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQueryOptions;
 
-async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
+/**
+ * One timed run. `perKind`: S's text begins with the mark of the persona's kind, as the runtime's
+ * postgres.js adapter sends the statements it prepares (runtime/postgres.ts).
+ */
+async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean, perKind = false): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
   // Prepared, the owner's statements get a text of their own. postgres.js names a prepared
   // statement by its text, and B0 has S's; one statement executed as the owner and then as
   // app_user is planned again at each change of role (its plan applies RLS for one and not the
@@ -182,8 +189,8 @@ async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolea
   // simple query, never prepared, unless told otherwise (a tagged template is prepared either
   // way): until the twenty-first round S's count, pages without a cursor, joins and visible set
   // were planned at every run while B2, whose user is `$1`, was prepared.
-  const text = preparedText(as, st, prepare);
-  await begin(conn, as);
+  const mark = await begin(conn, as);
+  const text = (perKind && as.role === 'app_user' ? mark : '') + preparedText(as, st, prepare);
   try {
     const t0 = process.hrtime.bigint();
     const rows = await conn.unsafe(text, (st.params ?? []) as never[], prepare ? PREPARED : {});
@@ -530,34 +537,40 @@ export async function runScenario(
 /**
  * `--mixed`: one connection serving the personas in turn, as a pool serves its users, every
  * statement prepared. Each round runs every persona's statement once, S then B2, persona after
- * persona, so S's prepared statement always runs for another user than the time before (B2's, the
- * expert's, takes the user as a parameter). A persona whose planner marks differ from the last
- * one's changes the search_path, and PostgreSQL plans S's statement again; what that costs, and
- * what it does not, is what this measures. No warm-up run of the same persona before a timed run
- * (that would time a cached plan). Writes of many rows are left out (their time is the rows').
+ * persona, so S always runs for another user than the time before (B2, the expert's, takes the
+ * user as a parameter). S's text begins with the mark of the persona's kind, as the runtime sends
+ * it, so each kind has a statement of its own and keeps its plan. `oneText` (`--one-text`) sends
+ * one text for every kind instead: a persona whose planner marks differ from the last one's
+ * changes the search_path, and PostgreSQL plans S's statement again. No warm-up run of the same
+ * persona before a timed run (that would time a cached plan). Writes of many rows are left out
+ * (their time is the rows').
  */
-export async function runMixed(owner: Sql, scenario: Scenario, scale: number, options: RunOptions & { readonly personaFilter?: (p: Persona) => boolean }): Promise<QueryResult[]> {
+export async function runMixed(owner: Sql, scenario: Scenario, scale: number, options: RunOptions & { readonly personaFilter?: (p: Persona) => boolean; readonly oneText?: boolean }): Promise<QueryResult[]> {
   const conn = await owner.reserve();
   // Persona by persona, as the other runs list them (formatTable heads each persona's rows).
   const byPersona: QueryResult[][] = [];
   try {
     const { total, personas } = await chosenPersonas(owner, scenario, scale, options.personaFilter);
     if (personas.length < 2) throw new Error('--mixed needs at least two personas');
-    const each: { persona: Persona; visible: number; queries: Map<string, Query> }[] = [];
+    const perKind = !options.oneText;
+    const each: { persona: Persona; visible: number; queries: Map<string, Query>; mark: string }[] = [];
     for (const persona of personas) {
       const visible = await visibleIds(owner, scenario, persona);
       byPersona.push([]);
       const queries = (await scenario.queries(persona, { visible, owner })).filter((q) => !(q.kind === 'write' && (q.rows ?? 1) > 1));
-      each.push({ persona, visible: visible.length, queries: new Map(queries.map((q) => [q.name, q])) });
+      const mark = perKind ? await begin(conn, { role: 'app_user', schema: scenario.schema, userId: persona.userId }) : '';
+      if (perKind) await conn.unsafe('ROLLBACK');
+      each.push({ persona, visible: visible.length, queries: new Map(queries.map((q) => [q.name, q])), mark });
     }
     for (const name of each[0]!.queries.keys()) {
-      const runs = each.map(({ persona, queries }) => {
+      const runs = each.map(({ persona, queries, mark }) => {
         const q = queries.get(name);
         if (!q) throw new Error(`--mixed: ${scenario.schema}'s persona "${persona.name}" has no query "${name}"; every persona needs the same queries`);
         const identity: Identity = { schema: scenario.schema, userId: persona.userId };
-        return { persona, q, s: { as: { role: 'app_user', ...identity } as As, st: q.secured }, b2: { as: { role: 'owner' } as As, st: q.b2 } };
+        return { persona, q, mark, s: { as: { role: 'app_user', ...identity } as As, st: q.secured }, b2: { as: { role: 'owner' } as As, st: q.b2 } };
       });
-      const texts = runs.flatMap((r) => [preparedText(r.s.as, r.s.st, true), preparedText(r.b2.as, r.b2.st, true)]);
+      // The statements as PostgreSQL names them; personas of one kind share S's.
+      const texts = runs.flatMap((r) => [r.mark + preparedText(r.s.as, r.s.st, true), preparedText(r.b2.as, r.b2.st, true)]);
       const samples = runs.map(() => ({ s: [] as number[], b2: [] as number[] }));
       const last: { s: postgres.RowList<postgres.Row[]>; b2: postgres.RowList<postgres.Row[]> }[] = [];
       const before = await planCounts(conn, texts);
@@ -565,7 +578,7 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
       // One untimed round first: the statements get prepared, and the generic plans chosen.
       for (let round = -1; round < options.runs && (round < options.minRuns || Date.now() - started < options.budgetMs * 2 * runs.length); round++) {
         for (const [i, r] of runs.entries()) {
-          const s = await runOnce(conn, r.s.as, r.s.st, true);
+          const s = await runOnce(conn, r.s.as, r.s.st, true, perKind);
           const b2 = await runOnce(conn, r.b2.as, r.b2.st, true);
           if (round < 0) continue;
           samples[i]!.s.push(s.ms);
@@ -619,7 +632,7 @@ async function timeSetSession(conn: ReservedSql, schema: string, userId: string,
     await conn.unsafe('BEGIN');
     await conn.unsafe('SET LOCAL ROLE app_user');
     const t0 = process.hrtime.bigint();
-    await setSession(conn, { schema, id: userId });
+    await setSession(conn, { schema, id: userId }, undefined, {});
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     await conn.unsafe('ROLLBACK');
     return ms;

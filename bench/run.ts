@@ -31,7 +31,10 @@ const usage = `npm run bench -- [options]
                      times show what an application pays once planning is out of the way
   --mixed            prepared, with one connection serving the personas in turn, as a pool serves
                      its users: each run of a statement is for another persona than the run before
-                     (S and B2 only; writes of many rows left out). Writes <model>-mixed.json
+                     (S and B2 only; writes of many rows left out). S's text begins with the mark of
+                     the persona's kind, as the runtime sends it. Writes <model>-mixed.json
+  --one-text         with --mixed: one text of S for every kind of user, as an application sends
+                     it without the runtime. Writes <model>-mixed-one-text.json
   --reuse            keep the database in /tmp/rowguard-bench and reuse loaded data with the same parameters
   --no-write         do not write bench/results/*.json`;
 
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     budget: { type: 'string', default: '3000' },
     prepare: { type: 'boolean', default: false },
     mixed: { type: 'boolean', default: false },
+    'one-text': { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -64,6 +68,10 @@ const positive = (name: string, text: string): number => {
   }
   return n;
 };
+if (values['one-text'] && !values.mixed) {
+  console.error(`--one-text goes with --mixed\n\n${usage}`);
+  process.exit(2);
+}
 const scale = positive('scale', values.scale);
 const shape = values.shape === 'deep' ? 'deep' : values.shape === 'balanced' ? 'balanced' : (console.error(`--shape must be balanced or deep\n\n${usage}`), process.exit(2));
 const scenarios: Record<string, () => Scenario> = {
@@ -137,6 +145,7 @@ try {
         minRuns: 5,
         budgetMs: positive('budget', values.budget),
         prepare: values.prepare,
+        oneText: values['one-text'],
         log,
         ...(personaNames ? { personaFilter: (p: { name: string }) => personaNames.includes(p.name) } : {}),
       };
@@ -145,14 +154,19 @@ try {
       if (!values['no-write']) {
         mkdirSync('bench/results', { recursive: true });
         const defaults = scale === 1 && values.offices === '1111' && shape === 'balanced' && values.clients === '1111' && !personaNames;
-        const suffix = `${defaults ? '' : `-${Object.values(params).join('-')}`}${values.mixed ? '-mixed' : values.prepare ? '-prepared' : ''}`;
+        const suffix = `${defaults ? '' : `-${Object.values(params).join('-')}`}${values.mixed ? `-mixed${values['one-text'] ? '-one-text' : ''}` : values.prepare ? '-prepared' : ''}`;
         const file = join('bench/results', `${name}${suffix}.json`);
+        const mode = values.mixed
+          ? `every statement a named prepared statement on one connection serving the personas in turn (each run of a statement for another persona than the run before; S and B2 only); ${values['one-text'] ? "one text of S for every kind of user; `plans` counts all personas' runs of the statement" : "S's text begins with the mark of the persona's kind, as the runtime sends it; `plans` counts the runs of all personas of the kind"}`
+          : values.prepare
+            ? 'every statement a named prepared statement, those without parameters too (cached plan after the first executions; `plans`: how many timed runs had a generic plan and how many a custom one); buffers from an EXPLAIN (ANALYZE, BUFFERS) of the same text prepared in SQL, its plan forced to the kind most timed runs had'
+            : 'planned at every execution; buffers from one EXPLAIN (ANALYZE, BUFFERS)';
         const doc = {
           model: name,
           data: scenario.describe(scale),
           params,
           environment: { postgres: serverVersion, server: server.kind, settings: BENCH_SETTINGS, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', node: process.version, date: new Date().toISOString().slice(0, 10) },
-          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${values.mixed ? 'every statement a named prepared statement on one connection serving the personas in turn (each run of a statement for another persona than the run before; S and B2 only); `plans` counts all personas\' runs of the statement' : values.prepare ? 'every statement a named prepared statement, those without parameters too (cached plan after the first executions; `plans`: how many timed runs had a generic plan and how many a custom one); buffers from an EXPLAIN (ANALYZE, BUFFERS) of the same text prepared in SQL, its plan forced to the kind most timed runs had' : 'planned at every execution; buffers from one EXPLAIN (ANALYZE, BUFFERS)'}; medians and p95 over the runs`,
+          timing: `wall time of one statement seen by the client (postgres.js, loopback), identity already set in the transaction; ${mode}; medians and p95 over the runs`,
           results,
         };
         writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);

@@ -7,8 +7,9 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
-import { idLiteral } from '../../runtime/identity.ts';
+import { idLiteral, KIND_TEXT, kindMark } from '../../runtime/identity.ts';
 import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
+import { byCodePoint } from '../../generator/sql/print.ts';
 import { useTestDatabase } from '../support/db.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -59,7 +60,7 @@ describe('runtime: withSession under concurrency', () => {
     try {
       const { wrong, failed } = await hammer((c, fail) =>
         withPostgresSession(sql, c.identity, async (tx) => {
-          const rows = await tx.unsafe(`SELECT id FROM ${c.table} ORDER BY id`);
+          const rows = await tx`SELECT id FROM ${tx(c.table)} ORDER BY id`;
           if (fail) throw new Planned();
           return rows.map((r) => String(r.id));
         }),
@@ -204,7 +205,9 @@ describe('runtime: set_session as one simple query', () => {
       ];
       expect(seen).toEqual(Array(3).fill({ role: 'app_user', rows: johnSees }));
       await expect(withPgSession(pool, john, async () => 1, { role: 'none' })).rejects.toThrow(/SET ROLE NONE/);
-      expect(sent.filter(asked)).toEqual(Array(3).fill(`SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`));
+      // postgres.js asks what kind of user that made in the same message (see KIND_TEXT).
+      const sent11 = `SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`;
+      expect(sent.filter(asked)).toEqual([`${sent11}; ${KIND_TEXT}`, sent11, sent11]);
     } finally {
       await sql.end();
       await pool.end();
@@ -359,6 +362,82 @@ describe('runtime: nesting', () => {
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     try {
       await expect(withPostgresSession(sql, { schema: 'x"; drop table y; --', id: 1 }, async () => 1)).rejects.toThrow(/not a lower-case SQL identifier/);
+    } finally {
+      await sql.end();
+    }
+  });
+});
+
+describe('runtime: postgres.js prepares one statement per kind of user', () => {
+  const smart = samples.find((s) => s.schema === 'smartoffice')!;
+  const sees = (id: number) => smart.personas.find((p) => p.id === id)!.sees.map(Number);
+  const who = (id: number): Identity => ({ schema: 'smartoffice', id });
+  /** The search_path set_session leaves, which tells the kinds of user apart (12 is of 11's kind; 14 and 15 of kinds of their own). */
+  const pathOf = (sql: postgres.Sql, id: number) =>
+    withPostgresSession(sql, who(id), async (tx) => String((await tx.unsafe(KIND_TEXT))[0]!.search_path), { statementPerKind: false });
+  const markOf = async (sql: postgres.Sql, id: number) => kindMark('', await pathOf(sql, id));
+  /** This test's statements on the connection, with how often each was executed. */
+  const preparedHere = async (sql: postgres.Sql, tag: string) =>
+    (await sql.unsafe(`SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE strpos(statement, '${tag}') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`))
+      .map((r) => [String(r.statement), Number(r.runs)] as const)
+      .sort(([a], [b]) => byCodePoint(a, b));
+
+  it('users of one kind share a statement, each other kind has its own, and every row is the acting user\'s', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      const marks = new Map(await Promise.all([11, 12, 14, 15].map(async (id) => [id, await markOf(sql, id)] as const)));
+      expect(marks.get(12)).toBe(marks.get(11));
+      expect(new Set(marks.values()).size).toBe(3);
+      const order = [11, 14, 12, 15, 14, 11, 15, 12];
+      for (const id of order) {
+        const rows = await withPostgresSession(sql, who(id), (tx) => tx`SELECT id FROM smartoffice.contacts /* tagged */ WHERE id > ${0} ORDER BY id`);
+        expect(rows.map((r) => Number(r.id)), `user ${id}`).toEqual(sees(id));
+      }
+      const text = (id: number) => `${marks.get(id)}SELECT id FROM smartoffice.contacts /* tagged */ WHERE id > $1 ORDER BY id`;
+      expect(await preparedHere(sql, '/* tagged */')).toEqual([[text(11), 4], [text(14), 2], [text(15), 2]].sort(([a], [b]) => byCodePoint(String(a), String(b))));
+      // The role asked for is part of the kind: a statement planned under another role is planned again too.
+      await withPostgresSession(sql, who(11), (tx) => tx`SELECT 1 /* with a role */`, { role: 'app_user' });
+      const withRole = kindMark('app_user', await pathOf(sql, 11));
+      expect(withRole).not.toBe(marks.get(11));
+      expect(await preparedHere(sql, '/* with a role */')).toEqual([[`${withRole}SELECT 1 /* with a role */`, 1]]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('the mark follows the acting user into nested sessions and savepoints, marks unsafe only when prepared, and is off with statementPerKind: false', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      const [m11, m14, m15] = [await markOf(sql, 11), await markOf(sql, 14), await markOf(sql, 15)];
+      const query = (tag: string) => `SELECT id FROM smartoffice.contacts /* ${tag} */ WHERE id > $1 ORDER BY id`;
+      const prepared = { prepare: true };
+      const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
+      const seen = await withPostgresSession(sql, who(11), async (tx) => {
+        const inner = await withPostgresSession(tx, who(14), async (t) =>
+          [ids(await t.unsafe(query('nested'), [0], prepared)), ids(await t.savepoint((sp) => sp.unsafe(query('savepoint'), [0], prepared)))]);
+        return [...inner, ids(await tx.unsafe(query('outer'), [0], prepared)), ids(await tx.unsafe(query('unprepared'), [0])), ids(await tx.unsafe(query('simple').replace('$1', '0'), [], prepared))];
+      });
+      expect(seen).toEqual([sees(14), sees(14), sees(11), sees(11), sees(11)]);
+      await withPostgresSession(sql, who(15), async (tx) => void (await tx.unsafe(query('off'), [0], prepared)), { statementPerKind: false });
+      expect(await preparedHere(sql, '/* nested */')).toEqual([[m14 + query('nested'), 1]]);
+      expect(await preparedHere(sql, '/* savepoint */')).toEqual([[m14 + query('savepoint'), 1]]);
+      expect(await preparedHere(sql, '/* outer */')).toEqual([[m11 + query('outer'), 1]]);
+      expect(await preparedHere(sql, '/* unprepared */')).toEqual([]);
+      expect(await preparedHere(sql, '/* simple */')).toEqual([]);
+      expect(await preparedHere(sql, '/* off */')).toEqual([[query('off'), 1]]);
+      expect(m15).not.toBe(m14);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('a client made with prepare: false, which prepares nothing, is handed its own handle and asks nothing more of set_session', async () => {
+    const sent: string[] = [];
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {}, prepare: false, debug: (_connection, query) => void sent.push(query) });
+    try {
+      const rows = await withPostgresSession(sql, who(14), async (tx) => tx`SELECT id FROM smartoffice.contacts WHERE id > ${0} ORDER BY id`);
+      expect(rows.map((r) => Number(r.id))).toEqual(sees(14));
+      expect(sent.filter((q) => q.includes('smartoffice'))).toEqual([`SELECT "smartoffice".set_session(E'14')`, 'SELECT id FROM smartoffice.contacts WHERE id > $1 ORDER BY id']);
     } finally {
       await sql.end();
     }
