@@ -180,7 +180,7 @@ export const PREPARED = { prepare: true, simple: false } as postgres.UnsafeQuery
  * One timed run. `perKind`: S's text begins with the mark of the persona's kind, as the runtime's
  * postgres.js adapter sends the statements it prepares (runtime/postgres.ts).
  */
-async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean, perKind = false): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]> }> {
+async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolean, perKind = false): Promise<{ ms: number; rows: postgres.RowList<postgres.Row[]>; mark: string }> {
   // Prepared, the owner's statements get a text of their own. postgres.js names a prepared
   // statement by its text, and B0 has S's; one statement executed as the owner and then as
   // app_user is planned again at each change of role (its plan applies RLS for one and not the
@@ -195,7 +195,7 @@ async function runOnce(conn: ReservedSql, as: As, st: Statement, prepare: boolea
     const t0 = process.hrtime.bigint();
     const rows = await conn.unsafe(text, (st.params ?? []) as never[], prepare ? PREPARED : {});
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    return { ms, rows };
+    return { ms, rows, mark };
   } finally {
     await conn.unsafe('ROLLBACK');
   }
@@ -579,6 +579,8 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
       for (let round = -1; round < options.runs && (round < options.minRuns || Date.now() - started < options.budgetMs * 2 * runs.length); round++) {
         for (const [i, r] of runs.entries()) {
           const s = await runOnce(conn, r.s.as, r.s.st, true, perKind);
+          // The plan counts read the statement named with the mark taken before the runs.
+          if (perKind && s.mark !== r.mark) throw new Error(`--mixed: ${r.persona.name}'s kind changed during the run (${r.mark} → ${s.mark})`);
           const b2 = await runOnce(conn, r.b2.as, r.b2.st, true);
           if (round < 0) continue;
           samples[i]!.s.push(s.ms);
@@ -627,6 +629,7 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
   return byPersona.flat();
 }
 
+/** set_session as the postgres.js adapter sends it: with `SHOW search_path`, which pg and Kysely do not send. */
 async function timeSetSession(conn: ReservedSql, schema: string, userId: string, options: RunOptions): Promise<Timing> {
   const [session] = await sampleInTurn(options, [async () => {
     await conn.unsafe('BEGIN');

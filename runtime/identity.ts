@@ -19,7 +19,8 @@ export interface SessionOptions {
    * transaction prepares with the acting user's kind, so users of different kinds on one pooled
    * connection keep a plan each instead of planning again at every change of kind (see kindMark).
    * Default: true, or false for a client made with `prepare: false`. False hands `fn`
-   * postgres.js's own transaction handle and asks set_session nothing more.
+   * postgres.js's own transaction handle and asks set_session nothing more. A nested withSession
+   * keeps the outermost call's choice.
    */
   readonly statementPerKind?: boolean;
 }
@@ -80,6 +81,8 @@ export function setSessionText(identity: Identity, role?: string): string {
  */
 export const KIND_TEXT = 'SHOW search_path';
 
+const marks = new Map<string, string>();
+
 /**
  * The comment put before the statements of one kind of user, `/* rowguard kind 1a2b3c4d5e6f7a8b *\/ `:
  * a digest of the role asked for (`SessionOptions.role`, '' for the login's) and the search_path
@@ -88,9 +91,16 @@ export const KIND_TEXT = 'SHOW search_path';
  */
 export function kindMark(role: string, searchPath: string): string {
   const text = `${role}\n${searchPath}`;
-  let hash = 0xcbf29ce484222325n;
-  for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
-  return `/* rowguard kind ${hash.toString(16).padStart(16, '0')} */ `;
+  let mark = marks.get(text);
+  if (mark === undefined) {
+    let hash = 0xcbf29ce484222325n;
+    for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
+    mark = `/* rowguard kind ${hash.toString(16).padStart(16, '0')} */ `;
+    // The kinds an application sees are few; a cap keeps paths set by hand from growing it.
+    if (marks.size >= 1024) marks.clear();
+    marks.set(text, mark);
+  }
+  return mark;
 }
 
 /**

@@ -32,43 +32,71 @@ export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, ro
     await sql.unsafe(text);
     return '';
   }
-  const results = (await sql.unsafe(`${text}; ${KIND_TEXT}`)) as unknown as Array<Array<{ search_path: string }>>;
-  return kindMark(kind.role ?? '', results.at(-1)![0]!.search_path);
+  const results = (await sql.unsafe(`${text}; ${KIND_TEXT}`)) as unknown as Array<Array<Record<string, unknown>>>;
+  // The one value whatever the client's transform calls its column (postgres.camel: searchPath).
+  const path = Object.values(results.at(-1)?.[0] ?? {})[0];
+  if (typeof path !== 'string') throw new Error(`rowguard: ${KIND_TEXT} after set_session gave no text (a transform of the client's rows?); pass { statementPerKind: false }`);
+  return kindMark(kind.role ?? '', path);
 }
 
-/** A template's strings with `mark` before the first, so postgres.js names the statement anew. */
-function markedStrings(strings: TemplateStringsArray, mark: string): TemplateStringsArray {
-  const marked = [mark + strings[0], ...strings.slice(1)];
-  return Object.assign(marked, { raw: [mark + strings.raw[0], ...strings.raw.slice(1)] }) as unknown as TemplateStringsArray;
+/**
+ * The strings with `mark` before the first, one array per strings array and mark: postgres.js keeps
+ * a record of every tagged template's strings array for good (its origin for error stacks), so a
+ * new array at every run would grow without end. A template's array lives as long as its call
+ * site, and so do its marked copies (one per kind).
+ */
+const markedCopies = new WeakMap<readonly string[], Map<string, readonly string[]>>();
+export function markedStrings(strings: readonly string[], mark: string): readonly string[] {
+  let copies = markedCopies.get(strings);
+  if (!copies) markedCopies.set(strings, (copies = new Map()));
+  let marked = copies.get(mark);
+  if (!marked) copies.set(mark, (marked = Object.freeze([mark + strings[0], ...strings.slice(1)])));
+  return marked;
+}
+
+/** What postgres.js's Query holds that matters here (not in its typings). */
+interface QueryInternals {
+  handler: ((query: QueryInternals) => unknown) & { debug?: unknown };
+  strings: readonly string[];
+  options: { prepare?: boolean; simple?: boolean };
+}
+
+/**
+ * Marks `query` when it runs, if postgres.js will prepare it: its handler (which postgres.js calls
+ * once, when the query is executed) first puts the mark of the kind acting then before its text.
+ * A fragment (a tagged template used inside another) is never executed, so it stays as written.
+ */
+function markWhenRun<Q>(query: Q, session: Session): Q {
+  const q = query as unknown as QueryInternals;
+  if (!(query instanceof Promise) || typeof q.handler !== 'function') return query;
+  const run = q.handler;
+  q.handler = Object.assign((x: QueryInternals) => {
+    // As postgres.js decides: prepared unless told not to or sent as a simple query.
+    if (x.options.prepare !== false && !x.options.simple) x.strings = markedStrings(x.strings, session.mark);
+    return run(x);
+  }, { debug: run.debug });
+  return query;
 }
 
 /**
  * The handle `fn` gets: `raw`, but every statement postgres.js prepares (a tagged template, or
- * `unsafe` told `prepare: true` and not sent as a simple query) begins with the mark of the kind of user acting when it runs, and
- * a savepoint's handle does the same. So each kind of user has statements of its own on the
- * connection, planned for its planner marks, and a pool serving users of several kinds does not
- * plan them again at every change of kind. Fragments and helpers (`tx(ids)`, `tx.json`, …) pass
- * through untouched; a fragment made by a tagged template carries the mark too, which is only a
- * comment inside the statement.
+ * `unsafe` told `prepare: true` and not sent as a simple query) begins with the mark of the kind
+ * of user acting, and a savepoint's handle does the same. So each kind of user has statements of
+ * its own on the connection, planned for its planner marks, and a pool serving users of several
+ * kinds does not plan them again at every change of kind. Helpers (`tx(ids)`, `tx.json`, …) and
+ * fragments pass through untouched; `tx.file` is not marked.
  */
 function handle(raw: Tx, session: Session): Tx {
   const made: Tx = !session.kind ? raw : new Proxy(raw, {
     apply(target, self, args: unknown[]) {
-      const strings = args[0] as TemplateStringsArray | undefined;
-      if (strings && Array.isArray(strings.raw)) return Reflect.apply(target, self, [markedStrings(strings, session.mark), ...args.slice(1)]);
-      return Reflect.apply(target, self, args);
+      return markWhenRun(Reflect.apply(target, self, args), session);
     },
     get(target, key) {
-      if (key === 'unsafe') {
-        return (text: string, ...rest: unknown[]) => {
-          const [args, options] = (rest.length === 1 && !Array.isArray(rest[0]) ? [[], rest[0]] : rest) as [unknown[] | undefined, { prepare?: boolean; simple?: boolean } | undefined];
-          // As postgres.js decides: prepared when told, unless sent as a simple query (the default without parameters).
-          const prepared = options?.prepare && ('simple' in options ? !options.simple : (args?.length ?? 0) > 0);
-          return (target.unsafe as (...a: unknown[]) => unknown)(prepared ? session.mark + text : text, ...rest);
-        };
-      }
+      if (key === 'unsafe') return (...args: unknown[]) => markWhenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session);
       if (key === 'savepoint') {
         return (...args: unknown[]) => {
+          // `tx.savepoint\`…\`` runs one statement in a savepoint, as postgres.js does.
+          if (Array.isArray((args[0] as { raw?: unknown } | undefined)?.raw)) return made.savepoint((sp) => sp(...(args as [TemplateStringsArray, ...never[]])));
           const fn = args.pop() as (sp: Tx) => unknown;
           return (target.savepoint as (...a: unknown[]) => unknown)(...args, (sp: Tx) => fn(handle(sp, session)));
         };
@@ -93,18 +121,26 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   if (outer) {
     const { raw, session } = outer;
     const before = session.identity;
+    let failed = false;
     try {
       return (await raw.savepoint(async (sp) => {
         session.mark = await setSession(sp, identity, undefined, session.kind);
         session.identity = identity;
         return fn(handle(sp, session));
       })) as T;
+    } catch (error) {
+      failed = true;
+      throw error;
     } finally {
       session.identity = before;
-      session.mark = await setSession(raw, before, undefined, session.kind);
+      // When the call failed, its error is the one to see, not a failure to restore (a lost connection).
+      session.mark = await setSession(raw, before, undefined, session.kind).catch((error: unknown) => {
+        if (!failed) throw error;
+        return session.mark;
+      });
     }
   }
-  // A client made with `prepare: false` prepares nothing (a reserved connection does not say).
+  // A client made with `prepare: false` prepares nothing.
   const perKind = options.statementPerKind ?? (sql as { options?: { prepare?: boolean } }).options?.prepare !== false;
   const kind = perKind ? { role: options.role } : undefined;
   return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
 import { idLiteral, KIND_TEXT, kindMark } from '../../runtime/identity.ts';
 import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
+import { markedStrings } from '../../runtime/postgres.ts';
 import { byCodePoint } from '../../generator/sql/print.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -374,7 +375,7 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
   const who = (id: number): Identity => ({ schema: 'smartoffice', id });
   /** The search_path set_session leaves, which tells the kinds of user apart (12 is of 11's kind; 14 and 15 of kinds of their own). */
   const pathOf = (sql: postgres.Sql, id: number) =>
-    withPostgresSession(sql, who(id), async (tx) => String((await tx.unsafe(KIND_TEXT))[0]!.search_path), { statementPerKind: false });
+    withPostgresSession(sql, who(id), async (tx) => String(Object.values((await tx.unsafe(KIND_TEXT))[0]!)[0]), { statementPerKind: false });
   const markOf = async (sql: postgres.Sql, id: number) => kindMark('', await pathOf(sql, id));
   /** This test's statements on the connection, with how often each was executed. */
   const preparedHere = async (sql: postgres.Sql, tag: string) =>
@@ -413,11 +414,20 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
       const prepared = { prepare: true };
       const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
       const seen = await withPostgresSession(sql, who(11), async (tx) => {
-        const inner = await withPostgresSession(tx, who(14), async (t) =>
-          [ids(await t.unsafe(query('nested'), [0], prepared)), ids(await t.savepoint((sp) => sp.unsafe(query('savepoint'), [0], prepared)))]);
+        const inner = await withPostgresSession(tx, who(14), async (t) => [
+          ids(await t.unsafe(query('nested'), [0], prepared)),
+          ids(await t.savepoint((sp) => sp.unsafe(query('savepoint'), [0], prepared))),
+          ids(await t.savepoint('named', (sp) => sp`SELECT id FROM smartoffice.contacts /* named savepoint */ WHERE id > ${0} ORDER BY id`)),
+          // postgres.js runs a tagged template given to savepoint in a savepoint of its own (not in its typings).
+          ids(await (t.savepoint as unknown as typeof t)`SELECT id FROM smartoffice.contacts /* tagged savepoint */ WHERE id > ${0} ORDER BY id`),
+        ]);
+        // A nested session that fails leaves the outer user's mark in force again.
+        await expect(withPostgresSession(tx, who(15), async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
         return [...inner, ids(await tx.unsafe(query('outer'), [0], prepared)), ids(await tx.unsafe(query('unprepared'), [0])), ids(await tx.unsafe(query('simple').replace('$1', '0'), [], prepared))];
       });
-      expect(seen).toEqual([sees(14), sees(14), sees(11), sees(11), sees(11)]);
+      expect(seen).toEqual([sees(14), sees(14), sees(14), sees(14), sees(11), sees(11), sees(11)]);
+      expect(await preparedHere(sql, '/* named savepoint */')).toEqual([[`${m14}SELECT id FROM smartoffice.contacts /* named savepoint */ WHERE id > $1 ORDER BY id`, 1]]);
+      expect(await preparedHere(sql, '/* tagged savepoint */')).toEqual([[`${m14}SELECT id FROM smartoffice.contacts /* tagged savepoint */ WHERE id > $1 ORDER BY id`, 1]]);
       await withPostgresSession(sql, who(15), async (tx) => void (await tx.unsafe(query('off'), [0], prepared)), { statementPerKind: false });
       expect(await preparedHere(sql, '/* nested */')).toEqual([[m14 + query('nested'), 1]]);
       expect(await preparedHere(sql, '/* savepoint */')).toEqual([[m14 + query('savepoint'), 1]]);
@@ -429,6 +439,24 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
     } finally {
       await sql.end();
     }
+  });
+
+  it('a fragment stays as written (only the statement that runs is marked), one marked copy serves a template and a kind, and a client that renames columns is marked too', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {}, transform: postgres.camel });
+    try {
+      const m14 = await markOf(sql, 14);
+      // A mark (a comment) inside `>=` would split the operator in two.
+      const rows = await withPostgresSession(sql, who(14), (tx) => tx`SELECT id FROM smartoffice.contacts /* fragment */ WHERE id >${tx`=`} ${0} ORDER BY id`);
+      expect(rows.map((r) => Number(r.id))).toEqual(sees(14));
+      expect(await preparedHere(sql, '/* fragment */')).toEqual([[`${m14}SELECT id FROM smartoffice.contacts /* fragment */ WHERE id >= $1 ORDER BY id`, 1]]);
+    } finally {
+      await sql.end();
+    }
+    const template = (strings: TemplateStringsArray, ..._values: unknown[]) => strings;
+    const site = () => template`SELECT ${1}`;
+    expect(markedStrings(site(), 'a')).toBe(markedStrings(site(), 'a'));
+    expect(markedStrings(site(), 'a')).not.toBe(markedStrings(site(), 'b'));
+    expect(markedStrings(site(), 'a')).toEqual(['aSELECT ', '']);
   });
 
   it('a client made with prepare: false, which prepares nothing, is handed its own handle and asks nothing more of set_session', async () => {
