@@ -39,13 +39,14 @@ export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, ro
   return kindMark(kind.role ?? '', path);
 }
 
+const markedCopies = new WeakMap<readonly string[], Map<string, readonly string[]>>();
+
 /**
  * The strings with `mark` before the first, one array per strings array and mark: postgres.js keeps
  * a record of every tagged template's strings array for good (its origin for error stacks), so a
  * new array at every run would grow without end. A template's array lives as long as its call
- * site, and so do its marked copies (one per kind).
+ * site, and so do its marked copies (one per kind). Exported for the tests.
  */
-const markedCopies = new WeakMap<readonly string[], Map<string, readonly string[]>>();
 export function markedStrings(strings: readonly string[], mark: string): readonly string[] {
   let copies = markedCopies.get(strings);
   if (!copies) markedCopies.set(strings, (copies = new Map()));
