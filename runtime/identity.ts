@@ -15,12 +15,13 @@ export interface SessionOptions {
    */
   readonly role?: string;
   /**
-   * postgres.js only (pg and Kysely prepare nothing unless told): mark each statement the
-   * transaction prepares with the acting user's kind, so users of different kinds on one pooled
-   * connection keep a plan each instead of planning again at every change of kind (see kindMark).
-   * Default: true, or false for a client made with `prepare: false`. False hands `fn`
-   * postgres.js's own transaction handle and asks set_session nothing more. A nested withSession
-   * keeps the outermost call's choice.
+   * Mark each statement the transaction prepares with the acting user's kind, so users of
+   * different kinds on one pooled connection keep a plan each instead of planning again at every
+   * change of kind (see kindOf). postgres.js, which prepares every tagged template: default true,
+   * or false for a client made with `prepare: false`. pg, which prepares only named queries
+   * (`{ name, text }`): default false. Kysely prepares nothing and ignores it. False hands `fn`
+   * the library's own handle and asks set_session nothing more. A nested withSession keeps the
+   * outermost call's choice.
    */
   readonly statementPerKind?: boolean;
 }
@@ -81,26 +82,45 @@ export function setSessionText(identity: Identity, role?: string): string {
  */
 export const KIND_TEXT = 'SHOW search_path';
 
-const marks = new Map<string, string>();
+/** One kind of user: the digest of its role and search_path, and the comment made of it. */
+export interface Kind {
+  readonly digest: string;
+  /** `/* rowguard kind <digest> *\/ `, put before the statements of this kind. */
+  readonly mark: string;
+}
+
+const kinds = new Map<string, Kind>();
+
+/** 64-bit FNV-1a of the UTF-16 code units, as 16 hex digits. */
+export function fnv64(text: string): string {
+  let hash = 0xcbf29ce484222325n;
+  for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
+  return hash.toString(16).padStart(16, '0');
+}
 
 /**
- * The comment put before the statements of one kind of user, `/* rowguard kind 1a2b3c4d5e6f7a8b *\/ `:
- * a digest of the role asked for (`SessionOptions.role`, '' for the login's) and the search_path
- * (64-bit FNV-1a of their UTF-16 code units; a collision costs only planning, as without the mark).
- * The same role and search_path give the same mark on every connection.
+ * The kind of a user acting under `role` (`SessionOptions.role`, '' for the login's) with
+ * `searchPath`: a digest of the two (a collision costs only planning, as without the mark). The
+ * same role and search_path give the same kind on every connection.
  */
-export function kindMark(role: string, searchPath: string): string {
+export function kindOf(role: string, searchPath: string): Kind {
   const text = `${role}\n${searchPath}`;
-  let mark = marks.get(text);
-  if (mark === undefined) {
-    let hash = 0xcbf29ce484222325n;
-    for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
-    mark = `/* rowguard kind ${hash.toString(16).padStart(16, '0')} */ `;
+  let kind = kinds.get(text);
+  if (kind === undefined) {
+    const digest = fnv64(text);
+    kind = { digest, mark: `/* rowguard kind ${digest} */ ` };
     // The kinds an application sees are few; a cap keeps paths set by hand from growing it.
-    if (marks.size >= 1024) marks.clear();
-    marks.set(text, mark);
+    if (kinds.size >= 1024) kinds.clear();
+    kinds.set(text, kind);
   }
-  return mark;
+  return kind;
+}
+
+/** The kind from the row KIND_TEXT returned, whatever the client's transform calls its column (postgres.camel: searchPath). */
+export function kindFromRow(row: Record<string, unknown> | undefined, role: string | undefined): Kind {
+  const path = Object.values(row ?? {})[0];
+  if (typeof path !== 'string') throw new Error(`rowguard: ${KIND_TEXT} after set_session gave no text (a transform of the client's rows?); pass { statementPerKind: false }`);
+  return kindOf(role ?? '', path);
 }
 
 /**
@@ -129,16 +149,17 @@ export class Sessions {
   /**
    * A withSession nested on `handle`: a savepoint (named by its depth), `identity`, `fn`, then
    * RELEASE, or ROLLBACK TO when `fn` throws (the error is rethrown), and the identity in force
-   * before it is set again. `run` sends one SQL text on the handle.
+   * before it is set again. `run` sends one SQL text on the handle; `act` sets an identity (by
+   * default set_session through `run`).
    */
-  async nest<T>(handle: object, run: (text: string) => Promise<unknown>, identity: Identity, fn: () => Promise<T>): Promise<T> {
+  async nest<T>(handle: object, run: (text: string) => Promise<unknown>, identity: Identity, fn: () => Promise<T>, act: (identity: Identity) => Promise<unknown> = (who) => run(setSessionText(who))): Promise<T> {
     const outer = this.#active.get(handle);
     if (!outer) throw new Error('rowguard: nest() needs a handle inside withSession');
     const name = `rowguard_session_${outer.depth + 1}`;
     await run(`SAVEPOINT ${name}`);
     this.#active.set(handle, { identity, depth: outer.depth + 1 });
     try {
-      await run(setSessionText(identity));
+      await act(identity);
       const result = await fn();
       await run(`RELEASE SAVEPOINT ${name}`);
       return result;
@@ -147,7 +168,7 @@ export class Sessions {
       throw error;
     } finally {
       this.#active.set(handle, outer);
-      await run(setSessionText(outer.identity));
+      await act(outer.identity);
     }
   }
 }

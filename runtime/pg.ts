@@ -1,19 +1,72 @@
 // withSession for node-postgres (pg): a Pool or a client.
-import type { Pool, PoolClient } from 'pg';
-import { Sessions, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import type { Pool, PoolClient, QueryResult } from 'pg';
+import { fnv64, KIND_TEXT, kindFromRow, Sessions, setSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
 
 const sessions = new Sessions();
+
+/** The kind acting on each client whose withSession marks named statements, and the role that goes into it. */
+const marking = new WeakMap<PoolClient, { kind: Kind; readonly role: string | undefined }>();
+/** The client behind each marking handle withSession gave out. */
+const clients = new WeakMap<object, PoolClient>();
+
+/** PostgreSQL keeps the first 63 bytes of a statement's name. */
+const NAME_BYTES = 63;
+
+/** set_session, and with `mark` the acting user's kind asked in the same message (see KIND_TEXT). */
+async function act(client: PoolClient, identity: Identity, role: string | undefined, mark?: { kind: Kind; readonly role: string | undefined }): Promise<void> {
+  const text = setSessionText(identity, role);
+  if (!mark) {
+    await client.query(text);
+    return;
+  }
+  const results = (await client.query(`${text}; ${KIND_TEXT}`)) as unknown as QueryResult[];
+  mark.kind = kindFromRow(results.at(-1)?.rows[0], mark.role);
+}
+
+/** A plain `{ name, text }` query config (not a Submittable such as a cursor). */
+function named(config: unknown): config is { name: string; text: string } {
+  const c = config as { name?: unknown; text?: unknown; submit?: unknown } | null;
+  return typeof c === 'object' && c !== null && typeof c.name === 'string' && c.name !== '' && typeof c.text === 'string' && typeof c.submit !== 'function';
+}
+
+/**
+ * The handle `fn` gets with `statementPerKind`: the client, but a named query (`{ name, text }`,
+ * the only kind pg prepares) runs as a statement of the acting user's kind: its name begins with
+ * the kind's digest (the name's own digest instead of the name when the two would pass 63 bytes)
+ * and its text with the kind's mark.
+ */
+function markingHandle(client: PoolClient, mark: { kind: Kind }): PoolClient {
+  const made = new Proxy(client, {
+    get(target, key) {
+      if (key === 'query') {
+        return (config: unknown, ...rest: unknown[]) => {
+          if (!named(config)) return (target.query as (...a: unknown[]) => unknown)(config, ...rest);
+          const { digest, mark: comment } = mark.kind;
+          const name = Buffer.byteLength(config.name) + digest.length + 1 <= NAME_BYTES ? `${digest} ${config.name}` : `${digest} ${fnv64(config.name)}`;
+          return (target.query as (...a: unknown[]) => unknown)({ ...config, name, text: comment + config.text }, ...rest);
+        };
+      }
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  clients.set(made, client);
+  return made;
+}
 
 /**
  * Runs `fn` with a client in one transaction acting as `identity` (see the postgres.js adapter).
  * Given a Pool it checks a client out and always returns it; a client whose transaction failed to
  * roll back is destroyed rather than reused. Given a client inside withSession, it nests with a
- * savepoint.
+ * savepoint. With `statementPerKind: true` (pg prepares only named queries, so it is off by
+ * default) named queries are marked with the acting user's kind (see markingHandle).
  */
 export async function withSession<T>(db: Pool | PoolClient, identity: Identity, fn: (client: PoolClient) => Promise<T>, options: SessionOptions = {}): Promise<T> {
-  if (sessions.has(db)) {
-    const client = db as PoolClient;
-    return sessions.nest(client, (text) => client.query(text), identity, () => fn(client));
+  const given = clients.get(db) ?? db;
+  if (sessions.has(given)) {
+    const client = given as PoolClient;
+    const mark = marking.get(client);
+    return sessions.nest(client, (text) => client.query(text), identity, () => fn(db as PoolClient), (who) => act(client, who, undefined, mark));
   }
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
@@ -21,9 +74,11 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   try {
     await client.query('BEGIN');
     try {
-      await client.query(setSessionText(identity, options.role));
+      const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
+      await act(client, identity, options.role, mark);
       sessions.begin(client, identity);
-      const result = await fn(client);
+      if (mark) marking.set(client, mark);
+      const result = await fn(mark ? markingHandle(client, mark) : client);
       await client.query('COMMIT');
       return result;
     } catch (error) {
@@ -31,6 +86,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
       throw error;
     } finally {
       sessions.end(client);
+      marking.delete(client);
     }
   } finally {
     if (isPool) client.release(broken);

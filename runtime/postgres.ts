@@ -1,13 +1,13 @@
 // withSession for postgres.js.
 import type { Sql, TransactionSql } from 'postgres';
-import { KIND_TEXT, kindMark, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import { KIND_TEXT, kindFromRow, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
 type Tx = TransactionSql<Record<string, unknown>>;
 type AnySql = Sql<Record<string, unknown>> | Tx;
 
 /**
  * One transaction's session, shared by its handle and every savepoint's: who acts now, and the
- * mark of that user's kind (see kindMark). A nested call restores what was in force when it began,
+ * mark of that user's kind (see kindOf). A nested call restores what was in force when it began,
  * whichever of the handles it was given.
  */
 interface Session {
@@ -23,7 +23,7 @@ const sessions = new WeakMap<object, { readonly raw: Tx; readonly session: Sessi
 /**
  * `set_session` (after `SET LOCAL ROLE` when given `role`) as one simple query (see
  * setSessionText): one round trip. Given `kind`, the same message asks what kind of user that
- * made, and the kind's mark is returned (kindMark, with `kind.role`); '' otherwise. Exported for
+ * made, and the kind's mark is returned (kindOf, with `kind.role`); '' otherwise. Exported for
  * the benchmark, which sends it the same way.
  */
 export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, role?: string, kind?: { readonly role?: string }): Promise<string> {
@@ -33,10 +33,7 @@ export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, ro
     return '';
   }
   const results = (await sql.unsafe(`${text}; ${KIND_TEXT}`)) as unknown as Array<Array<Record<string, unknown>>>;
-  // The one value whatever the client's transform calls its column (postgres.camel: searchPath).
-  const path = Object.values(results.at(-1)?.[0] ?? {})[0];
-  if (typeof path !== 'string') throw new Error(`rowguard: ${KIND_TEXT} after set_session gave no text (a transform of the client's rows?); pass { statementPerKind: false }`);
-  return kindMark(kind.role ?? '', path);
+  return kindFromRow(results.at(-1)?.[0], kind.role).mark;
 }
 
 const markedCopies = new WeakMap<readonly string[], Map<string, readonly string[]>>();

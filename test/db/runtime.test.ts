@@ -7,7 +7,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
-import { idLiteral, KIND_TEXT, kindMark } from '../../runtime/identity.ts';
+import { fnv64, idLiteral, KIND_TEXT, kindOf } from '../../runtime/identity.ts';
 import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
 import { markedStrings } from '../../runtime/postgres.ts';
 import { byCodePoint } from '../../generator/sql/print.ts';
@@ -81,11 +81,12 @@ describe('runtime: withSession under concurrency', () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 3 });
     try {
       const { wrong, failed } = await hammer((c, fail) =>
+        // Named queries marked with the user's kind (statementPerKind): prepared, one per kind and table.
         withPgSession(pool, c.identity, async (client) => {
-          const { rows } = await client.query(`SELECT id FROM ${c.table} ORDER BY id`);
+          const { rows } = await client.query({ name: `ids of ${c.table}`, text: `SELECT id FROM ${c.table} ORDER BY id` });
           if (fail) throw new Planned();
           return rows.map((r: { id: unknown }) => String(r.id));
-        }),
+        }, { statementPerKind: true }),
       );
       expect(wrong).toEqual([]);
       expect(failed).toBe(TRANSACTIONS / 10);
@@ -376,7 +377,7 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
   /** The search_path set_session leaves, which tells the kinds of user apart (12 is of 11's kind; 14 and 15 of kinds of their own). */
   const pathOf = (sql: postgres.Sql, id: number) =>
     withPostgresSession(sql, who(id), async (tx) => String(Object.values((await tx.unsafe(KIND_TEXT))[0]!)[0]), { statementPerKind: false });
-  const markOf = async (sql: postgres.Sql, id: number) => kindMark('', await pathOf(sql, id));
+  const markOf = async (sql: postgres.Sql, id: number) => kindOf('', await pathOf(sql, id)).mark;
   /** This test's statements on the connection, with how often each was executed. */
   const preparedHere = async (sql: postgres.Sql, tag: string) =>
     (await sql.unsafe(`SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE strpos(statement, '${tag}') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`))
@@ -398,7 +399,7 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
       expect(await preparedHere(sql, '/* tagged */')).toEqual([[text(11), 4], [text(14), 2], [text(15), 2]].sort(([a], [b]) => byCodePoint(String(a), String(b))));
       // The role asked for is part of the kind: a statement planned under another role is planned again too.
       await withPostgresSession(sql, who(11), (tx) => tx`SELECT 1 /* with a role */`, { role: 'app_user' });
-      const withRole = kindMark('app_user', await pathOf(sql, 11));
+      const withRole = kindOf('app_user', await pathOf(sql, 11)).mark;
       expect(withRole).not.toBe(marks.get(11));
       expect(await preparedHere(sql, '/* with a role */')).toEqual([[`${withRole}SELECT 1 /* with a role */`, 1]]);
     } finally {
@@ -457,6 +458,36 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
     expect(markedStrings(site(), 'a')).toBe(markedStrings(site(), 'a'));
     expect(markedStrings(site(), 'a')).not.toBe(markedStrings(site(), 'b'));
     expect(markedStrings(site(), 'a')).toEqual(['aSELECT ', '']);
+  });
+
+  it('pg with statementPerKind: a named query is a statement of the acting user\'s kind, its name led by the kind\'s digest, through nesting too', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    const digests = new Map(await Promise.all([11, 14, 15].map(async (id) => [id, kindOf('', await pathOf(sql, id)).digest] as const)));
+    await sql.end();
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    const text = 'SELECT id FROM smartoffice.contacts /* pg named */ WHERE id > $1 ORDER BY id';
+    const long = 'x'.repeat(50);
+    const ids = async (client: pg.PoolClient, name = 'contacts') => (await client.query({ name, text, values: [0] })).rows.map((r: { id: string }) => Number(r.id));
+    try {
+      for (const id of [11, 14, 12, 15, 14, 11, 15, 12]) expect(await withPgSession(pool, who(id), (client) => ids(client), { statementPerKind: true }), `user ${id}`).toEqual(sees(id));
+      const nested = await withPgSession(pool, who(11), async (client) => {
+        const inner = await withPgSession(client, who(14), (c) => ids(c, long));
+        await expect(withPgSession(client, who(15), async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+        return [inner, await ids(client, long)];
+      }, { statementPerKind: true });
+      expect(nested).toEqual([sees(14), sees(11)]);
+      // Unmarked without the option: the name and text as given.
+      expect(await withPgSession(pool, who(14), (client) => ids(client, 'plain'))).toEqual(sees(14));
+      const { rows } = await pool.query(`SELECT name, statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE strpos(statement, '/* pg named */') > 0 ORDER BY name`);
+      const mark = (id: number) => `/* rowguard kind ${digests.get(id)} */ `;
+      const expected = [
+        [`${digests.get(11)} contacts`, 4, 11], [`${digests.get(14)} contacts`, 2, 14], [`${digests.get(15)} contacts`, 2, 15],
+        [`${digests.get(11)} ${fnv64(long)}`, 1, 11], [`${digests.get(14)} ${fnv64(long)}`, 1, 14],
+      ].map(([name, runs, id]) => ({ name, statement: mark(id as number) + text, runs: String(runs) }));
+      expect(rows).toEqual([...expected, { name: 'plain', statement: text, runs: '1' }].sort((a, b) => byCodePoint(a.name as string, b.name as string)));
+    } finally {
+      await pool.end();
+    }
   });
 
   it('a client made with prepare: false, which prepares nothing, is handed its own handle and asks nothing more of set_session', async () => {
