@@ -1,6 +1,6 @@
 // `npm run bench:summary`: where each of the benchmark's targets stands, read from the committed
-// results of the default runs (bench/results/<model>.json, planned at every execution, and
-// <model>-prepared.json, `--prepare`). Prints Markdown. `--write` puts it into bench/README.md
+// results of the default runs (bench/results/<model>.json, planned at every execution,
+// <model>-prepared.json, `--prepare`, and <model>-mixed.json, `--mixed`). Prints Markdown. `--write` puts it into bench/README.md
 // between its summary markers; `--check` exits 1 when the README's copy is not what the results
 // say (npm test runs the same check, so the README cannot drift from the committed results).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,8 +21,8 @@ export interface ResultFile {
   readonly results: readonly QueryResult[];
 }
 
-/** The default runs of every model: planned each time and prepared (either may be missing). */
-export type Runs = Record<string, { readonly planned?: ResultFile; readonly prepared?: ResultFile }>;
+/** The default runs of every model: planned each time, prepared, and mixed (any may be missing). */
+export type Runs = Record<string, { readonly planned?: ResultFile; readonly prepared?: ResultFile; readonly mixed?: ResultFile }>;
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const README = join(BENCH_DIR, 'README.md');
@@ -32,7 +32,7 @@ const END = '<!-- bench:summary:end -->';
 export function readRuns(dir = join(BENCH_DIR, 'results')): Runs {
   const read = (file: string): ResultFile | undefined => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as ResultFile) : undefined);
   return Object.fromEntries(
-    MODELS.map((m) => [m.name, { planned: read(join(dir, `${m.name}.json`)), prepared: read(join(dir, `${m.name}-prepared.json`)) }]),
+    MODELS.map((m) => [m.name, { planned: read(join(dir, `${m.name}.json`)), prepared: read(join(dir, `${m.name}-prepared.json`)), mixed: read(join(dir, `${m.name}-mixed.json`)) }]),
   );
 }
 
@@ -93,10 +93,13 @@ export function summarize(runs: Runs): string {
     lines.push(`| *Not a target:* ≤ 1.2× B2s (B2 after the same set_session), ${what} | ${MODELS.map((m) => cell(afterSession(runs[m.name]?.[mode]))).join(' | ')} |`);
     lines.push(`| *Not a target:* set_session per transaction, ms (median of the personas, their range), ${what} | ${MODELS.map((m) => setSession(runs[m.name]?.[mode])).join(' | ')} |`);
   }
+  if (MODELS.some((m) => runs[m.name]?.mixed)) {
+    lines.push(`| *Not a target:* ≤ 1.2× B2 in a pool of users of different kinds (\`--mixed\`: prepared, one connection serving the personas in turn, one statement per kind) | ${MODELS.map((m) => cell(verdicts(runs[m.name]?.mixed, ['≤1.2×B2']))).join(' | ')} |`);
+  }
   const dates = MODELS.map((m) => {
     const r = runs[m.name];
     const when = (f: ResultFile | undefined): string => (f ? `${f.environment.date} (PostgreSQL ${f.environment.postgres})` : 'no run');
-    return `${m.title}: planned ${when(r?.planned)}, prepared ${when(r?.prepared)}`;
+    return `${m.title}: planned ${when(r?.planned)}, prepared ${when(r?.prepared)}${r?.mixed ? `, mixed ${when(r.mixed)}` : ''}`;
   });
   lines.push('', `Runs: ${dates.join('; ')}.`);
 

@@ -48,6 +48,14 @@ describe('bench summary', () => {
     expect(text).toContain('| pk visible | 1 of 1 | – | – | – |');
     expect(text).toContain('SmartOffice: planned no run, prepared 2026-12-03 (PostgreSQL 18.4)');
     expect(text).toContain('| *Not a target:* set_session per transaction, ms (median of the personas, their range), prepared | – | – | – | – |');
+    expect(text).not.toContain('--mixed');
+  });
+
+  it('shows a pool of users of different kinds (--mixed) when a model has that run', () => {
+    const mixed = file([result('pk visible', 'read', 0.3, 0.1, [{ name: '≤1.2×B2', met: false }]), result('update', 'write', 0.2, 0.2, [{ name: '≤1.2×B2', met: true }])]);
+    const text = summarize({ collect: { mixed } });
+    expect(text).toContain('one statement per kind) | – | 1 of 2 | – | – |');
+    expect(text).toContain('Collect!: planned no run, prepared no run, mixed 2026-12-03 (PostgreSQL 18.4)');
   });
 
   it("shows set_session's time per transaction: the median of the personas' medians and their range", () => {
