@@ -158,17 +158,23 @@ export class Sessions {
     const name = `rowguard_session_${outer.depth + 1}`;
     await run(`SAVEPOINT ${name}`);
     this.#active.set(handle, { identity, depth: outer.depth + 1 });
+    let failed = false;
+    // When the call failed, its error is the one to see, not a failure to roll back or restore (a lost connection).
+    const unlessFailed = (error: unknown) => {
+      if (!failed) throw error;
+    };
     try {
       await act(identity);
       const result = await fn();
       await run(`RELEASE SAVEPOINT ${name}`);
       return result;
     } catch (error) {
-      await run(`ROLLBACK TO SAVEPOINT ${name}`);
+      failed = true;
+      await run(`ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
       throw error;
     } finally {
       this.#active.set(handle, outer);
-      await act(outer.identity);
+      await act(outer.identity).catch(unlessFailed);
     }
   }
 }

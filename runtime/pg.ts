@@ -23,10 +23,13 @@ async function act(client: PoolClient, identity: Identity, role: string | undefi
   mark.kind = kindFromRow(results.at(-1)?.rows[0], mark.role);
 }
 
-/** A plain `{ name, text }` query config (not a Submittable such as a cursor). */
-function named(config: unknown): config is { name: string; text: string } {
-  const c = config as { name?: unknown; text?: unknown; submit?: unknown } | null;
-  return typeof c === 'object' && c !== null && typeof c.name === 'string' && c.name !== '' && typeof c.text === 'string' && typeof c.submit !== 'function';
+/** The texts of the named queries each client has run, by the name given: a query by name alone runs it again. */
+const texts = new WeakMap<PoolClient, Map<string, string>>();
+
+/** A plain query config with a name (not a Submittable such as a cursor); its text may be left out to run a named statement again. */
+function named(config: unknown): config is { name: string; text?: unknown } {
+  const c = config as { name?: unknown; submit?: unknown } | null;
+  return typeof c === 'object' && c !== null && typeof c.name === 'string' && c.name !== '' && typeof c.submit !== 'function';
 }
 
 /**
@@ -36,18 +39,30 @@ function named(config: unknown): config is { name: string; text: string } {
  * and its text with the kind's mark.
  */
 function markingHandle(client: PoolClient, mark: { kind: Kind }): PoolClient {
+  const query = client.query as (...a: unknown[]) => unknown;
   const made = new Proxy(client, {
     get(target, key) {
       if (key === 'query') {
         return (config: unknown, ...rest: unknown[]) => {
-          if (!named(config)) return (target.query as (...a: unknown[]) => unknown)(config, ...rest);
+          if (!named(config)) return query.call(target, config, ...rest);
+          let known = texts.get(target);
+          if (!known) texts.set(target, (known = new Map()));
+          if (typeof config.text === 'string') known.set(config.name, config.text);
+          const text = known.get(config.name);
+          // A name pg has not seen with a text: as pg would run it.
+          if (text === undefined) return query.call(target, config, ...rest);
           const { digest, mark: comment } = mark.kind;
           const name = Buffer.byteLength(config.name) + digest.length + 1 <= NAME_BYTES ? `${digest} ${config.name}` : `${digest} ${fnv64(config.name)}`;
-          return (target.query as (...a: unknown[]) => unknown)({ ...config, name, text: comment + config.text }, ...rest);
+          return query.call(target, { ...config, name, text: comment + text }, ...rest);
         };
       }
       const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      if (typeof value !== 'function' || key === 'constructor') return value;
+      // A method that returns the client (`on`, …) returns this handle, so a chained query is marked too.
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result === target ? made : result;
+      };
     },
   });
   clients.set(made, client);
@@ -66,7 +81,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   if (sessions.has(given)) {
     const client = given as PoolClient;
     const mark = marking.get(client);
-    return sessions.nest(client, (text) => client.query(text), identity, () => fn(db as PoolClient), (who) => act(client, who, undefined, mark));
+    // Marked inside a marked session whichever handle of the client it was given.
+    const handle = mark && !clients.has(db) ? markingHandle(client, mark) : (db as PoolClient);
+    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who) => act(client, who, undefined, mark));
   }
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);

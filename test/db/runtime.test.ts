@@ -79,14 +79,15 @@ describe('runtime: withSession under concurrency', () => {
 
   it('pg: 1,500 interleaved transactions on a pool of 3', async () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 3 });
+    let marking = 0;
     try {
       const { wrong, failed } = await hammer((c, fail) =>
-        // Named queries marked with the user's kind (statementPerKind): prepared, one per kind and table.
+        // Named queries, every other transaction marked with the user's kind (statementPerKind).
         withPgSession(pool, c.identity, async (client) => {
           const { rows } = await client.query({ name: `ids of ${c.table}`, text: `SELECT id FROM ${c.table} ORDER BY id` });
           if (fail) throw new Planned();
           return rows.map((r: { id: unknown }) => String(r.id));
-        }, { statementPerKind: true }),
+        }, { statementPerKind: marking++ % 2 === 0 }),
       );
       expect(wrong).toEqual([]);
       expect(failed).toBe(TRANSACTIONS / 10);
@@ -462,29 +463,48 @@ describe('runtime: postgres.js prepares one statement per kind of user', () => {
 
   it('pg with statementPerKind: a named query is a statement of the acting user\'s kind, its name led by the kind\'s digest, through nesting too', async () => {
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
-    const digests = new Map(await Promise.all([11, 14, 15].map(async (id) => [id, kindOf('', await pathOf(sql, id)).digest] as const)));
+    const paths = new Map(await Promise.all([11, 14, 15].map(async (id) => [id, await pathOf(sql, id)] as const)));
     await sql.end();
+    const digest = (id: number, role = '') => kindOf(role, paths.get(id)!).digest;
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
     const text = 'SELECT id FROM smartoffice.contacts /* pg named */ WHERE id > $1 ORDER BY id';
-    const long = 'x'.repeat(50);
-    const ids = async (client: pg.PoolClient, name = 'contacts') => (await client.query({ name, text, values: [0] })).rows.map((r: { id: string }) => Number(r.id));
+    // PostgreSQL keeps 63 bytes of a name: with the digest and a space, 46 bytes of the name's own.
+    const [fits, long, multibyte] = ['y'.repeat(46), 'x'.repeat(47), 'é'.repeat(24)];
+    const ids = async (client: pg.PoolClient, name = 'contacts', withText = true) =>
+      (await client.query({ name, ...(withText ? { text } : {}), values: [0] } as pg.QueryConfig)).rows.map((r: { id: string }) => Number(r.id));
+    const marked = { statementPerKind: true };
     try {
-      for (const id of [11, 14, 12, 15, 14, 11, 15, 12]) expect(await withPgSession(pool, who(id), (client) => ids(client), { statementPerKind: true }), `user ${id}`).toEqual(sees(id));
+      for (const id of [11, 14, 12, 15, 14, 11, 15, 12]) expect(await withPgSession(pool, who(id), (client) => ids(client), marked), `user ${id}`).toEqual(sees(id));
       const nested = await withPgSession(pool, who(11), async (client) => {
         const inner = await withPgSession(client, who(14), (c) => ids(c, long));
         await expect(withPgSession(client, who(15), async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
-        return [inner, await ids(client, long)];
-      }, { statementPerKind: true });
-      expect(nested).toEqual([sees(14), sees(11)]);
+        return [inner, await ids(client, long), await ids(client, fits), await ids(client, multibyte)];
+      }, marked);
+      expect(nested).toEqual([sees(14), sees(11), sees(11), sees(11)]);
+      // A client of the test's own, nested on itself: the inner call is marked too.
+      const own = await pool.connect();
+      try {
+        expect(await withPgSession(own, who(11), () => withPgSession(own, who(14), (c) => ids(c, 'own client')), marked)).toEqual(sees(14));
+      } finally {
+        own.release();
+      }
+      // By name alone, the statement of the acting user's kind, made from the text the name was given with.
+      expect(await withPgSession(pool, who(14), (client) => ids(client, 'again'), marked)).toEqual(sees(14));
+      expect(await withPgSession(pool, who(15), (client) => ids(client, 'again', false), marked)).toEqual(sees(15));
+      // The role asked for is part of the kind.
+      expect(await withPgSession(pool, who(11), (client) => ids(client, 'with a role'), { ...marked, role: 'app_user' })).toEqual(sees(11));
       // Unmarked without the option: the name and text as given.
       expect(await withPgSession(pool, who(14), (client) => ids(client, 'plain'))).toEqual(sees(14));
-      const { rows } = await pool.query(`SELECT name, statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE strpos(statement, '/* pg named */') > 0 ORDER BY name`);
-      const mark = (id: number) => `/* rowguard kind ${digests.get(id)} */ `;
+      const { rows } = await pool.query(`SELECT name, statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE strpos(statement, '/* pg named */') > 0`);
       const expected = [
-        [`${digests.get(11)} contacts`, 4, 11], [`${digests.get(14)} contacts`, 2, 14], [`${digests.get(15)} contacts`, 2, 15],
-        [`${digests.get(11)} ${fnv64(long)}`, 1, 11], [`${digests.get(14)} ${fnv64(long)}`, 1, 14],
-      ].map(([name, runs, id]) => ({ name, statement: mark(id as number) + text, runs: String(runs) }));
-      expect(rows).toEqual([...expected, { name: 'plain', statement: text, runs: '1' }].sort((a, b) => byCodePoint(a.name as string, b.name as string)));
+        [`${digest(11)} contacts`, 4, digest(11)], [`${digest(14)} contacts`, 2, digest(14)], [`${digest(15)} contacts`, 2, digest(15)],
+        [`${digest(14)} ${fnv64(long)}`, 1, digest(14)], [`${digest(11)} ${fnv64(long)}`, 1, digest(11)],
+        [`${digest(11)} ${fits}`, 1, digest(11)], [`${digest(11)} ${fnv64(multibyte)}`, 1, digest(11)],
+        [`${digest(14)} own client`, 1, digest(14)], [`${digest(14)} again`, 1, digest(14)], [`${digest(15)} again`, 1, digest(15)],
+        [`${digest(11, 'app_user')} with a role`, 1, digest(11, 'app_user')],
+      ].map(([name, runs, d]) => ({ name, statement: `/* rowguard kind ${d} */ ${text}`, runs: String(runs) }));
+      const byName = (a: { name: unknown }, b: { name: unknown }) => byCodePoint(String(a.name), String(b.name));
+      expect(rows.sort(byName)).toEqual([...expected, { name: 'plain', statement: text, runs: '1' }].sort(byName));
     } finally {
       await pool.end();
     }
