@@ -371,7 +371,7 @@ describe('runtime: nesting', () => {
   });
 });
 
-describe('runtime: postgres.js prepares one statement per kind of user', () => {
+describe('runtime: one prepared statement per kind of user (postgres.js by default, pg when asked)', () => {
   const smart = samples.find((s) => s.schema === 'smartoffice')!;
   const sees = (id: number) => smart.personas.find((p) => p.id === id)!.sees.map(Number);
   const who = (id: number): Identity => ({ schema: 'smartoffice', id });
