@@ -36,6 +36,9 @@ export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, ro
   return kindFromRow(results.at(-1)?.[0], kind.role).mark;
 }
 
+/** The strings with `mark` before the first. */
+const withMark = (strings: readonly string[], mark: string): string[] => [mark + strings[0], ...strings.slice(1)];
+
 const markedCopies = new WeakMap<readonly string[], Map<string, readonly string[]>>();
 
 /**
@@ -48,7 +51,7 @@ export function markedStrings(strings: readonly string[], mark: string): readonl
   let copies = markedCopies.get(strings);
   if (!copies) markedCopies.set(strings, (copies = new Map()));
   let marked = copies.get(mark);
-  if (!marked) copies.set(mark, (marked = Object.freeze([mark + strings[0], ...strings.slice(1)])));
+  if (!marked) copies.set(mark, (marked = Object.freeze(withMark(strings, mark))));
   return marked;
 }
 
@@ -56,6 +59,8 @@ export function markedStrings(strings: readonly string[], mark: string): readonl
 interface QueryInternals {
   handler: ((query: QueryInternals) => unknown) & { debug?: unknown };
   strings: readonly string[];
+  /** A tagged template's (its strings array lives as long as its call site), not `unsafe`'s (a new array per call). */
+  tagged: boolean;
   options: { prepare?: boolean; simple?: boolean };
 }
 
@@ -70,7 +75,10 @@ function markWhenRun<Q>(query: Q, session: Session): Q {
   const run = q.handler;
   q.handler = Object.assign((x: QueryInternals) => {
     // As postgres.js decides: prepared unless told not to or sent as a simple query.
-    if (x.options.prepare !== false && !x.options.simple) x.strings = markedStrings(x.strings, session.mark);
+    if (x.options.prepare !== false && !x.options.simple) {
+      // An `unsafe` text is a new array at every call: nothing to keep a copy for.
+      x.strings = x.tagged ? markedStrings(x.strings, session.mark) : withMark(x.strings, session.mark);
+    }
     return run(x);
   }, { debug: run.debug });
   return query;
