@@ -387,8 +387,32 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
       fix: `REVOKE ${ident(b.role)} FROM ${ident(b.login)};`,
     });
   }
+
+  // 10. Pattern operators marked LEAKPROOF. PostgreSQL ships none of them so: a LEAKPROOF
+  // function may run before the policies, on rows they hide, and it is given the columns'
+  // statistics under RLS. A DBA may mark one on purpose for that (README, "Text searches on a large
+  // table"); the audit should show it either way.
+  if (securedSchemas.size > 0) {
+    const marked = await sql<{ fn: string; operators: string[] }[]>`
+      SELECT p.oid::regprocedure::text AS fn, array_agg(DISTINCT o.oprname ORDER BY o.oprname) AS operators
+      FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+      WHERE p.proleakproof AND o.oprname = ANY (${PATTERN_OPERATORS})
+      GROUP BY p.oid`;
+    for (const m of marked.sort((a, b) => byCodePoint(a.fn, b.fn))) {
+      add({
+        code: 'pattern-operator-leakproof',
+        severity: 'warning',
+        object: `function ${m.fn}`,
+        message: `the function of ${m.operators.join(', ')} is LEAKPROOF: PostgreSQL may call it on rows the policies hide, before the policies, and an error it raises (a malformed pattern) can tell something of an argument taken from a hidden row. It also gives these searches the columns' statistics and indexes under RLS, which is why a DBA may mark it on purpose`,
+        fix: `ALTER FUNCTION ${m.fn} NOT LEAKPROOF;`,
+      });
+    }
+  }
   return findings;
 }
+
+/** LIKE, ILIKE, their negations, regular expressions and full-text search. */
+const PATTERN_OPERATORS = ['~~', '~~*', '!~~', '!~~*', '~', '~*', '!~', '!~*', '@@', '@@@'];
 
 export function hasErrors(findings: readonly Finding[]): boolean {
   return findings.some((f) => f.severity === 'error');

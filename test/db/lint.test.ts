@@ -169,6 +169,41 @@ describe('rowguard lint', () => {
     expect(await lint()).toEqual([]);
   });
 
+  it('a pattern operator marked LEAKPROOF (README, "Text searches on a large table"): ILIKE then runs on rows the policies hide, and lint says so', async () => {
+    const admin = db.current.admin;
+    // A contact the user may not see, whose name is a malformed LIKE pattern (a lone escape character).
+    await admin.unsafe(`
+      INSERT INTO smartoffice.offices (id, name) VALUES (901, 'theirs'), (902, 'mine');
+      INSERT INTO smartoffice.users (id, office_id) VALUES (9020, 902);
+      INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (9010, 901, '\\'), (9020, 902, 'visible')`);
+    // A sequential scan, which the user may ask for: every row reaches the filter.
+    const probe = () =>
+      db.current.as('smartoffice', 9020, async (tx) => {
+        await tx.unsafe('SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off');
+        return ids(tx, "SELECT id FROM smartoffice.contacts WHERE 'x' ILIKE name");
+      });
+    try {
+      expect(await probe()).toEqual([]);
+      await admin.unsafe('ALTER FUNCTION pg_catalog.texticlike(text, text) LEAKPROOF');
+      // The hidden row's name reaches ILIKE before the policy: its error tells the user it is there.
+      await expect(probe()).rejects.toThrow(/must not end with escape character/);
+      const findings = (await lint()).filter((f) => f.code === 'pattern-operator-leakproof');
+      expect(findings.map((f) => [f.object, f.severity, f.fix])).toEqual([
+        ['function texticlike(text,text)', 'warning', 'ALTER FUNCTION texticlike(text,text) NOT LEAKPROOF;'],
+      ]);
+      expect(findings[0]!.message).toContain('the function of ~~* is LEAKPROOF');
+      await admin.unsafe(findings[0]!.fix);
+      expect(await probe()).toEqual([]);
+    } finally {
+      await admin.unsafe(`
+        ALTER FUNCTION pg_catalog.texticlike(text, text) NOT LEAKPROOF;
+        DELETE FROM smartoffice.contacts WHERE id IN (9010, 9020);
+        DELETE FROM smartoffice.users WHERE id = 9020;
+        DELETE FROM smartoffice.offices WHERE id IN (901, 902)`);
+    }
+    expect(await lint()).toEqual([]);
+  });
+
   it("a grant on the identity record's sequences (which turns the record off, test/adversarial/identity): lint names each sequence, and its fix revokes the grant", async () => {
     const admin = db.current.admin;
     // A schema-wide grant on the model's sequences (for serial columns) does not reach the record.
