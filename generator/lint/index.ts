@@ -389,21 +389,22 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
   }
 
   // 10. Pattern operators marked LEAKPROOF. PostgreSQL ships none of them so: a LEAKPROOF
-  // function may run before the policies, on rows they hide, and it is given the columns'
-  // statistics under RLS. A DBA may mark one on purpose for that (README, "Text searches on a large
-  // table"); the audit should show it either way.
+  // function may run before the policies, on rows they hide, and (LIKE, ILIKE, regular
+  // expressions) its estimates read the columns' statistics, sampled from hidden rows too. A DBA
+  // may mark one on purpose for that (README, "Text searches on a large table"); the audit should
+  // show it either way.
   if (securedSchemas.size > 0) {
     const marked = await sql<{ fn: string; operators: string[] }[]>`
       SELECT p.oid::regprocedure::text AS fn, array_agg(DISTINCT o.oprname ORDER BY o.oprname) AS operators
       FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
-      WHERE p.proleakproof AND o.oprname = ANY (${PATTERN_OPERATORS})
+      WHERE p.proleakproof AND o.oprkind = 'b' AND o.oprresult = 'bool'::regtype AND o.oprname = ANY (${PATTERN_OPERATORS})
       GROUP BY p.oid`;
     for (const m of marked.sort((a, b) => byCodePoint(a.fn, b.fn))) {
       add({
         code: 'pattern-operator-leakproof',
         severity: 'warning',
         object: `function ${m.fn}`,
-        message: `the function of ${m.operators.join(', ')} is LEAKPROOF: PostgreSQL may call it on rows the policies hide, before the policies, and an error it raises (a malformed pattern) can tell something of an argument taken from a hidden row. It also gives these searches the columns' statistics and indexes under RLS, which is why a DBA may mark it on purpose`,
+        message: `the function of ${m.operators.join(', ')} is LEAKPROOF, in every schema of the database: PostgreSQL may call it on rows the policies hide, before the policies, where an error it raises (for LIKE, a pattern from a hidden row that ends in the escape character) tells of them, and the planner may match a user's pattern against statistics sampled from hidden rows, which EXPLAIN shows. A DBA may mark it on purpose, for statistics and indexes in searches under RLS`,
         fix: `ALTER FUNCTION ${m.fn} NOT LEAKPROOF;`,
       });
     }

@@ -169,24 +169,41 @@ describe('rowguard lint', () => {
     expect(await lint()).toEqual([]);
   });
 
-  it('a pattern operator marked LEAKPROOF (README, "Text searches on a large table"): ILIKE then runs on rows the policies hide, and lint says so', async () => {
+  it('a pattern operator marked LEAKPROOF (README, "Text searches on a large table"): ILIKE then runs on rows the policies hide, its estimates read their statistics, and lint says so', async () => {
     const admin = db.current.admin;
-    // A contact the user may not see, whose name is a malformed LIKE pattern (a lone escape character).
+    // Contacts the user may not see: one whose name is a malformed LIKE pattern (a lone escape
+    // character), and 2,000 of one name, which ANALYZE puts among the column's most common values.
     await admin.unsafe(`
       INSERT INTO smartoffice.offices (id, name) VALUES (901, 'theirs'), (902, 'mine');
       INSERT INTO smartoffice.users (id, office_id) VALUES (9020, 902);
-      INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (9010, 901, '\\'), (9020, 902, 'visible')`);
+      INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (9010, 901, '\\'), (9020, 902, 'visible');
+      INSERT INTO smartoffice.contacts (id, office_id, name) SELECT 100000 + k, 901, 'hidden name' FROM generate_series(1, 2000) k;
+      ANALYZE smartoffice.contacts`);
     // A sequential scan, which the user may ask for: every row reaches the filter.
     const probe = () =>
       db.current.as('smartoffice', 9020, async (tx) => {
         await tx.unsafe('SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off');
         return ids(tx, "SELECT id FROM smartoffice.contacts WHERE 'x' ILIKE name");
       });
+    // The planner's estimates for two patterns of one shape, one matching the hidden names.
+    const estimates = () =>
+      db.current.as('smartoffice', 9020, async (tx) => {
+        const rows = async (pattern: string) => {
+          const [plan] = (await tx.unsafe(`EXPLAIN (FORMAT JSON) SELECT id FROM smartoffice.contacts WHERE name ILIKE '${pattern}'`)) as unknown as { 'QUERY PLAN': { Plan: { 'Plan Rows': number } }[] }[];
+          return plan!['QUERY PLAN'][0]!.Plan['Plan Rows'];
+        };
+        return [await rows('hidden%'), await rows('zzzzzz%')] as const;
+      });
     try {
       expect(await probe()).toEqual([]);
+      const [hidden, other] = await estimates();
+      expect(hidden).toBe(other);
       await admin.unsafe('ALTER FUNCTION pg_catalog.texticlike(text, text) LEAKPROOF');
       // The hidden row's name reaches ILIKE before the policy: its error tells the user it is there.
       await expect(probe()).rejects.toThrow(/must not end with escape character/);
+      // And the estimate now tells a pattern that hidden rows match from one that none does.
+      const [hiddenMarked, otherMarked] = await estimates();
+      expect(hiddenMarked).toBeGreaterThan(10 * otherMarked);
       const findings = (await lint()).filter((f) => f.code === 'pattern-operator-leakproof');
       expect(findings.map((f) => [f.object, f.severity, f.fix])).toEqual([
         ['function texticlike(text,text)', 'warning', 'ALTER FUNCTION texticlike(text,text) NOT LEAKPROOF;'],
@@ -194,10 +211,11 @@ describe('rowguard lint', () => {
       expect(findings[0]!.message).toContain('the function of ~~* is LEAKPROOF');
       await admin.unsafe(findings[0]!.fix);
       expect(await probe()).toEqual([]);
+      expect(await estimates()).toEqual([hidden, other]);
     } finally {
       await admin.unsafe(`
         ALTER FUNCTION pg_catalog.texticlike(text, text) NOT LEAKPROOF;
-        DELETE FROM smartoffice.contacts WHERE id IN (9010, 9020);
+        DELETE FROM smartoffice.contacts WHERE id IN (9010, 9020) OR id > 100000;
         DELETE FROM smartoffice.users WHERE id = 9020;
         DELETE FROM smartoffice.offices WHERE id IN (901, 902)`);
     }
