@@ -404,7 +404,7 @@ export async function lintDatabase(sql: Sql, options: LintOptions = {}): Promise
         code: 'pattern-operator-leakproof',
         severity: 'warning',
         object: `function ${m.fn}`,
-        message: `the function of ${m.operators.join(', ')} is LEAKPROOF, in every schema of the database: PostgreSQL may call it on rows the policies hide, before the policies, where an error it raises (for LIKE, a pattern from a hidden row that ends in the escape character) tells of them, and the planner may match a user's pattern against statistics sampled from hidden rows, which EXPLAIN shows. A DBA may mark it on purpose, for statistics and indexes in searches under RLS`,
+        message: `the function of ${m.operators.join(', ')} is LEAKPROOF, for every table of the database: PostgreSQL may call it on rows the policies hide, before the policies, where an error it raises (for LIKE, a pattern from a hidden row that ends in the escape character) tells of them, and the planner may match a user's pattern against statistics sampled from hidden rows, which EXPLAIN shows. A DBA may mark it on purpose, for statistics and indexes in searches under RLS`,
         fix: `ALTER FUNCTION ${m.fn} NOT LEAKPROOF;`,
       });
     }
