@@ -390,7 +390,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ',')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -767,6 +767,29 @@ REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FR
 GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() IS 'Contacts assigned to me or to an agent I am a proxy for (an id may appear twice).';
 
+CREATE FUNCTION "smartoffice"."office_security_limits_me"() RETURNS boolean
+  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+  SET search_path = pg_catalog, pg_temp
+  SET plan_cache_mode = force_generic_plan
+AS $rg$
+<<rg_fact>>
+DECLARE
+  me bigint := "smartoffice"."current_user_id"();
+  me_row record;
+BEGIN
+  IF rg_fact.me IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN ((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true);
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."office_security_limits_me"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."office_security_limits_me"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."office_security_limits_me"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."office_security_limits_me"() IS 'My office keeps office security and I have no enterprise view: of its contacts I see those assigned to me, my agents or nobody.';
+
 CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -780,16 +803,17 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
+  SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
 AND ("q8"."id" = any((ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
-AND ("q8"."is_private" IS DISTINCT FROM true));
+AND ("q8"."is_private" IS DISTINCT FROM true)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() IS 'Contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy).';
+COMMENT ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() IS 'If office security limits me: contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy). Otherwise NULL.';
 
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -1040,12 +1064,15 @@ AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10".
     CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
     CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_am_admin' END,
     CASE WHEN (rg_guard_facts."i_have_enterprise_view") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_have_enterprise_view' END,
-    CASE WHEN (EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = rg_guard_facts."my_office_id") AND ("q5"."office_security" = false))) IS NOT TRUE THEN 'rg_plan_smartoffice_not_my_open_office_id_when' END
+    CASE WHEN (EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = rg_guard_facts."my_office_id") AND ("q5"."office_security" = false))) IS NOT TRUE THEN 'rg_plan_smartoffice_not_my_open_office_id_when' END,
+    CASE WHEN (rg_guard_facts."office_security_limits_me") IS NOT TRUE THEN 'rg_plan_smartoffice_not_office_security_limits_me' END
   ]::text[], NULL)
   FROM (SELECT
     ((rg_fact.me_row."is_admin" = true))::boolean AS "i_am_admin",
     ((rg_fact.me_row."enterprise_view" = true))::boolean AS "i_have_enterprise_view",
-    ((rg_fact.me_row."office_id"))::bigint AS "my_office_id") AS rg_guard_facts);
+    ((rg_fact.me_row."office_id"))::bigint AS "my_office_id",
+    (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean AS "office_security_limits_me") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."plan_marks"() OWNER TO "rowguard_definer";
@@ -1114,6 +1141,22 @@ $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, folded while planning: plan_fold_i_am_admin() AND plan_hint_users_i_administer() in one call.';
+
+CREATE FUNCTION "smartoffice"."plan_when_eb72397c5deb"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() IS 'Planner hint, folded while planning: plan_fold_office_security_limits_me() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 -- set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -1232,6 +1275,27 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() FROM P
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_fold_my_open_office_id_when"() IS 'Planner hint, folded while planning: true when set_session found that the condition of smartoffice.my_open_office_id() is not true (schema rg_plan_smartoffice_not_my_open_office_id_when in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
 
+-- set_session puts it in the search_path when smartoffice.office_security_limits_me() is not true.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_smartoffice_not_office_security_limits_me";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_not_office_security_limits_me" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_not_office_security_limits_me is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "smartoffice"."plan_fold_office_security_limits_me"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me"'::pg_catalog.regclass) IS TRUE) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_fold_office_security_limits_me"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_fold_office_security_limits_me"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_fold_office_security_limits_me"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.office_security_limits_me() is not true (schema rg_plan_smartoffice_not_office_security_limits_me in the search_path) and no table a guard reads has been written since (smartoffice.rg_guards_changed). The planner then drops the arms it guards (false or NULL for this user); a forged mark can only hide rows from whoever forged it.';
+
 -- Bumped by every write to a table the planner hints' guards read; see smartoffice.plan_marks and set_session.
 CREATE SEQUENCE "smartoffice"."rg_guards_changed";
 REVOKE ALL ON SEQUENCE "smartoffice"."rg_guards_changed" FROM PUBLIC;
@@ -1257,7 +1321,7 @@ AS $rg$
 BEGIN
   IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \t\r\n"') OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ','), ', '), true);
   END IF;
   RETURN NULL;
 END
@@ -1434,7 +1498,8 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ((NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
         OR ("smartoffice"."plan_fold_my_open_office_id_when"() AND NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (SELECT NULL::bigint))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
-      AND ("contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
+      AND ((NOT "smartoffice"."plan_fold_office_security_limits_me"() AND (NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
+        OR ("smartoffice"."plan_fold_office_security_limits_me"() AND NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((SELECT NULL::bigint[])::bigint[]))))
     OR (("contacts"."is_private" IS DISTINCT FROM true)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))

@@ -187,6 +187,7 @@ describe('smartoffice planner hints', () => {
     'UPDATE smartoffice.contacts SET name = name WHERE office_id IN (2, 51) RETURNING id',
     'DELETE FROM smartoffice.contacts WHERE id % 10 = 0 AND office_id IN (2, 51) RETURNING id',
   ];
+  const LIMITED = 'rg_plan_smartoffice_not_office_security_limits_me';
   const unmarked = async (tx: Tx) => {
     const path = await searchPath(tx);
     await tx.unsafe('SET LOCAL search_path = "$user", public');
@@ -198,9 +199,21 @@ describe('smartoffice planner hints', () => {
   it("the agent's enterprise and open-office arms are dropped while their guards are not true, with the same rows as without the marks", async () => {
     const agent = await db.current.as('smartoffice', PERSONA, planMarks);
     expect(agent).toEqual(expect.arrayContaining(['rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']));
+    expect(agent).not.toContain(LIMITED);
     expect(await db.current.as('smartoffice', 11, planMarks)).not.toContain('rg_plan_smartoffice_not_i_have_enterprise_view');
     const plan = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE, { verbose: true });
     expect(plan, plan).not.toMatch(/enterprise_office_ids|my_open_office_id/);
+    // Rule 2's assigned contacts are the one set office security needs: NULL for the enterprise
+    // user, whose rule 3 covers their office, and its arm dropped, so it is not even computed.
+    const [marks, assigned] = await db.current.as('smartoffice', 11, async (tx) => [
+      await planMarks(tx),
+      (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a,
+    ]);
+    const count = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts', { verbose: true });
+    expect(marks).toContain(LIMITED);
+    expect(assigned).toBeNull();
+    expect(count, count).not.toMatch(/my_office_contacts_assigned_to_me_or_my_agents/);
+    expect(count, count).toMatch(/enterprise_office_ids/);
     await rolledBack(db.current.admin, async (tx) => {
       // Office 51 (the agent's) with its security off: the open-office arm holds for its users.
       await tx.unsafe('UPDATE smartoffice.offices SET office_security = false WHERE id = 51');
@@ -209,6 +222,8 @@ describe('smartoffice planner hints', () => {
         await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
         const marks = await planMarks(tx);
         expect(marks.includes('rg_plan_smartoffice_not_my_open_office_id_when'), `user ${user}`).toBe(user !== PERSONA);
+        // The open office's user and the enterprise user need no assigned contacts of their office.
+        expect(marks.includes(LIMITED), `user ${user}`).toBe(user === PERSONA || user === 11);
         const own = await statementOutcomes(tx, GUARDED);
         expect(own[1]!.length, `user ${user}`).toBeGreaterThan(0);
         expect(await unmarked(tx), `user ${user}`).toEqual(own);
