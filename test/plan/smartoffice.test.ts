@@ -62,6 +62,15 @@ describe('smartoffice plan shapes', () => {
     const plan = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts');
     expectPolicyCoveredByBitmap(plan, 'contacts');
     expect(plan, plan).not.toMatch(/Recheck Cond: \(\(is_private/);
+    // Without its marks (a login that never calls set_session) every arm is planned, rule 2's
+    // assigned contacts too, which the marks drop for this user (migration 0164).
+    const unmarked = await db.current.as('smartoffice', 11, async (tx) => {
+      await tx.unsafe('SET LOCAL search_path = "$user", public');
+      return planText(tx, 'SELECT count(*) FROM smartoffice.contacts');
+    });
+    expectPolicyCoveredByBitmap(unmarked, 'contacts');
+    // Rule 2's assigned contacts and rule 4's shared ones, each `id = any(<fact>)`.
+    expect(unmarked.match(/Bitmap Index Scan on contacts_id_arm_\w+_idx/g), unmarked).toHaveLength(2);
   });
 });
 
@@ -177,8 +186,9 @@ describe('smartoffice planner hints', () => {
     expect(written).toBeGreaterThan(0);
   });
 
-  // Guarded arms: enterprise_office_ids is when(i_have_enterprise_view, …) and my_open_office_id
-  // when(<my office's security is off>, …), NULL unless the guard holds; so are the arms that read
+  // Guarded arms: enterprise_office_ids is when(i_have_enterprise_view, …), my_open_office_id
+  // when(<my office's security is off>, …) and my_office_contacts_assigned_to_me_or_my_agents
+  // when(office_security_limits_me, …), NULL unless the guard holds; so are the arms that read
   // them, and set_session marks such a guard not true. Reads and writes that touch the arms.
   const GUARDED = [
     FIRST_PAGE,
@@ -196,7 +206,7 @@ describe('smartoffice planner hints', () => {
     return found;
   };
 
-  it("the agent's enterprise and open-office arms are dropped while their guards are not true, with the same rows as without the marks", async () => {
+  it("the agent's enterprise and open-office arms are dropped while their guards are not true, and the assigned contacts' arm for the enterprise user and an open office's, with the same rows as without the marks", async () => {
     const agent = await db.current.as('smartoffice', PERSONA, planMarks);
     expect(agent).toEqual(expect.arrayContaining(['rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when']));
     expect(agent).not.toContain(LIMITED);
@@ -231,6 +241,37 @@ describe('smartoffice planner hints', () => {
       // The open office's contacts are the agent's now: far more than its own few.
       await tx.unsafe('SELECT smartoffice.set_session($1)', [PERSONA]);
       expect(((await statementOutcomes(tx, GUARDED))[1] as number[]).length).toBeGreaterThan(40);
+    });
+  });
+
+  it('losing enterprise view takes effect at the next statement: the write retires the mark that dropped the assigned contacts\' arm', async () => {
+    // User 12 (office 2) has contacts assigned to them; with enterprise view, rule 3 covers those.
+    const OFFICE_2 = 'SELECT id FROM smartoffice.contacts WHERE office_id = 2 ORDER BY id';
+    await rolledBack(db.current.admin, async (tx) => {
+      const as = async () => {
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        await tx.unsafe('SELECT smartoffice.set_session(12)');
+      };
+      const asOwner = (sql: string) => tx.unsafe(`RESET ROLE; ${sql}; SET LOCAL ROLE app_user`);
+      const limited = await (async () => {
+        await as();
+        expect(await planMarks(tx)).not.toContain(LIMITED);
+        return ids(tx, OFFICE_2);
+      })();
+      const assigned = (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a as unknown[];
+      expect(assigned.length).toBeGreaterThan(0);
+      expect(limited).toEqual(expect.arrayContaining(assigned.map(Number)));
+      await asOwner('UPDATE smartoffice.users SET enterprise_view = true WHERE id = 12');
+      await as();
+      expect(await planMarks(tx)).toContain(LIMITED);
+      const everything = await ids(tx, OFFICE_2);
+      expect(everything.length).toBeGreaterThan(limited.length);
+      await asOwner('UPDATE smartoffice.users SET enterprise_view = false WHERE id = 12');
+      // The trigger on users took this transaction's marks out of its search_path.
+      expect(await planMarks(tx)).not.toContain(LIMITED);
+      expect(await ids(tx, OFFICE_2)).toEqual(limited);
+      await as();
+      expect(await ids(tx, OFFICE_2)).toEqual(limited);
     });
   });
 
