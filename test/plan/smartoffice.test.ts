@@ -253,11 +253,9 @@ describe('smartoffice planner hints', () => {
         await tx.unsafe('SELECT smartoffice.set_session(12)');
       };
       const asOwner = (sql: string) => tx.unsafe(`RESET ROLE; ${sql}; SET LOCAL ROLE app_user`);
-      const limited = await (async () => {
-        await as();
-        expect(await planMarks(tx)).not.toContain(LIMITED);
-        return ids(tx, OFFICE_2);
-      })();
+      await as();
+      expect(await planMarks(tx)).not.toContain(LIMITED);
+      const limited = await ids(tx, OFFICE_2);
       const assigned = (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a as unknown[];
       expect(assigned.length).toBeGreaterThan(0);
       expect(limited).toEqual(expect.arrayContaining(assigned.map(Number)));
