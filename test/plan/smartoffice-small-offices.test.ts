@@ -6,7 +6,7 @@
 // 98,000 rows at 10^6 contacts). Every arm of contacts_select must be answered by its index alone.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.ts';
-import { expectPolicyCoveredByBitmap, explain, planText, visibleRows } from '../support/plan.ts';
+import { expectPolicyCoveredByBitmap, explain, visibleRows } from '../support/plan.ts';
 
 const OFFICES = 10_000;
 const CONTACTS = 50_000;
@@ -35,10 +35,7 @@ describe('smartoffice plan shapes with small offices', () => {
   // Its marks drop the arms this user cannot need (rule 2's assigned contacts among them, since
   // migration 0164); a login that never calls set_session plans every arm, and so does this.
   it('and so it does planned without its marks, every arm of the policy in the BitmapOr', async () => {
-    const plan = await db.current.as('smartoffice', 2, async (tx) => {
-      await tx.unsafe('SET LOCAL search_path = "$user", public');
-      return planText(tx, 'SELECT count(*) FROM smartoffice.contacts');
-    });
+    const plan = await explain(db.current, 'smartoffice', 2, 'SELECT count(*) FROM smartoffice.contacts', { unmarked: true });
     expectPolicyCoveredByBitmap(plan, 'contacts');
     // Rule 2's assigned contacts and rule 4's shared ones, each `id = any(<fact>)`.
     expect(plan.match(/Bitmap Index Scan on contacts_id_arm_\w+_idx/g), plan).toHaveLength(2);

@@ -64,10 +64,7 @@ describe('smartoffice plan shapes', () => {
     expect(plan, plan).not.toMatch(/Recheck Cond: \(\(is_private/);
     // Without its marks (a login that never calls set_session) every arm is planned, rule 2's
     // assigned contacts too, which the marks drop for this user (migration 0164).
-    const unmarked = await db.current.as('smartoffice', 11, async (tx) => {
-      await tx.unsafe('SET LOCAL search_path = "$user", public');
-      return planText(tx, 'SELECT count(*) FROM smartoffice.contacts');
-    });
+    const unmarked = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts', { unmarked: true });
     expectPolicyCoveredByBitmap(unmarked, 'contacts');
     // Rule 2's assigned contacts and rule 4's shared ones, each `id = any(<fact>)`.
     expect(unmarked.match(/Bitmap Index Scan on contacts_id_arm_\w+_idx/g), unmarked).toHaveLength(2);
@@ -150,10 +147,7 @@ describe('smartoffice planner hints', () => {
     expect(agent, agent).not.toMatch(PK_WALK);
     expectSelectivePlan(agent, 'contacts');
     // Without its marks the agent's statement gets the plan every user got before the hints.
-    const unmarked = await db.current.as('smartoffice', PERSONA, async (tx) => {
-      await tx.unsafe('SET LOCAL search_path = "$user", public');
-      return planText(tx, FIRST_PAGE);
-    });
+    const unmarked = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE, { unmarked: true });
     expect(unmarked, unmarked).toMatch(PK_WALK);
     const enterprise = await explain(db.current, 'smartoffice', 11, FIRST_PAGE);
     expect(enterprise, enterprise).toMatch(PK_WALK);

@@ -23,9 +23,16 @@ export async function markedAndUnmarked(db: TestDatabase, schema: string, user: 
   return [await run(false), await run(true)];
 }
 
-/** The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set). */
-export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean } = {}): Promise<string> {
-  const text = await db.as(schema, user, (tx) => planText(tx, `${options.verbose ? '(VERBOSE) ' : ''}${query}`));
+/**
+ * The EXPLAIN text of `query` run as app_user acting as `user` (printed when RG_SHOW_PLAN is set);
+ * `unmarked`: planned without the marks set_session put in the search_path, as for a login that
+ * never calls it.
+ */
+export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean; unmarked?: boolean } = {}): Promise<string> {
+  const text = await db.as(schema, user, async (tx) => {
+    if (options.unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+    return planText(tx, `${options.verbose ? '(VERBOSE) ' : ''}${query}`);
+  });
   if (process.env.RG_SHOW_PLAN) console.log(`-- ${schema} as ${user}: ${query}\n${text}`);
   return text;
 }
