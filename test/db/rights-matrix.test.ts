@@ -7,8 +7,8 @@
 // spares the statement the other arms' facts.
 import { describe, expect, it } from 'vitest';
 import { arrayOf, defineModel, rightsMatrix, scalarOf, t } from '../../generator/dsl/index.ts';
-import { ids, installModel, useTestDatabase, type Tx } from '../support/db.ts';
-import { guardMarks, planText } from '../support/plan.ts';
+import { ids, installModel, useTestDatabase } from '../support/db.ts';
+import { dropMarks, guardMarks, planText } from '../support/plan.ts';
 
 const S = 'rg_rights';
 const SCOPES = ['own', 'team', 'teams', 'others'] as const;
@@ -84,14 +84,13 @@ const db = useTestDatabase(async (admin) => {
   `);
 });
 
-const unmarked = (tx: Tx) => tx.unsafe('SET LOCAL search_path = "$user", public');
 
 describe('rightsMatrix', () => {
   it('reads exactly the rows whose scopes grant read, for every combination of rights, NULLs included', async () => {
     for (const user of USERS) {
       const expected = allowed(user, 1);
       const marked = await db.current.as(S, user.id, (tx) => ids(tx, `SELECT id FROM ${S}.deals`));
-      const plain = await db.current.as(S, user.id, async (tx) => (await unmarked(tx), ids(tx, `SELECT id FROM ${S}.deals`)));
+      const plain = await db.current.as(S, user.id, async (tx) => (await dropMarks(tx), ids(tx, `SELECT id FROM ${S}.deals`)));
       expect(marked, `user ${user.id} (role ${user.role})`).toEqual(expected);
       expect(plain, `user ${user.id} (role ${user.role}), no planner marks`).toEqual(expected);
     }
@@ -105,7 +104,7 @@ describe('rightsMatrix', () => {
     const update = `UPDATE ${S}.deals SET owner_id = owner_id RETURNING id`;
     for (const user of USERS) {
       const marked = await db.current.as(S, user.id, (tx) => ids(tx, update));
-      const plain = await db.current.as(S, user.id, async (tx) => (await unmarked(tx), ids(tx, update)));
+      const plain = await db.current.as(S, user.id, async (tx) => (await dropMarks(tx), ids(tx, update)));
       expect(marked, `user ${user.id} (role ${user.role})`).toEqual(allowed(user, 2));
       expect(plain, `user ${user.id} (role ${user.role}), no planner marks`).toEqual(allowed(user, 2));
     }
@@ -126,7 +125,7 @@ describe('rightsMatrix', () => {
   it('a role with read in every scope admits the row at the first arm: the other arms\' facts are never computed', async () => {
     const everyScope = USERS.find((u) => u.role === 40 && u.team === null)!; // read in all four scopes
     const plan = await db.current.as(S, everyScope.id, async (tx) => {
-      await unmarked(tx); // every arm in the plan, the scope arms' InitPlans too
+      await dropMarks(tx); // every arm in the plan, the scope arms' InitPlans too
       return planText(tx, `(ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT id FROM ${S}.deals WHERE id = 5`);
     });
     const initPlans = plan.split(/\n(?=\s*InitPlan)/).slice(1);

@@ -4,7 +4,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { everyMark, expectOnlyFewer, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
+import { dropMarks, everyMark, expectOnlyFewer, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -194,7 +194,7 @@ describe('smartoffice planner hints', () => {
   const LIMITED = 'rg_plan_smartoffice_not_office_security_limits_me';
   const unmarked = async (tx: Tx) => {
     const path = await searchPath(tx);
-    await tx.unsafe('SET LOCAL search_path = "$user", public');
+    await dropMarks(tx);
     const found = await statementOutcomes(tx, GUARDED);
     await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [path]);
     return found;

@@ -9,6 +9,11 @@ import type { ModelNode } from '../../generator/model/nodes.ts';
 import { literal } from '../../generator/sql/print.ts';
 import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 
+/** Takes set_session's planner marks out of the transaction's search_path, as for a login that never calls it. */
+export async function dropMarks(tx: Pick<Tx, 'unsafe'>): Promise<void> {
+  await tx.unsafe('SET LOCAL search_path = "$user", public');
+}
+
 /**
  * What `statements` return or refuse for `user` with the marks set_session sets, and with none (a
  * search_path without them), each in a rolled-back transaction: the two must be equal wherever
@@ -17,7 +22,7 @@ import { statementOutcomes, type TestDatabase, type Tx } from './db.ts';
 export async function markedAndUnmarked(db: TestDatabase, schema: string, user: string | number, statements: readonly string[]): Promise<[(number[] | string)[], (number[] | string)[]]> {
   const run = (unmarked: boolean) =>
     db.as(schema, user, async (tx) => {
-      if (unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+      if (unmarked) await dropMarks(tx);
       return statementOutcomes(tx, statements);
     });
   return [await run(false), await run(true)];
@@ -30,7 +35,7 @@ export async function markedAndUnmarked(db: TestDatabase, schema: string, user: 
  */
 export async function explain(db: TestDatabase, schema: string, user: string | number, query: string, options: { verbose?: boolean; unmarked?: boolean } = {}): Promise<string> {
   const text = await db.as(schema, user, async (tx) => {
-    if (options.unmarked) await tx.unsafe('SET LOCAL search_path = "$user", public');
+    if (options.unmarked) await dropMarks(tx);
     return planText(tx, `${options.verbose ? '(VERBOSE) ' : ''}${query}`);
   });
   if (process.env.RG_SHOW_PLAN) console.log(`-- ${schema} as ${user}: ${query}\n${text}`);
