@@ -810,18 +810,19 @@ AS $rg$
 DECLARE
   me bigint := "policycenter"."current_user_id"();
   me_row record;
+  rg_set_1 bigint[];
 BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  -- policycenter.organization_ids_in_my_zones() as its marks' counts read it (every set cut at 101 elements), built once for all of them.
+  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
+AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[];
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
-    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_organization_ids_in_my_zones' END,
-    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
+    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(rg_fact.rg_set_1), 0)) <= 10 THEN 'rg_plan_policycenter_few_organization_ids_in_my_zones' END,
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT rg_fact.rg_set_1::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
     CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_am_external' END,
     CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
     CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END,

@@ -551,6 +551,20 @@ export function factsSection(model: ModelNode, factTypes: ReadonlyMap<string, st
 /** The block label that qualifies a fact body's own variables, so no column name can shadow them. */
 const FACT_BLOCK = 'rg_fact';
 
+/** A variable of a fact body, as its expressions name it (qualified by the block's label). */
+export function localVariable(name: string): string {
+  return `${FACT_BLOCK}.${name}`;
+}
+
+/**
+ * What `render` gives factBody besides the expression it returns: variables the body assigns
+ * first, in order (a later value may read an earlier one), each said what it holds.
+ */
+export interface FactBodyParts {
+  readonly locals?: readonly { readonly name: string; readonly type: string; readonly value: string; readonly says: string }[];
+  readonly expr: string;
+}
+
 /** A definer function of no arguments that returns `expr` about the acting user: a fact's, or a combined policy value's (combined.ts). */
 export function factFunction(model: ModelNode, facts: FactDefinitions, value: { name: string; type: string; expr: Expr; comment?: string | undefined }): Statement {
   return createFunction({
@@ -573,7 +587,7 @@ export function factFunction(model: ModelNode, facts: FactDefinitions, value: { 
  * sequence value or change a setting, which PostgreSQL refuses in the leader of a parallel plan
  * too, and would then refuse only when the planner happened to choose one.
  */
-export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx: ExprContext) => string): Pick<FunctionSpec, 'body' | 'parallel'> {
+export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx: ExprContext) => string | FactBodyParts): Pick<FunctionSpec, 'body' | 'parallel'> {
   // The identity is read once per fact call, into a variable the expression uses: each reading
   // checks the signature, and a fact that names the user twice would otherwise pay twice.
   const me = model.identity ? `${FACT_BLOCK}.me` : undefined;
@@ -587,14 +601,16 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // ExprContext.evaluatedOnce). Walks read the closure tables in place (ExprContext.readsClosures):
   // the body runs as the definer.
   const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
-  const expr = render(ctx);
+  const rendered = render(ctx);
+  const { locals = [], expr } = typeof rendered === 'string' ? { expr: rendered } : rendered;
   const raw = ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`, '  '));
   const id = model.identity;
   const rowColumns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);
   const readsRow = id !== undefined && rowColumns.length > 0;
+  const localDeclarations = locals.map((l) => `  ${l.name} ${l.type};`);
   const declare = id
-    ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${id.type} := ${sessionUserCall(model.schema)};`, ...(readsRow ? ['  me_row record;'] : [])]
-    : [];
+    ? [`<<${FACT_BLOCK}>>`, 'DECLARE', `  me ${id.type} := ${sessionUserCall(model.schema)};`, ...(readsRow ? ['  me_row record;'] : []), ...localDeclarations]
+    : localDeclarations.length > 0 ? [`<<${FACT_BLOCK}>>`, 'DECLARE', ...localDeclarations] : [];
   // Policies call facts with the caller's rights, so app_user may also call them directly. A fact
   // is about the acting user: with no identity it is NULL, whatever its expression would read, so
   // no fact reveals anything before set_session and no rule can admit a row without an identity.
@@ -602,7 +618,8 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   const readRow = readsRow
     ? [`  SELECT ${rowColumns.join(', ')} INTO ${identityRow.variable} FROM ${qualified(model.schema, id.table)} AS u WHERE u.${ident(id.column)} = ${me};`]
     : [];
-  const body = [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, `  RETURN ${expr};`, 'END'].join('\n');
+  const assign = locals.flatMap((l) => [lineComment(l.says, '  '), `  ${localVariable(l.name)} := ${l.value};`]);
+  const body = [...declare, 'BEGIN', ...raw, ...noIdentity, ...readRow, ...assign, `  RETURN ${expr};`, 'END'].join('\n');
   return { body, ...(raw.length > 0 ? { parallel: 'UNSAFE' as const } : {}) };
 }
 

@@ -168,7 +168,7 @@ import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qua
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
 import { boundedRowCount, fuseArrayReads, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
-import { createFunction, factBody, factDefinitions, type FactDefinitions } from './functions.ts';
+import { createFunction, factBody, factDefinitions, localVariable, type FactBodyParts, type FactDefinitions } from './functions.ts';
 import { applicablePolicies } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
@@ -963,7 +963,7 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
       hint: f.hint,
       // Every set the count reads is cut too (ExprContext.boundedSets): a guess that can only be
       // wrong about a plan, which is all a "few" mark decides.
-      when: (ctx: ExprContext) => `${boundedSize({ kind: 'fact', name: f.fact }, { ...ctx, boundedSets: READ_SETS_CUT }, facts, f.few + 1)} <= ${f.few}`,
+      when: (_ctx: ExprContext, counting: ExprContext) => `${boundedSize({ kind: 'fact', name: f.fact }, counting, facts, f.few + 1)} <= ${f.few}`,
       says: `${q(f.fact)} has at most ${f.few} elements`,
       effect: 'Changes plans, never results.',
     })),
@@ -996,13 +996,16 @@ export function planHintsSection(model: ModelNode, factTypes: ReadonlyMap<string
           grantTo: [APP_ROLE],
           comment: 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).',
           ...factBody(model, facts, (ctx) => {
-            const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
-            if (guardFacts.length === 0) return array;
+            const shared = sharedCountedSets(hinted, { ...ctx, boundedSets: READ_SETS_CUT }, facts);
+            const counting = { ...ctx, boundedSets: READ_SETS_CUT, factColumns: shared.columns };
+            const array = `pg_catalog.array_remove(ARRAY[\n    ${marks.map((m) => `CASE WHEN ${m.when(ctx, counting)} THEN ${literal(m.schema)} END`).join(',\n    ')}\n  ]::text[], NULL)`;
+            const locals = shared.locals(counting);
+            if (guardFacts.length === 0) return { locals, expr: array };
             // Array facts read from one table under the same conditions, one scan for all of them.
             const fused = fuseArrayReads(guardFacts.map((f) => ({ name: f, ...facts.get(f)! })), ctx);
             const row = guardFacts.map((f) => `${fused.columns.get(f) ?? printExpr({ kind: 'fact', name: f }, ctx)} AS ${ident(f)}`).join(',\n    ');
             const sources = fused.from.length === 0 ? '' : `\n  FROM ${fused.from.join(',\n    ')}`;
-            return `(SELECT ${array}\n  FROM (SELECT\n    ${row}${sources}) AS rg_guard_facts)`;
+            return { locals, expr: `(SELECT ${array}\n  FROM (SELECT\n    ${row}${sources}) AS rg_guard_facts)` };
           }),
         }),
       ];
@@ -1239,6 +1242,9 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
   const size = (x: Expr) => boundedSize(x, ctx, facts, limit);
   switch (e.kind) {
     case 'fact': {
+      // A set plan_marks builds once (sharedCountedSets): its length, cut as the count would be.
+      const built = ctx.factColumns?.get(e.name);
+      if (built !== undefined) return `LEAST(${limit}, COALESCE(pg_catalog.cardinality(${built}), 0))`;
       const definition = facts.get(e.name);
       if (definition) return size(definition.expr);
       break;
@@ -1261,6 +1267,63 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
       break;
   }
   return `COALESCE(pg_catalog.cardinality(${printExpr(e, ctx)}), 0)`;
+}
+
+/**
+ * The sets plan_marks' counts would build more than once (PolicyCenter's organizations in my
+ * zones: counted for their own mark, and read again to count the producer codes they own), each
+ * built once, cut as every set a count reads is, into a variable of the body the counts then
+ * read (`columns`; the count of such a set is its variable's length). Chosen outermost first:
+ * once a set is a variable, the sets inside it are built once with it.
+ */
+function sharedCountedSets(
+  hinted: readonly HintedFact[],
+  counting: ExprContext,
+  facts: FactDefinitions,
+): { readonly columns: ReadonlyMap<string, string>; readonly locals: (ctx: ExprContext) => FactBodyParts['locals'] } {
+  const columns = new Map<string, string>();
+  const variables: string[] = [];
+  for (;;) {
+    // Print the counts as they would be, counting each set's printed copies, and throw the
+    // text away (a scratch context: the identity row's columns and raw SQL are noted on the
+    // real one when the counts are printed for the body).
+    const copies = new Map<string, number>();
+    const counted = new (class extends Map<string, { readonly expr: Expr; readonly type: string }> {
+      override get(name: string) {
+        copies.set(name, (copies.get(name) ?? 0) + 1);
+        return super.get(name);
+      }
+    })(facts);
+    const scratch: ExprContext = { ...counting, rawReasons: [], inlineFacts: counted, factColumns: new Map(columns), ...(counting.identityRow ? { identityRow: { variable: counting.identityRow.variable, columns: new Set<string>() } } : {}) };
+    for (const f of hinted) boundedSize({ kind: 'fact', name: f.fact }, scratch, facts, f.few + 1);
+    const uses = (name: string) => (copies.get(name) ?? 0) + (hinted.some((f) => f.fact === name) ? 1 : 0);
+    const shared = [...copies.keys()].filter((name) => !columns.has(name) && facts.get(name)?.type.endsWith('[]') && uses(name) > 1);
+    if (shared.length === 0) break;
+    // Outermost: the one no other shared set reads.
+    const reads = (outer: string, inner: string, seen = new Set<string>()): boolean =>
+      factsIn(facts.get(outer)?.expr ?? { kind: 'literal', value: null }).some((f) => f === inner || (!seen.has(f) && (seen.add(f), reads(f, inner, seen))));
+    const outermost = shared.sort(byCodePoint).find((name) => !shared.some((other) => other !== name && reads(other, name)))!;
+    const variable = `rg_set_${variables.length + 1}`;
+    variables.push(outermost);
+    columns.set(outermost, localVariable(variable));
+  }
+  return {
+    columns,
+    // Inner sets first: a value reads the variables of the sets inside it.
+    locals: (ctx) =>
+      variables
+        .map((fact, i) => ({ fact, variable: `rg_set_${i + 1}` }))
+        .reverse()
+        .map(({ fact, variable }) => {
+          const inner = new Map([...columns].filter(([name]) => name !== fact));
+          return {
+            name: variable,
+            type: facts.get(fact)!.type,
+            value: printExpr({ kind: 'fact', name: fact }, { ...ctx, factColumns: inner }),
+            says: `${ctx.model.schema}.${fact}() as its marks' counts read it (every set cut at ${READ_SETS_CUT} elements), built once for all of them.`,
+          };
+        }),
+  };
 }
 
 /** Every mark of the model: its hint function and its schema. */

@@ -316,3 +316,53 @@ describe('policycenter producer codes as a lookup', () => {
     expect(forged).toEqual(own);
   });
 });
+
+// plan_marks builds the organizations of the user's zones once (generator/emit/hints.ts,
+// sharedCountedSets): its few-organizations mark reads that set's length, and the producer codes'
+// count reads the same set. Each mark must still say what the facts' own functions say, at ten
+// elements (few) and at eleven (not).
+describe('policycenter marks of sets plan_marks builds once', () => {
+  const [FEW_ORGS, FEW_CODES] = ['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or_'];
+  it('the few-organizations and few-codes marks agree with the facts at ten and eleven elements', async () => {
+    const seen: Record<number, { orgs: number; codes: number; fewOrgs: boolean; fewCodes: boolean }> = {};
+    await rolledBack(db.current.admin, async (tx) => {
+      // Zones 9001 and 9002: two organizations each, with 5 + 5 and 5 + 6 codes. Zones 9003 and
+      // 9004: eleven and ten organizations, no codes. One group a zone, users 20001–20004 one a group;
+      // user 20005 is in the first two zones' groups, external user 20006 belongs to organization 9004.
+      await tx.unsafe(`
+        INSERT INTO policycenter.security_zones (id, name) SELECT z, 'zone ' || z FROM generate_series(9001, 9004) z;
+        INSERT INTO policycenter.organizations (id, name, security_zone_id)
+          VALUES (9001, 'a', 9001), (9002, 'b', 9001), (9003, 'c', 9002), (9004, 'd', 9002);
+        INSERT INTO policycenter.organizations (id, name, security_zone_id)
+          SELECT 9100 + g, 'e' || g, CASE WHEN g <= 11 THEN 9003 ELSE 9004 END FROM generate_series(1, 21) g;
+        INSERT INTO policycenter.producer_codes (id, organization_id, code)
+          SELECT 90000 + g, 9001 + (g - 1) / 5, 'X' || g FROM generate_series(1, 20) g;
+        INSERT INTO policycenter.producer_codes (id, organization_id, code) VALUES (90021, 9004, 'X21');
+        INSERT INTO policycenter.groups (id, organization_id, name, security_zone_id) SELECT z, 9001, 'g' || z, z FROM generate_series(9001, 9004) z;
+        INSERT INTO policycenter.users (id, organization_id, name, is_external)
+          SELECT u, 9001, 'u' || u, false FROM generate_series(20001, 20005) u;
+        INSERT INTO policycenter.users (id, organization_id, name, is_external) VALUES (20006, 9004, 'external', true);
+        INSERT INTO policycenter.group_members (group_id, user_id) SELECT z, z + 11000 FROM generate_series(9001, 9004) z;
+        INSERT INTO policycenter.group_members (group_id, user_id) VALUES (9001, 20005), (9002, 20005);
+      `);
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      for (const user of [20001, 20002, 20003, 20004, 20005, 20006]) {
+        await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
+        const [row] = await tx.unsafe(`
+          SELECT coalesce(cardinality(policycenter.organization_ids_in_my_zones()), 0) AS orgs,
+                 coalesce(cardinality(policycenter.producer_code_ids_by_zone_or_organization()), 0) AS codes,
+                 policycenter.plan_marks() AS marks`);
+        const marks = row!.marks as string[];
+        seen[user] = { orgs: row!.orgs, codes: row!.codes, fewOrgs: marks.includes(FEW_ORGS), fewCodes: marks.some((m) => m.startsWith(FEW_CODES)) };
+      }
+    });
+    expect(seen).toEqual({
+      20001: { orgs: 2, codes: 10, fewOrgs: true, fewCodes: true },
+      20002: { orgs: 2, codes: 11, fewOrgs: true, fewCodes: false },
+      20003: { orgs: 11, codes: 0, fewOrgs: false, fewCodes: true },
+      20004: { orgs: 10, codes: 0, fewOrgs: true, fewCodes: true },
+      20005: { orgs: 4, codes: 21, fewOrgs: true, fewCodes: false },
+      20006: { orgs: 0, codes: 6, fewOrgs: true, fewCodes: true },
+    });
+  });
+});

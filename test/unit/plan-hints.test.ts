@@ -139,6 +139,28 @@ describe('planner hints', () => {
     expect(marks).toContain('GRANT EXECUTE ON FUNCTION "crm"."plan_marks"() TO "app_user";');
   });
 
+  it('a set that two counts read is built once, cut as they cut it, into a variable both read: its own count is its length; a set only one count reads is not', () => {
+    const c = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), region_id: t.bigint() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint().notNull().references('users'), team_id: t.bigint(), region_id: t.bigint() });
+      m.identity(users);
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      const teammates = m.fact('teammate_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.in(teams), select: u.id }))));
+      const regions = m.fact('my_region_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.region_id }))));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.team_id.in(teams), d.owner_id.in(teammates), d.region_id.in(regions)) });
+    });
+    const marks = c.up('function crm.plan_marks');
+    const teamsQuery = 'SELECT "q1"."team_id" FROM "crm"."users" AS "q1" WHERE "q1"."id" = rg_fact.me';
+    expect(marks.split(teamsQuery)).toHaveLength(2);
+    expect(marks).toContain('  rg_set_1 bigint[];\n');
+    expect(marks).toContain(`  -- crm.my_team_ids() as its marks' counts read it (every set cut at 101 elements), built once for all of them.\n  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (${teamsQuery}) SELECT * FROM rg_rows LIMIT 101))::bigint[];\n  RETURN`);
+    expect(marks).toContain(`CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(rg_fact.rg_set_1), 0)) <= 10 THEN 'rg_plan_crm_few_my_team_ids' END`);
+    expect(marks).toMatch(/"q2"\."team_id" = any\(\(?rg_fact\.rg_set_1[):]/);
+    // The regions, counted alone, are counted as before: no variable, no array built.
+    expect(marks).not.toContain('rg_set_2');
+    expect(marks).toContain(`CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q3"."region_id" FROM "crm"."users" AS "q3" WHERE "q3"."id" = rg_fact.me) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_my_region_ids' END`);
+  });
+
   it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too; while the fact is true it is the fact alone', () => {
     // One function tests both marks for the range (the same marks, met in another order); the
     // arm's own test adds its true mark to each group: its range goes when the fact is true too,
