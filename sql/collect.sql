@@ -731,8 +731,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (rg_fact.me_row."security" IS DISTINCT FROM true);
+  SELECT u."id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."security" IS DISTINCT FROM true) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_bypass_security"() OWNER TO "rowguard_definer";
@@ -863,8 +863,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."security", u."strict" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN ((rg_fact.me_row."security" = true) AND (rg_fact.me_row."strict" IS DISTINCT FROM true));
+  SELECT u."id", u."security", u."strict" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" = true) AND (rg_fact.me_row."strict" IS DISTINCT FROM true)) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_placeholders"() OWNER TO "rowguard_definer";
@@ -925,8 +925,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."apply_to_client_accounts", u."client_id" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)));
+  SELECT u."apply_to_client_accounts", u."client_id", u."id" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL))) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_every_client"() OWNER TO "rowguard_definer";
@@ -947,9 +947,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."apply_to_client_accounts", u."client_id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN ((rg_fact.me_row."security" IS DISTINCT FROM true)
-AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL))));
+  SELECT u."apply_to_client_accounts", u."client_id", u."id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" IS DISTINCT FROM true)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_edit_every_client"() OWNER TO "rowguard_definer";
@@ -974,13 +974,12 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."apply_to_client_accounts", u."client_id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  SELECT u."apply_to_client_accounts", u."client_id", u."id", u."kind", u."locked_out", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
-    CASE WHEN CASE WHEN (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
-    CASE WHEN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
-AND ("q3"."security" = true)
-AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
+    CASE WHEN CASE WHEN (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" = true) THEN (rg_fact.me_row."client_id") END))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" = true) THEN (rg_fact.me_row."client_id") END))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+AND (rg_fact.me_row."client_id" IS NULL)
+AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')) IS TRUE))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
     CASE WHEN (rg_guard_facts."my_client_accounts_root" IS NOT NULL) IS NOT TRUE THEN 'rg_plan_collect_not_client_account_ids_for_me_when' END,
     CASE WHEN (rg_guard_facts."i_am_account_restricted") IS NOT TRUE THEN 'rg_plan_collect_not_i_am_account_restricted' END,
     CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
@@ -989,19 +988,17 @@ AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN LEAST(33, COALESCE(p
     CASE WHEN (rg_guard_facts."i_bypass_security") IS TRUE THEN 'rg_plan_collect_is_i_bypass_security' END
   ]::text[], NULL)
   FROM (SELECT
-    (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
-AND ("q3"."security" = true)
-AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean AS "i_am_account_restricted",
-    ((rg_fact.me_row."security" IS DISTINCT FROM true))::boolean AS "i_bypass_security",
-    (((rg_fact.me_row."security" IS DISTINCT FROM true)
-AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))))::boolean AS "i_edit_every_client",
-    (EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
-AND ("q4"."security" = true)
-AND ("q4"."client_id" IS NULL)
-AND ("q4"."kind" IS DISTINCT FROM 'client')
-AND ("q4"."locked_out" IS DISTINCT FROM true)))::boolean AS "i_see_open_accounts",
-    ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint AS "my_client_accounts_root") AS rg_guard_facts);
+    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+AND (rg_fact.me_row."client_id" IS NULL)
+AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')) IS TRUE))::boolean AS "i_am_account_restricted",
+    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."security" IS DISTINCT FROM true) END))::boolean AS "i_bypass_security",
+    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" IS DISTINCT FROM true)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))) END))::boolean AS "i_edit_every_client",
+    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+AND (rg_fact.me_row."client_id" IS NULL)
+AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')
+AND (rg_fact.me_row."locked_out" IS DISTINCT FROM true)) IS TRUE))::boolean AS "i_see_open_accounts",
+    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."apply_to_client_accounts" = true) THEN (rg_fact.me_row."client_id") END))::bigint AS "my_client_accounts_root") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";

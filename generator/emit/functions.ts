@@ -596,13 +596,19 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // my_office_id twice; Collect!'s my_principal_ids called i_am_account_restricted).
   // The acting user's own row is read once, into a record, for every column the fact needs of it
   // (identityRowRead collects them; only in a model with an identity).
-  const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>() };
-  // The RETURN is evaluated once per call: fact and identity calls in it are plain (see
-  // ExprContext.evaluatedOnce). Walks read the closure tables in place (ExprContext.readsClosures):
-  // the body runs as the definer.
-  const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
-  const rendered = render(ctx);
-  const { locals = [], expr } = typeof rendered === 'string' ? { expr: rendered } : rendered;
+  // Rendered again with the row's tested lookups read from the record where the first rendering
+  // reads the record anyway (ExprContext.identityRow.readsTested).
+  const renderWith = (readsTested: boolean) => {
+    const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>(), readsTested };
+    // The RETURN is evaluated once per call: fact and identity calls in it are plain (see
+    // ExprContext.evaluatedOnce). Walks read the closure tables in place (ExprContext.readsClosures):
+    // the body runs as the definer.
+    const ctx = { ...exprContext(model, undefined, me), inlineFacts: facts, identityRow, evaluatedOnce: true, readsClosures: true };
+    const rendered = render(ctx);
+    return { ctx, identityRow, ...(typeof rendered === 'string' ? { expr: rendered } : rendered) };
+  };
+  const plain = renderWith(false);
+  const { ctx, identityRow, locals = [], expr } = plain.identityRow.columns.size > 0 ? renderWith(true) : plain;
   const raw = ctx.rawReasons.map((r) => lineComment(`raw SQL (escape hatch): ${r}`, '  '));
   const id = model.identity;
   const rowColumns = [...identityRow.columns].sort().map((c) => `u.${ident(c)}`);

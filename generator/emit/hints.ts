@@ -1294,7 +1294,7 @@ function sharedCountedSets(
         return super.get(name);
       }
     })(facts);
-    const scratch: ExprContext = { ...counting, rawReasons: [], inlineFacts: counted, factColumns: new Map(columns), ...(counting.identityRow ? { identityRow: { variable: counting.identityRow.variable, columns: new Set<string>() } } : {}) };
+    const scratch: ExprContext = { ...counting, rawReasons: [], inlineFacts: counted, factColumns: new Map(columns), ...(counting.identityRow ? { identityRow: { ...counting.identityRow, columns: new Set<string>() } } : {}) };
     for (const f of hinted) boundedSize({ kind: 'fact', name: f.fact }, scratch, facts, f.few + 1);
     const uses = (name: string) => (copies.get(name) ?? 0) + (hinted.some((f) => f.fact === name) ? 1 : 0);
     const shared = [...copies.keys()].filter((name) => !columns.has(name) && facts.get(name)?.type.endsWith('[]') && uses(name) > 1);

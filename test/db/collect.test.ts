@@ -152,6 +152,45 @@ describe('collect: who sees which debtor', () => {
     });
   });
 
+  it('facts that test the operator\'s own row read it once, and say what a query of that row says, for every operator and once the row is gone (then no debtor)', async () => {
+    // The facts' bodies read the operator's row into a record (generator/emit/expr.ts,
+    // identityRowLookup); these are the sub-selects they were written as.
+    const byQuery = `SELECT
+        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security = true AND client_id IS NULL AND kind IS DISTINCT FROM 'client') AS restricted,
+        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security = true AND client_id IS NULL AND kind IS DISTINCT FROM 'client' AND locked_out IS DISTINCT FROM true) AS open,
+        (SELECT client_id FROM collect.operators WHERE id = $1 AND security = true) AS client,
+        (SELECT client_id FROM collect.operators WHERE id = $1 AND apply_to_client_accounts = true) AS accounts_root`;
+    const byFacts = `SELECT collect.i_am_account_restricted() AS restricted, collect.i_see_open_accounts() AS open,
+        collect.my_restricting_client_id() AS client, collect.my_client_accounts_root() AS accounts_root`;
+    const seen = new Set<string>();
+    for (const { id } of collectSample.personas) {
+      await as(id as string, async (tx) => {
+        const facts = async () => (await tx.unsafe(byFacts))[0];
+        const query = async () => {
+          await tx.unsafe('RESET ROLE');
+          const [row] = await tx.unsafe(byQuery, [id as string]);
+          await tx.unsafe('SET LOCAL ROLE app_user');
+          return row;
+        };
+        const present = await facts();
+        expect(present, String(id)).toEqual(await query());
+        seen.add(JSON.stringify(present));
+        // An administrator removes the operator while their transaction is open.
+        await tx.unsafe('RESET ROLE');
+        await tx.unsafe('DELETE FROM collect.operators WHERE id = $1', [id as string]);
+        await tx.unsafe('SET LOCAL ROLE app_user');
+        expect(await facts(), `${id}, removed`).toEqual({ restricted: false, open: false, client: null, accounts_root: null });
+        expect(await facts(), `${id}, removed`).toEqual(await query());
+        // Nor does a removed operator's Security read as off (NULL is not "off" here: the
+        // sub-select of no row is NULL, where a row of NULLs would say IS DISTINCT FROM true).
+        expect(await tx.unsafe('SELECT collect.i_bypass_security() AS bypass'), `${id}, removed`).toEqual([{ bypass: null }]);
+        expect(await ids(tx, debtorIds), `${id}, removed`).toEqual([]);
+      });
+    }
+    // The personas take these facts through several values each.
+    expect(seen.size).toBeGreaterThanOrEqual(4);
+  });
+
   it('the facts are evaluated once per statement (InitPlans), not once per row', async () => {
     const plan = await as('nina', async (tx) => planText(tx, `(COSTS OFF) ${debtorIds}`));
     expect(plan).toMatch(/InitPlan/);

@@ -200,8 +200,11 @@ describe('policies', () => {
       }),
     );
     expect(up('function crm.managed_team_id')).toContain(
-      '  RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."id" = rg_fact.me) AND ("q1"."is_manager" = true)) THEN (rg_fact.me_row."team_id") ELSE NULL END;',
+      '  RETURN CASE WHEN (rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."is_manager" = true) IS TRUE) THEN (rg_fact.me_row."team_id") ELSE NULL END;',
     );
+    // Both lookups of the user's own row read one record, the key among its fields: the EXISTS is
+    // "found, and the test holds", never NULL.
+    expect(up('function crm.managed_team_id')).toContain('  SELECT u."id", u."is_manager", u."team_id" INTO rg_fact.me_row FROM "crm"."users" AS u WHERE u."id" = rg_fact.me;');
   });
 });
 
