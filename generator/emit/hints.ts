@@ -1242,9 +1242,10 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
   const size = (x: Expr) => boundedSize(x, ctx, facts, limit);
   switch (e.kind) {
     case 'fact': {
-      // A set plan_marks builds once (sharedCountedSets): its length, cut as the count would be.
+      // A set plan_marks builds once (sharedCountedSets): its length, where the count reads no
+      // further than the variable holds (a `few` above 100 counts the fact's own rows instead).
       const built = ctx.factColumns?.get(e.name);
-      if (built !== undefined) return `LEAST(${limit}, COALESCE(pg_catalog.cardinality(${built}), 0))`;
+      if (built !== undefined && ctx.boundedSets !== undefined && limit <= ctx.boundedSets) return `LEAST(${limit}, COALESCE(pg_catalog.cardinality(${built}), 0))`;
       const definition = facts.get(e.name);
       if (definition) return size(definition.expr);
       break;
@@ -1272,9 +1273,12 @@ function boundedSize(e: Expr, ctx: ExprContext, facts: FactDefinitions, limit: n
 /**
  * The sets plan_marks' counts would build more than once (PolicyCenter's organizations in my
  * zones: counted for their own mark, and read again to count the producer codes they own), each
- * built once, cut as every set a count reads is, into a variable of the body the counts then
- * read (`columns`; the count of such a set is its variable's length). Chosen outermost first:
- * once a set is a variable, the sets inside it are built once with it.
+ * built once, cut as every set a count reads is (a walk of a hierarchy is read whole, as it is
+ * where a count reads it), into a variable of the body the counts then read (`columns`; the count
+ * of such a set is its variable's length, unless it counts further than the cut). Chosen
+ * outermost first: once a set is a variable, the sets inside it are built once with it. The
+ * variable is built before the counts, for every user, also where each count would have read the
+ * set only in a branch of a CASE that user does not take; it changes no mark.
  */
 function sharedCountedSets(
   hinted: readonly HintedFact[],
@@ -1296,7 +1300,8 @@ function sharedCountedSets(
     })(facts);
     const scratch: ExprContext = { ...counting, rawReasons: [], inlineFacts: counted, factColumns: new Map(columns), ...(counting.identityRow ? { identityRow: { ...counting.identityRow, columns: new Set<string>() } } : {}) };
     for (const f of hinted) boundedSize({ kind: 'fact', name: f.fact }, scratch, facts, f.few + 1);
-    const uses = (name: string) => (copies.get(name) ?? 0) + (hinted.some((f) => f.fact === name) ? 1 : 0);
+    // Its own count reads the variable too where it counts no further than the variable holds.
+    const uses = (name: string) => (copies.get(name) ?? 0) + (hinted.some((f) => f.fact === name && f.few + 1 <= READ_SETS_CUT) ? 1 : 0);
     const shared = [...copies.keys()].filter((name) => !columns.has(name) && facts.get(name)?.type.endsWith('[]') && uses(name) > 1);
     if (shared.length === 0) break;
     // Outermost: the one no other shared set reads.
@@ -1320,10 +1325,22 @@ function sharedCountedSets(
             name: variable,
             type: facts.get(fact)!.type,
             value: printExpr({ kind: 'fact', name: fact }, { ...ctx, factColumns: inner }),
-            says: `${ctx.model.schema}.${fact}() as its marks' counts read it (every set cut at ${READ_SETS_CUT} elements), built once for all of them.`,
+            says: `${ctx.model.schema}.${fact}() as its marks' counts read it (every set cut at ${READ_SETS_CUT} elements${walksIn(fact, facts) ? ', a walk of a hierarchy read whole' : ''}), built once for all of them.`,
           };
         }),
   };
+}
+
+/** Does the fact's value walk a hierarchy, itself or through the facts it reads? */
+function walksIn(fact: string, facts: FactDefinitions, seen = new Set<string>()): boolean {
+  const definition = facts.get(fact);
+  if (definition === undefined || seen.has(fact)) return false;
+  seen.add(fact);
+  let walks = false;
+  visit(definition.expr, (n) => {
+    if (n.kind === 'hierarchy-set' || (n.kind === 'fact' && walksIn(n.name, facts, seen))) walks = true;
+  });
+  return walks;
 }
 
 /** Every mark of the model: its hint function and its schema. */

@@ -25,11 +25,12 @@ const model = {
     const hereTeam = m.fact('team_if_here', when(present(), team()));
     const knownTeam = m.fact('team_if_known', when(known(), coalesce(team(), lit(-1))));
     const presentOrTeam = m.fact('present_team_or_team', coalesce(presentTeam(), team()));
+    const hereOrTeam = m.fact('here_or_team', coalesce(when(present(), lit(-2)), team()));
     // A plain lookup whose value holds for a row of NULLs.
     const notAway = m.fact('i_am_not_away', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.is_away.isDistinctFrom(true) }))), { type: 'boolean' });
     m.policy(notes, 'notes_read', {
       for: 'select',
-      using: (n) => and(here, notAway, n.team_id.eq(myPresentTeam), n.team_id.eq(hereTeam), n.team_id.eq(knownTeam), n.team_id.eq(presentOrTeam)),
+      using: (n) => and(here, notAway, n.team_id.eq(myPresentTeam), n.team_id.eq(hereTeam), n.team_id.eq(knownTeam), n.team_id.eq(presentOrTeam), n.team_id.eq(hereOrTeam)),
     });
   }),
   file: 'test/db/identity-row.test.ts',
@@ -40,7 +41,7 @@ const db = useTestDatabase(async (admin) => {
   await admin.unsafe(`INSERT INTO ${SCHEMA}.users (id, team_id, is_away) VALUES (1, 7, false), (2, NULL, NULL), (3, 7, true)`);
 });
 
-const FACTS = ['i_am_here', 'my_present_team', 'team_if_here', 'team_if_known', 'present_team_or_team', 'i_am_not_away'];
+const FACTS = ['i_am_here', 'my_present_team', 'team_if_here', 'team_if_known', 'present_team_or_team', 'here_or_team', 'i_am_not_away'];
 const byFacts = `SELECT ${FACTS.map((f) => `${SCHEMA}.${f}()${f.startsWith('i_') ? '' : '::int'} AS ${f}`).join(', ')}`;
 const u = `${SCHEMA}.users`;
 const byQuery = `SELECT
@@ -49,6 +50,7 @@ const byQuery = `SELECT
     (CASE WHEN EXISTS (SELECT 1 FROM ${u} WHERE id = $1 AND is_away IS DISTINCT FROM true) THEN (SELECT team_id FROM ${u} WHERE id = $1) END)::int AS team_if_here,
     (CASE WHEN EXISTS (SELECT 1 FROM ${u} WHERE id = $1) THEN coalesce((SELECT team_id FROM ${u} WHERE id = $1), -1) END)::int AS team_if_known,
     coalesce((SELECT coalesce(team_id, 0) FROM ${u} WHERE id = $1 AND is_away IS DISTINCT FROM true), (SELECT team_id FROM ${u} WHERE id = $1))::int AS present_team_or_team,
+    coalesce(CASE WHEN EXISTS (SELECT 1 FROM ${u} WHERE id = $1 AND is_away IS DISTINCT FROM true) THEN -2 END, (SELECT team_id FROM ${u} WHERE id = $1))::int AS here_or_team,
     (SELECT is_away IS DISTINCT FROM true FROM ${u} WHERE id = $1) AS i_am_not_away`;
 
 async function asOwner<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
@@ -68,7 +70,7 @@ describe("facts that test the acting user's own row", () => {
       expect(bodies.get(alone), alone).toMatch(subSelect);
       expect(bodies.get(alone), alone).not.toContain('me_row');
     }
-    for (const together of ['team_if_here', 'team_if_known', 'present_team_or_team', 'i_am_not_away']) {
+    for (const together of ['team_if_here', 'team_if_known', 'present_team_or_team', 'here_or_team', 'i_am_not_away']) {
       expect(bodies.get(together), together).toContain('INTO rg_fact.me_row');
       expect(bodies.get(together), together).not.toMatch(subSelect);
     }
@@ -85,7 +87,7 @@ describe("facts that test the acting user's own row", () => {
         expect(present).toEqual(await asOwner(tx, () => tx.unsafe(byQuery, [user])));
         await asOwner(tx, () => tx.unsafe(`DELETE FROM ${SCHEMA}.users WHERE id = $1`, [user]));
         const gone = await tx.unsafe(byFacts);
-        expect(gone).toEqual([{ i_am_here: false, my_present_team: null, team_if_here: null, team_if_known: null, present_team_or_team: null, i_am_not_away: null }]);
+        expect(gone).toEqual([{ i_am_here: false, my_present_team: null, team_if_here: null, team_if_known: null, present_team_or_team: null, here_or_team: null, i_am_not_away: null }]);
         expect(gone).toEqual(await asOwner(tx, () => tx.unsafe(byQuery, [user])));
         expect(gone).not.toEqual(present);
       });
@@ -95,9 +97,9 @@ describe("facts that test the acting user's own row", () => {
   it('the three users take the facts through different values', async () => {
     const values = await Promise.all([1, 2, 3].map((user) => db.current.as(SCHEMA, user, (tx) => tx.unsafe(byFacts))));
     expect(values).toEqual([
-      [{ i_am_here: true, my_present_team: 7, team_if_here: 7, team_if_known: 7, present_team_or_team: 7, i_am_not_away: true }],
-      [{ i_am_here: true, my_present_team: 0, team_if_here: null, team_if_known: -1, present_team_or_team: 0, i_am_not_away: true }],
-      [{ i_am_here: false, my_present_team: null, team_if_here: null, team_if_known: 7, present_team_or_team: 7, i_am_not_away: false }],
+      [{ i_am_here: true, my_present_team: 7, team_if_here: 7, team_if_known: 7, present_team_or_team: 7, here_or_team: -2, i_am_not_away: true }],
+      [{ i_am_here: true, my_present_team: 0, team_if_here: null, team_if_known: -1, present_team_or_team: 0, here_or_team: -2, i_am_not_away: true }],
+      [{ i_am_here: false, my_present_team: null, team_if_here: null, team_if_known: 7, present_team_or_team: 7, here_or_team: 7, i_am_not_away: false }],
     ]);
   });
 });

@@ -161,6 +161,47 @@ describe('planner hints', () => {
     expect(marks).toContain(`CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q3"."region_id" FROM "crm"."users" AS "q3" WHERE "q3"."id" = rg_fact.me) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_crm_few_my_region_ids' END`);
   });
 
+  it('a shared set inside another is built first, and the outer one reads its variable', () => {
+    const c = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint().notNull().references('users'), team_id: t.bigint(), buyer_id: t.bigint() });
+      m.identity(users);
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))));
+      const teammates = m.fact('teammate_ids', arrayOf(m.from(users, (u) => ({ where: u.team_id.in(teams), select: u.id }))));
+      const buyers = m.fact('buyer_ids', arrayOf(m.from(deals, (d) => ({ where: d.owner_id.in(teammates), select: d.buyer_id }))));
+      const teamBuyers = m.fact('team_buyer_ids', arrayOf(m.from(deals, (d) => ({ where: d.team_id.in(teams), select: d.buyer_id }))));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.team_id.in(teams), d.owner_id.in(teammates), d.buyer_id.in(buyers), d.buyer_id.in(teamBuyers)) });
+    });
+    const marks = c.up('function crm.plan_marks');
+    // The teammates (read by the buyers' count) first chosen, the teams (read by the team buyers'
+    // count and counted) next; assigned the other way round.
+    const teams = marks.indexOf('  rg_fact.rg_set_2 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q1"."team_id"');
+    const teammates = marks.indexOf('  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q2"."id" FROM "crm"."users" AS "q2" WHERE "q2"."team_id" = any(rg_fact.rg_set_2::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[];');
+    expect(teams, marks).toBeGreaterThan(0);
+    expect(teammates, marks).toBeGreaterThan(teams);
+    expect(marks.split('SELECT "q1"."team_id"')).toHaveLength(2);
+    expect(marks).toContain(`CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(rg_fact.rg_set_2), 0)) <= 10 THEN 'rg_plan_crm_few_my_team_ids' END`);
+    expect(marks).toContain(`CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(rg_fact.rg_set_1), 0)) <= 10 THEN 'rg_plan_crm_few_teammate_ids' END`);
+    expect(marks).toContain(`"q3"."owner_id" = any(rg_fact.rg_set_1::bigint[])`);
+    expect(marks).toMatch(/"q4"\."team_id" = any\(\(?rg_fact\.rg_set_2[):]/);
+  });
+
+  it('a shared set whose own `few` is above 100 is counted from its rows, as far as the few: its variable holds only 101', () => {
+    const c = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), region_id: t.bigint() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint().notNull().references('users'), region_id: t.bigint(), buyer_id: t.bigint() });
+      m.identity(users);
+      const regions = m.fact('my_region_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.region_id }))), { planHint: { few: 200 } });
+      const neighbours = m.fact('neighbour_ids', arrayOf(m.from(users, (u) => ({ where: u.region_id.in(regions), select: u.id }))));
+      const regionBuyers = m.fact('region_buyer_ids', arrayOf(m.from(deals, (d) => ({ where: d.region_id.in(regions), select: d.buyer_id }))));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.region_id.in(regions), d.owner_id.in(neighbours), d.buyer_id.in(regionBuyers)) });
+    });
+    const marks = c.up('function crm.plan_marks');
+    expect(marks).toContain('  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q1"."region_id"');
+    expect(marks).toContain(`CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q1"."region_id" FROM "crm"."users" AS "q1" WHERE "q1"."id" = rg_fact.me) SELECT 1 FROM rg_rows LIMIT 201) AS rg_bound) <= 200 THEN 'rg_plan_crm_few_my_region_ids' END`);
+    expect(marks).not.toContain('cardinality(rg_fact.rg_set_1)');
+  });
+
   it('an every-row arm on a boolean fact is dropped in USING when the fact is not true and the clause\'s sets are small, and then its sets are narrowed too; while the fact is true it is the fact alone', () => {
     // One function tests both marks for the range (the same marks, met in another order); the
     // arm's own test adds its true mark to each group: its range goes when the fact is true too,
