@@ -599,7 +599,7 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
   // Rendered again with the row's tested lookups read from the record where the first rendering
   // reads the record anyway (ExprContext.identityRow.readsTested).
   const renderWith = (readsTested: boolean) => {
-    const identityRow = { variable: `${FACT_BLOCK}.me_row`, columns: new Set<string>(), readsTested };
+    const identityRow = { variable: localVariable('me_row'), columns: new Set<string>(), readsTested };
     // The RETURN is evaluated once per call: fact and identity calls in it are plain (see
     // ExprContext.evaluatedOnce). Walks read the closure tables in place (ExprContext.readsClosures):
     // the body runs as the definer.
