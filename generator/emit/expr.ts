@@ -357,7 +357,7 @@ function scopeQualifier(scope: string, ctx: ExprContext): string {
  * secured operator, and its EXISTS facts): then it is the row's value only when the row was found
  * and the tests hold, `CASE WHEN <found> AND (<tests>) THEN <value> END`; an EXISTS is `<found>
  * AND (<tests>) IS TRUE` (see identityRowExists), where the body reads the record anyway
- * (identityRow.readsTested) and the identity column is unique. A test that reads another query
+ * (identityRow.readsTested). A test that reads another query
  * written in place (an exists, array or scalar of one) keeps the sub-select. In plan_marks, which
  * reads the row for its guards, that spares Collect! six sub-selects of the operator (11–12 µs a
  * transaction).
@@ -400,9 +400,9 @@ function identityRowLookup(q: QueryNode, ctx: ExprContext, select: Expr | undefi
   const lookup = conjuncts.findIndex(isLookup);
   if (lookup < 0) return undefined;
   const tests = conjuncts.filter((_, i) => i !== lookup);
-  // The record holds one row of the key; a test of it answers for the key only where no other row
-  // has that key (a sub-select finds any row that passes).
-  if ((tests.length > 0 || select === undefined) && !(row.readsTested && keyIsUnique(ctx.model, identity))) return undefined;
+  // The identity column is unique (validated: identity-not-unique), so the record holds the row a
+  // sub-select of the key would find.
+  if ((tests.length > 0 || select === undefined) && !row.readsTested) return undefined;
   const columns: string[] = [];
   let opaque = false;
   for (const e of [...(select ? [select] : []), ...tests]) {
@@ -421,13 +421,6 @@ function identityRowLookup(q: QueryNode, ctx: ExprContext, select: Expr | undefi
   const aliases = new Map(ctx.scopeAliases ?? []);
   aliases.set(q.scope, row.variable);
   return { tests, ctx: { ...ctx, scopeAliases: aliases }, found: `${row.variable}.${ident(identity.column)} IS NOT NULL` };
-}
-
-/** Does the identity column hold each value at most once (the primary key alone, or a unique column)? */
-function keyIsUnique(model: ModelNode, identity: { readonly table: string; readonly column: string }): boolean {
-  const table = model.tables.find((t) => t.name === identity.table);
-  if (!table) return false;
-  return (table.primaryKey.length === 1 && table.primaryKey[0] === identity.column) || table.columns.some((c) => c.name === identity.column && c.unique === true);
 }
 
 /** Is `e` NULL whenever every column of `scope` is: a column of it, or a strict operator over one. */

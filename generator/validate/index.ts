@@ -104,6 +104,21 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   if (!model.identity && (model.policies.length > 0 || model.facts.length > 0)) {
     add('identity', 'no-identity', 'the model has rules but no identity', 'call m.identity(users) so set_session knows which table holds the users');
   }
+  // set_session names one user, and the facts read that user's row as one record (emit/expr.ts,
+  // identityRowLookup): a value the column holds twice would name several.
+  const identityTable = model.identity && model.tables.find((t) => t.name === model.identity!.table);
+  if (model.identity && identityTable) {
+    const column = model.identity.column;
+    const unique = (identityTable.primaryKey.length === 1 && identityTable.primaryKey[0] === column) || identityTable.columns.some((c) => c.name === column && c.unique === true);
+    if (!unique) {
+      add(
+        'identity',
+        'identity-not-unique',
+        `the identity column "${identityTable.name}.${column}" may hold a value twice, so one id could name several users`,
+        `make "${column}" the primary key of ${identityTable.name}, or declare it unique (t.<type>().unique())`,
+      );
+    }
+  }
 
   // ---- hierarchies
   const hierarchyNames = new Set<string>();

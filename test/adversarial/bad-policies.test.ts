@@ -66,6 +66,7 @@ const mistakes: readonly { name: string; body: string; code: string; path: strin
   { name: 'a reserved function name', body: `m.fact('set_session', scalarOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.id }))));`, code: 'reserved-name', path: 'facts.set_session' },
   { name: 'a name that is not an SQL identifier', body: `m.policy(docs, 'Docs Select', { for: 'select', using: (d) => d.owner_id.eq(m.me) });`, code: 'bad-name', path: 'docs.select[0] "Docs Select"' },
   { name: 'an unknown identity column', body: `m.identity(users, { column: 'uid' });`, code: 'unknown-column', path: 'identity' },
+  { name: 'an identity column that may repeat', body: `m.identity(users, { column: 'name' });`, code: 'identity-not-unique', path: 'identity' },
 ];
 
 const model = (schema: string, body: string) => `${header}\nexport default defineModel('${schema}', (m) => {${tables}\n  ${body}\n});\n`;

@@ -206,19 +206,6 @@ describe('policies', () => {
     // "found, and the test holds", never NULL.
     expect(up('function crm.managed_team_id')).toContain('  SELECT u."id", u."is_manager", u."team_id" INTO rg_fact.me_row FROM "crm"."users" AS u WHERE u."id" = rg_fact.me;');
   });
-
-  it('a lookup that tests the user\'s row reads the record only where the identity column is unique: another row of the same key might pass', () => {
-    const build = (unique: boolean) =>
-      compile((m) => {
-        const users = m.table('users', { id: t.bigint().primaryKey(), login: unique ? t.text().unique() : t.text(), team_id: t.bigint(), is_manager: t.boolean() });
-        const deals = m.table('deals', { id: t.bigint().primaryKey(), team_id: t.bigint() });
-        m.identity(users, { column: 'login' });
-        const team = m.fact('managed_team_id', when(exists(m.from(users, (u) => ({ where: and(u.login.eq(m.me), u.is_manager.isTrue()) }))), scalarOf(m.from(users, (u) => ({ where: u.login.eq(m.me), select: u.team_id })))));
-        m.policy(deals, 'deals_managed', { for: 'select', using: (d) => d.team_id.eq(team) });
-      }).up('function crm.managed_team_id') ?? '';
-    expect(build(true)).toContain('RETURN CASE WHEN (rg_fact.me_row."login" IS NOT NULL AND (rg_fact.me_row."is_manager" = true) IS TRUE)');
-    expect(build(false)).toContain('RETURN CASE WHEN EXISTS (SELECT 1 FROM "crm"."users" AS "q1" WHERE ("q1"."login" = rg_fact.me) AND ("q1"."is_manager" = true))');
-  });
 });
 
 describe('descriptions and reasons in SQL comments', () => {
