@@ -574,6 +574,31 @@ export function readsRowOnly(e: Expr, options: { readonly arrays: boolean }): bo
 const ROW_ONLY_KINDS: ReadonlySet<ExprKind> = new Set<ExprKind>(['column', 'literal', 'compare', 'distinct-from', 'is-null', 'not', 'and', 'or']);
 
 /** Depth-first walk over an expression and the expressions inside its queries. */
+/**
+ * visit, and on through the definition of every fact `e` reads, at any depth, each fact once:
+ * what a fact's value depends on once the facts it reads are inlined.
+ */
+export function visitThroughFacts(e: Expr, facts: ReadonlyMap<string, { readonly expr: Expr }>, fn: (n: Expr) => void, seen = new Set<string>()): void {
+  visit(e, (n) => {
+    fn(n);
+    if (n.kind !== 'fact' || seen.has(n.name)) return;
+    seen.add(n.name);
+    const definition = facts.get(n.name);
+    if (definition) visitThroughFacts(definition.expr, facts, fn, seen);
+  });
+}
+
+/** Does `e` hold a node that `test` accepts, itself or in a fact it reads (at any depth)? */
+export function reaches(e: Expr | undefined, facts: ReadonlyMap<string, { readonly expr: Expr }>, test: (n: Expr) => boolean): boolean {
+  let found = false;
+  if (e) {
+    visitThroughFacts(e, facts, (n) => {
+      if (test(n)) found = true;
+    });
+  }
+  return found;
+}
+
 export function visit(e: Expr, fn: (n: Expr) => void): void {
   fn(e);
   const sub = (x: Expr | undefined) => x && visit(x, fn);

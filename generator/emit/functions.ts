@@ -18,7 +18,7 @@
 // call them (policy-parallel-unsafe).
 import type { Expr, HierarchyNode, ModelNode } from '../model/nodes.ts';
 import { dollarQuote, ident, lineComment, literal, qualified } from '../sql/print.ts';
-import { exprContext, printExpr, sessionUserCall, visit, type ExprContext } from './expr.ts';
+import { exprContext, printExpr, reaches, sessionUserCall, visit, type ExprContext } from './expr.ts';
 import { closureNames, closureStatements, closureWalk } from './closure.ts';
 import { APP_ROLE, DEFINER_ROLE, KEY_TABLE, REPORTING_ROLE, SESSION_TOKEN, sessionTokenSql } from './roles.ts';
 import { statement, type Section, type Statement } from './statement.ts';
@@ -630,16 +630,8 @@ export function factBody(model: ModelNode, facts: FactDefinitions, render: (ctx:
 }
 
 /** Does `e` hold raw SQL, itself or in a fact it reads (at any depth)? */
-export function holdsRawSql(model: ModelNode, e: Expr, seen = new Set<string>()): boolean {
-  let found = false;
-  visit(e, (n) => {
-    if (n.kind === 'raw') found = true;
-    if (n.kind !== 'fact' || seen.has(n.name)) return;
-    seen.add(n.name);
-    const definition = model.facts.find((f) => f.name === n.name);
-    if (definition && holdsRawSql(model, definition.expr, seen)) found = true;
-  });
-  return found;
+export function holdsRawSql(model: ModelNode, e: Expr): boolean {
+  return reaches(e, new Map(model.facts.map((f) => [f.name, f])), (n) => n.kind === 'raw');
 }
 
 /**

@@ -167,7 +167,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { byCodePoint, ident, identifierBytes, literal, MAX_IDENTIFIER_BYTES, qualified } from '../sql/print.ts';
 import { ROW_SCOPE } from '../dsl/model.ts';
 import { closureWalkSize } from './closure.ts';
-import { boundedRowCount, fuseArrayReads, printExpr, readsRowOnly, visit, type ExprContext } from './expr.ts';
+import { boundedRowCount, fuseArrayReads, printExpr, reaches, readsRowOnly, visit, visitThroughFacts, type ExprContext } from './expr.ts';
 import { createFunction, factBody, factDefinitions, localVariable, type FactBodyParts, type FactDefinitions } from './functions.ts';
 import { applicablePolicies } from './policies.ts';
 import { APP_ROLE, DEFINER_ROLE, REPORTING_ROLE } from './roles.ts';
@@ -253,21 +253,22 @@ function guardTables(model: ModelNode, guards: readonly Expr[], facts: FactDefin
   const seen = new Set<string>();
   let opaque = false;
   const read = (e: Expr): void =>
-    visit(e, (n) => {
-      if (n.kind === 'fact' && !seen.has(n.name)) {
-        seen.add(n.name);
-        const definition = facts.get(n.name);
-        if (definition) read(definition.expr);
-      } else if (n.kind === 'exists' || n.kind === 'array-of' || n.kind === 'scalar-of') {
-        tables.add(n.query.table);
-      } else if (n.kind === 'hierarchy-set') {
-        const h = model.hierarchies.find((x) => x.name === n.hierarchy);
-        if (h) tables.add(h.table);
-        else opaque = true;
-      } else if (n.kind === 'raw') {
-        opaque = true;
-      }
-    });
+    visitThroughFacts(
+      e,
+      facts,
+      (n) => {
+        if (n.kind === 'exists' || n.kind === 'array-of' || n.kind === 'scalar-of') {
+          tables.add(n.query.table);
+        } else if (n.kind === 'hierarchy-set') {
+          const h = model.hierarchies.find((x) => x.name === n.hierarchy);
+          if (h) tables.add(h.table);
+          else opaque = true;
+        } else if (n.kind === 'raw') {
+          opaque = true;
+        }
+      },
+      seen,
+    );
   guards.forEach(read);
   return (opaque ? model.tables.map((t) => t.name) : [...tables]).sort(byCodePoint);
 }
@@ -1305,8 +1306,7 @@ function sharedCountedSets(
     const shared = [...copies.keys()].filter((name) => !columns.has(name) && facts.get(name)?.type.endsWith('[]') && uses(name) > 1);
     if (shared.length === 0) break;
     // Outermost: the one no other shared set reads.
-    const reads = (outer: string, inner: string, seen = new Set<string>()): boolean =>
-      factsIn(facts.get(outer)?.expr ?? { kind: 'literal', value: null }).some((f) => f === inner || (!seen.has(f) && (seen.add(f), reads(f, inner, seen))));
+    const reads = (outer: string, inner: string) => reaches(facts.get(outer)?.expr, facts, (n) => n.kind === 'fact' && n.name === inner);
     const outermost = shared.sort(byCodePoint).find((name) => !shared.some((other) => other !== name && reads(other, name)))!;
     const variable = `rg_set_${variables.length + 1}`;
     variables.push(outermost);
@@ -1325,22 +1325,10 @@ function sharedCountedSets(
             name: variable,
             type: facts.get(fact)!.type,
             value: printExpr({ kind: 'fact', name: fact }, { ...ctx, factColumns: inner }),
-            says: `${ctx.model.schema}.${fact}() as its marks' counts read it (every set cut at ${READ_SETS_CUT} elements${walksIn(fact, facts) ? ', a walk of a hierarchy read whole' : ''}), built once for all of them.`,
+            says: `${ctx.model.schema}.${fact}() as its marks' counts read it (every set cut at ${READ_SETS_CUT} elements${reaches({ kind: 'fact', name: fact }, facts, (n) => n.kind === 'hierarchy-set') ? ', a walk of a hierarchy read whole' : ''}), built once for all of them.`,
           };
         }),
   };
-}
-
-/** Does the fact's value walk a hierarchy, itself or through the facts it reads? */
-function walksIn(fact: string, facts: FactDefinitions, seen = new Set<string>()): boolean {
-  const definition = facts.get(fact);
-  if (definition === undefined || seen.has(fact)) return false;
-  seen.add(fact);
-  let walks = false;
-  visit(definition.expr, (n) => {
-    if (n.kind === 'hierarchy-set' || (n.kind === 'fact' && walksIn(n.name, facts, seen))) walks = true;
-  });
-  return walks;
 }
 
 /** Every mark of the model: its hint function and its schema. */

@@ -1,7 +1,7 @@
 // The Collect! contract, rule by rule, as app_user with collect.set_session.
 import { describe, expect, it } from 'vitest';
 import { collectSample } from '../../generator/cli/samples/collect.ts';
-import { ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, ids, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 import { planText } from '../support/plan.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -16,9 +16,7 @@ const as = <T>(operator: string | null, fn: (tx: Tx) => Promise<T>) => db.curren
 const count = async (tx: Tx, query: string) => Number((await tx.unsafe(query))[0]!.n);
 /** Sets operator flags as the superuser inside the test's own transaction (rolled back after). */
 const setFlags = async (tx: Tx, operator: string, flags: string) => {
-  await tx.unsafe('RESET ROLE');
-  await tx.unsafe(`UPDATE collect.operators SET ${flags} WHERE id = $1`, [operator]);
-  await tx.unsafe('SET LOCAL ROLE app_user');
+  await asOwner(tx, () => tx.unsafe(`UPDATE collect.operators SET ${flags} WHERE id = $1`, [operator]));
   await tx.unsafe('SELECT collect.set_session($1)', [operator]);
 };
 
@@ -166,19 +164,12 @@ describe('collect: who sees which debtor', () => {
     for (const { id } of collectSample.personas) {
       await as(id as string, async (tx) => {
         const facts = async () => (await tx.unsafe(byFacts))[0];
-        const query = async () => {
-          await tx.unsafe('RESET ROLE');
-          const [row] = await tx.unsafe(byQuery, [id as string]);
-          await tx.unsafe('SET LOCAL ROLE app_user');
-          return row;
-        };
+        const query = async () => (await asOwner(tx, () => tx.unsafe(byQuery, [id as string])))[0];
         const present = await facts();
         expect(present, String(id)).toEqual(await query());
         seen.add(JSON.stringify(present));
         // An administrator removes the operator while their transaction is open.
-        await tx.unsafe('RESET ROLE');
-        await tx.unsafe('DELETE FROM collect.operators WHERE id = $1', [id as string]);
-        await tx.unsafe('SET LOCAL ROLE app_user');
+        await asOwner(tx, () => tx.unsafe('DELETE FROM collect.operators WHERE id = $1', [id as string]));
         expect(await facts(), `${id}, removed`).toEqual({ restricted: false, open: false, client: null, accounts_root: null });
         expect(await facts(), `${id}, removed`).toEqual(await query());
         // Nor does a removed operator's Security read as off (NULL is not "off" here: the

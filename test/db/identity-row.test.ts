@@ -6,7 +6,7 @@
 // true`, must not make a missing row count.
 import { describe, expect, it } from 'vitest';
 import { and, coalesce, defineModel, exists, lit, scalarOf, t, when } from '../../generator/dsl/index.ts';
-import { installModel, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, installModel, useTestDatabase } from '../support/db.ts';
 
 const SCHEMA = 'rg_identity_row';
 const model = {
@@ -52,15 +52,6 @@ const byQuery = `SELECT
     coalesce((SELECT coalesce(team_id, 0) FROM ${u} WHERE id = $1 AND is_away IS DISTINCT FROM true), (SELECT team_id FROM ${u} WHERE id = $1))::int AS present_team_or_team,
     coalesce(CASE WHEN EXISTS (SELECT 1 FROM ${u} WHERE id = $1 AND is_away IS DISTINCT FROM true) THEN -2 END, (SELECT team_id FROM ${u} WHERE id = $1))::int AS here_or_team,
     (SELECT is_away IS DISTINCT FROM true FROM ${u} WHERE id = $1) AS i_am_not_away`;
-
-async function asOwner<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
-  await tx.unsafe('RESET ROLE');
-  try {
-    return await fn();
-  } finally {
-    await tx.unsafe('SET LOCAL ROLE app_user');
-  }
-}
 
 describe("facts that test the acting user's own row", () => {
   it('read the record where the body reads it anyway, and keep their sub-selects alone', async () => {

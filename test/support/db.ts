@@ -125,6 +125,19 @@ export async function rolledBack(admin: Sql, fn: (tx: Tx) => Promise<void>): Pro
     });
 }
 
+/**
+ * Runs `fn` as the test's superuser inside a transaction that acts as app_user (what an
+ * administrator does beside the user's open transaction), and goes back to app_user after.
+ */
+export async function asOwner<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
+  await tx.unsafe('RESET ROLE');
+  try {
+    return await fn();
+  } finally {
+    await tx.unsafe('SET LOCAL ROLE app_user');
+  }
+}
+
 /** Waits until some session of the test database is blocked on a lock; fails after `ms`. */
 export async function waitForLockWait(admin: Sql, ms = 2_000): Promise<void> {
   const until = Date.now() + ms;
