@@ -687,18 +687,25 @@ export function formatTable(model: string, results: readonly QueryResult[]): str
 }
 
 /**
- * The per-statement values (fact functions) the table's SELECT policies call, read from the
- * installed policies, as one statement: "the visible-set computation alone".
+ * "The visible-set computation alone" for `userId`: the per-statement values (fact functions) the
+ * table's SELECT policies compute for that user, as one statement. They are read from the plan of
+ * `SELECT count(*)` on the table as that user (its InitPlans), not from the policies' text: the
+ * planner marks `set_session` puts in force drop the arms, and with them the facts, that cannot
+ * admit a row for that user (a client user's debtors need no principals, a user with security on
+ * no "security off" flag), and a statement of every fact the policies name would time facts the
+ * policy never computes for them.
  */
-export async function policyFacts(owner: Sql, schema: string, table: string): Promise<Statement> {
-  const rows = await owner`SELECT qual FROM pg_policies WHERE schemaname = ${schema} AND tablename = ${table} AND cmd IN ('SELECT', 'ALL')`;
+export async function policyFacts(owner: Sql, schema: string, table: string, userId: string): Promise<Statement> {
+  const plan = await owner.begin(async (tx) => {
+    await tx.unsafe('SET LOCAL ROLE app_user');
+    await setSession(tx, { schema, id: userId });
+    const [row] = await tx.unsafe(`EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM ${schema}.${table}`);
+    return JSON.stringify(row);
+  });
   const names = new Set<string>();
-  for (const r of rows) for (const m of String(r.qual).matchAll(new RegExp(`${schema}\\.(\\w+)\\(\\)`, 'g'))) names.add(m[1]!);
+  for (const m of plan.matchAll(new RegExp(`${schema}\\.(\\w+)\\(\\)`, 'g'))) names.add(m[1]!);
   names.delete('current_user_id');
-  // A policy value of several facts (generator/emit/combined.ts) is computed from facts the
-  // statement lists already; with it the statement would compute those values twice.
-  for (const name of names) if (name.startsWith('rg_once_')) names.delete(name);
-  if (names.size === 0) throw new Error(`no fact functions found in the SELECT policies of ${schema}.${table}`);
+  if (names.size === 0) throw new Error(`no fact function in the plan of ${schema}.${table} for user ${userId}`);
   return { text: `SELECT ${[...names].sort().map((n) => `${schema}.${n}() AS ${n}`).join(', ')}` };
 }
 

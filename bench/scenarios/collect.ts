@@ -162,7 +162,7 @@ export function collect(options: CollectOptions): Scenario {
           { text: `UPDATE ${S}.debtors SET phone = '555-0000' WHERE id = $1`, params: [middle] },
           { text: `UPDATE ${S}.debtors d SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, middle] },
         ),
-        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'debtors'), b2: {
+        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'debtors', u), b2: {
             text: `SELECT ${principals('$1::text')} AS principals, ARRAY(
                      WITH RECURSIVE sub(id) AS (SELECT o.client_id FROM ${S}.operators o WHERE o.id = $1::text AND o.security AND o.client_id IS NOT NULL
                                                 UNION SELECT c.id FROM ${S}.clients c JOIN sub ON c.owned_by = sub.id)

@@ -224,7 +224,7 @@ export function policycenter(): Scenario {
         {
           kind: 'facts',
           name: 'visible set alone',
-          secured: await policyFacts(owner, S, 'accounts'),
+          secured: await policyFacts(owner, S, 'accounts', u),
           // The same sets as the policy's facts: the View All flag and the codes seen through zones or organization.
           b2: { text: `SELECT ${viewAll('$1')} AS view_all, ARRAY(SELECT p.id FROM ${S}.producer_codes p WHERE p.organization_id = ANY (${codeOrgs('$1')})) AS codes`, params: [u] },
         },

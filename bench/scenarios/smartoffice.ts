@@ -233,7 +233,7 @@ export function smartoffice(options: SmartOfficeOptions): Scenario {
           { text: `UPDATE ${S}.contacts SET phone = '555-0000' WHERE id = $1`, params: [updatable.id] },
           { text: `UPDATE ${S}.contacts c SET phone = '555-0000' WHERE id = $2 AND ${expertWhere('$1')}`, params: [u, updatable.id] },
         ),
-        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts'), b2: { text: expertSets('$1'), params: [u] } },
+        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts', u), b2: { text: expertSets('$1'), params: [u] } },
       ];
       return queries;
     },

@@ -220,7 +220,7 @@ export function superoffice(options: SuperOfficeOptions): Scenario {
           { text: updateSql, params: [mine!.id] },
           { text: `UPDATE ${S}.contacts c SET published = NOT published WHERE id = $2 AND ${expertWhere('$1', 'contact', 'update')}`, params: [u, mine!.id] },
         ),
-        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts'), b2: { text: expertSets('$1'), params: [u] } },
+        { kind: 'facts', name: 'visible set alone', secured: await policyFacts(owner, S, 'contacts', u), b2: { text: expertSets('$1'), params: [u] } },
       ];
       return queries;
     },
