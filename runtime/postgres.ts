@@ -64,6 +64,9 @@ interface QueryInternals {
   options: { prepare?: boolean; simple?: boolean };
 }
 
+/** Whether postgres.js will prepare `query`, as it decides: unless told not to or sent as a simple query. */
+const willPrepare = (query: QueryInternals): boolean => query.options.prepare !== false && !query.options.simple;
+
 /**
  * Marks `query` when it runs, if postgres.js will prepare it: its handler (which postgres.js calls
  * once, when the query is executed) first puts the mark of the kind acting then before its text.
@@ -74,8 +77,7 @@ function markWhenRun<Q>(query: Q, session: Session): Q {
   if (!(query instanceof Promise) || typeof q.handler !== 'function') return query;
   const run = q.handler;
   q.handler = Object.assign((x: QueryInternals) => {
-    // As postgres.js decides: prepared unless told not to or sent as a simple query.
-    if (x.options.prepare !== false && !x.options.simple) {
+    if (willPrepare(x)) {
       // An `unsafe` text is a new array at every call: nothing to keep a copy for.
       x.strings = x.tagged ? markedStrings(x.strings, session.mark) : withMark(x.strings, session.mark);
     }
@@ -85,12 +87,33 @@ function markWhenRun<Q>(query: Q, session: Session): Q {
 }
 
 /**
+ * Marks a `file` query when it runs, if postgres.js will prepare it (given parameters, unless told
+ * otherwise): postgres.js reads the file only when the query is executed, and puts its text in
+ * the query's `strings` just before sending it, so the mark of the kind acting then goes before
+ * the text as it is put there.
+ */
+function markFileWhenRun<Q>(query: Q, session: Session): Q {
+  const q = query as unknown as QueryInternals;
+  if (!(query instanceof Promise) || !Array.isArray(q.strings)) return query;
+  let strings: readonly string[] = q.strings;
+  Object.defineProperty(q, 'strings', {
+    configurable: true,
+    enumerable: true,
+    get: () => strings,
+    set: (text: readonly string[]) => {
+      strings = text.length > 0 && willPrepare(q) ? withMark(text, session.mark) : text;
+    },
+  });
+  return query;
+}
+
+/**
  * The handle `fn` gets: `raw`, but every statement postgres.js prepares (a tagged template, or
  * `unsafe` told `prepare: true` and not sent as a simple query) begins with the mark of the kind
  * of user acting, and a savepoint's handle does the same. So each kind of user has statements of
  * its own on the connection, planned for its planner marks, and a pool serving users of several
- * kinds does not plan them again at every change of kind. Helpers (`tx(ids)`, `tx.json`, …) and
- * fragments pass through untouched; `tx.file` is not marked.
+ * kinds does not plan them again at every change of kind. `tx.file` given parameters is marked
+ * too (see markFileWhenRun). Helpers (`tx(ids)`, `tx.json`, …) and fragments pass through untouched.
  */
 function handle(raw: Tx, session: Session): Tx {
   const made: Tx = !session.kind ? raw : new Proxy(raw, {
@@ -99,6 +122,7 @@ function handle(raw: Tx, session: Session): Tx {
     },
     get(target, key) {
       if (key === 'unsafe') return (...args: unknown[]) => markWhenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session);
+      if (key === 'file') return (...args: unknown[]) => markFileWhenRun((target.file as (...a: unknown[]) => unknown)(...args), session);
       if (key === 'savepoint') {
         return (...args: unknown[]) => {
           // `tx.savepoint\`…\`` runs one statement in a savepoint, as postgres.js does.

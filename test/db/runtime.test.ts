@@ -3,6 +3,9 @@
 // transaction must see exactly its persona's rows, and the pool must carry no identity afterwards.
 import { Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -440,6 +443,31 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       expect(m15).not.toBe(m14);
     } finally {
       await sql.end();
+    }
+  });
+
+  it('tx.file given parameters is marked with the kind acting when it runs, in nested sessions too; without parameters it is a simple query and prepares nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rowguard-file-'));
+    const text = 'SELECT id FROM smartoffice.contacts /* file */ WHERE id > $1 ORDER BY id';
+    const withParameters = join(dir, 'with-parameters.sql');
+    const withoutParameters = join(dir, 'without-parameters.sql');
+    writeFileSync(withParameters, text);
+    writeFileSync(withoutParameters, 'SELECT id FROM smartoffice.contacts /* file without parameters */ ORDER BY id');
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
+    try {
+      const [m11, m14] = [await markOf(sql, 11), await markOf(sql, 14)];
+      for (const id of [11, 14, 11]) {
+        expect(ids(await withPostgresSession(sql, who(id), (tx) => tx.file(withParameters, [0]))), `user ${id}`).toEqual(sees(id));
+        expect(ids(await withPostgresSession(sql, who(id), (tx) => tx.file(withoutParameters))), `user ${id}`).toEqual(sees(id));
+      }
+      const nested = await withPostgresSession(sql, who(11), (tx) => withPostgresSession(tx, who(14), async (t) => ids(await t.file(withParameters, [0]))));
+      expect(nested).toEqual(sees(14));
+      expect(await preparedHere(sql, '/* file */')).toEqual([[m11 + text, 2], [m14 + text, 2]].sort(([a], [b]) => byCodePoint(String(a), String(b))));
+      expect(await preparedHere(sql, '/* file without parameters */')).toEqual([]);
+    } finally {
+      await sql.end();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
