@@ -1,7 +1,7 @@
 // The SuperOffice contract as app_user with superoffice.set_session, across all four object types.
 import { describe, expect, it } from 'vitest';
 import { superofficeSample } from '../../generator/cli/samples/superoffice.ts';
-import { ids, rolledBack, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, ids, rolledBack, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 import { planMarks } from '../support/plan.ts';
 
 const db = useTestDatabase(async (admin) => {
@@ -122,7 +122,7 @@ describe('superoffice: rights changes without another set_session', () => {
       expect(await planMarks(tx)).toContain('rg_plan_superoffice_not_company_scopes_with_read_has_others');
       expect(await ids(tx, companies)).toEqual([100, 101]);
       expect(await prepared()).toEqual([100, 101]);
-      await tx.unsafe(`RESET ROLE; UPDATE superoffice.role_rights SET rights = 'read' WHERE role_id = 9 AND object_type = 'company' AND scope = 'others'; SET LOCAL ROLE app_user`);
+      await asOwner(tx, () => tx.unsafe(`UPDATE superoffice.role_rights SET rights = 'read' WHERE role_id = 9 AND object_type = 'company' AND scope = 'others'`));
       expect(await ids(tx, companies)).toEqual([100, 101, 102, 103, 104, 105]);
       expect(await prepared()).toEqual([100, 101, 102, 103, 104, 105]);
     });

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
 import { expectOnlyFewer, markedAndUnmarked, expectSelectivePlan, explain, initPlanCalls, initPlanFunctions, ownAndForged, planMarks, planShapeTests, planText, WIDENING_ARM } from '../support/plan.ts';
 
 const ACCOUNTS = 50_000;
@@ -218,10 +218,10 @@ describe('policycenter dropped every-row arms', () => {
         await tx.unsafe('SET LOCAL ROLE app_user');
         await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
       };
-      const asOwner = (sql: string) => tx.unsafe(`RESET ROLE; ${sql}; SET LOCAL ROLE app_user`);
+      const owner = (sql: string) => asOwner(tx, () => tx.unsafe(sql));
       await as(VIEW_ALL);
       expect(await count(tx)).toBe(ACCOUNTS);
-      await asOwner(`UPDATE policycenter.users SET view_all_users = false WHERE id = ${VIEW_ALL}`);
+      await owner(`UPDATE policycenter.users SET view_all_users = false WHERE id = ${VIEW_ALL}`);
       const revoked = await count(tx);
       expect(revoked).toBeLessThan(ACCOUNTS);
       await as(VIEW_ALL);
@@ -230,7 +230,7 @@ describe('policycenter dropped every-row arms', () => {
       await as(NO_GROUP);
       expect(await planMarks(tx)).toEqual(MARKS);
       expect(await count(tx)).toBe(0);
-      await asOwner(`UPDATE policycenter.users SET view_all_users = true WHERE id = ${NO_GROUP}`);
+      await owner(`UPDATE policycenter.users SET view_all_users = true WHERE id = ${NO_GROUP}`);
       // The trigger on users took this transaction's marks out of its search_path.
       expect(await planMarks(tx)).toEqual([]);
       expect(await count(tx)).toBe(ACCOUNTS);
