@@ -1170,7 +1170,7 @@ function guardsChangedStatements(model: ModelNode, tables: readonly string[]): S
       comment: 'Statement trigger beside rg_guards_changed: takes the writing transaction\'s own marks out of its search_path, so that its next statement is planned without them, a prepared one too.',
       body: [
         'BEGIN',
-        `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.>) 0 THEN`,
+        `  IF ${pathMayHoldMarks('>')} THEN`,
         `    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(${pathWithoutMarks(markHints(model))}, ', '), true);`,
         '  END IF;',
         '  RETURN NULL;',
@@ -1342,19 +1342,29 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
 }
 
 /**
- * The search_path without these marks (a model's), as SQL: its entries, split at commas and joined
- * again as they were, but for our marks (bare or quoted, with any white space around). Not a
- * regular expression: one with the marks' alternation and a lookahead took 0.4-1 ms once the path
- * held marks (a second set_session in a transaction). The escapes are E'' so that no string
- * setting changes them.
+ * The search_path without these marks (a model's), as SQL: its entries as PostgreSQL reads them
+ * (a double-quoted name, commas and doubled quotes inside it; or a bare one, which PostgreSQL
+ * folds to lower case, between commas and white space), joined again as they were written, but
+ * for those that name one of our marks in any spelling (`rg_plan_x`, `"rg_plan_x"`, `RG_PLAN_X`,
+ * or after a form feed). Split at commas alone, a quoted name with a comma in it broke the path,
+ * and a mark in capitals stayed in force. Not a regular expression of the marks' names: one with
+ * their alternation and a lookahead took 0.4-1 ms once the path held marks (a second set_session
+ * in a transaction); this pattern is the same for every model and compiled once per connection.
+ * The escapes are E'' so that no string setting changes them.
  */
 function pathWithoutMarks(hints: readonly { readonly schema: string }[]): string {
   const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::pg_catalog.text[]`;
+  const entry = 'rg_entry[1]';
+  const name = `CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry}) END`;
   return [
-    `pg_catalog.array_to_string(ARRAY(SELECT rg_entry FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.current_setting('search_path'), ','))`,
-    `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE pg_catalog.btrim(rg_entry, E' \\t\\r\\n"') OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ',')`,
+    `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path'), E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
+    `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE (${name}) OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ', ')`,
   ].join('\n');
 }
+
+/** Whether the search_path may hold a mark, in any spelling (a bare name is folded to lower case). */
+const pathMayHoldMarks = (op: '>' | '='): string =>
+  `pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path')), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.${op}) 0`;
 
 /**
  * set_session's last step: the search_path without this model's hint schemas (quoted or not: a
@@ -1377,7 +1387,7 @@ export function hintSearchPathSql(model: ModelNode): string[] {
     '  -- true for this user, so the planner plans for them; the rows each statement returns stay the same.',
     // A path without a mark, as a transaction starts, is kept as it is: the statement that splits
     // it costs ~0.08 ms to start even where it would not run.
-    `  IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.=) 0 THEN`,
+    `  IF ${pathMayHoldMarks('=')} THEN`,
     ...setPath(`pg_catalog.current_setting('search_path')`),
     '  ELSE',
     ...setPath(split),

@@ -3,7 +3,7 @@
 // generated policy shapes fails CI. (Speed itself belongs in benchmarks, not here.)
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
 import { dropMarks, everyMark, expectOnlyFewer, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
@@ -94,7 +94,7 @@ describe('smartoffice planner hints', () => {
     await db.current.as('smartoffice', null, async (tx) => expect(await searchPath(tx)).not.toContain('rg_plan_'));
   });
 
-  it('set_session rebuilds the search_path whatever it held: marks first or quoted, no other entry, or a backslash-sensitive string setting', async () => {
+  it('set_session rebuilds the search_path whatever it held: marks first, quoted, in capitals or after a form feed, a quoted name with a comma, no other entry, or a backslash-sensitive string setting', async () => {
     // A fresh connection, so PL/pgSQL compiles set_session under standard_conforming_strings = off.
     const conn = postgres(db.current.url, { max: 1, onnotice: () => {} });
     try {
@@ -109,6 +109,15 @@ describe('smartoffice planner hints', () => {
         expect(await after(`${CLASSES[2]}, "$user", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
         // Quoted, as a path copied into a session-level SET may hold it.
         expect(await after(`"$user", "${CLASSES[0]}", public`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
+        // In capitals (PostgreSQL folds a bare name to lower case), or after a form feed (white
+        // space to PostgreSQL): a mark all the same, and replaced.
+        expect(await after(`"$user", public, ${CLASSES[0]!.toUpperCase()}`, 11)).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
+        await tx.unsafe(`SELECT set_config('search_path', E'"$user", public,\\f${CLASSES[0]}', true)`);
+        await tx.unsafe('SELECT smartoffice.set_session(11)');
+        expect(fewOnly(await searchPath(tx))).toBe(['"$user", public', ...CLASSES.slice(1)].join(', '));
+        // A quoted name with a comma in it is one name, kept whole (split at the comma, it made the
+        // path invalid and every set_session failed).
+        expect(await after(`"a,${CLASSES[0]}", public`, 11)).toBe([`"a,${CLASSES[0]}", public`, ...CLASSES.slice(1)].join(', '));
         // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
         expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
         await tx.unsafe('SELECT smartoffice.set_session(11)');
@@ -246,19 +255,19 @@ describe('smartoffice planner hints', () => {
         await tx.unsafe('SET LOCAL ROLE app_user');
         await tx.unsafe('SELECT smartoffice.set_session(12)');
       };
-      const asOwner = (sql: string) => tx.unsafe(`RESET ROLE; ${sql}; SET LOCAL ROLE app_user`);
+      const owner = (sql: string) => asOwner(tx, () => tx.unsafe(sql));
       await as();
       expect(await planMarks(tx)).not.toContain(LIMITED);
       const limited = await ids(tx, OFFICE_2);
       const assigned = (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a as unknown[];
       expect(assigned.length).toBeGreaterThan(0);
       expect(limited).toEqual(expect.arrayContaining(assigned.map(Number)));
-      await asOwner('UPDATE smartoffice.users SET enterprise_view = true WHERE id = 12');
+      await owner('UPDATE smartoffice.users SET enterprise_view = true WHERE id = 12');
       await as();
       expect(await planMarks(tx)).toContain(LIMITED);
       const everything = await ids(tx, OFFICE_2);
       expect(everything.length).toBeGreaterThan(limited.length);
-      await asOwner('UPDATE smartoffice.users SET enterprise_view = false WHERE id = 12');
+      await owner('UPDATE smartoffice.users SET enterprise_view = false WHERE id = 12');
       // The trigger on users took this transaction's marks out of its search_path.
       expect(await planMarks(tx)).not.toContain(LIMITED);
       expect(await ids(tx, OFFICE_2)).toEqual(limited);
