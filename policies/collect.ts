@@ -77,23 +77,27 @@ export default defineModel(
     const operatorIs = (name: string, condition: (o: OperatorRow) => E, description: string) =>
       m.fact(name, scalarOf(m.from(operators, (o) => ({ where: o.id.eq(me), select: condition(o) }))), { type: 'boolean', description });
 
+    // A NULL switch grants nothing: security NULL is on (rules 2 and 3 apply, not rule 1), strict
+    // NULL is strict, locked_out NULL is locked out, apply_to_client_accounts NULL applies, and a
+    // kind NULL is not an operator's (rule 3 is for kind 'operator' alone).
+    const securityOn = (o: OperatorRow) => o.security.isDistinctFrom(false);
     // 1. Security off: every debtor.
-    const securityOff = operatorIs('i_bypass_security', (o) => o.security.isNotTrue(), 'Rule 1: my Security switch is off, so I see every debtor.');
+    const securityOff = operatorIs('i_bypass_security', (o) => o.security.eq(false), 'Rule 1: my Security switch is off, so I see every debtor.');
 
     // 2. Restricted by client (any kind of operator): my client and every client it owns, at any depth.
     const myRestrictingClient = m.fact(
       'my_restricting_client_id',
-      scalarOf(m.from(operators, (o) => ({ where: and(o.id.eq(me), o.security.isTrue()), select: o.client_id }))),
-      { description: 'Rule 2: with Security on, my Client #; NULL otherwise.' },
+      scalarOf(m.from(operators, (o) => ({ where: and(o.id.eq(me), securityOn(o)), select: o.client_id }))),
+      { description: 'Rule 2: with Security on (or NULL), my Client #; NULL otherwise.' },
     );
     const myDebtorClients = m.fact('debtor_client_ids_for_me', clientTree.descendantsOf(myRestrictingClient, { includeSelf: true }), {
       description: "Rule 2: my Client # and every client it owns, at any depth (empty unless rule 2 applies).",
     });
 
     // 3. Restricted by account: Security on, no Client #, not a client-type operator.
-    const accountRestricted = (o: OperatorRow) => and(o.id.eq(me), o.security.isTrue(), o.client_id.isNull(), o.kind.isDistinctFrom('client'));
+    const accountRestricted = (o: OperatorRow) => and(o.id.eq(me), securityOn(o), o.client_id.isNull(), o.kind.eq('operator'));
     const iAmAccountRestricted = m.fact('i_am_account_restricted', exists(m.from(operators, (o) => ({ where: accountRestricted(o) }))), {
-      description: 'Rule 3 applies to me: Security on, no Client #, and not a client-type operator (who sees nothing without a Client #).',
+      description: 'Rule 3 applies to me: Security on (or NULL), no Client #, and kind operator (a client-type operator, or one of no kind, sees nothing without a Client #).',
     });
     // "Few" principals: up to 32. An operator's accounts are one collector's work list, and a team
     // is routed a share of its members' (in the benchmark's data ~100 of 10^6 accounts per
@@ -107,17 +111,17 @@ export default defineModel(
       description: 'Rule 3: my operator id and every team that contains me directly or through nested teams; NULL unless rule 3 applies.',
       planHint: { few: 32 },
     });
-    const iSeeOpenAccounts = m.fact('i_see_open_accounts', exists(m.from(operators, (o) => ({ where: and(accountRestricted(o), o.locked_out.isNotTrue()) }))), {
+    const iSeeOpenAccounts = m.fact('i_see_open_accounts', exists(m.from(operators, (o) => ({ where: and(accountRestricted(o), o.locked_out.eq(false)) }))), {
       description: 'Rule 3: accounts with no Clerk and no Access are mine too, unless I am locked out by default.',
     });
 
     // Non-strict placeholders.
-    const iSeePlaceholders = operatorIs('i_see_placeholders', (o) => and(o.security.isTrue(), o.strict.isNotTrue()), 'Security on and Strict off: hidden debtors appear as placeholders in the directory.');
+    const iSeePlaceholders = operatorIs('i_see_placeholders', (o) => and(securityOn(o), o.strict.eq(false)), 'Security on and Strict off: hidden debtors appear as placeholders in the directory.');
 
     // Client accounts (the Clients form).
     const myClientAccountsRoot = m.fact(
       'my_client_accounts_root',
-      scalarOf(m.from(operators, (o) => ({ where: and(o.id.eq(me), o.apply_to_client_accounts.isTrue()), select: o.client_id }))),
+      scalarOf(m.from(operators, (o) => ({ where: and(o.id.eq(me), o.apply_to_client_accounts.isDistinctFrom(false)), select: o.client_id }))),
       { description: 'With Apply to Client Accounts: my Client # (the root of the clients I may browse and add); NULL otherwise.' },
     );
     const myClientAccounts = m.fact('client_account_ids_for_me', when(myClientAccountsRoot.isNotNull(), clientTree.descendantsOf(myClientAccountsRoot, { includeSelf: true })), {
@@ -125,12 +129,12 @@ export default defineModel(
     });
     const iSeeEveryClient = operatorIs(
       'i_see_every_client',
-      (o) => not(and(o.apply_to_client_accounts.isTrue(), o.client_id.isNotNull())),
+      (o) => not(and(o.apply_to_client_accounts.isDistinctFrom(false), o.client_id.isNotNull())),
       'Not restricted to a client hierarchy for the Clients form: every client is visible.',
     );
     const iEditEveryClient = operatorIs(
       'i_edit_every_client',
-      (o) => and(o.security.isNotTrue(), not(and(o.apply_to_client_accounts.isTrue(), o.client_id.isNotNull()))),
+      (o) => and(o.security.eq(false), not(and(o.apply_to_client_accounts.isDistinctFrom(false), o.client_id.isNotNull()))),
       'Security off and not restricted to a client hierarchy: I may add, change and remove any client.',
     );
 

@@ -58,16 +58,19 @@ export default defineModel(
     const me = m.me;
 
     // ------------------------------------------------------------------ facts about the acting user
-    const myFlag = (name: string, flag: 'is_external' | 'view_all_users' | 'producer_code_security') =>
-      m.fact(name, coalesceFalse(scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u[flag].isTrue() })))), { type: 'boolean' });
+    // A flag of my row, false without a row. A NULL flag grants nothing: a user whose is_external
+    // is NULL is neither internal nor external (no zones, no agency), and a NULL
+    // producer_code_security counts as on.
+    const myFlag = (name: string, test: (u: RowOf<typeof users>) => E) =>
+      m.fact(name, coalesceFalse(scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: test(u) })))), { type: 'boolean' });
     const coalesceFalse = (e: E) => when(e, true, false);
-    const iAmExternal = myFlag('i_am_external', 'is_external');
-    const iAmInternal = m.fact('i_am_internal', and(me.isNotNull(), not(iAmExternal)), { type: 'boolean' });
-    const iViewAll = m.fact('i_view_all', and(iAmInternal, myFlag('i_have_view_all_users', 'view_all_users')), {
+    const iAmExternal = myFlag('i_am_external', (u) => u.is_external.isTrue());
+    const iAmInternal = myFlag('i_am_internal', (u) => u.is_external.eq(false));
+    const iViewAll = m.fact('i_view_all', and(iAmInternal, myFlag('i_have_view_all_users', (u) => u.view_all_users.isTrue())), {
       type: 'boolean',
       description: '"View All Users": internal users only (ignored for external users).',
     });
-    const iUseProducerCodeSecurity = myFlag('i_use_producer_code_security', 'producer_code_security');
+    const iUseProducerCodeSecurity = myFlag('i_use_producer_code_security', (u) => u.producer_code_security.isDistinctFrom(false));
     const myOrg = m.fact('my_organization_id', scalarOf(m.from(users, (u) => ({ where: u.id.eq(me), select: u.organization_id }))));
     const myExternalOrg = m.fact('my_external_organization_id', when(iAmExternal, myOrg), {
       description: "An external user's own organization, the only one they ever see; NULL for internal users.",
@@ -122,7 +125,8 @@ export default defineModel(
     for (const table of [organizations, groups]) {
       m.guardColumns(table as typeof groups, `${table.name}_zone_fixed_for_external`, {
         columns: ['security_zone_id'],
-        when: () => iAmExternal,
+        // Anyone but an internal user: an external one, or one whose is_external is NULL.
+        when: () => not(iAmInternal),
         message: `external users may not change the security zone of ${table.name}`,
       });
     }

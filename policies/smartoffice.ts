@@ -93,6 +93,14 @@ export default defineModel(
     const iHaveEnterpriseView = myFlag('i_have_enterprise_view', 'enterprise_view');
     const iShareRecords = myFlag('i_share_records', 'record_sharing');
 
+    /**
+     * "C is private" unless is_private is false: a NULL flag counts as private (rule 1: its owner
+     * and the proxies they enabled), never as public (rules 2-4), so a contact whose flag is
+     * unknown is not shown to the office. Every contact is in exactly one of the two.
+     */
+    const isPrivate = (c: { is_private: E }) => c.is_private.isDistinctFrom(false);
+    const notPrivate = (c: { is_private: E }) => c.is_private.eq(false);
+
     const openOffice = m.fact(
       'my_open_office_id',
       when(exists(m.from(offices, (o) => ({ where: and(o.id.eq(myOffice), o.office_security.eq(false)) }))), myOffice),
@@ -130,7 +138,7 @@ export default defineModel(
       'my_office_contacts_assigned_to_me_or_my_agents',
       when(
         limitedByOfficeSecurity,
-        arrayOf(m.from(contacts, (c) => ({ where: and(c.office_id.eq(myOffice), c.id.in(assignedToMe), c.is_private.isNotTrue()), select: c.id }))),
+        arrayOf(m.from(contacts, (c) => ({ where: and(c.office_id.eq(myOffice), c.id.in(assignedToMe), notPrivate(c)), select: c.id }))),
       ),
       {
         description:
@@ -138,7 +146,7 @@ export default defineModel(
       },
     );
     // Found by the fact above in one index-only scan of my office's range.
-    m.index(contacts, { columns: ['office_id', 'id'], where: (c) => c.is_private.isNotTrue(), name: 'contacts_office_contacts_idx' });
+    m.index(contacts, { columns: ['office_id', 'id'], where: (c) => notPrivate(c), name: 'contacts_office_contacts_idx' });
     const enterpriseOffices = m.fact('enterprise_office_ids', when(iHaveEnterpriseView, officeTree.descendantsOf(myOffice, { includeSelf: true })), {
       description: 'With enterprise view: my office and every office below it, at any depth. Otherwise NULL.',
     });
@@ -199,22 +207,22 @@ export default defineModel(
     const byRules = (c: ContactRow, mode: 'read' | 'change') =>
       or(
         // 1. private: the owner, or a proxy of the owner whom the owner enabled.
-        and(c.is_private.isTrue(), c.private_owner_id.in(privateOwners)),
+        and(isPrivate(c), c.private_owner_id.in(privateOwners)),
         // 2. not private, my office: security off, or assigned to me or my agents, or to nobody.
-        and(c.is_private.isNotTrue(), c.office_id.eq(openOffice)),
+        and(notPrivate(c), c.office_id.eq(openOffice)),
         mode === 'read'
-          ? and(c.is_private.isNotTrue(), c.id.in(assignedInMyOffice))
-          : and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
-        and(c.is_private.isNotTrue(), c.office_id.eq(myOffice), assignmentCount.of(c).eq(0)),
+          ? and(notPrivate(c), c.id.in(assignedInMyOffice))
+          : and(notPrivate(c), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
+        and(notPrivate(c), c.office_id.eq(myOffice), assignmentCount.of(c).eq(0)),
         // 3. enterprise view: my office and every office below it.
-        and(c.is_private.isNotTrue(), c.office_id.in(enterpriseOffices)),
+        and(notPrivate(c), c.office_id.in(enterpriseOffices)),
       );
     const ownedByRules = (c: ContactRow) => byRules(c, 'change');
 
     m.policy(contacts, 'contacts_select', {
       for: 'select',
       description: 'Rules 1-4: private owner and enabled proxies; office security; enterprise view; active record shares.',
-      using: (c) => or(byRules(c, 'read'), and(c.is_private.isNotTrue(), c.id.in(sharedWithMe))),
+      using: (c) => or(byRules(c, 'read'), and(notPrivate(c), c.id.in(sharedWithMe))),
     });
     m.policy(contacts, 'contacts_update', {
       for: 'update',

@@ -731,8 +731,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."security" IS DISTINCT FROM true) END);
+  SELECT u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
+  RETURN (rg_fact.me_row."security" = false);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_bypass_security"() OWNER TO "rowguard_definer";
@@ -752,13 +752,13 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1);
+  RETURN (SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" IS DISTINCT FROM false) LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."my_restricting_client_id"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."my_restricting_client_id"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."my_restricting_client_id"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."my_restricting_client_id"() IS 'Rule 2: with Security on, my Client #; NULL otherwise.';
+COMMENT ON FUNCTION "collect"."my_restricting_client_id"() IS 'Rule 2: with Security on (or NULL), my Client #; NULL otherwise.';
 
 CREATE FUNCTION "collect"."debtor_client_ids_for_me"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -772,7 +772,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" = true) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node));
+  RETURN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q2"."client_id" FROM "collect"."operators" AS "q2" WHERE ("q2"."id" = rg_fact.me) AND ("q2"."security" IS DISTINCT FROM false) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node));
 END
 $rg$;
 ALTER FUNCTION "collect"."debtor_client_ids_for_me"() OWNER TO "rowguard_definer";
@@ -793,15 +793,15 @@ BEGIN
     RETURN NULL;
   END IF;
   RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
-AND ("q3"."security" = true)
+AND ("q3"."security" IS DISTINCT FROM false)
 AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client'));
+AND ("q3"."kind" = 'operator'));
 END
 $rg$;
 ALTER FUNCTION "collect"."i_am_account_restricted"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "collect"."i_am_account_restricted"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "collect"."i_am_account_restricted"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "collect"."i_am_account_restricted"() IS 'Rule 3 applies to me: Security on, no Client #, and not a client-type operator (who sees nothing without a Client #).';
+COMMENT ON FUNCTION "collect"."i_am_account_restricted"() IS 'Rule 3 applies to me: Security on (or NULL), no Client #, and kind operator (a client-type operator, or one of no kind, sees nothing without a Client #).';
 
 CREATE FUNCTION "collect"."my_principal_ids"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -816,9 +816,9 @@ BEGIN
     RETURN NULL;
   END IF;
   RETURN CASE WHEN (EXISTS (SELECT 1 FROM "collect"."operators" AS "q3" WHERE ("q3"."id" = rg_fact.me)
-AND ("q3"."security" = true)
+AND ("q3"."security" IS DISTINCT FROM false)
 AND ("q3"."client_id" IS NULL)
-AND ("q3"."kind" IS DISTINCT FROM 'client')))::boolean THEN ARRAY[rg_fact.me]::text[]::text[] || ARRAY(SELECT rg_closure."ancestor" FROM "collect"."team_tree_closure" AS rg_closure WHERE rg_closure."descendant" = rg_fact.me)::text[] ELSE NULL END;
+AND ("q3"."kind" = 'operator')))::boolean THEN ARRAY[rg_fact.me]::text[]::text[] || ARRAY(SELECT rg_closure."ancestor" FROM "collect"."team_tree_closure" AS rg_closure WHERE rg_closure."descendant" = rg_fact.me)::text[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."my_principal_ids"() OWNER TO "rowguard_definer";
@@ -839,10 +839,10 @@ BEGIN
     RETURN NULL;
   END IF;
   RETURN EXISTS (SELECT 1 FROM "collect"."operators" AS "q4" WHERE ("q4"."id" = rg_fact.me)
-AND ("q4"."security" = true)
+AND ("q4"."security" IS DISTINCT FROM false)
 AND ("q4"."client_id" IS NULL)
-AND ("q4"."kind" IS DISTINCT FROM 'client')
-AND ("q4"."locked_out" IS DISTINCT FROM true));
+AND ("q4"."kind" = 'operator')
+AND ("q4"."locked_out" = false));
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_open_accounts"() OWNER TO "rowguard_definer";
@@ -864,7 +864,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."id", u."security", u."strict" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" = true) AND (rg_fact.me_row."strict" IS DISTINCT FROM true)) END);
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" IS DISTINCT FROM false) AND (rg_fact.me_row."strict" = false)) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_placeholders"() OWNER TO "rowguard_definer";
@@ -884,7 +884,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN (SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1);
+  RETURN (SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" IS DISTINCT FROM false) LIMIT 1);
 END
 $rg$;
 ALTER FUNCTION "collect"."my_client_accounts_root"() OWNER TO "rowguard_definer";
@@ -904,7 +904,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint IS NOT NULL THEN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" = true) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node)) ELSE NULL END;
+  RETURN CASE WHEN ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" IS DISTINCT FROM false) LIMIT 1))::bigint IS NOT NULL THEN (SELECT ARRAY(SELECT rg_closure."descendant" FROM "collect"."client_tree_closure" AS rg_closure WHERE rg_closure."ancestor" = rg_walk.node UNION ALL SELECT rg_walk.node WHERE rg_walk.node IS NOT NULL) FROM (SELECT ((SELECT "q6"."client_id" FROM "collect"."operators" AS "q6" WHERE ("q6"."id" = rg_fact.me) AND ("q6"."apply_to_client_accounts" IS DISTINCT FROM false) LIMIT 1))::bigint OFFSET 0) AS rg_walk(node)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "collect"."client_account_ids_for_me"() OWNER TO "rowguard_definer";
@@ -926,7 +926,8 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."apply_to_client_accounts", u."client_id", u."id" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL))) END);
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (NOT ((rg_fact.me_row."apply_to_client_accounts" IS DISTINCT FROM false)
+AND (rg_fact.me_row."client_id" IS NOT NULL))) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_see_every_client"() OWNER TO "rowguard_definer";
@@ -948,8 +949,9 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."apply_to_client_accounts", u."client_id", u."id", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
-  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" IS DISTINCT FROM true)
-AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))) END);
+  RETURN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" = false)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" IS DISTINCT FROM false)
+  AND (rg_fact.me_row."client_id" IS NOT NULL)))) END);
 END
 $rg$;
 ALTER FUNCTION "collect"."i_edit_every_client"() OWNER TO "rowguard_definer";
@@ -976,10 +978,10 @@ BEGIN
   END IF;
   SELECT u."apply_to_client_accounts", u."client_id", u."id", u."kind", u."locked_out", u."security" INTO rg_fact.me_row FROM "collect"."operators" AS u WHERE u."id" = rg_fact.me;
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
-    CASE WHEN CASE WHEN (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" = true) THEN (rg_fact.me_row."client_id") END))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" = true) THEN (rg_fact.me_row."client_id") END))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
-    CASE WHEN CASE WHEN ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+    CASE WHEN CASE WHEN (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" IS DISTINCT FROM false) THEN (rg_fact.me_row."client_id") END))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."client_tree_closure" AS c WHERE c."ancestor" = (((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."security" IS DISTINCT FROM false) THEN (rg_fact.me_row."client_id") END))::bigint) LIMIT 11) AS rg_bound) + 1 END <= 10 THEN 'rg_plan_collect_few_debtor_client_ids_for_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" IS DISTINCT FROM false)
 AND (rg_fact.me_row."client_id" IS NULL)
-AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')) IS TRUE))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
+AND (rg_fact.me_row."kind" = 'operator')) IS TRUE))::boolean THEN LEAST(33, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::text[]), 0) + CASE WHEN (rg_fact.me) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "collect"."team_tree_closure" AS c WHERE c."descendant" = (rg_fact.me) LIMIT 33) AS rg_bound) END) ELSE 0 END <= 32 THEN 'rg_plan_collect_few_my_principal_ids' END,
     CASE WHEN (rg_guard_facts."my_client_accounts_root" IS NOT NULL) IS NOT TRUE THEN 'rg_plan_collect_not_client_account_ids_for_me_when' END,
     CASE WHEN (rg_guard_facts."i_am_account_restricted") IS NOT TRUE THEN 'rg_plan_collect_not_i_am_account_restricted' END,
     CASE WHEN (rg_guard_facts."i_bypass_security") IS NOT TRUE THEN 'rg_plan_collect_not_i_bypass_security' END,
@@ -988,17 +990,18 @@ AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')) IS TRUE))::boolean THEN L
     CASE WHEN (rg_guard_facts."i_bypass_security") IS TRUE THEN 'rg_plan_collect_is_i_bypass_security' END
   ]::text[], NULL)
   FROM (SELECT
-    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" IS DISTINCT FROM false)
 AND (rg_fact.me_row."client_id" IS NULL)
-AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')) IS TRUE))::boolean AS "i_am_account_restricted",
-    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."security" IS DISTINCT FROM true) END))::boolean AS "i_bypass_security",
-    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" IS DISTINCT FROM true)
-AND (NOT ((rg_fact.me_row."apply_to_client_accounts" = true) AND (rg_fact.me_row."client_id" IS NOT NULL)))) END))::boolean AS "i_edit_every_client",
-    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" = true)
+AND (rg_fact.me_row."kind" = 'operator')) IS TRUE))::boolean AS "i_am_account_restricted",
+    ((rg_fact.me_row."security" = false))::boolean AS "i_bypass_security",
+    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN ((rg_fact.me_row."security" = false)
+AND (NOT ((rg_fact.me_row."apply_to_client_accounts" IS DISTINCT FROM false)
+  AND (rg_fact.me_row."client_id" IS NOT NULL)))) END))::boolean AS "i_edit_every_client",
+    ((rg_fact.me_row."id" IS NOT NULL AND ((rg_fact.me_row."security" IS DISTINCT FROM false)
 AND (rg_fact.me_row."client_id" IS NULL)
-AND (rg_fact.me_row."kind" IS DISTINCT FROM 'client')
-AND (rg_fact.me_row."locked_out" IS DISTINCT FROM true)) IS TRUE))::boolean AS "i_see_open_accounts",
-    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."apply_to_client_accounts" = true) THEN (rg_fact.me_row."client_id") END))::bigint AS "my_client_accounts_root") AS rg_guard_facts);
+AND (rg_fact.me_row."kind" = 'operator')
+AND (rg_fact.me_row."locked_out" = false)) IS TRUE))::boolean AS "i_see_open_accounts",
+    ((CASE WHEN rg_fact.me_row."id" IS NOT NULL AND (rg_fact.me_row."apply_to_client_accounts" IS DISTINCT FROM false) THEN (rg_fact.me_row."client_id") END))::bigint AS "my_client_accounts_root") AS rg_guard_facts);
 END
 $rg$;
 ALTER FUNCTION "collect"."plan_marks"() OWNER TO "rowguard_definer";

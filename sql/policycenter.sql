@@ -453,8 +453,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN (rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean);
+  RETURN CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_am_internal"() OWNER TO "rowguard_definer";
@@ -496,8 +495,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  RETURN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
 AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean;
 END
 $rg$;
@@ -519,8 +517,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."producer_code_security" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END;
+  SELECT u."id", u."producer_code_security" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."producer_code_security" IS DISTINCT FROM false) END) THEN true ELSE false END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_use_producer_code_security"() OWNER TO "rowguard_definer";
@@ -582,7 +580,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_group_ids"() OWNER TO "rowguard_definer";
@@ -603,8 +601,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
+  RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN (ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[] ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_group_ids_if_internal"() OWNER TO "rowguard_definer";
@@ -625,9 +622,8 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END;
+  RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT DISTINCT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."my_zone_ids"() OWNER TO "rowguard_definer";
@@ -649,9 +645,8 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]));
+  RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."organization_ids_in_my_zones"() OWNER TO "rowguard_definer";
@@ -672,15 +667,12 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q8"."id" FROM "policycenter"."groups" AS "q8" WHERE ("q8"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q8"."id" <= '9223372036854775807'::bigint)
-OR ("q8"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
-OR ("q8"."id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN (ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
-OR ("q8"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
+  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."groups" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN ((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
+OR ("q9"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[]))
+OR ("q9"."id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN (ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[] ELSE NULL END)::bigint[]::bigint[]))
+OR ("q9"."organization_id" = (CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_group_ids"() OWNER TO "rowguard_definer";
@@ -702,12 +694,10 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
-OR ("q9"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])));
+  RETURN ARRAY(SELECT "q10"."id" FROM "policycenter"."producer_codes" AS "q10" WHERE ("q10"."id" >= (SELECT CASE WHEN ((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q10"."id" <= '9223372036854775807'::bigint)
+OR ("q10"."organization_id" = any((SELECT (ARRAY(SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."visible_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -728,20 +718,16 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q11"."id" FROM "policycenter"."producer_codes" AS "q11" WHERE ("q11"."id" = any(ARRAY(SELECT "q10"."producer_code_id" FROM "policycenter"."producer_code_members" AS "q10" WHERE ("q10"."user_id" = rg_fact.me)
-  OR ("q10"."group_id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[])))::bigint[]))
-AND ((((rg_fact.me IS NOT NULL)
-      AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  SELECT u."id", u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN CASE WHEN (CASE WHEN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."producer_code_security" IS DISTINCT FROM false) END) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE ("q12"."id" = any(ARRAY(SELECT "q11"."producer_code_id" FROM "policycenter"."producer_code_members" AS "q11" WHERE ("q11"."user_id" = rg_fact.me)
+  OR ("q11"."group_id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[])))::bigint[]))
+AND (((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
     AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
-  OR ("q11"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-    AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])))) ELSE (ARRAY(SELECT "q9"."id" FROM "policycenter"."producer_codes" AS "q9" WHERE ("q9"."id" >= (SELECT CASE WHEN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
-  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q9"."id" <= '9223372036854775807'::bigint)
-OR ("q9"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-  AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]))))::bigint[] END;
+  OR ("q12"."organization_id" = any((SELECT (ARRAY(SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+    AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])))) ELSE (ARRAY(SELECT "q10"."id" FROM "policycenter"."producer_codes" AS "q10" WHERE ("q10"."id" >= (SELECT CASE WHEN ((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
+  AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean THEN '-9223372036854775808'::bigint END) AND "q10"."id" <= '9223372036854775807'::bigint)
+OR ("q10"."organization_id" = any((SELECT (ARRAY(SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+  AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]))))::bigint[] END;
 END
 $rg$;
 ALTER FUNCTION "policycenter"."usable_producer_code_ids"() OWNER TO "rowguard_definer";
@@ -763,9 +749,8 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_external", u."organization_id" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN ARRAY(SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT (ARRAY(SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(SELECT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]));
+  RETURN ARRAY(SELECT "q13"."id" FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."organization_id" = any((SELECT (ARRAY(SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(SELECT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me))::bigint[]::bigint[]))
+AND ("q7"."security_zone_id" IS NOT NULL)) ELSE NULL END)::bigint[]::bigint[])))::bigint[]::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[]));
 END
 $rg$;
 ALTER FUNCTION "policycenter"."producer_code_ids_by_zone_or_organization"() OWNER TO "rowguard_definer";
@@ -786,11 +771,10 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."is_external", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN (((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+  SELECT u."id", u."is_external", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  RETURN ((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
-AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean);
+AND (NOT (CASE WHEN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."producer_code_security" IS DISTINCT FROM false) END) THEN true ELSE false END)::boolean);
 END
 $rg$;
 ALTER FUNCTION "policycenter"."i_may_use_every_code"() OWNER TO "rowguard_definer";
@@ -815,14 +799,13 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  SELECT u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
+  SELECT u."id", u."is_external", u."organization_id", u."producer_code_security", u."view_all_users" INTO rg_fact.me_row FROM "policycenter"."users" AS u WHERE u."id" = rg_fact.me;
   -- policycenter.organization_ids_in_my_zones() as its marks' counts read it (every set cut at 101 elements), built once for all of them.
-  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q7"."id" FROM "policycenter"."organizations" AS "q7" WHERE "q7"."security_zone_id" = any((CASE WHEN ((rg_fact.me IS NOT NULL)
-AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q6"."security_zone_id" FROM "policycenter"."groups" AS "q6" WHERE ("q6"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q5"."group_id" FROM "policycenter"."group_members" AS "q5" WHERE "q5"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
-AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[];
+  rg_fact.rg_set_1 := (ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q8"."id" FROM "policycenter"."organizations" AS "q8" WHERE "q8"."security_zone_id" = any((CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean THEN ARRAY(WITH rg_rows AS MATERIALIZED (SELECT DISTINCT "q7"."security_zone_id" FROM "policycenter"."groups" AS "q7" WHERE ("q7"."id" = any((ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."group_id" FROM "policycenter"."group_members" AS "q6" WHERE "q6"."user_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101))::bigint[]::bigint[]))
+AND ("q7"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE NULL END)::bigint[]::bigint[])) SELECT * FROM rg_rows LIMIT 101))::bigint[];
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(rg_fact.rg_set_1), 0)) <= 10 THEN 'rg_plan_policycenter_few_organization_ids_in_my_zones' END,
-    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "policycenter"."producer_codes" AS "q12" WHERE "q12"."organization_id" = any((SELECT rg_fact.rg_set_1::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
+    CASE WHEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."organization_id" = any((SELECT rg_fact.rg_set_1::bigint[] || ARRAY[(CASE WHEN (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean THEN ((rg_fact.me_row."organization_id"))::bigint ELSE NULL END)::bigint]::bigint[]::bigint[])::bigint[])) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) <= 10 THEN 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874' END,
     CASE WHEN (rg_guard_facts."i_am_external") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_am_external' END,
     CASE WHEN (rg_guard_facts."i_may_use_every_code") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_may_use_every_code' END,
     CASE WHEN (rg_guard_facts."i_view_all") IS NOT TRUE THEN 'rg_plan_policycenter_not_i_view_all' END,
@@ -830,12 +813,10 @@ AND ("q6"."security_zone_id" IS NOT NULL)) SELECT * FROM rg_rows LIMIT 101) ELSE
   ]::text[], NULL)
   FROM (SELECT
     (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean AS "i_am_external",
-    ((((rg_fact.me IS NOT NULL)
-    AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+    (((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
   AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean
-AND (NOT (CASE WHEN (rg_fact.me_row."producer_code_security" = true) THEN true ELSE false END)::boolean))::boolean AS "i_may_use_every_code",
-    (((rg_fact.me IS NOT NULL)
-  AND (NOT (CASE WHEN (rg_fact.me_row."is_external" = true) THEN true ELSE false END)::boolean))::boolean
+AND (NOT (CASE WHEN (CASE WHEN rg_fact.me_row."id" IS NOT NULL THEN (rg_fact.me_row."producer_code_security" IS DISTINCT FROM false) END) THEN true ELSE false END)::boolean))::boolean AS "i_may_use_every_code",
+    ((CASE WHEN (rg_fact.me_row."is_external" = false) THEN true ELSE false END)::boolean
 AND (CASE WHEN (rg_fact.me_row."view_all_users" = true) THEN true ELSE false END)::boolean)::boolean AS "i_view_all") AS rg_guard_facts);
 END
 $rg$;
@@ -1108,7 +1089,7 @@ CREATE FUNCTION "policycenter"."organizations_zone_fixed_for_external"() RETURNS
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce("policycenter"."i_am_external"(), false) THEN
+  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce(NOT "policycenter"."i_am_internal"(), false) THEN
     RAISE EXCEPTION 'external users may not change the security zone of organizations'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.organizations may not change for this user',
@@ -1129,7 +1110,7 @@ CREATE FUNCTION "policycenter"."groups_zone_fixed_for_external"() RETURNS trigge
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce("policycenter"."i_am_external"(), false) THEN
+  IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce(NOT "policycenter"."i_am_internal"(), false) THEN
     RAISE EXCEPTION 'external users may not change the security zone of groups'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.groups may not change for this user',
@@ -1369,9 +1350,9 @@ CREATE VIEW "policycenter"."accounts_report" WITH (security_invoker = true) AS
 SELECT
   "accounts"."id" AS "id",
   "accounts"."name" AS "name",
-  (SELECT "q13"."code" FROM "policycenter"."producer_codes" AS "q13" WHERE "q13"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
-  (SELECT "q14"."name" FROM "policycenter"."organizations" AS "q14" WHERE "q14"."id" = (SELECT "q15"."organization_id" FROM "policycenter"."producer_codes" AS "q15" WHERE "q15"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
-  (SELECT "q16"."name" FROM "policycenter"."users" AS "q16" WHERE "q16"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
+  (SELECT "q14"."code" FROM "policycenter"."producer_codes" AS "q14" WHERE "q14"."id" = "accounts"."producer_code_id" LIMIT 1) AS "producer_code",
+  (SELECT "q15"."name" FROM "policycenter"."organizations" AS "q15" WHERE "q15"."id" = (SELECT "q16"."organization_id" FROM "policycenter"."producer_codes" AS "q16" WHERE "q16"."id" = "accounts"."producer_code_id" LIMIT 1) LIMIT 1) AS "organization_name",
+  (SELECT "q17"."name" FROM "policycenter"."users" AS "q17" WHERE "q17"."id" = "accounts"."created_by" LIMIT 1) AS "created_by_name"
 FROM "policycenter"."accounts" AS "accounts";
 GRANT SELECT ON "policycenter"."accounts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "policycenter"."accounts_report" IS 'For BI tools: the accounts the caller may see, with producer code, its organization and the creator.';

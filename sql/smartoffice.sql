@@ -146,22 +146,22 @@ CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_i
 CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id") INCLUDE ("id");
 
 CREATE INDEX "contacts_office_contacts_idx" ON "smartoffice"."contacts" ("office_id", "id")
-  WHERE "is_private" IS DISTINCT FROM true;
+  WHERE "is_private" = false;
 
 CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE "assignment_count" = 0;
 
-CREATE INDEX "contacts_id_arm_351534_idx" ON "smartoffice"."contacts" ("id")
-  WHERE "is_private" IS DISTINCT FROM true;
+CREATE INDEX "contacts_id_arm_4add6c_idx" ON "smartoffice"."contacts" ("id")
+  WHERE "is_private" = false;
 
-CREATE INDEX "contacts_office_id_arm_3901f1_idx" ON "smartoffice"."contacts" ("office_id")
-  WHERE "is_private" IS DISTINCT FROM true;
+CREATE INDEX "contacts_office_id_arm_0969d5_idx" ON "smartoffice"."contacts" ("office_id")
+  WHERE ("is_private" = false) AND ("assignment_count" = 0);
 
-CREATE INDEX "contacts_office_id_arm_c81e03_idx" ON "smartoffice"."contacts" ("office_id")
-  WHERE ("is_private" IS DISTINCT FROM true) AND ("assignment_count" = 0);
+CREATE INDEX "contacts_office_id_arm_5a5251_idx" ON "smartoffice"."contacts" ("office_id")
+  WHERE "is_private" = false;
 
-CREATE INDEX "contacts_private_owner_id_arm_0b2a06_idx" ON "smartoffice"."contacts" ("private_owner_id")
-  WHERE "is_private" = true;
+CREATE INDEX "contacts_private_owner_id_arm_e69b5b_idx" ON "smartoffice"."contacts" ("private_owner_id")
+  WHERE "is_private" IS DISTINCT FROM false;
 
 -- ======================================================================
 -- Row-level security: enabled and forced, so the owner is filtered too
@@ -807,7 +807,7 @@ BEGIN
   RETURN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
 AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
 AND ("q8"."id" = any((ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
-AND ("q8"."is_private" IS DISTINCT FROM true)) ELSE NULL END;
+AND ("q8"."is_private" = false)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
@@ -1491,23 +1491,23 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    (("contacts"."is_private" = true)
+    (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ((NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
         OR ("smartoffice"."plan_fold_my_open_office_id_when"() AND NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (SELECT NULL::bigint))))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ((NOT "smartoffice"."plan_fold_office_security_limits_me"() AND (NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
         OR ("smartoffice"."plan_fold_office_security_limits_me"() AND NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((SELECT NULL::bigint[])::bigint[]))))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ((NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND (NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
           AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
         OR ("smartoffice"."plan_fold_i_have_enterprise_view"() AND NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((SELECT NULL::bigint[])::bigint[]))))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_select" ON "smartoffice"."contacts" IS 'Rules 1-4: private owner and enabled proxies; office security; enterprise view; active record shares.';
@@ -1518,31 +1518,31 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
   FOR UPDATE
   TO "app_user"
   USING (
-    (("contacts"."is_private" = true)
+    (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   )
   WITH CHECK (
-    (("contacts"."is_private" = true)
+    (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_update" ON "smartoffice"."contacts" IS 'Rules 1-3 (shared contacts are read-only), before and after the change.';
@@ -1553,17 +1553,17 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
   FOR DELETE
   TO "app_user"
   USING (
-    (("contacts"."is_private" = true)
+    (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
-    OR (("contacts"."is_private" IS DISTINCT FROM true)
+    OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_delete" ON "smartoffice"."contacts" IS 'Rules 1-3.';

@@ -141,22 +141,23 @@ for (const model of models) {
   });
 }
 
-// What the SmartOffice contract says about NULLs: is_private NULL is "not private"; a private
-// contact with no owner is nobody's; NULL flags grant nothing.
+// What the SmartOffice contract says about NULLs, read so that a NULL grants nothing: is_private
+// NULL counts as private (its owner and enabled proxies, never the office); a private contact with
+// no owner is nobody's; NULL flags grant nothing.
 const smartoffice = models.find((m) => m.schema === 'smartoffice');
 describe.runIf(smartoffice && sampleOf('smartoffice'))('smartoffice: NULLs as the contract reads them', () => {
   const seen = async (tx: Sql, user: number) => {
     await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
     return ids(tx as never, 'SELECT id FROM smartoffice.contacts');
   };
-  it('is_private NULL is not private: 104 becomes an ordinary contact assigned to John', async () => {
+  it('is_private NULL counts as private: 104 stays John\'s (and his enabled proxy Ann\'s), 100 (no owner) is nobody\'s', async () => {
     await inRolledBack(db.current.admin, async (tx) => {
       await tx.unsafe('UPDATE smartoffice.contacts SET is_private = NULL WHERE id IN (100, 104)');
       await tx.unsafe('SET LOCAL ROLE app_user');
-      expect(await seen(tx, 11)).toEqual([100, 102, 103, 104]);
-      // 104 is now an ordinary contact assigned to John: Ann (his proxy) sees it, Tom does not.
+      expect(await seen(tx, 11)).toEqual([102, 103, 104]);
       expect(await seen(tx, 12)).toEqual([101, 102, 103, 105]);
-      expect(await seen(tx, 13)).toEqual([100, 101, 102, 103, 104]);
+      expect(await seen(tx, 13)).toEqual([101, 102, 103, 104]);
+      for (const persona of sampleOf('smartoffice')!.personas) expect(await seen(tx, persona.id as number), persona.name).not.toContain(100);
     });
   });
   it('a private contact with private_owner_id NULL is seen by nobody', async () => {

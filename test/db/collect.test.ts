@@ -66,9 +66,7 @@ describe('collect: who sees which debtor', () => {
     const field = async (column: string) =>
       as('olga', async (tx) => {
         await setFlags(tx, 'olga', 'locked_out = true');
-        await tx.unsafe('RESET ROLE');
-        await tx.unsafe(`UPDATE collect.debtors SET ${column} = 'olga' WHERE id = 104`);
-        await tx.unsafe('SET LOCAL ROLE app_user');
+        await asOwner(tx, () => tx.unsafe(`UPDATE collect.debtors SET ${column} = 'olga' WHERE id = 104`));
         await tx.unsafe("SELECT collect.set_session('olga')");
         return ids(tx, 'SELECT id FROM collect.debtors WHERE id = 104');
       });
@@ -154,10 +152,10 @@ describe('collect: who sees which debtor', () => {
     // The facts' bodies read the operator's row into a record (generator/emit/expr.ts,
     // identityRowLookup); these are the sub-selects they were written as.
     const byQuery = `SELECT
-        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security = true AND client_id IS NULL AND kind IS DISTINCT FROM 'client') AS restricted,
-        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security = true AND client_id IS NULL AND kind IS DISTINCT FROM 'client' AND locked_out IS DISTINCT FROM true) AS open,
-        (SELECT client_id FROM collect.operators WHERE id = $1 AND security = true) AS client,
-        (SELECT client_id FROM collect.operators WHERE id = $1 AND apply_to_client_accounts = true) AS accounts_root`;
+        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security IS DISTINCT FROM false AND client_id IS NULL AND kind = 'operator') AS restricted,
+        EXISTS (SELECT 1 FROM collect.operators WHERE id = $1 AND security IS DISTINCT FROM false AND client_id IS NULL AND kind = 'operator' AND locked_out = false) AS open,
+        (SELECT client_id FROM collect.operators WHERE id = $1 AND security IS DISTINCT FROM false) AS client,
+        (SELECT client_id FROM collect.operators WHERE id = $1 AND apply_to_client_accounts IS DISTINCT FROM false) AS accounts_root`;
     const byFacts = `SELECT collect.i_am_account_restricted() AS restricted, collect.i_see_open_accounts() AS open,
         collect.my_restricting_client_id() AS client, collect.my_client_accounts_root() AS accounts_root`;
     const seen = new Set<string>();
@@ -172,14 +170,49 @@ describe('collect: who sees which debtor', () => {
         await asOwner(tx, () => tx.unsafe('DELETE FROM collect.operators WHERE id = $1', [id as string]));
         expect(await facts(), `${id}, removed`).toEqual({ restricted: false, open: false, client: null, accounts_root: null });
         expect(await facts(), `${id}, removed`).toEqual(await query());
-        // Nor does a removed operator's Security read as off (NULL is not "off" here: the
-        // sub-select of no row is NULL, where a row of NULLs would say IS DISTINCT FROM true).
+        // Nor does a removed operator's Security read as off (the sub-select of no row is NULL,
+        // and so is security = false over a row of NULLs).
         expect(await tx.unsafe('SELECT collect.i_bypass_security() AS bypass'), `${id}, removed`).toEqual([{ bypass: null }]);
         expect(await ids(tx, debtorIds), `${id}, removed`).toEqual([]);
       });
     }
     // The personas take these facts through several values each.
     expect(seen.size).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a NULL switch grants nothing: each reads as its stricter value (security on, strict, locked out, applied to client accounts, no operator kind)', async () => {
+    const directory = 'SELECT id, restricted FROM collect.debtor_directory ORDER BY id';
+    const seen = async (tx: Tx, operator: string, flags: string) => {
+      await setFlags(tx, operator, flags);
+      const [bypass] = await tx.unsafe('SELECT collect.i_bypass_security() IS TRUE AS b, collect.i_edit_every_client() IS TRUE AS e');
+      return {
+        debtors: await ids(tx, debtorIds),
+        clients: await ids(tx, clientIds),
+        directory: await tx.unsafe(directory),
+        rights: bypass,
+        writesOperators: (await tx.unsafe("UPDATE collect.operators SET name = name WHERE id = 'lou'")).count,
+      };
+    };
+    const pairs: [string, string, string][] = [
+      ['nina', 'security = NULL', 'security = true'],
+      ['nina', 'strict = NULL', 'strict = true'],
+      ['nina', 'locked_out = NULL', 'locked_out = true'],
+      ['nina', 'kind = NULL', "kind = 'client'"],
+      ['cara', 'apply_to_client_accounts = NULL', 'apply_to_client_accounts = true'],
+      ['admin', 'security = NULL', 'security = true'],
+    ];
+    for (const [operator, withNull, stricter] of pairs) {
+      await as(operator, async (tx) => {
+        const nulled = await seen(tx, operator, withNull);
+        expect(nulled, `${operator}: ${withNull}`).toEqual(await seen(tx, operator, stricter));
+        expect(nulled.debtors.length, `${operator}: ${withNull}`).toBeLessThan(ALL_DEBTORS.length);
+      });
+    }
+    // The stricter values make a difference for these operators (so the pairs above test something).
+    expect(await as('nina', async (tx) => (await seen(tx, 'nina', 'strict = false')).directory.length)).toBe(ALL_DEBTORS.length);
+    expect(await as('nina', async (tx) => (await seen(tx, 'nina', 'locked_out = false')).debtors)).toContain(109);
+    expect(await as('cara', async (tx) => (await seen(tx, 'cara', 'apply_to_client_accounts = false')).clients)).toEqual(ALL_CLIENTS);
+    expect(await as('admin', async (tx) => (await seen(tx, 'admin', 'security = false')).writesOperators)).toBe(1);
   });
 
   it('the facts are evaluated once per statement (InitPlans), not once per row', async () => {

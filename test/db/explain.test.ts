@@ -28,7 +28,7 @@ describe('explain: SELECT', () => {
     // Arm 3: his office, but assigned to Tom, not to John.
     const arm3 = policy.arms[2]!;
     expect(arm3.conditions.map((c) => [c.words, c.result])).toEqual([
-      ['is_private is not true (false or NULL)', true],
+      ['is_private is false', true],
       ['id is one of my_office_contacts_assigned_to_me_or_my_agents', false],
     ]);
     expect(arm3.conditions[1]!.sql).toBe('"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])');
@@ -51,7 +51,7 @@ describe('explain: SELECT', () => {
     expect(x.allowed).toBe(true);
     expect(x.summary).toBe('ALLOWED: user 10 (Carla (CEO, enterprise view)) may SELECT smartoffice.contacts row id = 108; granted SELECT by contacts_select.');
     const granting = x.stages[0]!.policies[0]!.arms.filter((a) => a.result === true);
-    expect(granting.map((a) => a.conditions.map((c) => c.words))).toEqual([['is_private is not true (false or NULL)', 'office_id is one of enterprise_office_ids']]);
+    expect(granting.map((a) => a.conditions.map((c) => c.words))).toEqual([['is_private is false', 'office_id is one of enterprise_office_ids']]);
     expect(x.facts.find((f) => f.name === 'enterprise_office_ids')?.value).toBe('{1,2,3,4,5}');
     expect(formatExplanation(x)).toContain('✓ office_id is one of enterprise_office_ids   (row.office_id = 5, enterprise_office_ids = {1,2,3,4,5})');
   });

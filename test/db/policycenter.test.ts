@@ -1,7 +1,7 @@
 // The PolicyCenter contract, rule by rule, as app_user with policycenter.set_session.
 import { describe, expect, it } from 'vitest';
 import { policycenterSample } from '../../generator/cli/samples/policycenter.ts';
-import { ids, savepointed, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
+import { asOwner, ids, savepointed, sqlState, useTestDatabase, type Tx } from '../support/db.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(policycenterSample.sql);
@@ -57,13 +57,9 @@ describe('policycenter: visibility by zones', () => {
       await tx.unsafe('SET LOCAL ROLE app_user');
       await tx`SELECT policycenter.set_session(1)`;
       expect(await ids(tx as never, sel('organizations'))).toEqual([10]);
-      await tx.unsafe('RESET ROLE');
-      await tx`INSERT INTO policycenter.group_members VALUES (102, 1)`; // Ivan joins the Central team
-      await tx.unsafe('SET LOCAL ROLE app_user');
+      await asOwner(tx, () => tx`INSERT INTO policycenter.group_members VALUES (102, 1)`); // Ivan joins the Central team
       expect(await ids(tx as never, sel('organizations'))).toEqual([10, 12]);
-      await tx.unsafe('RESET ROLE');
-      await tx`UPDATE policycenter.groups SET security_zone_id = 2 WHERE id = 102`; // the group moves to West
-      await tx.unsafe('SET LOCAL ROLE app_user');
+      await asOwner(tx, () => tx`UPDATE policycenter.groups SET security_zone_id = 2 WHERE id = 102`); // the group moves to West
       expect(await ids(tx as never, sel('organizations'))).toEqual([10, 11]);
       throw new Rollback();
     }).catch(ignoreRollback);
@@ -79,9 +75,7 @@ describe('policycenter: visibility by zones', () => {
       await tx`SELECT policycenter.set_session(1)`;
       expect(await ids(tx as never, sel('producer_codes'))).toEqual([1000, 1003, 1004]);
       expect((await tx`SELECT policycenter.plan_fold_i_view_all() AS v`)[0]!.v).toBe(true);
-      await tx.unsafe('RESET ROLE');
-      await tx`UPDATE policycenter.users SET view_all_users = true WHERE id = 1`;
-      await tx.unsafe('SET LOCAL ROLE app_user');
+      await asOwner(tx, () => tx`UPDATE policycenter.users SET view_all_users = true WHERE id = 1`);
       expect((await tx`SELECT policycenter.plan_fold_i_view_all() AS v`)[0]!.v).toBe(false);
       expect(await ids(tx as never, sel('producer_codes'))).toEqual(every);
       expect(await ids(tx as never, 'SELECT id FROM policycenter.users ORDER BY id')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -151,6 +145,31 @@ describe('policycenter: writes', () => {
     expect(await as(4, async (tx) => (await tx`UPDATE policycenter.organizations SET security_zone_id = 2 WHERE id = 11`).count)).toBe(1);
   });
 
+  it('a user whose is_external is NULL is neither internal nor external: no zones, no View All, no agency, no zone changes', async () => {
+    const seen = async (tx: Tx) => Object.fromEntries(
+      await Promise.all(['organizations', 'groups', 'users', 'producer_codes', 'accounts'].map(async (t) => [t, await ids(tx, sel(t))] as const)),
+    );
+    // Wendy (2, internal, Central) and Vera (3, View All Users); Xena (4, external, Agency 11).
+    for (const user of [2, 3, 4]) {
+      await as(user, async (tx) => {
+        const before = await seen(tx);
+        await asOwner(tx, () => tx.unsafe('UPDATE policycenter.users SET is_external = NULL WHERE id = $1', [user]));
+        await tx.unsafe('SELECT policycenter.set_session($1)', [user]);
+        const nulled = await seen(tx);
+        const [own] = await asOwner(tx, () => tx.unsafe('SELECT organization_id AS o FROM policycenter.users WHERE id = $1', [user]));
+        // Her own organization and herself: what every identified user sees (the contract's first arms).
+        expect(nulled.organizations, `user ${user}`).toEqual([Number(own!.o)]);
+        expect(nulled.users, `user ${user}`).toEqual([user]);
+        for (const table of ['groups', 'producer_codes', 'accounts']) {
+          expect(before[table]!.length, `user ${user}, ${table} before`).toBeGreaterThan(0);
+          expect(nulled[table], `user ${user}, ${table}`).toEqual([]);
+        }
+        const zone = await savepointed(tx)(`UPDATE policycenter.organizations SET security_zone_id = CASE WHEN security_zone_id = 1 THEN 2 ELSE 1 END WHERE id = ${Number(own!.o)}`);
+        expect(zone, `user ${user}`).toEqual({ refused: '42501' });
+      });
+    }
+  });
+
   const insert = (tx: Tx, code: number) => tx`INSERT INTO policycenter.accounts (id, name, producer_code_id, created_by) VALUES (6000, 'New', ${code}, 1)`;
   it('accounts: a visible producer code may be used when producer code security is off', async () => {
     expect(await as(1, async (tx) => (await insert(tx, 1004)).count)).toBe(1);
@@ -200,8 +219,8 @@ describe('policycenter: writes', () => {
       AND (pm.user_id = u.id OR pm.group_id IN (SELECT gm.group_id FROM policycenter.group_members gm WHERE gm.user_id = u.id))))
     ORDER BY p.id`;
   /**
-   * For every user (and no identity), with producer code security as the sample has it, off and
-   * on: the codes an INSERT accepts, and those whose accounts a DELETE removes, against USABLE.
+   * For every user (and no identity), with producer code security as the sample has it, off, on
+   * and NULL (which grants nothing, so counts as on): the codes an INSERT accepts, and those whose accounts a DELETE removes, against USABLE.
    * Every refusal must be 42501.
    */
   const usableAgreement = async () => {
@@ -214,7 +233,7 @@ describe('policycenter: writes', () => {
     const found: string[] = [];
     const refusals = new Set<string>();
     try {
-      for (const security of ['as is', false, true] as const) {
+      for (const security of ['as is', false, true, null] as const) {
         if (security !== 'as is') await db.current.admin`UPDATE policycenter.users SET producer_code_security = ${security}`;
         for (const user of [null, ...users]) {
           const usable = user === null ? [] : (await db.current.admin.unsafe(USABLE, [user])).map((r) => Number(r.id));
@@ -253,7 +272,7 @@ describe('policycenter: writes', () => {
     expect([...refusals]).toEqual(['42501']);
     expect(expected.filter((e) => !e.includes(': inserts ;')).length, 'some users may use some codes').toBeGreaterThan(8);
   };
-  describe('accounts: every user, with producer code security as is, off and on, inserts and deletes on exactly the codes they may use', () => {
+  describe('accounts: every user, with producer code security as is, off, on and NULL (which counts as on), inserts and deletes on exactly the codes they may use', () => {
     /** Kinds the sample lacks: a code of an unzoned organization, an external user with View All Users, an internal one in no group. */
     const extra = async <T>(fn: () => Promise<T>): Promise<T> => {
       await db.current.admin.unsafe(`

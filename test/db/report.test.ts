@@ -61,7 +61,7 @@ describe('report: the data', () => {
     const contacts = data.models.find((m) => m.schema === 'smartoffice')!.tables.find((t) => t.name === 'contacts')!;
     const select = contacts.policies.find((p) => p.name === 'contacts_select')!;
     expect(select.using!.arms).toHaveLength(6);
-    expect(select.using!.arms[4]).toEqual(['is_private is not true (false or NULL)', 'office_id is one of enterprise_office_ids']);
+    expect(select.using!.arms[4]).toEqual(['is_private is false', 'office_id is one of enterprise_office_ids']);
     expect(select.using!.sql).toContain('"contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])');
     const update = contacts.policies.find((p) => p.name === 'contacts_update')!;
     expect(update.checkSameAsUsing).toBe(true);

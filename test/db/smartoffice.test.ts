@@ -1,7 +1,7 @@
 // The SmartOffice contract, rule by rule, as app_user with smartoffice.set_session.
 import { describe, expect, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
-import { ids, sqlState, useTestDatabase } from '../support/db.ts';
+import { asOwner, ids, sqlState, useTestDatabase } from '../support/db.ts';
 
 const db = useTestDatabase(async (admin) => {
   await admin.unsafe(smartofficeSample.sql);
@@ -33,6 +33,28 @@ describe('smartoffice: who sees which contact', () => {
       expect(await ids(tx as never, contactIds)).toEqual([100, 101, 102, 103, 105]);
       throw new RollbackSignal();
     }).catch(ignoreRollback);
+  });
+
+  it('a contact whose is_private is NULL counts as private: its owner and the proxies they enabled see it, and no rule of the office or enterprise view or sharing shows it', async () => {
+    // 150 in Branch A (office 3), owned by John (11), unassigned and shared with Sam (17) on an active link.
+    const seenBy = async (flag: string) => {
+      const seen: number[] = [];
+      for (const { id } of smartofficeSample.personas) {
+        const rows = await as(id as number, async (tx) => {
+          await asOwner(tx, async () => {
+            await tx.unsafe(`INSERT INTO smartoffice.contacts (id, office_id, name, is_private, private_owner_id) VALUES (150, 3, 'x', ${flag}, 11)`);
+            await tx.unsafe('INSERT INTO smartoffice.shared_contacts VALUES (50, 150)');
+          });
+          return ids(tx, 'SELECT id FROM smartoffice.contacts WHERE id = 150');
+        });
+        if (rows.length > 0) seen.push(id as number);
+      }
+      return seen;
+    };
+    expect(await seenBy('true')).toEqual([11, 13]); // John, and the proxy he enabled
+    expect(await seenBy('NULL')).toEqual([11, 13]);
+    // The same contact, public, is seen by the office, enterprise view and the share.
+    expect((await seenBy('false')).length).toBeGreaterThan(2);
   });
 
   it('rule 1: a proxy needs both the proxy row and the owner\'s enablement', async () => {

@@ -49,13 +49,13 @@ describe('planCommand', () => {
     const arms = select!.policies[0]!.arms;
     expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 2, 3, 2, 2]);
     expect(arms[2]!.conditions.map((c) => c.sql)).toEqual([
-      '"contacts"."is_private" IS DISTINCT FROM true',
+      '"contacts"."is_private" = false',
       '"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])',
     ]);
     expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_contacts_assigned_to_me_or_my_agents']]);
     // "Assigned to nobody" reads the trigger-maintained counter of the row itself.
     expect(arms[3]!.conditions.map((c) => [c.sql, c.words, c.facts])).toEqual([
-      ['"contacts"."is_private" IS DISTINCT FROM true', 'is_private is not true (false or NULL)', []],
+      ['"contacts"."is_private" = false', 'is_private is false', []],
       ['"contacts"."office_id" = (select "smartoffice"."my_office_id"())', 'office_id is my_office_id', ['my_office_id']],
       ['"contacts"."assignment_count" = 0', 'assignment_count is 0', []],
     ]);
