@@ -236,6 +236,15 @@ export default defineModel(
       description: 'Into my own office, or with enterprise view into an office below it.',
       check: (c) => or(c.office_id.eq(myOffice), c.office_id.in(enterpriseOffices)),
     });
+    // A contact moves only where it could be added: an UPDATE that changes office_id must take it
+    // to my own office or, with enterprise view, to one below it. Rule 1 lets the owner of a
+    // private contact change it in any office, but not carry it into another company's tree. A
+    // session without an identity (the owner's maintenance) is not held by it.
+    m.guardColumns(contacts, 'contacts_move_where_insertable', {
+      columns: ['office_id'],
+      when: (_old, row) => and(me.isNotNull(), or(row.office_id.eq(myOffice), row.office_id.in(enterpriseOffices)).isNotTrue()),
+      message: 'a contact may move only into my own office or, with enterprise view, into an office below it',
+    });
 
     // ------------------------------------------------------------------ assignments
     const visibleContactInMyOffices = (contactId: E) =>

@@ -1386,6 +1386,29 @@ COMMENT ON FUNCTION "smartoffice"."users_record_sharing_enabled"() IS 'users.onW
 CREATE TRIGGER "users_record_sharing_enabled" BEFORE INSERT OR UPDATE ON "smartoffice"."users"
   FOR EACH ROW EXECUTE FUNCTION "smartoffice"."users_record_sharing_enabled"();
 
+CREATE FUNCTION "smartoffice"."contacts_move_where_insertable"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  IF (NEW."office_id" IS DISTINCT FROM OLD."office_id") AND coalesce(("smartoffice"."current_user_id"() IS NOT NULL)
+AND (((NEW."office_id" = "smartoffice"."my_office_id"())
+  OR (NEW."office_id" = any("smartoffice"."enterprise_office_ids"()::bigint[]))) IS DISTINCT FROM true), false) THEN
+    RAISE EXCEPTION 'a contact may move only into my own office or, with enterprise view, into an office below it'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'column(s) office_id of smartoffice.contacts may not change for this user',
+            HINT = 'Leave these columns out of the UPDATE.';
+  END IF;
+  RETURN NEW;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."contacts_move_where_insertable"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."contacts_move_where_insertable"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."contacts_move_where_insertable"() IS 'contacts.guards "contacts_move_where_insertable": a contact may move only into my own office or, with enterprise view, into an office below it';
+
+CREATE TRIGGER "contacts_move_where_insertable" BEFORE UPDATE ON "smartoffice"."contacts"
+  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."contacts_move_where_insertable"();
+
 CREATE FUNCTION "smartoffice"."user_links_parties_fixed"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp

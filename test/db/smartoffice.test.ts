@@ -177,6 +177,22 @@ describe('smartoffice: writes', () => {
   it('contacts: an update may not move a contact out of what the user may see', async () => {
     expect(await sqlState(as(11, (tx) => tx`UPDATE smartoffice.contacts SET office_id = 6 WHERE id = 100`))).toBe('42501');
   });
+  it('contacts: a contact moves only where it could be inserted, a private one too; an enterprise user moves within the subtree; the owner without an identity anywhere', async () => {
+    // Rule 1 admits John's private contact in any office, but he may not carry it (or a contact he
+    // makes private on the way) into another company's office, nor out of every office.
+    expect(await sqlState(as(11, (tx) => tx`UPDATE smartoffice.contacts SET office_id = 6 WHERE id = 104`))).toBe('42501');
+    expect(await sqlState(as(11, (tx) => tx`UPDATE smartoffice.contacts SET is_private = true, private_owner_id = 11, office_id = 6 WHERE id = 103`))).toBe('42501');
+    expect(await sqlState(as(11, (tx) => tx`UPDATE smartoffice.contacts SET office_id = NULL WHERE id = 104`))).toBe('42501');
+    // Within what he may insert into, and any change that keeps the office, as before.
+    expect(await as(11, async (tx) => (await tx`UPDATE smartoffice.contacts SET office_id = 3, phone = 'x' WHERE id = 104`).count)).toBe(1);
+    // Carla (enterprise view from HQ): from Branch A (3) to the Field office (5), below HQ too.
+    expect(await as(10, async (tx) => (await tx`UPDATE smartoffice.contacts SET office_id = 5 WHERE id = 100`).count)).toBe(1);
+    expect(await sqlState(as(10, (tx) => tx`UPDATE smartoffice.contacts SET office_id = 6 WHERE id = 100`))).toBe('42501');
+    await db.current.admin.begin(async (tx) => {
+      expect((await tx`UPDATE smartoffice.contacts SET office_id = 6 WHERE id = 104`).count).toBe(1);
+      throw new RollbackSignal();
+    }).catch(ignoreRollback);
+  });
   it('contacts: insert into your own office, or with enterprise view into an office below it', async () => {
     expect(await as(11, async (tx) => (await tx`INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (900, 3, 'new')`).count)).toBe(1);
     expect(await sqlState(as(11, (tx) => tx`INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (900, 4, 'new')`))).toBe('42501');
