@@ -1346,7 +1346,7 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
  * (a double-quoted name, commas and doubled quotes inside it; or a bare one, which PostgreSQL
  * folds to lower case, between commas and white space), joined again as they were written, but
  * for those that name one of our marks in any spelling (`rg_plan_x`, `"rg_plan_x"`, `RG_PLAN_X`,
- * or after a form feed). Split at commas alone, a quoted name with a comma in it broke the path,
+ * after a form feed, or longer than the 63 bytes PostgreSQL keeps of a name). Split at commas alone, a quoted name with a comma in it broke the path,
  * and a mark in capitals stayed in force. Not a regular expression of the marks' names: one with
  * their alternation and a lookahead took 0.4-1 ms once the path held marks (a second set_session
  * in a transaction); this pattern is the same for every model and compiled once per connection.
@@ -1355,7 +1355,9 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
 function pathWithoutMarks(hints: readonly { readonly schema: string }[]): string {
   const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::pg_catalog.text[]`;
   const entry = 'rg_entry[1]';
-  const name = `CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry}) END`;
+  // As PostgreSQL resolves it: unquoted, folded to lower case; either way cut to 63 bytes (the
+  // cast to name), so a mark of 63 bytes with more after it is that mark too.
+  const name = `(CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry}) END)::pg_catalog.name::pg_catalog.text`;
   return [
     `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path'), E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
     `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE (${name}) OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ', ')`,

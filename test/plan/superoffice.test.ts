@@ -111,6 +111,19 @@ describe('superoffice dropped guarded arms', () => {
     expect(unmarked, unmarked).toMatch(/Index Scan using contacts_pkey/);
   });
 
+  it('set_session removes a mark of 63 bytes written longer, which PostgreSQL cuts to the mark', async () => {
+    const { folds, trues, facts } = planHints(models.find((m) => m.schema === 'superoffice')!);
+    const mark = [...folds.map((f) => f.notSchema), ...trues.map((f) => f.isSchema), ...facts.map((f) => f.fewSchema)].find((n) => Buffer.byteLength(n) === 63)!;
+    expect(mark).toBeDefined();
+    await db.current.as('superoffice', OWN_ONLY, async (tx) => {
+      // set_config, not SET: SQL's own lexer would cut the name before the setting sees it.
+      await tx.unsafe(`SELECT set_config('search_path', '"$user", public, ${mark}zzz', true)`);
+      expect(String((await tx.unsafe('SELECT current_schemas(false)::text AS s'))[0]!.s)).toContain(mark);
+      await tx.unsafe('SELECT superoffice.set_session($1)', [OWN_ONLY]);
+      expect(String((await tx.unsafe("SELECT current_setting('search_path') AS p"))[0]!.p)).not.toContain(`${mark}zzz`);
+    });
+  });
+
   // Reads, an UPDATE in place, one that hands rows to another owner (WITH CHECK), a DELETE and an
   // INSERT of a contact owned by user 4 (WITH CHECK).
   const STATEMENTS = [
