@@ -127,7 +127,7 @@ export default defineModel(
         columns: ['security_zone_id'],
         // Anyone but an internal user: an external one, or one whose is_external is NULL.
         when: () => not(iAmInternal),
-        message: `external users may not change the security zone of ${table.name}`,
+        message: `only internal users may change the security zone of ${table.name}`,
       });
     }
 

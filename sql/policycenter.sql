@@ -1090,7 +1090,7 @@ CREATE FUNCTION "policycenter"."organizations_zone_fixed_for_external"() RETURNS
 AS $rg$
 BEGIN
   IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce(NOT "policycenter"."i_am_internal"(), false) THEN
-    RAISE EXCEPTION 'external users may not change the security zone of organizations'
+    RAISE EXCEPTION 'only internal users may change the security zone of organizations'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.organizations may not change for this user',
             HINT = 'Leave these columns out of the UPDATE.';
@@ -1100,7 +1100,7 @@ END
 $rg$;
 ALTER FUNCTION "policycenter"."organizations_zone_fixed_for_external"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "policycenter"."organizations_zone_fixed_for_external"() FROM PUBLIC;
-COMMENT ON FUNCTION "policycenter"."organizations_zone_fixed_for_external"() IS 'organizations.guards "organizations_zone_fixed_for_external": external users may not change the security zone of organizations';
+COMMENT ON FUNCTION "policycenter"."organizations_zone_fixed_for_external"() IS 'organizations.guards "organizations_zone_fixed_for_external": only internal users may change the security zone of organizations';
 
 CREATE TRIGGER "organizations_zone_fixed_for_external" BEFORE UPDATE ON "policycenter"."organizations"
   FOR EACH ROW EXECUTE FUNCTION "policycenter"."organizations_zone_fixed_for_external"();
@@ -1111,7 +1111,7 @@ CREATE FUNCTION "policycenter"."groups_zone_fixed_for_external"() RETURNS trigge
 AS $rg$
 BEGIN
   IF (NEW."security_zone_id" IS DISTINCT FROM OLD."security_zone_id") AND coalesce(NOT "policycenter"."i_am_internal"(), false) THEN
-    RAISE EXCEPTION 'external users may not change the security zone of groups'
+    RAISE EXCEPTION 'only internal users may change the security zone of groups'
       USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'column(s) security_zone_id of policycenter.groups may not change for this user',
             HINT = 'Leave these columns out of the UPDATE.';
@@ -1121,7 +1121,7 @@ END
 $rg$;
 ALTER FUNCTION "policycenter"."groups_zone_fixed_for_external"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "policycenter"."groups_zone_fixed_for_external"() FROM PUBLIC;
-COMMENT ON FUNCTION "policycenter"."groups_zone_fixed_for_external"() IS 'groups.guards "groups_zone_fixed_for_external": external users may not change the security zone of groups';
+COMMENT ON FUNCTION "policycenter"."groups_zone_fixed_for_external"() IS 'groups.guards "groups_zone_fixed_for_external": only internal users may change the security zone of groups';
 
 CREATE TRIGGER "groups_zone_fixed_for_external" BEFORE UPDATE ON "policycenter"."groups"
   FOR EACH ROW EXECUTE FUNCTION "policycenter"."groups_zone_fixed_for_external"();
