@@ -220,7 +220,8 @@ describe('policycenter: writes', () => {
     ORDER BY p.id`;
   /**
    * For every user (and no identity), with producer code security as the sample has it, off, on
-   * and NULL (which grants nothing, so counts as on): the codes an INSERT accepts, and those whose accounts a DELETE removes, against USABLE.
+   * and NULL (which grants nothing, so counts as on): the codes an INSERT accepts, and those whose
+   * accounts a DELETE removes, against USABLE.
    * Every refusal must be 42501.
    */
   const usableAgreement = async () => {
