@@ -359,13 +359,13 @@ BEGIN
   PERFORM pg_catalog.set_config('rowguard.policycenter_guards_seen', COALESCE(pg_catalog.pg_sequence_last_value('"policycenter"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text, true);
   -- Planner hints (see policycenter.plan_hint_organization_ids_in_my_zones and its siblings): mark the facts that are small or not
   -- true for this user, so the planner plans for them; the rows each statement returns stay the same.
-  IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path')), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
+  IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"), 'rg_plan_') OPERATOR(pg_catalog.=) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.current_setting('search_path')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
-      ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path'), E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1]) END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ', ')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
+      ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ', ')] OPERATOR(pg_catalog.||) "policycenter"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -1048,9 +1048,9 @@ CREATE FUNCTION "policycenter"."rg_guards_unmark"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
 AS $rg$
 BEGIN
-  IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path')), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
-    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path'), E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1]) END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ', '), ', '), true);
+  IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_policycenter_few_organization_ids_in_my_zones', 'rg_plan_policycenter_few_producer_code_ids_by_zone_or__0732b874', 'rg_plan_policycenter_not_i_am_external', 'rg_plan_policycenter_not_i_may_use_every_code', 'rg_plan_policycenter_not_i_view_all', 'rg_plan_policycenter_is_i_view_all']::pg_catalog.text[]) ORDER BY rg_n), ', '), ', '), true);
   END IF;
   RETURN NULL;
 END

@@ -1355,18 +1355,20 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
 function pathWithoutMarks(hints: readonly { readonly schema: string }[]): string {
   const ours = `ARRAY[${hints.map((h) => literal(h.schema)).join(', ')}]::pg_catalog.text[]`;
   const entry = 'rg_entry[1]';
-  // As PostgreSQL resolves it: unquoted, folded to lower case; either way cut to 63 bytes (the
-  // cast to name), so a mark of 63 bytes with more after it is that mark too.
-  const name = `(CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry}) END)::pg_catalog.name::pg_catalog.text`;
+  // As PostgreSQL resolves it: unquoted, or folded to lower case in ASCII alone (the "C" collation:
+  // another would fold a Turkish I to a dotless ı, or a Kelvin sign to k); either way cut to 63
+  // bytes (the cast to name), so a mark of 63 bytes with more after it is that mark too. The
+  // pattern reads the path under "C" too, where \s is ASCII white space, as it is to PostgreSQL.
+  const name = `(CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry} COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text`;
   return [
-    `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path'), E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
+    `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
     `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE (${name}) OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ', ')`,
   ].join('\n');
 }
 
 /** Whether the search_path may hold a mark, in any spelling (a bare name is folded to lower case). */
 const pathMayHoldMarks = (op: '>' | '='): string =>
-  `pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path')), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.${op}) 0`;
+  `pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.${op}) 0`;
 
 /**
  * set_session's last step: the search_path without this model's hint schemas (quoted or not: a

@@ -118,6 +118,11 @@ describe('smartoffice planner hints', () => {
         // A quoted name with a comma in it is one name, kept whole (split at the comma, it made the
         // path invalid and every set_session failed).
         expect(await after(`"a,${CLASSES[0]}", public`, 11)).toBe([`"a,${CLASSES[0]}", public`, ...CLASSES.slice(1)].join(', '));
+        // White space is ASCII white space, as to PostgreSQL: a bare name with an ideographic space
+        // in it is one name, kept whole.
+        await tx.unsafe(`SELECT set_config('search_path', '"$user", public, foo' || chr(12288) || 'bar, ${CLASSES[0]}', true)`);
+        await tx.unsafe('SELECT smartoffice.set_session(11)');
+        expect(fewOnly(await searchPath(tx))).toBe(['"$user", public, foo\u3000bar', ...CLASSES.slice(1)].join(', '));
         // PostgreSQL shows an empty search_path as "" (one empty name), which is kept as it is.
         expect(await after("''", PERSONA)).toBe(['""', ...CLASSES].join(', '));
         await tx.unsafe('SELECT smartoffice.set_session(11)');
