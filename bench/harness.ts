@@ -7,6 +7,7 @@
 import type postgres from 'postgres';
 import { byCodePoint, literal } from '../generator/sql/print.ts';
 import { setSession } from '../runtime/postgres.ts';
+import { actAs } from './server.ts';
 
 export type Sql = postgres.Sql;
 export type ReservedSql = postgres.ReservedSql;
@@ -697,8 +698,7 @@ export function formatTable(model: string, results: readonly QueryResult[]): str
  */
 export async function policyFacts(owner: Sql, schema: string, table: string, userId: string): Promise<Statement> {
   const plan = await owner.begin(async (tx) => {
-    await tx.unsafe('SET LOCAL ROLE app_user');
-    await setSession(tx, { schema, id: userId });
+    await actAs(tx, schema, userId);
     const [row] = await tx.unsafe(`EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM ${schema}.${table}`);
     return JSON.stringify(row);
   });

@@ -1341,6 +1341,9 @@ function markHints(model: ModelNode): { readonly schema: string; readonly hint: 
   ];
 }
 
+/** The search_path under the "C" collation, where lower() and \s are ASCII alone, as they are to PostgreSQL's reading of it. */
+const PATH_IN_C = `pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"`;
+
 /**
  * The search_path without these marks (a model's), as SQL: its entries as PostgreSQL reads them
  * (a double-quoted name, commas and doubled quotes inside it; or a bare one, which PostgreSQL
@@ -1361,14 +1364,14 @@ function pathWithoutMarks(hints: readonly { readonly schema: string }[]): string
   // pattern reads the path under "C" too, where \s is ASCII white space, as it is to PostgreSQL.
   const name = `(CASE WHEN pg_catalog.left(${entry}, 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(${entry}, 2, pg_catalog.length(${entry}) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(${entry} COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text`;
   return [
-    `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
+    `pg_catalog.array_to_string(ARRAY(SELECT ${entry} FROM pg_catalog.regexp_matches(${PATH_IN_C}, E'"(?:[^"]|"")*"|[^,\\\\s]+', 'g')`,
     `        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE (${name}) OPERATOR(pg_catalog.<>) ALL (${ours}) ORDER BY rg_n), ', ')`,
   ].join('\n');
 }
 
 /** Whether the search_path may hold a mark, in any spelling (a bare name is folded to lower case). */
 const pathMayHoldMarks = (op: '>' | '='): string =>
-  `pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.${op}) 0`;
+  `pg_catalog.strpos(pg_catalog.lower(${PATH_IN_C}), ${literal(MARK_SCHEMA_PREFIX)}) OPERATOR(pg_catalog.${op}) 0`;
 
 /**
  * set_session's last step: the search_path without this model's hint schemas (quoted or not: a
