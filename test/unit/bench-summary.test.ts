@@ -64,6 +64,27 @@ describe('bench summary', () => {
     expect(text).toContain('| *Not a target:* set_session per transaction, ms (median of the personas, their range), planned each time | 0.41 (0.30–0.52) | – | – | – |');
   });
 
+  it('counts the baseline misses the expert misses too, held to the same limit, and with B2s', () => {
+    const against = (query: string, s: number, b2: number, b1: number, b2s: number | null, met: boolean): QueryResult => ({
+      ...result(query, 'read', s, b2, [{ name: '≤2×B1', met }]),
+      b1: timing(b1),
+      b2AfterSession: b2s === null ? null : timing(b2s),
+    });
+    const planned = file([
+      against('pk visible', 0.5, 0.45, 0.2, null, false), // B2 over 0.4 too
+      against('equality search', 0.5, 0.3, 0.2, 0.45, false), // B2 within 0.4, B2s over it
+      against('count', 0.5, 0.3, 0.2, 0.35, false), // neither: the policy's own cost
+      against('first page', 0.3, 0.9, 0.2, 0.9, true), // met: not counted, whatever B2 does
+    ]);
+    const write: QueryResult = { ...result('insert', 'write', 0.3, 0.2, [{ name: '≤1.1×B0', met: false }]), b0: timing(0.15) };
+    const text = summarize({ superoffice: { planned: { ...planned, results: [...planned.results, write] } } });
+    const rows = text.split('\n').filter((l) => l.includes('those whose B2 misses it too') && l.includes('planned each time'));
+    expect(rows).toEqual([
+      '| *Not a target:* of the queries missing it, those whose B2 misses it too (in brackets: B2 or B2s), planned each time | – | – | – | 1 of 3 (2) |',
+      '| *Not a target:* of the queries missing it, those whose B2 misses it too (in brackets: B2 or B2s), planned each time | – | – | – | 1 of 1 (1) |',
+    ]);
+  });
+
   it('says where the markers belong when the README has none', () => {
     expect(() => withSummary('# Benchmark\n', 'x')).toThrow(/markers .* are missing/);
   });
