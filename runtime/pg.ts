@@ -12,9 +12,8 @@ const clients = new WeakMap<object, PoolClient>();
 /** PostgreSQL keeps the first 63 bytes of a statement's name. */
 const NAME_BYTES = 63;
 
-/** set_session, and with `mark` the acting user's kind asked in the same message (see KIND_TEXT). */
-async function act(client: PoolClient, identity: Identity, role: string | undefined, mark?: { kind: Kind; readonly role: string | undefined }): Promise<void> {
-  const text = setSessionText(identity, role);
+/** `text` (set_session's, see setSessionText), and with `mark` the acting user's kind asked in the same message (see KIND_TEXT). */
+async function act(client: PoolClient, text: string, mark?: { kind: Kind; readonly role: string | undefined }): Promise<void> {
   if (!mark) {
     await client.query(text);
     return;
@@ -83,16 +82,19 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     const mark = marking.get(client);
     // Marked inside a marked session whichever handle of the client it was given.
     const handle = mark && !clients.has(db) ? markingHandle(client, mark) : (db as PoolClient);
-    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who) => act(client, who, undefined, mark));
+    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who) => act(client, setSessionText(who), mark));
   }
+  // BEGIN goes in set_session's message: one round trip before `fn` where it took two. A schema
+  // or role refused here is refused before a client is checked out.
+  const begin = `BEGIN; ${setSessionText(identity, options.role)}`;
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
     try {
       const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
-      await act(client, identity, options.role, mark);
+      // When set_session fails, the transaction BEGIN opened is rolled back below.
+      await act(client, begin, mark);
       sessions.begin(client, identity);
       if (mark) marking.set(client, mark);
       const result = await fn(mark ? markingHandle(client, mark) : client);

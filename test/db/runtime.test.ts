@@ -210,10 +210,22 @@ describe('runtime: set_session as one simple query', () => {
         await withKyselySession(kdb, john, (trx) => seeing(async (q) => (await ksql.raw<Record<string, unknown>>(q).execute(trx)).rows), { role: 'app_user' }),
       ];
       expect(seen).toEqual(Array(3).fill({ role: 'app_user', rows: johnSees }));
-      await expect(withPgSession(pool, john, async () => 1, { role: 'none' })).rejects.toThrow(/SET ROLE NONE/);
-      // postgres.js asks what kind of user that made in the same message (see KIND_TEXT).
+      // postgres.js asks what kind of user that made in the same message (see KIND_TEXT); pg
+      // begins the transaction in it too (one round trip before the callback instead of two).
       const sent11 = `SET LOCAL ROLE "app_user"; SELECT "smartoffice".set_session(E'11')`;
-      expect(sent.filter(asked)).toEqual([`${sent11}; ${KIND_TEXT}`, sent11, sent11]);
+      expect(sent.filter(asked)).toEqual([`${sent11}; ${KIND_TEXT}`, `BEGIN; ${sent11}`, sent11]);
+      expect(sent.filter((q) => /^begin\s*$/i.test(q)), 'pg sends no BEGIN of its own; postgres.js and Kysely do').toHaveLength(2);
+      // A role refused is refused before anything is sent (no ROLLBACK of a transaction never begun).
+      const before = sent.length;
+      await expect(withPgSession(pool, john, async () => 1, { role: 'none' })).rejects.toThrow(/SET ROLE NONE/);
+      expect(sent.slice(before)).toEqual([]);
+      // An unknown user: set_session's own error, the transaction BEGIN opened in the same message
+      // rolled back, and the pool's one client serves the next session as before.
+      let ran = false;
+      await expect(withPgSession(pool, { schema: 'smartoffice', id: 999999 }, async () => (ran = true))).rejects.toMatchObject({ code: '28000' });
+      expect(ran).toBe(false);
+      expect(sent.at(-1)).toBe('ROLLBACK');
+      expect(await withPgSession(pool, john, async (client) => (await client.query(contacts)).rows.map((r) => Number(r.id)))).toEqual(johnSees);
     } finally {
       await sql.end();
       await pool.end();
