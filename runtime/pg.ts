@@ -93,7 +93,8 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   try {
     try {
       const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
-      // When set_session fails, the transaction BEGIN opened is rolled back below.
+      // When a statement of that message fails, the transaction is rolled back below (a caller's
+      // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
       await act(client, begin, mark);
       sessions.begin(client, identity);
       if (mark) marking.set(client, mark);

@@ -221,11 +221,14 @@ describe('runtime: set_session as one simple query', () => {
       expect(sent.slice(before)).toEqual([]);
       // An unknown user: set_session's own error, the transaction BEGIN opened in the same message
       // rolled back, and the pool's one client serves the next session as before.
+      const backend = async (client: pg.PoolClient) => Number((await client.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+      const first = await withPgSession(pool, john, backend);
       let ran = false;
       await expect(withPgSession(pool, { schema: 'smartoffice', id: 999999 }, async () => (ran = true))).rejects.toMatchObject({ code: '28000' });
       expect(ran).toBe(false);
       expect(sent.at(-1)).toBe('ROLLBACK');
-      expect(await withPgSession(pool, john, async (client) => (await client.query(contacts)).rows.map((r) => Number(r.id)))).toEqual(johnSees);
+      const after = await withPgSession(pool, john, async (client) => ({ pid: await backend(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) }));
+      expect(after).toEqual({ pid: first, rows: johnSees });
     } finally {
       await sql.end();
       await pool.end();

@@ -83,6 +83,12 @@ describe('bench summary', () => {
       '| *Not a target:* of the queries missing it, those whose B2 misses it too (in brackets: B2 or B2s), planned each time | – | – | – | 1 of 3 (2) |',
       '| *Not a target:* of the queries missing it, those whose B2 misses it too (in brackets: B2 or B2s), planned each time | – | – | – | 1 of 1 (1) |',
     ]);
+    // The 10% persona's limit is 1.5× B1 (B2 at 0.35 misses 0.3), and a miss without a B2 counts
+    // among the misses only; prepared runs are counted the same way.
+    const tenPercent = { ...against('count', 0.5, 0.35, 0.2, null, false), target: '10%' as const, targets: [{ name: '≤1.5×B1', met: false }] };
+    const noB2 = { ...against('pk visible', 0.5, 1, 0.2, null, false), b2: null };
+    const prepared = summarize({ collect: { prepared: file([tenPercent, noB2]) } });
+    expect(prepared).toContain('| *Not a target:* of the queries missing it, those whose B2 misses it too (in brackets: B2 or B2s), prepared | – | 1 of 2 (1) | – | – |');
   });
 
   it('says where the markers belong when the README has none', () => {
