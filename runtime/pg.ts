@@ -91,24 +91,21 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
   let broken: Error | undefined;
   try {
-    try {
-      const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
-      // When a statement of that message fails, the transaction is rolled back below (a caller's
-      // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
-      await act(client, begin, mark);
-      sessions.begin(client, identity);
-      if (mark) marking.set(client, mark);
-      const result = await fn(mark ? markingHandle(client, mark) : client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw error;
-    } finally {
-      sessions.end(client);
-      marking.delete(client);
-    }
+    const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
+    // When a statement of that message fails, the transaction is rolled back below (a caller's
+    // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
+    await act(client, begin, mark);
+    sessions.begin(client, identity);
+    if (mark) marking.set(client, mark);
+    const result = await fn(mark ? markingHandle(client, mark) : client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw error;
   } finally {
+    sessions.end(client);
+    marking.delete(client);
     if (isPool) client.release(broken);
   }
 }
