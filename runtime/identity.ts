@@ -150,31 +150,48 @@ export class Sessions {
    * A withSession nested on `handle`: a savepoint (named by its depth), `identity`, `fn`, then
    * RELEASE, or ROLLBACK TO when `fn` throws (the error is rethrown), and the identity in force
    * before it is set again. `run` sends one SQL text on the handle; `act` sets an identity (by
-   * default set_session through `run`).
+   * default set_session through `run`), after `before` in the same message when it is given one:
+   * with `together` the savepoint goes in the message that sets `identity`, and the RELEASE in the
+   * one that sets the identity back (two round trips where four were sent), for a client that
+   * sends a text without parameters as one simple query (pg); Kysely's dialects need not.
    */
-  async nest<T>(handle: object, run: (text: string) => Promise<unknown>, identity: Identity, fn: () => Promise<T>, act: (identity: Identity) => Promise<unknown> = (who) => run(setSessionText(who))): Promise<T> {
+  async nest<T>(
+    handle: object,
+    run: (text: string) => Promise<unknown>,
+    identity: Identity,
+    fn: () => Promise<T>,
+    act: (identity: Identity, before?: string) => Promise<unknown> = (who, before = '') => run(before + setSessionText(who)),
+    together = false,
+  ): Promise<T> {
     const outer = this.#active.get(handle);
     if (!outer) throw new Error('rowguard: nest() needs a handle inside withSession');
     const name = `rowguard_session_${outer.depth + 1}`;
-    await run(`SAVEPOINT ${name}`);
+    if (!together) await run(`SAVEPOINT ${name}`);
     this.#active.set(handle, { identity, depth: outer.depth + 1 });
     let failed = false;
+    let restored = false;
     // When the call failed, its error is the one to see, not a failure to roll back or restore (a lost connection).
     const unlessFailed = (error: unknown) => {
       if (!failed) throw error;
     };
     try {
-      await act(identity);
+      await act(identity, together ? `SAVEPOINT ${name}; ` : undefined);
       const result = await fn();
-      await run(`RELEASE SAVEPOINT ${name}`);
+      if (together) {
+        restored = true;
+        await act(outer.identity, `RELEASE SAVEPOINT ${name}; `);
+      } else {
+        await run(`RELEASE SAVEPOINT ${name}`);
+      }
       return result;
     } catch (error) {
       failed = true;
+      // A savepoint sent with the identity is missing if that message failed before it: nothing to roll back to.
       await run(`ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
       throw error;
     } finally {
       this.#active.set(handle, outer);
-      await act(outer.identity).catch(unlessFailed);
+      if (!restored || failed) await act(outer.identity).catch(unlessFailed);
     }
   }
 }

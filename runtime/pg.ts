@@ -82,7 +82,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     const mark = marking.get(client);
     // Marked inside a marked session whichever handle of the client it was given.
     const handle = mark && !clients.has(db) ? markingHandle(client, mark) : (db as PoolClient);
-    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who) => act(client, setSessionText(who), mark));
+    // pg sends a text without parameters as one simple query: the savepoint and the RELEASE go in
+    // the messages that set the identities.
+    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who, before = '') => act(client, before + setSessionText(who), mark), true);
   }
   // BEGIN goes in set_session's message: one round trip before `fn` where it took two. A schema
   // or role refused here is refused before a client is checked out.

@@ -39,6 +39,20 @@ const pick = (i: number) => cases[(i * 7919) % cases.length]!;
 
 class Planned extends Error {}
 
+/** A pg pool of one client that records in `sent` the text of every query it sends. */
+function recordingPool(sent: string[]): pg.Pool {
+  const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
+      if (text) sent.push(text);
+      return query(...args);
+    };
+  });
+  return pool;
+}
+
 async function hammer(run: (c: (typeof cases)[number], fail: boolean) => Promise<string[] | undefined>): Promise<{ wrong: string[]; failed: number }> {
   const wrong: string[] = [];
   let failed = 0;
@@ -183,22 +197,9 @@ describe('runtime: set_session as one simple query', () => {
   it('every adapter sends the role and set_session together, in one message', async () => {
     const sent: string[] = [];
     const asked = (q: string) => /set_session|SET LOCAL ROLE/.test(q);
-    /** A pg pool whose clients record the text of every query they send. */
-    const recordingPool = () => {
-      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
-      pool.on('connect', (client) => {
-        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-        (client as { query: unknown }).query = (...args: unknown[]) => {
-          const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
-          if (text) sent.push(text);
-          return query(...args);
-        };
-      });
-      return pool;
-    };
     const sql = postgres(appUrl, { max: 1, onnotice: () => {}, debug: (_connection, query) => void sent.push(query) });
-    const pool = recordingPool();
-    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: recordingPool() }) });
+    const pool = recordingPool(sent);
+    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: recordingPool(sent) }) });
     const seeing = async (query: (text: string) => Promise<Array<Record<string, unknown>>>) => ({
       role: String((await query('SELECT current_user AS r'))[0]!.r),
       rows: (await query(contacts)).map((r) => Number(r.id)),
@@ -348,6 +349,38 @@ describe('runtime: nesting', () => {
       expect(seen).toEqual({ inner: [101, 102, 103, 105], outer: [100, 102, 103, 104] });
     } finally {
       await kdb.destroy();
+    }
+  });
+
+  it('pg sends a nested session in two messages: the savepoint with the identity, the RELEASE (or, on failure, the ROLLBACK TO) with the identity before it', async () => {
+    const sent: string[] = [];
+    const pool = recordingPool(sent);
+    const call = (id: number) => `SELECT "smartoffice".set_session(E'${id}')`;
+    try {
+      const seen = await withPgSession(pool, john, async (client) => {
+        const inner = await withPgSession(client, tom, async (c) => (await c.query(contacts)).rows.map((r: { id: string }) => Number(r.id)));
+        await expect(withPgSession(client, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+        // A set_session that fails inside: its error, and the outer identity back in a usable transaction.
+        await expect(withPgSession(client, { schema: 'smartoffice', id: 999999 }, async () => 1)).rejects.toMatchObject({ code: '28000' });
+        return { inner, outer: (await client.query(contacts)).rows.map((r: { id: string }) => Number(r.id)) };
+      });
+      expect(seen).toEqual({ inner: [101, 102, 103, 105], outer: [100, 102, 103, 104] });
+      expect(sent).toEqual([
+        `BEGIN; ${call(11)}`,
+        `SAVEPOINT rowguard_session_1; ${call(12)}`,
+        contacts,
+        `RELEASE SAVEPOINT rowguard_session_1; ${call(11)}`,
+        `SAVEPOINT rowguard_session_1; ${call(12)}`,
+        'ROLLBACK TO SAVEPOINT rowguard_session_1',
+        call(11),
+        `SAVEPOINT rowguard_session_1; ${call(999999)}`,
+        'ROLLBACK TO SAVEPOINT rowguard_session_1',
+        call(11),
+        contacts,
+        'COMMIT',
+      ]);
+    } finally {
+      await pool.end();
     }
   });
 
