@@ -186,8 +186,11 @@ export class Sessions {
       return result;
     } catch (error) {
       failed = true;
-      // A savepoint sent with the identity is missing if that message failed before it: nothing to roll back to.
-      await run(`ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
+      // ROLLBACK TO keeps the savepoint. With `together` it is released in the same message, so no
+      // savepoint of this name outlives the call: a later call whose message failed before making
+      // its own (the transaction aborted already) finds none to roll back to and stays aborted,
+      // rather than rolling back to this one's and undoing what ran in between.
+      await run(together ? `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}` : `ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
       throw error;
     } finally {
       this.#active.set(handle, outer);

@@ -371,14 +371,35 @@ describe('runtime: nesting', () => {
         contacts,
         `RELEASE SAVEPOINT rowguard_session_1; ${call(11)}`,
         `SAVEPOINT rowguard_session_1; ${call(12)}`,
-        'ROLLBACK TO SAVEPOINT rowguard_session_1',
+        'ROLLBACK TO SAVEPOINT rowguard_session_1; RELEASE SAVEPOINT rowguard_session_1',
         call(11),
         `SAVEPOINT rowguard_session_1; ${call(999999)}`,
-        'ROLLBACK TO SAVEPOINT rowguard_session_1',
+        'ROLLBACK TO SAVEPOINT rowguard_session_1; RELEASE SAVEPOINT rowguard_session_1',
         call(11),
         contacts,
         'COMMIT',
       ]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('pg: a nested session begun in a transaction that failed already leaves it failed, after a nested session that failed before it', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    try {
+      const seen = await withPgSession(pool, john, async (client) => {
+        await client.query('CREATE TEMP TABLE rowguard_probe (x int) ON COMMIT DROP');
+        await expect(withPgSession(client, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+        await client.query('INSERT INTO rowguard_probe VALUES (1)');
+        // The application swallows an error: the transaction is aborted from here on.
+        await client.query('SELECT 1 / 0').catch(() => undefined);
+        const nested = await withPgSession(client, tom, async () => 1).then(() => 'ran', (e: { code?: string }) => e.code);
+        // Not rolled back to the first nested call's savepoint (which would drop the INSERT and
+        // clear the failure): the transaction is still the failed one.
+        const after = await client.query('SELECT count(*) AS n FROM rowguard_probe').then((r) => r.rows[0].n, (e: { code?: string }) => e.code);
+        return { nested, after };
+      });
+      expect(seen).toEqual({ nested: '25P02', after: '25P02' });
     } finally {
       await pool.end();
     }
