@@ -100,7 +100,12 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     sessions.begin(client, identity);
     if (mark) marking.set(client, mark);
     const result = await fn(mark ? markingHandle(client, mark) : client);
-    await client.query('COMMIT');
+    // PostgreSQL answers the COMMIT of a failed transaction with ROLLBACK and no error: a
+    // statement failed and the callback caught its error. Nothing was committed; say so.
+    const committed = await client.query('COMMIT');
+    if (committed.command === 'ROLLBACK') {
+      throw new Error('rowguard: the transaction was rolled back, not committed: a statement in it failed and the callback caught its error');
+    }
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch((e: Error) => (broken = e));

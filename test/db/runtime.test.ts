@@ -384,10 +384,28 @@ describe('runtime: nesting', () => {
     }
   });
 
+  it('pg: a callback that catches a failed statement\'s error gets an error, not its result: the transaction was rolled back', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    try {
+      await expect(
+        withPgSession(pool, john, async (client) => {
+          await client.query('CREATE TEMP TABLE rowguard_kept (x int)');
+          await client.query('SELECT 1 / 0').catch(() => undefined);
+          return 'done';
+        }),
+      ).rejects.toThrow(/rolled back, not committed/);
+      // Nothing of it was kept, and the client serves the next session.
+      expect(await withPgSession(pool, john, async (c) => (await c.query(`SELECT to_regclass('pg_temp.rowguard_kept') IS NULL AS gone`)).rows[0].gone)).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('pg: a nested session begun in a transaction that failed already leaves it failed, after a nested session that failed before it', async () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
     try {
-      const seen = await withPgSession(pool, john, async (client) => {
+      let seen: unknown;
+      const outer = withPgSession(pool, john, async (client) => {
         await client.query('CREATE TEMP TABLE rowguard_probe (x int) ON COMMIT DROP');
         await expect(withPgSession(client, tom, async () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
         await client.query('INSERT INTO rowguard_probe VALUES (1)');
@@ -397,8 +415,10 @@ describe('runtime: nesting', () => {
         // Not rolled back to the first nested call's savepoint (which would drop the INSERT and
         // clear the failure): the transaction is still the failed one.
         const after = await client.query('SELECT count(*) AS n FROM rowguard_probe').then((r) => r.rows[0].n, (e: { code?: string }) => e.code);
-        return { nested, after };
+        seen = { nested, after };
       });
+      // And the outer call says its transaction was rolled back.
+      await expect(outer).rejects.toThrow(/rolled back, not committed/);
       expect(seen).toEqual({ nested: '25P02', after: '25P02' });
     } finally {
       await pool.end();
