@@ -384,7 +384,7 @@ describe('runtime: nesting', () => {
     }
   });
 
-  it('pg: a callback that catches a failed statement\'s error gets an error, not its result: the transaction was rolled back', async () => {
+  it('a callback that catches a failed statement\'s error gets an error, not its result: pg says the transaction was rolled back, postgres.js rethrows', async () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
     try {
       await expect(
@@ -398,6 +398,17 @@ describe('runtime: nesting', () => {
       expect(await withPgSession(pool, john, async (c) => (await c.query(`SELECT to_regclass('pg_temp.rowguard_kept') IS NULL AS gone`)).rows[0].gone)).toBe(true);
     } finally {
       await pool.end();
+    }
+    // postgres.js rethrows the error the callback caught (README, "Applications").
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      const swallowing = withPostgresSession(sql, john, async (tx) => {
+        await tx.unsafe('SELECT 1 / 0').catch(() => undefined);
+        return 'done';
+      });
+      await expect(swallowing).rejects.toMatchObject({ code: '22012' });
+    } finally {
+      await sql.end();
     }
   });
 
