@@ -154,6 +154,8 @@ export class Sessions {
    * with `together` the savepoint goes in the message that sets `identity`, and the RELEASE in the
    * one that sets the identity back (two round trips where four were sent), for a client that
    * sends a text without parameters as one simple query (pg); Kysely's dialects need not.
+   * Calls on one handle must not overlap (no `Promise.all` of them): the savepoints and the
+   * identity are the transaction's, one at a time.
    */
   async nest<T>(
     handle: object,
@@ -189,7 +191,9 @@ export class Sessions {
       // ROLLBACK TO keeps the savepoint. With `together` it is released in the same message, so no
       // savepoint of this name outlives the call: a later call whose message failed before making
       // its own (the transaction aborted already) finds none to roll back to and stays aborted,
-      // rather than rolling back to this one's and undoing what ran in between.
+      // rather than rolling back to this one's and undoing what ran in between. Without
+      // `together` the SAVEPOINT is sent before the try, so a call whose SAVEPOINT failed never
+      // gets here.
       await run(together ? `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}` : `ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
       throw error;
     } finally {

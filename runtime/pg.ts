@@ -92,6 +92,8 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
   let broken: Error | undefined;
+  // Once COMMIT has answered, the transaction is over whatever it answered: no ROLLBACK to send.
+  let ended = false;
   try {
     const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
     // When a statement of that message fails, the transaction is rolled back below (a caller's
@@ -103,12 +105,13 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     // PostgreSQL answers the COMMIT of a failed transaction with ROLLBACK and no error: a
     // statement failed and the callback caught its error. Nothing was committed; say so.
     const committed = await client.query('COMMIT');
+    ended = true;
     if (committed.command === 'ROLLBACK') {
       throw new Error('rowguard: the transaction was rolled back, not committed: a statement in it failed and the callback caught its error');
     }
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    if (!ended) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
     throw error;
   } finally {
     sessions.end(client);

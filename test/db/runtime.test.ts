@@ -385,7 +385,8 @@ describe('runtime: nesting', () => {
   });
 
   it('a callback that catches a failed statement\'s error gets an error, not its result: pg says the transaction was rolled back, postgres.js rethrows', async () => {
-    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    const sent: string[] = [];
+    const pool = recordingPool(sent);
     try {
       await expect(
         withPgSession(pool, john, async (client) => {
@@ -394,6 +395,8 @@ describe('runtime: nesting', () => {
           return 'done';
         }),
       ).rejects.toThrow(/rolled back, not committed/);
+      // COMMIT ended it: no ROLLBACK after it.
+      expect(sent.at(-1)).toBe('COMMIT');
       // Nothing of it was kept, and the client serves the next session.
       expect(await withPgSession(pool, john, async (c) => (await c.query(`SELECT to_regclass('pg_temp.rowguard_kept') IS NULL AS gone`)).rows[0].gone)).toBe(true);
     } finally {
