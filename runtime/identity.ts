@@ -180,8 +180,8 @@ export class Sessions {
       await act(identity, together ? `SAVEPOINT ${name}; ` : undefined);
       const result = await fn();
       if (together) {
-        restored = true;
         await act(outer.identity, `RELEASE SAVEPOINT ${name}; `);
+        restored = true;
       } else {
         await run(`RELEASE SAVEPOINT ${name}`);
       }
@@ -198,7 +198,7 @@ export class Sessions {
       throw error;
     } finally {
       this.#active.set(handle, outer);
-      if (!restored || failed) await act(outer.identity).catch(unlessFailed);
+      if (!restored) await act(outer.identity).catch(unlessFailed);
     }
   }
 }
