@@ -118,35 +118,32 @@ export default defineModel(
       arrayOf(m.from(contactAssignments, (a) => ({ where: a.user_id.in(actingFor), select: a.contact_id }))),
       { description: 'Contacts assigned to me or to an agent I am a proxy for (an id may appear twice).' },
     );
-    // Rule 2's "my office and assigned to me or my agents" as one set of contact ids, for reading.
-    // As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index on
-    // both columns to be answered by its bitmap scan alone; where offices are small PostgreSQL
-    // takes the office_id index instead, and then the whole policy is re-checked on every row
-    // the bitmap returns, with the enterprise arm's office array searched row by row: 4.3 s for
-    // a count of 98,000 contacts under 11,111 offices (65 ms as one set of ids).
-    //
+    // Rule 2's "my office and assigned to me or my agents", for reading, as one condition on one
+    // GIN index: each contact lists a key of (its office, the user) per assignment, kept by
+    // triggers, and the fact below holds my keys (my office with me and each agent I stand in
+    // for). As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index
+    // on both columns to be answered by its bitmap scan alone; where offices are small PostgreSQL
+    // took the office_id index instead and re-checked the whole policy on every row it returned
+    // (4.3 s for a count of 98,000 contacts under 11,111 offices). As one set of ids (migrations
+    // 0043-0183) it cost a read of my assignments and a probe of the id index per contact.
+    const assignees = m.keyList(contacts, 'assignee_keys', {
+      from: contactAssignments,
+      key: 'contact_id',
+      value: 'user_id',
+      scope: 'office_id',
+      description: 'One key per user the contact is assigned to, with the contact\'s office: rule 2 reads it through one GIN index.',
+    });
     // Only a user whom office security limits needs it: for the others rule 2's open office or
     // rule 3 admits every contact of the office it could add. For them it is NULL, never
-    // computed, and set_session's mark folds its arm, which a walk of the key would otherwise
-    // search on every row of every other office (1,812 ids per row for the open office's user at
-    // 10^7 rows: 3.3 s for the first page of the join).
+    // computed, and set_session's mark folds its arm.
     const limitedByOfficeSecurity = m.fact('office_security_limits_me', and(openOffice.isNull(), iHaveEnterpriseView.isNotTrue()), {
       type: 'boolean',
       description: 'My office keeps office security and I have no enterprise view: of its contacts I see those assigned to me, my agents or nobody.',
     });
-    const assignedInMyOffice = m.fact(
-      'my_office_contacts_assigned_to_me_or_my_agents',
-      when(
-        limitedByOfficeSecurity,
-        arrayOf(m.from(contacts, (c) => ({ where: and(c.office_id.eq(myOffice), c.id.in(assignedToMe), notPrivate(c)), select: c.id }))),
-      ),
-      {
-        description:
-          'If office security limits me: contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy). Otherwise NULL.',
-      },
-    );
-    // Found by the fact above in one index-only scan of my office's range.
-    m.index(contacts, { columns: ['office_id', 'id'], where: (c) => notPrivate(c), name: 'contacts_office_contacts_idx' });
+    const myAssigneeKeys = m.fact('my_office_assignee_keys', when(limitedByOfficeSecurity, assignees.keysOf(myOffice, actingFor)), {
+      description:
+        'If office security limits me: the assignee keys of my office for me and each agent I am a proxy for (rule 2: a contact of my office assigned to one of us lists one of them). Otherwise NULL.',
+    });
     const enterpriseOffices = m.fact('enterprise_office_ids', when(iHaveEnterpriseView, officeTree.descendantsOf(myOffice, { includeSelf: true })), {
       description: 'With enterprise view: my office and every office below it, at any depth. Otherwise NULL.',
     });
@@ -211,7 +208,7 @@ export default defineModel(
         // 2. not private, my office: security off, or assigned to me or my agents, or to nobody.
         and(notPrivate(c), c.office_id.eq(openOffice)),
         mode === 'read'
-          ? and(notPrivate(c), c.id.in(assignedInMyOffice))
+          ? and(notPrivate(c), assignees.of(c).in(myAssigneeKeys))
           : and(notPrivate(c), c.office_id.eq(myOffice), c.id.in(assignedToMe)),
         and(notPrivate(c), c.office_id.eq(myOffice), assignmentCount.of(c).eq(0)),
         // 3. enterprise view: my office and every office below it.

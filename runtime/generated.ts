@@ -35,7 +35,7 @@ export type PolicycenterIdentity = { readonly schema: 'policycenter'; readonly i
 /** Tables and views of the "smartoffice" model: SmartOffice: office, proxy, private and enterprise security with record sharing. */
 export interface SmartofficeDatabase {
   'smartoffice.contact_assignments': { contact_id: string; user_id: string; };
-  'smartoffice.contacts': { id: string; office_id: string; name: string | null; phone: string | null; is_private: boolean | null; private_owner_id: string | null; assignment_count: number; };
+  'smartoffice.contacts': { id: string; office_id: string; name: string | null; phone: string | null; is_private: boolean | null; private_owner_id: string | null; assignment_count: number; assignee_keys: string[]; };
   'smartoffice.contacts_report': { id: string | null; name: string | null; phone: string | null; is_private: boolean | null; office_id: string | null; office_name: string | null; parent_office_name: string | null; assignees: string[] | null; };
   'smartoffice.office_tree': { ancestor_id: string; descendant_id: string; depth: number; };
   'smartoffice.offices': { id: string; parent_id: string | null; name: string | null; office_security: boolean; };

@@ -44,6 +44,7 @@ CREATE TABLE "smartoffice"."contacts" (
   "is_private" boolean DEFAULT false,
   "private_owner_id" bigint,
   "assignment_count" integer NOT NULL DEFAULT 0,
+  "assignee_keys" text[] NOT NULL DEFAULT '{}'::text[],
   PRIMARY KEY ("id")
 );
 
@@ -145,11 +146,11 @@ CREATE INDEX "user_links_sharer_id_idx" ON "smartoffice"."user_links" ("sharer_i
 
 CREATE INDEX "users_office_id_idx" ON "smartoffice"."users" ("office_id") INCLUDE ("id");
 
-CREATE INDEX "contacts_office_contacts_idx" ON "smartoffice"."contacts" ("office_id", "id")
-  WHERE "is_private" = false;
-
 CREATE INDEX "contacts_unassigned_idx" ON "smartoffice"."contacts" ("office_id")
   WHERE "assignment_count" = 0;
+
+CREATE INDEX "contacts_assignee_keys_any_7e33b3_idx" ON "smartoffice"."contacts" USING gin (("assignee_keys")) WITH (fastupdate = off)
+  WHERE "is_private" = false;
 
 CREATE INDEX "contacts_id_arm_4add6c_idx" ON "smartoffice"."contacts" ("id")
   WHERE "is_private" = false;
@@ -204,7 +205,7 @@ GRANT SELECT, INSERT, UPDATE ON "smartoffice"."users" TO "app_user";
 GRANT SELECT ON "smartoffice"."users" TO "reporting_user";
 
 GRANT SELECT ON "smartoffice"."contacts" TO "rowguard_definer";
-GRANT UPDATE ("assignment_count") ON "smartoffice"."contacts" TO "rowguard_definer";
+GRANT UPDATE ("assignment_count", "assignee_keys") ON "smartoffice"."contacts" TO "rowguard_definer";
 GRANT SELECT, INSERT, UPDATE, DELETE ON "smartoffice"."contacts" TO "app_user";
 GRANT SELECT ON "smartoffice"."contacts" TO "reporting_user";
 
@@ -390,7 +391,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.concat_ws(', ', VARIADIC
       ARRAY[pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ', ')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_my_office_assignee_keys', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ', ')] OPERATOR(pg_catalog.||) "smartoffice"."plan_marks"()), ', '), true);
   END IF;
 END
 $rg$;
@@ -790,7 +791,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."office_security_limits_me"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."office_security_limits_me"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."office_security_limits_me"() IS 'My office keeps office security and I have no enterprise view: of its contacts I see those assigned to me, my agents or nobody.';
 
-CREATE FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
+CREATE FUNCTION "smartoffice"."my_office_assignee_keys"() RETURNS text[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
   SET plan_cache_mode = force_generic_plan
@@ -805,15 +806,13 @@ BEGIN
   END IF;
   SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
-AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT "q8"."id" FROM "smartoffice"."contacts" AS "q8" WHERE ("q8"."office_id" = ((rg_fact.me_row."office_id"))::bigint)
-AND ("q8"."id" = any((ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[])))::bigint[]::bigint[]))
-AND ("q8"."is_private" = false)) ELSE NULL END;
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL) ELSE NULL END;
 END
 $rg$;
-ALTER FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"() IS 'If office security limits me: contacts of my office assigned to me or my agents, not private (rule 2, as one set of ids for the SELECT policy). Otherwise NULL.';
+ALTER FUNCTION "smartoffice"."my_office_assignee_keys"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."my_office_assignee_keys"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."my_office_assignee_keys"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."my_office_assignee_keys"() IS 'If office security limits me: the assignee keys of my office for me and each agent I am a proxy for (rule 2: a contact of my office assigned to one of us lists one of them). Otherwise NULL.';
 
 CREATE FUNCTION "smartoffice"."enterprise_office_ids"() RETURNS bigint[]
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
@@ -849,8 +848,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me)))::bigint[];
+  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me)))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() OWNER TO "rowguard_definer";
@@ -870,9 +869,9 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q11"."contact_id" FROM "smartoffice"."shared_contacts" AS "q11" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q12" WHERE ("q12"."id" = "q11"."link_id")
-AND ("q12"."receiver_id" = rg_fact.me)
-AND ("q12"."status" = 'active')));
+  RETURN ARRAY(SELECT DISTINCT "q10"."contact_id" FROM "smartoffice"."shared_contacts" AS "q10" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q11" WHERE ("q11"."id" = "q10"."link_id")
+AND ("q11"."receiver_id" = rg_fact.me)
+AND ("q11"."status" = 'active')));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_shared_with_me"() OWNER TO "rowguard_definer";
@@ -893,7 +892,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ARRAY(SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((rg_fact.me_row."office_id"))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -934,7 +933,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE ("q14"."sharer_id" = rg_fact.me) OR ("q14"."receiver_id" = rg_fact.me));
+  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = rg_fact.me) OR ("q13"."receiver_id" = rg_fact.me));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_ids"() OWNER TO "rowguard_definer";
@@ -953,7 +952,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE "q15"."sharer_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -972,7 +971,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q16"."id" FROM "smartoffice"."user_links" AS "q16" WHERE ("q16"."sharer_id" = rg_fact.me) AND ("q16"."status" = 'active'));
+  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = rg_fact.me) AND ("q15"."status" = 'active'));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."active_link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -991,7 +990,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q17"."receiver_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q18"."sharer_id" FROM "smartoffice"."user_links" AS "q18" WHERE "q18"."receiver_id" = rg_fact.me)::bigint[];
+  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = rg_fact.me)::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_partner_ids"() OWNER TO "rowguard_definer";
@@ -1012,7 +1011,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."office_id", u."record_sharing" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me_row."record_sharing" = true))::boolean THEN ARRAY(SELECT "q19"."id" FROM "smartoffice"."users" AS "q19" WHERE ("q19"."record_sharing" = true) AND ("q19"."office_id" <> ((rg_fact.me_row."office_id"))::bigint)) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me_row."record_sharing" = true))::boolean THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true) AND ("q18"."office_id" <> ((rg_fact.me_row."office_id"))::bigint)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";
@@ -1032,7 +1031,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q20"."contact_id" FROM "smartoffice"."contact_assignments" AS "q20" WHERE "q20"."user_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me"() OWNER TO "rowguard_definer";
@@ -1059,9 +1058,11 @@ BEGIN
   SELECT u."enterprise_view", u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
-    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q9"."agent_id" FROM "smartoffice"."proxies" AS "q9" WHERE ("q9"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q10" WHERE ("q10"."owner_id" = "q9"."agent_id") AND ("q10"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q13"."id" FROM "smartoffice"."users" AS "q13" WHERE "q13"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
+    CASE WHEN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN COALESCE(pg_catalog.cardinality(ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL)), 0) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_my_office_assignee_keys' END,
+    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
     CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_am_admin' END,
     CASE WHEN (rg_guard_facts."i_have_enterprise_view") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_have_enterprise_view' END,
     CASE WHEN (EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = rg_guard_facts."my_office_id") AND ("q5"."office_security" = false))) IS NOT TRUE THEN 'rg_plan_smartoffice_not_my_open_office_id_when' END,
@@ -1080,21 +1081,39 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_marks"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_marks"() TO "app_user";
 COMMENT ON FUNCTION "smartoffice"."plan_marks"() IS 'Internal, for set_session: the planner-hint schemas of the acting user (facts with few elements, counted no further than that; guards that are not true, and guards of every-row arms that are).';
 
-CREATE FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() RETURNS boolean
+CREATE FUNCTION "smartoffice"."plan_when_07022d62be0f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_my_open_office_id_when"."rg_plan_smartoffice_not_my_open_office_id_when"'::pg_catalog.regclass) IS TRUE)
     AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys"'::pg_catalog.regclass) IS TRUE)
     AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_2f61dd8d593d"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_07022d62be0f"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_07022d62be0f"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_07022d62be0f"() IS 'Planner hint, folded while planning: plan_fold_my_open_office_id_when() AND plan_hint_enterprise_office_ids() AND plan_hint_my_office_assignee_keys() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
+
+CREATE FUNCTION "smartoffice"."plan_when_692aeb3b0201"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
+    RETURN false;
+  END IF;
+  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_692aeb3b0201"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_692aeb3b0201"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_692aeb3b0201"() IS 'Planner hint, folded while planning: plan_fold_office_security_limits_me() AND plan_hint_enterprise_office_ids() AND plan_hint_my_office_assignee_keys() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 CREATE FUNCTION "smartoffice"."plan_when_693522718f9f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1111,21 +1130,22 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_when_693522718f9f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_693522718f9f"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_when_693522718f9f"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() in one call.';
 
-CREATE FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() RETURNS boolean
+CREATE FUNCTION "smartoffice"."plan_when_ba17d1eeee03"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $rg$
 BEGIN
   IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_i_have_enterprise_view"."rg_plan_smartoffice_not_i_have_enterprise_view"'::pg_catalog.regclass) IS TRUE)
     AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
+    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys"'::pg_catalog.regclass) IS TRUE)
     AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
     RETURN false;
   END IF;
   RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
 END
 $rg$;
-REVOKE ALL ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_ab5ed1838bdc"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
+REVOKE ALL ON FUNCTION "smartoffice"."plan_when_ba17d1eeee03"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_ba17d1eeee03"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_when_ba17d1eeee03"() IS 'Planner hint, folded while planning: plan_fold_i_have_enterprise_view() AND plan_hint_enterprise_office_ids() AND plan_hint_my_office_assignee_keys() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 CREATE FUNCTION "smartoffice"."plan_when_c748ee02f23f"() RETURNS boolean
   LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -1141,22 +1161,6 @@ $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_when_c748ee02f23f"() IS 'Planner hint, folded while planning: plan_fold_i_am_admin() AND plan_hint_users_i_administer() in one call.';
-
-CREATE FUNCTION "smartoffice"."plan_when_eb72397c5deb"() RETURNS boolean
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $rg$
-BEGIN
-  IF NOT ((pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_not_office_security_limits_me"."rg_plan_smartoffice_not_office_security_limits_me"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_enterprise_office_ids"."rg_plan_smartoffice_few_enterprise_office_ids"'::pg_catalog.regclass) IS TRUE)
-    AND (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_private_owner_ids_visible_to_me"."rg_plan_smartoffice_few_private_owner_ids_visible_to_me"'::pg_catalog.regclass) IS TRUE)) THEN
-    RETURN false;
-  END IF;
-  RETURN (COALESCE(pg_catalog.current_setting('rowguard.smartoffice_guards_seen', true), '') OPERATOR(pg_catalog.=) COALESCE(pg_catalog.pg_sequence_last_value('"smartoffice"."rg_guards_changed"'::pg_catalog.regclass), 0)::pg_catalog.text);
-END
-$rg$;
-REVOKE ALL ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_when_eb72397c5deb"() IS 'Planner hint, folded while planning: plan_fold_office_security_limits_me() AND plan_hint_enterprise_office_ids() AND plan_hint_private_owner_ids_visible_to_me() in one call.';
 
 -- set_session puts it in the search_path when smartoffice.enterprise_office_ids() has at most 10 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -1175,6 +1179,24 @@ $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.enterprise_office_ids() has at most 10 elements (schema rg_plan_smartoffice_few_enterprise_office_ids in the search_path). Changes plans, never results.';
+
+-- set_session puts it in the search_path when smartoffice.my_office_assignee_keys() has at most 10 elements.
+-- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
+CREATE SCHEMA "rg_plan_smartoffice_few_my_office_assignee_keys";
+GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_my_office_assignee_keys" TO PUBLIC;
+CREATE VIEW "rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys" AS SELECT;
+COMMENT ON VIEW "rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys" IS 'Planner-hint marker, read by the smartoffice.plan_* functions: visible while rg_plan_smartoffice_few_my_office_assignee_keys is in the search_path. Grants nothing and reads nothing. Do not drop it: statements on the model''s tables would fail to plan.';
+
+CREATE FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $rg$
+BEGIN
+  RETURN (pg_catalog.pg_table_is_visible('"rg_plan_smartoffice_few_my_office_assignee_keys"."rg_plan_smartoffice_few_my_office_assignee_keys"'::pg_catalog.regclass) IS TRUE);
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() TO "app_user", "reporting_user";
+COMMENT ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.my_office_assignee_keys() has at most 10 elements (schema rg_plan_smartoffice_few_my_office_assignee_keys in the search_path). Changes plans, never results.';
 
 -- set_session puts it in the search_path when smartoffice.private_owner_ids_visible_to_me() has at most 10 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -1321,7 +1343,7 @@ AS $rg$
 BEGIN
   IF pg_catalog.strpos(pg_catalog.lower(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C"), 'rg_plan_') OPERATOR(pg_catalog.>) 0 THEN
     PERFORM pg_catalog.set_config('search_path', pg_catalog.btrim(pg_catalog.array_to_string(ARRAY(SELECT rg_entry[1] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('search_path') COLLATE pg_catalog."C", E'"(?:[^"]|"")*"|[^,\\s]+', 'g')
-        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ', '), ', '), true);
+        WITH ORDINALITY AS rg_path(rg_entry, rg_n) WHERE ((CASE WHEN pg_catalog.left(rg_entry[1], 1) OPERATOR(pg_catalog.=) '"' THEN pg_catalog.replace(pg_catalog.substr(rg_entry[1], 2, pg_catalog.length(rg_entry[1]) OPERATOR(pg_catalog.-) 2), '""', '"') ELSE pg_catalog.lower(rg_entry[1] COLLATE pg_catalog."C") END)::pg_catalog.name::pg_catalog.text) OPERATOR(pg_catalog.<>) ALL (ARRAY['rg_plan_smartoffice_few_enterprise_office_ids', 'rg_plan_smartoffice_few_my_office_assignee_keys', 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me', 'rg_plan_smartoffice_few_users_i_administer', 'rg_plan_smartoffice_not_i_am_admin', 'rg_plan_smartoffice_not_i_have_enterprise_view', 'rg_plan_smartoffice_not_my_open_office_id_when', 'rg_plan_smartoffice_not_office_security_limits_me']::pg_catalog.text[]) ORDER BY rg_n), ', '), ', '), true);
   END IF;
   RETURN NULL;
 END
@@ -1372,9 +1394,9 @@ BEGIN
   IF coalesce((NEW."record_sharing" = true) AND (OLD."record_sharing" IS DISTINCT FROM true), false) THEN
     NEW."super_user" := false;
     NEW."enterprise_view" := false;
-    UPDATE "smartoffice"."offices" AS "u24"
+    UPDATE "smartoffice"."offices" AS "u23"
       SET "office_security" = true
-      WHERE "u24"."id" = NEW."office_id";
+      WHERE "u23"."id" = NEW."office_id";
   END IF;
   RETURN NEW;
 END
@@ -1504,6 +1526,83 @@ COMMENT ON FUNCTION "smartoffice"."protect_contacts_assignment_count"() IS 'cont
 CREATE TRIGGER "protect_contacts_assignment_count" BEFORE INSERT OR UPDATE ON "smartoffice"."contacts"
   FOR EACH ROW EXECUTE FUNCTION "smartoffice"."protect_contacts_assignment_count"();
 
+CREATE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  -- The row lock of each UPDATE serializes concurrent changes to one contacts row: none is lost,
+  -- and each key is made from the office_id the row has when the UPDATE applies.
+  CASE TG_OP
+    WHEN 'INSERT' THEN
+      UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
+    WHEN 'DELETE' THEN
+      UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
+    WHEN 'UPDATE' THEN
+      IF NEW."contact_id" IS DISTINCT FROM OLD."contact_id" OR NEW."user_id" IS DISTINCT FROM OLD."user_id" THEN
+        UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
+        UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
+      END IF;
+    WHEN 'TRUNCATE' THEN
+      UPDATE "smartoffice"."contacts" SET "assignee_keys" = '{}' WHERE "assignee_keys" <> '{}';
+  END CASE;
+  RETURN NULL;
+END
+$rg$;
+ALTER FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() OWNER TO "rowguard_definer";
+REVOKE ALL ON FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() IS 'contacts.keyLists "assignee_keys": keeps smartoffice.contacts.assignee_keys holding one key (the row''s office_id, contact_assignments.user_id) for each of the smartoffice.contact_assignments rows whose contact_id is the row''s id. One key per user the contact is assigned to, with the contact''s office: rule 2 reads it through one GIN index.';
+
+CREATE TRIGGER "maintain_contacts_assignee_keys" AFTER INSERT OR DELETE OR UPDATE OF "contact_id", "user_id" ON "smartoffice"."contact_assignments"
+  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"();
+-- Fill the lists from the rows that are there already, as rowguard_definer: row-level security
+-- is forced on both tables, so the migration role itself would read only what policies show it.
+-- CREATE TRIGGER keeps writers of contact_assignments waiting until this migration commits, so no row is
+-- missed between this fill and the trigger.
+DO $rg$
+DECLARE
+  previous_role text := current_setting('role');
+BEGIN
+  SET LOCAL ROLE "rowguard_definer";
+  UPDATE "smartoffice"."contacts" AS p
+    SET "assignee_keys" = ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id")
+    WHERE p."assignee_keys" IS DISTINCT FROM ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id");
+  PERFORM set_config('role', previous_role, true);
+END
+$rg$;
+
+CREATE TRIGGER "maintain_contacts_assignee_keys_on_truncate" AFTER TRUNCATE ON "smartoffice"."contact_assignments"
+  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"();
+
+CREATE FUNCTION "smartoffice"."protect_contacts_assignee_keys"() RETURNS trigger
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $rg$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- No contact_assignments row can name a row that does not exist yet (the foreign key is checked at once).
+    NEW."assignee_keys" := '{}';
+  ELSIF NEW."assignee_keys" IS DISTINCT FROM OLD."assignee_keys" AND current_user <> 'rowguard_definer' THEN
+    RAISE EXCEPTION 'column assignee_keys of smartoffice.contacts is maintained by rowguard and cannot be set'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'It lists the smartoffice.contact_assignments rows whose contact_id is the row''s id; triggers on smartoffice.contact_assignments keep it current.',
+            HINT = 'Leave assignee_keys out of the statement; insert or delete smartoffice.contact_assignments rows instead.';
+  ELSIF NEW."office_id" IS DISTINCT FROM OLD."office_id" THEN
+    -- Every key begins with the old office_id; keep what follows it (the user_id) in order.
+    NEW."assignee_keys" := ARRAY(
+      SELECT pg_catalog.replace(pg_catalog.replace(NEW."office_id"::text, '%', '%25'), ':', '%3A') || ':' || pg_catalog.substr(k.key, pg_catalog.length(pg_catalog.replace(pg_catalog.replace(OLD."office_id"::text, '%', '%25'), ':', '%3A') || ':') + 1)
+        FROM pg_catalog.unnest(NEW."assignee_keys") WITH ORDINALITY AS k(key, n)
+        ORDER BY k.n);
+  END IF;
+  RETURN NEW;
+END
+$rg$;
+REVOKE ALL ON FUNCTION "smartoffice"."protect_contacts_assignee_keys"() FROM PUBLIC;
+COMMENT ON FUNCTION "smartoffice"."protect_contacts_assignee_keys"() IS 'contacts.keyLists "assignee_keys": smartoffice.contacts.assignee_keys is maintained by rowguard; refuses any other change, starts new rows empty and rewrites the keys when office_id changes.';
+
+CREATE TRIGGER "protect_contacts_assignee_keys" BEFORE INSERT OR UPDATE ON "smartoffice"."contacts"
+  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."protect_contacts_assignee_keys"();
+
 -- ======================================================================
 -- Policies
 -- ======================================================================
@@ -1518,18 +1617,19 @@ CREATE POLICY "contacts_select" ON "smartoffice"."contacts"
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])
         AND (NOT "smartoffice"."plan_hint_private_owner_ids_visible_to_me"() OR ("contacts"."private_owner_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."private_owner_id" <= (SELECT '9223372036854775807'::bigint)))))
     OR (("contacts"."is_private" = false)
-      AND ((NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND (NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
-        OR ("smartoffice"."plan_fold_my_open_office_id_when"() AND NOT "smartoffice"."plan_when_2f61dd8d593d"() AND "contacts"."office_id" = (SELECT NULL::bigint))))
+      AND ((NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND (NOT "smartoffice"."plan_when_07022d62be0f"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+        OR ("smartoffice"."plan_fold_my_open_office_id_when"() AND NOT "smartoffice"."plan_when_07022d62be0f"() AND "contacts"."office_id" = (SELECT NULL::bigint))))
     OR (("contacts"."is_private" = false)
-      AND ((NOT "smartoffice"."plan_fold_office_security_limits_me"() AND (NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])))
-        OR ("smartoffice"."plan_fold_office_security_limits_me"() AND NOT "smartoffice"."plan_when_eb72397c5deb"() AND "contacts"."id" = any((SELECT NULL::bigint[])::bigint[]))))
+      AND ((NOT "smartoffice"."plan_fold_office_security_limits_me"() AND (NOT "smartoffice"."plan_when_692aeb3b0201"() AND "contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]
+          AND (NOT "smartoffice"."plan_hint_my_office_assignee_keys"() OR "contacts"."assignee_keys" @> (SELECT '{}'::text[]))))
+        OR ("smartoffice"."plan_fold_office_security_limits_me"() AND NOT "smartoffice"."plan_when_692aeb3b0201"() AND "contacts"."id" >= (SELECT NULL::bigint) AND "contacts"."id" <= '9223372036854775807'::bigint)))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" = false)
-      AND ((NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND (NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
+      AND ((NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND (NOT "smartoffice"."plan_when_ba17d1eeee03"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])
           AND (NOT "smartoffice"."plan_hint_enterprise_office_ids"() OR ("contacts"."office_id" >= (SELECT '-9223372036854775808'::bigint) AND "contacts"."office_id" <= (SELECT '9223372036854775807'::bigint)))))
-        OR ("smartoffice"."plan_fold_i_have_enterprise_view"() AND NOT "smartoffice"."plan_when_ab5ed1838bdc"() AND "contacts"."office_id" = any((SELECT NULL::bigint[])::bigint[]))))
+        OR ("smartoffice"."plan_fold_i_have_enterprise_view"() AND NOT "smartoffice"."plan_when_ba17d1eeee03"() AND "contacts"."office_id" = any((SELECT NULL::bigint[])::bigint[]))))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."id" = any((select "smartoffice"."contacts_shared_with_me"())::bigint[])))
   );
@@ -1608,7 +1708,7 @@ CREATE POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE "q21"."id" = "contact_assignments"."contact_id")
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q20" WHERE "q20"."id" = "contact_assignments"."contact_id")
   );
 COMMENT ON POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments" IS 'Assignments of the contacts I can see (the EXISTS runs under the contacts policies).';
 
@@ -1618,9 +1718,9 @@ CREATE POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
-    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE ("q21"."id" = "contact_assignments"."contact_id")
+    AND (("q21"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q21"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments" IS 'Assign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1630,9 +1730,9 @@ CREATE POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments
   FOR DELETE
   TO "app_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q23" WHERE ("q23"."id" = "contact_assignments"."contact_id")
-    AND (("q23"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q23"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
+    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments" IS 'Unassign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1851,9 +1951,9 @@ SELECT
   "contacts"."phone" AS "phone",
   "contacts"."is_private" AS "is_private",
   "contacts"."office_id" AS "office_id",
-  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
-  (SELECT "q26"."name" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = (SELECT "q27"."parent_id" FROM "smartoffice"."offices" AS "q27" WHERE "q27"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
-  ARRAY(SELECT "q28"."name" FROM "smartoffice"."users" AS "q28" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q29" WHERE ("q29"."contact_id" = "contacts"."id") AND ("q29"."user_id" = "q28"."id"))) AS "assignees"
+  (SELECT "q24"."name" FROM "smartoffice"."offices" AS "q24" WHERE "q24"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
+  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = (SELECT "q26"."parent_id" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
+  ARRAY(SELECT "q27"."name" FROM "smartoffice"."users" AS "q27" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q28" WHERE ("q28"."contact_id" = "contacts"."id") AND ("q28"."user_id" = "q27"."id"))) AS "assignees"
 FROM "smartoffice"."contacts" AS "contacts";
 GRANT SELECT ON "smartoffice"."contacts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "smartoffice"."contacts_report" IS 'For BI tools: the contacts the caller may see, with office and assignees.';

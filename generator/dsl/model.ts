@@ -20,7 +20,7 @@ import type {
   TableNode,
   WriteRuleNode,
 } from '../model/nodes.ts';
-import { ColumnSpec, t } from './columns.ts';
+import { ColumnSpec } from './columns.ts';
 import { E, toNode, type Value } from './expr.ts';
 
 export type Columns = Record<string, ColumnSpec>;
@@ -97,6 +97,28 @@ export interface CounterSpec<F extends Columns> {
   readonly description?: string;
 }
 
+export interface KeyListSpec<F extends Columns, C extends Columns> {
+  /** The table whose rows give the keys. */
+  readonly from: TableHandle<F>;
+  /** Its column that names the row: a foreign key to that table's primary key. */
+  readonly key: keyof F & string;
+  /** Its column whose value goes into the key (with `key`, unique in `from`: its primary key). */
+  readonly value: keyof F & string;
+  /** The column of the list's own table that scopes each key (SmartOffice: the contact's office). */
+  readonly scope: keyof C & string;
+  readonly description?: string;
+}
+
+/** A key list declared with m.keyList. */
+export interface KeyListHandle<C extends Columns> {
+  readonly table: string;
+  readonly column: string;
+  /** `list.of(c).in(myKeys)`: some key of the row's list is in the set (`col && set`, one GIN index). */
+  of(row: Row<C>): { in(set: E): E };
+  /** The keys a row's list holds when its scope is `scope` and rows of `from` name it with one of `values`: the set a fact computes for `.in`. */
+  keysOf(scope: Value, values: E): E;
+}
+
 /** A counter column declared with m.counter. */
 export interface CounterHandle<C extends Columns> {
   readonly table: string;
@@ -113,6 +135,14 @@ export interface ModelBuilder {
    * In rules: `counter.of(row)`, e.g. `assignmentCount.of(c).eq(0)` for "assigned to nobody".
    */
   counter<C extends Columns, F extends Columns>(table: TableHandle<C>, column: string, spec: CounterSpec<F>): CounterHandle<C>;
+  /**
+   * `<column> text[] NOT NULL DEFAULT '{}'` on `table`: for each row of `spec.from` that names the
+   * row in `spec.key`, one key of the row's `spec.scope` and that row's `spec.value`, kept current
+   * by triggers as counters are (emit/counters.ts); a change of the scope rewrites the keys. One
+   * GIN index then answers "scope is S and some row of `from` names it with one of V" in a single
+   * condition: `list.of(c).in(<fact of list.keysOf(S, V)>)`. Applications cannot set it.
+   */
+  keyList<C extends Columns, F extends Columns>(table: TableHandle<C>, column: string, spec: KeyListSpec<F, C>): KeyListHandle<C>;
   /** An index declared after its table, e.g. a partial index over a counter column. */
   index<C extends Columns>(table: TableHandle<C>, index: IndexSpec<C>): void;
   /** Who can act: `set_session(<argument>)` takes a value of this column and refuses unknown ones. */
@@ -212,6 +242,48 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
 
   const problem = (code: string, message: string, fix: string) => problems.push({ code, path, message, fix });
 
+  /**
+   * A column that triggers derive from the rows of another table (m.counter, m.keyList): it joins
+   * its table, so everything that reads columns (CREATE TABLE and ALTER TABLE, rules, the typed
+   * module) sees it like any other. Returns the table's name.
+   */
+  const derivedColumn = (
+    what: 'counter' | 'keyList',
+    table: TableHandle<Columns>,
+    column: string,
+    spec: CounterSpec<Columns>,
+    shape: { type: SqlType; default: Expr; list?: CounterNode['list'] },
+  ): string => {
+    const label = what === 'counter' ? 'counter' : 'key list';
+    const tname = within(`${what === 'counter' ? 'counters' : 'keyLists'} "${column}"`, () => tableName(table, `${label} "${column}"`));
+    within(`${tname}.${what === 'counter' ? 'counters' : 'keyLists'} "${column}"`, () => {
+      const from = tableName(spec.from as TableHandle<Columns>, `${label} "${column}"`);
+      const columns = specs.get(tname);
+      const node = tables.get(tname);
+      if (columns && column in columns) {
+        problem(
+          'duplicate-column',
+          `table "${tname}" already has a column "${column}"; the ${label} would add it a second time`,
+          `name the ${label}'s column something else, e.g. m.${what}(${tname}, '${column}_${what === 'counter' ? 'count' : 'keys'}', …), or remove "${column}" from m.table('${tname}', …)`,
+        );
+      } else if (columns && node) {
+        specs.set(tname, { ...columns, [column]: new ColumnSpec({ type: shape.type, nullable: false, primaryKey: false, unique: false, default: shape.default }) });
+        tables.set(tname, { ...node, columns: [...node.columns, { kind: 'column-def', name: column, type: shape.type, nullable: false, default: shape.default }] });
+      }
+      counters.push({
+        kind: 'counter',
+        table: tname,
+        column,
+        from,
+        key: spec.key,
+        ...(shape.list ? { list: shape.list } : {}),
+        ...(spec.description ? { description: spec.description } : {}),
+        origin: { path },
+      });
+    });
+    return tname;
+  };
+
   /** A row proxy: known columns give column refs, unknown names a placeholder node plus a problem. */
   function rowOf<C extends Columns>(tableName: string, scope: string): Row<C> {
     const columns = specs.get(tableName) ?? {};
@@ -303,34 +375,22 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     },
 
     counter(table, column, spec) {
-      const tname = within(`counters "${column}"`, () => tableName(table as TableHandle<Columns>, `counter "${column}"`));
-      within(`${tname}.counters "${column}"`, () => {
-        const from = tableName(spec.from as TableHandle<Columns>, `counter "${column}"`);
-        const columns = specs.get(tname);
-        const node = tables.get(tname);
-        if (columns && column in columns) {
-          problem(
-            'duplicate-column',
-            `table "${tname}" already has a column "${column}"; the counter would add it a second time`,
-            `name the counter's column something else, e.g. m.counter(${tname}, '${column}_count', …), or remove "${column}" from m.table('${tname}', …)`,
-          );
-        } else if (columns && node) {
-          // The column joins the table, so everything that reads columns (CREATE TABLE and ALTER
-          // TABLE, rules, the typed module) sees it like any other.
-          specs.set(tname, { ...columns, [column]: t.integer().notNull().default(0) });
-          tables.set(tname, { ...node, columns: [...node.columns, { kind: 'column-def', name: column, type: 'integer', nullable: false, default: { kind: 'literal', value: 0 } }] });
-        }
-        counters.push({
-          kind: 'counter',
-          table: tname,
-          column,
-          from,
-          key: spec.key,
-          ...(spec.description ? { description: spec.description } : {}),
-          origin: { path },
-        });
-      });
+      const tname = derivedColumn('counter', table as TableHandle<Columns>, column, spec as unknown as CounterSpec<Columns>, { type: 'integer', default: { kind: 'literal', value: 0 } });
       return { table: tname, column, of: (row) => (row as unknown as Record<string, E>)[column]! };
+    },
+
+    keyList(table, column, spec) {
+      const tname = derivedColumn('keyList', table as TableHandle<Columns>, column, spec as unknown as CounterSpec<Columns>, {
+        type: 'text[]',
+        default: { kind: 'literal', value: '{}', type: 'text[]' },
+        list: { value: spec.value, scope: spec.scope },
+      });
+      return {
+        table: tname,
+        column,
+        of: (row) => ({ in: (set: E) => new E({ kind: 'any-in-set', items: [(row as unknown as Record<string, E>)[column]!.node], set: set.node, spread: true }) }),
+        keysOf: (scope, values) => new E({ kind: 'list-keys', table: tname, column, scope: toNode(scope), values: values.node }),
+      };
     },
 
     index(table, index) {

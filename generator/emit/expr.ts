@@ -176,6 +176,12 @@ const printers = {
     `CASE ${e.branches.map((b) => `WHEN ${printExpr(b.when, ctx)} THEN ${printExpr(b.then, ctx)}`).join(' ')} ELSE ${printExpr(e.else, ctx)} END`,
   coalesce: (e, ctx) => `coalesce(${e.items.map((i) => printExpr(i, ctx)).join(', ')})`,
   'array-position': (e, ctx) => `array_position(ARRAY[${e.array.map((l) => literal(l)).join(', ')}]::text[], ${printExpr(e.item, ctx)})`,
+  // The scope once, then one key per element: a fact of my office and the agents I stand in for.
+  'list-keys': (e, ctx) => {
+    const scope = printExpr(e.scope, ctx);
+    const values = printExpr(e.values, ctx);
+    return `ARRAY(SELECT ${listKey('k.rg_scope', 'v.rg_value')} FROM (SELECT ${scope} AS rg_scope) AS k, pg_catalog.unnest(${values}) AS v(rg_value) WHERE v.rg_value IS NOT NULL)`;
+  },
   raw: (e, ctx) => {
     ctx.rawReasons.push(e.reason);
     return `(${e.sql})`;
@@ -209,8 +215,24 @@ function setOperand(e: Expr, ctx: ExprContext): string {
   return `${needsParens(e) && !hoist ? `(${set})` : set}${cast}`;
 }
 
-/** The columns of an `anyOf(…).in` arm (or the values of `allOf(…).in`) as one array of the set's element type, as its GIN index reads them (anyOfIndexes in grants.ts). */
+/**
+ * A key list's key (m.keyList; emit/counters.ts keeps the lists): the scope's text, a colon, then
+ * the value's text (`3:11`: office 3, user 11). A colon or percent sign in the scope's text is
+ * percent-encoded, so the first colon ends the scope and a key names one pair whatever the types
+ * (for text scopes `a:b` + `c` and `a` + `b:c` would otherwise be one key).
+ */
+export function listKey(scope: string, value: string): string {
+  return `(${listKeyPrefix(scope)} || ${value}::text)`;
+}
+
+/** The part of every key of a row's list that its scope decides, colon included (rewritten when the scope changes). */
+export function listKeyPrefix(scope: string): string {
+  return `pg_catalog.replace(pg_catalog.replace(${scope}::text, '%', '%25'), ':', '%3A') || ':'`;
+}
+
+/** The columns of an `anyOf(…).in` arm (or the values of `allOf(…).in`) as one array of the set's element type, as its GIN index reads them (anyOfIndexes in grants.ts); a key list's column itself. */
 export function itemsArray(e: Extract<Expr, { kind: 'any-in-set' | 'all-in-set' }>, ctx: ExprContext): string {
+  if (e.kind === 'any-in-set' && e.spread) return printExpr(e.items[0]!, ctx);
   const type = elementOf(ctx.types.of(e.set));
   return printExpr(type === UNKNOWN ? { kind: 'array', items: e.items } : { kind: 'array', items: e.items, type }, ctx);
 }
@@ -503,6 +525,7 @@ function isStatementValue(e: Expr): boolean {
 
 const ATOMIC: ReadonlySet<ExprKind> = new Set<ExprKind>([
   'column', 'unknown-column', 'literal', 'session-user', 'fact', 'scalar-of', 'array', 'hierarchy-set', 'coalesce', 'array-position', 'raw', 'exists', 'array-of', 'case',
+  'list-keys',
 ]);
 
 function needsParens(e: Expr): boolean {
@@ -651,6 +674,10 @@ export function visit(e: Expr, fn: (n: Expr) => void): void {
       break;
     case 'array-position':
       sub(e.item);
+      break;
+    case 'list-keys':
+      sub(e.scope);
+      sub(e.values);
       break;
     case 'every-row-when':
       sub(e.when);

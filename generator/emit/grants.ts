@@ -108,28 +108,54 @@ function anyOfArm(e: Expr): Extract<Expr, { kind: 'any-in-set' }> | undefined {
  * rule as `or` of `.in` arms reads one btree index per column. Without fastupdate: a write adds
  * its keys to the index at once (as it would to one btree index per column), and no read scans a
  * pending list of recent writes (up to gin_pending_list_limit, 4 MB, on every statement).
+ *
+ * An arm ANDed with conditions on the row alone (SmartOffice's rule 2: `is_private = false AND
+ * assignee_keys && <my keys>`) gets a partial GIN index with those conditions as its WHERE, as an
+ * arm index would (armIndexes): its bitmap is then the arm's rows exactly, and the policy needs no
+ * re-check of each row it returns.
  */
 function anyOfIndexes(model: ModelNode): Statement[] {
   const out = new Map<string, Statement>();
   const ctx = exprContext(model, '');
+  const add = (table: string, arm: Extract<Expr, { kind: 'any-in-set' }>, predicate: readonly Expr[]) => {
+    const where = predicate.length === 0 ? undefined : printExpr(predicate.length === 1 ? predicate[0]! : { kind: 'and', items: predicate }, ctx);
+    const columns = arm.items.map((i) => rowColumn(i)!);
+    const name = indexName(table, where === undefined ? [...columns, 'any'] : [...columns, 'any', createHash('sha256').update(`${columns.join(',')} WHERE ${where}`).digest('hex').slice(0, 6)]);
+    out.set(
+      name,
+      statement(
+        `index ${model.schema}.${name}`,
+        `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, table)} USING gin ((${itemsArray(arm, ctx)})) WITH (fastupdate = off)${where ? `\n  WHERE ${where}` : ''};`,
+        `DROP INDEX ${qualified(model.schema, name)};`,
+      ),
+    );
+  };
   // USING clauses only: those find rows, where a WITH CHECK only tests the row written.
   for (const p of model.policies) {
     if (!p.using) continue;
+    const partial = new Set<Expr>();
+    for (const d of disjuncts(p.using)) {
+      const cover = anyOfCover(d);
+      if (cover && cover.predicate.length > 0) {
+        add(p.table, cover.arm, cover.predicate);
+        partial.add(cover.arm);
+      }
+    }
     visit(p.using, (n) => {
       const arm = anyOfArm(n);
-      if (!arm) return;
-      const name = indexName(p.table, [...arm.items.map((i) => rowColumn(i)!), 'any']);
-      out.set(
-        name,
-        statement(
-          `index ${model.schema}.${name}`,
-          `CREATE INDEX ${ident(name)} ON ${qualified(model.schema, p.table)} USING gin ((${itemsArray(arm, ctx)})) WITH (fastupdate = off);`,
-          `DROP INDEX ${qualified(model.schema, name)};`,
-        ),
-      );
+      if (arm && !partial.has(arm)) add(p.table, arm, []);
     });
   }
   return inNameOrder(out);
+}
+
+/** A disjunct that is one anyOf arm ANDed with conditions on the row alone: its GIN index (with those as its WHERE) answers it. */
+function anyOfCover(d: Expr): { arm: Extract<Expr, { kind: 'any-in-set' }>; predicate: Expr[] } | undefined {
+  const parts = conjuncts(d);
+  const arms = parts.map(anyOfArm).filter((a) => a !== undefined);
+  if (arms.length !== 1) return undefined;
+  const predicate = parts.filter((c) => c !== arms[0]);
+  return predicate.every(rowConstant) ? { arm: arms[0]!, predicate } : undefined;
 }
 
 export function partialIndexName(table: string, index: { readonly columns: readonly string[]; readonly name?: string }): string {
@@ -245,8 +271,8 @@ function coverArm(arm: Expr, primaryKey: string | undefined): ArmCover | undefin
   const equal: string[] = [];
   const any: string[] = [];
   const predicate: Expr[] = [];
-  // Its GIN index (anyOfIndexes) answers an anyOf arm on its own.
-  if (anyOfArm(arm)) return { keys: [], predicate: [] };
+  // Its GIN index (anyOfIndexes) answers an anyOf arm, alone or with conditions on the row.
+  if (anyOfCover(arm)) return { keys: [], predicate: [] };
   for (const c of conjuncts(arm)) {
     const key = lookupKey(c, rowColumn, dependsOnRow);
     if (key) {

@@ -46,7 +46,8 @@ const words = {
     return e.negated ? `${part(e.left, c)} is ${part(e.right, c)} (NULLs equal)` : `${part(e.left, c)} differs from ${part(e.right, c)} (NULLs equal)`;
   },
   'in-set': (e, c) => `${part(e.item, c)} is one of ${part(e.set, c)}`,
-  'any-in-set': (e, c) => `one of ${e.items.map((x) => part(x, c)).join(', ')} is one of ${part(e.set, c)}`,
+  'any-in-set': (e, c) =>
+    e.spread ? `a key of ${part(e.items[0]!, c)} is one of ${part(e.set, c)}` : `one of ${e.items.map((x) => part(x, c)).join(', ')} is one of ${part(e.set, c)}`,
   'all-in-set': (e, c) => `each of ${e.items.map((x) => part(x, c)).join(', ')} is one of ${part(e.set, c)}`,
   'is-null': (e, c) => `${part(e.expr, c)} is ${e.negated ? 'set (not NULL)' : 'NULL'}`,
   and: (e, c) => (e.items.length === 0 ? 'always' : e.items.map((x) => part(x, c)).join(' and ')),
@@ -71,6 +72,7 @@ const words = {
   },
   coalesce: (e, c) => `the first non-NULL of ${e.items.map((x) => part(x, c)).join(', ')}`,
   'array-position': (e, c) => `the rank of ${part(e.item, c)} in [${e.array.join(', ')}]`,
+  'list-keys': (e, c) => `the ${e.table}.${e.column} keys of ${part(e.scope, c)} with each of ${part(e.values, c)}`,
   raw: (e) => `raw SQL (${e.reason}): ${e.sql}`,
   'every-row-when': (e, c) => `every row, when ${describeExpr(e.when, c)}`,
 } satisfies Words as Words;

@@ -65,8 +65,10 @@ export type Expr =
   | { readonly kind: 'distinct-from'; readonly negated: boolean; readonly left: Expr; readonly right: Expr }
   | { readonly kind: 'in-set'; readonly item: Expr; readonly set: Expr }
   /** Some non-NULL one of several columns of the row is in `set` (`anyOf(…).in(set)`): printed as
-   *  `ARRAY[cols] && set`, which one GIN index over that array answers (and the set is computed once). */
-  | { readonly kind: 'any-in-set'; readonly items: readonly Expr[]; readonly set: Expr }
+   *  `ARRAY[cols] && set`, which one GIN index over that array answers (and the set is computed once).
+   *  With `spread`, `items` is one array column of the row (a key list, m.keyList) whose elements
+   *  are tested: `col && set`. */
+  | { readonly kind: 'any-in-set'; readonly items: readonly Expr[]; readonly set: Expr; readonly spread?: true }
   /** Every one of several values is in `set` (`allOf(…).in(set)`): printed as `ARRAY[values] <@ set`,
    *  the set read once. */
   | { readonly kind: 'all-in-set'; readonly items: readonly Expr[]; readonly set: Expr }
@@ -83,6 +85,10 @@ export type Expr =
   | { readonly kind: 'case'; readonly branches: readonly { readonly when: Expr; readonly then: Expr }[]; readonly else: Expr }
   | { readonly kind: 'coalesce'; readonly items: readonly Expr[] }
   | { readonly kind: 'array-position'; readonly array: readonly string[]; readonly item: Expr }
+  /** The keys a key list (m.keyList on `table`.`column`) holds for `scope` and each non-NULL element
+   *  of the set `values`: what a row's list holds when its scope column is `scope` and rows of the
+   *  listed table name it with those values. A text[]. */
+  | { readonly kind: 'list-keys'; readonly table: string; readonly column: string; readonly scope: Expr; readonly values: Expr }
   | { readonly kind: 'raw'; readonly sql: string; readonly type: SqlType; readonly reason: string }
   /** "Every row of `table` when `when` holds", printed as `pk >= (SELECT CASE WHEN … THEN <min> END)`:
    *  an index range condition on the primary key instead of a bare boolean OR'd into the policy. */
@@ -211,6 +217,12 @@ export interface CounterNode {
   /** The table whose rows are counted. */
   readonly from: string;
   readonly key: string;
+  /**
+   * A key list (m.keyList) instead of a count: the column is a text[] holding, for each row of
+   * `from` that names the row, one key made of the row's own `scope` column and that row's `value`
+   * column (see emit/counters.ts, listKey). `(key, value)` is unique in `from`.
+   */
+  readonly list?: { readonly value: string; readonly scope: string };
   readonly description?: string;
   readonly origin: Origin;
 }

@@ -74,6 +74,8 @@ export class TypeResolver {
         return firstKnown(e.items.map((i) => this.of(i)));
       case 'array-position':
         return 'integer';
+      case 'list-keys':
+        return 'text[]';
       case 'raw':
         return e.type;
       case 'every-row-when':

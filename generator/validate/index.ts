@@ -1,7 +1,7 @@
 // Validation collects every problem at once, each with the file, the path inside the model and a fix.
 import type { Expr, ModelNode, Problem, SqlType } from '../model/nodes.ts';
 import { comparable, elementOf, TypeResolver, typeMinimum, UNKNOWN } from '../model/types.ts';
-import { identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
+import { byCodePoint, identifierBytes, MAX_IDENTIFIER_BYTES } from '../sql/print.ts';
 import { RECORD_SCHEMA_PREFIX } from '../emit/functions.ts';
 import { GUARDS_CHANGED, GUARDS_COMMITTED, GUARDS_UNMARK, MARK_SCHEMA_PREFIX, PLAN_FOLD_PREFIX, PLAN_HINT_PREFIX, PLAN_MARKS, PLAN_TRUE_PREFIX, PLAN_WHEN_PREFIX } from '../emit/hints.ts';
 import { visit } from '../emit/expr.ts';
@@ -273,6 +273,26 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     } else if (keyColumn.references.column && keyColumn.references.column !== pk) {
       add(at, 'counter-key-not-primary-key', `${counterOf}: "${k.from}.${k.key}" references "${k.table}.${keyColumn.references.column}", not its primary key "${pk}"`, `reference the primary key: .references(${k.table}) without { column }`);
     }
+    if (k.list) {
+      const fromPk = [...child.primaryKey].sort(byCodePoint).join(',');
+      const value = child.columns.find((c) => c.name === k.list!.value);
+      const scope = parent.columns.find((c) => c.name === k.list!.scope);
+      if (!value) add(at, 'unknown-column', `key list ${k.table}.${k.column}: table "${k.from}" has no column "${k.list.value}"`, `give value one of ${child.columns.map((c) => c.name).join(', ')}`);
+      else if (value.nullable) add(at, 'key-list-nullable', `key list ${k.table}.${k.column}: "${k.from}.${k.list.value}" may be NULL, which no key can hold`, `declare it .notNull() in m.table('${k.from}', …)`);
+      if (!scope) add(at, 'unknown-column', `key list ${k.table}.${k.column}: table "${k.table}" has no column "${k.list.scope}"`, `give scope one of ${parent.columns.map((c) => c.name).join(', ')}`);
+      else if (scope.nullable) add(at, 'key-list-nullable', `key list ${k.table}.${k.column}: its scope "${k.table}.${k.list.scope}" may be NULL, which no key can hold`, `declare it .notNull() in m.table('${k.table}', …)`);
+      else if (scope.name === k.column || parent.primaryKey.includes(scope.name)) add(at, 'key-list-scope', `key list ${k.table}.${k.column}: its scope "${k.list.scope}" is ${scope.name === k.column ? 'the list itself' : 'the primary key'}`, 'scope the keys by a column that says where the row belongs, such as its office');
+      // A key is the columns' text: only types whose text no setting changes (DateStyle, TimeZone and
+      // extra_float_digits change a date's, a timestamp's or a float's) and that has one text per value.
+      for (const [c, table] of [[value, k.from], [scope, k.table]] as const) {
+        if (c && !KEY_LIST_TYPES.test(c.type)) {
+          add(at, 'key-list-type', `key list ${k.table}.${k.column}: "${table}.${c.name}" is ${c.type}, whose text form is not one fixed text per value`, `key the list by columns of type bigint, integer, smallint, text, varchar or uuid`);
+        }
+      }
+      if (value && fromPk !== [k.key, k.list.value].sort(byCodePoint).join(',')) {
+        add(at, 'key-list-not-unique', `key list ${k.table}.${k.column}: "${k.from}" must be keyed by (${k.key}, ${k.list.value}), so each of its rows gives one key; its primary key is (${child.primaryKey.join(', ')})`, `declare { primaryKey: ['${k.key}', '${k.list.value}'] } in m.table('${k.from}', …)`);
+      }
+    }
     // Only the counter's own triggers may write the column: anything else would be refused at run time.
     const written = (what: string, path: string) =>
       add(path, 'counter-written', `${what} ${k.table}.${k.column}, which only the triggers of ${counterOf} may change`, `leave ${k.column} out; insert or delete rows of "${k.from}" instead`);
@@ -327,6 +347,18 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           break;
         }
         case 'any-in-set': {
+          if (e.spread) {
+            const column = e.items[0];
+            const list = column?.kind === 'column' ? model.counters.find((k) => k.list && k.table === column.table && k.column === column.column) : undefined;
+            const setType = types.of(e.set);
+            if (!list || column?.kind !== 'column' || column.scope !== ROW_SCOPE) {
+              add(path, 'key-list-of-row', "a key list's .of(row) takes the row of a rule on the list's own table", 'pass the row argument of the callback of a policy on that table: list.of(c).in(myKeys)');
+            }
+            if (setType !== UNKNOWN && setType !== 'text[]') {
+              add(path, 'type-mismatch', `a key list is tested against a set of ${setType}; its keys are text`, `pass a set fact of list.keysOf(scope, values)`);
+            }
+            break;
+          }
           const { setType, element } = elementOfSet(path, e.set, 'anyOf(…).in');
           if (e.items.length < 2 || e.items.some((i) => i.kind !== 'column' || i.scope !== ROW_SCOPE)) {
             add(path, 'any-of-columns', 'anyOf(…) takes two or more columns of the policy\'s own row (one GIN index covers them)', 'pass the row\'s columns, e.g. anyOf(d.operator_id, d.sales_id); for one column write d.operator_id.in(set)');
@@ -372,6 +404,19 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           if (types.of(e.when) !== 'boolean' && types.of(e.when) !== UNKNOWN) add(path, 'type-mismatch', `everyRowWhen needs a boolean condition, got ${types.of(e.when)}`, 'pass a boolean fact or condition');
           break;
         }
+        case 'list-keys': {
+          const list = model.counters.find((k) => k.list && k.table === e.table && k.column === e.column);
+          if (!list?.list) break; // built only by the list's own handle
+          const [scope, scopeColumn] = [types.of(e.scope), types.columnType(list.table, list.list.scope)];
+          if (!comparable(scope, scopeColumn)) add(path, 'type-mismatch', `keysOf() of key list ${list.table}.${list.column} gets a ${scope} scope; its scope column "${list.table}.${list.list.scope}" is ${scopeColumn}`, `pass a ${scopeColumn} value`);
+          const [values, valueColumn] = [types.of(e.values), types.columnType(list.from, list.list.value)];
+          if (values !== UNKNOWN && !values.endsWith('[]')) add(path, 'not-a-set', `keysOf() of key list ${list.table}.${list.column} needs a set of values, but got a value of type ${values}`, 'pass a set fact (an array), e.g. union(array([me]), …)');
+          else if (values !== UNKNOWN && values.slice(0, -2) !== valueColumn && valueColumn !== UNKNOWN) {
+            // Exactly the column's type: the key is the value's text, which differs between types (1 and 1.0).
+            add(path, 'type-mismatch', `keysOf() of key list ${list.table}.${list.column} gets a set of ${values}; its values, "${list.from}.${list.list.value}", are ${valueColumn}`, `pass a set of ${valueColumn}`);
+          }
+          break;
+        }
         case 'raw':
           if (!e.reason.trim()) add(path, 'raw-without-reason', 'raw SQL needs a reason, printed beside it in the generated SQL', "raw('…', { type, reason: 'why the DSL cannot say this' })");
           break;
@@ -385,6 +430,9 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
   const factTypes = new Map(model.facts.map((f) => [f.name, types.factType(f.name)] as const));
   return { result: { model, factTypes }, problems };
 }
+
+/** The types a key list may key by (see the key-list-type check). */
+const KEY_LIST_TYPES = /^(bigint|integer|smallint|text|uuid|varchar(\(\d+\))?|character varying(\(\d+\))?)$/;
 
 function factCycle(model: ModelNode): string[] | undefined {
   const deps = new Map(model.facts.map((f) => {

@@ -29,18 +29,18 @@ describe('explain: SELECT', () => {
     const arm3 = policy.arms[2]!;
     expect(arm3.conditions.map((c) => [c.words, c.result])).toEqual([
       ['is_private is false', true],
-      ['id is one of my_office_contacts_assigned_to_me_or_my_agents', false],
+      ['a key of assignee_keys is one of my_office_assignee_keys', false],
     ]);
-    expect(arm3.conditions[1]!.sql).toBe('"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])');
+    expect(arm3.conditions[1]!.sql).toBe('"contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]');
     const fact = (name: string) => x.facts.find((f) => f.name === name)?.value;
     expect(fact('my_office_id')).toBe('3');
-    expect(fact('my_office_contacts_assigned_to_me_or_my_agents')).toBe('{100,102}'); // 104 is private
+    expect(fact('my_office_assignee_keys')).toBe('{3:11}'); // office 3, John himself (he stands in for no one)
     expect(fact('enterprise_office_ids')).toBeNull();
     expect(x.facts.find((f) => f.name === 'enterprise_office_ids')?.description).toMatch(/With enterprise view/);
 
     const text = formatExplanation(x);
-    expect(text).toContain('✗ id is one of my_office_contacts_assigned_to_me_or_my_agents   (false)');
-    expect(text).toContain('with: row.id = 101, my_office_contacts_assigned_to_me_or_my_agents = {100,102}');
+    expect(text).toContain('✗ a key of assignee_keys is one of my_office_assignee_keys   (false)');
+    expect(text).toContain('with: row.assignee_keys = ["3:12"], my_office_assignee_keys = {3:11}'); // Tom is user 12
     expect(text).toContain('∅ office_id is one of enterprise_office_ids   (NULL: counts as false)');
     expect(text).toContain('SQL:  "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])');
     expect(x.warnings).toEqual([]);

@@ -46,7 +46,7 @@ describe('smartoffice plan shapes', () => {
       what: 'identity and visible sets',
       functions: [
         'smartoffice.contacts_shared_with_me',
-        'smartoffice.my_office_contacts_assigned_to_me_or_my_agents',
+        'smartoffice.my_office_assignee_keys',
         'smartoffice.my_office_id',
         'smartoffice.private_owner_ids_visible_to_me',
       ],
@@ -66,8 +66,10 @@ describe('smartoffice plan shapes', () => {
     // assigned contacts too, which the marks drop for this user (migration 0164).
     const unmarked = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts', { unmarked: true });
     expectPolicyCoveredByBitmap(unmarked, 'contacts');
-    // Rule 2's assigned contacts and rule 4's shared ones, each `id = any(<fact>)`.
-    expect(unmarked.match(/Bitmap Index Scan on contacts_id_arm_\w+_idx/g), unmarked).toHaveLength(2);
+    // Rule 4's shared contacts, `id = any(<fact>)`, and rule 2's assigned ones through the partial
+    // GIN index of the contacts' assignee keys.
+    expect(unmarked.match(/Bitmap Index Scan on contacts_id_arm_\w+_idx/g), unmarked).toHaveLength(1);
+    expect(unmarked.match(/Bitmap Index Scan on contacts_assignee_keys_any_\w+_idx/g), unmarked).toHaveLength(1);
   });
 });
 
@@ -75,7 +77,7 @@ describe('smartoffice plan shapes', () => {
 // the acting user, so one statement gets the plan that suits its user; a hint never decides a row.
 describe('smartoffice planner hints', () => {
   const FIRST_PAGE = 'SELECT id FROM smartoffice.contacts ORDER BY id LIMIT 50';
-  const CLASSES = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
+  const CLASSES = ['enterprise_office_ids', 'my_office_assignee_keys', 'private_owner_ids_visible_to_me', 'users_i_administer'].map((f) => `rg_plan_smartoffice_few_${f}`);
   const PK_WALK = /Index (Only )?Scan using contacts_pkey/;
   // The "few" marks alone: the guards' not-true marks (tested below) are left out.
   const fewOnly = (path: string) => path.split(', ').filter((s) => !s.startsWith('rg_plan_smartoffice_not_')).join(', ');
@@ -141,7 +143,7 @@ describe('smartoffice planner hints', () => {
       await tx.unsafe('UPDATE smartoffice.users SET is_admin = true WHERE id IN (502, 112)');
       await tx.unsafe("INSERT INTO smartoffice.users (id, office_id, name) VALUES (10001, 51, 'an eleventh user')");
       await tx.unsafe('SET LOCAL ROLE app_user');
-      const facts = ['enterprise_office_ids', 'private_owner_ids_visible_to_me', 'users_i_administer'];
+      const facts = ['enterprise_office_ids', 'my_office_assignee_keys', 'private_owner_ids_visible_to_me', 'users_i_administer'];
       const seen = new Set<number>();
       for (const user of [1, 11, 111, 4991, 502, 112, PERSONA]) {
         await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
@@ -195,7 +197,7 @@ describe('smartoffice planner hints', () => {
   });
 
   // Guarded arms: enterprise_office_ids is when(i_have_enterprise_view, …), my_open_office_id
-  // when(<my office's security is off>, …) and my_office_contacts_assigned_to_me_or_my_agents
+  // when(<my office's security is off>, …) and my_office_assignee_keys
   // when(office_security_limits_me, …), NULL unless the guard holds; so are the arms that read
   // them, and set_session marks such a guard not true. Reads and writes that touch the arms.
   const GUARDED = [
@@ -225,12 +227,12 @@ describe('smartoffice planner hints', () => {
     // user, whose rule 3 covers their office, and its arm dropped, so it is not even computed.
     const [marks, assigned] = await db.current.as('smartoffice', 11, async (tx) => [
       await planMarks(tx),
-      (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a,
+      (await tx.unsafe('SELECT smartoffice.my_office_assignee_keys() AS a'))[0]!.a,
     ]);
     const count = await explain(db.current, 'smartoffice', 11, 'SELECT count(*) FROM smartoffice.contacts', { verbose: true });
     expect(marks).toContain(LIMITED);
     expect(assigned).toBeNull();
-    expect(count, count).not.toMatch(/my_office_contacts_assigned_to_me_or_my_agents/);
+    expect(count, count).not.toMatch(/my_office_assignee_keys|assignee_keys/);
     expect(count, count).toMatch(/enterprise_office_ids/);
     await rolledBack(db.current.admin, async (tx) => {
       // Office 51 (the agent's) with its security off: the open-office arm holds for its users.
@@ -264,7 +266,10 @@ describe('smartoffice planner hints', () => {
       await as();
       expect(await planMarks(tx)).not.toContain(LIMITED);
       const limited = await ids(tx, OFFICE_2);
-      const assigned = (await tx.unsafe('SELECT smartoffice.my_office_contacts_assigned_to_me_or_my_agents() AS a'))[0]!.a as unknown[];
+      // The office's public contacts assigned to user 12, read as the owner from the assignments.
+      const assigned = (await asOwner(tx, () =>
+        tx.unsafe('SELECT a.contact_id FROM smartoffice.contact_assignments a JOIN smartoffice.contacts c ON c.id = a.contact_id WHERE a.user_id = 12 AND c.office_id = 2 AND c.is_private = false'),
+      )).map((r) => r.contact_id);
       expect(assigned.length).toBeGreaterThan(0);
       expect(limited).toEqual(expect.arrayContaining(assigned.map(Number)));
       await owner('UPDATE smartoffice.users SET enterprise_view = true WHERE id = 12');

@@ -50,9 +50,9 @@ describe('planCommand', () => {
     expect(arms.map((a) => a.conditions.length)).toEqual([2, 2, 2, 3, 2, 2]);
     expect(arms[2]!.conditions.map((c) => c.sql)).toEqual([
       '"contacts"."is_private" = false',
-      '"contacts"."id" = any((select "smartoffice"."my_office_contacts_assigned_to_me_or_my_agents"())::bigint[])',
+      '"contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]',
     ]);
-    expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_contacts_assigned_to_me_or_my_agents']]);
+    expect(arms[2]!.conditions.map((c) => c.facts)).toEqual([[], ['my_office_assignee_keys']]);
     // "Assigned to nobody" reads the trigger-maintained counter of the row itself.
     expect(arms[3]!.conditions.map((c) => [c.sql, c.words, c.facts])).toEqual([
       ['"contacts"."is_private" = false', 'is_private is false', []],
