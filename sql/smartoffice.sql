@@ -748,26 +748,6 @@ REVOKE ALL ON FUNCTION "smartoffice"."acting_for_ids"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."acting_for_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."acting_for_ids"() IS 'Me and every agent I am a proxy for.';
 
-CREATE FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() RETURNS bigint[]
-  LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-  SET search_path = pg_catalog, pg_temp
-  SET plan_cache_mode = force_generic_plan
-AS $rg$
-<<rg_fact>>
-DECLARE
-  me bigint := "smartoffice"."current_user_id"();
-BEGIN
-  IF rg_fact.me IS NULL THEN
-    RETURN NULL;
-  END IF;
-  RETURN ARRAY(SELECT "q7"."contact_id" FROM "smartoffice"."contact_assignments" AS "q7" WHERE "q7"."user_id" = any((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]::bigint[]));
-END
-$rg$;
-ALTER FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."contacts_assigned_to_me_or_my_agents"() IS 'Contacts assigned to me or to an agent I am a proxy for (an id may appear twice).';
-
 CREATE FUNCTION "smartoffice"."office_security_limits_me"() RETURNS boolean
   LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
   SET search_path = pg_catalog, pg_temp
@@ -848,8 +828,8 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me)))::bigint[];
+  RETURN ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q7"."agent_id" FROM "smartoffice"."proxies" AS "q7" WHERE ("q7"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q8" WHERE ("q8"."owner_id" = "q7"."agent_id") AND ("q8"."proxy_id" = rg_fact.me)))::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."private_owner_ids_visible_to_me"() OWNER TO "rowguard_definer";
@@ -869,9 +849,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT DISTINCT "q10"."contact_id" FROM "smartoffice"."shared_contacts" AS "q10" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q11" WHERE ("q11"."id" = "q10"."link_id")
-AND ("q11"."receiver_id" = rg_fact.me)
-AND ("q11"."status" = 'active')));
+  RETURN ARRAY(SELECT DISTINCT "q9"."contact_id" FROM "smartoffice"."shared_contacts" AS "q9" WHERE EXISTS (SELECT 1 FROM "smartoffice"."user_links" AS "q10" WHERE ("q10"."id" = "q9"."link_id") AND ("q10"."receiver_id" = rg_fact.me) AND ("q10"."status" = 'active')));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_shared_with_me"() OWNER TO "rowguard_definer";
@@ -892,7 +870,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."is_admin", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ARRAY(SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((rg_fact.me_row."office_id"))::bigint) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN ARRAY(SELECT "q11"."id" FROM "smartoffice"."users" AS "q11" WHERE "q11"."office_id" = ((rg_fact.me_row."office_id"))::bigint) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."users_i_administer"() OWNER TO "rowguard_definer";
@@ -933,7 +911,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE ("q13"."sharer_id" = rg_fact.me) OR ("q13"."receiver_id" = rg_fact.me));
+  RETURN ARRAY(SELECT "q12"."id" FROM "smartoffice"."user_links" AS "q12" WHERE ("q12"."sharer_id" = rg_fact.me) OR ("q12"."receiver_id" = rg_fact.me));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_ids"() OWNER TO "rowguard_definer";
@@ -952,7 +930,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE "q14"."sharer_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q13"."id" FROM "smartoffice"."user_links" AS "q13" WHERE "q13"."sharer_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -971,7 +949,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q15"."id" FROM "smartoffice"."user_links" AS "q15" WHERE ("q15"."sharer_id" = rg_fact.me) AND ("q15"."status" = 'active'));
+  RETURN ARRAY(SELECT "q14"."id" FROM "smartoffice"."user_links" AS "q14" WHERE ("q14"."sharer_id" = rg_fact.me) AND ("q14"."status" = 'active'));
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."active_link_ids_i_share"() OWNER TO "rowguard_definer";
@@ -990,7 +968,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q16"."receiver_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q17"."sharer_id" FROM "smartoffice"."user_links" AS "q17" WHERE "q17"."receiver_id" = rg_fact.me)::bigint[];
+  RETURN ARRAY(SELECT "q15"."receiver_id" FROM "smartoffice"."user_links" AS "q15" WHERE "q15"."sharer_id" = rg_fact.me)::bigint[] || ARRAY(SELECT "q16"."sharer_id" FROM "smartoffice"."user_links" AS "q16" WHERE "q16"."receiver_id" = rg_fact.me)::bigint[];
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_link_partner_ids"() OWNER TO "rowguard_definer";
@@ -1011,7 +989,7 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT u."office_id", u."record_sharing" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
-  RETURN CASE WHEN ((rg_fact.me_row."record_sharing" = true))::boolean THEN ARRAY(SELECT "q18"."id" FROM "smartoffice"."users" AS "q18" WHERE ("q18"."record_sharing" = true) AND ("q18"."office_id" <> ((rg_fact.me_row."office_id"))::bigint)) ELSE NULL END;
+  RETURN CASE WHEN ((rg_fact.me_row."record_sharing" = true))::boolean THEN ARRAY(SELECT "q17"."id" FROM "smartoffice"."users" AS "q17" WHERE ("q17"."record_sharing" = true) AND ("q17"."office_id" <> ((rg_fact.me_row."office_id"))::bigint)) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."record_sharing_receiver_ids"() OWNER TO "rowguard_definer";
@@ -1031,7 +1009,7 @@ BEGIN
   IF rg_fact.me IS NULL THEN
     RETURN NULL;
   END IF;
-  RETURN ARRAY(SELECT "q19"."contact_id" FROM "smartoffice"."contact_assignments" AS "q19" WHERE "q19"."user_id" = rg_fact.me);
+  RETURN ARRAY(SELECT "q18"."contact_id" FROM "smartoffice"."contact_assignments" AS "q18" WHERE "q18"."user_id" = rg_fact.me);
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."contacts_assigned_to_me"() OWNER TO "rowguard_definer";
@@ -1059,10 +1037,10 @@ BEGIN
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
     CASE WHEN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
-AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN COALESCE(pg_catalog.cardinality(ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL)), 0) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_my_office_assignee_keys' END,
-    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q8"."agent_id" FROM "smartoffice"."proxies" AS "q8" WHERE ("q8"."proxy_id" = rg_fact.me)
-AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q9" WHERE ("q9"."owner_id" = "q8"."agent_id") AND ("q9"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
-    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q12"."id" FROM "smartoffice"."users" AS "q12" WHERE "q12"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN COALESCE(pg_catalog.cardinality(ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL)), 0) ELSE 0 END <= 100 THEN 'rg_plan_smartoffice_few_my_office_assignee_keys' END,
+    CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q7"."agent_id" FROM "smartoffice"."proxies" AS "q7" WHERE ("q7"."proxy_id" = rg_fact.me)
+AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q8" WHERE ("q8"."owner_id" = "q7"."agent_id") AND ("q8"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
+    CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q11"."id" FROM "smartoffice"."users" AS "q11" WHERE "q11"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
     CASE WHEN (rg_guard_facts."i_am_admin") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_am_admin' END,
     CASE WHEN (rg_guard_facts."i_have_enterprise_view") IS NOT TRUE THEN 'rg_plan_smartoffice_not_i_have_enterprise_view' END,
     CASE WHEN (EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = rg_guard_facts."my_office_id") AND ("q5"."office_security" = false))) IS NOT TRUE THEN 'rg_plan_smartoffice_not_my_open_office_id_when' END,
@@ -1180,7 +1158,7 @@ REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() FROM PU
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() TO "app_user", "reporting_user";
 COMMENT ON FUNCTION "smartoffice"."plan_hint_enterprise_office_ids"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.enterprise_office_ids() has at most 10 elements (schema rg_plan_smartoffice_few_enterprise_office_ids in the search_path). Changes plans, never results.';
 
--- set_session puts it in the search_path when smartoffice.my_office_assignee_keys() has at most 10 elements.
+-- set_session puts it in the search_path when smartoffice.my_office_assignee_keys() has at most 100 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
 CREATE SCHEMA "rg_plan_smartoffice_few_my_office_assignee_keys";
 GRANT USAGE ON SCHEMA "rg_plan_smartoffice_few_my_office_assignee_keys" TO PUBLIC;
@@ -1196,7 +1174,7 @@ END
 $rg$;
 REVOKE ALL ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() TO "app_user", "reporting_user";
-COMMENT ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.my_office_assignee_keys() has at most 10 elements (schema rg_plan_smartoffice_few_my_office_assignee_keys in the search_path). Changes plans, never results.';
+COMMENT ON FUNCTION "smartoffice"."plan_hint_my_office_assignee_keys"() IS 'Planner hint, folded while planning: true when set_session found that smartoffice.my_office_assignee_keys() has at most 100 elements (schema rg_plan_smartoffice_few_my_office_assignee_keys in the search_path). Changes plans, never results.';
 
 -- set_session puts it in the search_path when smartoffice.private_owner_ids_visible_to_me() has at most 10 elements.
 -- Its one relation, a view of no columns and no rows, is how the mark functions find it there.
@@ -1394,9 +1372,9 @@ BEGIN
   IF coalesce((NEW."record_sharing" = true) AND (OLD."record_sharing" IS DISTINCT FROM true), false) THEN
     NEW."super_user" := false;
     NEW."enterprise_view" := false;
-    UPDATE "smartoffice"."offices" AS "u23"
+    UPDATE "smartoffice"."offices" AS "u22"
       SET "office_security" = true
-      WHERE "u23"."id" = NEW."office_id";
+      WHERE "u22"."id" = NEW."office_id";
   END IF;
   RETURN NEW;
 END
@@ -1461,28 +1439,29 @@ CREATE FUNCTION "smartoffice"."maintain_contacts_assignment_count"() RETURNS tri
   SET search_path = pg_catalog, pg_temp
 AS $rg$
 BEGIN
-  -- The row lock of each UPDATE serializes concurrent changes to one contacts row: none is lost.
+  -- The row lock of each UPDATE serializes concurrent changes to one contacts row: none is lost,
+  -- and each key is made from the office_id the row has when the UPDATE applies.
   CASE TG_OP
     WHEN 'INSERT' THEN
-      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1 WHERE "id" = NEW."contact_id";
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1, "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
     WHEN 'DELETE' THEN
-      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1 WHERE "id" = OLD."contact_id";
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1, "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
     WHEN 'UPDATE' THEN
-      IF NEW."contact_id" IS DISTINCT FROM OLD."contact_id" THEN
-        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1 WHERE "id" = OLD."contact_id";
-        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1 WHERE "id" = NEW."contact_id";
+      IF NEW."contact_id" IS DISTINCT FROM OLD."contact_id" OR NEW."user_id" IS DISTINCT FROM OLD."user_id" THEN
+        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" - 1, "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
+        UPDATE "smartoffice"."contacts" SET "assignment_count" = "assignment_count" + 1, "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
       END IF;
     WHEN 'TRUNCATE' THEN
-      UPDATE "smartoffice"."contacts" SET "assignment_count" = 0 WHERE "assignment_count" <> 0;
+      UPDATE "smartoffice"."contacts" SET "assignment_count" = 0, "assignee_keys" = '{}' WHERE "assignment_count" <> 0 OR "assignee_keys" <> '{}';
   END CASE;
   RETURN NULL;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."maintain_contacts_assignment_count"() OWNER TO "rowguard_definer";
 REVOKE ALL ON FUNCTION "smartoffice"."maintain_contacts_assignment_count"() FROM PUBLIC;
-COMMENT ON FUNCTION "smartoffice"."maintain_contacts_assignment_count"() IS 'contacts.counters "assignment_count": keeps smartoffice.contacts.assignment_count equal to the number of smartoffice.contact_assignments rows whose contact_id is the row''s id. How many users the contact is assigned to; 0 means "all users" of its office.';
+COMMENT ON FUNCTION "smartoffice"."maintain_contacts_assignment_count"() IS 'contacts.counters "assignment_count", contacts.keyLists "assignee_keys": keeps smartoffice.contacts.assignment_count equal to the number of smartoffice.contact_assignments rows whose contact_id is the row''s id (How many users the contact is assigned to; 0 means "all users" of its office); and smartoffice.contacts.assignee_keys holding one key (the row''s office_id, contact_assignments.user_id) for each of the smartoffice.contact_assignments rows whose contact_id is the row''s id (One key per user the contact is assigned to, with the contact''s office: rule 2 reads it through one GIN index), in one UPDATE of the row.';
 
-CREATE TRIGGER "maintain_contacts_assignment_count" AFTER INSERT OR DELETE OR UPDATE OF "contact_id" ON "smartoffice"."contact_assignments"
+CREATE TRIGGER "maintain_contacts_assignment_count" AFTER INSERT OR DELETE OR UPDATE OF "contact_id", "user_id" ON "smartoffice"."contact_assignments"
   FOR EACH ROW EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignment_count"();
 -- Count the rows that are there already, as rowguard_definer: row-level security is forced on
 -- both tables, so the migration role itself would count only what policies show it. CREATE
@@ -1496,6 +1475,21 @@ BEGIN
   UPDATE "smartoffice"."contacts" AS p
     SET "assignment_count" = (SELECT count(*) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id")
     WHERE p."assignment_count" IS DISTINCT FROM (SELECT count(*) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id");
+  PERFORM set_config('role', previous_role, true);
+END
+$rg$;
+-- Fill the lists from the rows that are there already, as rowguard_definer: row-level security
+-- is forced on both tables, so the migration role itself would read only what policies show it.
+-- CREATE TRIGGER keeps writers of contact_assignments waiting until this migration commits, so no row is
+-- missed between this fill and the trigger.
+DO $rg$
+DECLARE
+  previous_role text := current_setting('role');
+BEGIN
+  SET LOCAL ROLE "rowguard_definer";
+  UPDATE "smartoffice"."contacts" AS p
+    SET "assignee_keys" = ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id")
+    WHERE p."assignee_keys" IS DISTINCT FROM ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id");
   PERFORM set_config('role', previous_role, true);
 END
 $rg$;
@@ -1525,54 +1519,6 @@ COMMENT ON FUNCTION "smartoffice"."protect_contacts_assignment_count"() IS 'cont
 
 CREATE TRIGGER "protect_contacts_assignment_count" BEFORE INSERT OR UPDATE ON "smartoffice"."contacts"
   FOR EACH ROW EXECUTE FUNCTION "smartoffice"."protect_contacts_assignment_count"();
-
-CREATE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() RETURNS trigger
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-  SET search_path = pg_catalog, pg_temp
-AS $rg$
-BEGIN
-  -- The row lock of each UPDATE serializes concurrent changes to one contacts row: none is lost,
-  -- and each key is made from the office_id the row has when the UPDATE applies.
-  CASE TG_OP
-    WHEN 'INSERT' THEN
-      UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
-    WHEN 'DELETE' THEN
-      UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
-    WHEN 'UPDATE' THEN
-      IF NEW."contact_id" IS DISTINCT FROM OLD."contact_id" OR NEW."user_id" IS DISTINCT FROM OLD."user_id" THEN
-        UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_remove("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || OLD."user_id"::text)) WHERE "id" = OLD."contact_id";
-        UPDATE "smartoffice"."contacts" SET "assignee_keys" = pg_catalog.array_append("assignee_keys", (pg_catalog.replace(pg_catalog.replace("smartoffice"."contacts"."office_id"::text, '%', '%25'), ':', '%3A') || ':' || NEW."user_id"::text)) WHERE "id" = NEW."contact_id";
-      END IF;
-    WHEN 'TRUNCATE' THEN
-      UPDATE "smartoffice"."contacts" SET "assignee_keys" = '{}' WHERE "assignee_keys" <> '{}';
-  END CASE;
-  RETURN NULL;
-END
-$rg$;
-ALTER FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() OWNER TO "rowguard_definer";
-REVOKE ALL ON FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() FROM PUBLIC;
-COMMENT ON FUNCTION "smartoffice"."maintain_contacts_assignee_keys"() IS 'contacts.keyLists "assignee_keys": keeps smartoffice.contacts.assignee_keys holding one key (the row''s office_id, contact_assignments.user_id) for each of the smartoffice.contact_assignments rows whose contact_id is the row''s id. One key per user the contact is assigned to, with the contact''s office: rule 2 reads it through one GIN index.';
-
-CREATE TRIGGER "maintain_contacts_assignee_keys" AFTER INSERT OR DELETE OR UPDATE OF "contact_id", "user_id" ON "smartoffice"."contact_assignments"
-  FOR EACH ROW EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"();
--- Fill the lists from the rows that are there already, as rowguard_definer: row-level security
--- is forced on both tables, so the migration role itself would read only what policies show it.
--- CREATE TRIGGER keeps writers of contact_assignments waiting until this migration commits, so no row is
--- missed between this fill and the trigger.
-DO $rg$
-DECLARE
-  previous_role text := current_setting('role');
-BEGIN
-  SET LOCAL ROLE "rowguard_definer";
-  UPDATE "smartoffice"."contacts" AS p
-    SET "assignee_keys" = ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id")
-    WHERE p."assignee_keys" IS DISTINCT FROM ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(p."office_id"::text, '%', '%25'), ':', '%3A') || ':' || c."user_id"::text) FROM "smartoffice"."contact_assignments" AS c WHERE c."contact_id" = p."id" ORDER BY c."user_id");
-  PERFORM set_config('role', previous_role, true);
-END
-$rg$;
-
-CREATE TRIGGER "maintain_contacts_assignee_keys_on_truncate" AFTER TRUNCATE ON "smartoffice"."contact_assignments"
-  FOR EACH STATEMENT EXECUTE FUNCTION "smartoffice"."maintain_contacts_assignee_keys"();
 
 CREATE FUNCTION "smartoffice"."protect_contacts_assignee_keys"() RETURNS trigger
   LANGUAGE plpgsql VOLATILE
@@ -1646,8 +1592,7 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-      AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
+      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
@@ -1660,8 +1605,7 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-      AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
+      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
@@ -1681,8 +1625,7 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-      AND ("contacts"."id" = any((select "smartoffice"."contacts_assigned_to_me_or_my_agents"())::bigint[])))
+      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
@@ -1708,7 +1651,7 @@ CREATE POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments
   FOR SELECT
   TO "app_user", "reporting_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q20" WHERE "q20"."id" = "contact_assignments"."contact_id")
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q19" WHERE "q19"."id" = "contact_assignments"."contact_id")
   );
 COMMENT ON POLICY "contact_assignments_select" ON "smartoffice"."contact_assignments" IS 'Assignments of the contacts I can see (the EXISTS runs under the contacts policies).';
 
@@ -1718,9 +1661,9 @@ CREATE POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE ("q21"."id" = "contact_assignments"."contact_id")
-    AND (("q21"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q21"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q20" WHERE ("q20"."id" = "contact_assignments"."contact_id")
+    AND (("q20"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q20"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_insert" ON "smartoffice"."contact_assignments" IS 'Assign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1730,9 +1673,9 @@ CREATE POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments
   FOR DELETE
   TO "app_user"
   USING (
-    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q22" WHERE ("q22"."id" = "contact_assignments"."contact_id")
-    AND (("q22"."office_id" = (select "smartoffice"."my_office_id"()))
-      OR ("q22"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
+    EXISTS (SELECT 1 FROM "smartoffice"."contacts" AS "q21" WHERE ("q21"."id" = "contact_assignments"."contact_id")
+    AND (("q21"."office_id" = (select "smartoffice"."my_office_id"()))
+      OR ("q21"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))))
   );
 COMMENT ON POLICY "contact_assignments_delete" ON "smartoffice"."contact_assignments" IS 'Unassign contacts I can see in my office (or an enterprise office below it).';
 
@@ -1951,9 +1894,9 @@ SELECT
   "contacts"."phone" AS "phone",
   "contacts"."is_private" AS "is_private",
   "contacts"."office_id" AS "office_id",
-  (SELECT "q24"."name" FROM "smartoffice"."offices" AS "q24" WHERE "q24"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
-  (SELECT "q25"."name" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = (SELECT "q26"."parent_id" FROM "smartoffice"."offices" AS "q26" WHERE "q26"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
-  ARRAY(SELECT "q27"."name" FROM "smartoffice"."users" AS "q27" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q28" WHERE ("q28"."contact_id" = "contacts"."id") AND ("q28"."user_id" = "q27"."id"))) AS "assignees"
+  (SELECT "q23"."name" FROM "smartoffice"."offices" AS "q23" WHERE "q23"."id" = "contacts"."office_id" LIMIT 1) AS "office_name",
+  (SELECT "q24"."name" FROM "smartoffice"."offices" AS "q24" WHERE "q24"."id" = (SELECT "q25"."parent_id" FROM "smartoffice"."offices" AS "q25" WHERE "q25"."id" = "contacts"."office_id" LIMIT 1) LIMIT 1) AS "parent_office_name",
+  ARRAY(SELECT "q26"."name" FROM "smartoffice"."users" AS "q26" WHERE EXISTS (SELECT 1 FROM "smartoffice"."contact_assignments" AS "q27" WHERE ("q27"."contact_id" = "contacts"."id") AND ("q27"."user_id" = "q26"."id"))) AS "assignees"
 FROM "smartoffice"."contacts" AS "contacts";
 GRANT SELECT ON "smartoffice"."contacts_report" TO "app_user", "reporting_user";
 COMMENT ON VIEW "smartoffice"."contacts_report" IS 'For BI tools: the contacts the caller may see, with office and assignees.';

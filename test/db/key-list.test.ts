@@ -91,6 +91,22 @@ describe('smartoffice.contacts.assignee_keys', () => {
     });
   });
 
+  it('shares the counter\'s trigger: an assignment makes one new version of the contact, not one per column', async () => {
+    // The counter and the list are kept from the same rows (contact_assignments by contact_id).
+    const triggers = await db.current.admin`SELECT tgname FROM pg_trigger WHERE tgrelid = 'smartoffice.contact_assignments'::regclass AND NOT tgisinternal ORDER BY 1`;
+    expect(triggers.map((t) => t.tgname)).toEqual(['maintain_contacts_assignment_count', 'maintain_contacts_assignment_count_on_truncate']);
+    await rolledBack(db.current.admin, async (tx) => {
+      const updates = async () => (await tx`SELECT n_tup_upd::int AS n FROM pg_stat_xact_user_tables WHERE relid = 'smartoffice.contacts'::regclass`)[0]!.n as number;
+      const before = await updates();
+      await tx`INSERT INTO smartoffice.contact_assignments VALUES (103, 11)`;
+      expect(await updates()).toBe(before + 1);
+      await tx`DELETE FROM smartoffice.contact_assignments WHERE contact_id = 102`;
+      expect(await updates()).toBe(before + 3);
+      const [row] = await tx`SELECT assignment_count AS n, assignee_keys AS k FROM smartoffice.contacts WHERE id = 103`;
+      expect([row!.n, row!.k]).toEqual([1, ['3:11']]);
+    });
+  });
+
   it('cannot be set by app_user: UPDATE and upsert fail with 42501, INSERT starts empty', async () => {
     // Ada administers Branch A and sees the unassigned contact 103.
     for (const statement of [
@@ -225,10 +241,10 @@ describe('smartoffice.contacts.assignee_keys', () => {
     await admin.unsafe(`CREATE ROLE ${role} NOSUPERUSER NOBYPASSRLS; GRANT rowguard_definer TO ${role}`);
     try {
       await rolledBack(db.current.admin, async (tx) => {
-        await tx.unsafe('ALTER TABLE smartoffice.contact_assignments DISABLE TRIGGER maintain_contacts_assignee_keys');
+        await tx.unsafe('ALTER TABLE smartoffice.contact_assignments DISABLE TRIGGER maintain_contacts_assignment_count');
         await tx.unsafe('INSERT INTO smartoffice.contact_assignments VALUES (103, 11), (103, 12), (100, 13)');
         await tx.unsafe('DELETE FROM smartoffice.contact_assignments WHERE contact_id = 108');
-        await tx.unsafe('ALTER TABLE smartoffice.contact_assignments ENABLE TRIGGER maintain_contacts_assignee_keys');
+        await tx.unsafe('ALTER TABLE smartoffice.contact_assignments ENABLE TRIGGER maintain_contacts_assignment_count');
         expect(wrong(await lists(tx)).map((r) => r.id)).toEqual([100, 103, 108]);
         await tx.unsafe(`SET LOCAL ROLE ${role}`);
         await tx.unsafe(fill);

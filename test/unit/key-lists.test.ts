@@ -55,6 +55,35 @@ describe('m.keyList', () => {
   });
 });
 
+describe('a counter and a key list kept from the same rows', () => {
+  const sql = compiled(
+    defineModel('crm', (m) => {
+      const teams = m.table('teams', { id: t.bigint().primaryKey() });
+      const users = m.table('users', { id: t.bigint().primaryKey() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), team_id: t.bigint().notNull().references(teams) });
+      const owners = m.table('deal_owners', { deal_id: t.bigint().notNull().references(deals), user_id: t.bigint().notNull().references(users) }, { primaryKey: ['deal_id', 'user_id'] });
+      m.identity(users);
+      m.counter(deals, 'owner_count', { from: owners, key: 'deal_id' });
+      m.keyList(deals, 'owner_keys', { from: owners, key: 'deal_id', value: 'user_id', scope: 'team_id' });
+      m.policy(deals, 'deals_select', { for: 'select', using: () => m.me.isNotNull() });
+    }),
+  );
+
+  it('share one trigger, named after the first, which sets both columns in one UPDATE', () => {
+    expect([...sql.keys()].filter((id) => id.includes('maintain_'))).toEqual([
+      'function crm.maintain_deals_owner_count',
+      'trigger crm.deal_owners.maintain_deals_owner_count',
+      'trigger crm.deal_owners.maintain_deals_owner_count_on_truncate',
+    ]);
+    const maintain = sql.get('function crm.maintain_deals_owner_count')!;
+    expect(maintain).toContain('UPDATE "crm"."deals" SET "owner_count" = "owner_count" + 1, "owner_keys" = pg_catalog.array_append(');
+    expect(maintain).toContain(`UPDATE "crm"."deals" SET "owner_count" = 0, "owner_keys" = '{}' WHERE "owner_count" <> 0 OR "owner_keys" <> '{}';`);
+    // Each column keeps its own protection, and the trigger fills both for the rows already there.
+    expect([...sql.keys()].filter((id) => id.startsWith('function crm.protect_'))).toEqual(['function crm.protect_deals_owner_count', 'function crm.protect_deals_owner_keys']);
+    expect(sql.get('trigger crm.deal_owners.maintain_deals_owner_count')!.match(/^DO \$rg\$/gm)).toHaveLength(2);
+  });
+});
+
 describe('m.keyList validation', () => {
   const summary = (build: Parameters<typeof defineModel>[1]) => validateModel({ ...defineModel('crm', build), file: 'policies/crm.ts' }).problems.map((p) => [p.code, p.message, p.fix]);
   const tables = (m: Parameters<Parameters<typeof defineModel>[1]>[0], options: { nullableValue?: boolean; ownersKey?: string[]; scopeType?: 'timestamptz' } = {}) => {
