@@ -786,7 +786,7 @@ BEGIN
   END IF;
   SELECT u."enterprise_view", u."office_id" INTO rg_fact.me_row FROM "smartoffice"."users" AS u WHERE u."id" = rg_fact.me;
   RETURN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
-AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL) ELSE NULL END;
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT (((rg_fact.me_row."office_id"))::bigint)::bigint AS rg_scope) AS k, pg_catalog.unnest(((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me)::bigint[])::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL) ELSE NULL END;
 END
 $rg$;
 ALTER FUNCTION "smartoffice"."my_office_assignee_keys"() OWNER TO "rowguard_definer";
@@ -1037,7 +1037,7 @@ BEGIN
   RETURN (SELECT pg_catalog.array_remove(ARRAY[
     CASE WHEN CASE WHEN ((rg_fact.me_row."enterprise_view" = true))::boolean THEN CASE WHEN (((rg_fact.me_row."office_id"))::bigint) IS NULL THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM "smartoffice"."office_tree_closure" AS c WHERE c."ancestor" = (((rg_fact.me_row."office_id"))::bigint) LIMIT 11) AS rg_bound) + 1 END ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_enterprise_office_ids' END,
     CASE WHEN CASE WHEN (((CASE WHEN EXISTS (SELECT 1 FROM "smartoffice"."offices" AS "q5" WHERE ("q5"."id" = ((rg_fact.me_row."office_id"))::bigint) AND ("q5"."office_security" = false)) THEN ((rg_fact.me_row."office_id"))::bigint ELSE NULL END)::bigint IS NULL)
-AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN COALESCE(pg_catalog.cardinality(ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT ((rg_fact.me_row."office_id"))::bigint AS rg_scope) AS k, pg_catalog.unnest((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101)::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL)), 0) ELSE 0 END <= 100 THEN 'rg_plan_smartoffice_few_my_office_assignee_keys' END,
+AND (((rg_fact.me_row."enterprise_view" = true))::boolean IS DISTINCT FROM true))::boolean THEN COALESCE(pg_catalog.cardinality(ARRAY(SELECT (pg_catalog.replace(pg_catalog.replace(k.rg_scope::text, '%', '%25'), ':', '%3A') || ':' || v.rg_value::text) FROM (SELECT (((rg_fact.me_row."office_id"))::bigint)::bigint AS rg_scope) AS k, pg_catalog.unnest(((ARRAY[rg_fact.me]::bigint[]::bigint[] || ARRAY(WITH rg_rows AS MATERIALIZED (SELECT "q6"."agent_id" FROM "smartoffice"."proxies" AS "q6" WHERE "q6"."proxy_id" = rg_fact.me) SELECT * FROM rg_rows LIMIT 101)::bigint[])::bigint[])::bigint[]) AS v(rg_value) WHERE v.rg_value IS NOT NULL)), 0) ELSE 0 END <= 100 THEN 'rg_plan_smartoffice_few_my_office_assignee_keys' END,
     CASE WHEN LEAST(11, COALESCE(pg_catalog.cardinality(ARRAY[rg_fact.me]::bigint[]), 0) + (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q7"."agent_id" FROM "smartoffice"."proxies" AS "q7" WHERE ("q7"."proxy_id" = rg_fact.me)
 AND EXISTS (SELECT 1 FROM "smartoffice"."private_proxies" AS "q8" WHERE ("q8"."owner_id" = "q7"."agent_id") AND ("q8"."proxy_id" = rg_fact.me))) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound)) <= 10 THEN 'rg_plan_smartoffice_few_private_owner_ids_visible_to_me' END,
     CASE WHEN CASE WHEN ((rg_fact.me_row."is_admin" = true))::boolean THEN (SELECT count(*) FROM (WITH rg_rows AS MATERIALIZED (SELECT "q11"."id" FROM "smartoffice"."users" AS "q11" WHERE "q11"."office_id" = ((rg_fact.me_row."office_id"))::bigint) SELECT 1 FROM rg_rows LIMIT 11) AS rg_bound) ELSE 0 END <= 10 THEN 'rg_plan_smartoffice_few_users_i_administer' END,
@@ -1534,9 +1534,10 @@ BEGIN
             DETAIL = 'It lists the smartoffice.contact_assignments rows whose contact_id is the row''s id; triggers on smartoffice.contact_assignments keep it current.',
             HINT = 'Leave assignee_keys out of the statement; insert or delete smartoffice.contact_assignments rows instead.';
   ELSIF NEW."office_id" IS DISTINCT FROM OLD."office_id" THEN
-    -- Every key begins with the old office_id; keep what follows it (the user_id) in order.
+    -- Every key is <office_id>:<user_id>, and an encoded office_id holds no colon: keep what follows
+    -- the first colon, in order.
     NEW."assignee_keys" := ARRAY(
-      SELECT pg_catalog.replace(pg_catalog.replace(NEW."office_id"::text, '%', '%25'), ':', '%3A') || ':' || pg_catalog.substr(k.key, pg_catalog.length(pg_catalog.replace(pg_catalog.replace(OLD."office_id"::text, '%', '%25'), ':', '%3A') || ':') + 1)
+      SELECT pg_catalog.replace(pg_catalog.replace(NEW."office_id"::text, '%', '%25'), ':', '%3A') || ':' || pg_catalog.substr(k.key, pg_catalog.strpos(k.key, ':') + 1)
         FROM pg_catalog.unnest(NEW."assignee_keys") WITH ORDINALITY AS k(key, n)
         ORDER BY k.n);
   END IF;

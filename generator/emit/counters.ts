@@ -253,9 +253,10 @@ function protect(model: ModelNode, c: CounterNode, d: Derived): Statement[] {
       ...(c.list
         ? [
             `  ELSIF NEW.${scope} IS DISTINCT FROM OLD.${scope} THEN`,
-            `    -- Every key begins with the old ${c.list.scope}; keep what follows it (the ${c.list.value}) in order.`,
+            `    -- Every key is <${c.list.scope}>:<${c.list.value}>, and an encoded ${c.list.scope} holds no colon: keep what follows`,
+            `    -- the first colon, in order.`,
             `    NEW.${col} := ARRAY(`,
-            `      SELECT ${listKeyPrefix(`NEW.${scope}`)} || pg_catalog.substr(k.key, pg_catalog.length(${listKeyPrefix(`OLD.${scope}`)}) + 1)`,
+            `      SELECT ${listKeyPrefix(`NEW.${scope}`)} || pg_catalog.substr(k.key, pg_catalog.strpos(k.key, ':') + 1)`,
             `        FROM pg_catalog.unnest(NEW.${col}) WITH ORDINALITY AS k(key, n)`,
             '        ORDER BY k.n);',
           ]

@@ -178,8 +178,12 @@ const printers = {
   'array-position': (e, ctx) => `array_position(ARRAY[${e.array.map((l) => literal(l)).join(', ')}]::text[], ${printExpr(e.item, ctx)})`,
   // The scope once, then one key per element: a fact of my office and the agents I stand in for.
   'list-keys': (e, ctx) => {
-    const scope = printExpr(e.scope, ctx);
-    const values = printExpr(e.values, ctx);
+    // In the columns' own types, whose text the triggers' keys are made of (validation requires
+    // these types; the casts keep a varchar or an unknown-typed value from printing otherwise).
+    const k = ctx.model.counters.find((c) => c.table === e.table && c.column === e.column);
+    const typed = (sql: string, type: string | undefined) => (type === undefined || type.startsWith(UNKNOWN) ? sql : `(${sql})::${type}`);
+    const scope = typed(printExpr(e.scope, ctx), k?.list && ctx.types.columnType(e.table, k.list.scope));
+    const values = typed(printExpr(e.values, ctx), k?.list && `${ctx.types.columnType(k.from, k.list.value)}[]`);
     return `ARRAY(SELECT ${listKey('k.rg_scope', 'v.rg_value')} FROM (SELECT ${scope} AS rg_scope) AS k, pg_catalog.unnest(${values}) AS v(rg_value) WHERE v.rg_value IS NOT NULL)`;
   },
   raw: (e, ctx) => {
@@ -315,8 +319,8 @@ export function hierarchyFunctionName(hierarchy: string, direction: 'descendants
  * A fact inlined as the set of `x = any(<set>)` (inside another fact's body), without the DISTINCT
  * of the queries that build its value (through its CASE branches and unions too): ANY ignores
  * duplicates, and a DISTINCT is a hash aggregate on every call (SmartOffice's
- * my_office_contacts_assigned_to_me_or_my_agents inlines contacts_assigned_to_me_or_my_agents: the
- * agent's 191 assignment rows, 184 contacts, ~0.59 -> ~0.44 ms a call). The fact's own function
+ * my_office_contacts_assigned_to_me_or_my_agents inlined contacts_assigned_to_me_or_my_agents, until
+ * migration 0184 replaced both: the agent's 191 assignment rows, 184 contacts, ~0.59 -> ~0.44 ms a call). The fact's own function
  * keeps it (an application may read the array), and so does a set written in place with
  * `distinct: true` (asked for there) and a set cut at `boundedSets` elements (a LIMIT of rows
  * with duplicates could leave a distinct value out of the count).

@@ -303,7 +303,8 @@ function rowConstant(e: Expr): boolean {
  * `arrayOf(from(t, { where: a = x, select: c }))` reads the rows of t whose a matches and returns
  * their c. The index on a then carries c (`INCLUDE (c)`), so the lookup is an index-only scan
  * instead of one heap page per row: SmartOffice's `contacts_assigned_to_me_or_my_agents` (184
- * assignments for the benchmark's agent) ~200 → ~100 µs per statement. By table, then looked-up column.
+ * assignments for the benchmark's agent; replaced by the assignee keys in migration 0184, and
+ * `contacts_assigned_to_me` reads the same index) ~200 → ~100 µs per statement. By table, then looked-up column.
  */
 function lookupColumns(model: ModelNode): Map<string, Map<string, Set<string>>> {
   const out = new Map<string, Map<string, Set<string>>>();

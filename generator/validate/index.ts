@@ -234,6 +234,15 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     const setType = types.of(f.set);
     if (setType !== UNKNOWN && !setType.endsWith('[]')) add(f.origin.path, 'not-a-set', `membership function "${f.name}" needs a set, got ${setType}`, 'pass a set fact (an array)');
   }
+  // A new row's key list is empty when an INSERT's WITH CHECK runs: the rows that fill it name the row, so they come later.
+  for (const p of model.policies) {
+    if (!p.check || (p.command !== 'insert' && p.command !== 'all')) continue;
+    visit(p.check, (e) => {
+      if (e.kind === 'any-in-set' && e.spread) {
+        add(p.origin.path, 'key-list-in-insert-check', `the WITH CHECK of ${p.command === 'all' ? 'a FOR ALL' : 'an INSERT'} policy reads a key list, which is always empty on a row being inserted`, `check what the new row itself holds (for an ALL policy, give inserts a policy of their own)`);
+      }
+    });
+  }
   // ---- counters
   for (const k of model.counters) {
     const at = k.origin.path;
@@ -250,7 +259,8 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     checkName(at, 'counter trigger name', names.onTruncate);
     const counterOf = `counter ${k.table}.${k.column}`;
     if (k.from === k.table) {
-      add(at, 'counter-on-itself', `${counterOf} counts rows of its own table`, 'count the rows of another table (a counter over a self-referencing table is not supported)');
+      if (k.list) add(at, 'counter-on-itself', `key list ${k.table}.${k.column} lists rows of its own table`, 'list the rows of another table (a key list over a self-referencing table is not supported)');
+      else add(at, 'counter-on-itself', `${counterOf} counts rows of its own table`, 'count the rows of another table (a counter over a self-referencing table is not supported)');
       continue;
     }
     const keyColumn = child.columns.find((c) => c.name === k.key);
@@ -281,7 +291,17 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
       else if (value.nullable) add(at, 'key-list-nullable', `key list ${k.table}.${k.column}: "${k.from}.${k.list.value}" may be NULL, which no key can hold`, `declare it .notNull() in m.table('${k.from}', …)`);
       if (!scope) add(at, 'unknown-column', `key list ${k.table}.${k.column}: table "${k.table}" has no column "${k.list.scope}"`, `give scope one of ${parent.columns.map((c) => c.name).join(', ')}`);
       else if (scope.nullable) add(at, 'key-list-nullable', `key list ${k.table}.${k.column}: its scope "${k.table}.${k.list.scope}" may be NULL, which no key can hold`, `declare it .notNull() in m.table('${k.table}', …)`);
-      else if (scope.name === k.column || parent.primaryKey.includes(scope.name)) add(at, 'key-list-scope', `key list ${k.table}.${k.column}: its scope "${k.list.scope}" is ${scope.name === k.column ? 'the list itself' : 'the primary key'}`, 'scope the keys by a column that says where the row belongs, such as its office');
+      else if (parent.primaryKey.includes(scope.name) || model.counters.some((d) => d.table === k.table && d.column === scope.name)) {
+        const is = parent.primaryKey.includes(scope.name) ? 'the primary key' : 'a counter or key list itself';
+        add(at, 'key-list-scope', `key list ${k.table}.${k.column}: its scope "${k.list.scope}" is ${is}`, `scope the keys by a column of "${k.table}" that says where the row belongs, as contacts.office_id does: m.keyList(${k.table}, '${k.column}', { …, scope: '<that column>' })`);
+      }
+      // The list's BEFORE trigger rewrites the keys when the scope changes; another BEFORE trigger
+      // that sets the scope may run after it (triggers fire in name order) and leave them stale.
+      for (const r of model.writeRules) {
+        if (r.table === k.table && r.set.some((x) => x.column === k.list!.scope)) {
+          add(r.origin.path, 'key-list-scope-written', `write rule "${r.name}" sets ${k.table}.${k.list.scope}, the scope of key list ${k.table}.${k.column}, in a trigger that may run after the list's rewrite of its keys`, `set ${k.list.scope} in the statement itself, or scope the key list by another column`);
+        }
+      }
       // A key is the columns' text: only types whose text no setting changes (DateStyle, TimeZone and
       // extra_float_digits change a date's, a timestamp's or a float's) and that has one text per value.
       for (const [c, table] of [[value, k.from], [scope, k.table]] as const) {
@@ -407,8 +427,9 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
         case 'list-keys': {
           const list = model.counters.find((k) => k.list && k.table === e.table && k.column === e.column);
           if (!list?.list) break; // built only by the list's own handle
+          // Exactly the column's type, as for the values: the key is the scope's text (3 and 3.0 differ).
           const [scope, scopeColumn] = [types.of(e.scope), types.columnType(list.table, list.list.scope)];
-          if (!comparable(scope, scopeColumn)) add(path, 'type-mismatch', `keysOf() of key list ${list.table}.${list.column} gets a ${scope} scope; its scope column "${list.table}.${list.list.scope}" is ${scopeColumn}`, `pass a ${scopeColumn} value`);
+          if (scope !== UNKNOWN && scopeColumn !== UNKNOWN && scope !== scopeColumn) add(path, 'type-mismatch', `keysOf() of key list ${list.table}.${list.column} gets a ${scope} scope; its scope column "${list.table}.${list.list.scope}" is ${scopeColumn}`, `pass a ${scopeColumn} value`);
           const [values, valueColumn] = [types.of(e.values), types.columnType(list.from, list.list.value)];
           if (values !== UNKNOWN && !values.endsWith('[]')) add(path, 'not-a-set', `keysOf() of key list ${list.table}.${list.column} needs a set of values, but got a value of type ${values}`, 'pass a set fact (an array), e.g. union(array([me]), …)');
           else if (values !== UNKNOWN && values.slice(0, -2) !== valueColumn && valueColumn !== UNKNOWN) {

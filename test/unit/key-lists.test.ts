@@ -116,6 +116,27 @@ describe('m.keyList validation', () => {
     ]);
   });
 
+  it('refuses a scope that is the key, a counter or set by a write rule, a list of its own table, and a list in an INSERT check', () => {
+    const found = summary((m) => {
+      const { deals, owners } = tables(m);
+      const count = m.counter(deals, 'owner_count', { from: owners, key: 'deal_id' });
+      m.keyList(deals, 'by_id', { from: owners, key: 'deal_id', value: 'user_id', scope: 'id' });
+      m.keyList(deals, 'by_count', { from: owners, key: 'deal_id', value: 'user_id', scope: count.column as 'id' });
+      const byRegion = m.keyList(deals, 'by_region', { from: owners, key: 'deal_id', value: 'user_id', scope: 'region' });
+      m.keyList(owners, 'own_keys', { from: owners, key: 'deal_id', value: 'user_id', scope: 'deal_id' });
+      m.onWrite(deals, 'deals_region', { events: ['insert'], set: () => ({ region: 'north' }) });
+      const mine = m.fact('my_region_keys', byRegion.keysOf('north', array([m.me])));
+      m.policy(deals, 'deals_insert', { for: 'insert', check: (d) => byRegion.of(d).in(mine) });
+    });
+    expect(found.map(([code, message]) => [code, message])).toEqual([
+      ['key-list-in-insert-check', 'the WITH CHECK of an INSERT policy reads a key list, which is always empty on a row being inserted'],
+      ['key-list-scope', 'key list deals.by_id: its scope "id" is the primary key'],
+      ['key-list-scope', 'key list deals.by_count: its scope "owner_count" is a counter or key list itself'],
+      ['key-list-scope-written', 'write rule "deals_region" sets deals.region, the scope of key list deals.by_region, in a trigger that may run after the list\'s rewrite of its keys'],
+      ['counter-on-itself', 'key list deal_owners.own_keys lists rows of its own table'],
+    ]);
+  });
+
   it('refuses keys of the wrong scope or value type, a set of other values, and a list read on another table', () => {
     const found = summary((m) => {
       const { deals, owners } = tables(m);
