@@ -149,6 +149,36 @@ export async function waitForLockWait(admin: Sql, ms = 2_000): Promise<void> {
   throw new Error(`no session waited for a lock within ${ms} ms`);
 }
 
+/**
+ * Two transactions as app_user of `schema`, each acting as its user: the first runs its statement,
+ * the second's waits for a lock the first holds, then the first commits and the second goes on
+ * and commits. Where a trigger re-reads a row after the wait, this is the race it must win.
+ */
+export async function raceAsAppUsers(admin: Sql, schema: string, first: readonly [number, string], second: readonly [number, string]): Promise<void> {
+  const open = async (user: number) => {
+    const c = await admin.reserve();
+    await c.unsafe('BEGIN');
+    await c.unsafe('SET LOCAL ROLE app_user');
+    await c.unsafe(`SELECT ${schema}.set_session($1)`, [user]);
+    return c;
+  };
+  const [a, b] = [await open(first[0]), await open(second[0])];
+  try {
+    await a.unsafe(first[1]);
+    const blocked = b.unsafe(second[1]).execute();
+    await waitForLockWait(admin);
+    await a.unsafe('COMMIT');
+    await blocked;
+    await b.unsafe('COMMIT');
+  } finally {
+    // Never hand a connection back to the pool inside a transaction (as app_user).
+    for (const c of [a, b]) {
+      await c.unsafe('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+  }
+}
+
 /** Runs statements in the caller's transaction, each in a savepoint: its rows, or the SQLSTATE that refused it (the transaction goes on). */
 export function savepointed(tx: Tx) {
   return async (query: string, params: unknown[] = []): Promise<{ rows: Record<string, unknown>[] } | { refused: string }> => {
