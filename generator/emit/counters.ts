@@ -144,9 +144,7 @@ function derivedColumns(model: ModelNode, group: readonly CounterNode[]): Statem
   const update = (change: 'add' | 'remove', row: 'NEW' | 'OLD') => `UPDATE ${parent} SET ${parts.map((d) => d[change](row)).join(', ')} WHERE ${pk} = ${row}.${key};`;
   const watched = [...new Set(parts.flatMap((d) => d.watched))];
   const lists = group.filter((c) => c.list);
-  const keepsWhat = group
-    .map((c, i) => `${what(model, c)} ${c.list ? 'holding' : 'equal to'} ${parts[i]!.holds}${c.description ? ` (${c.description.replace(/\.$/, '')})` : ''}`)
-    .join('; and ');
+  const keeps = (c: CounterNode, i: number) => `${what(model, c)} ${c.list ? 'holding' : 'equal to'} ${parts[i]!.holds}`;
 
   const maintain = createFunction({
     schema: model.schema,
@@ -158,8 +156,8 @@ function derivedColumns(model: ModelNode, group: readonly CounterNode[]): Statem
     grantTo: [],
     comment:
       group.length === 1
-        ? `${first.origin.path}: keeps ${keepsWhat.replace(/ \((.*)\)$/, '')}${first.description ? `. ${first.description}` : ''}`
-        : `${group.map((c) => c.origin.path).join(', ')}: keeps ${keepsWhat}, in one UPDATE of the row.`,
+        ? `${first.origin.path}: keeps ${keeps(first, 0)}${first.description ? `. ${first.description}` : ''}`
+        : `${group.map((c) => c.origin.path).join(', ')}: keeps ${group.map((c, i) => `${keeps(c, i)}${c.description ? ` (${c.description.replace(/\.$/, '')})` : ''}`).join('; and ')}, in one UPDATE of the row.`,
     body: [
       'BEGIN',
       lists.length === 0
