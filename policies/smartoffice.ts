@@ -111,9 +111,9 @@ export default defineModel(
       union(array([me]), arrayOf(m.from(proxies, (p) => ({ where: p.proxy_id.eq(me), select: p.agent_id })))),
       { description: 'Me and every agent I am a proxy for.' },
     );
-    // Rule 2's "my office and assigned to me or my agents" as one condition on one GIN index: each contact lists a key of (its office, the user) per assignment, kept by
-    // triggers, and the fact below holds my keys (my office with me and each agent I stand in
-    // for). As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index
+    // Rule 2's "my office and assigned to me or my agents" as one condition on one GIN index:
+    // each contact lists a key of (its office, the user) per assignment, kept by triggers, and
+    // the fact below holds my keys (my office with me and each agent I stand in for). As two conditions (office_id = my office AND id = any(assigned)) the arm needs an index
     // on both columns to be answered by its bitmap scan alone; where offices are small PostgreSQL
     // took the office_id index instead and re-checked the whole policy on every row it returned
     // (4.3 s for a count of 98,000 contacts under 11,111 offices). As one set of ids (migrations
