@@ -71,8 +71,9 @@ interface Derived {
   readonly notCleared: string;
   /** What the column holds, for comments. */
   readonly holds: string;
-  /** The statement (in a DO block, as the definer) that derives the column for the rows already there, with its comment. */
-  readonly fill: string[];
+  /** Why the fill runs as it does (SQL comment lines), and the statement that derives the column for the rows already there (run in a DO block as the definer). */
+  readonly fillComment: readonly string[];
+  readonly fill: readonly string[];
 }
 
 function derivedOf(model: ModelNode, c: CounterNode): Derived {
@@ -93,11 +94,13 @@ function derivedOf(model: ModelNode, c: CounterNode): Derived {
       cleared: `${col} = 0`,
       notCleared: `${col} <> 0`,
       holds: `the number of ${rows}`,
-      fill: [
+      fillComment: [
         `-- Count the rows that are there already, as ${DEFINER_ROLE}: row-level security is forced on`,
         `-- both tables, so the migration role itself would count only what policies show it. CREATE`,
         `-- TRIGGER keeps writers of ${c.from} waiting until this migration commits, so no row is missed`,
         `-- between this count and the trigger.`,
+      ],
+      fill: [
         `  UPDATE ${parent} AS p`,
         `    SET ${col} = ${count}`,
         `    WHERE p.${col} IS DISTINCT FROM ${count};`,
@@ -117,11 +120,13 @@ function derivedOf(model: ModelNode, c: CounterNode): Derived {
     cleared: `${col} = '{}'`,
     notCleared: `${col} <> '{}'`,
     holds: `one key (the row's ${c.list.scope}, ${c.from}.${c.list.value}) for each of the ${rows}`,
-    fill: [
+    fillComment: [
       `-- Fill the lists from the rows that are there already, as ${DEFINER_ROLE}: row-level security`,
       `-- is forced on both tables, so the migration role itself would read only what policies show it.`,
       `-- CREATE TRIGGER keeps writers of ${c.from} waiting until this migration commits, so no row is`,
       `-- missed between this fill and the trigger.`,
+    ],
+    fill: [
       `  UPDATE ${parent} AS p`,
       `    SET ${col} = ${fill}`,
       `    WHERE p.${col} IS DISTINCT FROM ${fill};`,
@@ -190,14 +195,14 @@ function derivedColumns(model: ModelNode, group: readonly CounterNode[]): Statem
       `CREATE TRIGGER ${ident(names.maintain)} AFTER INSERT OR DELETE OR UPDATE OF ${watched.map(ident).join(', ')} ON ${from}`,
       `  FOR EACH ROW EXECUTE FUNCTION ${qualified(model.schema, names.maintain)}();`,
       ...parts.flatMap((d) => [
-        ...d.fill.filter((l) => l.startsWith('--')),
+        ...d.fillComment,
         `DO ${dollarQuote(
           [
             'DECLARE',
             `  previous_role text := current_setting('role');`,
             'BEGIN',
             `  SET LOCAL ROLE ${ident(DEFINER_ROLE)};`,
-            ...d.fill.filter((l) => !l.startsWith('--')),
+            ...d.fill,
             `  PERFORM set_config('role', previous_role, true);`,
             'END',
           ].join('\n'),
