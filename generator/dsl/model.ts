@@ -254,9 +254,9 @@ export function defineModel(schema: string, build: (m: ModelBuilder) => void, op
     spec: CounterSpec<Columns>,
     shape: { type: SqlType; default: Expr; list?: CounterNode['list'] },
   ): string => {
-    const label = what === 'counter' ? 'counter' : 'key list';
-    const tname = within(`${what === 'counter' ? 'counters' : 'keyLists'} "${column}"`, () => tableName(table, `${label} "${column}"`));
-    within(`${tname}.${what === 'counter' ? 'counters' : 'keyLists'} "${column}"`, () => {
+    const [label, section] = what === 'counter' ? ['counter', 'counters'] : ['key list', 'keyLists'];
+    const tname = within(`${section} "${column}"`, () => tableName(table, `${label} "${column}"`));
+    within(`${tname}.${section} "${column}"`, () => {
       const from = tableName(spec.from as TableHandle<Columns>, `${label} "${column}"`);
       const columns = specs.get(tname);
       const node = tables.get(tname);

@@ -49,6 +49,12 @@ export function counterNames(counter: Pick<CounterNode, 'table' | 'column'>): { 
   return { maintain: `maintain_${base}`, onTruncate: `maintain_${base}_on_truncate`, protect: `protect_${base}` };
 }
 
+/** The key list (m.keyList) that is column `column` of `table`, if there is one. */
+export function keyListOf(model: ModelNode, table: string, column: string): (CounterNode & { readonly list: NonNullable<CounterNode['list']> }) | undefined {
+  const found = model.counters.find((c) => c.list && c.table === table && c.column === column);
+  return found?.list ? { ...found, list: found.list } : undefined;
+}
+
 export function countersSection(model: ModelNode): Section {
   // Grouped by the rows they are kept from, in declaration order.
   const groups = new Map<string, CounterNode[]>();

@@ -11,6 +11,7 @@ import { elementOf, TypeResolver, typeMaximum, typeMinimum, UNKNOWN } from '../m
 import { ident, literal, qualified } from '../sql/print.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { closureRead } from './closure.ts';
+import { keyListOf } from './counters.ts';
 import { foldTest, hintConjunct, standInText, type HintedArm, type StandIn } from './hints.ts';
 import type { CombinedValues } from './combined.ts';
 
@@ -180,10 +181,10 @@ const printers = {
   'list-keys': (e, ctx) => {
     // In the columns' own types, whose text the triggers' keys are made of (validation requires
     // these types; the casts keep a varchar or an unknown-typed value from printing otherwise).
-    const k = ctx.model.counters.find((c) => c.table === e.table && c.column === e.column);
+    const k = keyListOf(ctx.model, e.table, e.column);
     const typed = (sql: string, type: string | undefined) => (type === undefined || type.startsWith(UNKNOWN) ? sql : `(${sql})::${type}`);
-    const scope = typed(printExpr(e.scope, ctx), k?.list && ctx.types.columnType(e.table, k.list.scope));
-    const values = typed(printExpr(e.values, ctx), k?.list && `${ctx.types.columnType(k.from, k.list.value)}[]`);
+    const scope = typed(printExpr(e.scope, ctx), k && ctx.types.columnType(e.table, k.list.scope));
+    const values = typed(printExpr(e.values, ctx), k && `${ctx.types.columnType(k.from, k.list.value)}[]`);
     return `ARRAY(SELECT ${listKey('k.rg_scope', 'v.rg_value')} FROM (SELECT ${scope} AS rg_scope) AS k, pg_catalog.unnest(${values}) AS v(rg_value) WHERE v.rg_value IS NOT NULL)`;
   },
   raw: (e, ctx) => {

@@ -8,7 +8,7 @@ import { visit } from '../emit/expr.ts';
 import { NEW_SCOPE, OLD_SCOPE, ROW_SCOPE } from '../dsl/model.ts';
 import { indexName, partialIndexName } from '../emit/grants.ts';
 import { constraintName } from '../emit/tables.ts';
-import { counterNames } from '../emit/counters.ts';
+import { counterNames, keyListOf } from '../emit/counters.ts';
 
 export interface ValidatedModel {
   readonly model: ModelNode;
@@ -369,7 +369,7 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
         case 'any-in-set': {
           if (e.spread) {
             const column = e.items[0];
-            const list = column?.kind === 'column' ? model.counters.find((k) => k.list && k.table === column.table && k.column === column.column) : undefined;
+            const list = column?.kind === 'column' ? keyListOf(model, column.table, column.column) : undefined;
             const setType = types.of(e.set);
             if (!list || column?.kind !== 'column' || column.scope !== ROW_SCOPE) {
               add(path, 'key-list-of-row', "a key list's .of(row) takes the row of a rule on the list's own table", 'pass the row argument of the callback of a policy on that table: list.of(c).in(myKeys)');
@@ -425,8 +425,8 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
           break;
         }
         case 'list-keys': {
-          const list = model.counters.find((k) => k.list && k.table === e.table && k.column === e.column);
-          if (!list?.list) break; // built only by the list's own handle
+          const list = keyListOf(model, e.table, e.column);
+          if (!list) break; // built only by the list's own handle
           // Exactly the column's type, as for the values: the key is the scope's text (3 and 3.0 differ).
           const [scope, scopeColumn] = [types.of(e.scope), types.columnType(list.table, list.list.scope)];
           if (scope !== UNKNOWN && scopeColumn !== UNKNOWN && scope !== scopeColumn) add(path, 'type-mismatch', `keysOf() of key list ${list.table}.${list.column} gets a ${scope} scope; its scope column "${list.table}.${list.list.scope}" is ${scopeColumn}`, `pass a ${scopeColumn} value`);

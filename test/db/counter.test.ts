@@ -3,14 +3,13 @@
 // concurrent writers, and "assigned to nobody" shows every user exactly what the anti-join fact it
 // replaced did. A scratch model adds a counter to a table that already has rows, migrated by a
 // role that is not a superuser, and moves counted rows as app_user.
-import { readdirSync, readFileSync } from 'node:fs';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
-import { createTestDatabase, dropTestDatabase, ids, raceAsAppUsers, rolledBack, sqlState, urlAs, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
+import { dropTestDatabase, ids, raceAsAppUsers, rolledBack, sqlState, urlAs, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
 import { blankDatabase, DSL, idsAs, TempProject } from '../support/project.ts';
-import { expectMaintained, functionCounts, sampleAgain, staleThenFilled, upDoBlocks } from '../support/derived.ts';
+import { databaseBefore, expectMaintained, functionCounts, migrationAdding, sampleAgain, staleThenFilled, upDoBlocks } from '../support/derived.ts';
 import { random } from '../support/random.ts';
 
 const S = 'smartoffice';
@@ -175,8 +174,7 @@ describe('smartoffice.contacts.assignment_count', () => {
   it('the backfill counts every row even when the migration role is subject to row-level security', async () => {
     // The row trigger's statement recounts as rowguard_definer. Run that recount as a role that
     // may act as rowguard_definer but bypasses nothing itself, over counters made stale on purpose.
-    const migration = readdirSync('migrations').filter((f) => f.endsWith('.sql')).find((f) => readFileSync(`migrations/${f}`, 'utf8').includes('ADD COLUMN "assignment_count"'))!;
-    const backfill = upDoBlocks(migration)[0]!;
+    const backfill = upDoBlocks(migrationAdding('assignment_count'))[0]!;
     expect(backfill).toContain('SET LOCAL ROLE "rowguard_definer"');
     const stale = async (tx: Tx) => wrong(await counters(tx)).map((r) => r.id);
     // The role is restored after the recount.
@@ -189,11 +187,7 @@ describe('"assigned to nobody" shows each user what the replaced anti-join fact 
   // after every change, every user of the sample sees the same contacts in both.
   let old: TestDatabase;
   beforeAll(async () => {
-    old = await createTestDatabase();
-    const files = readdirSync('migrations').filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
-    const first = files.findIndex((f) => readFileSync(`migrations/${f}`, 'utf8').includes('ADD COLUMN "assignment_count"'));
-    await migrate(old.url, { dir: 'migrations', direction: 'down', count: files.length - first });
-    await old.admin.unsafe(smartofficeSample.sql);
+    old = await databaseBefore(migrationAdding('assignment_count'));
   });
   afterAll(async () => {
     if (old) await dropTestDatabase(old);

@@ -3,14 +3,13 @@
 // assignments and to the contact's office, cannot be set or faked by app_user, survives TRUNCATE and
 // concurrent writers (an office move racing an assignment, in either order), and rule 2 read
 // through it shows every user exactly what the set of contact ids it replaced showed.
-import { readdirSync, readFileSync } from 'node:fs';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
 import { migrate } from '../../generator/db/migrate.ts';
 import { listKey } from '../../generator/emit/expr.ts';
-import { createTestDatabase, dropTestDatabase, ids, raceAsAppUsers, rolledBack, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
-import { expectMaintained, functionCounts, sampleAgain, staleThenFilled, upDoBlocks } from '../support/derived.ts';
+import { dropTestDatabase, ids, raceAsAppUsers, rolledBack, sqlState, useTestDatabase, type TestDatabase, type Tx } from '../support/db.ts';
+import { databaseBefore, expectMaintained, functionCounts, migrationAdding, sampleAgain, staleThenFilled, upDoBlocks } from '../support/derived.ts';
 import { blankDatabase, DSL, TempProject } from '../support/project.ts';
 import { random } from '../support/random.ts';
 
@@ -36,7 +35,7 @@ async function lists(tx: Sql | Tx = db.current.admin): Promise<Listed[]> {
 }
 const wrong = (rows: Listed[]) => rows.filter((r) => r.keys.join() !== r.expected.join());
 const keysOf = async (tx: Tx, id: number) => ((await tx.unsafe('SELECT assignee_keys AS k FROM smartoffice.contacts WHERE id = $1', [id]))[0]?.k as string[] | undefined)?.sort();
-const migrationFile = readdirSync('migrations').filter((f) => f.endsWith('.sql')).sort().find((f) => readFileSync(`migrations/${f}`, 'utf8').includes('ADD COLUMN "assignee_keys"'))!;
+const migrationFile = migrationAdding('assignee_keys');
 
 describe('smartoffice.contacts.assignee_keys', () => {
   it('lists the office and assignee of every assignment of the sample', async () => {
@@ -245,10 +244,7 @@ describe("rule 2 read through the key list shows each user what the set of conta
   // after every change, every user of the sample sees and may change the same contacts in both.
   let old: TestDatabase;
   beforeAll(async () => {
-    old = await createTestDatabase();
-    const files = readdirSync('migrations').filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
-    await migrate(old.url, { dir: 'migrations', direction: 'down', count: files.length - files.indexOf(migrationFile) });
-    await old.admin.unsafe(smartofficeSample.sql);
+    old = await databaseBefore(migrationFile);
   });
   afterAll(async () => {
     if (old) await dropTestDatabase(old);

@@ -2,9 +2,31 @@
 // stale on purpose, then filled again by a migration's DO block run as a role subject to RLS.
 import type { Sql } from 'postgres';
 import { expect } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { smartofficeSample } from '../../generator/cli/samples/smartoffice.ts';
-import { rolledBack, sqlState, type TestDatabase, type Tx } from './db.ts';
+import { migrate } from '../../generator/db/migrate.ts';
+import { createTestDatabase, rolledBack, sqlState, type TestDatabase, type Tx } from './db.ts';
+
+/** The migrations of the repository, in the order they run. */
+function migrationFiles(): string[] {
+  return readdirSync('migrations').filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
+}
+
+/** The first migration that adds `column` to a table (`ADD COLUMN "<column>"`). */
+export function migrationAdding(column: string): string {
+  const file = migrationFiles().find((f) => readFileSync(`migrations/${f}`, 'utf8').includes(`ADD COLUMN "${column}"`));
+  if (!file) throw new Error(`no migration adds a column "${column}"`);
+  return file;
+}
+
+/** A new test database migrated back to just before `migrationFile` (by the migrations' own downs), with the SmartOffice sample loaded. */
+export async function databaseBefore(migrationFile: string): Promise<TestDatabase> {
+  const old = await createTestDatabase();
+  const files = migrationFiles();
+  await migrate(old.url, { dir: 'migrations', direction: 'down', count: files.length - files.indexOf(migrationFile) });
+  await old.admin.unsafe(smartofficeSample.sql);
+  return old;
+}
 
 /** The DO blocks of a migration's up part. */
 export function upDoBlocks(migrationFile: string): string[] {
