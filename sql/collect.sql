@@ -1455,7 +1455,7 @@ CREATE POLICY "clients_insert" ON "collect"."clients"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
+    (NOT "collect"."plan_fold_client_account_ids_for_me_when"() AND "clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
     OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_insert" ON "collect"."clients" IS 'Restricted to a client hierarchy: only below my Client # (owned_by defaults to it). Security off and unrestricted: anywhere.';
@@ -1466,12 +1466,12 @@ CREATE POLICY "clients_update" ON "collect"."clients"
   FOR UPDATE
   TO "app_user"
   USING (
-    ("clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
+    (NOT "collect"."plan_fold_client_account_ids_for_me_when"() AND "clients"."id" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
     OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   )
   WITH CHECK (
     ("clients"."id" = (select "collect"."my_client_accounts_root"()))
-    OR ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
+    OR (NOT "collect"."plan_fold_client_account_ids_for_me_when"() AND "clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
     OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_update" ON "collect"."clients" IS 'Restricted: clients of my hierarchy, which must stay in it. Security off and unrestricted: any client.';
@@ -1482,7 +1482,7 @@ CREATE POLICY "clients_delete" ON "collect"."clients"
   FOR DELETE
   TO "app_user"
   USING (
-    ("clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
+    (NOT "collect"."plan_fold_client_account_ids_for_me_when"() AND "clients"."owned_by" = any((select "collect"."client_account_ids_for_me"())::bigint[]))
     OR (NOT "collect"."plan_fold_i_edit_every_client"() AND "clients"."id" >= (SELECT CASE WHEN "collect"."i_edit_every_client"() THEN '-9223372036854775808'::bigint END) AND "clients"."id" <= '9223372036854775807'::bigint)
   );
 COMMENT ON POLICY "clients_delete" ON "collect"."clients" IS 'Restricted: clients below my Client # (not the root itself). Security off and unrestricted: any client.';

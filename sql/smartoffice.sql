@@ -1591,27 +1591,27 @@ CREATE POLICY "contacts_update" ON "smartoffice"."contacts"
     (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND (NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
+      AND (NOT "smartoffice"."plan_fold_office_security_limits_me"() AND "contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND (NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   )
   WITH CHECK (
     (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND (NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
+      AND (NOT "smartoffice"."plan_fold_office_security_limits_me"() AND "contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND (NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_update" ON "smartoffice"."contacts" IS 'Rules 1-3 (shared contacts are read-only), before and after the change.';
 
@@ -1624,14 +1624,14 @@ CREATE POLICY "contacts_delete" ON "smartoffice"."contacts"
     (("contacts"."is_private" IS DISTINCT FROM false)
       AND ("contacts"."private_owner_id" = any((select "smartoffice"."private_owner_ids_visible_to_me"())::bigint[])))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
+      AND (NOT "smartoffice"."plan_fold_my_open_office_id_when"() AND "contacts"."office_id" = (select "smartoffice"."my_open_office_id"())))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
+      AND (NOT "smartoffice"."plan_fold_office_security_limits_me"() AND "contacts"."assignee_keys" && (select "smartoffice"."my_office_assignee_keys"())::text[]))
     OR (("contacts"."is_private" = false)
       AND ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
       AND ("contacts"."assignment_count" = 0))
     OR (("contacts"."is_private" = false)
-      AND ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
+      AND (NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[])))
   );
 COMMENT ON POLICY "contacts_delete" ON "smartoffice"."contacts" IS 'Rules 1-3.';
 
@@ -1642,7 +1642,7 @@ CREATE POLICY "contacts_insert" ON "smartoffice"."contacts"
   TO "app_user"
   WITH CHECK (
     ("contacts"."office_id" = (select "smartoffice"."my_office_id"()))
-    OR ("contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))
+    OR (NOT "smartoffice"."plan_fold_i_have_enterprise_view"() AND "contacts"."office_id" = any((select "smartoffice"."enterprise_office_ids"())::bigint[]))
   );
 COMMENT ON POLICY "contacts_insert" ON "smartoffice"."contacts" IS 'Into my own office, or with enterprise view into an office below it.';
 
@@ -1700,7 +1700,7 @@ CREATE POLICY "proxies_insert" ON "smartoffice"."proxies"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
   );
 COMMENT ON POLICY "proxies_insert" ON "smartoffice"."proxies" IS 'Only an administrator of the agent''s office grants proxies.';
 
@@ -1710,7 +1710,7 @@ CREATE POLICY "proxies_delete" ON "smartoffice"."proxies"
   FOR DELETE
   TO "app_user"
   USING (
-    "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "proxies"."agent_id" = any((select "smartoffice"."users_i_administer"())::bigint[])
   );
 COMMENT ON POLICY "proxies_delete" ON "smartoffice"."proxies" IS 'Only an administrator of the agent''s office removes proxies.';
 
@@ -1759,10 +1759,10 @@ CREATE POLICY "offices_update" ON "smartoffice"."offices"
   FOR UPDATE
   TO "app_user"
   USING (
-    "offices"."id" = (select "smartoffice"."office_i_administer"())
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "offices"."id" = (select "smartoffice"."office_i_administer"())
   )
   WITH CHECK (
-    "offices"."id" = (select "smartoffice"."office_i_administer"())
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "offices"."id" = (select "smartoffice"."office_i_administer"())
   );
 COMMENT ON POLICY "offices_update" ON "smartoffice"."offices" IS 'Administrators change their own office.';
 
@@ -1787,7 +1787,7 @@ CREATE POLICY "users_insert" ON "smartoffice"."users"
   FOR INSERT
   TO "app_user"
   WITH CHECK (
-    "users"."office_id" = (select "smartoffice"."office_i_administer"())
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "users"."office_id" = (select "smartoffice"."office_i_administer"())
   );
 COMMENT ON POLICY "users_insert" ON "smartoffice"."users" IS 'Administrators add users to their office.';
 
@@ -1797,10 +1797,10 @@ CREATE POLICY "users_update" ON "smartoffice"."users"
   FOR UPDATE
   TO "app_user"
   USING (
-    "users"."office_id" = (select "smartoffice"."office_i_administer"())
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "users"."office_id" = (select "smartoffice"."office_i_administer"())
   )
   WITH CHECK (
-    "users"."office_id" = (select "smartoffice"."office_i_administer"())
+    NOT "smartoffice"."plan_fold_i_am_admin"() AND "users"."office_id" = (select "smartoffice"."office_i_administer"())
   );
 COMMENT ON POLICY "users_update" ON "smartoffice"."users" IS 'Administrators change users of their office.';
 

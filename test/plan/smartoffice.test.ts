@@ -207,6 +207,11 @@ describe('smartoffice planner hints', () => {
     'SELECT id FROM smartoffice.contacts WHERE office_id IN (2, 12, 51)',
     'UPDATE smartoffice.contacts SET name = name WHERE office_id IN (2, 51) RETURNING id',
     'DELETE FROM smartoffice.contacts WHERE id % 10 = 0 AND office_id IN (2, 51) RETURNING id',
+    // WITH CHECK drops the guarded arms too: inserts into another office and one's own, and a
+    // move to another office (all undone after the last).
+    "INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (990001, 2, 'guarded') RETURNING id",
+    "INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (990002, 51, 'guarded') RETURNING id",
+    'UPDATE smartoffice.contacts SET office_id = 2 WHERE office_id = 51 AND is_private = false RETURNING id',
   ];
   const LIMITED = 'rg_plan_smartoffice_not_office_security_limits_me';
   const unmarked = async (tx: Tx) => {
@@ -224,6 +229,17 @@ describe('smartoffice planner hints', () => {
     expect(await db.current.as('smartoffice', 11, planMarks)).not.toContain('rg_plan_smartoffice_not_i_have_enterprise_view');
     const plan = await explain(db.current, 'smartoffice', PERSONA, FIRST_PAGE, { verbose: true });
     expect(plan, plan).not.toMatch(/enterprise_office_ids|my_open_office_id/);
+    // The writes' outcomes turn on those arms: the agent may insert into its own office only, the
+    // enterprise user into an office below theirs through the arm the agent's marks drop.
+    const writes = (user: number) => db.current.as('smartoffice', user, async (tx) => (await statementOutcomes(tx, GUARDED)).slice(-3));
+    expect(await writes(PERSONA)).toEqual(['refused 42501', [990002], 'refused 42501']);
+    expect(await writes(11)).toEqual([[990001], 'refused 42501', []]);
+    // Neither fact is computed by the agent's writes: not in USING, not in WITH CHECK.
+    for (const write of GUARDED.slice(-3)) {
+      const written = await explain(db.current, 'smartoffice', PERSONA, write, { verbose: true });
+      expect(written, written).not.toMatch(/enterprise_office_ids|my_open_office_id/);
+      expect(await explain(db.current, 'smartoffice', PERSONA, write, { verbose: true, unmarked: true })).toMatch(/enterprise_office_ids/);
+    }
     // Rule 2's assigned contacts are the one set office security needs: NULL for the enterprise
     // user, whose rule 3 covers their office, and its arm dropped, so it is not even computed.
     const [marks, assigned] = await db.current.as('smartoffice', 11, async (tx) => [

@@ -555,6 +555,37 @@ describe('planner hints', () => {
     expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
   });
 
+  it("in WITH CHECK and the USING of UPDATE and DELETE a guarded comparison or set arm is dropped by the not-true mark a read already holds for its guard, and gets no mark of the writes' own", () => {
+    const c = compile((m) => {
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), admin: t.boolean(), writer: t.boolean() });
+      const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint(), team_id: t.bigint() });
+      m.identity(users);
+      const flag = (name: string, column: 'admin' | 'writer') => m.fact(name, exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u[column].isTrue()) }))));
+      const admin = flag('i_am_admin', 'admin');
+      const writer = flag('i_write', 'writer');
+      const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: { few: 2 } });
+      const adminTeams = m.fact('admin_team_ids', when(admin, teams));
+      const writerTeams = m.fact('writer_team_ids', when(writer, teams));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.owner_id.eq(m.me), d.team_id.in(adminTeams)) });
+      const write = (d: RowOf<typeof deals>) => or(d.owner_id.eq(m.me), d.team_id.in(adminTeams), d.team_id.in(writerTeams), d.owner_id.eq(when(admin, m.me)));
+      m.policy(deals, 'deals_update', { for: 'update', using: write, check: write });
+      m.policy(deals, 'deals_delete', { for: 'delete', using: write });
+      m.policy(deals, 'deals_insert', { for: 'insert', check: write });
+    });
+    const dropped = '(NOT "crm"."plan_fold_i_am_admin"() AND "deals"."team_id" = any((select "crm"."admin_team_ids"())::bigint[]))';
+    const droppedToo = '(NOT "crm"."plan_fold_i_am_admin"() AND "deals"."owner_id" = (SELECT';
+    for (const [id, clause] of [['policy crm.deals.deals_update', 'USING'], ['policy crm.deals.deals_update', 'WITH CHECK'], ['policy crm.deals.deals_delete', 'USING'], ['policy crm.deals.deals_insert', 'WITH CHECK']] as const) {
+      const text = clauseOf(c, id, clause);
+      expect(text).toContain(dropped);
+      expect(text).toContain(droppedToo);
+      // i_write guards no read: its arm stays, computed for every writer and every other user.
+      expect(text).toContain('("deals"."team_id" = any((select "crm"."writer_team_ids"())::bigint[]))');
+    }
+    expect(c.ids).toContain('hint-schema rg_plan_crm_not_i_am_admin');
+    expect(c.ids.filter((id) => id.includes('i_write') && id.includes('plan'))).toEqual([]);
+    expect(c.up('function crm.plan_marks')).not.toContain('i_write');
+  });
+
   it('a guarded anyOf arm stands in as a NULL range on the key where the key has a least and a greatest value (an index condition, no row array built), and as its containment of NULL where it has not', () => {
     const c = compile((m) => {
       const users = m.table('users', { id: t.bigint().primaryKey(), org_id: t.bigint(), restricted: t.boolean() });
