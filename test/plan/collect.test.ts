@@ -35,6 +35,8 @@ const db = useTestDatabase(async (admin) => {
     INSERT INTO collect.team_members (team_id, member_id) SELECT 't' || g, 'op9' FROM generate_series(51, 62) g ON CONFLICT DO NOTHING;
     -- cl2 logs in for client 2 and the ten clients it owns: more clients than count as few.
     INSERT INTO collect.operators (id, name, security, client_id, kind) VALUES ('cl2', 'client 2''s login', true, 2, 'client');
+    -- op11 is restricted to client 2's hierarchy (Apply to Client Accounts): clients 2 and 12..21.
+    UPDATE collect.operators SET client_id = 2, apply_to_client_accounts = true WHERE id = 'op11';
     ANALYZE;
   `);
 });
@@ -261,5 +263,35 @@ describe('collect stand-ins', () => {
     const [marked, unmarked] = await markedAndUnmarked(db.current, 'collect', CLIENT_LOGIN, STATEMENTS);
     expect((marked[1] as number[]).length).toBeGreaterThan(0);
     expect(unmarked).toEqual(marked);
+  });
+
+  // The clients' writes: the client-hierarchy arm (client_account_ids_for_me, NULL unless Apply to
+  // Client Accounts restricts the operator to its Client #: op11) is dropped in WITH CHECK and in
+  // the USING of UPDATE and DELETE by the mark the clients' read already has set_session compute.
+  const CLIENT_WRITES = [
+    // No RETURNING: the new client enters the hierarchy's closure only after the statement.
+    "INSERT INTO collect.clients (id, owned_by, name) VALUES (5001, 2, 'new client')",
+    'UPDATE collect.clients SET name = name WHERE id < 40 RETURNING id',
+    // Out of client 2's hierarchy: refused by the check for op11.
+    'UPDATE collect.clients SET owned_by = 3 WHERE id = 12 RETURNING id',
+    'DELETE FROM collect.clients WHERE id = 5001 RETURNING id',
+  ];
+
+  it("writes to clients compute the client hierarchy only for an operator it restricts, and each user writes exactly what it does without the marks", async () => {
+    const RESTRICTED = 'op11';
+    const outcomes: Record<string, (number[] | string)[]> = {};
+    for (const user of [RESTRICTED, CLIENT_LOGIN, 'op7', 'op10']) {
+      const [marked, unmarked] = await markedAndUnmarked(db.current, 'collect', user, CLIENT_WRITES);
+      expect(unmarked, user).toEqual(marked);
+      outcomes[user] = marked;
+      for (const write of CLIENT_WRITES.slice(1)) {
+        const plan = await explain(db.current, 'collect', user, write, { verbose: true });
+        expect(plan.includes('client_account_ids_for_me'), `${user}: ${plan}`).toBe(user === RESTRICTED);
+      }
+    }
+    expect(outcomes[RESTRICTED]).toEqual([[], [2, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], 'refused 42501', [5001]]);
+    // Security off, no Client #: every client, anywhere. Security on without one: no client's writes.
+    expect(outcomes.op10).toEqual([[], Array.from({ length: 39 }, (_, i) => i + 1), [12], [5001]]);
+    expect(outcomes.op7).toEqual(['refused 42501', [], [], []]);
   });
 });
