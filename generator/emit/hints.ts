@@ -103,10 +103,11 @@
 // - In WITH CHECK and in the USING of UPDATE and DELETE (which take no LIMIT) arms are dropped
 //   by the not-true mark alone: there the estimate decides nothing, and the fact is not
 //   computed. Every-row arms (a boolean fact, `'x' = any(<fact>)` or `allOf(…).in(<fact>)` as
-//   the guard) always; guarded set and comparison arms only by a mark a read's USING already
-//   has set_session compute (SmartOffice's agent: the enterprise and open-office arms, two facts
-//   in USING and two in WITH CHECK of each update; SuperOffice's 36 create, update and delete
-//   scopes would each have cost every transaction a test, for the few writes they spare). A
+//   the guard) always; guarded set and comparison arms only by a mark set_session computes
+//   anyway, for a read's arm or an every-row arm (SmartOffice's agent: the enterprise and
+//   open-office arms, two facts in USING and two in WITH CHECK of each update; SuperOffice's 36
+//   create, update and delete scopes would each have cost every transaction a test, for the few
+//   writes they spare). A
 //   clause that repeats a read's USING is printed as that read's instead (twinRead), which
 //   PostgreSQL then applies once.
 // Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
@@ -690,13 +691,20 @@ function findPlanHints(model: ModelNode): PlanHints {
   };
   if (model.identity) {
     // Guarded arms. Where a statement only tests rows it has found by other means (WITH CHECK;
-    // the USING of UPDATE and DELETE, which take no LIMIT), every-row arms are dropped
-    // whenever the fact is not true (a clause printed as a read's, twinRead, has the read's
-    // hints). In the USING of reads every guarded arm is, but only where the clause's sets are
-    // all small as well: for a user whose sets are large, an every-row arm's 0.5% estimate is what
-    // keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10% user: 4 ms that way,
-    // 78 ms by a bitmap of its rows).
+    // the USING of UPDATE and DELETE, which take no LIMIT), an arm is dropped whenever its guard
+    // is not true: every-row arms here, the others below (a clause printed as a read's, twinRead,
+    // has the read's hints). In the USING of reads every guarded arm is, but only where the
+    // clause's sets are all small as well: for a user whose sets are large, an every-row arm's
+    // 0.5% estimate is what keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10%
+    // user: 4 ms that way, 78 ms by a bitmap of its rows).
+    const dropWhenNotTrue = (e: Expr): HintedArm | undefined => {
+      const guard = guardOf(e, true);
+      return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
+    };
     for (const p of model.policies) {
+      const { using, check } = own(p);
+      if (check) walk(check, armsOf(p).check, dropWhenNotTrue);
+      if (using && !reads.includes(p)) walk(using, armsOf(p).using, dropWhenNotTrue);
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       readSets.set(p, sets);
@@ -716,25 +724,24 @@ function findPlanHints(model: ModelNode): PlanHints {
         return { kind: 'fold', hints: groups };
       });
     }
-    // Writes, once the reads have registered their marks. An every-row arm is dropped by its
-    // guard's not-true mark. So is an arm compared with a guarded value or whose set is guarded,
-    // but only by a mark set_session already computes for the reads: the drop spares the
-    // statement that arm's fact, while a mark of the writes' own would cost every transaction of
-    // every user a test (SuperOffice's 36 create, update and delete scopes) to spare a write.
+    // A write's arm compared with a guarded value, or whose set is guarded, once every mark is
+    // registered: dropped by its guard's not-true mark where set_session computes one anyway (for
+    // a read, or for an every-row arm), never by a mark of its own. The drop spares the statement
+    // that arm's fact; a mark of its own would cost every transaction of every user a test
+    // (SuperOffice's 36 create, update and delete scopes) to spare the statements that write.
     const held = (g: Expr) => {
       const key = JSON.stringify(g);
       return [...folds.values()].find((f) => JSON.stringify(f.when) === key)?.hint;
     };
-    const dropWhenNotTrue = (e: Expr): HintedArm | undefined => {
-      const guard = guardOf(e, false);
-      if (!guard) return undefined;
-      const mark = e.kind === 'every-row-when' ? notTrue(guard.when, guard.name) : held(guard.when);
+    const dropByHeldMark = (e: Expr): HintedArm | undefined => {
+      const guard = e.kind === 'every-row-when' ? undefined : guardOf(e, false);
+      const mark = guard && held(guard.when);
       return mark === undefined ? undefined : { kind: 'fold', hints: [[mark]] };
     };
     for (const p of model.policies) {
       const { using, check } = own(p);
-      if (check) walk(check, armsOf(p).check, dropWhenNotTrue);
-      if (using && !reads.includes(p)) walk(using, armsOf(p).using, dropWhenNotTrue);
+      if (check) walk(check, armsOf(p).check, dropByHeldMark);
+      if (using && !reads.includes(p)) walk(using, armsOf(p).using, dropByHeldMark);
     }
     // Set arms are narrowed only in reads (and clauses printed as theirs), and only where no
     // every-row arm stays whoever acts (one reached through AND and OR that no mark drops): one

@@ -212,6 +212,8 @@ describe('smartoffice planner hints', () => {
     "INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (990001, 2, 'guarded') RETURNING id",
     "INSERT INTO smartoffice.contacts (id, office_id, name) VALUES (990002, 51, 'guarded') RETURNING id",
     'UPDATE smartoffice.contacts SET office_id = 2 WHERE office_id = 51 AND is_private = false RETURNING id',
+    // Office 12 is below office 2: the enterprise user's check admits the move.
+    'UPDATE smartoffice.contacts SET office_id = 12 WHERE office_id = 2 AND is_private = false AND id < 2000 RETURNING id',
   ];
   const LIMITED = 'rg_plan_smartoffice_not_office_security_limits_me';
   const unmarked = async (tx: Tx) => {
@@ -231,11 +233,17 @@ describe('smartoffice planner hints', () => {
     expect(plan, plan).not.toMatch(/enterprise_office_ids|my_open_office_id/);
     // The writes' outcomes turn on those arms: the agent may insert into its own office only, the
     // enterprise user into an office below theirs through the arm the agent's marks drop.
-    const writes = (user: number) => db.current.as('smartoffice', user, async (tx) => (await statementOutcomes(tx, GUARDED)).slice(-3));
-    expect(await writes(PERSONA)).toEqual(['refused 42501', [990002], 'refused 42501']);
-    expect(await writes(11)).toEqual([[990001], 'refused 42501', []]);
+    const writes = (user: number) => db.current.as('smartoffice', user, async (tx) => (await statementOutcomes(tx, GUARDED)).slice(-4));
+    const [agentWrites, enterpriseWrites] = [await writes(PERSONA), await writes(11)];
+    expect(agentWrites).toEqual(['refused 42501', [990002], 'refused 42501', []]);
+    expect(enterpriseWrites.slice(0, 3)).toEqual([[990001], 'refused 42501', []]);
+    expect((enterpriseWrites[3] as number[]).length).toBeGreaterThan(0);
+    // And every user reads and writes with its marks exactly what it does without them.
+    for (const user of [PERSONA, 11, 12, 1]) {
+      await db.current.as('smartoffice', user, async (tx) => expect(await unmarked(tx), `user ${user}`).toEqual(await statementOutcomes(tx, GUARDED)));
+    }
     // Neither fact is computed by the agent's writes: not in USING, not in WITH CHECK.
-    for (const write of GUARDED.slice(-3)) {
+    for (const write of GUARDED.slice(-4)) {
       const written = await explain(db.current, 'smartoffice', PERSONA, write, { verbose: true });
       expect(written, written).not.toMatch(/enterprise_office_ids|my_open_office_id/);
       expect(await explain(db.current, 'smartoffice', PERSONA, write, { verbose: true, unmarked: true })).toMatch(/enterprise_office_ids/);
@@ -307,6 +315,36 @@ describe('smartoffice planner hints', () => {
     const [own, forged] = await db.current.as('smartoffice', 11, async (tx) => ownAndForged(tx, GUARDED, await everyMark(tx, 'smartoffice')));
     expect((forged[1] as number[]).length).toBeLessThan((own[1] as number[]).length);
     expectOnlyFewer(own, forged, GUARDED, FIRST_PAGE);
+  });
+
+  it("an office administrator's writes (proxies, offices, users) are the same with the marks as without; a user who administers nothing computes no office it administers", async () => {
+    const ADMIN_WRITES = [
+      'INSERT INTO smartoffice.proxies (agent_id, proxy_id) VALUES (13, 14) RETURNING agent_id AS id',
+      'DELETE FROM smartoffice.proxies WHERE agent_id = 13 RETURNING agent_id AS id',
+      'UPDATE smartoffice.offices SET name = name WHERE id IN (2, 3) RETURNING id',
+      'UPDATE smartoffice.users SET name = name WHERE id BETWEEN 10 AND 30 RETURNING id',
+      "INSERT INTO smartoffice.users (id, office_id, name) VALUES (20001, 2, 'new user') RETURNING id",
+    ];
+    const outcomes: Record<number, (number[] | string)[]> = {};
+    await rolledBack(db.current.admin, async (tx) => {
+      // User 12 administers office 2 (users 11..20); user 13 does not.
+      await tx.unsafe('UPDATE smartoffice.users SET is_admin = true WHERE id = 12');
+      await tx.unsafe('SET LOCAL ROLE app_user');
+      for (const user of [12, 13]) {
+        await tx.unsafe('SELECT smartoffice.set_session($1)', [user]);
+        expect((await planMarks(tx)).includes('rg_plan_smartoffice_not_i_am_admin'), `user ${user}`).toBe(user === 13);
+        // Before the writes: a write to users or offices retires the marks until set_session runs again.
+        const plan = await planText(tx, `(VERBOSE) ${ADMIN_WRITES[2]!}`);
+        expect(plan.includes('office_i_administer'), plan).toBe(user === 12);
+        const path = await searchPath(tx);
+        outcomes[user] = await statementOutcomes(tx, ADMIN_WRITES);
+        await dropMarks(tx);
+        expect(await statementOutcomes(tx, ADMIN_WRITES), `user ${user}`).toEqual(outcomes[user]);
+        await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [path]);
+      }
+    });
+    expect(outcomes[12]).toEqual([[13], [13], [2], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20], [20001]]);
+    expect(outcomes[13]).toEqual(['refused 42501', [], [], [], 'refused 42501']);
   });
 
   it('a relation of a marker\'s name earlier in the search_path hides the mark: the agent gets the unmarked plan and the same rows', async () => {

@@ -555,33 +555,44 @@ describe('planner hints', () => {
     expect(problems.map((p) => [p.code, p.path])).toEqual([['bad-option', 'facts.a']]);
   });
 
-  it("in WITH CHECK and the USING of UPDATE and DELETE a guarded comparison or set arm is dropped by the not-true mark a read already holds for its guard, and gets no mark of the writes' own", () => {
+  it("in WITH CHECK and the USING of UPDATE and DELETE a guarded comparison or set arm is dropped by the not-true mark set_session computes anyway (for a read's arm or an every-row arm, declared before or after), never under NOT, and gets no mark of the writes' own", () => {
     const c = compile((m) => {
-      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), admin: t.boolean(), writer: t.boolean() });
+      const users = m.table('users', { id: t.bigint().primaryKey(), team_id: t.bigint(), admin: t.boolean(), writer: t.boolean(), auditor: t.boolean(), open: t.boolean() });
       const deals = m.table('deals', { id: t.bigint().primaryKey(), owner_id: t.bigint(), team_id: t.bigint() });
       m.identity(users);
-      const flag = (name: string, column: 'admin' | 'writer') => m.fact(name, exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u[column].isTrue()) }))));
+      const flag = (name: string, column: 'admin' | 'writer' | 'auditor') => m.fact(name, exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u[column].isTrue()) }))));
       const admin = flag('i_am_admin', 'admin');
       const writer = flag('i_write', 'writer');
+      const auditor = flag('i_audit', 'auditor');
       const teams = m.fact('my_team_ids', arrayOf(m.from(users, (u) => ({ where: u.id.eq(m.me), select: u.team_id }))), { planHint: { few: 2 } });
       const adminTeams = m.fact('admin_team_ids', when(admin, teams));
       const writerTeams = m.fact('writer_team_ids', when(writer, teams));
-      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.owner_id.eq(m.me), d.team_id.in(adminTeams)) });
-      const write = (d: RowOf<typeof deals>) => or(d.owner_id.eq(m.me), d.team_id.in(adminTeams), d.team_id.in(writerTeams), d.owner_id.eq(when(admin, m.me)));
+      const auditTeams = m.fact('audit_team_ids', when(auditor, teams));
+      // A guard with no name of its own: its mark is named after the fact (open_team_ids_when).
+      const openTeams = m.fact('open_team_ids', when(exists(m.from(users, (u) => ({ where: and(u.id.eq(m.me), u.open.isTrue()) }))), teams));
+      m.policy(deals, 'deals_select', { for: 'select', using: (d) => or(d.owner_id.eq(m.me), d.team_id.in(adminTeams), d.team_id.in(openTeams)) });
+      const write = (d: RowOf<typeof deals>) =>
+        or(d.owner_id.eq(m.me), d.team_id.in(adminTeams), d.team_id.in(writerTeams), d.owner_id.eq(when(admin, m.me)), d.team_id.in(openTeams), d.team_id.in(auditTeams));
       m.policy(deals, 'deals_update', { for: 'update', using: write, check: write });
       m.policy(deals, 'deals_delete', { for: 'delete', using: write });
       m.policy(deals, 'deals_insert', { for: 'insert', check: write });
+      // Under NOT a dropped arm would admit more: it stays.
+      m.policy(deals, 'deals_not_admin_teams', { for: 'update', restrictive: true, using: (d) => not(d.team_id.in(adminTeams)) });
+      // i_audit is no read's guard, but an every-row arm of a write declared after the others has it marked.
+      m.policy(deals, 'deals_audit', { for: 'delete', using: () => m.everyRowWhen(deals, auditor) });
     });
-    const dropped = '(NOT "crm"."plan_fold_i_am_admin"() AND "deals"."team_id" = any((select "crm"."admin_team_ids"())::bigint[]))';
-    const droppedToo = '(NOT "crm"."plan_fold_i_am_admin"() AND "deals"."owner_id" = (SELECT';
+    const droppedBy = (mark: string, arm: string) => `(NOT "crm"."${mark}"() AND "deals"."${arm}`;
     for (const [id, clause] of [['policy crm.deals.deals_update', 'USING'], ['policy crm.deals.deals_update', 'WITH CHECK'], ['policy crm.deals.deals_delete', 'USING'], ['policy crm.deals.deals_insert', 'WITH CHECK']] as const) {
       const text = clauseOf(c, id, clause);
-      expect(text).toContain(dropped);
-      expect(text).toContain(droppedToo);
-      // i_write guards no read: its arm stays, computed for every writer and every other user.
+      expect(text).toContain(droppedBy('plan_fold_i_am_admin', 'team_id" = any((select "crm"."admin_team_ids"())::bigint[]))'));
+      expect(text).toContain(droppedBy('plan_fold_i_am_admin', 'owner_id" = (SELECT'));
+      expect(text).toContain(droppedBy('plan_fold_open_team_ids_when', 'team_id" = any((select "crm"."open_team_ids"())::bigint[]))'));
+      expect(text).toContain(droppedBy('plan_fold_i_audit', 'team_id" = any((select "crm"."audit_team_ids"())::bigint[]))'));
+      // i_write guards no read and no every-row arm: its arm stays, computed for everyone.
       expect(text).toContain('("deals"."team_id" = any((select "crm"."writer_team_ids"())::bigint[]))');
     }
-    expect(c.ids).toContain('hint-schema rg_plan_crm_not_i_am_admin');
+    expect(clauseOf(c, 'policy crm.deals.deals_not_admin_teams', 'USING')).not.toContain('plan_');
+    expect(c.ids).toEqual(expect.arrayContaining(['hint-schema rg_plan_crm_not_i_am_admin', 'hint-schema rg_plan_crm_not_open_team_ids_when', 'hint-schema rg_plan_crm_not_i_audit']));
     expect(c.ids.filter((id) => id.includes('i_write') && id.includes('plan'))).toEqual([]);
     expect(c.up('function crm.plan_marks')).not.toContain('i_write');
   });
