@@ -107,9 +107,8 @@
 //   anyway, for a read's arm or an every-row arm (SmartOffice's agent: the enterprise and
 //   open-office arms, two facts in USING and two in WITH CHECK of each update; SuperOffice's 36
 //   create, update and delete scopes would each have cost every transaction a test, for the few
-//   writes they spare). A
-//   clause that repeats a read's USING is printed as that read's instead (twinRead), which
-//   PostgreSQL then applies once.
+//   writes they spare). A clause that repeats a read's USING is printed as that read's instead
+//   (twinRead), which PostgreSQL then applies once.
 // Unlike the set arms' hints, this one decides rows, so what keeps it exact is:
 // - The mark is set only when the arm cannot hold, and an arm reached through AND and OR only
 //   can only shrink what a policy admits when it goes from NULL to false (three-valued AND and OR
@@ -697,14 +696,18 @@ function findPlanHints(model: ModelNode): PlanHints {
     // clause's sets are all small as well: for a user whose sets are large, an every-row arm's
     // 0.5% estimate is what keeps `ORDER BY id LIMIT n` on the primary key (PolicyCenter's 10%
     // user: 4 ms that way, 78 ms by a bitmap of its rows).
+    /** A policy's clauses that only test rows found by other means, as printed (not as a read's). */
+    const walkWrites = (p: PolicyNode, hint: (e: Expr) => HintedArm | undefined) => {
+      const { using, check } = own(p);
+      if (check) walk(check, armsOf(p).check, hint);
+      if (using && !reads.includes(p)) walk(using, armsOf(p).using, hint);
+    };
     const dropWhenNotTrue = (e: Expr): HintedArm | undefined => {
       const guard = guardOf(e, true);
       return guard && { kind: 'fold', hints: [[notTrue(guard.when, guard.name)]] };
     };
     for (const p of model.policies) {
-      const { using, check } = own(p);
-      if (check) walk(check, armsOf(p).check, dropWhenNotTrue);
-      if (using && !reads.includes(p)) walk(using, armsOf(p).using, dropWhenNotTrue);
+      walkWrites(p, dropWhenNotTrue);
       const sets = reads.includes(p) ? smallSets(p.using!, p.table) : undefined;
       if (!sets) continue;
       readSets.set(p, sets);
@@ -738,11 +741,7 @@ function findPlanHints(model: ModelNode): PlanHints {
       const mark = guard && held(guard.when);
       return mark === undefined ? undefined : { kind: 'fold', hints: [[mark]] };
     };
-    for (const p of model.policies) {
-      const { using, check } = own(p);
-      if (check) walk(check, armsOf(p).check, dropByHeldMark);
-      if (using && !reads.includes(p)) walk(using, armsOf(p).using, dropByHeldMark);
-    }
+    for (const p of model.policies) walkWrites(p, dropByHeldMark);
     // Set arms are narrowed only in reads (and clauses printed as theirs), and only where no
     // every-row arm stays whoever acts (one reached through AND and OR that no mark drops): one
     // that stays is estimated as 0.5% of the table, and PostgreSQL merges every further range on
