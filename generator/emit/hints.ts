@@ -732,13 +732,15 @@ function findPlanHints(model: ModelNode): PlanHints {
     // a read, or for an every-row arm), never by a mark of its own. The drop spares the statement
     // that arm's fact; a mark of its own would cost every transaction of every user a test
     // (SuperOffice's 36 create, update and delete scopes) to spare the statements that write.
-    const held = (g: Expr) => {
-      const key = JSON.stringify(g);
-      return [...folds.values()].find((f) => JSON.stringify(f.when) === key)?.hint;
-    };
+    // By guard (its expression's JSON); the first registered where two names test one guard.
+    const held = new Map<string, string>();
+    for (const f of folds.values()) {
+      const key = JSON.stringify(f.when);
+      if (!held.has(key)) held.set(key, f.hint);
+    }
     const dropByHeldMark = (e: Expr): HintedArm | undefined => {
       const guard = e.kind === 'every-row-when' ? undefined : guardOf(e, false);
-      const mark = guard && held(guard.when);
+      const mark = guard && held.get(JSON.stringify(guard.when));
       return mark === undefined ? undefined : { kind: 'fold', hints: [[mark]] };
     };
     for (const p of model.policies) walkWrites(p, dropByHeldMark);

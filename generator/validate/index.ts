@@ -259,8 +259,8 @@ export function validateModel(model: ModelNode): { result?: ValidatedModel; prob
     checkName(at, 'counter trigger name', names.onTruncate);
     const counterOf = `counter ${k.table}.${k.column}`;
     if (k.from === k.table) {
-      if (k.list) add(at, 'counter-on-itself', `key list ${k.table}.${k.column} lists rows of its own table`, 'list the rows of another table (a key list over a self-referencing table is not supported)');
-      else add(at, 'counter-on-itself', `${counterOf} counts rows of its own table`, 'count the rows of another table (a counter over a self-referencing table is not supported)');
+      const [noun, verb] = k.list ? ['key list', 'list'] : ['counter', 'count'];
+      add(at, 'counter-on-itself', `${noun} ${k.table}.${k.column} ${verb}s rows of its own table`, `${verb} the rows of another table (a ${noun} over a self-referencing table is not supported)`);
       continue;
     }
     const keyColumn = child.columns.find((c) => c.name === k.key);

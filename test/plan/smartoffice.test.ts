@@ -4,7 +4,7 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { asOwner, ids, rolledBack, statementOutcomes, useTestDatabase, type Tx } from '../support/db.ts';
-import { dropMarks, everyMark, expectOnlyFewer, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
+import { dropMarks, everyMark, expectOnlyFewer, markedAndUnmarked, ownAndForged, expectPolicyCoveredByBitmap, expectSelectivePlan, explain, planMarks, planShapeTests, planText, searchPath, visibleRows } from '../support/plan.ts';
 
 const CONTACTS = 50_000;
 const db = useTestDatabase(async (admin) => {
@@ -216,10 +216,11 @@ describe('smartoffice planner hints', () => {
     'UPDATE smartoffice.contacts SET office_id = 12 WHERE office_id = 2 AND is_private = false AND id < 2000 RETURNING id',
   ];
   const LIMITED = 'rg_plan_smartoffice_not_office_security_limits_me';
-  const unmarked = async (tx: Tx) => {
+  /** The statements' outcomes in the caller's transaction without the marks (put back after). */
+  const unmarked = async (tx: Tx, statements: readonly string[] = GUARDED) => {
     const path = await searchPath(tx);
     await dropMarks(tx);
-    const found = await statementOutcomes(tx, GUARDED);
+    const found = await statementOutcomes(tx, statements);
     await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [path]);
     return found;
   };
@@ -240,7 +241,8 @@ describe('smartoffice planner hints', () => {
     expect((enterpriseWrites[3] as number[]).length).toBeGreaterThan(0);
     // And every user reads and writes with its marks exactly what it does without them.
     for (const user of [PERSONA, 11, 12, 1]) {
-      await db.current.as('smartoffice', user, async (tx) => expect(await unmarked(tx), `user ${user}`).toEqual(await statementOutcomes(tx, GUARDED)));
+      const [marked, unmarkedOutcomes] = await markedAndUnmarked(db.current, 'smartoffice', user, GUARDED);
+      expect(unmarkedOutcomes, `user ${user}`).toEqual(marked);
     }
     // Neither fact is computed by the agent's writes: not in USING, not in WITH CHECK.
     for (const write of GUARDED.slice(-4)) {
@@ -336,11 +338,8 @@ describe('smartoffice planner hints', () => {
         // Before the writes: a write to users or offices retires the marks until set_session runs again.
         const plan = await planText(tx, `(VERBOSE) ${ADMIN_WRITES[2]!}`);
         expect(plan.includes('office_i_administer'), plan).toBe(user === 12);
-        const path = await searchPath(tx);
         outcomes[user] = await statementOutcomes(tx, ADMIN_WRITES);
-        await dropMarks(tx);
-        expect(await statementOutcomes(tx, ADMIN_WRITES), `user ${user}`).toEqual(outcomes[user]);
-        await tx.unsafe(`SELECT set_config('search_path', $1, true)`, [path]);
+        expect(await unmarked(tx, ADMIN_WRITES), `user ${user}`).toEqual(outcomes[user]);
       }
     });
     expect(outcomes[12]).toEqual([[13], [13], [2], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20], [20001]]);
