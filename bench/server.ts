@@ -7,13 +7,14 @@ import { startDatabase, withDatabase } from '../generator/db/server.ts';
 export const BENCH_DATA_DIR = process.env.ROWGUARD_BENCH_DIR ?? '/tmp/rowguard-bench/pg';
 export const BENCH_SETTINGS = { shared_buffers: '2GB', work_mem: '64MB', effective_cache_size: '8GB', max_wal_size: '8GB', jit: 'off', random_page_cost: '1.1' };
 
-/** Starts the server on the kept data directory, runs `fn` on `bench_<model>`, and stops it. */
-export async function withKeptDatabase<T>(model: string, fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+/** Starts the server on the kept data directory, runs `fn` on `bench_<model>` (a client and its URL), and stops it. */
+export async function withKeptDatabase<T>(model: string, fn: (sql: postgres.Sql, url: string) => Promise<T>): Promise<T> {
   const server = await startDatabase({ dataDir: BENCH_DATA_DIR, persistent: true, preferEmbedded: true, settings: BENCH_SETTINGS });
   try {
-    const sql = postgres(withDatabase(server.url, `bench_${model}`), { max: 1, onnotice: () => {} });
+    const url = withDatabase(server.url, `bench_${model}`);
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
     try {
-      return await fn(sql);
+      return await fn(sql, url);
     } finally {
       await sql.end();
     }

@@ -26,14 +26,12 @@ const sessions = new WeakMap<object, { readonly raw: Tx; readonly session: Sessi
  * made, and the kind's mark is returned (kindOf, with `kind.role`); '' otherwise. Exported for
  * the benchmark, which sends it the same way.
  */
-export async function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, role?: string, kind?: { readonly role?: string }): Promise<string> {
+export function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, role?: string, kind?: { readonly role?: string }): Promise<string> {
   const text = setSessionText(identity, role);
-  if (!kind) {
-    await sql.unsafe(text);
-    return '';
-  }
-  const results = (await sql.unsafe(`${text}; ${KIND_TEXT}`)) as unknown as Array<Array<Record<string, unknown>>>;
-  return kindFromRow(results.at(-1)?.[0], kind.role).mark;
+  if (!kind) return sql.unsafe(text).then(() => '');
+  // Read as soon as the answer is in (a reaction of the query itself): a callback's statements
+  // that follow it on the connection are answered later, so they see the mark (see lastKind).
+  return sql.unsafe(`${text}; ${KIND_TEXT}`).then((results) => kindFromRow((results as unknown as Array<Array<Record<string, unknown>>>).at(-1)?.[0], kind.role).mark);
 }
 
 /** The strings with `mark` before the first. */
@@ -144,7 +142,10 @@ function handle(raw: Tx, session: Session): Tx {
  * so it never reaches the next user of the pooled connection. Inside another withSession the call
  * runs in a savepoint, and the identity in force before it is back afterwards. Unless
  * `statementPerKind` is false, or the client was made with `prepare: false`, the statements `fn`
- * prepares are marked with the acting user's kind (see `handle`).
+ * prepares are marked with the acting user's kind (see `handle`). Once the user has acted on this
+ * client, `fn` runs without waiting for set_session's answer, and its first statements follow it
+ * in one round trip (see lastKind); if set_session fails, they fail unrun, and withSession rejects
+ * with set_session's error when `fn` has settled.
  */
 export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: Tx) => Promise<T>, options: SessionOptions = {}): Promise<T> {
   const outer = sessions.get(sql);
@@ -173,8 +174,62 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   // A client made with `prepare: false` prepares nothing.
   const perKind = options.statementPerKind ?? (sql as { options?: { prepare?: boolean } }).options?.prepare !== false;
   const kind = perKind ? { role: options.role } : undefined;
+  const known = kind ? lastKind(sql, identity, options.role) : '';
   return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {
-    const session: Session = { identity, mark: await setSession(tx, identity, options.role, kind), kind };
-    return fn(handle(tx, session));
+    const setting = setSession(tx, identity, options.role, kind);
+    if (known === undefined) {
+      const session: Session = { identity, mark: await setting, kind };
+      remember(sql, identity, options.role, session.mark);
+      return fn(handle(tx, session));
+    }
+    // The callback's first statements go out right behind set_session, in its round trip (see
+    // lastKind): PostgreSQL runs them after it, in a transaction its failure aborts.
+    const session: Session = { identity, mark: known, kind };
+    const set = setting.then((mark) => {
+      if (kind) remember(sql, identity, options.role, mark);
+      // Unless a nested call acts now: it sets the mark itself, and restores this one after.
+      if (session.identity === identity) session.mark = mark;
+    });
+    // Handled here, and awaited once the callback has settled.
+    set.catch(() => {});
+    const outcome = await new Promise<T>((resolve) => resolve(fn(handle(tx, session)))).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    // set_session's error before the callback's (which is then "current transaction is aborted").
+    await set;
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
   })) as T;
+}
+
+/** The kinds identities acted as on each client, newest last (see lastKind). */
+const lastKinds = new WeakMap<object, Map<string, string>>();
+/** Identities remembered per client: a pool serving more users asks again for the ones it forgot. */
+export const REMEMBERED = 4096;
+
+const identityKey = (identity: Identity, role: string | undefined): string => `${role ?? ''}\n${identity.schema}\n${String(identity.id)}`;
+
+/**
+ * The mark of the kind `identity` acted as in its last transaction on this client, or undefined
+ * when it has not acted there (or was forgotten). Known, withSession does not wait for
+ * set_session's answer before the callback runs: the callback's first statements are marked with
+ * it and sent right behind set_session (postgres.js pipelines what a transaction sends), one round
+ * trip less per transaction. The mark only chooses which of a connection's prepared statements
+ * runs; a stale one (the user's kind changed since) costs a plan, since PostgreSQL plans a cached
+ * statement again under another search_path, and the statements sent after set_session's answer
+ * carry the new one. Unmarked sessions (statementPerKind false) need no mark and never wait.
+ */
+export function lastKind(sql: object, identity: Identity, role: string | undefined): string | undefined {
+  return lastKinds.get(sql)?.get(identityKey(identity, role));
+}
+
+/** Records the kind `identity` acted as on this client, forgetting the least recently recorded beyond REMEMBERED. Exported for the tests. */
+export function remember(sql: object, identity: Identity, role: string | undefined, mark: string): void {
+  let known = lastKinds.get(sql);
+  if (!known) lastKinds.set(sql, (known = new Map()));
+  const key = identityKey(identity, role);
+  known.delete(key);
+  known.set(key, mark);
+  if (known.size > REMEMBERED) known.delete(known.keys().next().value!);
 }

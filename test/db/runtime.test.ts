@@ -4,6 +4,7 @@
 import { Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -12,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
 import { fnv64, idLiteral, KIND_TEXT, kindOf } from '../../runtime/identity.ts';
 import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
-import { markedStrings } from '../../runtime/postgres.ts';
+import { lastKind, markedStrings, remember, REMEMBERED } from '../../runtime/postgres.ts';
 import { byCodePoint } from '../../generator/sql/print.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -51,6 +52,40 @@ function recordingPool(sent: string[]): pg.Pool {
     };
   });
   return pool;
+}
+
+/**
+ * A TCP proxy in front of the test server that records, in order, which side sent each chunk:
+ * whether a client waited for an answer before sending a statement.
+ */
+async function recordingProxy(url: string): Promise<{ url: string; chunks: { from: 'client' | 'server'; text: string }[]; close: () => Promise<void> }> {
+  const target = new URL(url);
+  const chunks: { from: 'client' | 'server'; text: string }[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (data) => void (chunks.push({ from: 'client', text: data.toString('latin1') }), upstream.write(data)));
+    upstream.on('data', (data) => void (chunks.push({ from: 'server', text: data.toString('latin1') }), client.write(data)));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxied = new URL(url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: proxied.toString(),
+    chunks,
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 async function hammer(run: (c: (typeof cases)[number], fail: boolean) => Promise<string[] | undefined>): Promise<{ wrong: string[]; failed: number }> {
@@ -638,6 +673,102 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       expect(rows.sort(byName)).toEqual([...expected, { name: 'plain', statement: text, runs: '1' }].sort(byName));
     } finally {
       await pool.end();
+    }
+  });
+
+  it('postgres.js sends the callback\'s first statements with set_session once the user has acted on the client (unmarked, always); they run only if it succeeds', async () => {
+    const proxy = await recordingProxy(appUrl);
+    const sql = postgres(proxy.url, { max: 1, onnotice: () => {} });
+    const unmarked = postgres(proxy.url, { max: 1, onnotice: () => {}, prepare: false });
+    const admin = db.current.admin;
+    /** Whether the client had an answer from the server between sending set_session and sending the statement tagged `tag`. */
+    const waited = (tag: string) => {
+      const at = proxy.chunks.findIndex((c) => c.from === 'client' && c.text.includes(tag));
+      let session = at;
+      while (session >= 0 && !(proxy.chunks[session]!.from === 'client' && proxy.chunks[session]!.text.includes('set_session'))) session--;
+      expect([tag, at >= 0, session >= 0]).toEqual([tag, true, true]);
+      return proxy.chunks.slice(session, at).some((c) => c.from === 'server');
+    };
+    const contacts = (tx: postgres.TransactionSql, tag: string) => tx.unsafe(`SELECT id FROM smartoffice.contacts /* ${tag} */ WHERE id > $1 ORDER BY id`, [0], { prepare: true });
+    const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
+    try {
+      // The first transaction of a user on the client waits for set_session's answer (its kind
+      // marks the statements); later ones send the first statement behind it.
+      expect(ids(await withPostgresSession(sql, who(11), (tx) => contacts(tx, 'john first')))).toEqual(sees(11));
+      expect(ids(await withPostgresSession(sql, who(11), (tx) => contacts(tx, 'john again')))).toEqual(sees(11));
+      expect(ids(await withPostgresSession(sql, who(12), (tx) => contacts(tx, 'tom first')))).toEqual(sees(12));
+      expect(ids(await withPostgresSession(unmarked, who(15), (tx) => contacts(tx, 'bea unmarked')))).toEqual(sees(15));
+      expect([waited('john first'), waited('john again'), waited('tom first'), waited('bea unmarked')]).toEqual([true, false, true, false]);
+
+      // A user who has acted on the client and no longer exists: the statements sent behind
+      // set_session are refused (the transaction is aborted), the write lands nowhere, and
+      // withSession fails with set_session's own error. The connection serves the next user.
+      await admin.unsafe(`INSERT INTO smartoffice.users (id, office_id, name) VALUES (9901, (SELECT office_id FROM smartoffice.users WHERE id = 11), 'Gone')`);
+      await withPostgresSession(sql, who(9901), (tx) => contacts(tx, 'gone first'));
+      await admin.unsafe(`DELETE FROM smartoffice.users WHERE id = 9901`);
+      const inside: unknown[] = [];
+      const write = (tx: postgres.TransactionSql, tag: string) =>
+        tx.unsafe(`INSERT INTO smartoffice.contacts (id, office_id, name) SELECT 9902, office_id, 'written /* ${tag} */' FROM smartoffice.users WHERE id = 11`).then(
+          () => inside.push('written'),
+          (e: { code?: string }) => inside.push(e.code),
+        );
+      await expect(withPostgresSession(sql, who(9901), (tx) => write(tx, 'gone again'))).rejects.toMatchObject({ code: '28000' });
+      await expect(withPostgresSession(unmarked, { schema: 'smartoffice', id: 999999 }, (tx) => write(tx, 'never'))).rejects.toMatchObject({ code: '28000' });
+      expect(inside).toEqual(['25P02', '25P02']);
+      expect([waited('gone again'), waited('never')]).toEqual([false, false]);
+      expect((await admin.unsafe(`SELECT count(*)::int AS n FROM smartoffice.contacts WHERE id = 9902`))[0]!.n).toBe(0);
+      // The callback's own error comes second to set_session's, and a callback that throws at once is waited for too.
+      await expect(withPostgresSession(unmarked, { schema: 'smartoffice', id: 999999 }, () => { throw new Planned(); })).rejects.toMatchObject({ code: '28000' });
+      await expect(withPostgresSession(sql, who(11), () => { throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+      expect(ids(await withPostgresSession(sql, who(11), (tx) => contacts(tx, 'john after')))).toEqual(sees(11));
+      expect(ids(await withPostgresSession(unmarked, who(11), (tx) => contacts(tx, 'john unmarked after')))).toEqual(sees(11));
+    } finally {
+      await admin.unsafe(`DELETE FROM smartoffice.users WHERE id = 9901`);
+      await sql.end();
+      await unmarked.end();
+      await proxy.close();
+    }
+  });
+
+  it('postgres.js remembers the last REMEMBERED users per client and role, each client its own', () => {
+    const [a, b] = [{}, {}];
+    const user = (id: number): Identity => ({ schema: 'smartoffice', id });
+    for (let id = 0; id <= REMEMBERED; id++) remember(a, user(id), undefined, `mark ${id}`);
+    // Acting again makes a user the newest: user 1 stays when user 2 is forgotten.
+    remember(a, user(1), undefined, 'mark 1 again');
+    remember(a, user(REMEMBERED + 1), undefined, 'last');
+    expect([0, 1, 2, 3].map((id) => lastKind(a, user(id), undefined))).toEqual([undefined, 'mark 1 again', undefined, 'mark 3']);
+    expect(lastKind(a, user(REMEMBERED + 1), undefined)).toBe('last');
+    expect([lastKind(a, user(3), 'app_user'), lastKind(b, user(3), undefined), lastKind(a, { schema: 'collect', id: 3 }, undefined)]).toEqual([undefined, undefined, undefined]);
+    // A string id and a number are one user, as set_session reads them.
+    expect(lastKind(a, { schema: 'smartoffice', id: '3' }, undefined)).toBe('mark 3');
+  });
+
+  it('postgres.js: a user whose kind changed since their last transaction on the client has that transaction\'s first statements marked with the old kind, and the statements after set_session\'s answer with the new', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    const admin = db.current.admin;
+    const query = (tag: string) => `SELECT id FROM smartoffice.contacts /* ${tag} */ WHERE id > $1 ORDER BY id`;
+    const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
+    try {
+      const before = await markOf(sql, 11);
+      expect(ids(await withPostgresSession(sql, who(11), (tx) => tx.unsafe(query('kind before'), [0], { prepare: true })))).toEqual(sees(11));
+      // An office administrator is a kind of user of their own (Ada's); John's contacts stay his.
+      await admin.unsafe(`UPDATE smartoffice.users SET is_admin = true WHERE id = 11`);
+      const after = await markOf(sql, 11);
+      expect(after).not.toBe(before);
+      const seen = await withPostgresSession(sql, who(11), async (tx) => [
+        ids(await tx.unsafe(query('sent with set_session'), [0], { prepare: true })),
+        ids(await tx.unsafe(query('sent after its answer'), [0], { prepare: true })),
+      ]);
+      expect(seen).toEqual([sees(11), sees(11)]);
+      expect(await preparedHere(sql, '/* sent with set_session */')).toEqual([[before + query('sent with set_session'), 1]]);
+      expect(await preparedHere(sql, '/* sent after its answer */')).toEqual([[after + query('sent after its answer'), 1]]);
+      // The next transaction sends its first statement with the new kind.
+      await withPostgresSession(sql, who(11), (tx) => tx.unsafe(query('next transaction'), [0], { prepare: true }));
+      expect(await preparedHere(sql, '/* next transaction */')).toEqual([[after + query('next transaction'), 1]]);
+    } finally {
+      await admin.unsafe(`UPDATE smartoffice.users SET is_admin = false WHERE id = 11`);
+      await sql.end();
     }
   });
 

@@ -1,0 +1,80 @@
+// What a whole transaction costs through the runtime. Runs a read as a persona against the
+// database kept by `npm run bench -- --reuse`, one transaction per run (BEGIN … COMMIT), the ways
+// below taken in turn run by run, and prints each one's client wall time per transaction:
+//   postgres.js  withPostgresSession, the user having acted on the client before: set_session
+//                and the statement in one round trip
+//   waiting      the same, but the statement sent once set_session has answered (what
+//                withPostgresSession does in a user's first transaction on a client)
+//   pg           withPgSession: BEGIN and set_session in one message, then the statement
+//   Kysely       withKyselySession (over pg): BEGIN, set_session, the statement
+//   owner        BEGIN, the statement as the owner (no RLS, no identity), COMMIT: a transaction's floor
+// Each library sends the statement its default way: postgres.js prepared, pg and Kysely unnamed.
+// Logs in as the owner and acts as app_user through { role: 'app_user' }, as a NOINHERIT login would.
+// Which ways run can be chosen (a comma-separated list; all by default): interleaved with ways that
+// use other connections, each transaction finds the server's caches as another backend left them.
+//   npx tsx bench/transactions.ts <model> <user id> "<read>" [runs, default 2000] [ways]
+import { Kysely, PostgresDialect, sql as ksql } from 'kysely';
+import pg from 'pg';
+import postgres from 'postgres';
+import { stats } from './harness.ts';
+import { withKeptDatabase } from './server.ts';
+import { withKyselySession, withPgSession, withPostgresSession } from '../runtime/index.ts';
+import { setSession } from '../runtime/postgres.ts';
+
+const [model, user, query, runsArg, waysArg] = process.argv.slice(2);
+if (!model || !user || !query) {
+  console.error('usage: npx tsx bench/transactions.ts <model> <user id> "<read>" [runs] [ways: postgres.js,waiting,pg,Kysely,owner]');
+  process.exit(2);
+}
+const runs = Number(runsArg ?? 2000);
+const identity = { schema: model, id: user };
+const options = { role: 'app_user' };
+
+await withKeptDatabase(model, async (_sql, url) => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const kysely = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+  const prepared = { prepare: true };
+  const ways = {
+    'postgres.js': () => withPostgresSession(sql, identity, (tx) => tx.unsafe(query, [], prepared), options),
+    waiting: () =>
+      sql.begin(async (tx) => {
+        // As withPostgresSession does it for a user it has not seen on the client: the kind's mark awaited, then put before the statement.
+        const mark = await setSession(tx, identity, options.role, options);
+        return tx.unsafe(mark + query, [], prepared);
+      }),
+    pg: () => withPgSession(pool, identity, async (client) => (await client.query(query)).rows, options),
+    Kysely: () => withKyselySession(kysely, identity, async (trx) => (await ksql.raw(query).execute(trx)).rows, options),
+    owner: () => sql.begin((tx) => tx.unsafe(query, [], prepared)),
+  };
+  type Way = keyof typeof ways;
+  const names = waysArg ? waysArg.split(',') : Object.keys(ways);
+  const unknown = names.filter((w) => !(w in ways));
+  if (unknown.length > 0) throw new Error(`unknown ways: ${unknown.join(', ')} (known: ${Object.keys(ways).join(', ')})`);
+  const chosen = names.map((w) => [w, ways[w as Way]] as [Way, () => Promise<readonly unknown[]>]);
+  try {
+    const rows = new Map<Way, number>();
+    const times = Object.fromEntries(chosen.map(([w]) => [w, [] as number[]])) as Record<Way, number[]>;
+    for (let i = 0; i < runs + 100; i++) {
+      // Starting one further along each round, so each way follows each other one as often: a
+      // transaction after one on another connection takes longer (up to ~0.2 ms here).
+      for (const [way, run] of chosen.map((_, k) => chosen[(i + k) % chosen.length]!)) {
+        const t0 = process.hrtime.bigint();
+        const result = await run();
+        // The first 100 rounds warm plans, caches and the adapters' records of the user up; they are not counted.
+        if (i >= 100) times[way].push(Number(process.hrtime.bigint() - t0) / 1e6);
+        rows.set(way, result.length);
+      }
+    }
+    const secured = [...rows].filter(([way]) => way !== 'owner').map(([, n]) => n);
+    if (new Set(secured).size > 1) throw new Error(`the adapters returned different row counts: ${JSON.stringify(Object.fromEntries(rows))}`);
+    for (const [way] of chosen) {
+      const t = stats(times[way]);
+      console.log(`${way.padEnd(12)} median ${t.medianMs.toFixed(3)} ms  p95 ${t.p95Ms.toFixed(3)} ms per transaction, ${rows.get(way)} rows, ${runs} runs`);
+    }
+  } finally {
+    await sql.end();
+    await pool.end();
+    await kysely.destroy();
+  }
+});
