@@ -19,9 +19,9 @@ export interface SessionOptions {
    * different kinds on one pooled connection keep a plan each instead of planning again at every
    * change of kind (see kindOf). postgres.js, which prepares every tagged template: default true,
    * or false for a client made with `prepare: false`. pg, which prepares only named queries
-   * (`{ name, text }`): default false. Kysely prepares nothing and ignores it. False hands `fn`
-   * the library's own handle and asks set_session nothing more. A nested withSession keeps the
-   * outermost call's choice.
+   * (`{ name, text }`): default false. Kysely prepares nothing and ignores it. False leaves the
+   * statements as written (pg: `fn` gets the client itself) and asks set_session nothing more. A
+   * nested withSession keeps the outermost call's choice.
    */
   readonly statementPerKind?: boolean;
 }

@@ -15,7 +15,16 @@ interface Session {
   mark: string;
   /** Whether statements are marked, and the role in force (the outermost call's) that goes into the mark. */
   readonly kind: { readonly role?: string } | undefined;
+  /**
+   * The transaction is over for the callback: its work is done (COMMIT or ROLLBACK follows), or
+   * its connection was lost. A statement a handle sends after that is refused (see whenRun).
+   */
+  ended: boolean;
 }
+
+/** Why a statement sent on a handle after its transaction was refused. */
+const over = () =>
+  new Error("rowguard: this withSession's transaction is over; a statement sent on its handle afterwards is refused (it would run outside the transaction, on a connection that may serve another user by then)");
 
 /** The handles withSession gave out: the transaction's own handle behind each, and its session. */
 const sessions = new WeakMap<object, { readonly raw: Tx; readonly session: Session }>();
@@ -27,7 +36,12 @@ const sessions = new WeakMap<object, { readonly raw: Tx; readonly session: Sessi
  * the benchmark, which sends it the same way.
  */
 export function setSession(sql: Pick<Tx, 'unsafe'>, identity: Identity, role?: string, kind?: { readonly role?: string }): Promise<string> {
-  const text = setSessionText(identity, role);
+  let text: string;
+  try {
+    text = setSessionText(identity, role);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   if (!kind) return sql.unsafe(text).then(() => '');
   // Read as soon as the answer is in (a reaction of the query itself): a callback's statements
   // that follow it on the connection are answered later, so they see the mark (see lastKind).
@@ -60,22 +74,27 @@ interface QueryInternals {
   /** A tagged template's (its strings array lives as long as its call site), not `unsafe`'s (a new array per call). */
   tagged: boolean;
   options: { prepare?: boolean; simple?: boolean };
+  reject: (error: unknown) => void;
 }
 
 /** Whether postgres.js will prepare `query`, as it decides: unless told not to or sent as a simple query. */
 const willPrepare = (query: QueryInternals): boolean => query.options.prepare !== false && !query.options.simple;
 
 /**
- * Marks `query` when it runs, if postgres.js will prepare it: its handler (which postgres.js calls
- * once, when the query is executed) first puts the mark of the kind acting then before its text.
- * A fragment (a tagged template used inside another) is never executed, so it stays as written.
+ * Refuses `query` if it runs once the transaction is over (postgres.js would send it on the
+ * connection anyway, outside the transaction, where a pool may have begun another user's), and
+ * with `mark`, marks it when it runs if the session marks statements and postgres.js will prepare
+ * it: its handler (which postgres.js calls once, when the query is executed) first puts the mark
+ * of the kind acting then before its text. A fragment (a tagged template used inside another) is
+ * never executed, so it stays as written.
  */
-function markWhenRun<Q>(query: Q, session: Session): Q {
+function whenRun<Q>(query: Q, session: Session, mark: boolean): Q {
   const q = query as unknown as QueryInternals;
   if (!(query instanceof Promise) || typeof q.handler !== 'function') return query;
   const run = q.handler;
   q.handler = Object.assign((x: QueryInternals) => {
-    if (willPrepare(x)) {
+    if (session.ended) return x.reject(over());
+    if (mark && session.kind && willPrepare(x)) {
       // An `unsafe` text is a new array at every call: nothing to keep a copy for.
       x.strings = x.tagged ? markedStrings(x.strings, session.mark) : withMark(x.strings, session.mark);
     }
@@ -92,7 +111,7 @@ function markWhenRun<Q>(query: Q, session: Session): Q {
  */
 function markFileWhenRun<Q>(query: Q, session: Session): Q {
   const q = query as unknown as QueryInternals;
-  if (!(query instanceof Promise) || !Array.isArray(q.strings)) return query;
+  if (!session.kind || !(query instanceof Promise) || !Array.isArray(q.strings)) return query;
   let strings: readonly string[] = q.strings;
   Object.defineProperty(q, 'strings', {
     configurable: true,
@@ -106,23 +125,25 @@ function markFileWhenRun<Q>(query: Q, session: Session): Q {
 }
 
 /**
- * The handle `fn` gets: `raw`, but every statement postgres.js prepares (a tagged template, or
- * `unsafe` told `prepare: true` and not sent as a simple query) begins with the mark of the kind
- * of user acting, and a savepoint's handle does the same. So each kind of user has statements of
- * its own on the connection, planned for its planner marks, and a pool serving users of several
- * kinds does not plan them again at every change of kind. `tx.file` given parameters is marked
- * too (see markFileWhenRun). Helpers (`tx(ids)`, `tx.json`, …) and fragments pass through untouched.
+ * The handle `fn` gets: `raw`, but a statement sent on it (or a savepoint's handle) once the
+ * transaction is over is refused, and when the session marks statements, every statement
+ * postgres.js prepares (a tagged template, or `unsafe` told `prepare: true` and not sent as a
+ * simple query) begins with the mark of the kind of user acting. So each kind of user has
+ * statements of its own on the connection, planned for its planner marks, and a pool serving users
+ * of several kinds does not plan them again at every change of kind. `tx.file` given parameters is
+ * marked too (see markFileWhenRun). Helpers (`tx(ids)`, `tx.json`, …) and fragments pass through untouched.
  */
 function handle(raw: Tx, session: Session): Tx {
-  const made: Tx = !session.kind ? raw : new Proxy(raw, {
+  const made: Tx = new Proxy(raw, {
     apply(target, self, args: unknown[]) {
-      return markWhenRun(Reflect.apply(target, self, args), session);
+      return whenRun(Reflect.apply(target, self, args), session, true);
     },
     get(target, key) {
-      if (key === 'unsafe') return (...args: unknown[]) => markWhenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session);
-      if (key === 'file') return (...args: unknown[]) => markFileWhenRun((target.file as (...a: unknown[]) => unknown)(...args), session);
+      if (key === 'unsafe') return (...args: unknown[]) => whenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session, true);
+      if (key === 'file') return (...args: unknown[]) => markFileWhenRun(whenRun((target.file as (...a: unknown[]) => unknown)(...args), session, false), session);
       if (key === 'savepoint') {
         return (...args: unknown[]) => {
+          if (session.ended) return Promise.reject(over());
           // `tx.savepoint\`…\`` runs one statement in a savepoint, as postgres.js does.
           if (Array.isArray((args[0] as { raw?: unknown } | undefined)?.raw)) return made.savepoint((sp) => sp(...(args as [TemplateStringsArray, ...never[]])));
           const fn = args.pop() as (sp: Tx) => unknown;
@@ -151,40 +172,48 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   const outer = sessions.get(sql);
   if (outer) {
     const { raw, session } = outer;
+    if (session.ended) throw over();
     const before = session.identity;
     let failed = false;
     try {
-      return (await raw.savepoint(async (sp) => {
-        session.mark = await setSession(sp, identity, undefined, session.kind);
-        session.identity = identity;
-        return fn(handle(sp, session));
-      })) as T;
+      return (await raw.savepoint((sp) =>
+        settled(session, async () => {
+          session.mark = await setSession(sp, identity, undefined, session.kind);
+          session.identity = identity;
+          return fn(handle(sp, session));
+        }),
+      )) as T;
     } catch (error) {
       failed = true;
       throw error;
     } finally {
       session.identity = before;
-      // When the call failed, its error is the one to see, not a failure to restore (a lost connection).
-      session.mark = await setSession(raw, before, undefined, session.kind).catch((error: unknown) => {
-        if (!failed) throw error;
-        return session.mark;
-      });
+      // When the call failed, its error is the one to see, not a failure to restore (a lost
+      // connection). Nothing is sent once the transaction is over.
+      if (!session.ended) {
+        session.mark = await setSession(raw, before, undefined, session.kind).catch((error: unknown) => {
+          if (!failed) throw error;
+          return session.mark;
+        });
+      }
     }
   }
+  // A schema, role or id refused is refused before anything is sent.
+  setSessionText(identity, options.role);
   // A client made with `prepare: false` prepares nothing.
   const perKind = options.statementPerKind ?? (sql as { options?: { prepare?: boolean } }).options?.prepare !== false;
   const kind = perKind ? { role: options.role } : undefined;
   const known = kind ? lastKind(sql, identity, options.role) : '';
-  return (await (sql as Sql<Record<string, unknown>>).begin(async (tx) => {
+  const session: Session = { identity, mark: known ?? '', kind, ended: false };
+  const run = async (tx: Tx): Promise<T> => {
     const setting = setSession(tx, identity, options.role, kind);
     if (known === undefined) {
-      const session: Session = { identity, mark: await setting, kind };
+      session.mark = await setting;
       remember(sql, identity, options.role, session.mark);
       return fn(handle(tx, session));
     }
     // The callback's first statements go out right behind set_session, in its round trip (see
     // lastKind): PostgreSQL runs them after it, in a transaction its failure aborts.
-    const session: Session = { identity, mark: known, kind };
     const set = setting.then((mark) => {
       if (kind) remember(sql, identity, options.role, mark);
       // Unless a nested call acts now: it sets the mark itself, and restores this one after.
@@ -200,7 +229,35 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     await set;
     if ('error' in outcome) throw outcome.error;
     return outcome.value;
-  })) as T;
+  };
+  try {
+    // Over before postgres.js sends COMMIT or ROLLBACK.
+    return (await (sql as Sql<Record<string, unknown>>).begin((tx) => settled(session, () => run(tx)).finally(() => (session.ended = true)))) as T;
+  } finally {
+    // Also when postgres.js gave up on the transaction early: its connection closed while the
+    // callback ran (the callback goes on, and a pool may hand the connection, reconnected, to
+    // another user's transaction).
+    session.ended = true;
+  }
+}
+
+/**
+ * What a transaction's (or savepoint's) callback gives postgres.js: `work`'s outcome, unless
+ * postgres.js gave up on the transaction meanwhile (its connection closed, and withSession has
+ * rejected). Then it never settles, so that postgres.js, which would go on to send COMMIT or
+ * ROLLBACK (RELEASE or ROLLBACK TO) on that connection when the callback settles, sends nothing
+ * on a connection that may serve another user's transaction by then.
+ */
+async function settled<T>(session: Session, work: () => Promise<T>): Promise<T> {
+  let outcome: { value: T } | { error: unknown };
+  try {
+    outcome = { value: await work() };
+  } catch (error) {
+    outcome = { error };
+  }
+  if (session.ended) return new Promise<T>(() => {});
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
 }
 
 /** The kinds identities acted as on each client, newest last (see lastKind). */

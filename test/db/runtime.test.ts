@@ -56,12 +56,15 @@ function recordingPool(sent: string[]): pg.Pool {
 
 /**
  * A TCP proxy in front of the test server that records, in order, which side sent each chunk:
- * whether a client waited for an answer before sending a statement.
+ * whether a client waited for an answer before sending a statement. `cut` closes the connection
+ * (unforwarded) at the first client chunk it accepts; `hold` keeps the server's chunks for that
+ * many milliseconds and passes them on as one, so that answers arrive together.
  */
-async function recordingProxy(url: string): Promise<{ url: string; chunks: { from: 'client' | 'server'; text: string }[]; close: () => Promise<void> }> {
+async function recordingProxy(url: string, options: { cut?: (text: string) => boolean; hold?: number } = {}): Promise<{ url: string; chunks: { from: 'client' | 'server'; text: string }[]; close: () => Promise<void> }> {
   const target = new URL(url);
   const chunks: { from: 'client' | 'server'; text: string }[] = [];
   const sockets = new Set<net.Socket>();
+  let cut = options.cut;
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     for (const s of [client, upstream]) {
@@ -69,8 +72,27 @@ async function recordingProxy(url: string): Promise<{ url: string; chunks: { fro
       s.on('error', () => {});
       s.on('close', () => sockets.delete(s));
     }
-    client.on('data', (data) => void (chunks.push({ from: 'client', text: data.toString('latin1') }), upstream.write(data)));
-    upstream.on('data', (data) => void (chunks.push({ from: 'server', text: data.toString('latin1') }), client.write(data)));
+    let held: Buffer[] = [];
+    client.on('data', (data) => {
+      const text = data.toString('latin1');
+      if (cut?.(text)) {
+        cut = undefined;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      chunks.push({ from: 'client', text });
+      upstream.write(data);
+    });
+    const toClient = (data: Buffer) => {
+      chunks.push({ from: 'server', text: data.toString('latin1') });
+      client.write(data);
+    };
+    upstream.on('data', (data) => {
+      if (!options.hold) return toClient(data);
+      if (held.length === 0) setTimeout(() => void (toClient(Buffer.concat(held)), (held = [])), options.hold);
+      held.push(data);
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -766,13 +788,97 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       // The next transaction sends its first statement with the new kind.
       await withPostgresSession(sql, who(11), (tx) => tx.unsafe(query('next transaction'), [0], { prepare: true }));
       expect(await preparedHere(sql, '/* next transaction */')).toEqual([[after + query('next transaction'), 1]]);
+
+      // The answers to set_session and to the first statement in one chunk, and the second
+      // statement issued as soon as the first is answered (in its own reaction, not after an
+      // await): it still carries the new kind, since set_session's answer is read first.
+      const merging = await recordingProxy(appUrl, { hold: 5 });
+      const merged = postgres(merging.url, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`UPDATE smartoffice.users SET is_admin = false WHERE id = 11`);
+        // The first statement prepared under the old kind, so the next run sends it at once.
+        await withPostgresSession(merged, who(11), (tx) => tx.unsafe(query('merged, first'), [0], { prepare: true }));
+        await admin.unsafe(`UPDATE smartoffice.users SET is_admin = true WHERE id = 11`);
+        const rows = await withPostgresSession(merged, who(11), (tx) =>
+          tx.unsafe(query('merged, first'), [0], { prepare: true }).then(() => tx.unsafe(query('merged, second'), [0], { prepare: true })),
+        );
+        expect(ids(rows)).toEqual(sees(11));
+        // One chunk answered set_session (SHOW search_path) and the first statement (John's four rows).
+        expect(merging.chunks.some((c) => c.from === 'server' && c.text.includes('search_path') && c.text.includes('SELECT 4'))).toBe(true);
+        expect(await preparedHere(merged, '/* merged, first */')).toEqual([[before + query('merged, first'), 2]]);
+        expect(await preparedHere(merged, '/* merged, second */')).toEqual([[after + query('merged, second'), 1]]);
+      } finally {
+        await merged.end();
+        await merging.close();
+      }
     } finally {
       await admin.unsafe(`UPDATE smartoffice.users SET is_admin = false WHERE id = 11`);
       await sql.end();
     }
   });
 
-  it('a client made with prepare: false, which prepares nothing, is handed its own handle and asks nothing more of set_session', async () => {
+  it('postgres.js refuses a statement sent on a withSession handle once its transaction is over, also when its connection was lost while the callback ran', async () => {
+    const ids = (rows: readonly Record<string, unknown>[]) => rows.map((r) => Number(r.id));
+    const current = (tx: postgres.TransactionSql) => tx`SELECT smartoffice.current_user_id() AS id`.then((r) => r[0]!.id as string | null);
+    for (const options of [{}, { prepare: false }]) {
+      const sql = postgres(appUrl, { max: 1, onnotice: () => {}, ...options });
+      try {
+        let kept: postgres.TransactionSql | undefined;
+        let savepointKept: postgres.TransactionSql | undefined;
+        await withPostgresSession(sql, who(11), async (tx) => {
+          kept = tx;
+          await tx.savepoint(async (sp) => void (savepointKept = sp));
+        });
+        const refused = /transaction is over/;
+        await expect(kept!`SELECT 1`).rejects.toThrow(refused);
+        await expect(kept!.unsafe('SELECT 1')).rejects.toThrow(refused);
+        await expect(savepointKept!`SELECT 1`).rejects.toThrow(refused);
+        await expect(kept!.savepoint(async () => 1)).rejects.toThrow(refused);
+        await expect(withPostgresSession(kept!, who(12), async () => 1)).rejects.toThrow(refused);
+        // A query made in the transaction and run only after it: refused too.
+        let late: Promise<unknown> | undefined;
+        await withPostgresSession(sql, who(11), async (tx) => void (late = tx.unsafe('SELECT 1')));
+        await expect(late!).rejects.toThrow(refused);
+        expect(ids(await withPostgresSession(sql, who(11), (tx) => tx`SELECT id FROM smartoffice.contacts ORDER BY id`))).toEqual(sees(11));
+      } finally {
+        await sql.end();
+      }
+    }
+
+    // The connection is lost while set_session is on its way (John has acted on the client, so
+    // his callback runs at once): postgres.js gives up on the transaction and reconnects for the
+    // next user, Tom, while John's callback goes on. John's later statement would run in Tom's
+    // transaction (as Tom); it is refused, and Tom's transaction is untouched.
+    let cutting = false;
+    const proxy = await recordingProxy(appUrl, { cut: (text) => cutting && text.includes(`set_session(E'11')`) });
+    const sql = postgres(proxy.url, { max: 1, onnotice: () => {} });
+    try {
+      await withPostgresSession(sql, who(11), async () => 1);
+      cutting = true;
+      let tomRuns!: () => void;
+      const tomRunning = new Promise<void>((resolve) => (tomRuns = resolve));
+      let johnDone!: (outcome: unknown) => void;
+      const johnLate = new Promise<unknown>((resolve) => (johnDone = resolve));
+      const john = withPostgresSession(sql, who(11), async (tx) => {
+        await tx`SELECT 1`.catch(() => {});
+        await tomRunning;
+        johnDone(await current(tx).then((id) => ({ ran: id }), (e: Error) => ({ refused: e.message })));
+        return 'john';
+      });
+      await expect(john).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      const tom = await withPostgresSession(sql, who(12), async (tx) => {
+        tomRuns();
+        const lateJohn = await johnLate;
+        return { lateJohn, me: await current(tx), rows: ids(await tx`SELECT id FROM smartoffice.contacts ORDER BY id`) };
+      });
+      expect(tom).toEqual({ lateJohn: { refused: expect.stringMatching(/transaction is over/) }, me: '12', rows: sees(12) });
+    } finally {
+      await sql.end();
+      await proxy.close();
+    }
+  });
+
+  it('a client made with prepare: false, which prepares nothing, has its statements left as written and asks nothing more of set_session', async () => {
     const sent: string[] = [];
     const sql = postgres(appUrl, { max: 1, onnotice: () => {}, prepare: false, debug: (_connection, query) => void sent.push(query) });
     try {
