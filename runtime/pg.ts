@@ -6,8 +6,13 @@ const sessions = new Sessions();
 
 /** The kind acting on each client whose withSession marks named statements, and the role that goes into it. */
 const marking = new WeakMap<PoolClient, { kind: Kind; readonly role: string | undefined }>();
-/** The client behind each marking handle withSession gave out. */
-const clients = new WeakMap<object, PoolClient>();
+/**
+ * The outermost withSession running on each client: whether it is over for its callback. The
+ * handles it gives out (nested calls' too) refuse queries once it is, whoever has the client then.
+ */
+const running = new WeakMap<PoolClient, { ended: boolean }>();
+/** The client behind each handle withSession gave out, and the session it was given for. */
+const clients = new WeakMap<object, { readonly client: PoolClient; readonly state: { readonly ended: boolean } }>();
 
 /** PostgreSQL keeps the first 63 bytes of a statement's name. */
 const NAME_BYTES = 63;
@@ -31,19 +36,37 @@ function named(config: unknown): config is { name: string; text?: unknown } {
   return typeof c === 'object' && c !== null && typeof c.name === 'string' && c.name !== '' && typeof c.submit !== 'function';
 }
 
+/** Why a query sent on a handle after its transaction was refused. */
+const over = () =>
+  new Error("rowguard: this withSession's transaction is over; a query sent on its client handle afterwards is refused (the client is back in the pool, or serving another user's transaction)");
+
 /**
- * The handle `fn` gets with `statementPerKind`: the client, but a named query (`{ name, text }`,
- * the only kind pg prepares) runs as a statement of the acting user's kind: its name begins with
- * the kind's digest (the name's own digest instead of the name when the two would pass 63 bytes)
- * and its text with the kind's mark.
+ * A query refused: its callback (the last argument, when it is a function) gets the error, a
+ * Submittable (a cursor, a COPY stream) is refused at once, and otherwise the promise pg would
+ * return is rejected.
  */
-function markingHandle(client: PoolClient, mark: { kind: Kind }): PoolClient {
+function refused(config: unknown, rest: readonly unknown[]): unknown {
+  const callback = rest.at(-1) ?? (typeof config === 'function' ? config : undefined);
+  if (typeof callback === 'function') return void process.nextTick(callback, over());
+  if (typeof (config as { submit?: unknown } | null)?.submit === 'function') throw over();
+  return Promise.reject(over());
+}
+
+/**
+ * The handle `fn` gets: the client, but a query sent on it once the session is over is refused
+ * (see `running`), and with `statementPerKind` (`mark`) a named query (`{ name, text }`, the only
+ * kind pg prepares) runs as a statement of the acting user's kind: its name begins with the kind's
+ * digest (the name's own digest instead of the name when the two would pass 63 bytes) and its
+ * text with the kind's mark.
+ */
+function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, mark: { kind: Kind } | undefined): PoolClient {
   const query = client.query as (...a: unknown[]) => unknown;
   const made = new Proxy(client, {
     get(target, key) {
       if (key === 'query') {
         return (config: unknown, ...rest: unknown[]) => {
-          if (!named(config)) return query.call(target, config, ...rest);
+          if (state.ended) return refused(config, rest);
+          if (!mark || !named(config)) return query.call(target, config, ...rest);
           let known = texts.get(target);
           if (!known) texts.set(target, (known = new Map()));
           if (typeof config.text === 'string') known.set(config.name, config.text);
@@ -64,7 +87,7 @@ function markingHandle(client: PoolClient, mark: { kind: Kind }): PoolClient {
       };
     },
   });
-  clients.set(made, client);
+  clients.set(made, { client, state });
   return made;
 }
 
@@ -73,15 +96,19 @@ function markingHandle(client: PoolClient, mark: { kind: Kind }): PoolClient {
  * Given a Pool it checks a client out and always returns it; a client whose transaction failed to
  * roll back is destroyed rather than reused. Given a client inside withSession, it nests with a
  * savepoint. With `statementPerKind: true` (pg prepares only named queries, so it is off by
- * default) named queries are marked with the acting user's kind (see markingHandle).
+ * default) named queries are marked with the acting user's kind, and a query sent on the handle once the session is over is refused (see sessionHandle).
  */
 export async function withSession<T>(db: Pool | PoolClient, identity: Identity, fn: (client: PoolClient) => Promise<T>, options: SessionOptions = {}): Promise<T> {
-  const given = clients.get(db) ?? db;
+  const handed = clients.get(db);
+  // A handle of a session that is over, whatever session its client serves now.
+  if (handed?.state.ended) throw over();
+  const given = handed?.client ?? db;
   if (sessions.has(given)) {
     const client = given as PoolClient;
+    const state = running.get(client)!;
     const mark = marking.get(client);
     // Marked inside a marked session whichever handle of the client it was given.
-    const handle = mark && !clients.has(db) ? markingHandle(client, mark) : (db as PoolClient);
+    const handle = clients.has(db) ? (db as PoolClient) : sessionHandle(client, state, mark);
     // pg sends a text without parameters as one simple query: the savepoint and the RELEASE go in
     // the messages that set the identities.
     return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who, before = '') => act(client, before + setSessionText(who), mark), true);
@@ -92,6 +119,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   const isPool = 'totalCount' in db;
   const client = isPool ? await (db as Pool).connect() : (db as PoolClient);
   let broken: Error | undefined;
+  const state = { ended: false };
   // Once COMMIT has answered, the transaction is over whatever it answered: no ROLLBACK to send.
   let ended = false;
   try {
@@ -100,8 +128,15 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
     await act(client, begin, mark);
     sessions.begin(client, identity);
+    running.set(client, state);
     if (mark) marking.set(client, mark);
-    const result = await fn(mark ? markingHandle(client, mark) : client);
+    let result: T;
+    try {
+      result = await fn(sessionHandle(client, state, mark));
+    } finally {
+      // Before COMMIT or ROLLBACK: a query the callback sends after this is refused.
+      state.ended = true;
+    }
     // PostgreSQL answers the COMMIT of a failed transaction with ROLLBACK and no error: a
     // statement failed and the callback caught its error. Nothing was committed; say so.
     const committed = await client.query('COMMIT');
@@ -114,7 +149,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     if (!ended) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
     throw error;
   } finally {
+    state.ended = true;
     sessions.end(client);
+    running.delete(client);
     marking.delete(client);
     if (isPool) client.release(broken);
   }

@@ -409,6 +409,46 @@ describe('runtime: nesting', () => {
     }
   });
 
+  it('pg refuses a query sent on a withSession handle once its transaction is over, in every form pg takes one, whoever has the client by then; Kysely refuses its own', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    const current = async (client: pg.PoolClient) => String((await client.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
+    try {
+      for (const statementPerKind of [false, true]) {
+        let kept: pg.PoolClient | undefined;
+        let nestedKept: pg.PoolClient | undefined;
+        await withPgSession(pool, john, async (client) => {
+          kept = client;
+          await withPgSession(client, { schema: 'smartoffice', id: 12 }, async (inner) => void (nestedKept = inner));
+        }, { statementPerKind });
+        // The pool's one client now serves Tom; John's handles are refused inside Tom's transaction.
+        const seen = await withPgSession(pool, { schema: 'smartoffice', id: 12 }, async (client) => {
+          const refused: unknown[] = [];
+          const reason = (e: Error) => refused.push(/transaction is over/.test(e.message));
+          await kept!.query('SELECT 1').catch(reason);
+          await kept!.query({ name: 'late', text: 'SELECT 1' }).catch(reason);
+          await nestedKept!.query('SELECT 1').catch(reason);
+          await new Promise<void>((resolve) => kept!.query('SELECT 1', (e: Error) => void (reason(e), resolve())));
+          await new Promise<void>((resolve) => kept!.query('SELECT $1::int', [1], (e: Error) => void (reason(e), resolve())));
+          await withPgSession(kept!, john, async () => 1).catch(reason);
+          return { refused, me: await current(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
+        });
+        expect(seen).toEqual({ refused: [true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
+      }
+      // Kysely refuses a finished transaction's queries itself, nested sessions' too.
+      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
+      try {
+        let keptTrx: Transaction<Record<string, never>> | undefined;
+        await withKyselySession(kdb, john, async (trx) => void (keptTrx = trx));
+        await expect(ksql`SELECT 1`.execute(keptTrx!)).rejects.toThrow(/already committed/);
+        await expect(withKyselySession(keptTrx!, { schema: 'smartoffice', id: 12 }, async () => 1)).rejects.toThrow(/already committed/);
+      } finally {
+        await kdb.destroy();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('pg sends a nested session in two messages: the savepoint with the identity, the RELEASE (or, on failure, the ROLLBACK TO) with the identity before it', async () => {
     const sent: string[] = [];
     const pool = recordingPool(sent);
