@@ -430,9 +430,15 @@ describe('runtime: nesting', () => {
           await new Promise<void>((resolve) => kept!.query('SELECT 1', (e: Error) => void (reason(e), resolve())));
           await new Promise<void>((resolve) => kept!.query('SELECT $1::int', [1], (e: Error) => void (reason(e), resolve())));
           await withPgSession(kept!, john, async () => 1).catch(reason);
+          // A Submittable (what a cursor or a COPY stream is to pg) is refused at once.
+          try {
+            kept!.query({ submit() {} } as never);
+          } catch (e) {
+            reason(e as Error);
+          }
           return { refused, me: await current(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
         });
-        expect(seen).toEqual({ refused: [true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
+        expect(seen).toEqual({ refused: [true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
       }
       // Kysely refuses a finished transaction's queries itself, nested sessions' too.
       const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
