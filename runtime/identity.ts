@@ -20,8 +20,8 @@ export interface SessionOptions {
    * change of kind (see kindOf). postgres.js, which prepares every tagged template: default true,
    * or false for a client made with `prepare: false`. pg, which prepares only named queries
    * (`{ name, text }`): default false. Kysely prepares nothing and ignores it. False leaves the
-   * statements as written (pg: `fn` gets the client itself) and asks set_session nothing more. A
-   * nested withSession keeps the outermost call's choice.
+   * statements as written and asks set_session nothing more. A nested withSession keeps the
+   * outermost call's choice.
    */
   readonly statementPerKind?: boolean;
 }
