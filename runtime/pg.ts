@@ -41,12 +41,13 @@ const over = () =>
   new Error("rowguard: this withSession's transaction is over; a query sent on its client handle afterwards is refused (the client is back in the pool, or serving another user's transaction)");
 
 /**
- * A query refused: its callback (the last argument, when it is a function) gets the error, a
+ * A query refused: its callback (the last argument, or the config's `callback`) gets the error, a
  * Submittable (a cursor, a COPY stream) is refused at once, and otherwise the promise pg would
  * return is rejected.
  */
 function refused(config: unknown, rest: readonly unknown[]): unknown {
-  const callback = rest.at(-1) ?? (typeof config === 'function' ? config : undefined);
+  const last = rest.at(-1);
+  const callback = typeof last === 'function' ? last : (config as { callback?: unknown } | null)?.callback;
   if (typeof callback === 'function') return void process.nextTick(callback, over());
   if (typeof (config as { submit?: unknown } | null)?.submit === 'function') throw over();
   return Promise.reject(over());
@@ -80,6 +81,8 @@ function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, m
       }
       const value: unknown = Reflect.get(target, key, target);
       if (typeof value !== 'function' || key === 'constructor') return value;
+      // A late release() would give back the client's next checkout, another user's.
+      if ((key === 'release' || key === 'end') && state.ended) return () => { throw over(); };
       // A method that returns the client (`on`, …) returns this handle, so a chained query is marked too.
       return (...args: unknown[]) => {
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
@@ -111,7 +114,10 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     const handle = clients.has(db) ? (db as PoolClient) : sessionHandle(client, state, mark);
     // pg sends a text without parameters as one simple query: the savepoint and the RELEASE go in
     // the messages that set the identities.
-    return sessions.nest(client, (text) => client.query(text), identity, () => fn(handle), (who, before = '') => act(client, before + setSessionText(who), mark), true);
+    // What the nested call sends goes through the session's state too: a nested call still running
+    // when the session ends sends nothing more (no ROLLBACK TO or set_session into another's).
+    const send = (text: string) => (state.ended ? Promise.reject(over()) : client.query(text));
+    return sessions.nest(client, send, identity, () => fn(handle), (who, before = '') => (state.ended ? Promise.reject(over()) : act(client, before + setSessionText(who), mark)), true);
   }
   // BEGIN goes in set_session's message: one round trip before `fn` where it took two. A schema
   // or role refused here is refused before a client is checked out.

@@ -1,4 +1,5 @@
 // withSession for postgres.js.
+import { readFile } from 'node:fs';
 import type { Sql, TransactionSql } from 'postgres';
 import { KIND_TEXT, kindFromRow, setSessionText, type Identity, type SessionOptions } from './identity.ts';
 
@@ -20,6 +21,42 @@ interface Session {
    * its connection was lost. A statement a handle sends after that is refused (see whenRun).
    */
   ended: boolean;
+  /**
+   * Rejected when the transaction ends (see end): a savepoint or nested call still running then
+   * is rejected with it, while postgres.js's own promise for it is left waiting (see settled).
+   */
+  readonly abandoned: Promise<never>;
+  readonly abandon: (error: unknown) => void;
+}
+
+/** A session of `identity`, not over yet. */
+function newSession(identity: Identity, mark: string, kind: Session['kind']): Session {
+  let abandon!: (error: unknown) => void;
+  const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+  // Only a savepoint or nested call still running when the transaction ends ever sees it.
+  abandoned.catch(() => {});
+  return { identity, mark, kind, ended: false, abandoned, abandon };
+}
+
+/** The transaction is over for the callback: every handle refuses statements from now on. */
+function end(session: Session, why: unknown = over()): void {
+  if (session.ended) return;
+  session.ended = true;
+  session.abandon(why);
+}
+
+/** postgres.js's errors for a connection gone: the transaction went with it. */
+const CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED']);
+const connectionGone = (error: unknown): boolean => CONNECTION_GONE.has(String((error as { code?: unknown } | null)?.code));
+
+/**
+ * A savepoint's or nested call's work, in postgres.js's savepoint: its outcome, or the reason the
+ * transaction ended if it ends first. postgres.js's savepoint is left waiting then (see settled),
+ * so it sends no ROLLBACK TO or RELEASE where another transaction may run by then.
+ */
+function inSavepoint<T>(session: Session, open: (work: (sp: Tx) => Promise<T>) => Promise<unknown>, work: (sp: Tx) => Promise<T>): Promise<T> {
+  if (session.ended) return Promise.reject(over());
+  return Promise.race([open((sp) => settled(session, () => (session.ended ? Promise.reject(over()) : work(sp)))) as Promise<T>, session.abandoned]);
 }
 
 /** Why a statement sent on a handle after its transaction was refused. */
@@ -83,18 +120,17 @@ const willPrepare = (query: QueryInternals): boolean => query.options.prepare !=
 /**
  * Refuses `query` if it runs once the transaction is over (postgres.js would send it on the
  * connection anyway, outside the transaction, where a pool may have begun another user's), and
- * with `mark`, marks it when it runs if the session marks statements and postgres.js will prepare
- * it: its handler (which postgres.js calls once, when the query is executed) first puts the mark
+ * marks it when it runs if the session marks statements and postgres.js will prepare it: its handler (which postgres.js calls once, when the query is executed) first puts the mark
  * of the kind acting then before its text. A fragment (a tagged template used inside another) is
  * never executed, so it stays as written.
  */
-function whenRun<Q>(query: Q, session: Session, mark: boolean): Q {
+function whenRun<Q>(query: Q, session: Session): Q {
   const q = query as unknown as QueryInternals;
   if (!(query instanceof Promise) || typeof q.handler !== 'function') return query;
   const run = q.handler;
   q.handler = Object.assign((x: QueryInternals) => {
     if (session.ended) return x.reject(over());
-    if (mark && session.kind && willPrepare(x)) {
+    if (session.kind && willPrepare(x)) {
       // An `unsafe` text is a new array at every call: nothing to keep a copy for.
       x.strings = x.tagged ? markedStrings(x.strings, session.mark) : withMark(x.strings, session.mark);
     }
@@ -104,23 +140,27 @@ function whenRun<Q>(query: Q, session: Session, mark: boolean): Q {
 }
 
 /**
- * Marks a `file` query when it runs, if postgres.js will prepare it (given parameters, unless told
- * otherwise): postgres.js reads the file only when the query is executed, and puts its text in
- * the query's `strings` just before sending it, so the mark of the kind acting then goes before
- * the text as it is put there.
+ * `tx.file(path, args?, options?)` as postgres.js makes it (prepared when given parameters, unless
+ * told otherwise; a simple query without them), read when it is executed, as postgres.js reads
+ * it. The read takes time, so the session is asked once the text is in, just before the query is
+ * handed on: refused if the transaction is over by then, marked with the kind acting then if
+ * postgres.js will prepare it.
  */
-function markFileWhenRun<Q>(query: Q, session: Session): Q {
-  const q = query as unknown as QueryInternals;
-  if (!session.kind || !(query instanceof Promise) || !Array.isArray(q.strings)) return query;
-  let strings: readonly string[] = q.strings;
-  Object.defineProperty(q, 'strings', {
-    configurable: true,
-    enumerable: true,
-    get: () => strings,
-    set: (text: readonly string[]) => {
-      strings = text.length > 0 && willPrepare(q) ? withMark(text, session.mark) : text;
-    },
-  });
+function fileQuery(raw: Tx, session: Session, args: unknown[]): unknown {
+  const path = args[0] as string;
+  const [params, options] = args.length === 2 && !Array.isArray(args[1]) ? [[], args[1] as object] : [(args[1] ?? []) as unknown[], (args[2] ?? {}) as object];
+  // postgres.js prepares a file's statement unless told not to; `unsafe` does not unless told to.
+  const query = (raw.unsafe as (...a: unknown[]) => unknown)('', params, { prepare: true, ...options });
+  const q = query as QueryInternals;
+  const run = q.handler;
+  q.handler = Object.assign((x: QueryInternals) => {
+    readFile(path, 'utf8', (error, text) => {
+      if (error) return x.reject(error);
+      if (session.ended) return x.reject(over());
+      x.strings = session.kind && willPrepare(x) ? withMark([text], session.mark) : [text];
+      run(x);
+    });
+  }, { debug: run.debug });
   return query;
 }
 
@@ -131,23 +171,23 @@ function markFileWhenRun<Q>(query: Q, session: Session): Q {
  * simple query) begins with the mark of the kind of user acting. So each kind of user has
  * statements of its own on the connection, planned for its planner marks, and a pool serving users
  * of several kinds does not plan them again at every change of kind. `tx.file` given parameters is
- * marked too (see markFileWhenRun). Helpers (`tx(ids)`, `tx.json`, …) and fragments pass through untouched.
+ * marked too (see fileQuery). A savepoint runs as a nested call does (see inSavepoint). Helpers
+ * (`tx(ids)`, `tx.json`, …) and fragments pass through untouched.
  */
 function handle(raw: Tx, session: Session): Tx {
   const made: Tx = new Proxy(raw, {
     apply(target, self, args: unknown[]) {
-      return whenRun(Reflect.apply(target, self, args), session, true);
+      return whenRun(Reflect.apply(target, self, args), session);
     },
     get(target, key) {
-      if (key === 'unsafe') return (...args: unknown[]) => whenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session, true);
-      if (key === 'file') return (...args: unknown[]) => markFileWhenRun(whenRun((target.file as (...a: unknown[]) => unknown)(...args), session, false), session);
+      if (key === 'unsafe') return (...args: unknown[]) => whenRun((target.unsafe as (...a: unknown[]) => unknown)(...args), session);
+      if (key === 'file') return (...args: unknown[]) => fileQuery(target, session, args);
       if (key === 'savepoint') {
         return (...args: unknown[]) => {
-          if (session.ended) return Promise.reject(over());
           // `tx.savepoint\`…\`` runs one statement in a savepoint, as postgres.js does.
           if (Array.isArray((args[0] as { raw?: unknown } | undefined)?.raw)) return made.savepoint((sp) => sp(...(args as [TemplateStringsArray, ...never[]])));
           const fn = args.pop() as (sp: Tx) => unknown;
-          return (target.savepoint as (...a: unknown[]) => unknown)(...args, (sp: Tx) => fn(handle(sp, session)));
+          return inSavepoint(session, (work) => (target.savepoint as (...a: unknown[]) => Promise<unknown>)(...args, work), (sp) => Promise.resolve(fn(handle(sp, session))));
         };
       }
       return Reflect.get(target, key, target);
@@ -174,25 +214,26 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     const { raw, session } = outer;
     if (session.ended) throw over();
     const before = session.identity;
-    let failed = false;
+    let failure: { error: unknown } | undefined;
     try {
-      return (await raw.savepoint((sp) =>
-        settled(session, async () => {
-          session.mark = await setSession(sp, identity, undefined, session.kind);
-          session.identity = identity;
-          return fn(handle(sp, session));
-        }),
-      )) as T;
+      return await inSavepoint(session, (work) => raw.savepoint(work), async (sp) => {
+        session.mark = await setSession(sp, identity, undefined, session.kind);
+        session.identity = identity;
+        return fn(handle(sp, session));
+      });
     } catch (error) {
-      failed = true;
+      failure = { error };
+      // The connection went, and the transaction with it (postgres.js tells the transaction so
+      // only a little later): nothing more is sent for it.
+      if (connectionGone(error)) end(session, error);
       throw error;
     } finally {
       session.identity = before;
-      // When the call failed, its error is the one to see, not a failure to restore (a lost
-      // connection). Nothing is sent once the transaction is over.
+      // When the call failed, its error is the one to see, not a failure to restore. Nothing is
+      // sent once the transaction is over.
       if (!session.ended) {
         session.mark = await setSession(raw, before, undefined, session.kind).catch((error: unknown) => {
-          if (!failed) throw error;
+          if (!failure) throw error;
           return session.mark;
         });
       }
@@ -204,13 +245,15 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   const perKind = options.statementPerKind ?? (sql as { options?: { prepare?: boolean } }).options?.prepare !== false;
   const kind = perKind ? { role: options.role } : undefined;
   const known = kind ? lastKind(sql, identity, options.role) : '';
-  const session: Session = { identity, mark: known ?? '', kind, ended: false };
+  const session = newSession(identity, known ?? '', kind);
+  // As postgres.js's begin takes it: a callback may return an array of queries to run together.
+  const call = (tx: Tx): Promise<T> => new Promise<T>((resolve) => resolve(fn(handle(tx, session)))).then((value) => (Array.isArray(value) ? (Promise.all(value) as Promise<T>) : value));
   const run = async (tx: Tx): Promise<T> => {
     const setting = setSession(tx, identity, options.role, kind);
     if (known === undefined) {
       session.mark = await setting;
       remember(sql, identity, options.role, session.mark);
-      return fn(handle(tx, session));
+      return call(tx);
     }
     // The callback's first statements go out right behind set_session, in its round trip (see
     // lastKind): PostgreSQL runs them after it, in a transaction its failure aborts.
@@ -221,7 +264,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     });
     // Handled here, and awaited once the callback has settled.
     set.catch(() => {});
-    const outcome = await new Promise<T>((resolve) => resolve(fn(handle(tx, session)))).then(
+    const outcome = await call(tx).then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
@@ -232,21 +275,26 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   };
   try {
     // Over before postgres.js sends COMMIT or ROLLBACK.
-    return (await (sql as Sql<Record<string, unknown>>).begin((tx) => settled(session, () => run(tx)).finally(() => (session.ended = true)))) as T;
-  } finally {
+    return (await (sql as Sql<Record<string, unknown>>).begin((tx) => settled(session, () => run(tx)).finally(() => end(session)))) as T;
+  } catch (error) {
     // Also when postgres.js gave up on the transaction early: its connection closed while the
     // callback ran (the callback goes on, and a pool may hand the connection, reconnected, to
     // another user's transaction).
-    session.ended = true;
+    end(session, error);
+    throw error;
+  } finally {
+    end(session);
   }
 }
 
 /**
  * What a transaction's (or savepoint's) callback gives postgres.js: `work`'s outcome, unless
- * postgres.js gave up on the transaction meanwhile (its connection closed, and withSession has
- * rejected). Then it never settles, so that postgres.js, which would go on to send COMMIT or
- * ROLLBACK (RELEASE or ROLLBACK TO) on that connection when the callback settles, sends nothing
- * on a connection that may serve another user's transaction by then.
+ * the transaction is over meanwhile (its connection closed, and withSession has rejected; or, for
+ * a savepoint, the transaction's callback finished without waiting for it). Then it never
+ * settles, so that postgres.js, which would go on to send COMMIT or ROLLBACK (RELEASE or ROLLBACK
+ * TO) when the callback settles, sends nothing on a connection that may serve another user's
+ * transaction by then, or none at all. What awaits a savepoint or nested call is told by
+ * inSavepoint's race instead; the abandoned transaction is then unreachable and collected.
  */
 async function settled<T>(session: Session, work: () => Promise<T>): Promise<T> {
   let outcome: { value: T } | { error: unknown };
@@ -255,6 +303,9 @@ async function settled<T>(session: Session, work: () => Promise<T>): Promise<T> 
   } catch (error) {
     outcome = { error };
   }
+  // The connection went: postgres.js tells the transaction so only a little later, and would
+  // send ROLLBACK (TO) on the closed connection meanwhile.
+  if ('error' in outcome && connectionGone(outcome.error)) end(session, outcome.error);
   if (session.ended) return new Promise<T>(() => {});
   if ('error' in outcome) throw outcome.error;
   return outcome.value;

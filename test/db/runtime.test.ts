@@ -3,7 +3,8 @@
 // transaction must see exactly its persona's rows, and the pool must carry no identity afterwards.
 import { Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ function recordingPool(sent: string[]): pg.Pool {
  * (unforwarded) at the first client chunk it accepts; `hold` keeps the server's chunks for that
  * many milliseconds and passes them on as one, so that answers arrive together.
  */
-async function recordingProxy(url: string, options: { cut?: (text: string) => boolean; hold?: number } = {}): Promise<{ url: string; chunks: { from: 'client' | 'server'; text: string }[]; close: () => Promise<void> }> {
+async function recordingProxy(url: string, options: { cut?: (text: string) => boolean; hold?: number } = {}): Promise<{ url: string; chunks: { from: 'client' | 'server'; text: string }[]; kill: () => void; close: () => Promise<void> }> {
   const target = new URL(url);
   const chunks: { from: 'client' | 'server'; text: string }[] = [];
   const sockets = new Set<net.Socket>();
@@ -103,6 +104,10 @@ async function recordingProxy(url: string, options: { cut?: (text: string) => bo
   return {
     url: proxied.toString(),
     chunks,
+    /** Closes every connection through the proxy (a connection lost), and keeps accepting new ones. */
+    kill: () => {
+      for (const s of sockets) s.destroy();
+    },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
@@ -430,6 +435,13 @@ describe('runtime: nesting', () => {
           await new Promise<void>((resolve) => kept!.query('SELECT 1', (e: Error) => void (reason(e), resolve())));
           await new Promise<void>((resolve) => kept!.query('SELECT $1::int', [1], (e: Error) => void (reason(e), resolve())));
           await withPgSession(kept!, john, async () => 1).catch(reason);
+          await new Promise<void>((resolve) => kept!.query({ text: 'SELECT 1', callback: (e: Error) => void (reason(e), resolve()) } as never));
+          // A late release() would give back Tom's checkout.
+          try {
+            kept!.release();
+          } catch (e) {
+            reason(e as Error);
+          }
           // A Submittable (what a cursor or a COPY stream is to pg) is refused at once.
           try {
             kept!.query({ submit() {} } as never);
@@ -438,7 +450,7 @@ describe('runtime: nesting', () => {
           }
           return { refused, me: await current(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
         });
-        expect(seen).toEqual({ refused: [true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
+        expect(seen).toEqual({ refused: [true, true, true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
       }
       // Kysely refuses a finished transaction's queries itself, nested sessions' too.
       const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
@@ -576,6 +588,159 @@ describe('runtime: nesting', () => {
       await expect(withPostgresSession(sql, { schema: 'x"; drop table y; --', id: 1 }, async () => 1)).rejects.toThrow(/not a lower-case SQL identifier/);
     } finally {
       await sql.end();
+    }
+  });
+});
+
+describe('runtime: work a callback leaves running after its transaction', () => {
+  const who = (id: number): Identity => ({ schema: 'smartoffice', id });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const current = (tx: postgres.TransactionSql) => tx`SELECT smartoffice.current_user_id() AS id`.then((r) => String(r[0]!.id));
+  const tomSees = [101, 102, 103, 105];
+  const tomsView = async (tx: postgres.TransactionSql) => ({ me: await current(tx), rows: (await tx`SELECT id FROM smartoffice.contacts ORDER BY id`).map((r) => Number(r.id)) });
+  /** Settles to what `p` settled to, or 'pending' if it has not within `ms`. */
+  const within = (p: Promise<unknown>, ms = 1000) => Promise.race([p.then((v) => ({ resolved: v }), (e: { code?: string; message: string }) => ({ rejected: e.code ?? e.message })), sleep(ms).then(() => 'pending')]);
+  const over = expect.stringMatching(/transaction is over/);
+
+  it('postgres.js: a savepoint or nested call the callback did not await is refused when the transaction ends, and sends nothing into the next user\'s', async () => {
+    for (const variant of ['savepoint', 'nested withSession'] as const) {
+      const sent: string[] = [];
+      const sql = postgres(appUrl, { max: 1, onnotice: () => {}, debug: (_c, q) => void sent.push(q) });
+      try {
+        let late: Promise<unknown> | undefined;
+        await withPostgresSession(sql, who(11), async (tx) => {
+          const work = async (sp: postgres.TransactionSql) => {
+            await sleep(30);
+            await sp`SELECT 1`;
+          };
+          late = variant === 'savepoint' ? tx.savepoint(work) : withPostgresSession(tx, who(14), work);
+          late.catch(() => {});
+          return 'john';
+        });
+        const tom = await withPostgresSession(sql, who(12), async (tx) => {
+          await sleep(80);
+          return tomsView(tx);
+        });
+        expect([variant, tom, await within(late!)]).toEqual([variant, { me: '12', rows: tomSees }, { rejected: over }]);
+        const tomBegan = sent.findIndex((q) => q.includes(`set_session(E'12')`));
+        expect(sent.slice(tomBegan).filter((q) => /savepoint|set_session\(E'1[14]'\)/i.test(q))).toEqual([]);
+      } finally {
+        await sql.end();
+      }
+    }
+  });
+
+  it('postgres.js: after a lost connection, a savepoint or nested call in flight rejects, the callback goes on, and nothing is sent for the lost transaction', async () => {
+    for (const variant of ['savepoint', 'nested withSession', 'nested call begun after the loss'] as const) {
+      const proxy = await recordingProxy(appUrl);
+      const sql = postgres(proxy.url, { max: 1, onnotice: () => {} });
+      try {
+        let inner: unknown;
+        let callbackWentOn = false;
+        let tomRuns!: () => void;
+        const tomRunning = new Promise<void>((resolve) => (tomRuns = resolve));
+        const john = withPostgresSession(sql, who(11), async (tx) => {
+          await tx`SELECT 1`;
+          const work = async (sp: postgres.TransactionSql) => {
+            proxy.kill();
+            await tomRunning;
+            await sp`SELECT 2`;
+          };
+          try {
+            if (variant === 'savepoint') await tx.savepoint(work);
+            else if (variant === 'nested withSession') await withPostgresSession(tx, who(14), work);
+            else {
+              proxy.kill();
+              await withPostgresSession(tx, who(14), async () => 1);
+            }
+          } catch (e) {
+            inner = (e as { code?: string }).code ?? (e as Error).message;
+          } finally {
+            callbackWentOn = true;
+          }
+        });
+        await expect(john).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+        const tom = await withPostgresSession(sql, who(12), async (tx) => {
+          tomRuns();
+          await sleep(50);
+          return tomsView(tx);
+        });
+        expect([variant, tom, callbackWentOn, inner]).toEqual([variant, { me: '12', rows: tomSees }, true, expect.stringMatching(/CONNECTION_CLOSED|transaction is over/)]);
+        const tomBegan = proxy.chunks.findIndex((c) => c.from === 'client' && c.text.includes(`set_session(E'12')`));
+        expect(proxy.chunks.slice(tomBegan).filter((c) => c.from === 'client' && /rollback|release|set_session\(E'1[14]'\)/i.test(c.text))).toEqual([]);
+      } finally {
+        await sql.end();
+        await proxy.close();
+      }
+    }
+  });
+
+  it('postgres.js: tx.file is asked when its text is in, so a file read across the end of the transaction (or a lost connection) never runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rowguard-fifo-'));
+    const fifo = join(dir, 'late.sql');
+    execFileSync('mkfifo', [fifo]);
+    const proxy = await recordingProxy(appUrl);
+    const sql = postgres(proxy.url, { max: 1, onnotice: () => {} });
+    try {
+      let johnDone!: (outcome: unknown) => void;
+      const johnLate = new Promise<unknown>((resolve) => (johnDone = resolve));
+      const john = withPostgresSession(sql, who(11), async (tx) => {
+        // The file's text arrives only once Tom's transaction runs on the reconnected connection.
+        const read = tx.file(fifo).then((rows) => johnDone({ ran: rows[0] }), (e: Error) => johnDone({ refused: e.message }));
+        await sleep(30);
+        proxy.kill();
+        await read;
+      });
+      await expect(john).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      const tom = await withPostgresSession(sql, who(12), async (tx) => {
+        const fd = openSync(fifo, 'w');
+        writeSync(fd, 'SELECT smartoffice.current_user_id() AS id, smartoffice.set_session(11)');
+        closeSync(fd);
+        return { lateJohn: await johnLate, ...(await tomsView(tx)) };
+      });
+      expect(tom).toEqual({ lateJohn: { refused: over }, me: '12', rows: tomSees });
+    } finally {
+      await sql.end();
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('postgres.js: a callback may return an array of queries, which run in the transaction (as postgres.js runs them)', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const [[who_], rows] = await withPostgresSession(sql, who(11), (tx) => [tx`SELECT smartoffice.current_user_id() AS id`, tx`SELECT id FROM smartoffice.contacts ORDER BY id`] as never as Promise<[postgres.RowList<postgres.Row[]>, postgres.RowList<postgres.Row[]>]>);
+        expect([String(who_!.id), rows.map((r) => Number(r.id))]).toEqual(['11', [100, 102, 103, 104]]);
+      }
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('pg: a nested call the callback did not await sends nothing once the session is over (no savepoint or identity in the next user\'s transaction)', async () => {
+    for (const variant of ['inner returns', 'inner queries'] as const) {
+      const sent: string[] = [];
+      const pool = recordingPool(sent);
+      try {
+        let nested: Promise<unknown> | undefined;
+        await withPgSession(pool, who(11), async (client) => {
+          nested = withPgSession(client, who(14), async (inner) => {
+            if (variant === 'inner queries') await inner.query('SELECT 1');
+            return 1;
+          });
+          nested.catch(() => {});
+        });
+        const tom = await withPgSession(pool, who(12), async (client) => {
+          await sleep(50);
+          return { me: String((await client.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id), rows: (await client.query('SELECT id FROM smartoffice.contacts ORDER BY id')).rows.map((r) => Number(r.id)) };
+        });
+        expect([variant, tom, await within(nested!)]).toEqual([variant, { me: '12', rows: tomSees }, { rejected: over }]);
+        const tomBegan = sent.findIndex((q) => q.includes(`set_session(E'12')`));
+        expect(sent.slice(tomBegan + 1).filter((q) => /savepoint|set_session/i.test(q))).toEqual([]);
+      } finally {
+        await pool.end();
+      }
     }
   });
 });
