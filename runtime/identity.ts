@@ -169,7 +169,8 @@ export class Sessions {
     if (!outer) throw new Error('rowguard: nest() needs a handle inside withSession');
     const name = `rowguard_session_${outer.depth + 1}`;
     if (!together) await run(`SAVEPOINT ${name}`);
-    this.#active.set(handle, { identity, depth: outer.depth + 1 });
+    const mine = { identity, depth: outer.depth + 1 };
+    this.#active.set(handle, mine);
     let failed = false;
     let restored = false;
     // When the call failed, its error is the one to see, not a failure to roll back or restore (a lost connection).
@@ -197,7 +198,9 @@ export class Sessions {
       await run(together ? `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}` : `ROLLBACK TO SAVEPOINT ${name}`).catch(unlessFailed);
       throw error;
     } finally {
-      this.#active.set(handle, outer);
+      // Unless the session ended meanwhile (a call its callback did not wait for) and the handle
+      // (a pg client back in the pool) serves another session now: that one's record stays.
+      if (this.#active.get(handle) === mine) this.#active.set(handle, outer);
       if (!restored) await act(outer.identity).catch(unlessFailed);
     }
   }

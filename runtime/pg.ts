@@ -46,10 +46,10 @@ const over = () =>
  * return is rejected.
  */
 function refused(config: unknown, rest: readonly unknown[]): unknown {
+  if (typeof (config as { submit?: unknown } | null)?.submit === 'function') throw over();
   const last = rest.at(-1);
   const callback = typeof last === 'function' ? last : (config as { callback?: unknown } | null)?.callback;
   if (typeof callback === 'function') return void process.nextTick(callback, over());
-  if (typeof (config as { submit?: unknown } | null)?.submit === 'function') throw over();
   return Promise.reject(over());
 }
 
@@ -81,10 +81,11 @@ function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, m
       }
       const value: unknown = Reflect.get(target, key, target);
       if (typeof value !== 'function' || key === 'constructor') return value;
-      // A late release() would give back the client's next checkout, another user's.
-      if ((key === 'release' || key === 'end') && state.ended) return () => { throw over(); };
-      // A method that returns the client (`on`, …) returns this handle, so a chained query is marked too.
+      // A method that returns the client (`on`, …) returns this handle, so a chained query is marked
+      // too. A late release() (or end()) would give back the client's next checkout, another user's.
+      const late = key === 'release' || key === 'end';
       return (...args: unknown[]) => {
+        if (late && state.ended) throw over();
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         return result === target ? made : result;
       };

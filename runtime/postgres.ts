@@ -45,9 +45,29 @@ function end(session: Session, why: unknown = over()): void {
   session.abandon(why);
 }
 
-/** postgres.js's errors for a connection gone: the transaction went with it. */
-const CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED']);
-const connectionGone = (error: unknown): boolean => CONNECTION_GONE.has(String((error as { code?: unknown } | null)?.code));
+/**
+ * postgres.js's errors for a connection gone (CONNECTION_ENDED is only ever the pool's, never a
+ * transaction's), when a statement of a session raised them: the transaction went with its
+ * connection. Another connection's error (another client's, say) says nothing of it.
+ */
+const CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_DESTROYED']);
+const lostHere = new WeakSet<object>();
+const connectionGone = (error: unknown): boolean => typeof error === 'object' && error !== null && lostHere.has(error);
+
+/** Notes `error` when it says the connection of a statement the session sent is gone. */
+function noteLost(error: unknown): void {
+  if (typeof error === 'object' && error !== null && CONNECTION_GONE.has(String((error as { code?: unknown }).code))) lostHere.add(error);
+}
+
+/** `promise`, a statement (or statements) the session sent, with its error noted (see noteLost). */
+const sent = <T>(promise: Promise<T>): Promise<T> =>
+  promise.catch((error: unknown) => {
+    noteLost(error);
+    throw error;
+  });
+
+/** A callback's return value as postgres.js's begin and savepoint take it: an array of queries runs together. */
+const together = <T>(value: T): Promise<T> => (Array.isArray(value) ? (Promise.all(value) as Promise<T>) : Promise.resolve(value));
 
 /**
  * A savepoint's or nested call's work, in postgres.js's savepoint: its outcome, or the reason the
@@ -56,7 +76,7 @@ const connectionGone = (error: unknown): boolean => CONNECTION_GONE.has(String((
  */
 function inSavepoint<T>(session: Session, open: (work: (sp: Tx) => Promise<T>) => Promise<unknown>, work: (sp: Tx) => Promise<T>): Promise<T> {
   if (session.ended) return Promise.reject(over());
-  return Promise.race([open((sp) => settled(session, () => (session.ended ? Promise.reject(over()) : work(sp)))) as Promise<T>, session.abandoned]);
+  return Promise.race([sent(open((sp) => settled(session, () => (session.ended ? Promise.reject(over()) : work(sp))))) as Promise<T>, session.abandoned]);
 }
 
 /** Why a statement sent on a handle after its transaction was refused. */
@@ -134,6 +154,8 @@ function whenRun<Q>(query: Q, session: Session): Q {
       // An `unsafe` text is a new array at every call: nothing to keep a copy for.
       x.strings = x.tagged ? markedStrings(x.strings, session.mark) : withMark(x.strings, session.mark);
     }
+    // (postgres.js itself handles every transaction's statement's rejection; so this adds none.)
+    Promise.prototype.then.call(x, undefined, noteLost);
     return run(x);
   }, { debug: run.debug });
   return query;
@@ -158,6 +180,7 @@ function fileQuery(raw: Tx, session: Session, args: unknown[]): unknown {
       if (error) return x.reject(error);
       if (session.ended) return x.reject(over());
       x.strings = session.kind && willPrepare(x) ? withMark([text], session.mark) : [text];
+      Promise.prototype.then.call(x, undefined, noteLost);
       run(x);
     });
   }, { debug: run.debug });
@@ -187,7 +210,7 @@ function handle(raw: Tx, session: Session): Tx {
           // `tx.savepoint\`…\`` runs one statement in a savepoint, as postgres.js does.
           if (Array.isArray((args[0] as { raw?: unknown } | undefined)?.raw)) return made.savepoint((sp) => sp(...(args as [TemplateStringsArray, ...never[]])));
           const fn = args.pop() as (sp: Tx) => unknown;
-          return inSavepoint(session, (work) => (target.savepoint as (...a: unknown[]) => Promise<unknown>)(...args, work), (sp) => Promise.resolve(fn(handle(sp, session))));
+          return inSavepoint(session, (work) => (target.savepoint as (...a: unknown[]) => Promise<unknown>)(...args, work), (sp) => together(fn(handle(sp, session))));
         };
       }
       return Reflect.get(target, key, target);
@@ -217,7 +240,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     let failure: { error: unknown } | undefined;
     try {
       return await inSavepoint(session, (work) => raw.savepoint(work), async (sp) => {
-        session.mark = await setSession(sp, identity, undefined, session.kind);
+        session.mark = await sent(setSession(sp, identity, undefined, session.kind));
         session.identity = identity;
         return fn(handle(sp, session));
       });
@@ -232,7 +255,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
       // When the call failed, its error is the one to see, not a failure to restore. Nothing is
       // sent once the transaction is over.
       if (!session.ended) {
-        session.mark = await setSession(raw, before, undefined, session.kind).catch((error: unknown) => {
+        session.mark = await sent(setSession(raw, before, undefined, session.kind)).catch((error: unknown) => {
           if (!failure) throw error;
           return session.mark;
         });
@@ -247,9 +270,9 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
   const known = kind ? lastKind(sql, identity, options.role) : '';
   const session = newSession(identity, known ?? '', kind);
   // As postgres.js's begin takes it: a callback may return an array of queries to run together.
-  const call = (tx: Tx): Promise<T> => new Promise<T>((resolve) => resolve(fn(handle(tx, session)))).then((value) => (Array.isArray(value) ? (Promise.all(value) as Promise<T>) : value));
+  const call = (tx: Tx): Promise<T> => new Promise<T>((resolve) => resolve(together(fn(handle(tx, session))) as Promise<T>));
   const run = async (tx: Tx): Promise<T> => {
-    const setting = setSession(tx, identity, options.role, kind);
+    const setting = sent(setSession(tx, identity, options.role, kind));
     if (known === undefined) {
       session.mark = await setting;
       remember(sql, identity, options.role, session.mark);

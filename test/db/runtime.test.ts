@@ -421,8 +421,10 @@ describe('runtime: nesting', () => {
       for (const statementPerKind of [false, true]) {
         let kept: pg.PoolClient | undefined;
         let nestedKept: pg.PoolClient | undefined;
+        let keptRelease: (() => void) | undefined;
         await withPgSession(pool, john, async (client) => {
           kept = client;
+          keptRelease = client.release;
           await withPgSession(client, { schema: 'smartoffice', id: 12 }, async (inner) => void (nestedKept = inner));
         }, { statementPerKind });
         // The pool's one client now serves Tom; John's handles are refused inside Tom's transaction.
@@ -436,9 +438,14 @@ describe('runtime: nesting', () => {
           await new Promise<void>((resolve) => kept!.query('SELECT $1::int', [1], (e: Error) => void (reason(e), resolve())));
           await withPgSession(kept!, john, async () => 1).catch(reason);
           await new Promise<void>((resolve) => kept!.query({ text: 'SELECT 1', callback: (e: Error) => void (reason(e), resolve()) } as never));
-          // A late release() would give back Tom's checkout.
+          // A late release() would give back Tom's checkout, also when taken from the handle during the session.
           try {
             kept!.release();
+          } catch (e) {
+            reason(e as Error);
+          }
+          try {
+            keptRelease!();
           } catch (e) {
             reason(e as Error);
           }
@@ -450,7 +457,7 @@ describe('runtime: nesting', () => {
           }
           return { refused, me: await current(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
         });
-        expect(seen).toEqual({ refused: [true, true, true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
+        expect(seen).toEqual({ refused: [true, true, true, true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
       }
       // Kysely refuses a finished transaction's queries itself, nested sessions' too.
       const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
@@ -715,6 +722,74 @@ describe('runtime: work a callback leaves running after its transaction', () => 
       }
     } finally {
       await sql.end();
+    }
+  });
+
+  it('postgres.js: another connection\'s error in a callback (a client already ended) is the callback\'s error, not a lost transaction: nothing hangs', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    const other = postgres(appUrl, { max: 1, onnotice: () => {} });
+    await other.end();
+    try {
+      // The first time for this user on the client (set_session awaited), then pipelined.
+      for (let round = 0; round < 2; round++) {
+        expect(await within(withPostgresSession(sql, who(11), async (tx) => {
+          await tx`SELECT 1`;
+          await other`SELECT 1`;
+        }))).toEqual({ rejected: 'CONNECTION_ENDED' });
+        // Caught in a savepoint, the outer transaction goes on as John.
+        expect(await within(withPostgresSession(sql, who(11), async (tx) => {
+          const caught = await tx.savepoint(async () => other`SELECT 1`).catch((e: { code?: string }) => e.code);
+          return [caught, await current(tx)];
+        }))).toEqual({ resolved: ['CONNECTION_ENDED', '11'] });
+      }
+      expect(await within(withPostgresSession(sql, who(12), tomsView))).toEqual({ resolved: { me: '12', rows: tomSees } });
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('postgres.js: withSession returns the callback\'s result as postgres.js gives it (a result keeps its count and command), and a savepoint runs an array of queries', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const result = await withPostgresSession(sql, who(11), (tx) => tx`SELECT id FROM smartoffice.contacts ORDER BY id`);
+        expect([result.count, result.command, result.map((r) => Number(r.id))]).toEqual([4, 'SELECT', [100, 102, 103, 104]]);
+        const inSavepoint = await withPostgresSession(sql, who(11), (tx) =>
+          tx.savepoint((sp) => [sp`SELECT smartoffice.current_user_id() AS id`, sp`SELECT 2 AS two`] as never as Promise<postgres.Row[][]>),
+        );
+        expect(inSavepoint).toEqual([[{ id: '11' }], [{ two: 2 }]]);
+      }
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('pg: a nested call the callback did not await, ending after the session, leaves the next session\'s identity alone', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    const id = async (c: pg.PoolClient) => String((await c.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
+    try {
+      let late: Promise<unknown> = Promise.resolve();
+      await withPgSession(pool, who(11), async (client) => {
+        late = withPgSession(client, who(14), async () => sleep(100));
+        late.catch(() => {});
+        await sleep(10);
+      });
+      const tom = await withPgSession(pool, who(12), async (client) => {
+        const before = await id(client);
+        const lateCall = await within(late);
+        const nested = await withPgSession(client, who(13), id);
+        return { before, lateCall, nested, after: await id(client) };
+      });
+      expect(tom).toEqual({ before: '12', lateCall: { rejected: over }, nested: '13', after: '12' });
+      // And the pool's client, given directly, begins a session of its own.
+      const client = await pool.connect();
+      try {
+        expect(await withPgSession(client, who(12), id)).toBe('12');
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
     }
   });
 
