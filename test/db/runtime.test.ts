@@ -41,6 +41,9 @@ const pick = (i: number) => cases[(i * 7919) % cases.length]!;
 
 class Planned extends Error {}
 
+/** The user a pg client acts as now (its current_user_id), as text. */
+const pgActing = async (client: pg.PoolClient) => String((await client.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
+
 /** A pg pool of one client that records in `sent` the text of every query it sends. */
 function recordingPool(sent: string[]): pg.Pool {
   const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
@@ -416,7 +419,6 @@ describe('runtime: nesting', () => {
 
   it('pg refuses a query sent on a withSession handle once its transaction is over, in every form pg takes one, whoever has the client by then; Kysely refuses its own', async () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
-    const current = async (client: pg.PoolClient) => String((await client.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
     try {
       for (const statementPerKind of [false, true]) {
         let kept: pg.PoolClient | undefined;
@@ -455,7 +457,7 @@ describe('runtime: nesting', () => {
           } catch (e) {
             reason(e as Error);
           }
-          return { refused, me: await current(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
+          return { refused, me: await pgActing(client), rows: (await client.query(contacts)).rows.map((r) => Number(r.id)) };
         });
         expect(seen).toEqual({ refused: [true, true, true, true, true, true, true, true, true, true], me: '12', rows: [101, 102, 103, 105] });
       }
@@ -766,7 +768,6 @@ describe('runtime: work a callback leaves running after its transaction', () => 
 
   it('pg: a nested call the callback did not await, ending after the session, leaves the next session\'s identity alone', async () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
-    const id = async (c: pg.PoolClient) => String((await c.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id);
     try {
       let late: Promise<unknown> = Promise.resolve();
       await withPgSession(pool, who(11), async (client) => {
@@ -775,16 +776,16 @@ describe('runtime: work a callback leaves running after its transaction', () => 
         await sleep(10);
       });
       const tom = await withPgSession(pool, who(12), async (client) => {
-        const before = await id(client);
+        const before = await pgActing(client);
         const lateCall = await within(late);
-        const nested = await withPgSession(client, who(13), id);
-        return { before, lateCall, nested, after: await id(client) };
+        const nested = await withPgSession(client, who(13), pgActing);
+        return { before, lateCall, nested, after: await pgActing(client) };
       });
       expect(tom).toEqual({ before: '12', lateCall: { rejected: over }, nested: '13', after: '12' });
       // And the pool's client, given directly, begins a session of its own.
       const client = await pool.connect();
       try {
-        expect(await withPgSession(client, who(12), id)).toBe('12');
+        expect(await withPgSession(client, who(12), pgActing)).toBe('12');
       } finally {
         client.release();
       }
@@ -808,7 +809,7 @@ describe('runtime: work a callback leaves running after its transaction', () => 
         });
         const tom = await withPgSession(pool, who(12), async (client) => {
           await sleep(50);
-          return { me: String((await client.query('SELECT smartoffice.current_user_id() AS id')).rows[0].id), rows: (await client.query('SELECT id FROM smartoffice.contacts ORDER BY id')).rows.map((r) => Number(r.id)) };
+          return { me: await pgActing(client), rows: (await client.query('SELECT id FROM smartoffice.contacts ORDER BY id')).rows.map((r) => Number(r.id)) };
         });
         expect([variant, tom, await within(nested!)]).toEqual([variant, { me: '12', rows: tomSees }, { rejected: over }]);
         const tomBegan = sent.findIndex((q) => q.includes(`set_session(E'12')`));
