@@ -100,7 +100,8 @@ function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, m
  * Given a Pool it checks a client out and always returns it; a client whose transaction failed to
  * roll back is destroyed rather than reused. Given a client inside withSession, it nests with a
  * savepoint. With `statementPerKind: true` (pg prepares only named queries, so it is off by
- * default) named queries are marked with the acting user's kind, and a query sent on the handle once the session is over is refused (see sessionHandle).
+ * default) named queries are marked with the acting user's kind. A query sent on the handle once
+ * the session is over is refused (see sessionHandle).
  */
 export async function withSession<T>(db: Pool | PoolClient, identity: Identity, fn: (client: PoolClient) => Promise<T>, options: SessionOptions = {}): Promise<T> {
   const handed = clients.get(db);
@@ -114,9 +115,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     // Marked inside a marked session whichever handle of the client it was given.
     const handle = clients.has(db) ? (db as PoolClient) : sessionHandle(client, state, mark);
     // pg sends a text without parameters as one simple query: the savepoint and the RELEASE go in
-    // the messages that set the identities.
-    // What the nested call sends goes through the session's state too: a nested call still running
-    // when the session ends sends nothing more (no ROLLBACK TO or set_session into another's).
+    // the messages that set the identities. What the nested call sends goes through the session's
+    // state too: a nested call still running when the session ends sends nothing more (no
+    // ROLLBACK TO or set_session into the transaction of whoever has the client then).
     const send = (text: string) => (state.ended ? Promise.reject(over()) : client.query(text));
     return sessions.nest(client, send, identity, () => fn(handle), (who, before = '') => (state.ended ? Promise.reject(over()) : act(client, before + setSessionText(who), mark)), true);
   }

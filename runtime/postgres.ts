@@ -348,7 +348,8 @@ const identityKey = (identity: Identity, role: string | undefined): string => `$
  * it and sent right behind set_session (postgres.js pipelines what a transaction sends), one round
  * trip less per transaction. The mark only chooses which of a connection's prepared statements
  * runs; a stale one (the user's kind changed since) costs a plan, since PostgreSQL plans a cached
- * statement again under another search_path, and the statements sent after set_session's answer
+ * statement again under another search_path (and a round trip for a statement with parameters the
+ * old kind had not prepared), and the statements the callback issues after set_session's answer
  * carry the new one. Unmarked sessions (statementPerKind false) need no mark and never wait.
  */
 export function lastKind(sql: object, identity: Identity, role: string | undefined): string | undefined {
