@@ -76,8 +76,26 @@ const together = <T>(value: T): Promise<T> => (Array.isArray(value) ? (Promise.a
  */
 function inSavepoint<T>(session: Session, open: (work: (sp: Tx) => Promise<T>) => Promise<unknown>, work: (sp: Tx) => Promise<T>): Promise<T> {
   if (session.ended) return Promise.reject(over());
-  return Promise.race([sent(open((sp) => settled(session, () => (session.ended ? Promise.reject(over()) : work(sp))))) as Promise<T>, session.abandoned]);
+  const opened = open((sp) =>
+    settled(session, () =>
+      session.ended
+        ? Promise.reject(over())
+        : work(sp).catch((error: unknown) => {
+            if (typeof error === 'object' && error !== null) fromWork.add(error);
+            throw error;
+          }),
+    ),
+  ).catch((error: unknown) => {
+    // postgres.js's own SAVEPOINT, ROLLBACK TO or RELEASE lost the connection; what the work
+    // threw was noted already if a statement of the session raised it (another client's is not).
+    if (typeof error !== 'object' || error === null || !fromWork.has(error)) noteLost(error);
+    throw error;
+  });
+  return Promise.race([opened as Promise<T>, session.abandoned]);
 }
+
+/** What savepoints' and nested calls' work threw (see inSavepoint). */
+const fromWork = new WeakSet<object>();
 
 /** Why a statement sent on a handle after its transaction was refused. */
 const over = () =>

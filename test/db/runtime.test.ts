@@ -750,6 +750,30 @@ describe('runtime: work a callback leaves running after its transaction', () => 
     }
   });
 
+  it('postgres.js: another client\'s lost connection, thrown through a savepoint or a nested call, is an error like any other: caught, the transaction goes on; not caught, it rejects', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    /** CONNECTION_DESTROYED, from a client ended while its statement runs. */
+    const foreign = async () => {
+      const other = postgres(appUrl, { max: 1, onnotice: () => {} });
+      const running = other`SELECT pg_sleep(1)`.execute();
+      await sleep(50);
+      void other.end({ timeout: 0 });
+      await running;
+    };
+    const code = (e: { code?: string }) => e.code;
+    try {
+      for (let round = 0; round < 2; round++) {
+        expect(await within(withPostgresSession(sql, who(11), (tx) => tx.savepoint(foreign)), 3000)).toEqual({ rejected: 'CONNECTION_DESTROYED' });
+        expect(await within(withPostgresSession(sql, who(11), (tx) => withPostgresSession(tx, who(14), foreign)), 3000)).toEqual({ rejected: 'CONNECTION_DESTROYED' });
+        expect(await within(withPostgresSession(sql, who(11), async (tx) => [await tx.savepoint(foreign).catch(code), await current(tx)]), 3000)).toEqual({ resolved: ['CONNECTION_DESTROYED', '11'] });
+        expect(await within(withPostgresSession(sql, who(11), async (tx) => [await withPostgresSession(tx, who(14), foreign).catch(code), await current(tx)]), 3000)).toEqual({ resolved: ['CONNECTION_DESTROYED', '11'] });
+      }
+      expect(await within(withPostgresSession(sql, who(12), tomsView))).toEqual({ resolved: { me: '12', rows: tomSees } });
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('postgres.js: withSession returns the callback\'s result as postgres.js gives it (a result keeps its count and command), and a savepoint runs an array of queries', async () => {
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     try {
