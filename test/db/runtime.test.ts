@@ -754,7 +754,9 @@ describe('runtime: work a callback leaves running after its transaction', () => 
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
     /** CONNECTION_DESTROYED, from a client ended while its statement runs. */
     const foreign = async () => {
-      const other = postgres(appUrl, { max: 1, onnotice: () => {} });
+      // Connected first, and no type query of its own in flight when it is ended.
+      const other = postgres(appUrl, { max: 1, onnotice: () => {}, fetch_types: false });
+      await other`SELECT 1`;
       const running = other`SELECT pg_sleep(1)`.execute();
       await sleep(50);
       void other.end({ timeout: 0 });
