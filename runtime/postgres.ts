@@ -182,26 +182,23 @@ function whenRun<Q>(query: Q, session: Session): Q {
 /**
  * `tx.file(path, args?, options?)` as postgres.js makes it (prepared when given parameters, unless
  * told otherwise; a simple query without them), read when it is executed, as postgres.js reads
- * it. The read takes time, so the session is asked once the text is in, just before the query is
- * handed on: refused if the transaction is over by then, marked with the kind acting then if
- * postgres.js will prepare it.
+ * it. The read takes time, so the text is put in first and the statement then handed to whenRun's
+ * handler: refused if the transaction is over by then, marked with the kind acting then.
  */
 function fileQuery(raw: Tx, session: Session, args: unknown[]): unknown {
   const path = args[0] as string;
   const [params, options] = args.length === 2 && !Array.isArray(args[1]) ? [[], args[1] as object] : [(args[1] ?? []) as unknown[], (args[2] ?? {}) as object];
   // postgres.js prepares a file's statement unless told not to; `unsafe` does not unless told to.
-  const query = (raw.unsafe as (...a: unknown[]) => unknown)('', params, { prepare: true, ...options });
+  const query = whenRun((raw.unsafe as (...a: unknown[]) => unknown)('', params, { prepare: true, ...options }), session);
   const q = query as QueryInternals;
-  const run = q.handler;
+  const sendText = q.handler;
   q.handler = Object.assign((x: QueryInternals) => {
     readFile(path, 'utf8', (error, text) => {
       if (error) return x.reject(error);
-      if (session.ended) return x.reject(over());
-      x.strings = session.kind && willPrepare(x) ? withMark([text], session.mark) : [text];
-      Promise.prototype.then.call(x, undefined, noteLost);
-      run(x);
+      x.strings = [text];
+      sendText(x);
     });
-  }, { debug: run.debug });
+  }, { debug: sendText.debug });
   return query;
 }
 
@@ -255,7 +252,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     const { raw, session } = outer;
     if (session.ended) throw over();
     const before = session.identity;
-    let failure: { error: unknown } | undefined;
+    let failed = false;
     try {
       return await inSavepoint(session, (work) => raw.savepoint(work), async (sp) => {
         session.mark = await sent(setSession(sp, identity, undefined, session.kind));
@@ -263,7 +260,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
         return fn(handle(sp, session));
       });
     } catch (error) {
-      failure = { error };
+      failed = true;
       // The connection went, and the transaction with it (postgres.js tells the transaction so
       // only a little later): nothing more is sent for it.
       if (connectionGone(error)) end(session, error);
@@ -274,7 +271,7 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
       // sent once the transaction is over.
       if (!session.ended) {
         session.mark = await sent(setSession(raw, before, undefined, session.kind)).catch((error: unknown) => {
-          if (!failure) throw error;
+          if (!failed) throw error;
           return session.mark;
         });
       }
@@ -323,8 +320,6 @@ export async function withSession<T>(sql: AnySql, identity: Identity, fn: (tx: T
     // another user's transaction).
     end(session, error);
     throw error;
-  } finally {
-    end(session);
   }
 }
 
