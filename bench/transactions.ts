@@ -7,28 +7,32 @@
 //                withPostgresSession does in a user's first transaction on a client)
 //   pg           withPgSession: BEGIN and set_session in one message, then the statement
 //   Kysely       withKyselySession (over pg): BEGIN, set_session, the statement
+//   sessionPool  withKyselySession over sessionPool(pg): BEGIN with set_session, then the statement,
+//                prepared once per kind when it has a parameter
 //   owner        BEGIN, the statement as the owner (no RLS, no identity), COMMIT: a transaction's floor
 // Each library sends the statement its default way: postgres.js prepared, pg and Kysely unnamed.
+// A read with a parameter ($1, given after the ways) is sent with it, as Kysely compiles a value.
 // Logs in as the owner and acts as app_user through { role: 'app_user' }, as a NOINHERIT login would.
 // Which ways run can be chosen (a comma-separated list; all by default): interleaved with ways that
 // use other connections, each transaction finds the server's caches as another backend left them.
-//   npx tsx bench/transactions.ts <model> <user id> "<read>" [runs, default 2000] [ways]
-import { Kysely, PostgresDialect, sql as ksql } from 'kysely';
+//   npx tsx bench/transactions.ts <model> <user id> "<read>" [runs, default 2000] [ways] [$1]
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import postgres from 'postgres';
 import { stats } from './harness.ts';
 import { withKeptDatabase } from './server.ts';
-import { withKyselySession, withPgSession, withPostgresSession } from '../runtime/index.ts';
+import { sessionPool, withKyselySession, withPgSession, withPostgresSession } from '../runtime/index.ts';
 import { setSession } from '../runtime/postgres.ts';
 
-const [model, user, query, runsArg, waysArg] = process.argv.slice(2);
+const [model, user, query, runsArg, waysArg, param] = process.argv.slice(2);
 if (!model || !user || !query) {
-  console.error('usage: npx tsx bench/transactions.ts <model> <user id> "<read>" [runs] [ways: postgres.js,waiting,pg,Kysely,owner]');
+  console.error('usage: npx tsx bench/transactions.ts <model> <user id> "<read>" [runs] [ways: postgres.js,waiting,pg,Kysely,sessionPool,owner] [$1]');
   process.exit(2);
 }
 const runs = Number(runsArg ?? 2000);
 const identity = { schema: model, id: user };
 const options = { role: 'app_user' };
+const params = param === undefined ? [] : [param];
 
 /** A new order of `items`, from a fixed sequence of pseudo-random numbers (the same every run). */
 let seed = 1;
@@ -47,22 +51,25 @@ await withKeptDatabase(model, async (_sql, url) => {
   // pg's pools end their clients without waiting for the sockets to close, and the server stops
   // right after: an idle client told so then would otherwise crash the process (its error reaches
   // the pool, which has no listener). A query's own errors reach the query.
-  const pools = [new pg.Pool({ connectionString: url, max: 1 }), new pg.Pool({ connectionString: url, max: 1 })];
+  const pools = [0, 1, 2].map(() => new pg.Pool({ connectionString: url, max: 1 }));
   for (const p of pools) p.on('error', () => {});
-  const [pool, kyselyPool] = pools as [pg.Pool, pg.Pool];
+  const [pool, kyselyPool, wrapped] = pools as [pg.Pool, pg.Pool, pg.Pool];
   const kysely = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: kyselyPool }) });
+  const kyselyOverSessionPool = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(wrapped) }) });
+  const compiled = CompiledQuery.raw(query, params);
   const prepared = { prepare: true };
   const ways = {
-    'postgres.js': () => withPostgresSession(sql, identity, (tx) => tx.unsafe(query, [], prepared), options),
+    'postgres.js': () => withPostgresSession(sql, identity, (tx) => tx.unsafe(query, params, prepared), options),
     waiting: () =>
       sql.begin(async (tx) => {
         // As withPostgresSession does it for a user it has not seen on the client: the kind's mark awaited, then put before the statement.
         const mark = await setSession(tx, identity, options.role, options);
-        return tx.unsafe(mark + query, [], prepared);
+        return tx.unsafe(mark + query, params, prepared);
       }),
-    pg: () => withPgSession(pool, identity, async (client) => (await client.query(query)).rows, options),
-    Kysely: () => withKyselySession(kysely, identity, async (trx) => (await ksql.raw(query).execute(trx)).rows, options),
-    owner: () => sql.begin((tx) => tx.unsafe(query, [], prepared)),
+    pg: () => withPgSession(pool, identity, async (client) => (await client.query(query, params)).rows, options),
+    Kysely: () => withKyselySession(kysely, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
+    sessionPool: () => withKyselySession(kyselyOverSessionPool, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
+    owner: () => sql.begin((tx) => tx.unsafe(query, params, prepared)),
   };
   type Way = keyof typeof ways;
   const names = waysArg ? waysArg.split(',') : Object.keys(ways);
@@ -94,5 +101,6 @@ await withKeptDatabase(model, async (_sql, url) => {
     await sql.end();
     await pool.end();
     await kysely.destroy();
+    await kyselyOverSessionPool.destroy();
   }
 });

@@ -19,9 +19,10 @@ export interface SessionOptions {
    * different kinds on one pooled connection keep a plan each instead of planning again at every
    * change of kind (see kindOf). postgres.js, which prepares every tagged template: default true,
    * or false for a client made with `prepare: false`. pg, which prepares only named queries
-   * (`{ name, text }`): default false. Kysely prepares nothing and ignores it. False leaves the
-   * statements as written and asks set_session nothing more. A nested withSession keeps the
-   * outermost call's choice.
+   * (`{ name, text }`): default false. Kysely over sessionPool (runtime/kysely.ts), which then
+   * prepares each statement with parameters: default true; Kysely over a plain pg Pool prepares
+   * nothing and ignores it. False leaves the statements as written and asks set_session nothing
+   * more. A nested withSession keeps the outermost call's choice.
    */
   readonly statementPerKind?: boolean;
 }
@@ -71,6 +72,11 @@ export function setSessionText(identity: Identity, role?: string): string {
   // PostgreSQL reads the role name none, quoted or not, as SET ROLE NONE: back to the login.
   if (checked(role, 'role') === 'none') throw new Error('rowguard: role "none" would reset the role to the login (SET ROLE NONE), not set one');
   return `SET LOCAL ROLE "${role}"; ${call}`;
+}
+
+/** Whether `text` is one setSessionText made: a nested withSession's, or the identity set back after it. */
+export function isSetSessionText(text: string): boolean {
+  return /^(SET LOCAL ROLE "[a-z_][a-z0-9_]*"; )?SELECT "[a-z_][a-z0-9_]*"\.set_session\((NULL|E'([^']|'')*')\)$/.test(text);
 }
 
 /**

@@ -1,21 +1,198 @@
-// withSession for Kysely.
+// withSession for Kysely, and sessionPool: a pg Pool for Kysely's PostgresDialect through which
+// withSession begins in one round trip and prepares each statement once per kind of user.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { Sessions, setSessionText, type Identity, type SessionOptions } from './identity.ts';
+import type { Pool, PoolClient, QueryResult } from 'pg';
+import { fnv64, KIND_TEXT, kindFromRow, Sessions, setSessionText, isSetSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
 
 const sessions = new Sessions();
 
 /** Sends one SQL text without parameters, which pg sends as a simple query (see setSessionText). */
 const run = <DB>(trx: Transaction<DB>) => (text: string) => sql.raw(text).execute(trx);
 
-/** Runs `fn` in one Kysely transaction acting as `identity` (see the postgres.js adapter). */
+/**
+ * What the outermost withSession tells a sessionPool client about the transaction it is opening:
+ * the set_session text that follows BEGIN, and whether to learn the acting user's kind. The first
+ * BEGIN sent in its context takes it (`taken`), so a transaction the callback opens on another
+ * Kysely of a sessionPool is not given this identity.
+ */
+interface Opening {
+  readonly text: string;
+  readonly role: string | undefined;
+  readonly perKind: boolean;
+  taken: boolean;
+}
+const opening = new AsyncLocalStorage<Opening>();
+
+/** Runs `fn` in one Kysely transaction acting as `identity` (see the postgres.js adapter, and sessionPool). */
 export async function withSession<DB, T>(db: Kysely<DB>, identity: Identity, fn: (trx: Transaction<DB>) => Promise<T>, options: SessionOptions = {}): Promise<T> {
   if (sessions.has(db)) {
     const trx = db as Transaction<DB>;
     return sessions.nest(trx, run(trx), identity, () => fn(trx));
   }
-  return db.transaction().execute(async (trx) => {
-    await run(trx)(setSessionText(identity, options.role));
-    sessions.begin(trx, identity);
-    return fn(trx);
+  const text = setSessionText(identity, options.role);
+  const context: Opening = { text, role: options.role, perKind: options.statementPerKind ?? true, taken: false };
+  return opening.run(context, () =>
+    db.transaction().execute(async (trx) => {
+      // Through a sessionPool this was sent with BEGIN, and is answered without a round trip.
+      await run(trx)(text);
+      sessions.begin(trx, identity);
+      return fn(trx);
+    }),
+  );
+}
+
+/** A sessionPool client inside withSession: the acting user's kind, and set_session's answer when it went with BEGIN. */
+interface InSession {
+  kind: Kind | undefined;
+  readonly role: string | undefined;
+  answer: { readonly text: string; readonly result: unknown } | undefined;
+}
+const inSession = new WeakMap<PoolClient, InSession>();
+/**
+ * For each client, the statements whose plans PostgreSQL refused to use after a change of the
+ * tables' columns ("cached plan must not change result type"): their next run is prepared under
+ * a name of its own (the count goes after the name), since the old one cannot be deallocated in
+ * the failed transaction.
+ */
+const renamed = new WeakMap<PoolClient, Map<string, number>>();
+/** The handle given out for each client, so Kysely (which keys its connections by client) sees one object. */
+const handles = new WeakMap<PoolClient, PoolClient>();
+
+/** BEGIN as Kysely's PostgresDialect sends it: `begin`, or `start transaction` with settings. */
+const BEGIN = /^(begin|start transaction( [a-z ]+)?)$/;
+
+type Query = (...args: unknown[]) => Promise<unknown>;
+
+/** The statement a query with parameters runs as for `kind`: named by the kind and the text's digest, its text led by the kind's mark. */
+function kindStatement(client: PoolClient, kind: Kind, text: string): { name: string; text: string } {
+  const name = `${kind.digest} ${fnv64(text)}`;
+  const again = renamed.get(client)?.get(name);
+  return { name: again ? `${name} ${again}` : name, text: kind.mark + text };
+}
+
+/** Notes a statement PostgreSQL will not run again under its name (see renamed). */
+function noteStale(client: PoolClient, name: string, error: unknown): void {
+  const e = error as { code?: unknown; message?: unknown };
+  if (e?.code !== '0A000' || typeof e.message !== 'string' || !e.message.includes('cached plan must not change result type')) return;
+  const base = name.split(' ').slice(0, 2).join(' ');
+  let names = renamed.get(client);
+  if (!names) renamed.set(client, (names = new Map()));
+  names.set(base, (names.get(base) ?? 0) + 1);
+}
+
+/**
+ * BEGIN, set_session and (for the kind) KIND_TEXT in one message. When a statement after BEGIN
+ * fails, the transaction it began is rolled back here, since Kysely rolls back only a transaction
+ * whose BEGIN succeeded: the error is set_session's (28000 for an unknown user, say).
+ */
+async function open(client: PoolClient, query: Query, begin: string, context: Opening): Promise<unknown> {
+  let results: QueryResult[];
+  try {
+    results = (await query(`${begin}; ${context.text}${context.perKind ? `; ${KIND_TEXT}` : ''}`)) as QueryResult[];
+  } catch (error) {
+    await query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+  const session: InSession = { kind: undefined, role: context.role, answer: undefined };
+  if (context.perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
+  const answered = results.slice(1, context.perKind ? -1 : undefined);
+  session.answer = { text: context.text, result: answered.length === 1 ? answered[0] : answered };
+  inSession.set(client, session);
+  return results[0];
+}
+
+/**
+ * The client handle a sessionPool gives out. Only the form Kysely's PostgresDialect uses,
+ * `query(text, values)`, is looked at; any other form goes to pg as it is.
+ * - BEGIN sent by withSession's transaction goes with its set_session (one round trip, not two),
+ *   and set_session is then answered from that message.
+ * - Inside the session, a statement with parameters runs as a prepared statement of the acting
+ *   user's kind (see SessionOptions.statementPerKind), and a set_session of a nested withSession
+ *   asks for the new kind in its own message.
+ * - COMMIT, ROLLBACK and release() end the session on the client.
+ */
+function sessionHandle(client: PoolClient): PoolClient {
+  const known = handles.get(client);
+  if (known) return known;
+  const query = client.query.bind(client) as Query;
+  const made = new Proxy(client, {
+    get(target, key) {
+      if (key === 'query') {
+        return (...args: unknown[]) => {
+          const [text, values] = args;
+          if (args.length !== 2 || typeof text !== 'string' || !Array.isArray(values)) return query(...args);
+          const session = inSession.get(target);
+          if (!session) {
+            const context = opening.getStore();
+            if (context && !context.taken && values.length === 0 && BEGIN.test(text)) {
+              context.taken = true;
+              return open(target, query, text, context);
+            }
+            return query(text, values);
+          }
+          if (values.length === 0) {
+            const { answer } = session;
+            session.answer = undefined;
+            if (answer?.text === text) return Promise.resolve(answer.result);
+            if (text === 'commit' || text === 'rollback') {
+              inSession.delete(target);
+              return query(text, values);
+            }
+            if (session.kind && isSetSessionText(text)) {
+              return (query(`${text}; ${KIND_TEXT}`) as Promise<QueryResult[]>).then((results) => {
+                session.kind = kindFromRow(results.at(-1)?.rows[0], session.role);
+                const answered = results.slice(0, -1);
+                return answered.length === 1 ? answered[0] : answered;
+              });
+            }
+            return query(text, values);
+          }
+          session.answer = undefined;
+          if (!session.kind) return query(text, values);
+          const statement = kindStatement(target, session.kind, text);
+          return query({ ...statement, values }).catch((error: unknown) => {
+            noteStale(target, statement.name, error);
+            throw error;
+          });
+        };
+      }
+      const value: unknown = Reflect.get(target, key, target);
+      if (typeof value !== 'function' || key === 'constructor') return value;
+      return (...args: unknown[]) => {
+        if (key === 'release') inSession.delete(target);
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result === target ? made : result;
+      };
+    },
   });
+  handles.set(client, made);
+  return made;
+}
+
+/**
+ * A pg Pool for Kysely's PostgresDialect (`new PostgresDialect({ pool: sessionPool(pool) })`).
+ * Outside withSession its clients are pg's own. Inside it, BEGIN goes with set_session (one round
+ * trip less per transaction) and each statement with parameters is prepared once per kind of
+ * user on each connection (`statementPerKind: false` turns that off for a call). Kysely prepares
+ * nothing otherwise, so every statement would be planned at every execution.
+ */
+export function sessionPool<P extends Pool>(pool: P): P {
+  const made: P = new Proxy(pool, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (key === 'connect') {
+        return (callback?: (error: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void) => {
+          if (callback) return target.connect((error, client, done) => callback(error, client && sessionHandle(client), done));
+          return target.connect().then(sessionHandle);
+        };
+      }
+      if (typeof value !== 'function' || key === 'constructor') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result === target ? made : result;
+      };
+    },
+  });
+  return made;
 }

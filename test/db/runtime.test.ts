@@ -1,7 +1,7 @@
 // The application runtime against real PostgreSQL: thousands of interleaved transactions with
 // random identities on a small pool, some of them failing, for each client library. Every
 // transaction must see exactly its persona's rows, and the pool must carry no identity afterwards.
-import { Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, sql as ksql, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -12,8 +12,8 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
-import { fnv64, idLiteral, KIND_TEXT, kindOf } from '../../runtime/identity.ts';
-import { withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
+import { fnv64, idLiteral, isSetSessionText, KIND_TEXT, kindOf, setSessionText } from '../../runtime/identity.ts';
+import { sessionPool, withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
 import { lastKind, markedStrings, remember, REMEMBERED } from '../../runtime/postgres.ts';
 import { byCodePoint } from '../../generator/sql/print.ts';
 import { useTestDatabase } from '../support/db.ts';
@@ -188,6 +188,25 @@ describe('runtime: withSession under concurrency', () => {
           if (fail) throw new Planned();
           return rows.map((r) => String(r.id));
         }),
+      );
+      expect(wrong).toEqual([]);
+      expect(failed).toBe(TRANSACTIONS / 10);
+      for (const s of samples) expect((await ksql<{ n: number }>`SELECT count(*)::int AS n FROM ${ksql.raw(`${s.schema}.${s.table}`)}`.execute(kdb)).rows[0]!.n).toBe(0);
+    } finally {
+      await kdb.destroy();
+    }
+  });
+
+  it('Kysely over sessionPool: 1,500 interleaved transactions on a pool of 3, statements prepared per kind (every other transaction unmarked)', async () => {
+    const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(new pg.Pool({ connectionString: appUrl, max: 3 })) }) });
+    let marking = 0;
+    try {
+      const { wrong, failed } = await hammer((c, fail) =>
+        withKyselySession(kdb, c.identity, async (trx) => {
+          const { rows } = await ksql<{ id: unknown }>`SELECT id FROM ${ksql.raw(c.table)} WHERE ${0}::int = 0 ORDER BY id`.execute(trx);
+          if (fail) throw new Planned();
+          return rows.map((r) => String(r.id));
+        }, { statementPerKind: marking++ % 2 === 0 }),
       );
       expect(wrong).toEqual([]);
       expect(failed).toBe(TRANSACTIONS / 10);
@@ -847,7 +866,7 @@ describe('runtime: work a callback leaves running after its transaction', () => 
   });
 });
 
-describe('runtime: one prepared statement per kind of user (postgres.js by default, pg when asked)', () => {
+describe('runtime: one prepared statement per kind of user (postgres.js by default, pg when asked, Kysely over sessionPool)', () => {
   const smart = samples.find((s) => s.schema === 'smartoffice')!;
   const sees = (id: number) => smart.personas.find((p) => p.id === id)!.sees.map(Number);
   const who = (id: number): Identity => ({ schema: 'smartoffice', id });
@@ -1201,5 +1220,117 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
     } finally {
       await sql.end();
     }
+  });
+
+  describe('Kysely over sessionPool', () => {
+    const text = 'SELECT id FROM smartoffice.contacts /* kysely */ WHERE id > $1 ORDER BY id';
+    const ids = async (trx: Kysely<Record<string, never>>, query = text) => (await trx.executeQuery(CompiledQuery.raw(query, [0]))).rows.map((r) => Number((r as { id: string }).id));
+    /** A Kysely over sessionPool of one client that records what pg is asked to send, in `sent`. */
+    const kyselyRecording = (sent: string[]) => new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(recordingPool(sent)) }) });
+    /** This describe's statements on the one connection: name, text and runs. */
+    const prepared = async (kdb: Kysely<Record<string, never>>, tag: string) =>
+      (await kdb.executeQuery(CompiledQuery.raw(`SELECT name, statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE strpos(statement, '${tag}') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`)))
+        .rows.map((r) => r as { name: string; statement: string; runs: number })
+        .sort((a, b) => byCodePoint(a.name, b.name));
+
+    it('BEGIN goes with set_session; a statement with parameters is prepared once per kind, named by the kind and the text; every row is the acting user\'s', async () => {
+      const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+      const paths = new Map(await Promise.all([11, 14, 15].map(async (id) => [id, await pathOf(sql, id)] as const)));
+      await sql.end();
+      const kind = (id: number) => kindOf('', paths.get(id)!);
+      const sent: string[] = [];
+      const kdb = kyselyRecording(sent);
+      try {
+        for (const id of [11, 14, 12, 15, 14, 11, 15, 12]) expect(await withKyselySession(kdb, who(id), (trx) => ids(trx)), `user ${id}`).toEqual(sees(id));
+        expect(await prepared(kdb, '/* kysely */')).toEqual(
+          [[11, 4], [14, 2], [15, 2]].map(([id, runs]) => ({ name: `${kind(id!).digest} ${fnv64(text)}`, statement: kind(id!).mark + text, runs })).sort((a, b) => byCodePoint(a.name, b.name)),
+        );
+        // One message before the statement, where Kysely alone sends BEGIN and set_session in two.
+        sent.length = 0;
+        await withKyselySession(kdb, who(14), (trx) => ids(trx));
+        expect(sent).toEqual([`begin; ${setSessionText(who(14))}; ${KIND_TEXT}`, kind(14).mark + text, 'commit']);
+        // Unmarked when asked: BEGIN still goes with set_session, the statement as written and unnamed.
+        sent.length = 0;
+        expect(await withKyselySession(kdb, who(15), (trx) => ids(trx, text.replace('kysely', 'kysely unmarked')), { statementPerKind: false })).toEqual(sees(15));
+        expect(sent).toEqual([`begin; ${setSessionText(who(15))}`, text.replace('kysely', 'kysely unmarked'), 'commit']);
+        expect(await prepared(kdb, '/* kysely unmarked */')).toEqual([]);
+        // With a role: SET LOCAL ROLE in the same message, and the role is part of the kind.
+        sent.length = 0;
+        expect(await withKyselySession(kdb, who(11), (trx) => ids(trx), { role: 'app_user' })).toEqual(sees(11));
+        expect(sent).toEqual([`begin; ${setSessionText(who(11), 'app_user')}; ${KIND_TEXT}`, kindOf('app_user', paths.get(11)!).mark + text, 'commit']);
+        // Outside withSession the pool is pg's own: Kysely's transaction sends its BEGIN alone, nothing is prepared.
+        sent.length = 0;
+        expect(await kdb.transaction().execute((trx) => ids(trx, text.replace('kysely', 'kysely outside')))).toEqual([]);
+        expect(sent).toEqual(['begin', text.replace('kysely', 'kysely outside'), 'commit']);
+        expect(await prepared(kdb, '/* kysely outside */')).toEqual([]);
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
+    it('a nested withSession\'s statements carry its kind, and the outer kind returns after it, failed or not', async () => {
+      const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+      const [m11, m14] = [await markOf(sql, 11), await markOf(sql, 14)];
+      await sql.end();
+      const kdb = kyselyRecording([]);
+      const tagged = (tag: string) => text.replace('kysely', tag);
+      try {
+        const seen = await withKyselySession(kdb, who(11), async (trx) => {
+          const inner = await withKyselySession(trx, who(14), (t) => ids(t, tagged('kysely nested')));
+          await expect(withKyselySession(trx, who(15), async (t) => { await ids(t, tagged('kysely failed')); throw new Planned(); })).rejects.toBeInstanceOf(Planned);
+          return [inner, await ids(trx, tagged('kysely outer'))];
+        });
+        expect(seen).toEqual([sees(14), sees(11)]);
+        expect((await prepared(kdb, '/* kysely nested */')).map((r) => r.statement)).toEqual([m14 + tagged('kysely nested')]);
+        expect((await prepared(kdb, '/* kysely outer */')).map((r) => r.statement)).toEqual([m11 + tagged('kysely outer')]);
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
+    it('set_session failing in the message with BEGIN rolls that transaction back: the caller sees 28000, and the connection serves the next user', async () => {
+      const sent: string[] = [];
+      const kdb = kyselyRecording(sent);
+      try {
+        let ran = false;
+        await expect(withKyselySession(kdb, { schema: 'smartoffice', id: 999999 }, async () => (ran = true))).rejects.toMatchObject({ code: '28000' });
+        expect(ran).toBe(false);
+        expect(sent.at(-1)).toBe('ROLLBACK');
+        expect(await withKyselySession(kdb, who(14), (trx) => ids(trx))).toEqual(sees(14));
+        // Not in a transaction after it: a statement outside withSession commits on its own.
+        expect((await kdb.executeQuery(CompiledQuery.raw('SELECT now() = statement_timestamp() AS alone'))).rows).toEqual([{ alone: true }]);
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
+    it('a statement whose result columns a migration changed fails once on each connection and kind, then is prepared again under a name of its own', async () => {
+      const admin = db.current.admin;
+      await admin.unsafe('DROP TABLE IF EXISTS public.kysely_columns; CREATE TABLE public.kysely_columns (id int); INSERT INTO public.kysely_columns VALUES (1); GRANT SELECT ON public.kysely_columns TO app_user');
+      const kdb = kyselyRecording([]);
+      const star = 'SELECT * FROM public.kysely_columns WHERE id > $1';
+      const rows = (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(star, [0])).then((r) => r.rows);
+      try {
+        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1 }]);
+        await admin.unsafe('ALTER TABLE public.kysely_columns ADD COLUMN note text');
+        await expect(withKyselySession(kdb, who(14), rows)).rejects.toMatchObject({ code: '0A000' });
+        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1, note: null }]);
+        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1, note: null }]);
+        expect((await prepared(kdb, 'public.kysely_columns')).map((r) => r.name.split(' ').length)).toEqual([2, 3]);
+      } finally {
+        await kdb.destroy();
+        await admin.unsafe('DROP TABLE public.kysely_columns');
+      }
+    });
+
+    it('recognizes the texts setSessionText makes, and nothing else', () => {
+      for (const id of [11, 'nina', "o'brien", 'ā\\x', null]) {
+        expect(isSetSessionText(setSessionText({ schema: 'collect', id: id as string }))).toBe(true);
+        expect(isSetSessionText(setSessionText({ schema: 'collect', id: id as string }, 'app_user'))).toBe(true);
+      }
+      for (const other of ["SELECT collect.set_session('x')", `${setSessionText({ schema: 'collect', id: 1 })}; SELECT 1`, `SELECT "collect".set_session(E'a'); SELECT 'b')`, 'SAVEPOINT rowguard_session_1']) {
+        expect(isSetSessionText(other), other).toBe(false);
+      }
+    });
   });
 });
