@@ -34,6 +34,9 @@ export async function withSession<DB, T>(db: Kysely<DB>, identity: Identity, fn:
   const context: Opening = { text, role: options.role, perKind: options.statementPerKind ?? true, taken: false };
   return opening.run(context, () =>
     db.transaction().execute(async (trx) => {
+      // Taken by now when `db` is over a sessionPool; otherwise no BEGIN the callback sends (on
+      // another Kysely, over a sessionPool) may take this identity.
+      context.taken = true;
       // Through a sessionPool this was sent with BEGIN, and is answered without a round trip.
       await run(trx)(text);
       sessions.begin(trx, identity);
@@ -71,10 +74,14 @@ function kindStatement(client: PoolClient, kind: Kind, text: string): { name: st
   return { name: again ? `${name} ${again}` : name, text: kind.mark + text };
 }
 
-/** Notes a statement PostgreSQL will not run again under its name (see renamed). */
+/**
+ * Notes a statement PostgreSQL will not run again under its name (see renamed): its error is
+ * "cached plan must not change result type", known by its code and the routine that raises it
+ * (the message is translated under another lc_messages; the routine's name is not).
+ */
 function noteStale(client: PoolClient, name: string, error: unknown): void {
-  const e = error as { code?: unknown; message?: unknown };
-  if (e?.code !== '0A000' || typeof e.message !== 'string' || !e.message.includes('cached plan must not change result type')) return;
+  const e = error as { code?: unknown; routine?: unknown } | null;
+  if (e?.code !== '0A000' || e.routine !== 'RevalidateCachedQuery') return;
   const base = name.split(' ').slice(0, 2).join(' ');
   let names = renamed.get(client);
   if (!names) renamed.set(client, (names = new Map()));
@@ -88,14 +95,16 @@ function noteStale(client: PoolClient, name: string, error: unknown): void {
  */
 async function open(client: PoolClient, query: Query, begin: string, context: Opening): Promise<unknown> {
   let results: QueryResult[];
+  const session: InSession = { kind: undefined, role: context.role, answer: undefined };
   try {
     results = (await query(`${begin}; ${context.text}${context.perKind ? `; ${KIND_TEXT}` : ''}`)) as QueryResult[];
+    // Inside the try: a kind that cannot be read (a pool whose type parsers turn text into
+    // something else) must not leave the transaction open on the connection either.
+    if (context.perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
   } catch (error) {
     await query('ROLLBACK').catch(() => {});
     throw error;
   }
-  const session: InSession = { kind: undefined, role: context.role, answer: undefined };
-  if (context.perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
   const answered = results.slice(1, context.perKind ? -1 : undefined);
   session.answer = { text: context.text, result: answered.length === 1 ? answered[0] : answered };
   inSession.set(client, session);
@@ -116,6 +125,10 @@ function sessionHandle(client: PoolClient): PoolClient {
   const known = handles.get(client);
   if (known) return known;
   const query = client.query.bind(client) as Query;
+  // pg-pool listens for a client's connection errors only while it is idle, and Kysely does not:
+  // a connection lost between two statements of a checked-out client would be an uncaught
+  // 'error' event. The next statement on that client fails with it instead.
+  client.on('error', () => {});
   const made = new Proxy(client, {
     get(target, key) {
       if (key === 'query') {

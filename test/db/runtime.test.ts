@@ -1304,6 +1304,39 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
 
+    it('a kind that cannot be read (a pool whose type parsers turn text into objects) fails the call and leaves no transaction or identity on the connection', async () => {
+      const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 25 ? (v: string) => ({ text: v }) : pg.types.getTypeParser(oid, format)) };
+      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(new pg.Pool({ connectionString: appUrl, max: 1, types } as pg.PoolConfig)) }) });
+      try {
+        await expect(withKyselySession(kdb, who(11), async () => 1)).rejects.toThrow(/gave no text/);
+        const [row] = (await kdb.executeQuery(CompiledQuery.raw('SELECT now() = statement_timestamp() AS alone, smartoffice.current_user_id() AS acting'))).rows;
+        expect(row).toEqual({ alone: true, acting: null });
+        expect(await withKyselySession(kdb, who(14), (trx) => ids(trx), { statementPerKind: false })).toEqual(sees(14));
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
+    it('a transaction the callback opens over a sessionPool is not given the identity, whatever pool the withSession itself runs on', async () => {
+      const plain = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: appUrl, max: 1 }) }) });
+      const other = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(new pg.Pool({ connectionString: appUrl, max: 1 })) }) });
+      const acting = async (k: Kysely<Record<string, never>>) => (await k.executeQuery(CompiledQuery.raw('SELECT smartoffice.current_user_id() AS id'))).rows[0];
+      try {
+        for (const outer of [plain, kyselyRecording([])]) {
+          const seen = await withKyselySession(outer, who(11), async (trx) => [
+            await acting(trx),
+            await other.transaction().execute((t) => acting(t)),
+            await other.transaction().setIsolationLevel('serializable').execute((t) => ids(t)),
+          ]);
+          expect(seen).toEqual([{ id: '11' }, { id: null }, []]);
+          if (outer !== plain) await outer.destroy();
+        }
+      } finally {
+        await plain.destroy();
+        await other.destroy();
+      }
+    });
+
     it('a statement whose result columns a migration changed fails once on each connection and kind, then is prepared again under a name of its own', async () => {
       const admin = db.current.admin;
       await admin.unsafe('DROP TABLE IF EXISTS public.kysely_columns; CREATE TABLE public.kysely_columns (id int); INSERT INTO public.kysely_columns VALUES (1); GRANT SELECT ON public.kysely_columns TO app_user');
