@@ -53,12 +53,23 @@ interface InSession {
 }
 const inSession = new WeakMap<PoolClient, InSession>();
 /**
- * For each client, the statements whose plans PostgreSQL refused to use after a change of the
- * tables' columns ("cached plan must not change result type"): their next run is prepared under
- * a name of its own (the count goes after the name), since the old one cannot be deallocated in
- * the failed transaction.
+ * The statements sessionPool prepared on each client: those that ran (so a later error of theirs
+ * may be their own staleness), how often each was renamed (the count goes after the name), and
+ * the stale ones to deallocate once the client is released (a failed transaction cannot).
  */
-const renamed = new WeakMap<PoolClient, Map<string, number>>();
+interface Prepared {
+  readonly ran: Set<string>;
+  readonly renamed: Map<string, number>;
+  readonly stale: string[];
+}
+const preparedOn = new WeakMap<PoolClient, Prepared>();
+
+function preparedFor(client: PoolClient): Prepared {
+  let prepared = preparedOn.get(client);
+  if (!prepared) preparedOn.set(client, (prepared = { ran: new Set(), renamed: new Map(), stale: [] }));
+  return prepared;
+}
+
 /** The handle given out for each client, so Kysely (which keys its connections by client) sees one object. */
 const handles = new WeakMap<PoolClient, PoolClient>();
 
@@ -68,24 +79,48 @@ const BEGIN = /^(begin|start transaction( [a-z ]+)?)$/;
 type Query = (...args: unknown[]) => Promise<unknown>;
 
 /** The statement a query with parameters runs as for `kind`: named by the kind and the text's digest, its text led by the kind's mark. */
-function kindStatement(client: PoolClient, kind: Kind, text: string): { name: string; text: string } {
-  const name = `${kind.digest} ${fnv64(text)}`;
-  const again = renamed.get(client)?.get(name);
-  return { name: again ? `${name} ${again}` : name, text: kind.mark + text };
+function kindStatement(prepared: Prepared, kind: Kind, text: string): { base: string; name: string; text: string } {
+  const base = `${kind.digest} ${fnv64(text)}`;
+  const again = prepared.renamed.get(base);
+  return { base, name: again ? `${base} ${again}` : base, text: kind.mark + text };
 }
 
 /**
- * Notes a statement PostgreSQL will not run again under its name (see renamed): its error is
- * "cached plan must not change result type", known by its code and the routine that raises it
- * (the message is translated under another lc_messages; the routine's name is not).
+ * Whether the error of a statement that ran before on the connection may be its own staleness,
+ * not the call's. PostgreSQL fixes a prepared statement's parameter types when it parses it, so
+ * after a migration changes a column's type the statement fails at every run on that connection
+ * (22003 out of range for the old type, 42804 a mismatched type, …); after one changes its result
+ * columns it fails with "cached plan must not change result type" (0A000, known by the routine
+ * that raises it: the message is translated under another lc_messages). Such a statement is
+ * parsed again, under a new name, at its next run: an error of the call's own (a value out of
+ * range) costs that parse and a DEALLOCATE.
  */
-function noteStale(client: PoolClient, name: string, error: unknown): void {
+function stale(error: unknown): boolean {
   const e = error as { code?: unknown; routine?: unknown } | null;
-  if (e?.code !== '0A000' || e.routine !== 'RevalidateCachedQuery') return;
-  const base = name.split(' ').slice(0, 2).join(' ');
-  let names = renamed.get(client);
-  if (!names) renamed.set(client, (names = new Map()));
-  names.set(base, (names.get(base) ?? 0) + 1);
+  const code = typeof e?.code === 'string' ? e.code : '';
+  return /^(22|42)/.test(code) || (code === '0A000' && e?.routine === 'RevalidateCachedQuery');
+}
+
+/** Runs the statement of `kind` for `text`, and renames it for its next run when it is stale (see stale). */
+function runPrepared(client: PoolClient, query: Query, kind: Kind, text: string, values: unknown[]): Promise<unknown> {
+  const prepared = preparedFor(client);
+  const statement = kindStatement(prepared, kind, text);
+  return query({ name: statement.name, text: statement.text, values }).then(
+    (result) => {
+      prepared.ran.add(statement.name);
+      return result;
+    },
+    (error: unknown) => {
+      // 26000 whether or not it ran: pg sends no Parse for a name it saw parsed, which the server may have dropped since.
+      const gone = (error as { code?: unknown } | null)?.code === '26000';
+      if (gone || (prepared.ran.has(statement.name) && stale(error))) {
+        prepared.ran.delete(statement.name);
+        prepared.renamed.set(statement.base, (prepared.renamed.get(statement.base) ?? 0) + 1);
+        if (!gone) prepared.stale.push(statement.name);
+      }
+      throw error;
+    },
+  );
 }
 
 /**
@@ -163,17 +198,19 @@ function sessionHandle(client: PoolClient): PoolClient {
           }
           session.answer = undefined;
           if (!session.kind) return query(text, values);
-          const statement = kindStatement(target, session.kind, text);
-          return query({ ...statement, values }).catch((error: unknown) => {
-            noteStale(target, statement.name, error);
-            throw error;
-          });
+          return runPrepared(target, query, session.kind, text, values);
         };
       }
       const value: unknown = Reflect.get(target, key, target);
       if (typeof value !== 'function' || key === 'constructor') return value;
       return (...args: unknown[]) => {
-        if (key === 'release') inSession.delete(target);
+        if (key === 'release') {
+          inSession.delete(target);
+          // Queued ahead of the client's next statements; its transaction is over. One that
+          // fails (deallocated by hand since) fails alone.
+          const prepared = preparedOn.get(target);
+          if (prepared && args[0] === undefined) for (const name of prepared.stale.splice(0)) query(`DEALLOCATE "${name}"`).catch(() => {});
+        }
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         return result === target ? made : result;
       };

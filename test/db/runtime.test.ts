@@ -1337,19 +1337,36 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
 
-    it('a statement whose result columns a migration changed fails once on each connection and kind, then is prepared again under a name of its own', async () => {
+    it('after a migration a prepared statement fails once on each connection and kind, and is then parsed again under a new name, the stale one deallocated: changed result columns, changed column types, statements dropped by hand', async () => {
       const admin = db.current.admin;
-      await admin.unsafe('DROP TABLE IF EXISTS public.kysely_columns; CREATE TABLE public.kysely_columns (id int); INSERT INTO public.kysely_columns VALUES (1); GRANT SELECT ON public.kysely_columns TO app_user');
+      await admin.unsafe(`DROP TABLE IF EXISTS public.kysely_columns;
+        CREATE TABLE public.kysely_columns (id int, n int, doc text); INSERT INTO public.kysely_columns VALUES (1, 1, 'a');
+        GRANT SELECT, INSERT, UPDATE ON public.kysely_columns TO app_user`);
       const kdb = kyselyRecording([]);
-      const star = 'SELECT * FROM public.kysely_columns WHERE id > $1';
-      const rows = (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(star, [0])).then((r) => r.rows);
+      const run = (text: string, values: unknown[]) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(text, values)).then((r) => r.rows);
+      const star = run('SELECT * FROM public.kysely_columns WHERE id > $1 ORDER BY n', [0]);
+      const insert = (n: string) => run('INSERT INTO public.kysely_columns (id, n) VALUES (2, $1) RETURNING n', [n]);
+      const update = run('UPDATE public.kysely_columns SET doc = $1 WHERE id = 1 RETURNING doc', ['{"a": 1}']);
+      const parts = async () => (await prepared(kdb, 'public.kysely_columns')).map((r) => [r.statement.slice(r.statement.indexOf('*/') + 3, r.statement.indexOf('*/') + 9), r.name.split(' ').length]);
       try {
-        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1 }]);
-        await admin.unsafe('ALTER TABLE public.kysely_columns ADD COLUMN note text');
-        await expect(withKyselySession(kdb, who(14), rows)).rejects.toMatchObject({ code: '0A000' });
-        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1, note: null }]);
-        expect(await withKyselySession(kdb, who(14), rows)).toEqual([{ id: 1, note: null }]);
-        expect((await prepared(kdb, 'public.kysely_columns')).map((r) => r.name.split(' ').length)).toEqual([2, 3]);
+        expect(await withKyselySession(kdb, who(14), star)).toEqual([{ id: 1, n: 1, doc: 'a' }]);
+        expect(await withKyselySession(kdb, who(14), insert('5'))).toEqual([{ n: 5 }]);
+        expect(await withKyselySession(kdb, who(14), update)).toEqual([{ doc: '{"a": 1}' }]);
+        // An insert's error of its own (a value out of range) costs a parse, no more.
+        await expect(withKyselySession(kdb, who(14), insert('3000000000'))).rejects.toMatchObject({ code: '22003' });
+        await admin.unsafe('DELETE FROM public.kysely_columns WHERE id = 2; ALTER TABLE public.kysely_columns ALTER COLUMN n TYPE bigint, ALTER COLUMN doc TYPE jsonb USING to_jsonb(doc)');
+        await expect(withKyselySession(kdb, who(14), star)).rejects.toMatchObject({ code: '0A000' });
+        await expect(withKyselySession(kdb, who(14), update)).rejects.toMatchObject({ code: '42804' });
+        expect(await withKyselySession(kdb, who(14), star)).toEqual([{ id: 1, n: '1', doc: '{"a": 1}' }]);
+        expect(await withKyselySession(kdb, who(14), insert('3000000000'))).toEqual([{ n: '3000000000' }]);
+        expect(await withKyselySession(kdb, who(14), update)).toEqual([{ doc: { a: 1 } }]);
+        expect(await withKyselySession(kdb, who(14), star)).toHaveLength(2);
+        // The stale statements were deallocated when their clients went back to the pool: one of each text is left.
+        expect((await parts()).sort()).toEqual([['INSERT', 3], ['SELECT', 3], ['UPDATE', 3]]);
+        // Dropped by hand (DEALLOCATE ALL, DISCARD ALL) outside withSession: pg still takes them for prepared.
+        await kdb.executeQuery(CompiledQuery.raw('DEALLOCATE ALL'));
+        await expect(withKyselySession(kdb, who(14), star)).rejects.toMatchObject({ code: '26000' });
+        expect(await withKyselySession(kdb, who(14), star)).toHaveLength(2);
       } finally {
         await kdb.destroy();
         await admin.unsafe('DROP TABLE public.kysely_columns');
