@@ -128,19 +128,20 @@ function runPrepared(client: PoolClient, query: Query, kind: Kind, text: string,
  * fails, the transaction it began is rolled back here, since Kysely rolls back only a transaction
  * whose BEGIN succeeded: the error is set_session's (28000 for an unknown user, say).
  */
-async function open(client: PoolClient, query: Query, begin: string, context: Opening): Promise<unknown> {
+async function open(client: PoolClient, query: Query, begin: string, context: Opening, prepare: boolean): Promise<unknown> {
   let results: QueryResult[];
+  const perKind = prepare && context.perKind;
   const session: InSession = { kind: undefined, role: context.role, answer: undefined };
   try {
-    results = (await query(`${begin}; ${context.text}${context.perKind ? `; ${KIND_TEXT}` : ''}`)) as QueryResult[];
+    results = (await query(`${begin}; ${context.text}${perKind ? `; ${KIND_TEXT}` : ''}`)) as QueryResult[];
     // Inside the try: a kind that cannot be read (a pool whose type parsers turn text into
     // something else) must not leave the transaction open on the connection either.
-    if (context.perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
+    if (perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
   } catch (error) {
     await query('ROLLBACK').catch(() => {});
     throw error;
   }
-  const answered = results.slice(1, context.perKind ? -1 : undefined);
+  const answered = results.slice(1, perKind ? -1 : undefined);
   session.answer = { text: context.text, result: answered.length === 1 ? answered[0] : answered };
   inSession.set(client, session);
   return results[0];
@@ -156,7 +157,7 @@ async function open(client: PoolClient, query: Query, begin: string, context: Op
  *   asks for the new kind in its own message.
  * - COMMIT, ROLLBACK and release() end the session on the client.
  */
-function sessionHandle(client: PoolClient): PoolClient {
+function sessionHandle(client: PoolClient, prepare: boolean): PoolClient {
   const known = handles.get(client);
   if (known) return known;
   const query = client.query.bind(client) as Query;
@@ -175,7 +176,7 @@ function sessionHandle(client: PoolClient): PoolClient {
             const context = opening.getStore();
             if (context && !context.taken && values.length === 0 && BEGIN.test(text)) {
               context.taken = true;
-              return open(target, query, text, context);
+              return open(target, query, text, context, prepare);
             }
             return query(text, values);
           }
@@ -224,17 +225,19 @@ function sessionHandle(client: PoolClient): PoolClient {
  * A pg Pool for Kysely's PostgresDialect (`new PostgresDialect({ pool: sessionPool(pool) })`).
  * Outside withSession its clients are pg's own. Inside it, BEGIN goes with set_session (one round
  * trip less per transaction) and each statement with parameters is prepared once per kind of
- * user on each connection (`statementPerKind: false` turns that off for a call). Kysely prepares
- * nothing otherwise, so every statement would be planned at every execution.
+ * user on each connection (`statementPerKind: false` turns that off for a call, `prepare: false`
+ * for the pool: behind PgBouncer's transaction pooling, say). Kysely prepares nothing otherwise,
+ * so every statement would be planned at every execution.
  */
-export function sessionPool<P extends Pool>(pool: P): P {
+export function sessionPool<P extends Pool>(pool: P, options: { readonly prepare?: boolean } = {}): P {
+  const prepare = options.prepare ?? true;
   const made: P = new Proxy(pool, {
     get(target, key) {
       const value: unknown = Reflect.get(target, key, target);
       if (key === 'connect') {
         return (callback?: (error: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void) => {
-          if (callback) return target.connect((error, client, done) => callback(error, client && sessionHandle(client), done));
-          return target.connect().then(sessionHandle);
+          if (callback) return target.connect((error, client, done) => callback(error, client && sessionHandle(client, prepare), done));
+          return target.connect().then((client) => sessionHandle(client, prepare));
         };
       }
       if (typeof value !== 'function' || key === 'constructor') return value;

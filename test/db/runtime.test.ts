@@ -1268,6 +1268,19 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
 
+    it('sessionPool(pool, { prepare: false }) prepares nothing and asks no kind (behind PgBouncer\'s transaction pooling), and still sends BEGIN with set_session', async () => {
+      const sent: string[] = [];
+      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(recordingPool(sent), { prepare: false }) }) });
+      const unprepared = text.replace('kysely', 'kysely pool unprepared');
+      try {
+        for (const id of [11, 14]) expect(await withKyselySession(kdb, who(id), (trx) => ids(trx, unprepared))).toEqual(sees(id));
+        expect(sent).toEqual([11, 14].flatMap((id) => [`begin; ${setSessionText(who(id))}`, unprepared, 'commit']));
+        expect(await prepared(kdb, '/* kysely pool unprepared */')).toEqual([]);
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
     it('a nested withSession\'s statements carry its kind, and the outer kind returns after it, failed or not', async () => {
       const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
       const [m11, m14] = [await markOf(sql, 11), await markOf(sql, 14)];
