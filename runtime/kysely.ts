@@ -53,12 +53,13 @@ interface InSession {
 }
 const inSession = new WeakMap<PoolClient, InSession>();
 /**
- * The statements sessionPool prepared on each client: those that ran (so a later error of theirs
- * may be their own staleness), how often each was renamed (the count goes after the name), and
- * the stale ones to deallocate once the client is released (a failed transaction cannot).
+ * The statements sessionPool prepared on each client: the names sent (for a client without pg's
+ * record of parsed names), how often each text and kind was renamed (the count goes after the
+ * name), and the stale names to deallocate once the client is released (a failed transaction
+ * cannot).
  */
 interface Prepared {
-  readonly ran: Set<string>;
+  readonly sent: Set<string>;
   readonly renamed: Map<string, number>;
   readonly stale: string[];
 }
@@ -66,12 +67,15 @@ const preparedOn = new WeakMap<PoolClient, Prepared>();
 
 function preparedFor(client: PoolClient): Prepared {
   let prepared = preparedOn.get(client);
-  if (!prepared) preparedOn.set(client, (prepared = { ran: new Set(), renamed: new Map(), stale: [] }));
+  if (!prepared) preparedOn.set(client, (prepared = { sent: new Set(), renamed: new Map(), stale: [] }));
   return prepared;
 }
 
-/** The handle given out for each client, so Kysely (which keys its connections by client) sees one object. */
-const handles = new WeakMap<PoolClient, PoolClient>();
+/**
+ * The names pg's client takes for parsed on its connection (pg sends no Parse for them), or
+ * undefined for a client that keeps no such record. Not in pg's typings; pg 8 keeps it there.
+ */
+const parsedOn = (client: PoolClient): Record<string, string> | undefined => (client as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
 
 /** BEGIN as Kysely's PostgresDialect sends it: `begin`, or `start transaction` with settings. */
 const BEGIN = /^(begin|start transaction( [a-z ]+)?)$/;
@@ -86,41 +90,65 @@ function kindStatement(prepared: Prepared, kind: Kind, text: string): { base: st
 }
 
 /**
- * Whether the error of a statement that ran before on the connection may be its own staleness,
- * not the call's. PostgreSQL fixes a prepared statement's parameter types when it parses it, so
- * after a migration changes a column's type the statement fails at every run on that connection
- * (22003 out of range for the old type, 42804 a mismatched type, …); after one changes its result
- * columns it fails with "cached plan must not change result type" (0A000, known by the routine
- * that raises it: the message is translated under another lc_messages). Such a statement is
- * parsed again, under a new name, at its next run: an error of the call's own (a value out of
- * range) costs that parse and a DEALLOCATE.
+ * The errors a statement parsed before a migration may fail with at every run on its connection,
+ * where the same statement parsed again would run. PostgreSQL fixes a prepared statement's
+ * parameter types when it parses it: after a column's type changes, a value out of range of the
+ * old type (22003), not of its syntax (22P02, 22007) or its range of dates (22008), a mismatched
+ * type (42804), no operator or function for the old type (42883, 42725) or no cast (42846). After
+ * a statement's result columns change it fails with "cached plan must not change result type"
+ * (0A000, known by the routine that raises it: the message is translated under another
+ * lc_messages). The same codes also come from a call's own bad input, which then costs a parse
+ * and a DEALLOCATE; a policy's refusal (42501) and the rest are the call's own.
  */
+const STALE_CODES = new Set(['22003', '22P02', '22007', '22008', '42804', '42883', '42725', '42846']);
 function stale(error: unknown): boolean {
   const e = error as { code?: unknown; routine?: unknown } | null;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  return /^(22|42)/.test(code) || (code === '0A000' && e?.routine === 'RevalidateCachedQuery');
+  return STALE_CODES.has(String(e?.code)) || (e?.code === '0A000' && e.routine === 'RevalidateCachedQuery');
 }
 
-/** Runs the statement of `kind` for `text`, and renames it for its next run when it is stale (see stale). */
+/**
+ * Runs the statement of `kind` for `text`. One that pg sent without a Parse (parsed on an earlier
+ * run, whether that run succeeded or not) and that fails as a stale one would (see stale) is parsed
+ * again under a new name at its next run, and the stale one deallocated when the client is
+ * released; one the server no longer has (26000: a DEALLOCATE ALL or DISCARD ALL by hand) too.
+ */
 function runPrepared(client: PoolClient, query: Query, kind: Kind, text: string, values: unknown[]): Promise<unknown> {
   const prepared = preparedFor(client);
   const statement = kindStatement(prepared, kind, text);
-  return query({ name: statement.name, text: statement.text, values }).then(
-    (result) => {
-      prepared.ran.add(statement.name);
-      return result;
-    },
-    (error: unknown) => {
-      // 26000 whether or not it ran: pg sends no Parse for a name it saw parsed, which the server may have dropped since.
-      const gone = (error as { code?: unknown } | null)?.code === '26000';
-      if (gone || (prepared.ran.has(statement.name) && stale(error))) {
-        prepared.ran.delete(statement.name);
-        prepared.renamed.set(statement.base, (prepared.renamed.get(statement.base) ?? 0) + 1);
-        if (!gone) prepared.stale.push(statement.name);
-      }
-      throw error;
-    },
-  );
+  const parsed = parsedOn(client);
+  const reused = parsed ? statement.name in parsed : prepared.sent.has(statement.name);
+  prepared.sent.add(statement.name);
+  return query({ name: statement.name, text: statement.text, values }).catch((error: unknown) => {
+    const gone = (error as { code?: unknown } | null)?.code === '26000';
+    if (gone || (reused && stale(error))) {
+      prepared.renamed.set(statement.base, (prepared.renamed.get(statement.base) ?? 0) + 1);
+      if (gone) forget(client, prepared, statement.name);
+      else prepared.stale.push(statement.name);
+    }
+    throw error;
+  });
+}
+
+/** A renamed statement's name leaves the client's records (so they do not grow with each rename). */
+function forget(client: PoolClient, prepared: Prepared, name: string): void {
+  prepared.sent.delete(name);
+  const parsed = parsedOn(client);
+  if (parsed) delete parsed[name];
+}
+
+/**
+ * A sessionPool client going back to the pool (not destroyed: `error` unset or false): its session
+ * ends, and the stale statements are deallocated, queued ahead of its next checkout's statements,
+ * outside any transaction. One that fails (deallocated by hand since) fails alone.
+ */
+function released(client: PoolClient, query: Query, error: unknown): void {
+  inSession.delete(client);
+  const prepared = preparedOn.get(client);
+  if (!prepared || error) return;
+  for (const name of prepared.stale.splice(0)) {
+    query(`DEALLOCATE "${name}"`).catch(() => {});
+    forget(client, prepared, name);
+  }
 }
 
 /**
@@ -157,7 +185,7 @@ async function open(client: PoolClient, query: Query, begin: string, context: Op
  *   asks for the new kind in its own message.
  * - COMMIT, ROLLBACK and release() end the session on the client.
  */
-function sessionHandle(client: PoolClient, prepare: boolean): PoolClient {
+function sessionHandle(client: PoolClient, prepare: boolean, handles: WeakMap<PoolClient, PoolClient>): PoolClient {
   const known = handles.get(client);
   if (known) return known;
   const query = client.query.bind(client) as Query;
@@ -205,13 +233,7 @@ function sessionHandle(client: PoolClient, prepare: boolean): PoolClient {
       const value: unknown = Reflect.get(target, key, target);
       if (typeof value !== 'function' || key === 'constructor') return value;
       return (...args: unknown[]) => {
-        if (key === 'release') {
-          inSession.delete(target);
-          // Queued ahead of the client's next statements; its transaction is over. One that
-          // fails (deallocated by hand since) fails alone.
-          const prepared = preparedOn.get(target);
-          if (prepared && args[0] === undefined) for (const name of prepared.stale.splice(0)) query(`DEALLOCATE "${name}"`).catch(() => {});
-        }
+        if (key === 'release') released(target, query, args[0]);
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         return result === target ? made : result;
       };
@@ -231,13 +253,26 @@ function sessionHandle(client: PoolClient, prepare: boolean): PoolClient {
  */
 export function sessionPool<P extends Pool>(pool: P, options: { readonly prepare?: boolean } = {}): P {
   const prepare = options.prepare ?? true;
+  // The handle given out for each client, so Kysely (which keys its connections by client) sees
+  // one object; one map per call, so a pool wrapped twice keeps each wrapper's options.
+  const handles = new WeakMap<PoolClient, PoolClient>();
+  const handle = (client: PoolClient) => sessionHandle(client, prepare, handles);
   const made: P = new Proxy(pool, {
     get(target, key) {
       const value: unknown = Reflect.get(target, key, target);
       if (key === 'connect') {
         return (callback?: (error: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void) => {
-          if (callback) return target.connect((error, client, done) => callback(error, client && sessionHandle(client, prepare), done));
-          return target.connect().then((client) => sessionHandle(client, prepare));
+          if (callback) {
+            return target.connect((error, client, done) => {
+              if (!client) return callback(error, client, done);
+              const query = client.query.bind(client) as Query;
+              callback(error, handle(client), (release?: unknown) => {
+                released(client, query, release);
+                done(release);
+              });
+            });
+          }
+          return target.connect().then(handle);
         };
       }
       if (typeof value !== 'function' || key === 'constructor') return value;

@@ -1386,6 +1386,71 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
 
+    it('a statement whose only runs before a migration failed after its parse (bad input, a duplicate key) is renamed after it too; a policy\'s refusal renames nothing', async () => {
+      const admin = db.current.admin;
+      await admin.unsafe(`DROP TABLE IF EXISTS public.kysely_first; CREATE TABLE public.kysely_first (id int PRIMARY KEY, n int);
+        INSERT INTO public.kysely_first VALUES (1, 1); GRANT SELECT, INSERT ON public.kysely_first TO app_user`);
+      const kdb = kyselyRecording([]);
+      const run = (text: string, values: unknown[]) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(text, values)).then((r) => r.rows);
+      const star = (n: string) => run('SELECT * FROM public.kysely_first WHERE n = $1', [n]);
+      const insert = (id: number) => run('INSERT INTO public.kysely_first (id, n) VALUES ($1, 1) RETURNING *', [id]);
+      // A policy's refusal (42501) on a statement parsed before: the call's own error, no new name.
+      const refused = run('INSERT INTO smartoffice.contacts (id, office_id, name) VALUES ($1, 1, $2)', [90001, 'refused']);
+      try {
+        await expect(withKyselySession(kdb, who(14), star('x'))).rejects.toMatchObject({ code: '22P02' });
+        await expect(withKyselySession(kdb, who(14), insert(1))).rejects.toMatchObject({ code: '23505' });
+        for (let i = 0; i < 3; i++) await expect(withKyselySession(kdb, who(14), refused)).rejects.toMatchObject({ code: '42501' });
+        await admin.unsafe('ALTER TABLE public.kysely_first ADD COLUMN extra text');
+        await expect(withKyselySession(kdb, who(14), star('1'))).rejects.toMatchObject({ code: '0A000' });
+        await expect(withKyselySession(kdb, who(14), insert(2))).rejects.toMatchObject({ code: '0A000' });
+        expect(await withKyselySession(kdb, who(14), star('1'))).toEqual([{ id: 1, n: 1, extra: null }]);
+        expect(await withKyselySession(kdb, who(14), insert(2))).toEqual([{ id: 2, n: 1, extra: null }]);
+        const names = (await prepared(kdb, 'public.kysely_first')).map((r) => r.name.split(' ').length);
+        expect(names).toEqual([3, 3]);
+        expect((await prepared(kdb, 'VALUES ($1, 1, $2)')).map((r) => [r.name.split(' ').length, r.runs])).toEqual([[2, 3]]);
+      } finally {
+        await kdb.destroy();
+        await admin.unsafe('DROP TABLE public.kysely_first');
+      }
+    });
+
+    it('bad input alternating with good does not grow the statements on the server or pg\'s record of them', async () => {
+      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool) }) });
+      const lookup = (id: string) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw('SELECT id FROM smartoffice.contacts /* kysely input */ WHERE id = $1', [id]));
+      try {
+        for (let i = 0; i < 40; i++) {
+          if (i % 2) await expect(withKyselySession(kdb, who(14), lookup('nope'))).rejects.toMatchObject({ code: '22P02' });
+          else await withKyselySession(kdb, who(14), lookup('103'));
+        }
+        expect((await prepared(kdb, '/* kysely input */')).length).toBeLessThanOrEqual(1);
+        const client = await pool.connect();
+        try {
+          const names = Object.keys((client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements);
+          expect(names.filter((n) => /^[0-9a-f]{16} [0-9a-f]{16}/.test(n)).length).toBeLessThanOrEqual(2);
+        } finally {
+          client.release();
+        }
+      } finally {
+        await kdb.destroy();
+      }
+    });
+
+    it('one pg Pool wrapped twice keeps each wrapper\'s options', async () => {
+      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+      const preparing = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool) }) });
+      const plain = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool, { prepare: false }) }) });
+      const twice = text.replace('kysely', 'kysely wrapped twice');
+      try {
+        expect(await withKyselySession(preparing, who(14), (trx) => ids(trx))).toEqual(sees(14));
+        expect(await withKyselySession(plain, who(14), (trx) => ids(trx, twice))).toEqual(sees(14));
+        expect(await prepared(plain, '/* kysely wrapped twice */')).toEqual([]);
+      } finally {
+        await preparing.destroy();
+        await plain.destroy().catch(() => {});
+      }
+    });
+
     it('recognizes the texts setSessionText makes, and nothing else', () => {
       for (const id of [11, 'nina', "o'brien", 'ā\\x', null]) {
         expect(isSetSessionText(setSessionText({ schema: 'collect', id: id as string }))).toBe(true);
