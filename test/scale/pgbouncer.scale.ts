@@ -5,12 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { samples } from '../../generator/cli/samples/index.ts';
 import { freePort } from '../../generator/db/server.ts';
 import { ident } from '../../generator/sql/print.ts';
-import { withPostgresSession } from '../../runtime/index.ts';
+import { sessionPool, withKyselySession, withPostgresSession } from '../../runtime/index.ts';
 import { DATABASE, postgresAccount, startPrimary, waitFor, type Primary } from './support.ts';
 
 const CLIENTS = 32;
@@ -183,6 +185,31 @@ describe(`PgBouncer, transaction pooling: ${CLIENTS} clients × ${TRANSACTIONS_P
     // The pool really was shared: 32 clients on at most 4 server connections.
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(POOL);
+  });
+
+  it('Kysely over sessionPool(pool, { prepare: false }): BEGIN with set_session in one message, statements with parameters unnamed, every transaction its identity\'s rows', async () => {
+    const wrong: string[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, n) => {
+        const random = seeded(3000 + n);
+        const pool = new pg.Pool({ connectionString: bouncerUrl(), max: 1 });
+        pool.on('error', () => {});
+        const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool, { prepare: false }) }) });
+        try {
+          for (let i = 0; i < 50; i++) {
+            const sample = samples[Math.floor(random() * samples.length)]!;
+            const persona = sample.personas[Math.floor(random() * sample.personas.length)]!;
+            const query = CompiledQuery.raw(`SELECT id FROM ${ident(sample.schema)}.${ident(sample.table)} WHERE $1::int = 1 ORDER BY id`, [1]);
+            const seen = (await withKyselySession(db, { schema: sample.schema, id: persona.id }, (trx) => trx.executeQuery(query), { role: 'app_user' })).rows.map((r) => String((r as { id: unknown }).id)).sort();
+            const expected = [...persona.sees].map(String).sort();
+            if (JSON.stringify(seen) !== JSON.stringify(expected)) wrong.push(`kysely client ${n} tx ${i} (${sample.schema} as ${persona.id}): saw ${seen.join(',')}, expected ${expected.join(',')}`);
+          }
+        } finally {
+          await db.destroy();
+        }
+      }),
+    );
+    expect(wrong.slice(0, 10)).toEqual([]);
   });
 
   it('control: the same pool leaks with a naive session-level identity, and the harness sees it', async () => {
