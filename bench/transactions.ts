@@ -6,6 +6,7 @@
 //   waiting      the same, but the statement sent once set_session has answered (what
 //                withPostgresSession does in a user's first transaction on a client)
 //   pg           withPgSession: BEGIN and set_session in one message, then the statement
+//   pg prepare   the same with { prepare: true }: a statement with a parameter prepared once per kind
 //   Kysely       withKyselySession (over pg): BEGIN, set_session, the statement
 //   sessionPool  withKyselySession over sessionPool(pg): BEGIN with set_session, then the statement,
 //                prepared once per kind when it has a parameter
@@ -26,7 +27,7 @@ import { setSession } from '../runtime/postgres.ts';
 
 const [model, user, query, runsArg, waysArg, param] = process.argv.slice(2);
 if (!model || !user || !query) {
-  console.error('usage: npx tsx bench/transactions.ts <model> <user id> "<read>" [runs] [ways: postgres.js,waiting,pg,Kysely,sessionPool,owner] [$1]');
+  console.error('usage: npx tsx bench/transactions.ts <model> <user id> "<read>" [runs] [ways: postgres.js,waiting,pg,pg prepare,Kysely,sessionPool,owner] [$1]');
   process.exit(2);
 }
 const runs = Number(runsArg ?? 2000);
@@ -67,6 +68,7 @@ await withKeptDatabase(model, async (_sql, url) => {
         return tx.unsafe(mark + query, params, prepared);
       }),
     pg: () => withPgSession(pool, identity, async (client) => (await client.query(query, params)).rows, options),
+    'pg prepare': () => withPgSession(pool, identity, async (client) => (await client.query(query, params)).rows, { ...options, prepare: true }),
     Kysely: () => withKyselySession(kysely, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
     sessionPool: () => withKyselySession(kyselyOverSessionPool, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
     owner: () => sql.begin((tx) => tx.unsafe(query, params, prepared)),

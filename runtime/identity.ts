@@ -25,6 +25,15 @@ export interface SessionOptions {
    * more. A nested withSession keeps the outermost call's choice.
    */
   readonly statementPerKind?: boolean;
+  /**
+   * pg: also send each query given as `query(text, values)` with values as a prepared statement of
+   * the acting user's kind, named by the kind's digest and the text's (as Kysely's sessionPool
+   * sends its statements; runtime/prepared.ts), where pg sends it unnamed and PostgreSQL plans it
+   * at every execution. Marks named queries too (statementPerKind). Default false; a nested
+   * withSession keeps the outermost call's choice. The other adapters ignore it (postgres.js
+   * follows its client's own `prepare`, Kysely its sessionPool's).
+   */
+  readonly prepare?: boolean;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;

@@ -1,11 +1,20 @@
 // withSession for node-postgres (pg): a Pool or a client.
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { fnv64, KIND_TEXT, kindFromRow, Sessions, setSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
+import { deallocateStale, runPrepared, type Query } from './prepared.ts';
 
 const sessions = new Sessions();
 
-/** The kind acting on each client whose withSession marks named statements, and the role that goes into it. */
-const marking = new WeakMap<PoolClient, { kind: Kind; readonly role: string | undefined }>();
+/**
+ * The kind acting on each client whose withSession marks named statements, the role that goes
+ * into it, and whether queries with parameters are prepared too (`prepare`).
+ */
+interface Mark {
+  kind: Kind;
+  readonly role: string | undefined;
+  readonly prepare: boolean;
+}
+const marking = new WeakMap<PoolClient, Mark>();
 /**
  * The outermost withSession running on each client: whether it is over for its callback. The
  * handles it gives out (nested calls' too) refuse queries once it is, whoever has the client then.
@@ -18,7 +27,7 @@ const clients = new WeakMap<object, { readonly client: PoolClient; readonly stat
 const NAME_BYTES = 63;
 
 /** `text` (set_session's, see setSessionText), and with `mark` the acting user's kind asked in the same message (see KIND_TEXT). */
-async function act(client: PoolClient, text: string, mark?: { kind: Kind; readonly role: string | undefined }): Promise<void> {
+async function act(client: PoolClient, text: string, mark?: Mark): Promise<void> {
   if (!mark) {
     await client.query(text);
     return;
@@ -60,13 +69,17 @@ function refused(config: unknown, rest: readonly unknown[]): unknown {
  * digest (the name's own digest instead of the name when the two would pass 63 bytes) and its
  * text with the kind's mark.
  */
-function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, mark: { kind: Kind } | undefined): PoolClient {
+function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, mark: Mark | undefined): PoolClient {
   const query = client.query as (...a: unknown[]) => unknown;
   const made = new Proxy(client, {
     get(target, key) {
       if (key === 'query') {
         return (config: unknown, ...rest: unknown[]) => {
           if (state.ended) return refused(config, rest);
+          // With `prepare`, `query(text, values)` with values: a prepared statement of the kind (runtime/prepared.ts).
+          if (mark?.prepare && typeof config === 'string' && rest.length === 1 && Array.isArray(rest[0]) && rest[0].length > 0) {
+            return runPrepared(target, query.bind(target) as Query, mark.kind, config, rest[0]);
+          }
           if (!mark || !named(config)) return query.call(target, config, ...rest);
           let known = texts.get(target);
           if (!known) texts.set(target, (known = new Map()));
@@ -131,7 +144,7 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   // Once COMMIT has answered, the transaction is over whatever it answered: no ROLLBACK to send.
   let ended = false;
   try {
-    const mark = options.statementPerKind ? { kind: { digest: '', mark: '' }, role: options.role } : undefined;
+    const mark = options.statementPerKind || options.prepare ? { kind: { digest: '', mark: '' }, role: options.role, prepare: options.prepare ?? false } : undefined;
     // When a statement of that message fails, the transaction is rolled back below (a caller's
     // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
     await act(client, begin, mark);
@@ -161,6 +174,8 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     sessions.end(client);
     running.delete(client);
     marking.delete(client);
+    // The transaction is over: statements `prepare` found stale are deallocated, ahead of whatever the client runs next.
+    deallocateStale(client, client.query.bind(client) as Query, broken);
     if (isPool) client.release(broken);
   }
 }

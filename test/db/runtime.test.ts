@@ -163,14 +163,18 @@ describe('runtime: withSession under concurrency', () => {
     const pool = new pg.Pool({ connectionString: appUrl, max: 3 });
     let marking = 0;
     try {
-      const { wrong, failed } = await hammer((c, fail) =>
-        // Named queries, every other transaction marked with the user's kind (statementPerKind).
-        withPgSession(pool, c.identity, async (client) => {
-          const { rows } = await client.query({ name: `ids of ${c.table}`, text: `SELECT id FROM ${c.table} ORDER BY id` });
+      const { wrong, failed } = await hammer((c, fail) => {
+        // Named queries, every other transaction marked with the user's kind (statementPerKind);
+        // every third an unnamed query with a parameter, prepared for the kind (prepare).
+        const m = marking++;
+        return withPgSession(pool, c.identity, async (client) => {
+          const { rows } = m % 3 === 0
+            ? await client.query(`SELECT id FROM ${c.table} WHERE $1::int = 0 ORDER BY id`, [0])
+            : await client.query({ name: `ids of ${c.table}`, text: `SELECT id FROM ${c.table} ORDER BY id` });
           if (fail) throw new Planned();
           return rows.map((r: { id: unknown }) => String(r.id));
-        }, { statementPerKind: marking++ % 2 === 0 }),
-      );
+        }, { statementPerKind: m % 2 === 0, prepare: m % 3 === 0 });
+      });
       expect(wrong).toEqual([]);
       expect(failed).toBe(TRANSACTIONS / 10);
       for (const s of samples) expect((await pool.query(`SELECT count(*)::int AS n FROM ${s.schema}.${s.table}`)).rows[0].n).toBe(0);
@@ -1030,6 +1034,32 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
     }
   });
 
+  it('pg with prepare: a query with parameters is a prepared statement of the acting user\'s kind, through nesting too; one without parameters, or given as a config, is sent as written', async () => {
+    const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+    const kinds = new Map(await Promise.all([11, 14, 15].map(async (id) => [id, kindOf('', await pathOf(sql, id))] as const)));
+    await sql.end();
+    const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+    const text = 'SELECT id FROM smartoffice.contacts /* pg prepare */ WHERE id > $1 ORDER BY id';
+    const ids = async (client: pg.PoolClient, query = text) => (await client.query(query, [0])).rows.map((r: { id: string }) => Number(r.id));
+    try {
+      for (const id of [11, 14, 12, 15, 14, 11]) expect(await withPgSession(pool, who(id), (client) => ids(client), { prepare: true }), `user ${id}`).toEqual(sees(id));
+      const nested = await withPgSession(pool, who(11), async (client) => [await withPgSession(client, who(15), (c) => ids(c)), await ids(client)], { prepare: true });
+      expect(nested).toEqual([sees(15), sees(11)]);
+      const asWritten = await withPgSession(pool, who(14), async (client) => [
+        (await client.query('SELECT id FROM smartoffice.contacts /* pg prepare, no parameters */ ORDER BY id')).rows.map((r: { id: string }) => Number(r.id)),
+        (await client.query({ text: 'SELECT id FROM smartoffice.contacts /* pg prepare, config */ WHERE id > $1 ORDER BY id', values: [0] })).rows.map((r: { id: string }) => Number(r.id)),
+      ], { prepare: true });
+      expect(asWritten).toEqual([sees(14), sees(14)]);
+      expect(await withPgSession(pool, who(14), (client) => ids(client, text.replace('pg prepare', 'pg unprepared')))).toEqual(sees(14));
+      const { rows } = await pool.query(`SELECT name, statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE strpos(statement, '/* pg') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`);
+      const expected = [[11, 4], [14, 2], [15, 2]].map(([id, runs]) => ({ name: `${kinds.get(id!)!.digest} ${fnv64(text)}`, statement: kinds.get(id!)!.mark + text, runs }));
+      const byName = (a: { name: string }, b: { name: string }) => byCodePoint(a.name, b.name);
+      expect((rows as { name: string }[]).sort(byName)).toEqual(expected.sort(byName));
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('postgres.js sends the callback\'s first statements with set_session once the user has acted on the client (unmarked, always); they run only if it succeeds', async () => {
     const proxy = await recordingProxy(appUrl);
     const sql = postgres(proxy.url, { max: 1, onnotice: () => {} });
@@ -1350,92 +1380,6 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
 
-    it('after a migration a prepared statement fails once on each connection and kind, and is then parsed again under a new name, the stale one deallocated: changed result columns, changed column types, statements dropped by hand', async () => {
-      const admin = db.current.admin;
-      await admin.unsafe(`DROP TABLE IF EXISTS public.kysely_columns;
-        CREATE TABLE public.kysely_columns (id int, n int, doc text); INSERT INTO public.kysely_columns VALUES (1, 1, 'a');
-        GRANT SELECT, INSERT, UPDATE ON public.kysely_columns TO app_user`);
-      const kdb = kyselyRecording([]);
-      const run = (text: string, values: unknown[]) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(text, values)).then((r) => r.rows);
-      const star = run('SELECT * FROM public.kysely_columns WHERE id > $1 ORDER BY n', [0]);
-      const insert = (n: string) => run('INSERT INTO public.kysely_columns (id, n) VALUES (2, $1) RETURNING n', [n]);
-      const update = run('UPDATE public.kysely_columns SET doc = $1 WHERE id = 1 RETURNING doc', ['{"a": 1}']);
-      const parts = async () => (await prepared(kdb, 'public.kysely_columns')).map((r) => [r.statement.slice(r.statement.indexOf('*/') + 3, r.statement.indexOf('*/') + 9), r.name.split(' ').length]);
-      try {
-        expect(await withKyselySession(kdb, who(14), star)).toEqual([{ id: 1, n: 1, doc: 'a' }]);
-        expect(await withKyselySession(kdb, who(14), insert('5'))).toEqual([{ n: 5 }]);
-        expect(await withKyselySession(kdb, who(14), update)).toEqual([{ doc: '{"a": 1}' }]);
-        // An insert's error of its own (a value out of range) costs a parse, no more.
-        await expect(withKyselySession(kdb, who(14), insert('3000000000'))).rejects.toMatchObject({ code: '22003' });
-        await admin.unsafe('DELETE FROM public.kysely_columns WHERE id = 2; ALTER TABLE public.kysely_columns ALTER COLUMN n TYPE bigint, ALTER COLUMN doc TYPE jsonb USING to_jsonb(doc)');
-        await expect(withKyselySession(kdb, who(14), star)).rejects.toMatchObject({ code: '0A000' });
-        await expect(withKyselySession(kdb, who(14), update)).rejects.toMatchObject({ code: '42804' });
-        expect(await withKyselySession(kdb, who(14), star)).toEqual([{ id: 1, n: '1', doc: '{"a": 1}' }]);
-        expect(await withKyselySession(kdb, who(14), insert('3000000000'))).toEqual([{ n: '3000000000' }]);
-        expect(await withKyselySession(kdb, who(14), update)).toEqual([{ doc: { a: 1 } }]);
-        expect(await withKyselySession(kdb, who(14), star)).toHaveLength(2);
-        // The stale statements were deallocated when their clients went back to the pool: one of each text is left.
-        expect((await parts()).sort()).toEqual([['INSERT', 3], ['SELECT', 3], ['UPDATE', 3]]);
-        // Dropped by hand (DEALLOCATE ALL, DISCARD ALL) outside withSession: pg still takes them for prepared.
-        await kdb.executeQuery(CompiledQuery.raw('DEALLOCATE ALL'));
-        await expect(withKyselySession(kdb, who(14), star)).rejects.toMatchObject({ code: '26000' });
-        expect(await withKyselySession(kdb, who(14), star)).toHaveLength(2);
-      } finally {
-        await kdb.destroy();
-        await admin.unsafe('DROP TABLE public.kysely_columns');
-      }
-    });
-
-    it('a statement whose only runs before a migration failed after its parse (bad input, a duplicate key) is renamed after it too; a policy\'s refusal renames nothing', async () => {
-      const admin = db.current.admin;
-      await admin.unsafe(`DROP TABLE IF EXISTS public.kysely_first; CREATE TABLE public.kysely_first (id int PRIMARY KEY, n int);
-        INSERT INTO public.kysely_first VALUES (1, 1); GRANT SELECT, INSERT ON public.kysely_first TO app_user`);
-      const kdb = kyselyRecording([]);
-      const run = (text: string, values: unknown[]) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw(text, values)).then((r) => r.rows);
-      const star = (n: string) => run('SELECT * FROM public.kysely_first WHERE n = $1', [n]);
-      const insert = (id: number) => run('INSERT INTO public.kysely_first (id, n) VALUES ($1, 1) RETURNING *', [id]);
-      // A policy's refusal (42501) on a statement parsed before: the call's own error, no new name.
-      const refused = run('INSERT INTO smartoffice.contacts (id, office_id, name) VALUES ($1, 1, $2)', [90001, 'refused']);
-      try {
-        await expect(withKyselySession(kdb, who(14), star('x'))).rejects.toMatchObject({ code: '22P02' });
-        await expect(withKyselySession(kdb, who(14), insert(1))).rejects.toMatchObject({ code: '23505' });
-        for (let i = 0; i < 3; i++) await expect(withKyselySession(kdb, who(14), refused)).rejects.toMatchObject({ code: '42501' });
-        await admin.unsafe('ALTER TABLE public.kysely_first ADD COLUMN extra text');
-        await expect(withKyselySession(kdb, who(14), star('1'))).rejects.toMatchObject({ code: '0A000' });
-        await expect(withKyselySession(kdb, who(14), insert(2))).rejects.toMatchObject({ code: '0A000' });
-        expect(await withKyselySession(kdb, who(14), star('1'))).toEqual([{ id: 1, n: 1, extra: null }]);
-        expect(await withKyselySession(kdb, who(14), insert(2))).toEqual([{ id: 2, n: 1, extra: null }]);
-        const names = (await prepared(kdb, 'public.kysely_first')).map((r) => r.name.split(' ').length);
-        expect(names).toEqual([3, 3]);
-        expect((await prepared(kdb, 'VALUES ($1, 1, $2)')).map((r) => [r.name.split(' ').length, r.runs])).toEqual([[2, 3]]);
-      } finally {
-        await kdb.destroy();
-        await admin.unsafe('DROP TABLE public.kysely_first');
-      }
-    });
-
-    it('bad input alternating with good does not grow the statements on the server or pg\'s record of them', async () => {
-      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
-      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool) }) });
-      const lookup = (id: string) => (trx: Kysely<Record<string, never>>) => trx.executeQuery(CompiledQuery.raw('SELECT id FROM smartoffice.contacts /* kysely input */ WHERE id = $1', [id]));
-      try {
-        for (let i = 0; i < 40; i++) {
-          if (i % 2) await expect(withKyselySession(kdb, who(14), lookup('nope'))).rejects.toMatchObject({ code: '22P02' });
-          else await withKyselySession(kdb, who(14), lookup('103'));
-        }
-        expect((await prepared(kdb, '/* kysely input */')).length).toBeLessThanOrEqual(1);
-        const client = await pool.connect();
-        try {
-          const names = Object.keys((client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements);
-          expect(names.filter((n) => /^[0-9a-f]{16} [0-9a-f]{16}/.test(n)).length).toBeLessThanOrEqual(2);
-        } finally {
-          client.release();
-        }
-      } finally {
-        await kdb.destroy();
-      }
-    });
-
     it('one pg Pool wrapped twice keeps each wrapper\'s options', async () => {
       const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
       const preparing = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool) }) });
@@ -1461,4 +1405,121 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       }
     });
   });
+
+  /**
+   * The two ways the runtime prepares statements with parameters for a kind of user on a pg pool
+   * of one connection: `run` as user `id` in withSession, `plain` outside it, and the pool itself.
+   */
+  const preparing = {
+    'Kysely over sessionPool': () => {
+      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+      const kdb = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(pool) }) });
+      return {
+        pool,
+        run: (id: number, text: string, values: unknown[]) => withKyselySession(kdb, who(id), async (trx) => (await trx.executeQuery(CompiledQuery.raw(text, values))).rows),
+        plain: async (text: string) => (await kdb.executeQuery(CompiledQuery.raw(text))).rows,
+        end: () => kdb.destroy(),
+      };
+    },
+    'pg with prepare': () => {
+      const pool = new pg.Pool({ connectionString: appUrl, max: 1 });
+      return {
+        pool,
+        run: (id: number, text: string, values: unknown[]) => withPgSession(pool, who(id), async (client) => (await client.query(text, values)).rows, { prepare: true }),
+        plain: async (text: string) => (await pool.query(text)).rows,
+        end: () => pool.end(),
+      };
+    },
+  };
+
+  for (const [via, make] of Object.entries(preparing)) {
+    describe(`${via}: statements with parameters prepared per kind, and migrations`, () => {
+      /** The statements on the connection whose text holds `tag`: name, text and runs. */
+      const statements = async (plain: (text: string) => Promise<unknown[]>, tag: string) =>
+        ((await plain(`SELECT name, statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE strpos(statement, '${tag}') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`)) as { name: string; statement: string; runs: number }[])
+          .sort((x, y) => byCodePoint(x.name, y.name));
+
+      it('a statement prepared before a migration fails once on each connection and kind, and is then parsed again under a new name, the stale one deallocated: changed result columns, changed column types, statements dropped by hand', async () => {
+        const admin = db.current.admin;
+        await admin.unsafe(`DROP TABLE IF EXISTS public.kind_columns;
+          CREATE TABLE public.kind_columns (id int, n int, doc text); INSERT INTO public.kind_columns VALUES (1, 1, 'a');
+          GRANT SELECT, INSERT, UPDATE ON public.kind_columns TO app_user`);
+        const { run, plain, end } = make();
+        const star = () => run(14, 'SELECT * FROM public.kind_columns WHERE id > $1 ORDER BY n', [0]);
+        const insert = (n: string) => run(14, 'INSERT INTO public.kind_columns (id, n) VALUES (2, $1) RETURNING n', [n]);
+        const update = () => run(14, 'UPDATE public.kind_columns SET doc = $1 WHERE id = 1 RETURNING doc', ['{"a": 1}']);
+        const parts = async () => (await statements(plain, 'public.kind_columns')).map((r) => [r.statement.slice(r.statement.indexOf('*/') + 3, r.statement.indexOf('*/') + 9), r.name.split(' ').length]);
+        try {
+          expect(await star()).toEqual([{ id: 1, n: 1, doc: 'a' }]);
+          expect(await insert('5')).toEqual([{ n: 5 }]);
+          expect(await update()).toEqual([{ doc: '{"a": 1}' }]);
+          // An insert's error of its own (a value out of range) costs a parse, no more.
+          await expect(insert('3000000000')).rejects.toMatchObject({ code: '22003' });
+          await admin.unsafe('DELETE FROM public.kind_columns WHERE id = 2; ALTER TABLE public.kind_columns ALTER COLUMN n TYPE bigint, ALTER COLUMN doc TYPE jsonb USING to_jsonb(doc)');
+          await expect(star()).rejects.toMatchObject({ code: '0A000' });
+          await expect(update()).rejects.toMatchObject({ code: '42804' });
+          expect(await star()).toEqual([{ id: 1, n: '1', doc: '{"a": 1}' }]);
+          expect(await insert('3000000000')).toEqual([{ n: '3000000000' }]);
+          expect(await update()).toEqual([{ doc: { a: 1 } }]);
+          expect(await star()).toHaveLength(2);
+          // The stale statements were deallocated once their transactions were over: one of each text is left.
+          expect((await parts()).sort()).toEqual([['INSERT', 3], ['SELECT', 3], ['UPDATE', 3]]);
+          // Dropped by hand (DEALLOCATE ALL, DISCARD ALL) outside withSession: pg still takes them for prepared.
+          await plain('DEALLOCATE ALL');
+          await expect(star()).rejects.toMatchObject({ code: '26000' });
+          expect(await star()).toHaveLength(2);
+        } finally {
+          await end();
+          await admin.unsafe('DROP TABLE public.kind_columns');
+        }
+      });
+
+      it('a statement whose only runs before a migration failed after its parse (bad input, a duplicate key) is renamed after it too; a policy\'s refusal renames nothing', async () => {
+        const admin = db.current.admin;
+        await admin.unsafe(`DROP TABLE IF EXISTS public.kind_first; CREATE TABLE public.kind_first (id int PRIMARY KEY, n int);
+          INSERT INTO public.kind_first VALUES (1, 1); GRANT SELECT, INSERT ON public.kind_first TO app_user`);
+        const { run, plain, end } = make();
+        const star = (n: string) => run(14, 'SELECT * FROM public.kind_first WHERE n = $1', [n]);
+        const insert = (id: number) => run(14, 'INSERT INTO public.kind_first (id, n) VALUES ($1, 1) RETURNING *', [id]);
+        // A policy's refusal (42501) on a statement parsed before: the call's own error, no new name.
+        const refused = () => run(14, 'INSERT INTO smartoffice.contacts (id, office_id, name) VALUES ($1, 1, $2)', [90001, 'refused']);
+        try {
+          await expect(star('x')).rejects.toMatchObject({ code: '22P02' });
+          await expect(insert(1)).rejects.toMatchObject({ code: '23505' });
+          for (let i = 0; i < 3; i++) await expect(refused()).rejects.toMatchObject({ code: '42501' });
+          await admin.unsafe('ALTER TABLE public.kind_first ADD COLUMN extra text');
+          await expect(star('1')).rejects.toMatchObject({ code: '0A000' });
+          await expect(insert(2)).rejects.toMatchObject({ code: '0A000' });
+          expect(await star('1')).toEqual([{ id: 1, n: 1, extra: null }]);
+          expect(await insert(2)).toEqual([{ id: 2, n: 1, extra: null }]);
+          expect((await statements(plain, 'public.kind_first')).map((r) => r.name.split(' ').length)).toEqual([3, 3]);
+          expect((await statements(plain, 'VALUES ($1, 1, $2)')).map((r) => [r.name.split(' ').length, r.runs])).toEqual([[2, 3]]);
+        } finally {
+          await end();
+          await admin.unsafe('DROP TABLE public.kind_first');
+        }
+      });
+
+      it('bad input alternating with good does not grow the statements on the server or pg\'s record of them', async () => {
+        const { pool, run, plain, end } = make();
+        const lookup = (id: string) => run(14, 'SELECT id FROM smartoffice.contacts /* kind input */ WHERE id = $1', [id]);
+        try {
+          for (let i = 0; i < 40; i++) {
+            if (i % 2) await expect(lookup('nope')).rejects.toMatchObject({ code: '22P02' });
+            else expect(await lookup('103')).toEqual([{ id: '103' }]);
+          }
+          expect((await statements(plain, '/* kind input */')).length).toBeLessThanOrEqual(1);
+          const client = await pool.connect();
+          try {
+            const names = Object.keys((client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements);
+            expect(names.filter((n) => /^[0-9a-f]{16} [0-9a-f]{16}/.test(n)).length).toBeLessThanOrEqual(2);
+          } finally {
+            client.release();
+          }
+        } finally {
+          await end();
+        }
+      });
+    });
+  }
 });
