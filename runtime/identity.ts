@@ -29,9 +29,10 @@ export interface SessionOptions {
    * pg: also send each query given as `query(text, values)` with values as a prepared statement of
    * the acting user's kind, named by the kind's digest and the text's (as Kysely's sessionPool
    * sends its statements; runtime/prepared.ts), where pg sends it unnamed and PostgreSQL plans it
-   * at every execution. Marks named queries too (statementPerKind). Default false; a nested
-   * withSession keeps the outermost call's choice. The other adapters ignore it (postgres.js
-   * follows its client's own `prepare`, Kysely its sessionPool's).
+   * at every execution. Marks named queries too (statementPerKind), unless statementPerKind is
+   * false, which leaves every statement as written. Default false; a nested withSession keeps the
+   * outermost call's choice. The other adapters ignore it (postgres.js follows its client's own
+   * `prepare`, Kysely its sessionPool's).
    */
   readonly prepare?: boolean;
 }

@@ -144,7 +144,9 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
   // Once COMMIT has answered, the transaction is over whatever it answered: no ROLLBACK to send.
   let ended = false;
   try {
-    const mark = options.statementPerKind || options.prepare ? { kind: { digest: '', mark: '' }, role: options.role, prepare: options.prepare ?? false } : undefined;
+    // statementPerKind: false leaves every statement as written, prepare or not.
+    const marked = options.statementPerKind ?? options.prepare ?? false;
+    const mark = marked ? { kind: { digest: '', mark: '' }, role: options.role, prepare: options.prepare ?? false } : undefined;
     // When a statement of that message fails, the transaction is rolled back below (a caller's
     // own client already in a failed transaction gets its ROLLBACK too, and sees the 25P02).
     await act(client, begin, mark);
@@ -174,8 +176,11 @@ export async function withSession<T>(db: Pool | PoolClient, identity: Identity, 
     sessions.end(client);
     running.delete(client);
     marking.delete(client);
-    // The transaction is over: statements `prepare` found stale are deallocated, ahead of whatever the client runs next.
-    deallocateStale(client, client.query.bind(client) as Query, broken);
-    if (isPool) client.release(broken);
+    try {
+      // The transaction is over: statements `prepare` retired are deallocated, ahead of whatever the client runs next.
+      deallocateStale(client, client.query.bind(client) as Query, broken);
+    } finally {
+      if (isPool) client.release(broken);
+    }
   }
 }

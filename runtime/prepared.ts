@@ -7,13 +7,21 @@ import { fnv64, type Kind } from './identity.ts';
 export type Query = (...args: unknown[]) => Promise<unknown>;
 
 /**
- * The statements prepared for kinds of user on each pg client: the names sent (for a client
- * without pg's record of parsed names), how often each text and kind was renamed (the count goes
- * after the name), and the stale names to deallocate once the transaction is over (a failed one
- * cannot).
+ * How many statements of kinds one client keeps prepared. Past it, the least recently run is
+ * deallocated once the transaction is over, and parsed again under a new name when it runs again:
+ * a statement whose text varies (a value written into it) costs the server ~40 kB each, on every
+ * connection, for as long as the connection lives.
+ */
+export const KEPT_PER_CLIENT = 500;
+
+/**
+ * The statements prepared for kinds of user on each pg client: the names in use, least recently
+ * run first, each with its base (the kind's and the text's digests); how often each base was
+ * renamed (the count goes after the name); and the names to deallocate once the transaction is
+ * over (a failed one cannot).
  */
 interface Prepared {
-  readonly sent: Set<string>;
+  readonly inUse: Map<string, string>;
   readonly renamed: Map<string, number>;
   readonly stale: string[];
 }
@@ -21,7 +29,7 @@ const preparedOn = new WeakMap<PoolClient, Prepared>();
 
 function preparedFor(client: PoolClient): Prepared {
   let prepared = preparedOn.get(client);
-  if (!prepared) preparedOn.set(client, (prepared = { sent: new Set(), renamed: new Map(), stale: [] }));
+  if (!prepared) preparedOn.set(client, (prepared = { inUse: new Map(), renamed: new Map(), stale: [] }));
   return prepared;
 }
 
@@ -55,47 +63,56 @@ function stale(error: unknown): boolean {
   return STALE_CODES.has(String(e?.code)) || (e?.code === '0A000' && e.routine === 'RevalidateCachedQuery');
 }
 
+/** Retires `name`: its base gets a new name for its next run, and it is deallocated once the transaction is over. */
+function retire(prepared: Prepared, name: string, base: string): void {
+  prepared.inUse.delete(name);
+  prepared.renamed.set(base, (prepared.renamed.get(base) ?? 0) + 1);
+  prepared.stale.push(name);
+}
+
 /**
  * Runs the statement of `kind` for `text`. One that pg sent without a Parse (parsed on an earlier
- * run, whether that run succeeded or not) and that fails as a stale one would (see stale) is parsed
- * again under a new name at its next run, and the stale one deallocated once the transaction is
- * over (deallocateStale); one the server no longer has (26000: a DEALLOCATE ALL or DISCARD ALL by
- * hand) is parsed again too.
+ * run, whether that run succeeded or not) and that fails as a stale one would (see stale) is
+ * retired: parsed again under a new name at its next run, and deallocated once the transaction is
+ * over (deallocateStale). A 26000 (the server has no statement of that name: a DEALLOCATE ALL or
+ * DISCARD ALL by hand) retires every statement on the client, as such a reset drops them all: one
+ * failed run per reset, not one per statement. Past KEPT_PER_CLIENT, the least recently run one is
+ * retired too.
  */
 export function runPrepared(client: PoolClient, query: Query, kind: Kind, text: string, values: unknown[]): Promise<unknown> {
   const prepared = preparedFor(client);
   const statement = kindStatement(prepared, kind, text);
   const parsed = parsedOn(client);
-  const reused = parsed ? statement.name in parsed : prepared.sent.has(statement.name);
-  prepared.sent.add(statement.name);
+  const reused = parsed ? statement.name in parsed : prepared.inUse.has(statement.name);
+  // Most recently run last.
+  prepared.inUse.delete(statement.name);
+  prepared.inUse.set(statement.name, statement.base);
+  if (prepared.inUse.size > KEPT_PER_CLIENT) {
+    const [oldest, base] = prepared.inUse.entries().next().value as [string, string];
+    retire(prepared, oldest, base);
+  }
   return query({ name: statement.name, text: statement.text, values }).catch((error: unknown) => {
-    const gone = (error as { code?: unknown } | null)?.code === '26000';
-    if (gone || (reused && stale(error))) {
-      prepared.renamed.set(statement.base, (prepared.renamed.get(statement.base) ?? 0) + 1);
-      if (gone) forget(client, prepared, statement.name);
-      else prepared.stale.push(statement.name);
+    if ((error as { code?: unknown } | null)?.code === '26000') {
+      for (const [name, base] of [...prepared.inUse]) retire(prepared, name, base);
+    } else if (reused && stale(error) && prepared.inUse.get(statement.name) === statement.base) {
+      retire(prepared, statement.name, statement.base);
     }
     throw error;
   });
 }
 
-/** A renamed statement's name leaves the client's records (so they do not grow with each rename). */
-function forget(client: PoolClient, prepared: Prepared, name: string): void {
-  prepared.sent.delete(name);
-  const parsed = parsedOn(client);
-  if (parsed) delete parsed[name];
-}
-
 /**
  * A client whose transaction is over (going back to the pool, not destroyed: `error` unset or
- * false): its stale statements are deallocated, queued ahead of its next statements, outside any
- * transaction. One that fails (deallocated by hand since) fails alone.
+ * false): its retired statements are deallocated, queued ahead of its next statements, outside any
+ * transaction, and leave pg's record of parsed names. One that fails (dropped already, by a reset
+ * or by hand) fails alone.
  */
 export function deallocateStale(client: PoolClient, query: Query, error?: unknown): void {
   const prepared = preparedOn.get(client);
   if (!prepared || error) return;
+  const parsed = parsedOn(client);
   for (const name of prepared.stale.splice(0)) {
     query(`DEALLOCATE "${name}"`).catch(() => {});
-    forget(client, prepared, name);
+    if (parsed) delete parsed[name];
   }
 }

@@ -15,6 +15,7 @@ import { samples } from '../../generator/cli/samples/index.ts';
 import { fnv64, idLiteral, isSetSessionText, KIND_TEXT, kindOf, setSessionText } from '../../runtime/identity.ts';
 import { sessionPool, withKyselySession, withPgSession, withPostgresSession, type Identity } from '../../runtime/index.ts';
 import { lastKind, markedStrings, remember, REMEMBERED } from '../../runtime/postgres.ts';
+import { KEPT_PER_CLIENT } from '../../runtime/prepared.ts';
 import { byCodePoint } from '../../generator/sql/print.ts';
 import { useTestDatabase } from '../support/db.ts';
 
@@ -1051,6 +1052,8 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
       ], { prepare: true });
       expect(asWritten).toEqual([sees(14), sees(14)]);
       expect(await withPgSession(pool, who(14), (client) => ids(client, text.replace('pg prepare', 'pg unprepared')))).toEqual(sees(14));
+      // statementPerKind: false leaves every statement as written, prepare or not.
+      expect(await withPgSession(pool, who(14), (client) => ids(client, text.replace('pg prepare', 'pg unprepared')), { prepare: true, statementPerKind: false })).toEqual(sees(14));
       const { rows } = await pool.query(`SELECT name, statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE strpos(statement, '/* pg') > 0 AND strpos(statement, 'pg_prepared_statements') = 0`);
       const expected = [[11, 4], [14, 2], [15, 2]].map(([id, runs]) => ({ name: `${kinds.get(id!)!.digest} ${fnv64(text)}`, statement: kinds.get(id!)!.mark + text, runs }));
       const byName = (a: { name: string }, b: { name: string }) => byCodePoint(a.name, b.name);
@@ -1497,6 +1500,43 @@ describe('runtime: one prepared statement per kind of user (postgres.js by defau
         } finally {
           await end();
           await admin.unsafe('DROP TABLE public.kind_first');
+        }
+      });
+
+      it('a connection reset by hand (DISCARD ALL) between transactions costs one failed run, not one per statement', async () => {
+        const { run, plain, end } = make();
+        const texts = [1, 2, 3].map((n) => `SELECT id FROM smartoffice.contacts /* kind reset ${n} */ WHERE id > $1 ORDER BY id`);
+        const outcomes: string[] = [];
+        try {
+          for (let round = 0; round < 3; round++) {
+            for (const text of texts) {
+              outcomes.push(await run(14, text, [0]).then((rows) => (JSON.stringify(rows.map((r) => Number((r as { id: string }).id))) === JSON.stringify(sees(14)) ? 'ok' : 'wrong'), (e: { code?: string }) => e.code ?? 'error'));
+            }
+            await plain('DISCARD ALL');
+          }
+          // Each reset's first run of a statement parsed before it fails, and retires them all.
+          expect(outcomes).toEqual(['ok', 'ok', 'ok', '26000', 'ok', 'ok', 'ok', '26000', 'ok']);
+        } finally {
+          await end();
+        }
+      });
+
+      it(`a client keeps at most ${KEPT_PER_CLIENT} statements of kinds: past that, the least recently run is deallocated and parsed again when it runs again`, async () => {
+        const { run, plain, end } = make();
+        const texts = Array.from({ length: KEPT_PER_CLIENT + 20 }, (_, n) => `SELECT $1::int + ${n} AS n /* kind kept */`);
+        try {
+          // In one transaction per 50 statements, each its own text.
+          for (let i = 0; i < texts.length; i += 50) {
+            await run(14, 'SELECT $1::int AS n /* kind kept batch */', [0]);
+            for (const text of texts.slice(i, i + 50)) await run(14, text, [1]);
+          }
+          const kept = await statements(plain, '/* kind kept');
+          expect(kept.length).toBeLessThanOrEqual(KEPT_PER_CLIENT);
+          // The first text was retired; it runs again under a new name.
+          expect(await run(14, texts[0]!, [1])).toEqual([{ n: 1 }]);
+          expect((await statements(plain, '$1::int + 0 AS n')).map((r) => r.name.split(' ').length)).toEqual([3]);
+        } finally {
+          await end();
         }
       });
 
