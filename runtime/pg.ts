@@ -67,7 +67,8 @@ function refused(config: unknown, rest: readonly unknown[]): unknown {
  * (see `running`), and with `statementPerKind` (`mark`) a named query (`{ name, text }`, the only
  * kind pg prepares) runs as a statement of the acting user's kind: its name begins with the kind's
  * digest (the name's own digest instead of the name when the two would pass 63 bytes) and its
- * text with the kind's mark.
+ * text with the kind's mark. With `prepare` too, `query(text, values)` with values runs as a
+ * prepared statement of the kind (runtime/prepared.ts).
  */
 function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, mark: Mark | undefined): PoolClient {
   const query = client.query as (...a: unknown[]) => unknown;
@@ -113,7 +114,8 @@ function sessionHandle(client: PoolClient, state: { readonly ended: boolean }, m
  * Given a Pool it checks a client out and always returns it; a client whose transaction failed to
  * roll back is destroyed rather than reused. Given a client inside withSession, it nests with a
  * savepoint. With `statementPerKind: true` (pg prepares only named queries, so it is off by
- * default) named queries are marked with the acting user's kind. A query sent on the handle once
+ * default) named queries are marked with the acting user's kind, and with `prepare: true` queries
+ * with values are prepared for it too. A query sent on the handle once
  * the session is over is refused (see sessionHandle).
  */
 export async function withSession<T>(db: Pool | PoolClient, identity: Identity, fn: (client: PoolClient) => Promise<T>, options: SessionOptions = {}): Promise<T> {
