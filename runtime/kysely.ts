@@ -3,8 +3,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Pool, PoolClient, QueryResult } from 'pg';
-import { KIND_TEXT, kindFromRow, Sessions, setSessionText, isSetSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
-import { deallocateStale, runPrepared, type Query } from './prepared.ts';
+import { Sessions, setSessionText, isSetSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
+import { answerOf, deallocateStale, runPrepared, sendWithKind, type Query } from './prepared.ts';
 
 const sessions = new Sessions();
 
@@ -63,25 +63,30 @@ function released(client: PoolClient, query: Query, error: unknown): void {
 }
 
 /**
- * BEGIN, set_session and (for the kind) KIND_TEXT in one message. When a statement after BEGIN
- * fails, the transaction it began is rolled back here, since Kysely rolls back only a transaction
- * whose BEGIN succeeded: the error is set_session's (28000 for an unknown user, say).
+ * BEGIN, set_session and (for the kind) KIND_TEXT in one message (see sendWithKind). When a
+ * statement after BEGIN fails, the transaction it began is rolled back here, since Kysely rolls
+ * back only a transaction whose BEGIN succeeded: the error is set_session's (28000 for an unknown
+ * user, say).
  */
 async function open(client: PoolClient, query: Query, begin: string, context: Opening, prepare: boolean): Promise<unknown> {
   let results: QueryResult[];
-  const perKind = prepare && context.perKind;
   const session: InSession = { kind: undefined, role: context.role, answer: undefined };
+  const text = `${begin}; ${context.text}`;
   try {
-    results = (await query(`${begin}; ${context.text}${perKind ? `; ${KIND_TEXT}` : ''}`)) as QueryResult[];
-    // Inside the try: a kind that cannot be read (a pool whose type parsers turn text into
-    // something else) must not leave the transaction open on the connection either.
-    if (perKind) session.kind = kindFromRow(results.at(-1)?.rows[0], context.role);
+    // Reading the kind inside the try: one that cannot be read (a pool whose type parsers turn
+    // text into something else) must not leave the transaction open on the connection either.
+    if (prepare && context.perKind) {
+      const sent = await sendWithKind(query, text, context.role);
+      session.kind = sent.kind;
+      results = sent.results;
+    } else {
+      results = (await query(text)) as QueryResult[];
+    }
   } catch (error) {
     await query('ROLLBACK').catch(() => {});
     throw error;
   }
-  const answered = results.slice(1, perKind ? -1 : undefined);
-  session.answer = { text: context.text, result: answered.length === 1 ? answered[0] : answered };
+  session.answer = { text: context.text, result: answerOf(results.slice(1)) };
   inSession.set(client, session);
   return results[0];
 }
@@ -128,10 +133,9 @@ function sessionHandle(client: PoolClient, prepare: boolean, handles: WeakMap<Po
               return query(text, values);
             }
             if (session.kind && isSetSessionText(text)) {
-              return (query(`${text}; ${KIND_TEXT}`) as Promise<QueryResult[]>).then((results) => {
-                session.kind = kindFromRow(results.at(-1)?.rows[0], session.role);
-                const answered = results.slice(0, -1);
-                return answered.length === 1 ? answered[0] : answered;
+              return sendWithKind(query, text, session.role).then(({ kind, results }) => {
+                session.kind = kind;
+                return answerOf(results);
               });
             }
             return query(text, values);

@@ -1,7 +1,7 @@
 // withSession for node-postgres (pg): a Pool or a client.
-import type { Pool, PoolClient, QueryResult } from 'pg';
-import { fnv64, KIND_TEXT, kindFromRow, Sessions, setSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
-import { deallocateStale, runPrepared, type Query } from './prepared.ts';
+import type { Pool, PoolClient } from 'pg';
+import { fnv64, Sessions, setSessionText, type Identity, type Kind, type SessionOptions } from './identity.ts';
+import { deallocateStale, runPrepared, sendWithKind, type Query } from './prepared.ts';
 
 const sessions = new Sessions();
 
@@ -32,8 +32,7 @@ async function act(client: PoolClient, text: string, mark?: Mark): Promise<void>
     await client.query(text);
     return;
   }
-  const results = (await client.query(`${text}; ${KIND_TEXT}`)) as unknown as QueryResult[];
-  mark.kind = kindFromRow(results.at(-1)?.rows[0], mark.role);
+  mark.kind = (await sendWithKind(client.query.bind(client) as Query, text, mark.role)).kind;
 }
 
 /** The texts of the named queries each client has run, by the name given: a query by name alone runs it again. */

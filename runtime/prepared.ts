@@ -1,10 +1,22 @@
 // Statements with parameters sent as prepared statements of the acting user's kind on a pg
 // client (Kysely's sessionPool, and pg's adapter with `prepare`), and what a migration does to them.
-import type { PoolClient } from 'pg';
-import { fnv64, type Kind } from './identity.ts';
+import type { PoolClient, QueryResult } from 'pg';
+import { fnv64, KIND_TEXT, kindFromRow, type Kind } from './identity.ts';
 
 /** pg's client.query, bound. */
 export type Query = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * `text` (ending in a set_session) and KIND_TEXT as one simple query on a pg client: the acting
+ * user's kind, and the results of `text`'s own statements.
+ */
+export async function sendWithKind(query: Query, text: string, role: string | undefined): Promise<{ kind: Kind; results: QueryResult[] }> {
+  const results = (await query(`${text}; ${KIND_TEXT}`)) as QueryResult[];
+  return { kind: kindFromRow(results.at(-1)?.rows[0], role), results: results.slice(0, -1) };
+}
+
+/** What pg answers for a text of these statements' results: the one result, or the array of them. */
+export const answerOf = (results: QueryResult[]): unknown => (results.length === 1 ? results[0] : results);
 
 /**
  * How many statements of kinds one client keeps prepared. Past it, the least recently run is
