@@ -59,6 +59,8 @@ await withKeptDatabase(model, async (_sql, url) => {
   const kyselyOverSessionPool = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: sessionPool(wrapped) }) });
   const compiled = CompiledQuery.raw(query, params);
   const prepared = { prepare: true };
+  const pgRead = async (client: pg.PoolClient) => (await client.query(query, params)).rows;
+  const kyselyRead = async (trx: Kysely<Record<string, never>>) => (await trx.executeQuery(compiled)).rows;
   const ways = {
     'postgres.js': () => withPostgresSession(sql, identity, (tx) => tx.unsafe(query, params, prepared), options),
     waiting: () =>
@@ -67,10 +69,10 @@ await withKeptDatabase(model, async (_sql, url) => {
         const mark = await setSession(tx, identity, options.role, options);
         return tx.unsafe(mark + query, params, prepared);
       }),
-    pg: () => withPgSession(pool, identity, async (client) => (await client.query(query, params)).rows, options),
-    'pg prepare': () => withPgSession(pool, identity, async (client) => (await client.query(query, params)).rows, { ...options, prepare: true }),
-    Kysely: () => withKyselySession(kysely, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
-    sessionPool: () => withKyselySession(kyselyOverSessionPool, identity, async (trx) => (await trx.executeQuery(compiled)).rows, options),
+    pg: () => withPgSession(pool, identity, pgRead, options),
+    'pg prepare': () => withPgSession(pool, identity, pgRead, { ...options, prepare: true }),
+    Kysely: () => withKyselySession(kysely, identity, kyselyRead, options),
+    sessionPool: () => withKyselySession(kyselyOverSessionPool, identity, kyselyRead, options),
     owner: () => sql.begin((tx) => tx.unsafe(query, params, prepared)),
   };
   type Way = keyof typeof ways;
