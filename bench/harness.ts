@@ -167,6 +167,13 @@ async function begin(conn: ReservedSql, as: As): Promise<string> {
   return mark;
 }
 
+/** The mark of the persona's kind (see `begin`), from a transaction rolled back. */
+async function kindMark(conn: ReservedSql, as: As): Promise<string> {
+  const mark = await begin(conn, as);
+  await conn.unsafe('ROLLBACK');
+  return mark;
+}
+
 function preparedText(as: As, st: Statement, prepare: boolean): string {
   // B2s gets a text of its own too: it runs with set_session's planner marks in the search_path,
   // and one statement run with and without them would be planned again at each change.
@@ -341,12 +348,21 @@ interface Timed {
 /** Times statements side by side (see sampleInTurn), then explains each once. */
 async function timeTogether<const R extends readonly Variant[]>(conn: ReservedSql, runs: R, options: RunOptions): Promise<{ -readonly [K in keyof R]: Timed }> {
   const rows: postgres.RowList<postgres.Row[]>[] = [];
-  const texts = runs.map(({ as, st }) => preparedText(as, st, true));
+  // Prepared, S's text begins with the mark of the persona's kind, as the runtime sends it: each
+  // kind has a statement of its own, so PostgreSQL's choice between a generic and a custom plan
+  // (made from the statement's earlier plans) is the persona's own. Until the forty-second round
+  // S had one text for every persona of a model, and a persona after the first inherited the
+  // earlier personas' history: every keyset page and ILIKE search after the first persona's ran
+  // on custom plans, planned at every run.
+  const marks: string[] = [];
+  for (const { as } of runs) marks.push(options.prepare && as.role === 'app_user' ? await kindMark(conn, as) : '');
+  const texts = runs.map(({ as, st }, i) => marks[i] + preparedText(as, st, true));
   const before = options.prepare ? await planCounts(conn, texts) : [];
   const sampled = await sampleInTurn(
     options,
     runs.map(({ as, st }, i) => async () => {
-      const run = await runOnce(conn, as, st, options.prepare ?? false);
+      const run = await runOnce(conn, as, st, options.prepare ?? false, marks[i] !== '');
+      if (marks[i] !== '' && run.mark !== marks[i]) throw new Error(`--prepare: the persona's kind changed during the run (${marks[i]} → ${run.mark})`);
       rows[i] = run.rows;
       return run.ms;
     }),
@@ -559,8 +575,7 @@ export async function runMixed(owner: Sql, scenario: Scenario, scale: number, op
       const visible = await visibleIds(owner, scenario, persona);
       byPersona.push([]);
       const queries = (await scenario.queries(persona, { visible, owner })).filter((q) => !(q.kind === 'write' && (q.rows ?? 1) > 1));
-      const mark = perKind ? await begin(conn, { role: 'app_user', schema: scenario.schema, userId: persona.userId }) : '';
-      if (perKind) await conn.unsafe('ROLLBACK');
+      const mark = perKind ? await kindMark(conn, { role: 'app_user', schema: scenario.schema, userId: persona.userId }) : '';
       each.push({ persona, visible: visible.length, queries: new Map(queries.map((q) => [q.name, q])), mark });
     }
     for (const name of each[0]!.queries.keys()) {
