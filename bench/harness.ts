@@ -169,9 +169,11 @@ async function begin(conn: ReservedSql, as: As): Promise<string> {
 
 /** The mark of the persona's kind (see `begin`), from a transaction rolled back. */
 async function kindMark(conn: ReservedSql, as: As): Promise<string> {
-  const mark = await begin(conn, as);
-  await conn.unsafe('ROLLBACK');
-  return mark;
+  try {
+    return await begin(conn, as);
+  } finally {
+    await conn.unsafe('ROLLBACK');
+  }
 }
 
 function preparedText(as: As, st: Statement, prepare: boolean): string {
@@ -349,11 +351,13 @@ interface Timed {
 async function timeTogether<const R extends readonly Variant[]>(conn: ReservedSql, runs: R, options: RunOptions): Promise<{ -readonly [K in keyof R]: Timed }> {
   const rows: postgres.RowList<postgres.Row[]>[] = [];
   // Prepared, S's text begins with the mark of the persona's kind, as the runtime sends it: each
-  // kind has a statement of its own, so PostgreSQL's choice between a generic and a custom plan
-  // (made from the statement's earlier plans) is the persona's own. Until the forty-second round
-  // S had one text for every persona of a model, and a persona after the first inherited the
-  // earlier personas' history: every keyset page and ILIKE search after the first persona's ran
-  // on custom plans, planned at every run.
+  // kind has a statement of its own (personas of one kind share it, as users of one kind do in an
+  // application), so PostgreSQL's choice between a generic and a custom plan, made from the
+  // statement's earlier plans, is that kind's. Until the forty-second round S had one text for
+  // every persona of a model, and a persona after the first inherited the earlier personas'
+  // history (PostgreSQL keeps a statement's plan costs when it plans it again for another
+  // search_path): 25 of the 32 keyset pages and ILIKE searches of the personas after a model's
+  // first ran on custom plans, planned at every run.
   const marks: string[] = [];
   for (const { as } of runs) marks.push(options.prepare && as.role === 'app_user' ? await kindMark(conn, as) : '');
   const texts = runs.map(({ as, st }, i) => marks[i] + preparedText(as, st, true));
